@@ -1,0 +1,171 @@
+"""Vendor-free commands: what a rule asks a device (or a structure) to do.
+
+An `Action` says what; a `Command` wraps it with who asked (rule, causing event), an
+idempotency key (its id) and a deadline. `expected()` says which normalized attributes
+the device's echo will show, so the echo can be recognised and the command confirmed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from roost.model import Presence, ThermostatMode
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    def expected(self) -> dict[str, Any]:
+        return {}
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class SetMode(Action):
+    mode: ThermostatMode
+
+    def expected(self) -> dict[str, Any]:
+        return {"mode": self.mode}
+
+    def describe(self) -> str:
+        return f"set mode {self.mode}"
+
+
+@dataclass(frozen=True, slots=True)
+class SetEco(Action):
+    on: bool
+
+    def expected(self) -> dict[str, Any]:
+        return {"mode": ThermostatMode.ECO} if self.on else {}
+
+    def describe(self) -> str:
+        return "eco on" if self.on else "eco off"
+
+
+@dataclass(frozen=True, slots=True)
+class SetHeat(Action):
+    celsius: float
+
+    def expected(self) -> dict[str, Any]:
+        return {"heat_setpoint_c": self.celsius}
+
+    def describe(self) -> str:
+        return f"heat to {self.celsius:g} °C"
+
+
+@dataclass(frozen=True, slots=True)
+class SetCool(Action):
+    celsius: float
+
+    def expected(self) -> dict[str, Any]:
+        return {"cool_setpoint_c": self.celsius}
+
+    def describe(self) -> str:
+        return f"cool to {self.celsius:g} °C"
+
+
+@dataclass(frozen=True, slots=True)
+class SetRange(Action):
+    heat_celsius: float
+    cool_celsius: float
+
+    def expected(self) -> dict[str, Any]:
+        return {"heat_setpoint_c": self.heat_celsius, "cool_setpoint_c": self.cool_celsius}
+
+    def describe(self) -> str:
+        return f"range {self.heat_celsius:g}–{self.cool_celsius:g} °C"
+
+
+@dataclass(frozen=True, slots=True)
+class SetFanTimer(Action):
+    """Run the fan for `minutes`; 0 stops it."""
+
+    minutes: int
+
+    def expected(self) -> dict[str, Any]:
+        return {"fan_timer_active": self.minutes > 0}
+
+    def describe(self) -> str:
+        return f"fan for {self.minutes} min" if self.minutes else "fan off"
+
+
+@dataclass(frozen=True, slots=True)
+class SetPresence(Action):
+    """Applies to a structure, not a device."""
+
+    presence: Presence
+
+    def expected(self) -> dict[str, Any]:
+        return {"presence": self.presence}
+
+    def describe(self) -> str:
+        return f"presence {self.presence}"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    id: str
+    account: str
+    target: str
+    action: Action
+    issued_at: datetime
+    deadline: datetime
+    rule: str | None = None
+    cause: str | None = None
+    correlation: str | None = None
+    depth: int = 0
+    dry_run: bool = False
+
+    def describe(self) -> str:
+        return f"{self.action.describe()} on {self.target}"
+
+
+class FailureReason(StrEnum):
+    """A vendor error, mapped to what it means for the command."""
+
+    INVALID = "invalid"  # the vendor refused the value or the state (a semantic 4xx)
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "not_found"
+    RATE_LIMITED = "rate_limited"
+    OFFLINE = "offline"
+    SERVER_ERROR = "server_error"
+    NETWORK = "network"
+    TIMEOUT = "timeout"
+
+    @property
+    def retryable(self) -> bool:
+        return self in _RETRYABLE
+
+
+_RETRYABLE = frozenset(
+    {
+        FailureReason.RATE_LIMITED,
+        FailureReason.SERVER_ERROR,
+        FailureReason.NETWORK,
+        FailureReason.TIMEOUT,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The answer to one vendor write. `ok` false always comes with a reason."""
+
+    ok: bool
+    reason: FailureReason | None = None
+    detail: str = ""
+    retry_after_s: float | None = None
+
+    @classmethod
+    def success(cls) -> CommandResult:
+        return cls(True)
+
+    @classmethod
+    def failure(
+        cls, reason: FailureReason, detail: str = "", retry_after_s: float | None = None
+    ) -> CommandResult:
+        return cls(False, reason, detail, retry_after_s)

@@ -1,0 +1,156 @@
+"""The normalized home: one vocabulary for every vendor.
+
+Providers translate their payloads into these frozen classes and back; nothing above
+`providers/` ever sees a vendor's field names. Temperatures are always degrees Celsius.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class Presence(StrEnum):
+    HOME = "home"
+    AWAY = "away"
+
+
+class ThermostatMode(StrEnum):
+    HEAT = "heat"
+    COOL = "cool"
+    HEAT_COOL = "heat-cool"
+    ECO = "eco"
+    OFF = "off"
+
+
+class HvacActivity(StrEnum):
+    HEATING = "heating"
+    COOLING = "cooling"
+    IDLE = "idle"
+
+
+class AlarmState(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    EMERGENCY = "emergency"
+
+
+class BatteryHealth(StrEnum):
+    OK = "ok"
+    REPLACE = "replace"
+
+
+class DeviceKind(StrEnum):
+    THERMOSTAT = "thermostat"
+    SMOKE_CO_ALARM = "smoke_co_alarm"
+    CAMERA = "camera"
+    DOORBELL = "doorbell"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Structure:
+    id: str
+    name: str
+    presence: Presence = Presence.HOME
+    time_zone: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Device:
+    """Fields every device has. `room` is the vendor's room ("where") name."""
+
+    kind: ClassVar[DeviceKind]
+    id: str
+    name: str
+    structure_id: str
+    room: str | None = None
+    online: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Thermostat(Device):
+    """A thermostat. The setpoints are the *active* ones for the current mode.
+
+    heat mode: heat_setpoint_c; cool mode: cool_setpoint_c; heat-cool: both;
+    eco: the eco range; off: neither.
+    """
+
+    kind: ClassVar[DeviceKind] = DeviceKind.THERMOSTAT
+    mode: ThermostatMode = ThermostatMode.OFF
+    heat_setpoint_c: float | None = None
+    cool_setpoint_c: float | None = None
+    ambient_c: float | None = None
+    humidity: float | None = None
+    hvac: HvacActivity = HvacActivity.IDLE
+    can_heat: bool = True
+    can_cool: bool = False
+    has_fan: bool = False
+    fan_timer_active: bool = False
+    fan_timer_until: datetime | None = None
+    emergency_heat: bool = False
+    allowed_range_c: tuple[float, float] = (9.0, 32.0)
+    locked: bool = False
+    locked_range_c: tuple[float, float] | None = None
+    eco_range_c: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SmokeCoAlarm(Device):
+    kind: ClassVar[DeviceKind] = DeviceKind.SMOKE_CO_ALARM
+    smoke: AlarmState = AlarmState.OK
+    co: AlarmState = AlarmState.OK
+    battery: BatteryHealth = BatteryHealth.OK
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Camera(Device):
+    kind: ClassVar[DeviceKind] = DeviceKind.CAMERA
+    streaming: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Doorbell(Camera):
+    kind: ClassVar[DeviceKind] = DeviceKind.DOORBELL
+
+
+AnyDevice = Thermostat | SmokeCoAlarm | Camera | Doorbell
+
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def attributes(obj: Structure | Device) -> tuple[str, ...]:
+    """The attribute names of a structure or device class, cached (used on the hot path)."""
+    cls = type(obj)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = tuple(f.name for f in fields(cls))
+        _FIELDS[cls] = names
+    return names
+
+
+def attribute_names(cls: type[Structure] | type[Device]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True, slots=True)
+class Home:
+    """Everything one account can see, as one immutable picture."""
+
+    account: str
+    structures: Mapping[str, Structure] = field(default_factory=dict)
+    devices: Mapping[str, Device] = field(default_factory=dict)
+
+    def thermostats(self) -> Iterator[Thermostat]:
+        return (d for d in self.devices.values() if isinstance(d, Thermostat))
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One attribute of one structure or device took a new value (a provider's patch)."""
+
+    target: str
+    attribute: str
+    value: Any

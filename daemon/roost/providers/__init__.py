@@ -1,0 +1,1 @@
+"""Vendor providers: one package per vendor API, behind the `Provider` seam in `base`."""

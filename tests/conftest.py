@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # apprise's async path and our daemon run on asyncio.
+    return "asyncio"
