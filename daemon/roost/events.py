@@ -225,3 +225,26 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CommandOutcome,
     )
 }
+
+
+class Delivery(StrEnum):
+    DELIVERED = "delivered"
+    RETRYING = "retrying"
+    DEAD = "dead"
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationOutcome(Event):
+    """What became of a notification (delivered to every target, retrying, given up)."""
+
+    name: ClassVar[str] = "notification"
+    key: str
+    title: str
+    delivery: Delivery
+    rule: str | None = None
+    targets: int = 0
+    reason: str = ""
+
+
+EVENT_TYPES[NotificationOutcome.name] = NotificationOutcome

@@ -1,0 +1,451 @@
+"""Settings: a TOML file, `ROOST_` environment overrides and systemd credentials.
+
+Precedence, highest first: keyword arguments, `ROOST_*` environment variables (nested with `__`,
+e.g. `ROOST_DAEMON__DRY_RUN=true`), the TOML file, then the defaults below. Secrets can live in
+the TOML file, but belong in systemd credentials (`LoadCredential=`): an account's
+`token_credential` and `notify.urls_credential` name files in `$CREDENTIALS_DIRECTORY`, which are
+read while the settings are validated. Relative paths are relative to the working directory.
+
+`load_settings()` is the one entry point for the daemon: it reports every problem as a
+`ConfigError` naming the file, the line (best effort) and the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "ROOST_"
+ENV_DELIMITER = "__"
+
+# A new vendor: add its name here and its default API address to DEFAULT_API_URLS.
+ProviderName = Literal["nest_wwn"]
+DEFAULT_API_URLS: dict[str, str] = {"nest_wwn": "https://developer-api.nest.com"}
+
+SAFE_NOTIFY_SCHEMES = (
+    "json",
+    "jsons",
+    "ntfy",
+    "ntfys",
+    "gotify",
+    "gotifys",
+    "pover",
+    "tgram",
+    "mailto",
+    "mailtos",
+    "discord",
+    "slack",
+    "matrix",
+    "matrixs",
+    "signal",
+    "signals",
+)
+
+_CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9_@-][A-Za-z0-9_.@-]*$")
+# The TOML file of the Settings() being built. load_settings() sets it, because a constructor
+# argument can't reach settings_customise_sources; no file is read at import time.
+_toml_file: ContextVar[Path | None] = ContextVar("roost_toml_file", default=None)
+
+
+class ConfigError(Exception):
+    """The configuration can't be used; the message is meant for the person who wrote it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def read_credential(name: str, owner: str) -> str:
+    """The content of credential `name` (stripped), or ValueError naming `owner`."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise ValueError(
+            f"{owner}: credential {name!r} needs $CREDENTIALS_DIRECTORY "
+            "(set by systemd for LoadCredential=)"
+        )
+    path = Path(directory) / name
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ValueError(f"{owner}: credential file {path} is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{owner}: credential file {path} can't be read: {exc}") from None
+    if not value:
+        raise ValueError(f"{owner}: credential file {path} is empty")
+    return value
+
+
+def _check_credential_name(name: str | None) -> str | None:
+    if name is not None and not _CREDENTIAL_NAME.fullmatch(name):
+        raise ValueError("must be a plain file name in $CREDENTIALS_DIRECTORY")
+    return name
+
+
+def _system_zone() -> ZoneInfo:
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz:
+        try:
+            return ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        with open("/etc/localtime", "rb") as f:
+            return ZoneInfo.from_file(f, key="localtime")
+    except (OSError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _default_state_dir() -> Path:
+    # systemd joins several StateDirectory= entries with ':'; ours is the first.
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(state) if state else Path("state")
+
+
+class DaemonSettings(_Section):
+    rules_dir: Path = Path("rules")
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    time_zone: str | None = None
+    dry_run: bool = False
+    rule_timeout_s: float = Field(default=30, gt=0)
+    control_socket: Path | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. 'Europe/Berlin')") from None
+        return value
+
+    def zone(self) -> ZoneInfo:
+        """The configured zone, else the system's (a real zone, so DST is followed)."""
+        return ZoneInfo(self.time_zone) if self.time_zone else _system_zone()
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("level", "format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+class AccountSettings(_Section):
+    name: str = Field(min_length=1)
+    provider: ProviderName
+    api_url: str = Field(default_factory=lambda data: DEFAULT_API_URLS[data["provider"]])
+    token: SecretStr | None = None
+    token_credential: str | None = None
+    keepalive_timeout_s: float = Field(default=75, gt=0)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// for a local simulator)")
+        return value.rstrip("/")
+
+    @field_validator("token_credential")
+    @classmethod
+    def _credential_name(cls, value: str | None) -> str | None:
+        return _check_credential_name(value)
+
+    @model_validator(mode="after")
+    def _resolve_token(self) -> Self:
+        owner = f"account {self.name!r}"
+        if (self.token is None) == (self.token_credential is None):
+            raise ValueError(f"{owner}: set exactly one of token or token_credential")
+        if self.token_credential is not None:
+            self.token = SecretStr(read_credential(self.token_credential, owner))
+        return self
+
+
+class NotifyTarget(_Section):
+    url: SecretStr
+    tags: list[str] = []
+
+    @property
+    def scheme(self) -> str:
+        return self.url.get_secret_value().partition("://")[0].lower()
+
+
+class NotifySettings(_Section):
+    targets: list[NotifyTarget] = []
+    urls_credential: str | None = None
+    allowed_schemes: list[str] = list(SAFE_NOTIFY_SCHEMES)
+    retry_for_s: float = Field(default=6 * 3600, gt=0)
+
+    @field_validator("urls_credential")
+    @classmethod
+    def _credential_name(cls, value: str | None) -> str | None:
+        return _check_credential_name(value)
+
+    @field_validator("allowed_schemes")
+    @classmethod
+    def _lower_schemes(cls, value: list[str]) -> list[str]:
+        return [scheme.lower() for scheme in value]
+
+    @model_validator(mode="after")
+    def _resolve_and_check(self) -> Self:
+        if self.urls_credential is not None:
+            text = read_credential(self.urls_credential, "notify.urls_credential")
+            self.targets = [*self.targets, *_targets_from_lines(text)]
+        for index, target in enumerate(self.targets):
+            # Never echo the URL itself: it carries the secret.
+            if target.scheme not in self.allowed_schemes:
+                raise ValueError(
+                    f"notify target {index}: scheme {target.scheme!r} isn't in allowed_schemes"
+                )
+        return self
+
+
+def _targets_from_lines(text: str) -> list[NotifyTarget]:
+    lines = (line.strip() for line in text.splitlines())
+    return [NotifyTarget(url=SecretStr(line)) for line in lines if line and line[0] != "#"]
+
+
+# Guard name -> (default, direction that loosens it: -1 lower is looser, +1 higher is looser).
+_GUARD_LIMITS: dict[str, tuple[float, int]] = {
+    "heat_min_c": (7, -1),
+    "heat_max_c": (30, +1),
+    "cool_min_c": (18, -1),
+    "cool_max_c": (35, +1),
+    "min_range_gap_c": (1.5, -1),
+    "writes_per_device_per_hour": (20, +1),
+}
+
+
+class GuardSettings(_Section):
+    allow_loosening: bool = False  # first, so the checks below can see it
+    heat_min_c: float = Field(default=7, ge=0, le=40)
+    heat_max_c: float = Field(default=30, ge=0, le=40)
+    cool_min_c: float = Field(default=18, ge=0, le=45)
+    cool_max_c: float = Field(default=35, ge=0, le=45)
+    min_range_gap_c: float = Field(default=1.5, ge=0, le=10)
+    writes_per_device_per_hour: int = Field(default=20, ge=1)
+
+    @field_validator(*_GUARD_LIMITS)
+    @classmethod
+    def _not_looser(cls, value: float, info: ValidationInfo) -> float:
+        default, looser = _GUARD_LIMITS[str(info.field_name)]
+        if (value - default) * looser > 0 and not info.data.get("allow_loosening", False):
+            raise ValueError(
+                f"{value:g} is looser than the safe default {default:g}; "
+                "set guards.allow_loosening = true if that is really meant"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.heat_min_c >= self.heat_max_c:
+            raise ValueError("heat_min_c must be below heat_max_c")
+        if self.cool_min_c >= self.cool_max_c:
+            raise ValueError("cool_min_c must be below cool_max_c")
+        return self
+
+    def loosened(self) -> list[str]:
+        """Guards set looser than their defaults, e.g. `heat_min_c = 5 (default 7)`."""
+        found = []
+        for name, (default, looser) in _GUARD_LIMITS.items():
+            value = getattr(self, name)
+            if (value - default) * looser > 0:
+                found.append(f"{name} = {value:g} (default {default:g})")
+        return found
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid"
+    )
+
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    accounts: list[AccountSettings] = []
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    guards: GuardSettings = Field(default_factory=GuardSettings)
+
+    @field_validator("accounts")
+    @classmethod
+    def _unique_names(cls, accounts: list[AccountSettings]) -> list[AccountSettings]:
+        seen: set[str] = set()
+        for account in accounts:
+            if account.name in seen:
+                raise ValueError(f"account name {account.name!r} is used twice")
+            seen.add(account.name)
+        return accounts
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Credentials are read explicitly (token_credential, urls_credential), not as a
+        # secrets_dir, and there is no .env file: the TOML file is the one place to look.
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_file.get())
+        return (init_settings, env_settings, toml)
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Settings from the TOML file at `path` (None: no file) and the environment.
+
+    Raises ConfigError, one line per problem: `file:line: setting: message`.
+    """
+    text = _read_toml(path) if path is not None else ""
+    token = _toml_file.set(path)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # A default that depends on a failed field adds nothing to that field's own error.
+        errors = [
+            e for e in exc.errors(include_input=False) if e["type"] != "default_factory_not_called"
+        ]
+        raise ConfigError("\n".join(_describe(e, path, text, os.environ) for e in errors)) from None
+    finally:
+        _toml_file.reset(token)
+
+
+def unknown_env_overrides(environ: Mapping[str, str] | None = None) -> list[str]:
+    """`ROOST_*` variables that name no setting (pydantic-settings silently ignores them)."""
+    env = os.environ if environ is None else environ
+    unknown = []
+    for name in env:
+        if name.upper().startswith(ENV_PREFIX):
+            parts = name[len(ENV_PREFIX) :].lower().split(ENV_DELIMITER)
+            if not _names_setting(Settings, parts):
+                unknown.append(name)
+    return sorted(unknown)
+
+
+def _names_setting(model: type[BaseModel], parts: list[str]) -> bool:
+    field = model.model_fields.get(parts[0])
+    if field is None:
+        return False
+    if len(parts) == 1:
+        return True
+    inner = field.annotation
+    return (
+        isinstance(inner, type)
+        and issubclass(inner, BaseModel)
+        and _names_setting(inner, parts[1:])
+    )
+
+
+def _read_toml(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: can't read the configuration: {exc}") from None
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"at line (\d+)", str(exc))
+        where = f"{path}:{match.group(1)}" if match else str(path)
+        raise ConfigError(f"{where}: TOML syntax error: {exc}") from None
+    return text
+
+
+def _describe(error: ErrorDetails, path: Path | None, text: str, env: Mapping[str, str]) -> str:
+    loc = error["loc"]
+    setting = format_loc(loc)
+    message = error["msg"].removeprefix("Value error, ")
+    variable = _env_name(loc, env)
+    if variable is not None:
+        where = f"${variable}"
+    elif path is None:
+        where = "settings"
+    else:
+        line = find_line(text, loc)
+        where = f"{path}:{line}" if line else str(path)
+    return f"{where}: {setting}: {message}" if setting else f"{where}: {message}"
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    """('accounts', 0, 'token') -> 'accounts[0].token'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _env_name(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str | None:
+    """The ROOST_* variable that set this setting (or a section holding it), if any."""
+    names = {name.upper(): name for name in env}
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            break
+        parts.append(part.upper())
+        candidate = ENV_PREFIX + ENV_DELIMITER.join(parts)
+        if candidate in names:
+            return names[candidate]
+    return None
+
+
+def _toml_lines(text: str) -> Iterator[tuple[int, str]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.split("#", 1)[0].strip()
+        if stripped:
+            yield number, stripped
+
+
+def find_line(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """Best effort: the line of the TOML text where the setting at `loc` is written."""
+    lines = list(_toml_lines(text))
+    position, found = 0, None
+    parts = list(loc)
+    for i, part in enumerate(parts):
+        if isinstance(part, int):
+            continue
+        index = parts[i + 1] if i + 1 < len(parts) and isinstance(parts[i + 1], int) else 0
+        hit = _find_key(lines, position, part, int(index))
+        if hit is not None:  # else keep looking for the deeper keys (dotted keys, inline tables)
+            position, found = hit, lines[hit][0]
+    return found
+
+
+def _find_key(lines: list[tuple[int, str]], start: int, key: str, index: int) -> int | None:
+    """Position of the `index`-th `[[key]]`/`[key]` header or `key =` line from `start`."""
+    quoted = re.escape(key)
+    pattern = re.compile(
+        rf"^\[\[?\s*(?:[\w.\"-]+\.)?\"?{quoted}\"?\s*\]\]?$|(?:^|[\s.{{,])\"?{quoted}\"?\s*="
+    )
+    seen = 0
+    for position in range(start, len(lines)):
+        if pattern.search(lines[position][1]):
+            if seen == index:
+                return position
+            seen += 1
+    return None

@@ -1,0 +1,209 @@
+"""Logging: structlog for roost, stdlib logging (httpx, apprise) through the same chain.
+
+Output goes to stderr: pretty on a terminal, JSON otherwise, and JSON with a `<N>` syslog
+priority prefix when stderr is the journal (journald turns it into PRIORITY=). Every line,
+ours or a library's, passes `redact_secrets` first, and tracebacks never include locals.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import structlog
+from structlog.tracebacks import ExceptionDictTransformer
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "[REDACTED]"
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+LEVELS |= {"error": logging.ERROR, "critical": logging.CRITICAL}
+_SYSLOG_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
+
+_SECRET_KEY = re.compile(
+    r"pass|secret|token|authorization|api_?key|cookie|credential|refresh|bearer", re.IGNORECASE
+)
+_WEB_SCHEMES = frozenset({"http", "https", "ws", "wss"})
+_PARAMS = (
+    r"access_token|refresh_token|id_token|client_secret|code|auth|token|key|api_?key"
+    r"|password|secret|sig|signature"
+)
+_KEY_WORDS = r"token|secret|pass(?:word|wd|phrase)?|api_?key|authorization|cookie|credential"
+# (pattern, replacement) in order; each replacement keeps what helps to read the line.
+_VALUE_RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (re.compile(r"(?i)\b(bearer)\s+[\w.~+/=-]+"), rf"\1 {REDACTED}"),
+    (re.compile(r"\b([a-z][a-z0-9+.-]*)://([^\s\"'<>]*)", re.IGNORECASE), lambda m: _url(m)),
+    (re.compile(rf"(?i)(?<![\w-])({_PARAMS})=[^&#\s\"',;]*"), rf"\1={REDACTED}"),
+    (
+        re.compile(rf"(?i)\b(\w*(?:{_KEY_WORDS})\w*[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}}]+"),
+        rf"\1{REDACTED}",
+    ),
+    (re.compile(r"\bya29\.[\w.-]+"), REDACTED),
+    (re.compile(r"(?<![\w/:])1//[\w-]{8,}"), REDACTED),
+    (re.compile(r"\bc\.[\w-]{40,}"), REDACTED),
+    (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), REDACTED),
+)
+# A cheap pre-check, so most strings skip the rules.
+_MAYBE_SECRET = re.compile(rf"(?i)bearer|://|=|ya29\.|1//|\bc\.|eyJ|{_KEY_WORDS}")
+# ProcessorFormatter's bookkeeping, removed before rendering.
+_META_KEYS = frozenset({"_record", "_from_structlog"})
+
+
+def _url(match: re.Match[str]) -> str:
+    """A web URL keeps host and path without user:password; other schemes (apprise URLs
+    carry tokens in every part) keep only the scheme."""
+    scheme, rest = match.group(1), match.group(2)
+    if scheme.lower() not in _WEB_SCHEMES:
+        return f"{scheme}://{REDACTED}"
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        authority = f"{REDACTED}@{authority.rpartition('@')[2]}"
+    return f"{scheme}://{authority}{slash}{tail}"
+
+
+def redact_text(text: str) -> str:
+    """`text` with anything that looks like a credential replaced by [REDACTED]."""
+    if not _MAYBE_SECRET.search(text):
+        return text
+    for pattern, replacement in _VALUE_RULES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact_value(value: object, depth: int = 0) -> object:
+    if isinstance(value, str):
+        return redact_text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth > 8:
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: _redact_item(k, v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(v, depth + 1) for v in value]
+    # Objects (exceptions, URLs, models) are logged by their text, so redact that text.
+    return redact_text(str(value))
+
+
+def _redact_item(key: object, value: object, depth: int) -> object:
+    if isinstance(key, str) and _SECRET_KEY.search(key):
+        if value is None or isinstance(value, bool):
+            return value
+        return REDACTED
+    return _redact_value(value, depth)
+
+
+def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: hide secret-named keys and secret-looking values."""
+    return {
+        key: value if key in _META_KEYS else _redact_item(key, value, 0)
+        for key, value in event_dict.items()
+    }
+
+
+class _JournalPrefix:
+    """Wraps a renderer so each line starts with `<N>`, the syslog priority journald reads."""
+
+    def __init__(self, renderer: Processor) -> None:
+        self._renderer = renderer
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
+        priority = _SYSLOG_PRIORITY.get(str(event_dict.get("level")), 6)
+        return f"<{priority}>{self._renderer(logger, method_name, event_dict)!s}"
+
+
+def _is_journal(stream: TextIO) -> bool:
+    """True when `stream` is the journal (systemd.exec(5): compare $JOURNAL_STREAM dev:ino)."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _renderer(fmt: str, stream: TextIO) -> tuple[list[Processor], Processor]:
+    """The exception step and the renderer for `fmt` on `stream`."""
+    console = fmt == "console" or (fmt == "auto" and _is_tty(stream) and not _is_journal(stream))
+    if console:
+        # Traceback as text before redaction; plain_traceback never shows locals (rich would).
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=_is_tty(stream), exception_formatter=structlog.dev.plain_traceback
+        )
+        return [structlog.processors.format_exc_info], renderer
+    exceptions = structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+    json_renderer: Processor = structlog.processors.JSONRenderer()
+    if _is_journal(stream):
+        json_renderer = _JournalPrefix(json_renderer)
+    return [exceptions], json_renderer
+
+
+def _shared_chain(exception_step: list[Processor]) -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        *exception_step,
+        redact_secrets,
+    ]
+
+
+class _RoostHandler(logging.StreamHandler[TextIO]):
+    """Marks the handler we install, so configuring again replaces it."""
+
+
+def _configure_stdlib(
+    level: int, pre_chain: list[Processor], renderer: Processor, stream: TextIO
+) -> None:
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *pre_chain],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = _RoostHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _RoostHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    logging.captureWarnings(True)
+
+
+def configure_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:
+    """Set up structlog and stdlib logging.
+
+    level: debug|info|warning|error; fmt: auto|json|console; stream: default sys.stderr.
+    Loggers are cached on first use, so call this once at start-up before logging.
+    """
+    out = sys.stderr if stream is None else stream
+    threshold = LEVELS.get(level.lower())
+    if threshold is None or fmt.lower() not in ("auto", "json", "console"):
+        raise ValueError(f"unknown log level {level!r} or format {fmt!r}")
+    exception_step, renderer = _renderer(fmt.lower(), out)
+    chain = _shared_chain(exception_step)
+    structlog.configure(
+        processors=[*chain, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        cache_logger_on_first_use=True,
+    )
+    _configure_stdlib(threshold, chain, renderer, out)
+
+
+def get_logger(name: str | None = None, **initial: Any) -> structlog.typing.FilteringBoundLogger:
+    """A roost logger; `name` lands in the `logger` key."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(**initial)
+    return logger.bind(logger=name) if name else logger

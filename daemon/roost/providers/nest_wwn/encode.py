@@ -1,0 +1,121 @@
+"""Vendor-free actions → Works with Nest writes: a data location and a JSON body.
+
+WWN writes are `PUT <data location>` with only the changed fields. Which target field a
+setpoint goes to depends on the thermostat's mode, so the encoder reads the normalized
+target. Eco has no "previous mode" in the normalized model; the caller passes the raw
+`previous_hvac_mode` (see `normalize.previous_mode`) so that eco off restores it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from roost.commands import (
+    Action,
+    SetCool,
+    SetEco,
+    SetFanTimer,
+    SetHeat,
+    SetMode,
+    SetPresence,
+    SetRange,
+)
+from roost.model import Device, Presence, Structure, Thermostat, ThermostatMode
+
+Write = tuple[str, dict[str, Any]]
+
+
+class EncodeError(ValueError):
+    """The action does not apply to this target (wrong kind, mode or capability)."""
+
+
+def encode(
+    action: Action,
+    target: Structure | Thermostat | Device,
+    *,
+    previous_mode: ThermostatMode | None = None,
+) -> Write:
+    """The WWN data location and body for one action on one target.
+
+    `previous_mode` is the mode the thermostat had before eco (WWN `previous_hvac_mode`);
+    it is only used by `SetEco(False)`.
+    """
+    if isinstance(action, SetPresence):
+        if not isinstance(target, Structure):
+            raise EncodeError(f"{action.describe()} applies to a structure, not {target.id}")
+        away = "away" if action.presence is Presence.AWAY else "home"
+        return f"/structures/{target.id}", {"away": away}
+    if not isinstance(target, Thermostat):
+        raise EncodeError(f"{action.describe()} applies to a thermostat, not {target.id}")
+    return f"/devices/thermostats/{target.id}", _thermostat_body(action, target, previous_mode)
+
+
+def _thermostat_body(
+    action: Action, target: Thermostat, previous_mode: ThermostatMode | None
+) -> dict[str, Any]:
+    if isinstance(action, SetMode):
+        _check_mode_supported(action.mode, target)
+        return {"hvac_mode": str(action.mode)}
+    if isinstance(action, SetEco):
+        return {"hvac_mode": str(_eco_mode(action.on, target, previous_mode))}
+    if isinstance(action, SetHeat | SetCool | SetRange):
+        return _setpoint_body(action, target, previous_mode)
+    if isinstance(action, SetFanTimer):
+        return _fan_body(action, target)
+    raise EncodeError(f"{action.describe()} is not supported by Works with Nest")
+
+
+def _check_mode_supported(mode: ThermostatMode, target: Thermostat) -> None:
+    needs_heat = mode in (ThermostatMode.HEAT, ThermostatMode.HEAT_COOL)
+    needs_cool = mode in (ThermostatMode.COOL, ThermostatMode.HEAT_COOL)
+    if (needs_heat and not target.can_heat) or (needs_cool and not target.can_cool):
+        raise EncodeError(f"thermostat {target.id} cannot run in {mode} mode")
+
+
+def _eco_mode(on: bool, target: Thermostat, previous_mode: ThermostatMode | None) -> ThermostatMode:
+    if on:
+        return ThermostatMode.ECO
+    if target.mode is not ThermostatMode.ECO:
+        return target.mode  # not in eco: keep the current mode (a harmless echo)
+    return _mode_before_eco(target, previous_mode)
+
+
+def _mode_before_eco(target: Thermostat, previous_mode: ThermostatMode | None) -> ThermostatMode:
+    if previous_mode is not None and previous_mode is not ThermostatMode.ECO:
+        return previous_mode
+    return ThermostatMode.HEAT if target.can_heat else ThermostatMode.COOL
+
+
+def _setpoint_body(
+    action: SetHeat | SetCool | SetRange, target: Thermostat, previous_mode: ThermostatMode | None
+) -> dict[str, Any]:
+    # In eco WWN refuses setpoint changes with a 400; encode for the mode eco returns to,
+    # so the vendor (not roost) gives the authoritative answer.
+    mode = target.mode
+    if mode is ThermostatMode.ECO:
+        mode = _mode_before_eco(target, previous_mode)
+    fields = _SETPOINT_FIELDS.get((type(action), mode))
+    if fields is None:
+        raise EncodeError(f"{action.describe()} does not apply in {target.mode} mode")
+    if isinstance(action, SetRange):
+        return {fields[0]: action.heat_celsius, fields[1]: action.cool_celsius}
+    return {fields[0]: action.celsius}
+
+
+_SETPOINT_FIELDS: dict[tuple[type[Action], ThermostatMode], tuple[str, ...]] = {
+    (SetHeat, ThermostatMode.HEAT): ("target_temperature_c",),
+    (SetHeat, ThermostatMode.HEAT_COOL): ("target_temperature_low_c",),
+    (SetCool, ThermostatMode.COOL): ("target_temperature_c",),
+    (SetCool, ThermostatMode.HEAT_COOL): ("target_temperature_high_c",),
+    (SetRange, ThermostatMode.HEAT_COOL): ("target_temperature_low_c", "target_temperature_high_c"),
+}
+
+
+def _fan_body(action: SetFanTimer, target: Thermostat) -> dict[str, Any]:
+    if not target.has_fan:
+        raise EncodeError(f"thermostat {target.id} has no fan")
+    if action.minutes < 0:
+        raise EncodeError(f"fan timer minutes must not be negative: {action.minutes}")
+    if action.minutes == 0:
+        return {"fan_timer_active": False}
+    return {"fan_timer_duration": action.minutes, "fan_timer_active": True}

@@ -1,0 +1,118 @@
+"""Assembling the daemon from its settings, and running it.
+
+The path of an event: provider → state (diff) → bus → engine → rule run → guards →
+dispatcher → provider; notifications go rule → notifier → apprise. `Runtime` wires these
+together once and runs them in one task group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import anyio
+import structlog
+
+from roost.api import Services
+from roost.bus import Bus
+from roost.config import AccountSettings, Settings
+from roost.dispatch import Dispatcher
+from roost.echo import EchoTracker
+from roost.engine import Engine
+from roost.events import ConnectionState
+from roost.guards import Limits
+from roost.loader import LoadResult, load_directory
+from roost.notify import Notifier, Target, restrict_schemes
+from roost.providers.base import Provider
+from roost.state import HomeState
+
+log = structlog.get_logger(__name__)
+
+PROVIDER_RESTART_S = 5.0
+
+
+def build_provider(account: AccountSettings) -> Provider:
+    token = account.token.get_secret_value() if account.token else ""
+    if account.provider == "nest_wwn":
+        from roost.providers.nest_wwn import NestWwnProvider
+
+        return NestWwnProvider(
+            account.name,
+            api_url=account.api_url,
+            token=token,
+            keepalive_timeout_s=account.keepalive_timeout_s,
+        )
+    raise ValueError(f"unknown provider {account.provider!r}")
+
+
+def limits(settings: Settings) -> Limits:
+    g = settings.guards
+    return Limits(
+        heat_min_c=g.heat_min_c,
+        heat_max_c=g.heat_max_c,
+        cool_min_c=g.cool_min_c,
+        cool_max_c=g.cool_max_c,
+        min_range_gap_c=g.min_range_gap_c,
+        writes_per_device_per_hour=g.writes_per_device_per_hour,
+    )
+
+
+class Runtime:
+    def __init__(self, settings: Settings, providers: Sequence[Provider] | None = None) -> None:
+        self.settings = settings
+        self.bus = Bus()
+        self.echoes = EchoTracker()
+        self.state = HomeState(self.bus, self.echoes)
+        self.dispatcher = Dispatcher(
+            self.state, self.bus, self.echoes, limits(settings), dry_run=settings.daemon.dry_run
+        )
+        restrict_schemes(settings.notify.allowed_schemes)
+        targets = [
+            Target(t.url.get_secret_value(), frozenset(t.tags)) for t in settings.notify.targets
+        ]
+        self.notifier = Notifier(targets, self.bus, retry_for_s=settings.notify.retry_for_s)
+        services = Services(self.state, self.dispatcher.submit, self.notifier.submit, _utcnow)
+        self.engine = Engine(services, timeout_s=settings.daemon.rule_timeout_s)
+        self._inbox = self.bus.subscribe("engine")
+        if providers is None:
+            providers = [build_provider(a) for a in settings.accounts]
+        self.providers = list(providers)
+        for provider in self.providers:
+            self.dispatcher.add_provider(provider)
+        for loosened in settings.guards.loosened():
+            log.warning("guard loosened by configuration", setting=loosened)
+
+    def load_rules(self) -> LoadResult:
+        """(Re)load the rule directory. Broken files are reported; the rest load."""
+        result = load_directory(self.settings.daemon.rules_dir)
+        for error in result.errors:
+            log.error("rule file not loaded", error=str(error))
+        self.engine.load(result.rules)
+        log.info("rules loaded", rules=len(result.rules), files=len(result.files))
+        return result
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.engine.run, self._inbox)
+            tg.start_soon(self.dispatcher.run)
+            tg.start_soon(self.notifier.run)
+            for provider in self.providers:
+                tg.start_soon(self._supervise, provider)
+
+    async def _supervise(self, provider: Provider) -> None:
+        """A provider that crashes is restarted; the other accounts keep running."""
+        while True:
+            try:
+                await provider.run(self.state)
+                return
+            except Exception as exc:
+                log.exception("provider crashed; restarting", account=provider.account)
+                await self.state.status(
+                    provider.account, ConnectionState.DISCONNECTED, f"crashed: {type(exc).__name__}"
+                )
+                await anyio.sleep(PROVIDER_RESTART_S)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

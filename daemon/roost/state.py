@@ -1,0 +1,319 @@
+"""Per-account current picture of the home; turns snapshots and patches into events.
+
+`HomeState` is the providers' only way in (it implements `ChangeSink`). A snapshot is
+diffed against what is held, a patch is applied attribute by attribute, and each
+difference becomes a generic `AttributeChanged` plus, where one exists, the semantic event
+a rule author reaches for first (`PresenceChanged`, `CoAlarm`, …). The batch goes to the bus.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from roost.bus import Bus
+from roost.echo import EchoTracker
+from roost.events import (
+    NO_CONTEXT,
+    AccountStatus,
+    AttributeChanged,
+    Changed,
+    CoAlarm,
+    CommandOutcome,
+    ConnectionState,
+    ConnectivityChanged,
+    Context,
+    DeviceAdded,
+    DeviceEvent,
+    DeviceRemoved,
+    Event,
+    HvacChanged,
+    Outcome,
+    PresenceChanged,
+    SetpointChanged,
+    SmokeAlarm,
+    TemperatureChanged,
+    ThermostatModeChanged,
+)
+from roost.ids import new_id
+from roost.model import (
+    Change,
+    Device,
+    Home,
+    SmokeCoAlarm,
+    Structure,
+    Thermostat,
+    attributes,
+)
+
+log = structlog.get_logger(__name__)
+
+Entity = Structure | Device
+
+# (class, attribute) → the semantic event for a change of that attribute.
+SEMANTIC: dict[tuple[type[Any], str], type[Changed]] = {
+    (Structure, "presence"): PresenceChanged,
+    (Thermostat, "mode"): ThermostatModeChanged,
+    (Thermostat, "ambient_c"): TemperatureChanged,
+    (Thermostat, "heat_setpoint_c"): SetpointChanged,
+    (Thermostat, "cool_setpoint_c"): SetpointChanged,
+    (Thermostat, "hvac"): HvacChanged,
+    (SmokeCoAlarm, "smoke"): SmokeAlarm,
+    (SmokeCoAlarm, "co"): CoAlarm,
+}
+_ONLINE = "online"
+_SKIP = frozenset({"id", "structure_id"})
+
+
+@dataclass
+class AccountState:
+    account: str
+    structures: dict[str, Structure] = field(default_factory=dict)
+    devices: dict[str, Device] = field(default_factory=dict)
+    connection: ConnectionState = ConnectionState.CONNECTING
+    baseline: bool = False  # a first snapshot has been seen
+    resyncing: bool = False  # the next snapshot follows a disconnect: its news is catch-up
+    last_event_at: datetime | None = None
+
+    def entity(self, target: str) -> Entity | None:
+        return self.devices.get(target) or self.structures.get(target)
+
+
+class HomeState:
+    """The current state of every account, and the diff that makes events."""
+
+    def __init__(
+        self, bus: Bus, echoes: EchoTracker, now: Callable[[], datetime] | None = None
+    ) -> None:
+        self._bus = bus
+        self._echoes = echoes
+        self._now = now or (lambda: datetime.now(UTC))
+        self.accounts: dict[str, AccountState] = {}
+
+    # ---- reading -------------------------------------------------------------------
+
+    def account(self, account: str) -> AccountState:
+        state = self.accounts.get(account)
+        if state is None:
+            state = self.accounts[account] = AccountState(account)
+        return state
+
+    def devices(self) -> Iterator[Device]:
+        for acc in self.accounts.values():
+            yield from acc.devices.values()
+
+    def structures(self) -> Iterator[Structure]:
+        for acc in self.accounts.values():
+            yield from acc.structures.values()
+
+    def find(self, target: str) -> tuple[str, Entity] | None:
+        """The account and entity with this id."""
+        for acc in self.accounts.values():
+            entity = acc.entity(target)
+            if entity is not None:
+                return acc.account, entity
+        return None
+
+    def device(self, device_id: str) -> Device | None:
+        for acc in self.accounts.values():
+            found = acc.devices.get(device_id)
+            if found is not None:
+                return found
+        return None
+
+    def home(self, account: str) -> Home:
+        acc = self.account(account)
+        return Home(account, dict(acc.structures), dict(acc.devices))
+
+    # ---- the ChangeSink ------------------------------------------------------------
+
+    async def snapshot(self, account: str, home: Home, at: datetime) -> None:
+        acc = self.account(account)
+        if not acc.baseline:
+            acc.structures, acc.devices = dict(home.structures), dict(home.devices)
+            acc.baseline = True
+            acc.resyncing = False
+            return
+        catch_up = acc.resyncing
+        acc.resyncing = False
+        events: list[Event] = []
+        self._diff_all(acc, acc.structures, dict(home.structures), at, catch_up, events)
+        self._diff_all(acc, acc.devices, dict(home.devices), at, catch_up, events)
+        if catch_up and events:
+            log.info("resync found changes", account=account, events=len(events))
+        await self._publish(acc, events, at)
+
+    async def patch(self, account: str, changes: Sequence[Change], at: datetime) -> None:
+        acc = self.account(account)
+        by_target: dict[str, dict[str, Any]] = {}
+        for change in changes:
+            by_target.setdefault(change.target, {})[change.attribute] = change.value
+        events: list[Event] = []
+        for target, values in by_target.items():
+            old = acc.entity(target)
+            if old is None:
+                log.warning("patch for unknown target skipped", account=account, target=target)
+                continue
+            new = dataclasses.replace(old, **values)
+            self._store(acc, new)
+            self._diff_one(acc.account, old, new, values.keys(), at, False, events)
+        await self._publish(acc, events, at)
+
+    async def device_event(self, account: str, event: DeviceEvent) -> None:
+        await self._publish(self.account(account), [event], event.at)
+
+    async def status(self, account: str, state: ConnectionState, detail: str = "") -> None:
+        acc = self.account(account)
+        if state is acc.connection and not detail:
+            return
+        acc.connection = state
+        if state is not ConnectionState.CONNECTED and acc.baseline:
+            acc.resyncing = True
+        event = AccountStatus(id=new_id(), at=self._now(), account=account, state=state, detail=detail)
+        await self._bus.publish([event])
+
+    # ---- the diff ------------------------------------------------------------------
+
+    def _store(self, acc: AccountState, entity: Entity) -> None:
+        if isinstance(entity, Structure):
+            acc.structures[entity.id] = entity
+        else:
+            acc.devices[entity.id] = entity
+
+    def _diff_all(
+        self,
+        acc: AccountState,
+        held: dict[str, Any],
+        fresh: dict[str, Any],
+        at: datetime,
+        catch_up: bool,
+        out: list[Event],
+    ) -> None:
+        context = Context(catch_up=True) if catch_up else NO_CONTEXT
+        for key, new in fresh.items():
+            old = held.get(key)
+            if old is None:
+                out.append(_presence_event(DeviceAdded, acc.account, new, at, context))
+            elif old != new:
+                self._diff_one(acc.account, old, new, attributes(new), at, catch_up, out)
+        for key, old in held.items():
+            if key not in fresh:
+                out.append(_presence_event(DeviceRemoved, acc.account, old, at, context))
+        held.clear()
+        held.update(fresh)
+
+    def _diff_one(
+        self,
+        account: str,
+        old: Entity,
+        new: Entity,
+        names: Any,
+        at: datetime,
+        catch_up: bool,
+        out: list[Event],
+    ) -> None:
+        changed = {
+            name: getattr(new, name)
+            for name in names
+            if name not in _SKIP and getattr(old, name) != getattr(new, name)
+        }
+        if not changed:
+            return
+        context = self._context(new.id, changed, catch_up, at, out)
+        structure = new.id if isinstance(new, Structure) else new.structure_id
+        device = None if isinstance(new, Structure) else new.id
+        cls = type(new)
+        for name, value in changed.items():
+            before = getattr(old, name)
+            out.append(
+                AttributeChanged(
+                    id=new_id(),
+                    at=at,
+                    account=account,
+                    structure=structure,
+                    device=device,
+                    context=context,
+                    attribute=name,
+                    old=before,
+                    new=value,
+                )
+            )
+            semantic = SEMANTIC.get((cls, name))
+            if semantic is None and name == _ONLINE:
+                semantic = ConnectivityChanged
+            if semantic is None:
+                continue
+            extra = {"attribute": name} if semantic is SetpointChanged else {}
+            out.append(
+                semantic(
+                    id=new_id(),
+                    at=at,
+                    account=account,
+                    structure=structure,
+                    device=device,
+                    context=context,
+                    old=before,
+                    new=value,
+                    **extra,
+                )
+            )
+
+    def _context(
+        self,
+        target: str,
+        changed: dict[str, Any],
+        catch_up: bool,
+        at: datetime,
+        out: list[Event],
+    ) -> Context:
+        if not self._echoes.is_watching(target):
+            return Context(catch_up=True) if catch_up else NO_CONTEXT
+        cause, confirmed = self._echoes.match(target, changed)
+        for done in confirmed:
+            cmd = done.command
+            out.append(
+                CommandOutcome(
+                    id=new_id(),
+                    at=at,
+                    account=cmd.account,
+                    device=cmd.target,
+                    context=Context(cmd.id, cmd.correlation, cmd.rule, depth=cmd.depth),
+                    command=cmd.id,
+                    action=cmd.action.describe(),
+                    outcome=Outcome.CONFIRMED,
+                    rule=cmd.rule,
+                    latency_s=done.latency_s,
+                )
+            )
+        if cause is None:
+            return Context(catch_up=True) if catch_up else NO_CONTEXT
+        return Context(cause.id, cause.correlation, cause.rule, catch_up, cause.depth + 1)
+
+    async def _publish(self, acc: AccountState, events: list[Event], at: datetime) -> None:
+        if events:
+            acc.last_event_at = at
+            await self._bus.publish(events)
+
+
+def _presence_event(
+    cls: type[DeviceAdded] | type[DeviceRemoved],
+    account: str,
+    entity: Entity,
+    at: datetime,
+    context: Context,
+) -> Event:
+    if isinstance(entity, Structure):
+        return cls(id=new_id(), at=at, account=account, structure=entity.id, context=context)
+    return cls(
+        id=new_id(),
+        at=at,
+        account=account,
+        structure=entity.structure_id,
+        device=entity.id,
+        context=context,
+    )
