@@ -26,9 +26,7 @@ async def test_away_puts_every_thermostat_in_eco(tmp_path: Path) -> None:
     async with running_stack(RULES, state_dir=tmp_path) as stack:
         await stack.connected()
         stack.home.set_away(HOME, True)
-        await wait_until(
-            lambda: all(t.mode == "eco" for t in stack.home.thermostats.values())
-        )
+        await wait_until(lambda: all(t.mode == "eco" for t in stack.home.thermostats.values()))
         eco_writes = [body for path, body in stack.cloud.writes if body.get("hvac_mode") == "eco"]
         assert len(eco_writes) == 2
 

@@ -504,4 +504,4 @@ def test_retry_after_unusable(value: str | None) -> None:
 def test_transport_errors(exc: httpx.TransportError, reason: FailureReason) -> None:
     result = errors.from_transport_error(exc)
     assert (result.ok, result.reason) == (False, reason)
-    assert result.reason.retryable
+    assert reason.retryable

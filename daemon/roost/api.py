@@ -123,7 +123,11 @@ class RuleHome:
             return None
         for d in self._services.state.devices():
             if d.id == ref or d.name.casefold() == ref.casefold():
-                return ThermostatHandle(self, d) if isinstance(d, Thermostat) else DeviceHandle(self, d)
+                return (
+                    ThermostatHandle(self, d)
+                    if isinstance(d, Thermostat)
+                    else DeviceHandle(self, d)
+                )
         return None
 
     def structure(self, ref: str | None = None) -> Structure | None:

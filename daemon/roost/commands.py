@@ -16,6 +16,24 @@ from roost.model import Presence, ThermostatMode
 
 
 @dataclass(frozen=True, slots=True)
+class Not:
+    """An expected value that is anything but this one (e.g. eco off: mode is not eco)."""
+
+    value: Any
+
+
+def satisfies(actual: Any, expected: Any) -> bool:
+    """Does an observed attribute value show what the command expected?"""
+    if isinstance(expected, Not):
+        return actual is not None and not satisfies(actual, expected.value)
+    if isinstance(actual, float) or isinstance(expected, float):
+        if actual is None or expected is None:
+            return False
+        return abs(float(actual) - float(expected)) < 0.05
+    return bool(actual == expected)
+
+
+@dataclass(frozen=True, slots=True)
 class Action:
     def expected(self) -> dict[str, Any]:
         return {}
@@ -40,7 +58,7 @@ class SetEco(Action):
     on: bool
 
     def expected(self) -> dict[str, Any]:
-        return {"mode": ThermostatMode.ECO} if self.on else {}
+        return {"mode": ThermostatMode.ECO if self.on else Not(ThermostatMode.ECO)}
 
     def describe(self) -> str:
         return "eco on" if self.on else "eco off"

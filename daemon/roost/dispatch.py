@@ -17,7 +17,7 @@ import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from roost.bus import Bus
-from roost.commands import Command, CommandResult, FailureReason
+from roost.commands import Command, CommandResult, FailureReason, satisfies
 from roost.echo import EchoTracker
 from roost.events import CommandOutcome, Context, Outcome
 from roost.guards import Limits, WriteBudget, check
@@ -133,7 +133,9 @@ class Dispatcher:
             attempt += 1
             delay = self._retry_delay(result, attempt)
             if delay is None or self._now().timestamp() + delay >= command.deadline.timestamp():
-                reason = f"{result.reason}: {result.detail}" if result.detail else str(result.reason)
+                reason = (
+                    f"{result.reason}: {result.detail}" if result.detail else str(result.reason)
+                )
                 log.warning("command failed", command=command.describe(), reason=reason)
                 await self._publish(command, Outcome.FAILED, reason)
                 return
@@ -161,7 +163,7 @@ class Dispatcher:
             return
         found = self._state.find(command.target)
         expected = command.action.expected()
-        if found and all(getattr(found[1], k, None) == v for k, v in expected.items()):
+        if found and all(satisfies(getattr(found[1], k, None), v) for k, v in expected.items()):
             self._echoes.forget(command)
             await self._publish(command, Outcome.CONFIRMED, "already so", latency_s=0.0)
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from roost.commands import Command
+from roost.commands import Command, satisfies
 
 
 @dataclass
@@ -27,12 +27,6 @@ class _Expectation:
 class Confirmation:
     command: Command
     latency_s: float
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return a is not None and b is not None and abs(float(a) - float(b)) < 0.05
-    return bool(a == b)
 
 
 class EchoTracker:
@@ -78,7 +72,9 @@ class EchoTracker:
         for entry in entries:
             if now > entry.expires_at:
                 continue
-            hit = [k for k, v in entry.remaining.items() if k in changed and _same(changed[k], v)]
+            hit = [
+                k for k, v in entry.remaining.items() if k in changed and satisfies(changed[k], v)
+            ]
             for key in hit:
                 del entry.remaining[key]
             if hit and cause is None:

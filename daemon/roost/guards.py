@@ -175,7 +175,9 @@ GUARDS: tuple[Guard, ...] = (
     Guard("online", "a command to an offline device would land at a surprising time", _online),
     Guard("device_range", "the device cannot hold this setpoint", _device_range),
     Guard("safe_band", "the setpoint is outside the house-wide safe band", _safe_band),
-    Guard("emergency_heat", "no cooling while emergency heat is on", _no_cooling_with_emergency_heat),
+    Guard(
+        "emergency_heat", "no cooling while emergency heat is on", _no_cooling_with_emergency_heat
+    ),
     Guard("lock", "the thermostat is locked to a range", _lock),
     Guard("alarm", "no fan or HVAC start during a smoke or CO alarm", _no_air_during_alarm),
     Guard("range_gap", "heat and cool setpoints need a minimum gap", _range_gap),

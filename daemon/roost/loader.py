@@ -17,7 +17,7 @@ from pathlib import Path
 from roost.rules import Rule, RuleDefinitionError, collecting, stop_collecting
 from roost.toml_rules import compile_rule
 
-_RULE_HEADER = re.compile(r"^\s*\[\[\s*rule\s*\]\]", re.MULTILINE)
+_RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
 _TOML_LINE = re.compile(r"at line (\d+)")
 
 
@@ -48,7 +48,8 @@ def rule_files(directory: Path) -> list[Path]:
     return sorted(
         p
         for p in directory.iterdir()
-        if p.suffix in (".py", ".toml") and not p.name.startswith(("_", "."))
+        if p.suffix in (".py", ".toml")
+        and not p.name.startswith(("_", "."))
         and not p.name.startswith("test_")
     )
 

@@ -67,7 +67,9 @@ class _AppriseTarget:
         self.target = target
         self._apprise = apprise.Apprise(asset=apprise.AppriseAsset(app_id="roost"))
         if not self._apprise.add(target.url):
-            raise NotifyConfigError(f"notify target {_scheme(target.url)}:// is invalid or not allowed")
+            raise NotifyConfigError(
+                f"notify target {_scheme(target.url)}:// is invalid or not allowed"
+            )
 
     async def send(self, notification: Notification) -> bool:
         import apprise

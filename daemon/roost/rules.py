@@ -27,6 +27,7 @@ Condition = Callable[[Any, Any], bool]
 # Filter keys that are not event fields: `from`/`to` compare a change's old/new value,
 # `device` accepts a device id or its name.
 _ALIASES = {"from": "old", "from_": "old", "to": "new"}
+_SHOWN = {"old": "from", "new": "to"}
 
 
 class RuleDefinitionError(ValueError):
@@ -73,7 +74,9 @@ class Trigger:
         parts = [self.event.name]
         if self.device:
             parts.append(f"device={self.device}")
-        parts += [f"{k}={v!r}" for k, v in self.filters]
+        for key, value in self.filters:
+            shown = sorted(map(str, value)) if isinstance(value, frozenset) else value
+            parts.append(f"{_SHOWN.get(key, key)}={shown}")
         return " ".join(parts)
 
 

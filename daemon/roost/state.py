@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import structlog
 
 from roost.bus import Bus
@@ -79,6 +80,7 @@ class AccountState:
     baseline: bool = False  # a first snapshot has been seen
     resyncing: bool = False  # the next snapshot follows a disconnect: its news is catch-up
     last_event_at: datetime | None = None
+    baseline_seen: anyio.Event = field(default_factory=anyio.Event)
 
     def entity(self, target: str) -> Entity | None:
         return self.devices.get(target) or self.structures.get(target)
@@ -102,6 +104,10 @@ class HomeState:
         if state is None:
             state = self.accounts[account] = AccountState(account)
         return state
+
+    async def wait_baseline(self, account: str) -> None:
+        """Wait until the account's first full snapshot has arrived."""
+        await self.account(account).baseline_seen.wait()
 
     def devices(self) -> Iterator[Device]:
         for acc in self.accounts.values():
@@ -138,6 +144,7 @@ class HomeState:
             acc.structures, acc.devices = dict(home.structures), dict(home.devices)
             acc.baseline = True
             acc.resyncing = False
+            acc.baseline_seen.set()
             return
         catch_up = acc.resyncing
         acc.resyncing = False
@@ -174,7 +181,9 @@ class HomeState:
         acc.connection = state
         if state is not ConnectionState.CONNECTED and acc.baseline:
             acc.resyncing = True
-        event = AccountStatus(id=new_id(), at=self._now(), account=account, state=state, detail=detail)
+        event = AccountStatus(
+            id=new_id(), at=self._now(), account=account, state=state, detail=detail
+        )
         await self._bus.publish([event])
 
     # ---- the diff ------------------------------------------------------------------

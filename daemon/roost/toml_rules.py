@@ -95,7 +95,9 @@ def _compile_conditions(tables: list[Any]) -> Callable[[Event, RuleHome], bool] 
 
 def _compile_condition(table: Any) -> Callable[[Event, RuleHome], bool]:
     if not isinstance(table, dict):
-        raise RuleDefinitionError("a condition is a table: { device = ..., attribute = ..., equals = ... }")
+        raise RuleDefinitionError(
+            "a condition is a table: { device = ..., attribute = ..., equals = ... }"
+        )
     spec = dict(table)
     attribute = spec.pop("attribute", None)
     ops = [(op, spec.pop(op)) for op in list(spec) if op in _OPS]

@@ -147,7 +147,7 @@ def _thermostat(t: SimThermostat) -> dict[str, Any]:
         "can_heat": t.can_heat,
         "can_cool": t.can_cool,
         "has_fan": t.has_fan,
-        "has_leaf": t.mode == "eco" or (t.mode == "heat" and t.target_c <= 19.5),
+        "has_leaf": t.mode == "eco" or (t.mode == "heat" and t.target_c <= 19.5),  # [M]
         "is_using_emergency_heat": t.emergency_heat,
         "fan_timer_active": t.fan_timer_active,
         "fan_timer_timeout": _iso(t.fan_timer_timeout),
@@ -663,7 +663,10 @@ def _control(sim: NestWwnSimulator, request: http.Request) -> http.Response:
         args = request.json() if request.body else {}
         if not isinstance(args, dict):
             raise ValueError("the body must be a JSON object")
-        _CONTROLS[action](sim, args)
+        control = _CONTROLS.get(action)
+        if control is None:
+            return http.Response(404, {"error": f"unknown control {action!r}"})
+        control(sim, args)
     except KeyError as error:
         return http.Response(404, {"error": str(error.args[0]) if error.args else "not found"})
     except (ValueError, TypeError) as error:

@@ -34,8 +34,7 @@ class Stack:
     async def connected(self, timeout_s: float = 10.0) -> None:
         """Wait until the daemon holds the first full picture of the home."""
         with anyio.fail_after(timeout_s):
-            while not self.runtime.state.account(ACCOUNT).baseline:
-                await anyio.sleep(0.01)
+            await self.runtime.state.wait_baseline(ACCOUNT)
 
 
 def stack_settings(
@@ -70,7 +69,9 @@ async def running_stack(
 ) -> AsyncIterator[Stack]:
     home = home or SimHome.demo()
     async with (
-        nest_wwn.serve(home, keepalive_s=keepalive_s, physics_interval_s=physics_interval_s) as cloud,
+        nest_wwn.serve(
+            home, keepalive_s=keepalive_s, physics_interval_s=physics_interval_s
+        ) as cloud,
         serve_sink() as sink,
         anyio.create_task_group() as tg,
     ):

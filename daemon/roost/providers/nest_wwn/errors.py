@@ -40,7 +40,7 @@ def from_response(response: httpx.Response, *, now: datetime | None = None) -> C
     return CommandResult.failure(FailureReason.INVALID, detail)
 
 
-def from_transport_error(exc: httpx.TransportError) -> CommandResult:
+def from_transport_error(exc: httpx.RequestError) -> CommandResult:
     """A request that got no HTTP answer: a timeout, or any other network failure."""
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):

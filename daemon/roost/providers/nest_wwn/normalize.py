@@ -115,27 +115,30 @@ def camera_events(
         if device_id not in before:
             continue
         new, old = _last_event(camera), _last_event(before[device_id])
-        if new is None:
+        started = _parse_time(new.get("start_time")) if new is not None else None
+        if new is None or started is None:
             continue
-        started = _parse_time(new.get("start_time"))
-        if started is None:
-            continue
-        same_event = old is not None and old.get("start_time") == new.get("start_time")
-        for flag, cls in _EVENT_KINDS:
-            if new.get(flag) is True and not (same_event and old is not None and old.get(flag)):
-                found.append(
-                    cls(
-                        id=new_id(),
-                        at=at,
-                        account=account,
-                        structure=_optional_str(camera, "structure_id"),
-                        device=device_id,
-                        context=context,
-                        started_at=started,
-                        vendor_id=f"{device_id}@{new.get('start_time')}",
-                    )
+        for cls in _new_kinds(new, old):
+            found.append(
+                cls(
+                    id=new_id(),
+                    at=at,
+                    account=account,
+                    structure=_optional_str(camera, "structure_id"),
+                    device=device_id,
+                    context=context,
+                    started_at=started,
+                    vendor_id=f"{device_id}@{new['start_time']}",
                 )
+            )
     return found
+
+
+def _new_kinds(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[type[DeviceEvent]]:
+    """The kinds `new` reports that `old` had not reported for the same event yet."""
+    same_event = old is not None and old.get("start_time") == new.get("start_time")
+    seen = {flag for flag, _ in _EVENT_KINDS if same_event and old is not None and old.get(flag)}
+    return [cls for flag, cls in _EVENT_KINDS if new.get(flag) is True and flag not in seen]
 
 
 _EVENT_KINDS: tuple[tuple[str, type[DeviceEvent]], ...] = (

@@ -167,7 +167,7 @@ class NestWwnProvider:
                     log.info("nest_wwn.stream_open", account=self.account, host=url.host)
                     return await self._read(source, sink)
             return _Ended("too many redirects")
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             self._redirected_base = None
             if isinstance(exc, httpx.ReadTimeout):  # httpx's read timeout beat the watchdog
                 return self._silent()
@@ -288,7 +288,7 @@ class NestWwnProvider:
                 response = await self._client.put(
                     url, json=body, headers=self._auth, follow_redirects=False
                 )
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 self._redirected_base = None
                 return errors.from_transport_error(exc)
             if response.is_redirect:
