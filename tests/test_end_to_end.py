@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.events import CommandOutcome, Outcome, ThermostatModeChanged
+from roost.events import CoAlarm, CommandOutcome, Outcome, ThermostatModeChanged
 from roost.simulator.stack import running_stack
 
 pytestmark = pytest.mark.anyio
@@ -64,3 +64,35 @@ async def test_a_rules_own_echo_carries_its_causation(tmp_path: Path) -> None:
             assert echo.context.causation in sent
             assert echo.context.rule == "eco_when_away"
         assert all(c.latency_s is not None and c.latency_s >= 0 for c in confirmed)
+
+
+async def test_a_change_made_while_the_stream_was_down_is_caught_up(tmp_path: Path) -> None:
+    async with running_stack(RULES, state_dir=tmp_path) as stack:
+        await stack.connected()
+        inbox = stack.runtime.bus.subscribe("test")
+        stack.cloud.silence_keepalives(True)  # nothing flows while we cut the stream
+        stack.cloud.drop_streams()
+        stack.home.set_co("alarm-hallway", "emergency")  # happens during the outage
+        stack.cloud.silence_keepalives(False)
+        with anyio.fail_after(15):
+            received = await stack.sink.wait_for(1)
+        assert received[0]["title"] == "CO emergency in the Hallway"
+        caught_up = []
+        while not caught_up:
+            batch = await inbox.receive()
+            caught_up = [e for e in batch if isinstance(e, CoAlarm)]
+        assert caught_up[0].new == "emergency"
+        assert caught_up[0].context.catch_up is True
+
+
+async def test_the_demo_runs_its_scenario_and_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from roost.demo import run_demo
+
+    assert await run_demo(RULES, sys.stdout, speed=10.0) == 0
+    out = capsys.readouterr().out
+    assert "eco on → Living Room: confirmed by the device's echo" in out
+    assert "received [failure] CO warning in the Hallway" in out
+    assert "eco off → Living Room: refused (no fan or HVAC start during a smoke or CO alarm" in out
+    assert "demo passed" in out

@@ -60,13 +60,15 @@ def test_good_files_load(tmp_path: Path) -> None:
         ),
         (
             "bad_event.py",
-            "from roost import rule, when\n\n\n@rule(on=when('presense'))\nasync def r(e, h):\n    pass\n",
+            "from roost import rule, when\n\n\n@rule(on=when('presense'))\n"
+            "async def r(e, h):\n    pass\n",
             4,
             "unknown event 'presense'",
         ),
         (
             "bad_filter.py",
-            "from roost import rule, when\n\n@rule(on=when('co', too='ok'))\nasync def r(e, h):\n    pass\n",
+            "from roost import rule, when\n\n@rule(on=when('co', too='ok'))\n"
+            "async def r(e, h):\n    pass\n",
             3,
             "has no field 'too'",
         ),

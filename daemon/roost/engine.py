@@ -142,4 +142,4 @@ class Engine:
             log.error("rule timed out", rule=r.name, source=r.source, timeout_s=timeout)
         except Exception:
             self.stats[r.name].errors += 1
-            log.exception("rule raised", rule=r.name, source=r.source, event=event.name)
+            log.exception("rule raised", rule=r.name, source=r.source, trigger=event.name)

@@ -93,12 +93,17 @@ class Runtime:
 
     async def run(self) -> None:
         """Run until cancelled."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self.engine.run, self._inbox)
-            tg.start_soon(self.dispatcher.run)
-            tg.start_soon(self.notifier.run)
-            for provider in self.providers:
-                tg.start_soon(self._supervise, provider)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.engine.run, self._inbox)
+                tg.start_soon(self.dispatcher.run)
+                tg.start_soon(self.notifier.run)
+                for provider in self.providers:
+                    tg.start_soon(self._supervise, provider)
+        finally:
+            with anyio.CancelScope(shield=True):
+                for provider in self.providers:
+                    await provider.aclose()
 
     async def _supervise(self, provider: Provider) -> None:
         """A provider that crashes is restarted; the other accounts keep running."""

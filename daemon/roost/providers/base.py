@@ -40,3 +40,6 @@ class Provider(Protocol):
 
     async def execute(self, command: Command) -> CommandResult:
         """One vendor write."""
+
+    async def aclose(self) -> None:
+        """Release connections; called once when the daemon stops."""

@@ -1,0 +1,99 @@
+"""Shared helpers for the benchmarks: the machine line, run statistics, a quiet log, a home.
+
+Not a benchmark itself; `run_all.py` skips it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from roost.log import configure_logging
+from roost.model import Structure, Thermostat, ThermostatMode
+
+ACCOUNT = "bench"
+THERMOSTATS_PER_STRUCTURE = 20  # 1,000 thermostats = 50 homes of 20 (a landlord's account)
+
+
+def machine() -> str:
+    """CPU model, cores, Python and platform, on one line."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"{model}, {os.cpu_count()} cores, {python}, {platform.platform()}"
+
+
+def quiet_logging(level: str = "warning") -> None:
+    """Log as the daemon does (JSON, structlog), but at `level` and into a discarded buffer.
+
+    At the default `info` level the dispatcher writes one line per command; the benchmarks
+    measure the engine, not the log sink, so they run at `warning` unless told otherwise.
+    """
+    configure_logging(level, "json", stream=_Discard())
+
+
+class _Discard(io.StringIO):
+    def write(self, s: str) -> int:
+        return len(s)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Median, min and max of one figure over several runs."""
+
+    median: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Summary:
+        return cls(statistics.median(values), min(values), max(values))
+
+
+def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
+    ok = value >= target if higher_is_better else value <= target
+    return "MEETS target" if ok else "MISSES target"
+
+
+def header(title: str, detail: str) -> None:
+    print(f"== {title}")
+    print(f"   machine: {machine()}")
+    print(f"   {detail}")
+    sys.stdout.flush()
+
+
+def thermostat_id(i: int) -> str:
+    return f"thermostat-{i:04d}"
+
+
+def build_devices(count: int) -> tuple[dict[str, Structure], dict[str, Thermostat]]:
+    """`count` heating thermostats at 18 °C with a 20 °C setpoint, 20 to a structure."""
+    structures: dict[str, Structure] = {}
+    devices: dict[str, Thermostat] = {}
+    for i in range(count):
+        sid = f"structure-{i // THERMOSTATS_PER_STRUCTURE:03d}"
+        if sid not in structures:
+            structures[sid] = Structure(id=sid, name=f"Home {len(structures)}")
+        devices[thermostat_id(i)] = Thermostat(
+            id=thermostat_id(i),
+            name=f"Room {i}",
+            structure_id=sid,
+            room=f"Room {i}",
+            mode=ThermostatMode.HEAT,
+            heat_setpoint_c=20.0,
+            ambient_c=18.0,
+            humidity=45.0,
+        )
+    return structures, devices
