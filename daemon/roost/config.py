@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -42,9 +42,6 @@ from pydantic_settings import (
 ENV_PREFIX = "ROOST_"
 ENV_DELIMITER = "__"
 
-# A new vendor: add its name here and its default API address to DEFAULT_API_URLS.
-ProviderName = Literal["nest_wwn"]
-DEFAULT_API_URLS: dict[str, str] = {"nest_wwn": "https://developer-api.nest.com"}
 
 SAFE_NOTIFY_SCHEMES = (
     "json",
@@ -159,13 +156,19 @@ class LogSettings(_Section):
         return value.lower() if isinstance(value, str) else value
 
 
-class AccountSettings(_Section):
+def _secret(value: SecretStr | None, credential: str | None, owner: str, what: str) -> SecretStr:
+    """A secret given either inline or as a systemd credential file: exactly one of the two."""
+    if (value is None) == (credential is None):
+        raise ValueError(f"{owner}: set exactly one of {what} or {what}_credential")
+    if credential is not None:
+        return SecretStr(read_credential(credential, owner))
+    assert value is not None
+    return value
+
+
+class AccountBase(_Section):
     name: str = Field(min_length=1)
-    provider: ProviderName
-    api_url: str = Field(default_factory=lambda data: DEFAULT_API_URLS[data["provider"]])
-    token: SecretStr | None = None
-    token_credential: str | None = None
-    keepalive_timeout_s: float = Field(default=75, gt=0)
+    api_url: str
 
     @field_validator("api_url")
     @classmethod
@@ -174,6 +177,20 @@ class AccountSettings(_Section):
             raise ValueError("must start with https:// (or http:// for a local simulator)")
         return value.rstrip("/")
 
+    @property
+    def owner(self) -> str:
+        return f"account {self.name!r}"
+
+
+class NestWwnAccount(AccountBase):
+    """Works with Nest: a long-lived access token, REST streaming."""
+
+    provider: Literal["nest_wwn"]
+    api_url: str = "https://developer-api.nest.com"
+    token: SecretStr | None = None
+    token_credential: str | None = None
+    keepalive_timeout_s: float = Field(default=75, gt=0)
+
     @field_validator("token_credential")
     @classmethod
     def _credential_name(cls, value: str | None) -> str | None:
@@ -181,12 +198,13 @@ class AccountSettings(_Section):
 
     @model_validator(mode="after")
     def _resolve_token(self) -> Self:
-        owner = f"account {self.name!r}"
-        if (self.token is None) == (self.token_credential is None):
-            raise ValueError(f"{owner}: set exactly one of token or token_credential")
-        if self.token_credential is not None:
-            self.token = SecretStr(read_credential(self.token_credential, owner))
+        self.token = _secret(self.token, self.token_credential, self.owner, "token")
         return self
+
+
+# One class per vendor; the `provider` key picks the class. A new vendor adds its class
+# above and its name to this union (and a factory in providers/registry.py).
+AccountSettings = Annotated[NestWwnAccount, Field(discriminator="provider")]
 
 
 class NotifyTarget(_Section):
@@ -378,9 +396,13 @@ def _read_toml(path: Path) -> str:
 
 
 def _describe(error: ErrorDetails, path: Path | None, text: str, env: Mapping[str, str]) -> str:
-    loc = error["loc"]
-    setting = format_loc(loc)
+    loc = _without_tags(error["loc"])
     message = error["msg"].removeprefix("Value error, ")
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc = (*loc, "provider")
+        known = error.get("ctx", {}).get("expected_tags", "")
+        message = f"unknown or missing provider; known providers: {known}"
+    setting = format_loc(loc)
     variable = _env_name(loc, env)
     if variable is not None:
         where = f"${variable}"
@@ -390,6 +412,14 @@ def _describe(error: ErrorDetails, path: Path | None, text: str, env: Mapping[st
         line = find_line(text, loc)
         where = f"{path}:{line}" if line else str(path)
     return f"{where}: {setting}: {message}" if setting else f"{where}: {message}"
+
+
+def _without_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """Drop the union tag pydantic inserts after a list index: accounts[0].nest_wwn.token."""
+    parts = list(loc)
+    if len(parts) > 2 and parts[0] == "accounts" and isinstance(parts[1], int):
+        del parts[2]
+    return tuple(parts)
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:

@@ -15,7 +15,7 @@ import structlog
 
 from roost.api import Services
 from roost.bus import Bus
-from roost.config import AccountSettings, Settings
+from roost.config import Settings
 from roost.dispatch import Dispatcher
 from roost.echo import EchoTracker
 from roost.engine import Engine
@@ -24,25 +24,12 @@ from roost.guards import Limits
 from roost.loader import LoadResult, load_directory
 from roost.notify import Notifier, Target, restrict_schemes
 from roost.providers.base import Provider
+from roost.providers.registry import ProviderContext, build_provider
 from roost.state import HomeState
 
 log = structlog.get_logger(__name__)
 
 PROVIDER_RESTART_S = 5.0
-
-
-def build_provider(account: AccountSettings) -> Provider:
-    token = account.token.get_secret_value() if account.token else ""
-    if account.provider == "nest_wwn":
-        from roost.providers.nest_wwn import NestWwnProvider
-
-        return NestWwnProvider(
-            account.name,
-            api_url=account.api_url,
-            token=token,
-            keepalive_timeout_s=account.keepalive_timeout_s,
-        )
-    raise ValueError(f"unknown provider {account.provider!r}")
 
 
 def limits(settings: Settings) -> Limits:
@@ -75,7 +62,8 @@ class Runtime:
         self.engine = Engine(services, timeout_s=settings.daemon.rule_timeout_s)
         self._inbox = self.bus.subscribe("engine")
         if providers is None:
-            providers = [build_provider(a) for a in settings.accounts]
+            context = ProviderContext()
+            providers = [build_provider(a, context) for a in settings.accounts]
         self.providers = list(providers)
         for provider in self.providers:
             self.dispatcher.add_provider(provider)

@@ -8,6 +8,7 @@ sees only through a `ChangeSink` (implemented by `state`), and answers every wri
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -43,3 +44,39 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; called once when the daemon stops."""
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """An account's OAuth tokens. `refresh_token` rotates on some vendors (Netatmo)."""
+
+    access_token: str
+    refresh_token: str | None = None
+    expires_at: datetime | None = None
+    scope: str = ""
+
+    def __repr__(self) -> str:
+        return f"TokenSet(expires_at={self.expires_at!r}, scope={self.scope!r})"
+
+
+class TokenStore(Protocol):
+    """Where a provider keeps its live tokens. `save` is durable when it returns, and a
+    crash leaves the old or the new set, never a torn one: save the rotated refresh token
+    before using the new access token."""
+
+    async def load(self, account: str) -> TokenSet | None: ...
+
+    async def save(self, account: str, tokens: TokenSet) -> None: ...
+
+
+class MemoryTokenStore:
+    """A `TokenStore` that forgets on restart (tests, the demo)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, TokenSet] = {}
+
+    async def load(self, account: str) -> TokenSet | None:
+        return self._tokens.get(account)
+
+    async def save(self, account: str, tokens: TokenSet) -> None:
+        self._tokens[account] = tokens

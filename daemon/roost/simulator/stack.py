@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 from pydantic import SecretStr
 
-from roost.config import AccountSettings, NotifyTarget, Settings
+from roost.config import NestWwnAccount, NotifyTarget, Settings
 from roost.runtime import Runtime
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimHome
@@ -45,7 +45,7 @@ def stack_settings(
     settings.daemon.state_dir = state_dir
     settings.daemon.dry_run = dry_run
     settings.accounts = [
-        AccountSettings(
+        NestWwnAccount(
             name=ACCOUNT,
             provider="nest_wwn",
             api_url=cloud_url,

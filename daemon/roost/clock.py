@@ -1,0 +1,87 @@
+"""Time, as the daemon sees it: the system clock in production, a virtual one in tests.
+
+Everything that waits or measures (cooldowns, holds, delays, schedules, retries, command
+deadlines) asks a `Clock`, so a rule test can advance an hour without sleeping.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import anyio
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Wall-clock time, timezone-aware UTC."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps (for durations and deadlines)."""
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait this long on this clock."""
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(max(0.0, seconds))
+
+
+class VirtualClock:
+    """A clock that only moves when told to. Sleepers wake in due order as it advances."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+        self._monotonic = 0.0
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._order = itertools.count()
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await anyio.lowlevel.checkpoint()
+            return
+        wake = anyio.Event()
+        heapq.heappush(self._sleepers, (self._monotonic + seconds, next(self._order), wake))
+        await wake.wait()
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward, waking each sleeper at its own due time, in order."""
+        target = self._monotonic + seconds
+        while self._sleepers and self._sleepers[0][0] <= target:
+            due, _, wake = heapq.heappop(self._sleepers)
+            self._step_to(due)
+            wake.set()
+            await settle()
+        self._step_to(target)
+        await settle()
+
+    def _step_to(self, monotonic: float) -> None:
+        delta = monotonic - self._monotonic
+        if delta > 0:
+            self._monotonic = monotonic
+            self._now += timedelta(seconds=delta)
+
+    def jump_wall_clock(self, delta: timedelta) -> None:
+        """The wall clock jumps (NTP, DST bugs); monotonic time does not."""
+        self._now += delta
+
+
+async def settle() -> None:
+    """Let every runnable task run until they are all waiting again."""
+    await anyio.wait_all_tasks_blocked()
