@@ -7,15 +7,16 @@ and apprise delivers to the sink over HTTP.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 from pydantic import SecretStr
 
-from roost.config import NestWwnAccount, NotifyTarget, Settings
+from roost.config import AccountSettings, NestWwnAccount, NotifyTarget, Settings
 from roost.runtime import Runtime
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimHome
@@ -27,7 +28,7 @@ ACCOUNT = "demo"
 @dataclass
 class Stack:
     home: SimHome
-    cloud: nest_wwn.NestWwnSimulator
+    cloud: Any  # the vendor simulator (e.g. NestWwnSimulator): its controls and write log
     sink: NotificationSink
     runtime: Runtime
 
@@ -37,22 +38,38 @@ class Stack:
             await self.runtime.state.wait_baseline(ACCOUNT)
 
 
+SimulatedAccount = AbstractAsyncContextManager[tuple[Any, AccountSettings]]
+
+
+@asynccontextmanager
+async def _nest_wwn(home: SimHome, physics_interval_s: float | None) -> AsyncIterator[Any]:
+    async with nest_wwn.serve(
+        home, keepalive_s=2.0, physics_interval_s=physics_interval_s
+    ) as cloud:
+        account = NestWwnAccount(
+            name=ACCOUNT,
+            provider="nest_wwn",
+            api_url=cloud.url,
+            token=SecretStr(cloud.token),
+            keepalive_timeout_s=5.0,
+        )
+        yield cloud, account
+
+
+# vendor name → a simulated cloud for a home, and the account settings that reach it.
+VENDORS: dict[str, Callable[[SimHome, float | None], SimulatedAccount]] = {
+    "nest_wwn": _nest_wwn,
+}
+
+
 def stack_settings(
-    rules_dir: Path, cloud_url: str, token: str, sink_url: str, state_dir: Path, dry_run: bool
+    rules_dir: Path, account: AccountSettings, sink_url: str, state_dir: Path, dry_run: bool
 ) -> Settings:
     settings = Settings()
     settings.daemon.rules_dir = rules_dir
     settings.daemon.state_dir = state_dir
     settings.daemon.dry_run = dry_run
-    settings.accounts = [
-        NestWwnAccount(
-            name=ACCOUNT,
-            provider="nest_wwn",
-            api_url=cloud_url,
-            token=SecretStr(token),
-            keepalive_timeout_s=5.0,
-        )
-    ]
+    settings.accounts = [account]
     settings.notify.targets = [NotifyTarget(url=SecretStr(sink_url), tags=[])]
     return settings
 
@@ -63,19 +80,17 @@ async def running_stack(
     *,
     state_dir: Path,
     home: SimHome | None = None,
-    keepalive_s: float = 2.0,
+    vendor: str = "nest_wwn",
     physics_interval_s: float | None = None,
     dry_run: bool = False,
 ) -> AsyncIterator[Stack]:
     home = home or SimHome.demo()
     async with (
-        nest_wwn.serve(
-            home, keepalive_s=keepalive_s, physics_interval_s=physics_interval_s
-        ) as cloud,
+        VENDORS[vendor](home, physics_interval_s) as (cloud, account),
         serve_sink() as sink,
         anyio.create_task_group() as tg,
     ):
-        settings = stack_settings(rules_dir, cloud.url, cloud.token, sink.url, state_dir, dry_run)
+        settings = stack_settings(rules_dir, account, sink.url, state_dir, dry_run)
         runtime = Runtime(settings)
         runtime.load_rules()
         tg.start_soon(runtime.run)
