@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a simulated home, the example rules, narrated")
     demo.add_argument("--rules", type=Path, default=Path("rules"), help="rule directory")
     demo.add_argument("--speed", type=float, default=1.0, help="play the scenario N× faster")
+    demo.add_argument("--vendor", default="nest_wwn", help="which simulated cloud (nest_wwn, …)")
     demo.set_defaults(func=_demo)
 
     check = sub.add_parser("check", help="validate the settings and every rule file")
@@ -84,16 +85,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from roost.demo import SCENARIOS
     from roost.demo import main as demo_main
     from roost.log import configure_logging
 
     configure_logging("error", "console")
+    if args.vendor not in SCENARIOS:
+        print(
+            f"no demo for {args.vendor!r}; choose one of: {', '.join(SCENARIOS)}", file=sys.stderr
+        )
+        return 2
     if not args.rules.is_dir():
         print(
             f"no rule directory at {args.rules}: run the demo from the repository", file=sys.stderr
         )
         return 1
-    return demo_main(args.rules, sys.stdout, args.speed)
+    return demo_main(args.rules, sys.stdout, args.speed, args.vendor)
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -80,3 +80,25 @@ class MemoryTokenStore:
 
     async def save(self, account: str, tokens: TokenSet) -> None:
         self._tokens[account] = tokens
+
+
+class ProviderMemory(Protocol):
+    """Small durable values a provider keeps across restarts (an events cursor, the ids
+    of events already reported). `put` is durable when it returns."""
+
+    async def get(self, account: str, key: str) -> str | None: ...
+
+    async def put(self, account: str, key: str, value: str) -> None: ...
+
+
+class MemoryProviderMemory:
+    """A `ProviderMemory` that forgets on restart (tests, the demo)."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str], str] = {}
+
+    async def get(self, account: str, key: str) -> str | None:
+        return self._values.get((account, key))
+
+    async def put(self, account: str, key: str, value: str) -> None:
+        self._values[(account, key)] = value

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 
 from roost.clock import Clock, SystemClock
 from roost.config import AccountSettings, NestWwnAccount
-from roost.providers.base import MemoryTokenStore, Provider, TokenStore
+from roost.providers.base import (
+    MemoryProviderMemory,
+    MemoryTokenStore,
+    Provider,
+    ProviderMemory,
+    TokenStore,
+)
 
 
 @dataclass
@@ -16,6 +22,7 @@ class ProviderContext:
 
     clock: Clock = field(default_factory=SystemClock)
     tokens: TokenStore = field(default_factory=MemoryTokenStore)
+    memory: ProviderMemory = field(default_factory=MemoryProviderMemory)
 
 
 def build_provider(account: AccountSettings, context: ProviderContext) -> Provider:
