@@ -15,6 +15,7 @@ import structlog
 
 from roost.api import Services
 from roost.bus import Bus
+from roost.clock import SystemClock
 from roost.config import Settings
 from roost.dispatch import Dispatcher
 from roost.echo import EchoTracker
@@ -23,9 +24,11 @@ from roost.events import ConnectionState
 from roost.guards import Limits
 from roost.loader import LoadResult, load_directory
 from roost.notify import Notifier, Target, restrict_schemes
+from roost.persist import Persister
 from roost.providers.base import Provider
 from roost.providers.registry import ProviderContext, build_provider
 from roost.state import HomeState
+from roost.store import Store, StoreMemory, StoreTokens
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +50,8 @@ def limits(settings: Settings) -> Limits:
 class Runtime:
     def __init__(self, settings: Settings, providers: Sequence[Provider] | None = None) -> None:
         self.settings = settings
+        self.clock = SystemClock()
+        self.store = Store.open(settings.daemon.state_dir)
         self.bus = Bus()
         self.echoes = EchoTracker()
         self.state = HomeState(self.bus, self.echoes)
@@ -57,12 +62,15 @@ class Runtime:
         targets = [
             Target(t.url.get_secret_value(), frozenset(t.tags)) for t in settings.notify.targets
         ]
-        self.notifier = Notifier(targets, self.bus, retry_for_s=settings.notify.retry_for_s)
+        self.notifier = Notifier(
+            targets, self.bus, self.store, clock=self.clock, retry_for_s=settings.notify.retry_for_s
+        )
+        self.persister = Persister(self.store, self.state, self.bus, self.clock)
         services = Services(self.state, self.dispatcher.submit, self.notifier.submit, _utcnow)
         self.engine = Engine(services, timeout_s=settings.daemon.rule_timeout_s)
         self._inbox = self.bus.subscribe("engine")
         if providers is None:
-            context = ProviderContext()
+            context = ProviderContext(self.clock, StoreTokens(self.store), StoreMemory(self.store))
             providers = [build_provider(a, context) for a in settings.accounts]
         self.providers = list(providers)
         for provider in self.providers:
@@ -81,8 +89,11 @@ class Runtime:
 
     async def run(self) -> None:
         """Run until cancelled."""
+        restored = await self.persister.restore()
+        log.info("state restored", accounts=restored)
         try:
             async with anyio.create_task_group() as tg:
+                tg.start_soon(self.persister.run)
                 tg.start_soon(self.engine.run, self._inbox)
                 tg.start_soon(self.dispatcher.run)
                 tg.start_soon(self.notifier.run)
@@ -92,6 +103,8 @@ class Runtime:
             with anyio.CancelScope(shield=True):
                 for provider in self.providers:
                     await provider.aclose()
+                await self.persister.flush()
+                self.store.close()
 
     async def _supervise(self, provider: Provider) -> None:
         """A provider that crashes is restarted; the other accounts keep running."""

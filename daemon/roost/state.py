@@ -96,6 +96,7 @@ class HomeState:
         self._echoes = echoes
         self._now = now or (lambda: datetime.now(UTC))
         self.accounts: dict[str, AccountState] = {}
+        self.dirty: set[str] = set()  # accounts changed since the store last saved them
 
     # ---- reading -------------------------------------------------------------------
 
@@ -105,8 +106,16 @@ class HomeState:
             state = self.accounts[account] = AccountState(account)
         return state
 
+    def restore(self, home: Home) -> None:
+        """Start from the last known state (from the store): the first live snapshot is
+        then diffed against it, and what changed while roost was away becomes catch-up."""
+        acc = self.account(home.account)
+        acc.structures, acc.devices = dict(home.structures), dict(home.devices)
+        acc.baseline = True
+        acc.resyncing = True
+
     async def wait_baseline(self, account: str) -> None:
-        """Wait until the account's first full snapshot has arrived."""
+        """Wait until the account's first live full snapshot has arrived."""
         await self.account(account).baseline_seen.wait()
 
     def devices(self) -> Iterator[Device]:
@@ -145,12 +154,15 @@ class HomeState:
             acc.baseline = True
             acc.resyncing = False
             acc.baseline_seen.set()
+            self.dirty.add(account)
             return
         catch_up = acc.resyncing
         acc.resyncing = False
         events: list[Event] = []
         self._diff_all(acc, acc.structures, dict(home.structures), at, catch_up, events)
         self._diff_all(acc, acc.devices, dict(home.devices), at, catch_up, events)
+        acc.baseline_seen.set()
+        self.dirty.add(account)
         if catch_up and events:
             log.info("resync found changes", account=account, events=len(events))
         await self._publish(acc, events, at)
@@ -306,6 +318,7 @@ class HomeState:
     async def _publish(self, acc: AccountState, events: list[Event], at: datetime) -> None:
         if events:
             acc.last_event_at = at
+            self.dirty.add(acc.account)
             await self._bus.publish(events)
 
 

@@ -1,0 +1,131 @@
+"""JSON-ready dicts for the model and the events, and back.
+
+Used to keep the last known state of a home, to journal events and to record and replay
+them. Enums become their values, datetimes ISO 8601 strings, tuples lists; decoding reads
+each dataclass field's type to turn them back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from datetime import datetime
+from typing import Any
+
+from roost import model
+from roost.events import EVENT_TYPES, Context, Event
+
+ENTITY_TYPES: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (model.Structure, model.Thermostat, model.SmokeCoAlarm, model.Camera, model.Doorbell)
+}
+
+
+class CodecError(ValueError):
+    pass
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+def _from_json(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        for arm in typing.get_args(hint):
+            if arm is not type(None):
+                try:
+                    return _from_json(arm, value)
+                except (TypeError, ValueError):
+                    continue
+        return value
+    if origin is tuple:
+        return tuple(_from_json(a, v) for a, v in zip(typing.get_args(hint), value, strict=False))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(value)
+    if hint is datetime:
+        return datetime.fromisoformat(value)
+    if hint is float and isinstance(value, int):
+        return float(value)
+    return value
+
+
+def _build(cls: type[Any], data: dict[str, Any], skip: frozenset[str] = frozenset()) -> Any:
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init} - skip
+    unknown = set(data) - names - skip
+    if unknown:
+        raise CodecError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
+    return cls(**{k: _from_json(hints[k], v) for k, v in data.items() if k in names})
+
+
+def entity_to_dict(entity: model.Structure | model.Device) -> dict[str, Any]:
+    return {"type": type(entity).__name__, **to_json(entity)}
+
+
+def entity_from_dict(data: dict[str, Any]) -> model.Structure | model.Device:
+    fields = dict(data)
+    cls = ENTITY_TYPES.get(str(fields.pop("type", "")))
+    if cls is None:
+        raise CodecError(f"unknown entity type {data.get('type')!r}")
+    entity: model.Structure | model.Device = _build(cls, fields)
+    return entity
+
+
+def home_to_dict(home: model.Home) -> dict[str, Any]:
+    return {
+        "account": home.account,
+        "structures": [entity_to_dict(s) for s in home.structures.values()],
+        "devices": [entity_to_dict(d) for d in home.devices.values()],
+    }
+
+
+def home_from_dict(data: dict[str, Any]) -> model.Home:
+    structures = [entity_from_dict(s) for s in data.get("structures", [])]
+    devices = [entity_from_dict(d) for d in data.get("devices", [])]
+    return model.Home(
+        str(data["account"]),
+        {s.id: s for s in structures if isinstance(s, model.Structure)},
+        {d.id: d for d in devices if isinstance(d, model.Device)},
+    )
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    return {"event": event.name, **to_json(event)}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    fields = dict(data)
+    name = str(fields.pop("event", ""))
+    cls = EVENT_TYPES.get(name)
+    if cls is None:
+        raise CodecError(f"unknown event {name!r}")
+    context = fields.pop("context", None)
+    event: Event = _build(cls, fields, frozenset({"context"}))
+    if context:
+        event = dataclasses.replace(event, context=Context(**context))
+    return event

@@ -1,0 +1,101 @@
+"""What the store keeps of a running daemon: the last known state of every home, and the
+event journal. On start, the last known state is restored so that changes made while
+roost was away come out of the first snapshot as catch-up events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+import anyio
+import structlog
+
+from roost.bus import Batch, Bus
+from roost.clock import Clock
+from roost.codec import CodecError, event_to_dict, home_from_dict, home_to_dict
+from roost.events import Event
+from roost.state import HomeState
+from roost.store import JournalEntry, Store
+
+log = structlog.get_logger(__name__)
+
+SAVE_EVERY_S = 1.0
+PRUNE_EVERY_S = 3600.0
+
+
+class Persister:
+    def __init__(
+        self,
+        store: Store,
+        state: HomeState,
+        bus: Bus,
+        clock: Clock,
+        *,
+        journal_max_age: timedelta = timedelta(days=30),
+        journal_max_rows: int = 1_000_000,
+    ) -> None:
+        self._store = store
+        self._state = state
+        self._clock = clock
+        self._inbox = bus.subscribe("journal", buffer=4096)
+        self._max_age = journal_max_age
+        self._max_rows = journal_max_rows
+
+    async def restore(self) -> int:
+        """Load the last known state of every home into `state`. Returns how many."""
+        restored = 0
+        for account, data in (await self._store.homes()).items():
+            try:
+                self._state.restore(home_from_dict(data))
+            except (CodecError, KeyError, TypeError, ValueError) as exc:
+                log.warning(
+                    "stored state unreadable; starting fresh", account=account, error=str(exc)
+                )
+                continue
+            restored += 1
+        return restored
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._journal)
+            tg.start_soon(self._save_homes)
+            tg.start_soon(self._prune)
+
+    async def flush(self) -> None:
+        """Write what is pending now (on shutdown)."""
+        await self._save_dirty()
+
+    async def _journal(self) -> None:
+        async with self._inbox:
+            async for batch in self._inbox:
+                batches: list[Batch] = [batch]
+                while True:
+                    try:
+                        batches.append(self._inbox.receive_nowait())
+                    except anyio.WouldBlock:
+                        break
+                await self._store.journal_append(_entries(e for b in batches for e in b))
+
+    async def _save_homes(self) -> None:
+        while True:
+            await self._clock.sleep(SAVE_EVERY_S)
+            await self._save_dirty()
+
+    async def _save_dirty(self) -> None:
+        dirty, self._state.dirty = self._state.dirty, set()
+        for account in dirty:
+            home = self._state.home(account)
+            await self._store.home_put(account, home_to_dict(home), self._clock.now())
+
+    async def _prune(self) -> None:
+        while True:
+            gone = await self._store.journal_prune(
+                self._clock.now() - self._max_age, self._max_rows
+            )
+            if gone:
+                log.info("journal pruned", entries=gone)
+            await self._clock.sleep(PRUNE_EVERY_S)
+
+
+def _entries(events: Iterable[Event]) -> list[JournalEntry]:
+    return [JournalEntry(e.at, e.name, e.account, event_to_dict(e)) for e in events]
