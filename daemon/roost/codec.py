@@ -2,7 +2,8 @@
 
 Used to keep the last known state of a home, to journal events and to record and replay
 them. Enums become their values, datetimes ISO 8601 strings, tuples lists; decoding reads
-each dataclass field's type to turn them back.
+each dataclass field's type to turn them back. Shared by the store, the journal, timers
+and replay: extend it, don't fork it.
 """
 
 from __future__ import annotations
@@ -129,3 +130,8 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     if context:
         event = dataclasses.replace(event, context=Context(**context))
     return event
+
+
+# The names the engine's replay and timers use.
+event_to_json = event_to_dict
+event_from_json = event_from_dict
