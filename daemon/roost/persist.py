@@ -40,13 +40,16 @@ class Persister:
         self._inbox = bus.subscribe("journal", buffer=4096)
         self._max_age = journal_max_age
         self._max_rows = journal_max_rows
+        state.keep_versions = store.versions_put
+        state.keep_baseline = self._save
 
     async def restore(self) -> int:
         """Load the last known state of every home into `state`. Returns how many."""
         restored = 0
         for account, data in (await self._store.homes()).items():
             try:
-                self._state.restore(home_from_dict(data))
+                home = home_from_dict(data)
+                self._state.restore(home, await self._store.versions(account))
             except (CodecError, KeyError, TypeError, ValueError) as exc:
                 log.warning(
                     "stored state unreadable; starting fresh", account=account, error=str(exc)
@@ -84,8 +87,11 @@ class Persister:
     async def _save_dirty(self) -> None:
         dirty, self._state.dirty = self._state.dirty, set()
         for account in dirty:
-            home = self._state.home(account)
-            await self._store.home_put(account, home_to_dict(home), self._clock.now())
+            await self._save(account)
+
+    async def _save(self, account: str) -> None:
+        home = self._state.home(account)
+        await self._store.home_put(account, home_to_dict(home), self._clock.now())
 
     async def _prune(self) -> None:
         while True:

@@ -9,7 +9,7 @@ a rule author reaches for first (`PresenceChanged`, `CoAlarm`, …). The batch g
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +18,7 @@ import anyio
 import structlog
 
 from roost.bus import Bus
+from roost.codec import to_json
 from roost.echo import EchoTracker
 from roost.events import (
     NO_CONTEXT,
@@ -25,7 +26,6 @@ from roost.events import (
     AttributeChanged,
     Changed,
     CoAlarm,
-    CommandOutcome,
     ConnectionState,
     ConnectivityChanged,
     Context,
@@ -34,7 +34,6 @@ from roost.events import (
     DeviceRemoved,
     Event,
     HvacChanged,
-    Outcome,
     PresenceChanged,
     SetpointChanged,
     SmokeAlarm,
@@ -80,6 +79,12 @@ class AccountState:
     baseline: bool = False  # a first snapshot has been seen
     resyncing: bool = False  # the next snapshot follows a disconnect: its news is catch-up
     last_event_at: datetime | None = None
+    # "target.attribute" → (how many times it has changed, its value then): a change's
+    # identity. It is stored before the change's events go out, so a change re-detected
+    # after a crash (the stored home lags behind) gets the same event id, and a rule's
+    # notification for it the same dedupe key.
+    versions: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    reserved: list[tuple[str, int, Any]] = field(default_factory=list)
     baseline_seen: anyio.Event = field(default_factory=anyio.Event)
 
     def entity(self, target: str) -> Entity | None:
@@ -97,6 +102,12 @@ class HomeState:
         self._now = now or (lambda: datetime.now(UTC))
         self.accounts: dict[str, AccountState] = {}
         self.dirty: set[str] = set()  # accounts changed since the store last saved them
+        # Makes change identities durable before their events go out (see AccountState).
+        self.keep_versions: Callable[[str, list[tuple[str, int, Any]]], Awaitable[None]] | None = (
+            None
+        )
+        # Makes the first picture of an account durable at once (see Persister).
+        self.keep_baseline: Callable[[str], Awaitable[None]] | None = None
 
     # ---- reading -------------------------------------------------------------------
 
@@ -106,10 +117,11 @@ class HomeState:
             state = self.accounts[account] = AccountState(account)
         return state
 
-    def restore(self, home: Home) -> None:
+    def restore(self, home: Home, versions: dict[str, tuple[int, Any]]) -> None:
         """Start from the last known state (from the store): the first live snapshot is
         then diffed against it, and what changed while roost was away becomes catch-up."""
         acc = self.account(home.account)
+        acc.versions = dict(versions)
         acc.structures, acc.devices = dict(home.structures), dict(home.devices)
         acc.baseline = True
         acc.resyncing = True
@@ -153,8 +165,10 @@ class HomeState:
             acc.structures, acc.devices = dict(home.structures), dict(home.devices)
             acc.baseline = True
             acc.resyncing = False
-            acc.baseline_seen.set()
             self.dirty.add(account)
+            if self.keep_baseline is not None:
+                await self.keep_baseline(account)
+            acc.baseline_seen.set()
             return
         catch_up = acc.resyncing
         acc.resyncing = False
@@ -180,7 +194,7 @@ class HomeState:
                 continue
             new = dataclasses.replace(old, **values)
             self._store(acc, new)
-            self._diff_one(acc.account, old, new, values.keys(), at, False, events)
+            self._diff_one(acc, old, new, values.keys(), at, False, events)
         await self._publish(acc, events, at)
 
     async def device_event(self, account: str, event: DeviceEvent) -> None:
@@ -221,7 +235,7 @@ class HomeState:
             if old is None:
                 out.append(_presence_event(DeviceAdded, acc.account, new, at, context))
             elif old != new:
-                self._diff_one(acc.account, old, new, attributes(new), at, catch_up, out)
+                self._diff_one(acc, old, new, attributes(new), at, catch_up, out)
         for key, old in held.items():
             if key not in fresh:
                 out.append(_presence_event(DeviceRemoved, acc.account, old, at, context))
@@ -230,7 +244,7 @@ class HomeState:
 
     def _diff_one(
         self,
-        account: str,
+        acc: AccountState,
         old: Entity,
         new: Entity,
         names: Any,
@@ -248,12 +262,13 @@ class HomeState:
         context = self._context(new.id, changed, catch_up, at, out)
         structure = new.id if isinstance(new, Structure) else new.structure_id
         device = None if isinstance(new, Structure) else new.id
-        cls = type(new)
+        account, cls = acc.account, type(new)
         for name, value in changed.items():
             before = getattr(old, name)
+            change_id = _change_id(acc, new.id, name, value, catch_up)
             out.append(
                 AttributeChanged(
-                    id=new_id(),
+                    id=change_id,
                     at=at,
                     account=account,
                     structure=structure,
@@ -272,7 +287,7 @@ class HomeState:
             extra = {"attribute": name} if semantic is SetpointChanged else {}
             out.append(
                 semantic(
-                    id=new_id(),
+                    id=f"{change_id}/{semantic.name}",
                     at=at,
                     account=account,
                     structure=structure,
@@ -295,31 +310,32 @@ class HomeState:
         if not self._echoes.is_watching(target):
             return Context(catch_up=True) if catch_up else NO_CONTEXT
         cause, confirmed = self._echoes.match(target, changed)
-        for done in confirmed:
-            cmd = done.command
-            out.append(
-                CommandOutcome(
-                    id=new_id(),
-                    at=at,
-                    account=cmd.account,
-                    device=cmd.target,
-                    context=Context(cmd.id, cmd.correlation, cmd.rule, depth=cmd.depth),
-                    command=cmd.id,
-                    action=cmd.action.describe(),
-                    outcome=Outcome.CONFIRMED,
-                    rule=cmd.rule,
-                    latency_s=done.latency_s,
-                )
-            )
+        out.extend(done.outcome(at) for done in confirmed)
         if cause is None:
             return Context(catch_up=True) if catch_up else NO_CONTEXT
         return Context(cause.id, cause.correlation, cause.rule, catch_up, cause.depth + 1)
 
     async def _publish(self, acc: AccountState, events: list[Event], at: datetime) -> None:
+        if acc.reserved:
+            reserved, acc.reserved = acc.reserved, []
+            if self.keep_versions is not None:
+                await self.keep_versions(acc.account, reserved)
         if events:
             acc.last_event_at = at
             self.dirty.add(acc.account)
             await self._bus.publish(events)
+
+
+def _change_id(acc: AccountState, target: str, attribute: str, value: Any, catch_up: bool) -> str:
+    key = f"{target}.{attribute}"
+    last = acc.versions.get(key)
+    plain = to_json(value)
+    if last is not None and catch_up and last[1] == plain:
+        return f"{acc.account}/{key}/{last[0]}"  # the same change, seen again after a restart
+    number = last[0] + 1 if last is not None else 1
+    acc.versions[key] = (number, plain)
+    acc.reserved.append((key, number, plain))
+    return f"{acc.account}/{key}/{number}"
 
 
 def _presence_event(

@@ -1,0 +1,160 @@
+"""The fault suite's test bed: the simulated cloud and the push sink run in the test, the
+daemon runs as a real subprocess (`python -m roost run`) that can be killed with SIGKILL,
+and every injected fault and its consequences are tallied for the closing summary."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import Process
+
+from roost.simulator import nest_wwn
+from roost.simulator.home import SimHome
+from roost.simulator.sink import NotificationSink, serve_sink
+
+RULES = Path(__file__).parent.parent.parent / "rules"
+
+
+@dataclass
+class Tally:
+    """What the suite injected and what it cost. Printed at the end of the run."""
+
+    faults: Counter[str] = field(default_factory=Counter)
+    events_lost: int = 0
+    notifications_lost: int = 0
+    duplicates: Counter[str] = field(default_factory=Counter)  # kill point → duplicates
+    unsafe_commands: int = 0
+
+    def summary(self) -> str:
+        dupes = sum(self.duplicates.values())
+        where = ", ".join(f"{k}: {v}" for k, v in sorted(self.duplicates.items())) or "none"
+        return (
+            f"fault suite: {sum(self.faults.values())} faults injected, "
+            f"{self.events_lost} events lost, {self.notifications_lost} notifications lost, "
+            f"{dupes} notifications duplicated at the sink ({where}), "
+            f"{self.unsafe_commands} unsafe commands"
+        )
+
+
+TALLY = Tally()
+
+
+def config_text(cloud_url: str, token: str, sink_url: str, state_dir: Path, rules: Path) -> str:
+    return f"""
+[daemon]
+rules_dir = "{rules}"
+state_dir = "{state_dir}"
+
+[log]
+level = "info"
+format = "json"
+
+[[accounts]]
+name = "home"
+provider = "nest_wwn"
+api_url = "{cloud_url}"
+token = "{token}"
+keepalive_timeout_s = 2
+
+[[notify.targets]]
+url = "{sink_url}"
+"""
+
+
+@dataclass
+class Daemon:
+    """`roost run` in a subprocess; its JSON log goes to a file the test can read."""
+
+    config: Path
+    log_path: Path
+    process: Process | None = None
+    runs: int = 0
+
+    async def start(self, kill_at: str | None = None) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+        if kill_at:
+            env["ROOST_FAULT_KILL_AT"] = kill_at
+        self.runs += 1
+        log = self.log_path.open("ab")
+        self.process = await anyio.open_process(
+            [sys.executable, "-m", "roost", "run", "--config", str(self.config)],
+            stdin=None,
+            stdout=log,
+            stderr=log,
+            env=env,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def wait_connected(self, connections: int, timeout_s: float = 20.0) -> None:
+        """Wait for the daemon's n-th stream connection since the suite began."""
+        with anyio.fail_after(timeout_s):
+            while self.log().count('"state": "connected"') < connections:
+                await anyio.sleep(0.05)
+        await anyio.sleep(0.3)  # the first snapshot follows the connection
+
+    async def wait_exit(self, timeout_s: float = 20.0) -> int:
+        assert self.process is not None
+        with anyio.fail_after(timeout_s):
+            code = await self.process.wait()
+        self.process = None
+        return code
+
+    async def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.returncode is None:
+            with suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+        with anyio.move_on_after(10):
+            await self.process.wait()
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        self.process = None
+
+
+@dataclass
+class Bed:
+    home: SimHome
+    cloud: nest_wwn.NestWwnSimulator
+    sink: NotificationSink
+    daemon: Daemon
+    state_dir: Path
+
+    def titles(self) -> Counter[str]:
+        return Counter(str(p.get("title")) for p in self.sink.received)
+
+    def keys(self) -> Counter[str]:
+        return Counter(str(p["_headers"].get("x-roost-dedupe-key")) for p in self.sink.received)
+
+
+@asynccontextmanager
+async def fault_bed(tmp_path: Path, rules: Path = RULES, **cloud: Any) -> AsyncIterator[Bed]:
+    home = SimHome.demo()
+    async with nest_wwn.serve(home, keepalive_s=0.5, **cloud) as sim, serve_sink() as sink:
+        state_dir = tmp_path / "state"
+        path = tmp_path / "roost.toml"
+        path.write_text(config_text(sim.url, sim.token, sink.url, state_dir, rules))
+        daemon = Daemon(path, tmp_path / "daemon.log")
+        try:
+            yield Bed(home, sim, sink, daemon, state_dir)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await daemon.stop()
+
+
+async def wait_for(predicate: Any, timeout_s: float = 20.0) -> None:
+    with anyio.fail_after(timeout_s):
+        while not predicate():
+            await anyio.sleep(0.05)
