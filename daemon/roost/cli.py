@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", type=Path, help="the TOML settings file")
     check.add_argument("--rules", type=Path, help="rule directory (default: from the settings)")
     check.set_defaults(func=_check)
+
+    outbox = sub.add_parser("outbox", help="pending and given-up notifications; retry one")
+    outbox.add_argument("--config", type=Path, help="the TOML settings file")
+    outbox.add_argument("--json", action="store_true", help="machine-readable output")
+    outbox.add_argument("--retry", metavar="KEY", help="send this notification again")
+    outbox.set_defaults(func=_outbox)
     return parser
 
 
@@ -101,6 +107,13 @@ def _demo(args: argparse.Namespace) -> int:
         )
         return 1
     return demo_main(args.rules, sys.stdout, args.speed, args.vendor)
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    from roost.outbox import main as outbox_main
+
+    settings = _settings_or_exit(args.config)
+    return outbox_main(settings.daemon.state_dir, args.retry, args.json)
 
 
 def _check(args: argparse.Namespace) -> int:
