@@ -21,12 +21,11 @@ from typing import Any, Self
 import anyio
 import httpx
 import structlog
-from httpx_sse import EventSource, aconnect_sse
 
 from roost.commands import Command, CommandResult, FailureReason
 from roost.events import ConnectionState
 from roost.model import Device, Home, Structure
-from roost.providers.base import ChangeSink
+from roost.providers.base import ChangeSink, Rate, WriteLimits
 from roost.providers.nest_wwn import errors
 from roost.providers.nest_wwn.encode import EncodeError, encode
 from roost.providers.nest_wwn.normalize import (
@@ -37,10 +36,17 @@ from roost.providers.nest_wwn.normalize import (
     normalize,
     previous_mode,
 )
+from roost.providers.sse import EventTooLarge, read_sse
 
 log = structlog.get_logger(__name__)
 
 _MAX_REDIRECTS = 5
+COMMAND_ID_HEADER = "X-Roost-Command-Id"  # lets a log or a simulator see a duplicate
+
+# PROTOCOLS.md 1.5: writes are limited per device per hour (the numbers are not published)
+# and per token; Nest recommends at most one call a minute. A short burst keeps a scene
+# ("away: eco everywhere, then back") snappy; the sustained rate is one a minute per device.
+WRITE_LIMITS = WriteLimits(per_device=Rate(burst=3, every_s=60.0), per_account=Rate(10, 6.0))
 
 
 @dataclass
@@ -79,6 +85,10 @@ class _Backoff:
         self._attempt = 0
 
 
+# A whole-home put is a few kB per device; anything near this is not a home document.
+MAX_EVENT_BYTES = 4 * 1024 * 1024
+
+
 class NestWwnProvider:
     """One Works with Nest account: `run` holds the stream, `execute` performs writes."""
 
@@ -92,8 +102,12 @@ class NestWwnProvider:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 300.0,
         client: httpx.AsyncClient | None = None,
+        write_limits: WriteLimits = WRITE_LIMITS,
+        max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         self.account = account
+        self._max_event_bytes = max_event_bytes
+        self.write_limits = write_limits
         self.home: Home | None = None
         self.state: ConnectionState | None = None
         self.stats = StreamStats()
@@ -153,10 +167,10 @@ class NestWwnProvider:
         url = self._url("/")
         try:
             for _ in range(_MAX_REDIRECTS):
-                async with aconnect_sse(
-                    self._client, "GET", str(url), headers=dict(self._auth), follow_redirects=False
-                ) as source:
-                    response = source.response
+                headers = {**self._auth, "Accept": "text/event-stream", "Cache-Control": "no-cache"}
+                async with self._client.stream(
+                    "GET", str(url), headers=headers, follow_redirects=False
+                ) as response:
                     if response.is_redirect:
                         url = self._follow(response, "/")
                         continue
@@ -165,7 +179,7 @@ class NestWwnProvider:
                         return self._refused(response)
                     self.stats.connects += 1
                     log.info("nest_wwn.stream_open", account=self.account, host=url.host)
-                    return await self._read(source, sink)
+                    return await self._read(response, sink)
             return _Ended("too many redirects")
         except httpx.RequestError as exc:
             self._redirected_base = None
@@ -187,10 +201,18 @@ class NestWwnProvider:
         self._redirected_base = None
         return _Ended(f"HTTP {status}: {errors.vendor_message(response)}")
 
-    async def _read(self, source: EventSource, sink: ChangeSink) -> _Ended:
+    async def _read(self, response: httpx.Response, sink: ChangeSink) -> _Ended:
         """Handle events until the stream ends, fails, or stays silent too long."""
+        try:
+            return await self._handle_events(response, sink)
+        except EventTooLarge as exc:
+            self.stats.malformed += 1
+            log.error("nest_wwn.event_too_large", account=self.account, error=str(exc))
+            return _Ended(f"{exc}; reconnecting")
+
+    async def _handle_events(self, response: httpx.Response, sink: ChangeSink) -> _Ended:
         first_put = True
-        async with aclosing(source.aiter_sse()) as events:
+        async with aclosing(read_sse(response, self._max_event_bytes)) as events:
             while True:
                 with anyio.move_on_after(self._keepalive_timeout_s) as watchdog:
                     sse = await anext(events, None)
@@ -263,7 +285,7 @@ class NestWwnProvider:
             )
         except EncodeError as exc:
             return CommandResult.failure(FailureReason.INVALID, str(exc))
-        result = await self._put(path, body)
+        result = await self._put(path, body, command.id)
         log.info(
             "nest_wwn.write",
             account=self.account,
@@ -281,12 +303,13 @@ class NestWwnProvider:
             return None
         return home.devices.get(target_id) or home.structures.get(target_id)
 
-    async def _put(self, path: str, body: dict[str, Any]) -> CommandResult:
+    async def _put(self, path: str, body: dict[str, Any], command_id: str) -> CommandResult:
+        headers = {**self._auth, COMMAND_ID_HEADER: command_id}
         url = self._url(path)
         for _ in range(_MAX_REDIRECTS):
             try:
                 response = await self._client.put(
-                    url, json=body, headers=self._auth, follow_redirects=False
+                    url, json=body, headers=headers, follow_redirects=False
                 )
             except httpx.RequestError as exc:
                 self._redirected_base = None

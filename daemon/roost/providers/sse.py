@@ -1,0 +1,93 @@
+"""Server-Sent Events read from a byte stream, with a hard bound on an event's size.
+
+httpx-sse accumulates whole lines and events with no limit, so a vendor (or a broken
+proxy) sending a 20 MB line would cost 20 MB and more. Here nothing larger than
+`max_event_bytes` is ever held: such an event raises `EventTooLarge` and the caller
+reconnects. Parsing follows the WHATWG rules: CR, LF or CRLF line ends, `:` comments,
+`data` lines joined with newlines, a blank line dispatches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+import httpx
+
+
+class EventTooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    event: str
+    data: str
+    id: str = ""
+
+
+class _Parser:
+    def __init__(self, max_event_bytes: int) -> None:
+        self._max = max_event_bytes
+        self._event = ""
+        self._data: list[str] = []
+        self._size = 0
+        self._id = ""
+
+    def line(self, raw: bytes) -> SseEvent | None:
+        if not raw:
+            return self._dispatch()
+        text = raw.decode("utf-8", errors="replace")
+        if text.startswith(":"):
+            return None
+        name, _, value = text.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._size += len(raw)
+            if self._size > self._max:
+                raise EventTooLarge(f"an event exceeded {self._max} bytes")
+            self._data.append(value)
+        elif name == "id" and "\0" not in value:
+            self._id = value
+        return None
+
+    def _dispatch(self) -> SseEvent | None:
+        event, data = self._event or "message", self._data
+        self._event, self._data, self._size = "", [], 0
+        if not data:
+            return None
+        return SseEvent(event, "\n".join(data), self._id)
+
+
+async def read_sse(response: httpx.Response, max_event_bytes: int) -> AsyncGenerator[SseEvent, None]:
+    """The events of a streaming response; ends when the server closes the stream."""
+    parser = _Parser(max_event_bytes)
+    buffer = bytearray()
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        while True:
+            cut = _line_end(buffer)
+            if cut is None:
+                break
+            start, end = cut
+            line = bytes(buffer[:start])
+            del buffer[:end]
+            event = parser.line(line)
+            if event is not None:
+                yield event
+        if len(buffer) > max_event_bytes:
+            raise EventTooLarge(f"a line exceeded {max_event_bytes} bytes")
+
+
+def _line_end(buffer: bytearray) -> tuple[int, int] | None:
+    """Where the first line ends (start of the terminator, end of it), if it has ended."""
+    cr, lf = buffer.find(b"\r"), buffer.find(b"\n")
+    if cr == -1 and lf == -1:
+        return None
+    if cr != -1 and (lf == -1 or cr < lf):
+        if cr + 1 == len(buffer):
+            return None  # a CR at the very end may be the first half of a CRLF
+        return (cr, cr + 2) if buffer[cr + 1 : cr + 2] == b"\n" else (cr, cr + 1)
+    return lf, lf + 1
