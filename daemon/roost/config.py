@@ -129,6 +129,25 @@ class DaemonSettings(_Section):
     dry_run: bool = False
     rule_timeout_s: float = Field(default=30, gt=0)
     control_socket: Path | None = None
+    traces_per_rule: int = Field(default=100, ge=1)
+    loop_max_depth: int = Field(default=8, ge=1)
+    loop_echo_runs: int = Field(default=10, ge=1)
+    loop_echo_window_s: float = Field(default=60, gt=0)
+    notify_per_tag: str = "6/10m"
+    timer_grace_s: float = Field(default=300, ge=0)
+    record_events: Path | None = None
+
+    @field_validator("notify_per_tag")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from roost.durations import parse_rate
+
+        parse_rate(value)
+        return value
+
+    def socket_path(self) -> Path:
+        """The control socket: as configured, else `control.sock` in the state directory."""
+        return self.control_socket or self.state_dir / "control.sock"
 
     @field_validator("time_zone")
     @classmethod
@@ -189,7 +208,8 @@ class NestWwnAccount(AccountBase):
     api_url: str = "https://developer-api.nest.com"
     token: SecretStr | None = None
     token_credential: str | None = None
-    keepalive_timeout_s: float = Field(default=75, gt=0)
+    # WWN sends a keep-alive every 30 s: a silent stream is detected well within two of them.
+    keepalive_timeout_s: float = Field(default=45, gt=0)
 
     @field_validator("token_credential")
     @classmethod
@@ -202,9 +222,143 @@ class NestWwnAccount(AccountBase):
         return self
 
 
+class NestWebAccount(AccountBase):
+    """The old Nest web API (home.nest.com): a session, a subscribe long poll, puts.
+
+    Log in with `email` and a password (renewed by logging in again), or give the
+    `access_token` of a session opened elsewhere (e.g. the `cztoken` of a browser session:
+    needed when the account has two-factor authentication; it cannot be renewed).
+    """
+
+    provider: Literal["nest_web"]
+    api_url: str = "https://home.nest.com"
+    email: str | None = None
+    password: SecretStr | None = None
+    password_credential: str | None = None
+    access_token: SecretStr | None = None
+    access_token_credential: str | None = None
+    subscribe_timeout_s: float = Field(default=120, gt=0)
+
+    @field_validator("password_credential", "access_token_credential")
+    @classmethod
+    def _credential_name(cls, value: str | None) -> str | None:
+        return _check_credential_name(value)
+
+    @model_validator(mode="after")
+    def _resolve_secrets(self) -> Self:
+        token_given = self.access_token is not None or self.access_token_credential is not None
+        if self.email is not None and token_given:
+            raise ValueError(f"{self.owner}: set email (and a password) or access_token, not both")
+        if self.email is None and (self.password or self.password_credential):
+            raise ValueError(f"{self.owner}: a password needs the account's email")
+        if self.email is not None:
+            self.password = _secret(self.password, self.password_credential, self.owner, "password")
+        elif token_given:
+            self.access_token = _secret(
+                self.access_token, self.access_token_credential, self.owner, "access_token"
+            )
+        else:
+            raise ValueError(f"{self.owner}: set email and password, or access_token")
+        return self
+
+
+class NetatmoAccount(AccountBase):
+    """Netatmo Connect: an OAuth2 app (client id and secret) and a refresh token that
+    Netatmo rotates on every refresh (roost keeps the live one in its state directory).
+    An adaptive poll, optionally woken by signed webhooks received on `webhook_listen`."""
+
+    provider: Literal["netatmo"]
+    api_url: str = "https://api.netatmo.com"
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+    client_secret_credential: str | None = None
+    refresh_token: SecretStr | None = None
+    refresh_token_credential: str | None = None
+    home_id: str | None = None
+    fast_poll_s: float = Field(default=5, ge=0.1)
+    slow_poll_s: float = Field(default=30, ge=1)
+    fast_window_s: float = Field(default=120, ge=0)
+    eco_mode: Literal["away", "hg"] = "away"
+    webhook_listen: str | None = None
+    webhook_url: str | None = None
+
+    @field_validator("client_secret_credential", "refresh_token_credential")
+    @classmethod
+    def _credential_name(cls, value: str | None) -> str | None:
+        return _check_credential_name(value)
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be host:port, e.g. '127.0.0.1:8765'")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_secrets(self) -> Self:
+        self.client_secret = _secret(
+            self.client_secret, self.client_secret_credential, self.owner, "client_secret"
+        )
+        self.refresh_token = _secret(
+            self.refresh_token, self.refresh_token_credential, self.owner, "refresh_token"
+        )
+        return self
+
+    def webhook_address(self) -> tuple[str, int] | None:
+        if self.webhook_listen is None:
+            return None
+        host, _, port = self.webhook_listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class SdmAccount(AccountBase):
+    """Google Smart Device Management: a Device Access project, an OAuth client and a
+    refresh token (scopes sdm.service and pubsub), and the Pub/Sub pull subscription on
+    the project's event topic."""
+
+    provider: Literal["sdm"]
+    api_url: str = "https://smartdevicemanagement.googleapis.com/v1"
+    project_id: str = Field(min_length=1)  # the Device Access project id
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+    client_secret_credential: str | None = None
+    refresh_token: SecretStr | None = None
+    refresh_token_credential: str | None = None
+    token_url: str = "https://www.googleapis.com/oauth2/v4/token"
+    pubsub_url: str = "https://pubsub.googleapis.com/v1"
+    subscription: str = Field(pattern=r"^projects/[^/]+/subscriptions/[^/]+$")
+    max_messages: int = Field(default=100, ge=1, le=1000)
+    pull_timeout_s: float = Field(default=90, gt=0)
+
+    @field_validator("token_url", "pubsub_url")
+    @classmethod
+    def _http_urls(cls, value: str) -> str:
+        return cls._http_url(value)
+
+    @field_validator("client_secret_credential", "refresh_token_credential")
+    @classmethod
+    def _credential_name(cls, value: str | None) -> str | None:
+        return _check_credential_name(value)
+
+    @model_validator(mode="after")
+    def _resolve_secrets(self) -> Self:
+        self.client_secret = _secret(
+            self.client_secret, self.client_secret_credential, self.owner, "client_secret"
+        )
+        self.refresh_token = _secret(
+            self.refresh_token, self.refresh_token_credential, self.owner, "refresh_token"
+        )
+        return self
+
+
 # One class per vendor; the `provider` key picks the class. A new vendor adds its class
 # above and its name to this union (and a factory in providers/registry.py).
-AccountSettings = Annotated[NestWwnAccount, Field(discriminator="provider")]
+AccountSettings = Annotated[
+    NestWwnAccount | NestWebAccount | NetatmoAccount | SdmAccount,
+    Field(discriminator="provider"),
+]
 
 
 class NotifyTarget(_Section):
@@ -300,6 +454,16 @@ class GuardSettings(_Section):
         return found
 
 
+class DispatchSettings(_Section):
+    """How commands are retried and confirmed (the vendors' rate limits are their own)."""
+
+    retry_initial_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1, le=20)
+    echo_wait_s: float = Field(default=10.0, ge=0)
+    echo_timeout_s: float = Field(default=120.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid"
@@ -310,6 +474,7 @@ class Settings(BaseSettings):
     accounts: list[AccountSettings] = []
     notify: NotifySettings = Field(default_factory=NotifySettings)
     guards: GuardSettings = Field(default_factory=GuardSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 
     @field_validator("accounts")
     @classmethod

@@ -13,22 +13,28 @@ from datetime import UTC, datetime
 import anyio
 import structlog
 
+from roost import alerts
 from roost.api import Services
 from roost.bus import Bus
 from roost.clock import SystemClock
 from roost.config import Settings
-from roost.dispatch import Dispatcher
+from roost.control import rule_commands, serve
+from roost.dispatch import Dispatcher, Tuning
+from roost.durations import parse_rate
 from roost.echo import EchoTracker
-from roost.engine import Engine
+from roost.engine import Engine, LoopLimits
 from roost.events import ConnectionState
 from roost.guards import Limits
-from roost.loader import LoadResult, load_directory
+from roost.isolation import LoopMonitor
+from roost.loader import LoadResult, keep_previous, load_directory
 from roost.notify import Notifier, Target, restrict_schemes
 from roost.persist import Persister
 from roost.providers.base import Provider
 from roost.providers.registry import ProviderContext, build_provider
+from roost.recorder import EventRecorder
 from roost.state import HomeState
 from roost.store import Store, StoreMemory, StoreTokens
+from roost.windows import TagLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -47,16 +53,32 @@ def limits(settings: Settings) -> Limits:
     )
 
 
+def tuning(settings: Settings) -> Tuning:
+    d = settings.dispatch
+    return Tuning(
+        retry_initial_s=d.retry_initial_s,
+        retry_max_s=d.retry_max_s,
+        max_attempts=d.max_attempts,
+        echo_wait_s=d.echo_wait_s,
+    )
+
+
 class Runtime:
     def __init__(self, settings: Settings, providers: Sequence[Provider] | None = None) -> None:
         self.settings = settings
         self.clock = SystemClock()
         self.store = Store.open(settings.daemon.state_dir)
         self.bus = Bus()
-        self.echoes = EchoTracker()
+        self.echoes = EchoTracker(settings.dispatch.echo_timeout_s, self.clock)
         self.state = HomeState(self.bus, self.echoes)
         self.dispatcher = Dispatcher(
-            self.state, self.bus, self.echoes, limits(settings), dry_run=settings.daemon.dry_run
+            self.state,
+            self.bus,
+            self.echoes,
+            limits(settings),
+            dry_run=settings.daemon.dry_run,
+            clock=self.clock,
+            tuning=tuning(settings),
         )
         restrict_schemes(settings.notify.allowed_schemes)
         targets = [
@@ -66,8 +88,22 @@ class Runtime:
             targets, self.bus, self.store, clock=self.clock, retry_for_s=settings.notify.retry_for_s
         )
         self.persister = Persister(self.store, self.state, self.bus, self.clock)
-        services = Services(self.state, self.dispatcher.submit, self.notifier.submit, _utcnow)
-        self.engine = Engine(services, timeout_s=settings.daemon.rule_timeout_s)
+        self._alerts = self.bus.subscribe("alerts", buffer=64)
+        services = Services(
+            self.state,
+            self.dispatcher.submit,
+            self.notifier.submit,
+            _utcnow,
+            clock=self.clock,
+            zone=settings.daemon.zone(),
+            notify_limit=TagLimiter(*(parse_rate(settings.daemon.notify_per_tag) or (6, 600))),
+        )
+        self.engine = engine(settings, services)
+        self.recorder = (
+            EventRecorder(settings.daemon.record_events, self.state, self.bus)
+            if settings.daemon.record_events
+            else None
+        )
         self._inbox = self.bus.subscribe("engine")
         if providers is None:
             context = ProviderContext(self.clock, StoreTokens(self.store), StoreMemory(self.store))
@@ -82,7 +118,8 @@ class Runtime:
         """(Re)load the rule directory. Broken files are reported; the rest load."""
         result = load_directory(self.settings.daemon.rules_dir)
         for error in result.errors:
-            log.error("rule file not loaded", error=str(error))
+            log.error("rule file not loaded; its previous version keeps running", error=str(error))
+        result = keep_previous(result, list(self.engine.rules.values()))
         self.engine.load(result.rules)
         log.info("rules loaded", rules=len(result.rules), files=len(result.files))
         return result
@@ -94,7 +131,14 @@ class Runtime:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.persister.run)
+                tg.start_soon(alerts.watch, self._alerts, self.notifier.submit)
                 tg.start_soon(self.engine.run, self._inbox)
+                if self.engine.monitor is not None:
+                    tg.start_soon(self.engine.monitor.run)
+                control = rule_commands(self.engine, self.load_rules)
+                tg.start_soon(serve, self.settings.daemon.socket_path(), control)
+                if self.recorder is not None:
+                    tg.start_soon(self.recorder.run, [p.account for p in self.providers])
                 tg.start_soon(self.dispatcher.run)
                 tg.start_soon(self.notifier.run)
                 for provider in self.providers:
@@ -118,6 +162,18 @@ class Runtime:
                     provider.account, ConnectionState.DISCONNECTED, f"crashed: {type(exc).__name__}"
                 )
                 await anyio.sleep(PROVIDER_RESTART_S)
+
+
+def engine(settings: Settings, services: Services) -> Engine:
+    d = settings.daemon
+    return Engine(
+        services,
+        timeout_s=d.rule_timeout_s,
+        traces_per_rule=d.traces_per_rule,
+        loop=LoopLimits(d.loop_max_depth, d.loop_echo_runs, d.loop_echo_window_s),
+        grace_s=d.timer_grace_s,
+        monitor=LoopMonitor(),
+    )
 
 
 def _utcnow() -> datetime:

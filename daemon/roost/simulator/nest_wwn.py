@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -456,6 +457,9 @@ class WriteRequest:
     path: str
     body: bytes
     status: int
+    command_id: str | None = None  # roost's X-Roost-Command-Id header, when sent
+    applied: bool = False  # the write changed the home (also when its answer then failed)
+    at: float = 0.0  # when it arrived (time.monotonic)
 
 
 class NestWwnSimulator:
@@ -471,8 +475,9 @@ class NestWwnSimulator:
         self._server: http.Server | None = None
         self._revoked = False
         self._silent = False
-        self._write_failures: deque[WwnError] = deque()
+        self._write_failures: deque[tuple[WwnError, bool]] = deque()  # (error, after apply)
         self._stream_failures: deque[WwnError] = deque()
+        self._stream_faults: deque[str] = deque()
         self._waits: set[anyio.CancelScope] = set()
 
     @property
@@ -514,9 +519,23 @@ class NestWwnSimulator:
     def silence_keepalives(self, silent: bool = True) -> None:
         self._silent = silent
 
-    def fail_next_writes(self, n: int, status: int, retry_after: float | None = None) -> None:
-        """Refuse the next n writes (after auth and redirect) with status: 429 or 5xx."""
-        self._write_failures.extend(_injected(status, retry_after) for _ in range(n))
+    def fail_next_writes(
+        self, n: int, status: int, retry_after: float | None = None, *, after_apply: bool = False
+    ) -> None:
+        """Refuse the next n writes (after auth and redirect) with status: 429 or 5xx.
+
+        With `after_apply` each write is validated and applied first, and only its answer
+        is the error: a response lost after the cloud acted, as a client sees it.
+        """
+        failure = (_injected(status, retry_after), after_apply)
+        self._write_failures.extend(failure for _ in range(n))
+
+    def corrupt_stream(self, fault: str) -> None:
+        """Damage the next put on the open streams, once (see STREAM_FAULTS)."""
+        if fault not in STREAM_FAULTS:
+            raise ValueError(f"unknown stream fault {fault!r}; known: {', '.join(STREAM_FAULTS)}")
+        self._stream_faults.append(fault)
+        self._wake_streams()
 
     def fail_next_streams(self, n: int, status: int, retry_after: float | None = None) -> None:
         """Refuse the next n stream openings (after auth and redirect) with status."""
@@ -531,13 +550,22 @@ class NestWwnSimulator:
     async def handle(self, request: http.Request) -> http.Response | http.StreamingResponse:
         if request.path.startswith("/_sim/"):
             return _control(self, request)
+        applied_before = len(self.writes)
         try:
             response = self._route(request)
         except WwnError as error:
             response = error.response()
         if request.method in ("PUT", "PATCH"):
             self.requests.append(
-                WriteRequest(request.method, request.path, request.body, response.status)
+                WriteRequest(
+                    request.method,
+                    request.path,
+                    request.body,
+                    response.status,
+                    command_id=request.headers.get("x-roost-command-id"),
+                    applied=len(self.writes) > applied_before,
+                    at=time.monotonic(),
+                )
             )
         return response
 
@@ -572,8 +600,12 @@ class NestWwnSimulator:
             raise _not_found("/" + "/".join(parts)) from None
 
     def _apply_write(self, parts: list[str], request: http.Request) -> http.Response:
+        failure: WwnError | None = None
+        after_apply = False
         if self._write_failures:
-            raise self._write_failures.popleft()
+            failure, after_apply = self._write_failures.popleft()
+        if failure is not None and not after_apply:
+            raise failure
         try:
             body = request.json()
         except ValueError:
@@ -582,6 +614,8 @@ class NestWwnSimulator:
         path = "/" + "/".join(parts)
         self.writes.append((path, body))
         log.info("nest_wwn simulator applied a write", path=path, fields=sorted(body))
+        if failure is not None:
+            raise failure
         return http.Response(200, body)
 
     # -- streaming -----------------------------------------------------------------------
@@ -602,6 +636,13 @@ class NestWwnSimulator:
                 yield _sse("auth_revoked", "null")
                 return
             data = self._stream_data(parts)
+            if self._stream_faults:
+                damaged = _damaged(self._stream_faults.popleft(), path, data)
+                async for piece in damaged:
+                    yield piece
+                if damaged.ends_stream:
+                    return
+                first = True  # the real put follows the damage
             if first or data != sent:
                 first, sent = False, data
                 yield _sse("put", json.dumps({"path": path, "data": data}))
@@ -624,6 +665,38 @@ class NestWwnSimulator:
                 finally:
                     self._waits.discard(wake)
         return not timeout.cancelled_caught
+
+
+STREAM_FAULTS = ("garbage", "invalid_json", "truncated", "slow_drip", "huge")
+
+
+class _Damage:
+    """What a stream fault puts on the wire instead of (or before) the next put."""
+
+    def __init__(self, pieces: list[bytes], delay_s: float = 0.0, ends_stream: bool = False):
+        self._pieces, self._delay_s, self.ends_stream = pieces, delay_s, ends_stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self._pieces:
+            yield piece
+            if self._delay_s:
+                await anyio.sleep(self._delay_s)
+
+
+def _damaged(fault: str, path: str, data: Any) -> _Damage:
+    put = _sse("put", json.dumps({"path": path, "data": data}))
+    match fault:
+        case "garbage":
+            return _Damage([b"\x00\xff this is not SSE\n", b"data\n\n", b"event: put\n\n"])
+        case "invalid_json":
+            return _Damage([_sse("put", '{"path": "/", "data": {"devices": ')])
+        case "truncated":
+            return _Damage([put[: len(put) // 2]], ends_stream=True)
+        case "slow_drip":
+            return _Damage([put[i : i + 64] for i in range(0, len(put), 64)], delay_s=0.01)
+        case _:  # huge: a 20 MB put
+            blob = json.dumps({"path": path, "data": {"padding": "x" * 20_000_000}})
+            return _Damage([_sse("put", blob)])
 
 
 def _sse(event: str, data: str) -> bytes:
@@ -717,7 +790,10 @@ _CONTROLS: dict[str, _Control] = {
     "token": lambda s, a: s.set_token(_arg(a, "token", str)),
     "keepalives": lambda s, a: s.silence_keepalives(not _arg(a, "on", bool)),
     "fail_writes": lambda s, a: s.fail_next_writes(
-        _arg(a, "n", int), _arg(a, "status", int), a.get("retry_after")
+        _arg(a, "n", int),
+        _arg(a, "status", int),
+        a.get("retry_after"),
+        after_apply=bool(a.get("after_apply", False)),
     ),
     "fail_streams": lambda s, a: s.fail_next_streams(
         _arg(a, "n", int), _arg(a, "status", int), a.get("retry_after")

@@ -7,6 +7,7 @@ and apprise delivers to the sink over HTTP.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -16,13 +17,21 @@ from typing import Any
 import anyio
 from pydantic import SecretStr
 
-from roost.config import AccountSettings, NestWwnAccount, NotifyTarget, Settings
+from roost.config import (
+    AccountSettings,
+    NestWebAccount,
+    NestWwnAccount,
+    NetatmoAccount,
+    NotifyTarget,
+    Settings,
+)
 from roost.runtime import Runtime
-from roost.simulator import nest_wwn
+from roost.simulator import nest_web, nest_wwn, netatmo
 from roost.simulator.home import SimHome
 from roost.simulator.sink import NotificationSink, serve_sink
 
 ACCOUNT = "demo"
+KEEPALIVE_S = 1.0
 
 
 @dataclass
@@ -44,21 +53,62 @@ SimulatedAccount = AbstractAsyncContextManager[tuple[Any, AccountSettings]]
 @asynccontextmanager
 async def _nest_wwn(home: SimHome, physics_interval_s: float | None) -> AsyncIterator[Any]:
     async with nest_wwn.serve(
-        home, keepalive_s=2.0, physics_interval_s=physics_interval_s
+        home, keepalive_s=KEEPALIVE_S, physics_interval_s=physics_interval_s
     ) as cloud:
         account = NestWwnAccount(
             name=ACCOUNT,
             provider="nest_wwn",
             api_url=cloud.url,
             token=SecretStr(cloud.token),
-            keepalive_timeout_s=5.0,
+            keepalive_timeout_s=1.5 * KEEPALIVE_S,
         )
         yield cloud, account
+
+
+@asynccontextmanager
+async def _nest_web(home: SimHome, physics_interval_s: float | None) -> AsyncIterator[Any]:
+    async with nest_web.serve(home, hold_s=2.0, physics_interval_s=physics_interval_s) as cloud:
+        account = NestWebAccount(
+            name=ACCOUNT,
+            provider="nest_web",
+            api_url=cloud.url,
+            email=cloud.email,
+            password=SecretStr(cloud.password),
+            subscribe_timeout_s=5.0,
+        )
+        yield cloud, account
+
+
+@asynccontextmanager
+async def _netatmo(home: SimHome, physics_interval_s: float | None) -> AsyncIterator[Any]:
+    async with netatmo.serve(home, physics_interval_s=physics_interval_s) as cloud:
+        port = _free_port()  # the provider registers its webhook receiver here
+        account = NetatmoAccount(
+            name=ACCOUNT,
+            provider="netatmo",
+            api_url=cloud.url,
+            client_id=cloud.client_id,
+            client_secret=SecretStr(cloud.client_secret),
+            refresh_token=SecretStr(cloud.refresh_token),
+            fast_poll_s=1.0,
+            slow_poll_s=2.0,
+            webhook_listen=f"127.0.0.1:{port}",
+            webhook_url=f"http://127.0.0.1:{port}/netatmo",
+        )
+        yield cloud, account
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # vendor name → a simulated cloud for a home, and the account settings that reach it.
 VENDORS: dict[str, Callable[[SimHome, float | None], SimulatedAccount]] = {
     "nest_wwn": _nest_wwn,
+    "nest_web": _nest_web,
+    "netatmo": _netatmo,
 }
 
 

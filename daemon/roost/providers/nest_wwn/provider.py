@@ -71,13 +71,20 @@ class _Ended:
 
 
 class _Backoff:
-    """Exponential back-off with full jitter: a random delay in [0, min(max, initial·2ⁿ)]."""
+    """Exponential back-off with full jitter: a random delay in [0, min(max, initial·2ⁿ⁻¹)].
+
+    The first retry after a healthy stream is immediate: one drop is usually just a drop,
+    and every second without the stream is a second of missed changes.
+    """
 
     def __init__(self, initial_s: float, max_s: float) -> None:
         self._initial_s, self._max_s, self._attempt = initial_s, max_s, 0
 
     def next(self) -> float:
-        ceiling = min(self._max_s, self._initial_s * 2 ** min(self._attempt, 32))
+        if self._attempt == 0:
+            self._attempt = 1
+            return 0.0
+        ceiling = min(self._max_s, self._initial_s * 2 ** min(self._attempt - 1, 32))
         self._attempt += 1
         return random.uniform(0, ceiling)
 
