@@ -1,4 +1,4 @@
-"""The `roost` command: run, demo, check."""
+"""The `roost` command: run, demo, check, trace, reload, replay, and the others below."""
 
 from __future__ import annotations
 
@@ -6,11 +6,16 @@ import argparse
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
 
-from roost import __version__
+from roost import __version__, rulecli
+
+if TYPE_CHECKING:
+    from roost.config import Settings
+    from roost.runtime import Runtime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,10 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--vendor", default="nest_wwn", help="which simulated cloud (nest_wwn, …)")
     demo.set_defaults(func=_demo)
 
-    check = sub.add_parser("check", help="validate the settings and every rule file")
-    check.add_argument("--config", type=Path, help="the TOML settings file")
-    check.add_argument("--rules", type=Path, help="rule directory (default: from the settings)")
-    check.set_defaults(func=_check)
+    rulecli.add_commands(sub)  # check, trace, reload, replay
 
     outbox = sub.add_parser("outbox", help="pending and given-up notifications; retry one")
     outbox.add_argument("--config", type=Path, help="the TOML settings file")
@@ -51,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings_or_exit(path: Path | None):  # type: ignore[no-untyped-def]
+def _settings_or_exit(path: Path | None) -> Settings:
     from roost.config import ConfigError, load_settings
 
     try:
@@ -61,13 +63,32 @@ def _settings_or_exit(path: Path | None):  # type: ignore[no-untyped-def]
         sys.exit(1)
 
 
+def _runtime_or_exit(settings: Settings) -> Runtime:
+    """The daemon, or exit 1 with every reason it cannot honour its configuration."""
+    from roost.config import unknown_env_overrides
+    from roost.notify import NotifyConfigError
+    from roost.runtime import Runtime
+    from roost.store import StoreError
+
+    problems = [f"${name}: names no setting (a typo?)" for name in unknown_env_overrides()]
+    if not settings.daemon.rules_dir.is_dir():
+        problems.append(f"daemon.rules_dir: {settings.daemon.rules_dir} is not a directory")
+    if not problems:
+        try:
+            return Runtime(settings)
+        except (NotifyConfigError, StoreError, OSError, ValueError) as exc:
+            problems.append(str(exc))
+    for problem in problems:
+        print(f"roost cannot start: {problem}", file=sys.stderr)
+    sys.exit(1)
+
+
 def _run(args: argparse.Namespace) -> int:
     from roost.log import configure_logging
-    from roost.runtime import Runtime
 
     settings = _settings_or_exit(args.config)
     configure_logging(settings.log.level, settings.log.format)
-    runtime = Runtime(settings)
+    runtime = _runtime_or_exit(settings)
     runtime.load_rules()
 
     async def serve() -> None:
@@ -114,20 +135,6 @@ def _outbox(args: argparse.Namespace) -> int:
 
     settings = _settings_or_exit(args.config)
     return outbox_main(settings.daemon.state_dir, args.retry, args.json)
-
-
-def _check(args: argparse.Namespace) -> int:
-    from roost.loader import load_directory
-
-    settings = _settings_or_exit(args.config)
-    rules_dir = args.rules or settings.daemon.rules_dir
-    result = load_directory(rules_dir)
-    for error in result.errors:
-        print(error, file=sys.stderr)
-    print(
-        f"{len(result.rules)} rule(s) in {len(result.files)} file(s); {len(result.errors)} error(s)"
-    )
-    return 1 if result.errors else 0
 
 
 if __name__ == "__main__":

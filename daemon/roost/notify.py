@@ -155,8 +155,10 @@ class Notifier:
         retry_for_s: float = 6 * 3600,
         retry_initial_s: float = 2.0,
         retry_max_s: float = 300.0,
+        poll_s: float = POLL_S,
     ) -> None:
         validate_targets(targets)
+        self._poll_s = poll_s
         self._targets = list(targets)
         self._bus = bus
         self._store = store
@@ -177,14 +179,16 @@ class Notifier:
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             while True:
-                for entry in await self._store.outbox_due(self._clock.now()):
+                now = self._clock.now()
+                horizon = now + timedelta(seconds=2 * self._retry_max_s)
+                for entry in await self._store.outbox_due(now, horizon):
                     if entry.key not in self._in_flight:
                         self._in_flight.add(entry.key)
                         tg.start_soon(self._deliver, entry)
                 await self._idle()
 
     async def _idle(self) -> None:
-        wait_s = POLL_S
+        wait_s = self._poll_s
         next_due = await self._store.outbox_next_due()
         if next_due is not None:
             wait_s = min(wait_s, (next_due - self._clock.now()).total_seconds())

@@ -264,12 +264,17 @@ class Store:
 
         return await self._run(self._transaction(add))
 
-    async def outbox_due(self, now: datetime, limit: int = 100) -> list[OutboxEntry]:
+    async def outbox_due(
+        self, now: datetime, horizon: datetime | None = None, limit: int = 100
+    ) -> list[OutboxEntry]:
+        """Pending entries due by `now`, and any planned beyond `horizon`: no retry is ever
+        planned that far ahead, so such an entry means the wall clock jumped back."""
+        beyond = _iso(horizon) if horizon else "9999"
         rows = await self._run(
             lambda c: c.execute(
-                "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
-                " ORDER BY created_at LIMIT ?",
-                (_iso(now), limit),
+                "SELECT * FROM outbox WHERE state = 'pending'"
+                " AND (next_attempt_at <= ? OR next_attempt_at > ?) ORDER BY created_at LIMIT ?",
+                (_iso(now), beyond, limit),
             ).fetchall()
         )
         return [_entry(row) for row in rows]
