@@ -7,9 +7,13 @@ through `Services.notify`. Each command carries the rule and event that caused i
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, Protocol, TypeVar
+
+import anyio.to_thread
+
+from roost.clock import Clock, SystemClock
 
 from roost.commands import (
     Action,
@@ -25,20 +29,55 @@ from roost.commands import (
 from roost.events import CommandOutcome, Event
 from roost.ids import new_id
 from roost.model import Device, Presence, SmokeCoAlarm, Structure, Thermostat, ThermostatMode
+from roost.durations import parse_duration
 from roost.notify import Notification, Priority
+from roost.windows import TagLimiter
 from roost.state import HomeState
+from roost.traces import Trace
 
 COMMAND_DEADLINE = timedelta(minutes=5)
+T = TypeVar("T")
 
 
 @dataclass
 class Services:
-    """What the engine lends to rule runs."""
+    """What the engine lends to rule runs.
+
+    `clock` times everything the engine waits for (holds, schedules, cooldowns, delays);
+    `zone` is the home's time zone for schedules and time-of-day conditions;
+    `notify_limit` caps notifications per tag.
+    """
 
     state: HomeState
     submit: Callable[[Command], Awaitable[CommandOutcome]]
     notify: Callable[[Notification], Awaitable[None]]
     now: Callable[[], datetime]
+    clock: Clock = field(default_factory=SystemClock)
+    zone: tzinfo = UTC
+    notify_limit: TagLimiter | None = field(default_factory=TagLimiter)
+    _names: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def find_device(self, ref: str) -> Device | None:
+        """A device by id, or by name (case-insensitive), remembering names it has seen."""
+        found = self.state.device(ref)
+        if found is not None:
+            return found
+        key = ref.casefold()
+        known = self._names.get(key)
+        found = self.state.device(known) if known is not None else None
+        if found is not None and found.name.casefold() == key:
+            return found
+        for d in self.state.devices():
+            if d.name.casefold() == key:
+                self._names[key] = d.id
+                return d
+        return None
+
+
+class RuleRunner(Protocol):
+    """The engine, as a rule run sees it: it can run another rule."""
+
+    async def run_rule(self, name: str, event: Event, caller: str) -> bool: ...
 
 
 class DeviceHandle:
@@ -88,21 +127,43 @@ def _matches(device: Device, structure: str | None, room: str | None, name: str 
 class RuleHome:
     """The `home` argument of a rule run."""
 
-    def __init__(self, services: Services, rule: str, event: Event, dry_run: bool) -> None:
+    def __init__(
+        self,
+        services: Services,
+        rule: str,
+        event: Event,
+        dry_run: bool,
+        trace: Trace | None = None,
+        runner: RuleRunner | None = None,
+    ) -> None:
         self._services = services
         self.rule = rule
         self.event = event
         self.dry_run = dry_run
+        self.trace = trace
+        self._runner = runner
 
     @property
     def now(self) -> datetime:
-        return self._services.now()
+        return self._services.clock.now()
+
+    def local_now(self) -> datetime:
+        """The current time in the home's time zone."""
+        return self._services.clock.now().astimezone(self._services.zone)
+
+    def _step(self, what: str, outcome: str, detail: str = "") -> None:
+        if self.trace is not None:
+            self.trace.step(what, outcome, detail)
 
     # ---- reading -------------------------------------------------------------------
 
     def thermostats(
         self, *, structure: str | None = None, room: str | None = None, name: str | None = None
     ) -> list[ThermostatHandle]:
+        """Thermostats by structure, room and/or name (or id); no argument: all of them."""
+        if name is not None and structure is None and room is None:
+            found = self._services.find_device(name)
+            return [ThermostatHandle(self, found)] if isinstance(found, Thermostat) else []
         return [
             ThermostatHandle(self, d)
             for d in self._services.state.devices()
@@ -121,14 +182,10 @@ class RuleHome:
         ref = ref if ref is not None else self.event.device
         if ref is None:
             return None
-        for d in self._services.state.devices():
-            if d.id == ref or d.name.casefold() == ref.casefold():
-                return (
-                    ThermostatHandle(self, d)
-                    if isinstance(d, Thermostat)
-                    else DeviceHandle(self, d)
-                )
-        return None
+        d = self._services.find_device(ref)
+        if d is None:
+            return None
+        return ThermostatHandle(self, d) if isinstance(d, Thermostat) else DeviceHandle(self, d)
 
     def structure(self, ref: str | None = None) -> Structure | None:
         """A structure by id or name; with no argument, the structure of the event."""
@@ -146,7 +203,7 @@ class RuleHome:
             await self.command(target, SetPresence(Presence(presence)))
 
     async def command(self, target: str, action: Action) -> CommandOutcome:
-        now = self._services.now()
+        now = self._services.clock.now()
         found = self._services.state.find(target)
         ctx = self.event.context
         command = Command(
@@ -162,7 +219,11 @@ class RuleHome:
             depth=ctx.depth,
             dry_run=self.dry_run,
         )
-        return await self._services.submit(command)
+        outcome = await self._services.submit(command)
+        detail = f"{outcome.guard}: {outcome.reason}" if outcome.guard else outcome.reason
+        shown = found[1].name if found else target
+        self._step(f"{action.describe()} → {shown}", str(outcome.outcome), detail)
+        return outcome
 
     async def notify(
         self,
@@ -171,7 +232,16 @@ class RuleHome:
         *,
         tags: tuple[str, ...] | list[str] = (),
         priority: str | Priority = Priority.NORMAL,
-    ) -> None:
+    ) -> bool:
+        """Send a push. False if the per-tag rate limit held it back (see the trace)."""
+        limiter = self._services.notify_limit
+        now = self._services.clock.now()
+        if limiter is not None:
+            over = limiter.admit(limiter.keys(tags, self.rule), now)
+            if over is not None:
+                detail = f"rate limit for {over}: {limiter.limit} per {limiter.window_s:g}s"
+                self._step(f"notify {title!r}", "suppressed", detail)
+                return False
         await self._services.notify(
             Notification(
                 key=f"{self.rule}:{self.event.id}:{title}",
@@ -181,6 +251,27 @@ class RuleHome:
                 priority=Priority(priority),
                 rule=self.rule,
                 cause=self.event.id,
-                created_at=self._services.now(),
+                created_at=now,
             )
         )
+        self._step(f"notify {title!r}", "queued", ", ".join(tags))
+        return True
+
+    async def delay(self, duration: str | float) -> None:
+        """Wait (on the engine's clock). A restart-mode rule is cancelled here by a new run."""
+        seconds = parse_duration(duration)
+        self._step(f"delay {seconds:g}s", "waiting")
+        await self._services.clock.sleep(seconds)
+
+    async def run_rule(self, name: str) -> bool:
+        """Run another rule now with this event (its conditions and limits apply)."""
+        if self._runner is None:
+            self._step(f"run rule {name!r}", "failed", "no engine")
+            return False
+        started = await self._runner.run_rule(name, self.event, self.rule)
+        self._step(f"run rule {name!r}", "started" if started else "skipped")
+        return started
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking code (file or network I/O, heavy maths) in a worker thread."""
+        return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)

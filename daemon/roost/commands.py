@@ -2,7 +2,9 @@
 
 An `Action` says what; a `Command` wraps it with who asked (rule, causing event), an
 idempotency key (its id) and a deadline. `expected()` says which normalized attributes
-the device's echo will show, so the echo can be recognised and the command confirmed.
+the device's echo will show, so the echo can be recognised and the command confirmed; it
+also says which attributes the action writes, so a newer action that writes all of them
+supersedes an older one still waiting (`supersedes`: the last setpoint wins).
 """
 
 from __future__ import annotations
@@ -40,6 +42,22 @@ class Action:
 
     def describe(self) -> str:
         return type(self).__name__
+
+    def idempotent(self) -> bool:
+        """Once the device shows `expected()`, sending the action again changes nothing."""
+        return True
+
+    def supersedes(self, older: Action) -> bool:
+        """This action writes every attribute `older` writes, so `older` need not be sent."""
+        mine, theirs = self.expected(), older.expected()
+        return bool(theirs) and theirs.keys() <= mine.keys()
+
+    def shown_by(self, entity: object) -> bool:
+        """Does the entity (a normalized device or structure) already show the effect?"""
+        expected = self.expected()
+        return bool(expected) and all(
+            satisfies(getattr(entity, name, None), value) for name, value in expected.items()
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +125,9 @@ class SetFanTimer(Action):
     def expected(self) -> dict[str, Any]:
         return {"fan_timer_active": self.minutes > 0}
 
+    def idempotent(self) -> bool:
+        return self.minutes == 0  # starting the timer again restarts it
+
     def describe(self) -> str:
         return f"fan for {self.minutes} min" if self.minutes else "fan off"
 
@@ -153,10 +174,16 @@ class FailureReason(StrEnum):
     SERVER_ERROR = "server_error"
     NETWORK = "network"
     TIMEOUT = "timeout"
+    UNCONFIRMED = "unconfirmed"  # the vendor accepted the write; the device never showed it
 
     @property
     def retryable(self) -> bool:
         return self in _RETRYABLE
+
+    @property
+    def maybe_applied(self) -> bool:
+        """The vendor may have applied the write although the answer says it failed."""
+        return self in _MAYBE_APPLIED
 
 
 _RETRYABLE = frozenset(
@@ -166,6 +193,9 @@ _RETRYABLE = frozenset(
         FailureReason.NETWORK,
         FailureReason.TIMEOUT,
     }
+)
+_MAYBE_APPLIED = frozenset(
+    {FailureReason.SERVER_ERROR, FailureReason.NETWORK, FailureReason.TIMEOUT}
 )
 
 

@@ -85,14 +85,47 @@ def _co_pushed(stack: Stack) -> tuple[bool, str]:
     return bool(pushes), f"{len(pushes)} received"
 
 
+def _eco_put(stack: Stack) -> tuple[bool, str]:
+    """Nest web: eco is `device.<serial>` `{"eco": {"mode": "manual-eco"}}`."""
+    eco = [key for key, fields in stack.cloud.writes if fields.get("eco") == {"mode": "manual-eco"}]
+    return bool(eco), f"{len(eco)} put(s)"
+
+
+def _therm_mode_set(mode: str) -> Callable[[Stack], tuple[bool, str]]:
+    """Netatmo: eco is the home's `setthermmode` away; leaving it is mode schedule."""
+
+    def check(stack: Stack) -> tuple[bool, str]:
+        found = [p for e, p in stack.cloud.writes if e == "setthermmode" and p.get("mode") == mode]
+        return bool(found), f"{len(found)} write(s)"
+
+    return check
+
+
 # One scenario per vendor: each suits what that vendor's devices can do.
 SCENARIOS: dict[str, Scenario] = {
+    "nest_web": Scenario(
+        NEST_HOME_STEPS,
+        21.0,
+        (
+            Check("eco put in the simulator", _eco_put),
+            Check("CO notification at the sink", _co_pushed),
+        ),
+    ),
     "nest_wwn": Scenario(
         NEST_HOME_STEPS,
         21.0,
         (
             Check("eco applied in the simulator", _eco_written),
             Check("CO notification at the sink", _co_pushed),
+        ),
+    ),
+    "netatmo": Scenario(
+        NEST_HOME_STEPS,
+        21.0,
+        (
+            Check("away mode set in the simulator", _therm_mode_set("away")),
+            Check("CO notification at the sink", _co_pushed),
+            Check("heating schedule resumed", _therm_mode_set("schedule")),
         ),
     ),
 }

@@ -23,3 +23,34 @@ def parse_duration(value: str | float | int | None) -> float:
     if not text or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"not a duration: {value!r} (write e.g. '30s', '10m', '1h30m', '2d')")
     return sum(float(n) * _UNIT[u] for n, u in parts)
+
+
+_RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(.+?)\s*$")
+
+
+def parse_rate(value: str | tuple[int, str | float] | None) -> tuple[int, float] | None:
+    """"3/1h", "3 per 10m" or (3, "1h") → (3, 3600.0): at most 3 in any hour."""
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        count, window = value
+    else:
+        match = _RATE.match(str(value))
+        if match is None:
+            raise ValueError(f"not a rate: {value!r} (write e.g. '3/1h' or '5 per 10m')")
+        count, window = int(match.group(1)), match.group(2)
+    seconds = parse_duration(window)
+    if int(count) < 1 or seconds <= 0:
+        raise ValueError(f"a rate needs at least 1 per a positive window: {value!r}")
+    return int(count), seconds
+
+
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def parse_time_of_day(value: str) -> int:
+    """"07:30" → minutes after midnight."""
+    match = _CLOCK.match(value.strip())
+    if match is None or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError(f"not a time of day: {value!r} (write e.g. '07:30' or '22:00')")
+    return int(match.group(1)) * 60 + int(match.group(2))

@@ -1,58 +1,149 @@
-"""Recognising a command's echo in the stream.
+"""Recognising a command's echo in the stream, and the outcome events of commands.
 
 When the dispatcher sends a command it registers what the device should show afterwards
 (`Action.expected()`). When the state diff sees those values on that target, the changes
-are attributed to the command (causation) and the command is confirmed, with its latency.
+are attributed to the command (causation) and the command is confirmed, with its latency
+since the first send. An expectation that no echo meets within `ttl_s` is reported by
+`expired()`, so a write the device never showed still gets an outcome.
+
+`outcome_event` builds every `CommandOutcome`, so each carries the whole causation:
+command id, rule, the event the rule ran for, and the correlation of the chain.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from roost.commands import Command, satisfies
+import anyio
+
+from roost.clock import Clock, SystemClock
+from roost.commands import Command, FailureReason, satisfies
+from roost.events import CommandOutcome, Context, Outcome
+from roost.ids import new_id
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a command lands: its structure, and its device (None for a structure)."""
+
+    structure: str | None
+    device: str | None
+
+
+def outcome_event(
+    command: Command,
+    outcome: Outcome,
+    at: datetime,
+    place: Place,
+    *,
+    reason: str = "",
+    guard: str | None = None,
+    failure: FailureReason | None = None,
+    latency_s: float | None = None,
+    attempt: int = 0,
+) -> CommandOutcome:
+    """The event saying what became of `command`, with its full causation."""
+    return CommandOutcome(
+        id=new_id(),
+        at=at,
+        account=command.account,
+        structure=place.structure,
+        device=place.device,
+        context=Context(command.id, command.correlation, command.rule, depth=command.depth),
+        command=command.id,
+        action=command.action.describe(),
+        outcome=outcome,
+        rule=command.rule,
+        reason=reason,
+        guard=guard,
+        latency_s=latency_s,
+        target=command.target,
+        cause=command.cause,
+        failure=failure,
+        attempt=attempt,
+    )
 
 
 @dataclass
 class _Expectation:
     command: Command
+    place: Place
     remaining: dict[str, Any]
-    sent_at: float = field(default_factory=time.monotonic)
-    expires_at: float = 0.0
+    sent_at: float
+    expires_at: float
+    settled: anyio.Event
 
 
 @dataclass(frozen=True, slots=True)
 class Confirmation:
     command: Command
+    place: Place
     latency_s: float
+
+    def outcome(self, at: datetime) -> CommandOutcome:
+        return outcome_event(
+            self.command,
+            Outcome.CONFIRMED,
+            at,
+            self.place,
+            reason="the device's echo",
+            latency_s=self.latency_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """A command whose echo never came."""
+
+    command: Command
+    place: Place
+    waited_s: float
 
 
 class EchoTracker:
-    def __init__(self, ttl_s: float = 120.0) -> None:
-        self._ttl_s = ttl_s
+    def __init__(self, ttl_s: float = 120.0, clock: Clock | None = None) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock or SystemClock()
         self._pending: dict[str, list[_Expectation]] = {}
+        self._expired: list[Expired] = []
 
-    def expect(self, command: Command) -> None:
+    def expect(self, command: Command, place: Place) -> None:
+        """Watch for the command's effect on its target. Latency counts from the first
+        call; each later call (a retry) restarts the `ttl_s` wait."""
         expected = command.action.expected()
+        now = self._clock.monotonic()
+        known = self._entry(command)
+        if known is not None:
+            known.expires_at = now + self.ttl_s
+            return
         if not expected:
             return
-        now = time.monotonic()
-        entry = _Expectation(command, dict(expected), now, now + self._ttl_s)
+        entry = _Expectation(command, place, dict(expected), now, now + self.ttl_s, anyio.Event())
         self._pending.setdefault(command.target, []).append(entry)
 
     def forget(self, command: Command) -> None:
         entries = self._pending.get(command.target, [])
-        self._pending[command.target] = [e for e in entries if e.command.id != command.id]
-        if not self._pending[command.target]:
-            del self._pending[command.target]
+        keep = []
+        for entry in entries:
+            if entry.command.id == command.id:
+                entry.settled.set()
+            else:
+                keep.append(entry)
+        self._store(command.target, keep)
 
     def is_pending(self, command: Command) -> bool:
-        return any(e.command.id == command.id for e in self._pending.get(command.target, []))
+        return self._entry(command) is not None
 
     def is_watching(self, target: str) -> bool:
         return target in self._pending
+
+    def settled(self, command: Command) -> anyio.Event | None:
+        """An event set when the command is confirmed, forgotten or expired."""
+        entry = self._entry(command)
+        return entry.settled if entry is not None else None
 
     def match(
         self, target: str, changed: Mapping[str, Any]
@@ -65,12 +156,13 @@ class EchoTracker:
         entries = self._pending.get(target)
         if not entries:
             return None, []
-        now = time.monotonic()
+        now = self._clock.monotonic()
         cause: Command | None = None
         confirmed: list[Confirmation] = []
         keep: list[_Expectation] = []
         for entry in entries:
             if now > entry.expires_at:
+                self._expire(entry, now)
                 continue
             hit = [
                 k for k, v in entry.remaining.items() if k in changed and satisfies(changed[k], v)
@@ -82,9 +174,37 @@ class EchoTracker:
             if entry.remaining:
                 keep.append(entry)
             else:
-                confirmed.append(Confirmation(entry.command, now - entry.sent_at))
-        if keep:
-            self._pending[target] = keep
-        else:
-            del self._pending[target]
+                entry.settled.set()
+                confirmed.append(Confirmation(entry.command, entry.place, now - entry.sent_at))
+        self._store(target, keep)
         return cause, confirmed
+
+    def expired(self) -> list[Expired]:
+        """Commands whose echo did not come within `ttl_s`, each reported once."""
+        now = self._clock.monotonic()
+        for target, entries in list(self._pending.items()):
+            keep = []
+            for entry in entries:
+                if now > entry.expires_at:
+                    self._expire(entry, now)
+                else:
+                    keep.append(entry)
+            self._store(target, keep)
+        found, self._expired = self._expired, []
+        return found
+
+    def _expire(self, entry: _Expectation, now: float) -> None:
+        entry.settled.set()
+        self._expired.append(Expired(entry.command, entry.place, now - entry.sent_at))
+
+    def _entry(self, command: Command) -> _Expectation | None:
+        for entry in self._pending.get(command.target, ()):
+            if entry.command.id == command.id:
+                return entry
+        return None
+
+    def _store(self, target: str, entries: list[_Expectation]) -> None:
+        if entries:
+            self._pending[target] = entries
+        else:
+            self._pending.pop(target, None)

@@ -1,17 +1,21 @@
-"""The rule engine: trigger index, filters, echo protection, cooldown, isolated runs.
+"""The rule engine: trigger index, holds and schedules, admission, run modes, traces.
 
 Matching is synchronous and cheap: rules are indexed by event name and by device, so an
-event only meets the triggers that could match it. Each firing rule runs as its own task
-with a timeout; an exception or a hang is reported with the rule's name and never stalls
-the bus or the other rules.
+event only meets the triggers that could match it, and nothing is allocated for the rules
+it does not match. A matching trigger goes through admission (own echo, loop cut,
+debounce, cooldown, rate limit, condition, run mode), each refusal is traced, and an
+admitted run is its own task with a timeout: an exception, a hang or a blocking call is
+reported with the rule's name and never stalls the bus or the other rules.
 """
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
+import inspect
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 import anyio
 import structlog
@@ -19,12 +23,25 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from roost.api import RuleHome, Services
-from roost.events import Event
-from roost.rules import Rule, Trigger
+from roost.clock import Clock
+from roost.codec import event_from_json, event_to_json
+from roost.conditions import as_condition
+from roost.events import Event, Scheduled, Started
+from roost.ids import new_id
+from roost.isolation import LoopMonitor, timed_steps
+from roost.windows import Window
+from roost.rules import Rule, RunMode
+from roost.schedule import next_cron, next_interval
+from roost.timers import TimerKind, TimerPersistence, TimerRecord, Timers
+from roost.traces import DEFAULT_PER_RULE, Result, Trace, TraceStore
+from roost.triggers import Cron, Every, Trigger
 
 log = structlog.get_logger(__name__)
 
 _ANY_DEVICE = ""
+_CHAINS_KEPT = 512
+_CHAIN_MAX = 32
+NOTIFY_STATE_KEY = "@notifications"
 
 
 @dataclass
@@ -33,40 +50,123 @@ class RuleStats:
     skipped_cooldown: int = 0
     skipped_condition: int = 0
     skipped_echo: int = 0
+    skipped_rate: int = 0
+    skipped_mode: int = 0
+    loop_cuts: int = 0
     errors: int = 0
     timeouts: int = 0
-    last_run: float | None = None
+    blocked_loop: int = 0
+
+
+@dataclass(frozen=True)
+class LoopLimits:
+    """Loop protection: a causation chain deeper than `max_depth` rule hops is cut, and so
+    is a rule re-fired by command echoes more than `echo_runs` times in `echo_window_s`."""
+
+    max_depth: int = 8
+    echo_runs: int = 10
+    echo_window_s: float = 60.0
+
+
+@dataclass
+class _Run:
+    trace: Trace
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+
+@dataclass
+class RuleState:
+    """What a rule remembers between events; kept across a reload of an unchanged file."""
+
+    last_run: datetime | None = None
+    rate: Window | None = None
+    echoes: Window | None = None
+    armed: dict[str, bool] = field(default_factory=dict)  # threshold crossings, per subject
+    running: list[_Run] = field(default_factory=list)
+    queue: deque[tuple[Event, Trace]] = field(default_factory=deque)
+    pending: dict[str, Trace] = field(default_factory=dict)  # timer id → its trace
 
 
 @dataclass
 class _Entry:
     rule: Rule
     trigger: Trigger
+    position: int  # the trigger's index in rule.triggers
+    label: str
 
 
 @dataclass
 class Engine:
     services: Services
     timeout_s: float = 30.0
+    traces_per_rule: int = DEFAULT_PER_RULE
+    loop: LoopLimits = field(default_factory=LoopLimits)
+    persistence: TimerPersistence | None = None
+    grace_s: float = 300.0
+    blocking_s: float = 0.25
+    monitor: LoopMonitor | None = None
     rules: dict[str, Rule] = field(default_factory=dict)
     stats: dict[str, RuleStats] = field(default_factory=dict)
     _index: dict[str, dict[str, list[_Entry]]] = field(default_factory=dict)
+    _states: dict[str, RuleState] = field(default_factory=dict)
+    _chains: OrderedDict[str, list[str]] = field(default_factory=OrderedDict)
     _tg: TaskGroup | None = None
 
+    def __post_init__(self) -> None:
+        self.traces = TraceStore(self.traces_per_rule)
+        self.timers = Timers(
+            self.services.clock, self._on_due, self._on_missed, self.persistence, self.grace_s
+        )
+
+    @property
+    def clock(self) -> Clock:
+        return self.services.clock
+
+    # ---- the rule set --------------------------------------------------------------
+
     def load(self, rules: Iterable[Rule]) -> None:
-        """Replace the rule set. Statistics of rules that keep their name are kept."""
+        """Replace the rule set.
+
+        A rule whose file did not change keeps its state (cooldown, rate window, pending
+        holds, threshold memory) and its statistics; a changed or removed rule loses its
+        pending timers, and its schedules start afresh.
+        """
+        previous = self.rules
         self.rules = {r.name: r for r in rules}
-        self.stats = {name: self.stats.get(name, RuleStats()) for name in self.rules}
-        index: dict[str, dict[str, list[_Entry]]] = defaultdict(lambda: defaultdict(list))
-        for r in self.rules.values():
-            for trigger in r.triggers:
-                index[trigger.event.name][trigger.device or _ANY_DEVICE].append(_Entry(r, trigger))
-        self._index = {name: dict(by_device) for name, by_device in index.items()}
+        for name in previous.keys() - self.rules.keys():
+            self._forget(name)
+        for name, r in self.rules.items():
+            before = previous.get(name)
+            if before is not None and not _same(before, r):
+                self._forget(name)
+            if r.condition is not None:
+                r.condition = as_condition(r.condition)
+            self.stats.setdefault(name, RuleStats())
+            self._states.setdefault(name, RuleState())
+        self.stats = {name: self.stats[name] for name in self.rules}
+        self._index = _build_index(self.rules.values())
+        if self._tg is not None:
+            for r in self.rules.values():
+                self._arm_schedules(r)
+
+    def _forget(self, name: str) -> None:
+        self.timers.cancel_all(t.id for t in self.timers.of_rule(name))
+        state = self._states.pop(name, None)
+        if state is not None:
+            for trace in state.pending.values():
+                trace.end(Result.CANCELLED, "the rule was reloaded", self.clock.now())
+
+    # ---- running -------------------------------------------------------------------
 
     async def run(self, inbox: MemoryObjectReceiveStream[Sequence[Event]]) -> None:
         async with anyio.create_task_group() as tg, inbox:
             self._tg = tg
             try:
+                self.timers.restore(self._still_meant)
+                for r in self.rules.values():
+                    self._arm_schedules(r)
+                tg.start_soon(self.timers.run, name="rule timers")
+                self._startup()
                 async for batch in inbox:
                     for event in batch:
                         self.handle(event)
@@ -79,67 +179,415 @@ class Engine:
         by_device = self._index.get(event.name)
         if by_device is None:
             return
-        fired: set[str] = set()
+        fired: set[str] | None = None
         for entry in self._candidates(event, by_device):
-            r = entry.rule
-            if r.name not in fired and entry.trigger.matches(event) and self._admit(r, event):
-                fired.add(r.name)
-                self._start(r, event)
+            if entry.trigger.stateful:
+                if not self._stateful(entry, event):
+                    continue
+            elif not entry.trigger.matches(event):
+                continue
+            name = entry.rule.name
+            if fired is None:
+                fired = {name}
+            elif name in fired:
+                continue
+            else:
+                fired.add(name)
+            self._triggered(entry.rule, event, entry.label)
 
     def _candidates(self, event: Event, by_device: dict[str, list[_Entry]]) -> list[_Entry]:
         found = by_device.get(_ANY_DEVICE, [])
         if event.device is None:
             return found
         exact = by_device.get(event.device)
-        device = self.services.state.device(event.device) if len(by_device) > 1 else None
+        # Other keys may name this device by its name rather than its id.
+        others = len(by_device) - (_ANY_DEVICE in by_device) - (exact is not None)
+        device = self.services.state.device(event.device) if others else None
         named = by_device.get(device.name) if device is not None else None
         if exact is None and named is None:
             return found
         return [*found, *(exact or ()), *(named or ())]
 
-    def _admit(self, r: Rule, event: Event) -> bool:
+    def _stateful(self, entry: _Entry, event: Event) -> bool:
+        """Threshold crossings and holds. True when the rule should be triggered now."""
+        trigger = entry.trigger
+        if not trigger.about(event):
+            return False
+        inside = trigger.matches(event)
+        subject = event.device or event.structure or event.account
+        edge = inside
+        if trigger.threshold is not None:
+            edge = self._crossed(entry, subject, event, inside)
+        if not trigger.hold_s:
+            return edge
+        timer_id = f"hold:{entry.rule.name}:{entry.position}:{subject}"
+        if not inside:
+            self._cancel_hold(entry.rule.name, timer_id, event)
+        elif edge and self.timers.get(timer_id) is None:
+            self._start_hold(entry, timer_id, event)
+        return False
+
+    def _crossed(self, entry: _Entry, subject: str, event: Event, inside: bool) -> bool:
+        threshold = entry.trigger.threshold
+        assert threshold is not None
+        armed = self._states[entry.rule.name].armed
+        key = f"{entry.position}:{subject}"
+        was_armed = armed.get(key)
+        if was_armed is None:  # first sight: armed unless the old value was already inside
+            was_armed = not threshold.inside(getattr(event, "old", None))
+        if was_armed and inside:
+            armed[key] = False
+            return True
+        armed[key] = was_armed or threshold.rearms(getattr(event, "new", None))
+        return False
+
+    def _start_hold(self, entry: _Entry, timer_id: str, event: Event) -> None:
+        due = self.clock.now() + timedelta(seconds=entry.trigger.hold_s)
+        payload = {"trigger": entry.position, "label": entry.label, "event": event_to_json(event)}
+        self.timers.add(TimerRecord(timer_id, entry.rule.name, TimerKind.HOLD, due, payload))
+        trace = self._trace(entry.rule, entry.label, event)
+        trace.end(Result.PENDING, f"holding until {due:%H:%M:%S} UTC")
+        self._states[entry.rule.name].pending[timer_id] = trace
+
+    def _cancel_hold(self, rule: str, timer_id: str, event: Event) -> None:
+        if self.timers.cancel(timer_id) is None:
+            return
+        trace = self._states[rule].pending.pop(timer_id, None)
+        if trace is not None:
+            trace.end(Result.SKIPPED, f"hold cancelled: {_describe(event)}", self.clock.now())
+
+    # ---- admission -----------------------------------------------------------------
+
+    def _triggered(
+        self, r: Rule, event: Event, label: str, trace: Trace | None = None, debounced: bool = False
+    ) -> bool:
+        """A trigger of `r` fired. Decide whether it runs, trace the answer either way."""
         stats = self.stats[r.name]
+        state = self._states[r.name]
+        if trace is None:
+            trace = self._trace(r, label, event)
+        else:
+            trace.end(Result.RUNNING)
+        now = self.clock.now()
         if event.context.rule == r.name and not r.react_to_own_echo:
             stats.skipped_echo += 1
+            return self._skip(trace, "the event is the echo of this rule's own command")
+        cut = self._loop_cut(r, event, state, now)
+        if cut:
+            stats.loop_cuts += 1
+            log.warning("rule loop cut", rule=r.name, reason=cut, rules=list(trace.chain))
+            return self._skip(trace, f"loop cut: {cut}")
+        if r.debounce_s and not debounced:
+            self._debounce(r, event, label, trace, state, now)
             return False
-        now = time.monotonic()
-        if r.cooldown_s and stats.last_run is not None and now - stats.last_run < r.cooldown_s:
-            stats.skipped_cooldown += 1
-            log.debug("rule in cooldown", rule=r.name)
-            return False
-        if r.condition is not None and not self._condition(r, event):
+        if r.cooldown_s and state.last_run is not None:
+            left = r.cooldown_s - (now - state.last_run).total_seconds()
+            if left > 0:
+                stats.skipped_cooldown += 1
+                return self._skip(trace, f"cooldown: {left:.0f}s left")
+        if r.rate is not None and self._rate(r, state).full(now):
+            stats.skipped_rate += 1
+            count, window = r.rate
+            return self._skip(trace, f"rate limit: {count} runs per {window:g}s reached")
+        if r.condition is not None and not self._condition(r, event, trace):
             stats.skipped_condition += 1
-            return False
-        stats.last_run = now
-        stats.fired += 1
-        return True
+            return self._skip(trace, "condition not met")
+        return self._start(r, event, trace, state)
 
-    def _condition(self, r: Rule, event: Event) -> bool:
+    def _skip(self, trace: Trace, reason: str) -> bool:
+        trace.end(Result.SKIPPED, reason, self.clock.now())
+        return False
+
+    def _loop_cut(self, r: Rule, event: Event, state: RuleState, now: datetime) -> str:
+        ctx = event.context
+        if ctx.depth >= self.loop.max_depth:
+            return f"causation chain of {ctx.depth} rule hops (max {self.loop.max_depth})"
+        if ctx.causation is None:
+            return ""
+        if state.echoes is None:
+            state.echoes = Window(self.loop.echo_runs, self.loop.echo_window_s)
+        if state.echoes.full(now):
+            return (
+                f"re-fired by command echoes {self.loop.echo_runs} times "
+                f"in {self.loop.echo_window_s:g}s"
+            )
+        return ""
+
+    def _rate(self, r: Rule, state: RuleState) -> Window:
+        assert r.rate is not None
+        if state.rate is None or state.rate.limit != r.rate[0]:
+            state.rate = Window(r.rate[0], r.rate[1], state.rate.times if state.rate else ())
+        return state.rate
+
+    def _condition(self, r: Rule, event: Event, trace: Trace) -> bool:
         assert r.condition is not None
+        home = RuleHome(self.services, r.name, event, r.dry_run, trace, self)
         try:
-            return bool(r.condition(event, RuleHome(self.services, r.name, event, r.dry_run)))
-        except Exception:
+            return as_condition(r.condition).check(event, home, trace.conditions)
+        except Exception as exc:
             self.stats[r.name].errors += 1
             log.exception("rule condition raised", rule=r.name, source=r.source)
+            trace.conditions.append((f"raised {type(exc).__name__}: {exc}", False))
             return False
 
-    # ---- running -------------------------------------------------------------------
+    def _debounce(
+        self, r: Rule, event: Event, label: str, trace: Trace, state: RuleState, now: datetime
+    ) -> None:
+        timer_id = f"debounce:{r.name}"
+        superseded = state.pending.pop(timer_id, None)
+        if superseded is not None:
+            superseded.end(Result.SKIPPED, "debounce: a later trigger replaced it", now)
+        due = now + timedelta(seconds=r.debounce_s)
+        payload = {"label": label, "event": event_to_json(event)}
+        self.timers.add(TimerRecord(timer_id, r.name, TimerKind.DEBOUNCE, due, payload))
+        trace.end(Result.PENDING, f"debounce: runs if quiet until {due:%H:%M:%S} UTC")
+        state.pending[timer_id] = trace
 
-    def _start(self, r: Rule, event: Event) -> None:
+    # ---- run modes -----------------------------------------------------------------
+
+    def _start(self, r: Rule, event: Event, trace: Trace, state: RuleState) -> bool:
+        if state.running:
+            if r.mode is RunMode.SINGLE:
+                self.stats[r.name].skipped_mode += 1
+                return self._skip(trace, "mode single: a run is still going")
+            if r.mode is RunMode.RESTART:
+                for run in state.running:
+                    run.scope.cancel()
+            elif r.mode is RunMode.QUEUED:
+                if len(state.running) + len(state.queue) >= r.max_runs:
+                    self.stats[r.name].skipped_mode += 1
+                    return self._skip(trace, f"mode queued: {r.max_runs} runs already waiting")
+                trace.end(Result.QUEUED, "waiting for the running one")
+                state.queue.append((event, trace))
+                return True
+            elif len(state.running) >= r.max_runs:
+                self.stats[r.name].skipped_mode += 1
+                return self._skip(trace, f"mode parallel: {r.max_runs} runs already going")
+        self._launch(r, event, trace, state)
+        return True
+
+    def _launch(self, r: Rule, event: Event, trace: Trace, state: RuleState) -> None:
         if self._tg is None:
             raise RuntimeError("the engine is not running")
-        self._tg.start_soon(self.execute, r, event, name=f"rule {r.name}")
+        now = self.clock.now()
+        self.stats[r.name].fired += 1
+        state.last_run = now
+        if r.rate is not None:
+            self._rate(r, state).add(now)
+        if event.context.causation is not None and state.echoes is not None:
+            state.echoes.add(now)
+        self._remember_chain(event, r.name)
+        trace.end(Result.RUNNING)
+        run = _Run(trace)
+        state.running.append(run)
+        self._tg.start_soon(self._execute, r, event, run, state, name=f"rule {r.name}")
 
-    async def execute(self, r: Rule, event: Event) -> None:
+    async def _execute(self, r: Rule, event: Event, run: _Run, state: RuleState) -> None:
         """One isolated run of a rule for an event."""
-        home = RuleHome(self.services, r.name, event, r.dry_run)
+        trace = run.trace
+        home = RuleHome(self.services, r.name, event, r.dry_run, trace, self)
         timeout = r.timeout_s if r.timeout_s is not None else self.timeout_s
         try:
-            with anyio.fail_after(timeout):
-                await r.body(event, home)
+            with run.scope, anyio.fail_after(timeout):
+                body = r.body(event, home)
+                if inspect.iscoroutine(body):
+                    body = timed_steps(body, self.blocking_s, self._blocked(r, trace))
+                await body
+            if run.scope.cancelled_caught:
+                trace.end(Result.CANCELLED, "restarted by a newer trigger", self.clock.now())
+            else:
+                trace.end(Result.RAN, "", self.clock.now())
         except TimeoutError:
             self.stats[r.name].timeouts += 1
             log.error("rule timed out", rule=r.name, source=r.source, timeout_s=timeout)
-        except Exception:
+            trace.end(Result.TIMED_OUT, f"timed out after {timeout:g}s", self.clock.now())
+        except Exception as exc:
             self.stats[r.name].errors += 1
             log.exception("rule raised", rule=r.name, source=r.source, trigger=event.name)
+            trace.end(Result.FAILED, f"{type(exc).__name__}: {exc}", self.clock.now())
+        finally:
+            state.running.remove(run)
+            if state.queue and self._tg is not None:
+                queued_event, queued_trace = state.queue.popleft()
+                self._launch(r, queued_event, queued_trace, state)
+
+    def _blocked(self, r: Rule, trace: Trace) -> Any:
+        def report(seconds: float) -> None:
+            self.stats[r.name].blocked_loop += 1
+            if self.monitor is not None:
+                self.monitor.blocked_by(r.name)
+            log.warning(
+                "rule blocked the event loop (use await, or home.run_sync for blocking code)",
+                rule=r.name,
+                source=r.source,
+                blocked_s=round(seconds, 3),
+            )
+            trace.step("blocked the event loop", "warning", f"{seconds:.2f}s without an await")
+
+        return report
+
+    async def run_rule(self, name: str, event: Event, caller: str) -> bool:
+        """`home.run_rule(name)`: trigger another rule with the caller's event."""
+        r = self.rules.get(name)
+        if r is None:
+            log.warning("run_rule: no such rule", rule=caller, wanted=name)
+            return False
+        return self._triggered(r, event, f"run by rule {caller}")
+
+    # ---- causation chains ----------------------------------------------------------
+
+    def _remember_chain(self, event: Event, rule: str) -> None:
+        key = event.context.correlation or event.id
+        chain = self._chains.get(key)
+        if chain is None:
+            chain = self._chains[key] = []
+            if len(self._chains) > _CHAINS_KEPT:
+                self._chains.popitem(last=False)
+        if len(chain) < _CHAIN_MAX:
+            chain.append(rule)
+
+    def _chain(self, event: Event) -> tuple[str, ...]:
+        key = event.context.correlation
+        return tuple(self._chains.get(key, ())) if key else ()
+
+    def _trace(self, r: Rule, label: str, event: Event) -> Trace:
+        trace = Trace(r.name, label, self.clock.now(), event, self._chain(event))
+        self.traces.add(trace)
+        return trace
+
+    # ---- timers: holds, debounces, schedules, startup ------------------------------
+
+    def _arm_schedules(self, r: Rule) -> None:
+        now = self.clock.now()
+        for position, trigger in r.schedules():
+            timer_id = f"{'cron' if isinstance(trigger, Cron) else 'every'}:{r.name}:{position}"
+            if self.timers.get(timer_id) is not None:
+                continue
+            if isinstance(trigger, Cron):
+                due = next_cron(trigger.expr, now, self.services.zone)
+                record = TimerRecord(
+                    timer_id, r.name, TimerKind.CRON, due, {"trigger": position}
+                )
+            else:
+                due = now + timedelta(seconds=trigger.seconds)
+                payload = {"trigger": position, "start": now.isoformat()}
+                record = TimerRecord(timer_id, r.name, TimerKind.INTERVAL, due, payload)
+            self.timers.add(record)
+
+    def _startup(self) -> None:
+        event = Started(id=new_id(), at=self.clock.now(), account="")
+        for r in list(self.rules.values()):
+            if r.on_startup():
+                self._triggered(r, event, "startup")
+
+    def _on_due(self, record: TimerRecord, late: bool) -> None:
+        r = self.rules.get(record.rule)
+        if r is None:
+            return
+        suffix = " (late: fell due while roost was down)" if late else ""
+        if record.kind in (TimerKind.HOLD, TimerKind.DEBOUNCE):
+            trace = self._states[r.name].pending.pop(record.id, None)
+            event = event_from_json(record.payload["event"])
+            label = str(record.payload.get("label", record.kind)) + suffix
+            debounced = record.kind is TimerKind.DEBOUNCE
+            self._triggered(r, event, label, trace, debounced=debounced)
+            return
+        trigger = r.triggers[int(record.payload["trigger"])]
+        assert isinstance(trigger, Cron | Every)
+        self._reschedule(r, record, trigger)
+        event = Scheduled(
+            id=new_id(),
+            at=self.clock.now(),
+            account="",
+            schedule=trigger.describe(),
+            due_at=record.due_at,
+        )
+        self._triggered(r, event, trigger.describe() + suffix)
+
+    def _reschedule(self, r: Rule, record: TimerRecord, trigger: Cron | Every) -> None:
+        now = self.clock.now()
+        if isinstance(trigger, Cron):
+            due = next_cron(trigger.expr, max(now, record.due_at), self.services.zone)
+        else:
+            start = datetime.fromisoformat(str(record.payload["start"]))
+            due = next_interval(start, trigger.seconds, max(now, record.due_at))
+        self.timers.add(TimerRecord(record.id, r.name, record.kind, due, record.payload))
+
+    def _on_missed(self, record: TimerRecord) -> None:
+        r = self.rules.get(record.rule)
+        if r is None:
+            return
+        label = str(record.payload.get("label", record.kind))
+        trace = Trace(r.name, label, self.clock.now())
+        trace.end(Result.MISSED, f"was due at {record.due_at:%Y-%m-%d %H:%M:%S} UTC while down")
+        self.traces.add(trace)
+        log.warning("rule timer missed while down", rule=r.name, due_at=record.due_at.isoformat())
+        if record.kind in (TimerKind.CRON, TimerKind.INTERVAL):
+            trigger = r.triggers[int(record.payload["trigger"])]
+            if isinstance(trigger, Cron | Every):
+                self._reschedule(r, record, trigger)
+
+    def _still_meant(self, record: TimerRecord) -> bool:
+        r = self.rules.get(record.rule)
+        if r is None:
+            return False
+        if record.kind in (TimerKind.HOLD, TimerKind.DEBOUNCE):
+            return True
+        position = int(record.payload.get("trigger", -1))
+        return 0 <= position < len(r.triggers) and isinstance(r.triggers[position], Cron | Every)
+
+    # ---- durable state -------------------------------------------------------------
+
+    def export_state(self) -> dict[str, dict[str, Any]]:
+        """Cooldowns, rate windows and threshold memory per rule, as plain JSON values.
+
+        The per-tag notification windows are under the key `@notifications`.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for name, state in self._states.items():
+            out[name] = {
+                "last_run": state.last_run.isoformat() if state.last_run else None,
+                "runs": state.rate.export() if state.rate else [],
+                "armed": dict(state.armed),
+            }
+        limiter = self.services.notify_limit
+        if limiter is not None:
+            out[NOTIFY_STATE_KEY] = {"windows": limiter.export()}
+        return out
+
+    def import_state(self, data: dict[str, dict[str, Any]]) -> None:
+        """Restore what `export_state` gave (rules that no longer exist are ignored)."""
+        for name, saved in data.items():
+            if name == NOTIFY_STATE_KEY:
+                if self.services.notify_limit is not None:
+                    self.services.notify_limit.restore(saved.get("windows", {}))
+                continue
+            r = self.rules.get(name)
+            if r is None:
+                continue
+            state = self._states.setdefault(name, RuleState())
+            last = saved.get("last_run")
+            state.last_run = datetime.fromisoformat(last) if last else None
+            state.armed.update({str(k): bool(v) for k, v in saved.get("armed", {}).items()})
+            if r.rate is not None:
+                self._rate(r, state).restore(saved.get("runs", []))
+
+
+def _same(before: Rule, after: Rule) -> bool:
+    return before is after or (bool(before.fingerprint) and before.fingerprint == after.fingerprint)
+
+
+def _build_index(rules: Iterable[Rule]) -> dict[str, dict[str, list[_Entry]]]:
+    index: dict[str, dict[str, list[_Entry]]] = defaultdict(lambda: defaultdict(list))
+    for r in rules:
+        for position, trigger in r.event_triggers():
+            entry = _Entry(r, trigger, position, trigger.describe())
+            index[trigger.event.name][trigger.device or _ANY_DEVICE].append(entry)
+    return {name: dict(by_device) for name, by_device in index.items()}
+
+
+def _describe(event: Event) -> str:
+    text = event.name
+    if hasattr(event, "new"):
+        text += f" → {getattr(event, 'new')}"
+    return text

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from roost.commands import FailureReason
 from roost.model import AlarmState, HvacActivity, Presence, ThermostatMode
 
 
@@ -181,12 +182,14 @@ class AccountStatus(Event):
 
 
 class Outcome(StrEnum):
-    SENT = "sent"
-    CONFIRMED = "confirmed"
-    REFUSED = "refused"
-    FAILED = "failed"
-    DROPPED = "dropped"
-    DRY_RUN = "dry_run"
+    QUEUED = "queued"  # past the guards, waiting for its device's turn
+    SENT = "sent"  # one vendor write attempt (`attempt` counts them)
+    CONFIRMED = "confirmed"  # the device's echo (or the state) shows the effect
+    REFUSED = "refused"  # a guard said no (`guard`, `reason`)
+    FAILED = "failed"  # the vendor said no or never answered (`failure`, `reason`)
+    DROPPED = "dropped"  # stale (deadline passed) or the queue was full
+    SUPERSEDED = "superseded"  # a newer command writes the same attributes; it was not sent
+    DRY_RUN = "dry_run"  # guards passed, recorded, never sent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,6 +204,10 @@ class CommandOutcome(Event):
     reason: str = ""
     guard: str | None = None
     latency_s: float | None = None
+    target: str | None = None  # the device or structure the command addressed
+    cause: str | None = None  # the event the rule ran for
+    failure: FailureReason | None = None  # FAILED: the vendor error, typed
+    attempt: int = 0  # SENT / FAILED: which vendor write attempt
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -248,3 +255,23 @@ class NotificationOutcome(Event):
 
 
 EVENT_TYPES[NotificationOutcome.name] = NotificationOutcome
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scheduled(Event):
+    """A rule's schedule came due: a cron time, an interval, or a restored timer."""
+
+    name: ClassVar[str] = "schedule"
+    schedule: str
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Started(Event):
+    """The daemon started (rules with a `startup()` trigger run once)."""
+
+    name: ClassVar[str] = "started"
+
+
+EVENT_TYPES[Scheduled.name] = Scheduled
+EVENT_TYPES[Started.name] = Started

@@ -2,12 +2,13 @@
 
 The guards are a declarative table: a name, the reason a person reads when a command is
 refused, and a check against the current normalized state. They are vendor-independent
-where the physics is; a vendor's own constraints stay in its provider.
+where the physics is; a vendor's own constraints stay in its provider. The dispatcher
+checks them when a command is submitted and again just before every vendor write, so a
+command that waited (queue, rate limit, back-off) is judged by the house as it is then.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,7 +24,15 @@ from roost.commands import (
     SetPresence,
     SetRange,
 )
-from roost.model import AlarmState, Device, SmokeCoAlarm, Structure, Thermostat, ThermostatMode
+from roost.model import (
+    AlarmState,
+    Device,
+    Presence,
+    SmokeCoAlarm,
+    Structure,
+    Thermostat,
+    ThermostatMode,
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,13 @@ def _setpoints(action: Action) -> list[float]:
     return [v for v in (_heat(action), _cool(action)) if v is not None]
 
 
+def _thermostat(s: Subject) -> Thermostat | None:
+    return s.target if isinstance(s.target, Thermostat) else None
+
+
+# ---- the checks ------------------------------------------------------------------------
+
+
 def _fits_target(s: Subject) -> str | None:
     action, target = s.command.action, s.target
     if target is None:
@@ -100,9 +116,10 @@ def _online(s: Subject) -> str | None:
 
 
 def _device_range(s: Subject) -> str | None:
-    if not isinstance(s.target, Thermostat):
+    t = _thermostat(s)
+    if t is None:
         return None
-    low, high = s.target.allowed_range_c
+    low, high = t.allowed_range_c
     bad = [v for v in _setpoints(s.command.action) if not low <= v <= high]
     return f"{bad[0]:g} °C is outside the device's range {low:g}–{high:g} °C" if bad else None
 
@@ -116,37 +133,65 @@ def _safe_band(s: Subject) -> str | None:
     return None
 
 
-def _cools(action: Action) -> bool:
+def _cools(action: Action, t: Thermostat) -> bool:
     if isinstance(action, SetMode):
         return action.mode in (ThermostatMode.COOL, ThermostatMode.HEAT_COOL)
+    if isinstance(action, SetEco):  # leaving eco restores a mode roost may not know
+        return not action.on and t.mode is ThermostatMode.ECO and t.can_cool
     return isinstance(action, SetCool | SetRange)
 
 
 def _no_cooling_with_emergency_heat(s: Subject) -> str | None:
-    if isinstance(s.target, Thermostat) and s.target.emergency_heat and _cools(s.command.action):
+    t = _thermostat(s)
+    if t is not None and t.emergency_heat and _cools(s.command.action, t):
         return "emergency heat is on"
     return None
 
 
 def _lock(s: Subject) -> str | None:
-    t = s.target
-    if not isinstance(t, Thermostat) or not t.locked or t.locked_range_c is None:
+    t = _thermostat(s)
+    setpoints = _setpoints(s.command.action)
+    if t is None or not t.locked or not setpoints:
         return None
+    if t.locked_range_c is None:
+        return f"{t.name!r} is locked and its locked range is unknown"
     low, high = t.locked_range_c
-    bad = [v for v in _setpoints(s.command.action) if not low <= v <= high]
+    bad = [v for v in setpoints if not low <= v <= high]
     return f"{bad[0]:g} °C is outside the locked range {low:g}–{high:g} °C" if bad else None
 
 
-def _turns_air_on(action: Action) -> bool:
-    if isinstance(action, SetFanTimer):
-        return action.minutes > 0
-    if isinstance(action, SetMode):
-        return action.mode not in (ThermostatMode.OFF, ThermostatMode.ECO)
-    return isinstance(action, SetEco) and not action.on
+def _starts_air(action: Action, target: Structure | Device | None) -> bool:
+    """Could this action start a fan, heating or cooling (from the target's current state)?"""
+    t = target if isinstance(target, Thermostat) else None
+    mode = t.mode if t is not None else None
+    match action:
+        case SetFanTimer(minutes=minutes):
+            return minutes > 0
+        case SetMode(mode=ThermostatMode.OFF):
+            return False
+        case SetMode(mode=ThermostatMode.ECO) | SetEco(on=True):
+            return mode in (None, ThermostatMode.OFF)  # eco from off holds a range again
+        case SetMode():
+            return True
+        case SetEco(on=False):
+            return mode in (None, ThermostatMode.ECO)  # leaving eco restores a mode
+        case SetPresence(presence=presence):
+            return presence is Presence.HOME  # coming home ends eco
+    return _raises_demand(action, t)
+
+
+def _raises_demand(action: Action, t: Thermostat | None) -> bool:
+    """A higher heat or a lower cool setpoint may start the equipment."""
+    heat, cool = _heat(action), _cool(action)
+    current_heat = t.heat_setpoint_c if t is not None else None
+    current_cool = t.cool_setpoint_c if t is not None else None
+    if heat is not None and (current_heat is None or heat > current_heat):
+        return True
+    return cool is not None and (current_cool is None or cool < current_cool)
 
 
 def _no_air_during_alarm(s: Subject) -> str | None:
-    if not _turns_air_on(s.command.action):
+    if not _starts_air(s.command.action, s.target):
         return None
     for d in s.neighbours:
         if isinstance(d, SmokeCoAlarm) and (d.smoke != AlarmState.OK or d.co != AlarmState.OK):
@@ -154,12 +199,31 @@ def _no_air_during_alarm(s: Subject) -> str | None:
     return None
 
 
-def _range_gap(s: Subject) -> str | None:
-    action = s.command.action
+def _range_after(s: Subject) -> tuple[float, float] | None:
+    """The heat and cool setpoints a heat-cool thermostat would hold after the command."""
+    action, t = s.command.action, _thermostat(s)
     if isinstance(action, SetRange):
-        gap = action.cool_celsius - action.heat_celsius
-        if gap < s.limits.min_range_gap_c:
-            return f"a {gap:g} °C gap is below the minimum {s.limits.min_range_gap_c:g} °C"
+        return action.heat_celsius, action.cool_celsius
+    if t is None or t.mode is not ThermostatMode.HEAT_COOL:
+        return None
+    heat, cool = _heat(action), _cool(action)
+    if heat is None and cool is None:
+        return None
+    heat = heat if heat is not None else t.heat_setpoint_c
+    cool = cool if cool is not None else t.cool_setpoint_c
+    return (heat, cool) if heat is not None and cool is not None else None
+
+
+def _range_gap(s: Subject) -> str | None:
+    after = _range_after(s)
+    if after is None:
+        return None
+    gap = after[1] - after[0]
+    if gap < s.limits.min_range_gap_c:
+        return (
+            f"heat {after[0]:g} °C and cool {after[1]:g} °C leave a {gap:g} °C gap, "
+            f"below the minimum {s.limits.min_range_gap_c:g} °C"
+        )
     return None
 
 
@@ -187,23 +251,22 @@ GUARDS: tuple[Guard, ...] = (
 
 @dataclass
 class WriteBudget:
-    """Writes accepted per device in the last hour (a sliding window)."""
+    """Writes sent per device in the last hour (a sliding window on a monotonic clock)."""
 
     window_s: float = 3600.0
     _writes: dict[str, deque[float]] = field(default_factory=dict)
 
-    def count(self, device: str, now: float | None = None) -> int:
+    def count(self, device: str, now: float) -> int:
         stamps = self._writes.get(device)
         if not stamps:
             return 0
-        horizon = (now if now is not None else time.monotonic()) - self.window_s
-        while stamps and stamps[0] < horizon:
+        horizon = now - self.window_s
+        while stamps and stamps[0] <= horizon:
             stamps.popleft()
         return len(stamps)
 
-    def record(self, device: str, now: float | None = None) -> None:
-        stamp = now if now is not None else time.monotonic()
-        self._writes.setdefault(device, deque()).append(stamp)
+    def record(self, device: str, now: float) -> None:
+        self._writes.setdefault(device, deque()).append(now)
 
 
 def check(

@@ -6,6 +6,7 @@ loading. Rule names must be unique across the whole rule directory.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 import tomllib
@@ -51,6 +52,7 @@ def rule_files(directory: Path) -> list[Path]:
         if p.suffix in (".py", ".toml")
         and not p.name.startswith(("_", "."))
         and not p.name.startswith("test_")
+        and p.name != "conftest.py"
     )
 
 
@@ -79,9 +81,31 @@ def load_directory(directory: Path) -> LoadResult:
 
 
 def load_file(path: Path) -> list[Rule]:
-    if path.suffix == ".toml":
-        return load_toml(path)
-    return load_python(path)
+    rules = load_toml(path) if path.suffix == ".toml" else load_python(path)
+    digest = _fingerprint(path)
+    for r in rules:
+        r.path = str(path)
+        r.fingerprint = digest
+    return rules
+
+
+def _fingerprint(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return ""
+
+
+def keep_previous(result: LoadResult, previous: list[Rule]) -> LoadResult:
+    """A reload: each file that no longer loads keeps the rules it had before.
+
+    Returns the merged result (the errors are still reported); rule names already taken by
+    the new set win over the kept ones.
+    """
+    broken = {str(e.path) for e in result.errors}
+    names = {r.name for r in result.rules}
+    kept = [r for r in previous if r.path in broken and r.name not in names]
+    return LoadResult([*result.rules, *kept], result.errors, result.files)
 
 
 def _source_line(source: str) -> int:

@@ -16,19 +16,33 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from roost.api import RuleHome, ThermostatHandle
+from roost.conditions import ConditionError, from_table
 from roost.durations import parse_duration
 from roost.events import Event
-from roost.model import Camera, SmokeCoAlarm, Structure, Thermostat, attribute_names
 from roost.notify import Priority
-from roost.rules import Rule, RuleDefinitionError, Trigger, when
+from roost.rules import Rule, RuleDefinitionError, options, triggers_of
 from roost.templates import TemplateError, render, validate
+from roost.triggers import AnyTrigger, cron, every, startup, when
 
 Step = Callable[[Event, RuleHome], Awaitable[None]]
 
-RULE_KEYS = {"name", "description", "on", "condition", "do", "cooldown", "dry_run", "timeout"}
+RULE_KEYS = {
+    "name",
+    "description",
+    "on",
+    "condition",
+    "do",
+    "hold",
+    "cooldown",
+    "rate",
+    "debounce",
+    "mode",
+    "max",
+    "dry_run",
+    "timeout",
+    "react_to_own_echo",
+}
 TEMPLATE_NAMES = {"event", "device", "structure", "rule"}
-DEVICE_ATTRIBUTES = set().union(*(attribute_names(c) for c in (Thermostat, SmokeCoAlarm, Camera)))
-STRUCTURE_ATTRIBUTES = set(attribute_names(Structure))
 
 
 def compile_rule(table: dict[str, Any], source: str) -> Rule:
@@ -43,22 +57,34 @@ def compile_rule(table: dict[str, Any], source: str) -> Rule:
     steps = [_compile_step(step) for step in _as_list(table.get("do"), "do")]
     if not steps:
         raise RuleDefinitionError(f"rule {name!r} does nothing: add a 'do' list")
-    condition = _compile_conditions(_as_list(table.get("condition", []), "condition"))
+    try:
+        condition = from_table(table["condition"]) if "condition" in table else None
+    except ConditionError as exc:
+        raise RuleDefinitionError(str(exc)) from None
+    mode, max_runs, rate = options(
+        mode=table.get("mode", "queued"), max_runs=table.get("max", 10), rate=table.get("rate")
+    )
 
     async def body(event: Event, home: RuleHome) -> None:
         for step in steps:
             await step(event, home)
 
+    triggers = tuple(_trigger(t) for t in _as_list(table.get("on"), "on"))
     return Rule(
         name=name,
-        triggers=tuple(_trigger(t) for t in _as_list(table.get("on"), "on")),
+        triggers=triggers_of(triggers, table.get("hold")),
         body=body,
         condition=condition,
         cooldown_s=parse_duration(table.get("cooldown")),
         dry_run=bool(table.get("dry_run", False)),
         timeout_s=parse_duration(table["timeout"]) if "timeout" in table else None,
+        react_to_own_echo=bool(table.get("react_to_own_echo", False)),
         source=source,
         description=str(table.get("description", "")),
+        mode=mode,
+        max_runs=max_runs,
+        rate=rate,
+        debounce_s=parse_duration(table.get("debounce")),
     )
 
 
@@ -68,76 +94,30 @@ def _as_list(value: Any, key: str) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _trigger(table: Any) -> Trigger:
-    if not isinstance(table, dict) or "event" not in table:
-        raise RuleDefinitionError('a trigger is a table with an event: on = { event = "co" }')
-    filters = dict(table)
-    return when(filters.pop("event"), device=filters.pop("device", None), **filters)
-
-
-# ---- conditions ------------------------------------------------------------------------
-
-_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "equals": lambda v, w: v == w,
-    "not_equals": lambda v, w: v != w,
-    "in": lambda v, w: v in w,
-    "above": lambda v, w: v is not None and v > w,
-    "below": lambda v, w: v is not None and v < w,
+_SCHEDULES: dict[str, Callable[[Any], AnyTrigger]] = {
+    "cron": lambda v: cron(str(v)),
+    "every": lambda v: every(v),
+    "startup": lambda v: startup(),
 }
 
 
-def _compile_conditions(tables: list[Any]) -> Callable[[Event, RuleHome], bool] | None:
-    checks = [_compile_condition(t) for t in tables]
-    if not checks:
-        return None
-    return lambda event, home: all(check(event, home) for check in checks)
-
-
-def _compile_condition(table: Any) -> Callable[[Event, RuleHome], bool]:
+def _trigger(table: Any) -> AnyTrigger:
+    if table == "startup":
+        return startup()
     if not isinstance(table, dict):
+        raise RuleDefinitionError('a trigger is a table: on = { event = "co" }')
+    for key, build in _SCHEDULES.items():
+        if key in table:
+            if len(table) != 1:
+                extra = sorted(set(table) - {key})[0]
+                raise RuleDefinitionError(f"a {key} trigger takes no other key ({extra!r})")
+            return build(table[key])
+    if "event" not in table:
         raise RuleDefinitionError(
-            "a condition is a table: { device = ..., attribute = ..., equals = ... }"
+            'a trigger needs event, cron, every or startup: on = { event = "co" }'
         )
-    spec = dict(table)
-    attribute = spec.pop("attribute", None)
-    ops = [(op, spec.pop(op)) for op in list(spec) if op in _OPS]
-    if len(ops) != 1:
-        raise RuleDefinitionError(f"a condition needs exactly one of: {', '.join(_OPS)}")
-    op, wanted = ops[0]
-    test = _OPS[op]
-    if "structure" in spec:
-        ref = spec.pop("structure")
-        _check_attribute(attribute, STRUCTURE_ATTRIBUTES, "structure")
-        _no_leftovers(spec)
-
-        def check_structure(event: Event, home: RuleHome) -> bool:
-            structure = home.structure(None if ref == "event" else ref)
-            return structure is not None and test(getattr(structure, str(attribute)), wanted)
-
-        return check_structure
-    ref = spec.pop("device", "event")
-    _check_attribute(attribute, DEVICE_ATTRIBUTES, "device")
-    _no_leftovers(spec)
-
-    def check(event: Event, home: RuleHome) -> bool:
-        device = home.device(None if ref == "event" else ref)
-        if device is None or not hasattr(device.state, str(attribute)):
-            return False
-        return test(getattr(device.state, str(attribute)), wanted)
-
-    return check
-
-
-def _check_attribute(attribute: Any, known: set[str], what: str) -> None:
-    if attribute not in known:
-        raise RuleDefinitionError(
-            f"unknown {what} attribute {attribute!r}; known: {', '.join(sorted(known))}"
-        )
-
-
-def _no_leftovers(spec: dict[str, Any]) -> None:
-    if spec:
-        raise RuleDefinitionError(f"unknown condition key {sorted(spec)[0]!r}")
+    filters = dict(table)
+    return when(filters.pop("event"), device=filters.pop("device", None), **filters)
 
 
 # ---- actions ---------------------------------------------------------------------------
@@ -161,8 +141,34 @@ def _compile_step(table: Any) -> Step:
         return _compile_notify(table)
     if action in _THERMOSTAT_ACTIONS:
         return _compile_thermostat(table)
-    known = ", ".join(["notify", *_THERMOSTAT_ACTIONS])
+    if action == "delay":
+        return _compile_delay(table)
+    if action == "rule.run":
+        return _compile_run_rule(table)
+    known = ", ".join(["notify", *_THERMOSTAT_ACTIONS, "delay", "rule.run"])
     raise RuleDefinitionError(f"unknown action {action!r}; known actions: {known}")
+
+
+def _compile_delay(table: dict[str, Any]) -> Step:
+    if set(table) != {"action", "for"}:
+        raise RuleDefinitionError('delay is { action = "delay", for = "5m" }')
+    seconds = parse_duration(table["for"])
+
+    async def delay(event: Event, home: RuleHome) -> None:
+        await home.delay(seconds)
+
+    return delay
+
+
+def _compile_run_rule(table: dict[str, Any]) -> Step:
+    if set(table) != {"action", "rule"} or not isinstance(table["rule"], str):
+        raise RuleDefinitionError('rule.run is { action = "rule.run", rule = "other rule" }')
+    name = table["rule"]
+
+    async def run(event: Event, home: RuleHome) -> None:
+        await home.run_rule(name)
+
+    return run
 
 
 def _compile_notify(table: dict[str, Any]) -> Step:
@@ -229,6 +235,14 @@ def _compile_target(target: Any) -> Callable[[Event, RuleHome], list[ThermostatH
             return lambda event, home: home.thermostats(name=str(value))
         if key == "room":
             return lambda event, home: home.thermostats(room=str(value))
+        if key == "structure":
+            return lambda event, home: _in_structure(home, str(value))
     raise RuleDefinitionError(
-        'target is "event", "structure", "all", { id = ... }, { name = ... } or { room = ... }'
+        'target is "event", "structure", "all", { id = ... }, { name = ... }, { room = ... }'
+        " or { structure = ... }"
     )
+
+
+def _in_structure(home: RuleHome, ref: str) -> list[ThermostatHandle]:
+    structure = home.structure(ref)
+    return home.thermostats(structure=structure.id) if structure is not None else []

@@ -46,6 +46,38 @@ class Provider(Protocol):
         """Release connections; called once when the daemon stops."""
 
 
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A token bucket: `burst` writes may go at once, then one more every `every_s` seconds."""
+
+    burst: int
+    every_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class WriteLimits:
+    """How fast roost may write to a vendor, as the vendor documents it.
+
+    A provider may declare these as a `write_limits` attribute (optional: providers that
+    don't get `DEFAULT_WRITE_LIMITS`). The dispatcher delays a write, never refuses it,
+    until both buckets allow it; a 429 with Retry-After also pauses the whole account.
+    `per_device` counts writes to one device or structure, `per_account` all the
+    account's writes (leave room for the provider's own reads and polls there).
+    """
+
+    per_device: Rate | None = None
+    per_account: Rate | None = None
+
+
+DEFAULT_WRITE_LIMITS = WriteLimits(per_device=Rate(3, 20.0), per_account=Rate(10, 6.0))
+
+
+def write_limits(provider: object) -> WriteLimits:
+    """The provider's declared `write_limits`, or the default."""
+    declared = getattr(provider, "write_limits", None)
+    return declared if isinstance(declared, WriteLimits) else DEFAULT_WRITE_LIMITS
+
+
 @dataclass(frozen=True)
 class TokenSet:
     """An account's OAuth tokens. `refresh_token` rotates on some vendors (Netatmo)."""

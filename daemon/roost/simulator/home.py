@@ -138,6 +138,23 @@ class SimHome:
             self.cameras[item.id] = item
         self.changed()
 
+    def remove(self, device_id: str) -> SimDevice:
+        """Take a device out of the home (it was removed from the account)."""
+        device = self.device(device_id)
+        self.thermostats.pop(device_id, None)
+        self.alarms.pop(device_id, None)
+        self.cameras.pop(device_id, None)
+        self.changed()
+        return device
+
+    def move(self, device_id: str, *, room: str, structure_id: str | None = None) -> None:
+        """Move a device to another room (and structure)."""
+        device = self.device(device_id)
+        if structure_id is not None:
+            device.structure_id = self.structure(structure_id).id
+        device.room = room
+        self.changed()
+
     def structure(self, structure_id: str) -> SimStructure:
         return _lookup(self.structures, structure_id, "structure")
 
@@ -234,6 +251,24 @@ class SimHome:
             raise ValueError(f"camera {device_id!r} is not a doorbell")
         camera.last_chime = self.clock()
         self.changed()
+
+    def extend_camera_event(
+        self, device_id: str, *, motion: bool = False, person: bool = False, sound: bool = False
+    ) -> SimCameraEvent:
+        """The camera's current event goes on and now also shows what is set here."""
+        camera = self.camera(device_id)
+        event = camera.last_event
+        if event is None:
+            raise ValueError(f"camera {device_id!r} has no event to extend")
+        camera.last_event = dataclasses.replace(
+            event,
+            motion=event.motion or motion,
+            person=event.person or person,
+            sound=event.sound or sound,
+            end=self.clock(),
+        )
+        self.changed()
+        return camera.last_event
 
     # -- device controls, as a front applies a client's write ---------------------------
 

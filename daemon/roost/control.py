@@ -1,0 +1,134 @@
+"""The local control socket: `roost trace` and `roost reload` talk to the running daemon.
+
+A Unix socket, owner-only (mode 0600 in a directory only the owner can enter when roost
+creates it), and each connection's peer must be the daemon's own user or root. One JSON
+request line in, one JSON answer line out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+from anyio.abc import SocketAttribute, SocketStream
+
+from roost.engine import Engine
+from roost.loader import LoadResult
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+MAX_REQUEST = 64 * 1024
+TIMEOUT_S = 10.0
+
+
+class ControlError(Exception):
+    pass
+
+
+async def serve(path: Path, handlers: dict[str, Handler]) -> None:
+    """Answer requests on `path` until cancelled; the socket file is removed on exit."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    path.unlink(missing_ok=True)
+    listener = await anyio.create_unix_listener(path)
+    os.chmod(path, 0o600)
+    log.info("control socket ready", path=str(path))
+    try:
+        async with listener:
+            await listener.serve(lambda stream: _answer(stream, handlers))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+async def _answer(stream: SocketStream, handlers: dict[str, Handler]) -> None:
+    async with stream:
+        if not _peer_allowed(stream):
+            await stream.send(_line({"error": "not allowed"}))
+            return
+        try:
+            with anyio.fail_after(TIMEOUT_S):
+                request = json.loads(await _read_line(stream))
+                handler = handlers.get(str(request.get("command")))
+                if handler is None:
+                    answer: dict[str, Any] = {
+                        "error": f"unknown command; known: {sorted(handlers)}"
+                    }
+                else:
+                    answer = await handler(request)
+        except (ValueError, TimeoutError, AttributeError) as exc:
+            answer = {"error": f"bad request: {exc}"}
+        except Exception as exc:
+            log.exception("control command failed")
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        await stream.send(_line(answer))
+
+
+def _peer_allowed(stream: SocketStream) -> bool:
+    raw: socket.socket = stream.extra(SocketAttribute.raw_socket)
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True  # not Linux: the socket's mode is the only gate
+    creds = raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _, uid, _ = struct.unpack("3i", creds)
+    return uid in (0, os.getuid())
+
+
+async def _read_line(stream: SocketStream) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = await stream.receive()
+        data += chunk
+        if len(data) > MAX_REQUEST:
+            raise ValueError("request too long")
+    return data
+
+
+def _line(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data, default=str) + "\n").encode()
+
+
+async def request(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """Send one request to the daemon at `path`; ControlError if it cannot be reached."""
+    try:
+        with anyio.fail_after(TIMEOUT_S):
+            async with await anyio.connect_unix(path) as stream:
+                await stream.send(_line(payload))
+                data = b""
+                while not data.endswith(b"\n"):
+                    try:
+                        data += await stream.receive()
+                    except anyio.EndOfStream:
+                        break
+    except (OSError, TimeoutError) as exc:
+        raise ControlError(f"cannot reach the daemon at {path}: {exc}") from None
+    answer = json.loads(data or b"{}")
+    if not isinstance(answer, dict):
+        raise ControlError("the daemon gave a malformed answer")
+    if "error" in answer:
+        raise ControlError(str(answer["error"]))
+    return answer
+
+
+def rule_commands(engine: Engine, reload: Callable[[], LoadResult]) -> dict[str, Handler]:
+    """The daemon's answers: `trace` (latest traces) and `reload` (the rule files)."""
+
+    async def trace(req: dict[str, Any]) -> dict[str, Any]:
+        rule = req.get("rule")
+        if rule is not None and rule not in engine.rules and rule not in engine.traces.rules():
+            return {"error": f"no rule {rule!r}; rules: {', '.join(sorted(engine.rules))}"}
+        limit = int(req.get("limit", 20))
+        found = engine.traces.latest(None if rule is None else str(rule), limit)
+        return {"traces": [t.to_json() for t in found]}
+
+    async def reload_rules(req: dict[str, Any]) -> dict[str, Any]:
+        result = reload()
+        return {"rules": len(engine.rules), "errors": [str(e) for e in result.errors]}
+
+    return {"trace": trace, "reload": reload_rules}

@@ -1,0 +1,437 @@
+"""The Nest web provider: one account's session, its subscribe loop and its puts.
+
+`run` logs in (or resumes a stored session token), fetches every bucket with `app_launch`,
+reports the normalized home, then long-polls `{transport}/v5/subscribe` with the revision
+of every bucket it holds. A reply carries the buckets whose revision changed; they are
+merged and the whole home is reported again (the state layer diffs it). An empty reply is
+the server's hold running out, and the loop asks again at once.
+
+Nothing is lost across a failure because the revisions are held: after any interruption
+(a dropped long poll, 5xx, 429, a malformed reply) the provider reports the account
+disconnected, backs off, and starts over with a full `app_launch`, whose differences the
+state layer reports as catch-up. A bucket that the held ones refer to but that is not held
+(a new device in a structure's `swarm`) also triggers a full refresh. A 401/403 drops the
+session and logs in again at once (with a password) or reports `auth_failed` (token only).
+
+Writes are `POST {transport}/v5/put` with `MERGE` objects; a 401/403 there logs in again
+and retries once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import httpx
+import structlog
+
+from roost.clock import Clock, SystemClock
+from roost.commands import Command, CommandResult, FailureReason
+from roost.events import ConnectionState
+from roost.model import Device, Home, Structure
+from roost.providers.base import ChangeSink, Rate, TokenSet, TokenStore, WriteLimits
+from roost.providers.nest_web import errors
+from roost.providers.nest_web.buckets import BucketSet, PayloadError, parse_objects
+from roost.providers.nest_web.encode import EncodeError, encode
+from roost.providers.nest_web.normalize import base_mode, normalize
+from roost.providers.nest_web.session import (
+    LoginRefused,
+    Session,
+    SessionExpired,
+    SessionUnavailable,
+    login,
+    resume,
+)
+from roost.providers.nest_wwn.errors import parse_retry_after
+
+log = structlog.get_logger(__name__)
+
+# What app_launch is asked for: every bucket type the normalizer reads, plus schedules.
+BUCKET_TYPES = ("structure", "where", "device", "shared", "track", "topaz", "schedule", "user")
+REQUEST_TIMEOUT_S = 30.0
+RENEW_AFTER = timedelta(days=20)  # homebridge-nest logs in again every 20 days
+RENEW_MARGIN = timedelta(days=1)  # ... or this long before the session says it expires
+# Gentle: homebridge-nest debounces puts by 2 s and leaves 7 s after a mode change; a rule
+# may still set eco on every thermostat of a house at once.
+WRITE_LIMITS = WriteLimits(per_device=Rate(burst=2, every_s=10.0), per_account=Rate(5, 3.0))
+
+
+@dataclass
+class SubscribeStats:
+    """Counters for the subscription, for metrics and tests."""
+
+    logins: int = 0
+    resumes: int = 0
+    refreshes: int = 0
+    subscribes: int = 0
+    updates: int = 0  # replies that changed at least one bucket
+    empty_replies: int = 0
+    client_timeouts: int = 0
+    malformed: int = 0
+    disconnects: int = 0
+
+
+class _Interrupted(Exception):
+    """The subscription broke off; `session_refused` means the token was refused."""
+
+    def __init__(
+        self, reason: str, *, retry_after_s: float | None = None, session_refused: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+        self.session_refused = session_refused
+
+
+class _Backoff:
+    """Exponential back-off with full jitter: a random delay in [0, min(max, initial·2ⁿ)]."""
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self._initial_s, self._max_s, self._attempt = initial_s, max_s, 0
+
+    def next(self) -> float:
+        ceiling = min(self._max_s, self._initial_s * 2 ** min(self._attempt, 32))
+        self._attempt += 1
+        return random.uniform(0, ceiling)
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+class NestWebProvider:
+    """One Nest web account: `run` holds the subscribe loop, `execute` performs puts.
+
+    Give `email` and `password` (the session is renewed by logging in again), or an
+    `access_token` of an existing session (it cannot be renewed: when it is refused the
+    account reports `auth_failed`). A session token kept in `tokens` is resumed first,
+    so a restart does not log in again.
+    """
+
+    def __init__(
+        self,
+        account: str,
+        *,
+        api_url: str,
+        email: str | None = None,
+        password: str | None = None,
+        access_token: str | None = None,
+        tokens: TokenStore | None = None,
+        clock: Clock | None = None,
+        subscribe_timeout_s: float = 120.0,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 300.0,
+        write_limits: WriteLimits = WRITE_LIMITS,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        if (email is None or password is None) and access_token is None:
+            raise ValueError("give email and password, or an access_token")
+        self.account = account
+        self.home: Home | None = None
+        self.state: ConnectionState | None = None
+        self.stats = SubscribeStats()
+        self.write_limits = write_limits  # read by the dispatcher
+        self._api_url = api_url.rstrip("/")
+        self._credentials = (email, password) if email is not None and password else None
+        self._access_token = access_token
+        self._tokens = tokens
+        self._clock = clock or SystemClock()
+        self._subscribe_timeout_s = subscribe_timeout_s
+        self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S)
+        self._session: Session | None = None
+        self._session_since = 0.0  # clock.monotonic() when the session was opened
+        self._session_lock = anyio.Lock()
+        self._refused_tokens: set[str] = set()
+        self._refusals_in_a_row = 0
+        self._buckets = BucketSet()
+        self._missing_at_refresh: frozenset[str] = frozenset()
+
+    def __repr__(self) -> str:  # never show the password or a token
+        return f"NestWebProvider(account={self.account!r}, api_url={self._api_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this provider created it."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    # --- subscription ----------------------------------------------------------------------
+
+    async def run(self, sink: ChangeSink) -> None:
+        """Hold the subscription until cancelled; returns only when no login is possible."""
+        while True:
+            try:
+                await self._follow(sink)
+            except LoginRefused as exc:
+                log.error("nest_web.auth_failed", account=self.account, reason=str(exc))
+                await self._set_state(sink, ConnectionState.AUTH_FAILED, str(exc))
+                return
+            except _Interrupted as exc:
+                self.stats.disconnects += 1
+                await self._set_state(sink, ConnectionState.DISCONNECTED, exc.reason)
+                delay = self._delay(exc)
+                log.warning(
+                    "nest_web.resubscribing", account=self.account, reason=exc.reason, delay_s=delay
+                )
+                await anyio.sleep(delay)
+
+    def _delay(self, exc: _Interrupted) -> float:
+        if exc.retry_after_s is not None:
+            return exc.retry_after_s
+        if exc.session_refused:
+            self._refusals_in_a_row += 1
+            if self._refusals_in_a_row == 1:
+                return 0.0  # a session that expired: log in again at once, once
+        return self._backoff.next()
+
+    async def _follow(self, sink: ChangeSink) -> None:
+        """A full refresh, then subscribe after subscribe until something breaks."""
+        await self._refresh(await self._current_session(), sink)
+        while True:
+            session = await self._current_session()
+            changed = await self._subscribe(session)
+            if changed:
+                self.stats.updates += 1
+                await self._publish(sink)
+            missing = self._buckets.missing()
+            if missing and missing != self._missing_at_refresh:
+                log.info("nest_web.new_buckets", account=self.account, keys=sorted(missing))
+                await self._refresh(session, sink)
+
+    async def _refresh(self, session: Session, sink: ChangeSink) -> None:
+        """Fetch every bucket (`app_launch`) and report the whole home."""
+        url = f"{self._api_url}/api/0.1/user/{session.user_id}/app_launch"
+        body = {"known_bucket_types": list(BUCKET_TYPES), "known_bucket_versions": []}
+        reply = await self._post(session, url, body, REQUEST_TIMEOUT_S)
+        try:
+            buckets = parse_objects(reply, "updated_buckets")
+        except PayloadError as exc:
+            raise self._malformed(exc) from None
+        self._follow_transport(session, reply)
+        self._buckets.replace_all(buckets)
+        self._missing_at_refresh = self._buckets.missing()
+        self.stats.refreshes += 1
+        self._backoff.reset()
+        self._refusals_in_a_row = 0
+        await self._set_state(sink, ConnectionState.CONNECTED, "subscribed")
+        await self._publish(sink)
+
+    async def _subscribe(self, session: Session) -> list[str]:
+        """One long poll: the keys of the buckets that changed (none when it timed out)."""
+        self.stats.subscribes += 1
+        url = f"{session.transport_url}/v5/subscribe"
+        body = {"objects": self._buckets.subscription()}
+        try:
+            reply = await self._post(session, url, body, self._subscribe_timeout_s)
+        except _Interrupted as exc:
+            if isinstance(exc.__cause__, httpx.ReadTimeout):
+                self.stats.client_timeouts += 1  # the server held longer than we wait
+                return []
+            raise
+        try:
+            changed = self._buckets.apply(parse_objects(reply, "objects"))
+        except PayloadError as exc:
+            raise self._malformed(exc) from None
+        if not changed:
+            self.stats.empty_replies += 1
+        return changed
+
+    async def _post(self, session: Session, url: str, body: Any, timeout_s: float) -> Any:
+        """POST JSON with the session's headers; the JSON reply, or `_Interrupted`."""
+        try:
+            response = await self._client.post(
+                url, json=body, headers=session.headers(), timeout=timeout_s
+            )
+        except httpx.RequestError as exc:
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise _Interrupted(reason) from exc
+        status = response.status_code
+        if status in (401, 403):
+            self._forget(session)
+            raise _Interrupted(f"session refused (HTTP {status})", session_refused=True)
+        if status == 429:
+            retry = parse_retry_after(response.headers.get("Retry-After"))
+            raise _Interrupted("rate limited (HTTP 429)", retry_after_s=retry)
+        if status != 200:
+            raise _Interrupted(f"HTTP {status}: {errors.detail(response)}")
+        try:
+            return response.json()
+        except ValueError:
+            raise self._malformed(PayloadError("the reply is not JSON")) from None
+
+    def _malformed(self, exc: PayloadError) -> _Interrupted:
+        self.stats.malformed += 1
+        log.warning("nest_web.malformed_reply", account=self.account, error=str(exc)[:200])
+        return _Interrupted(f"malformed reply: {exc}")
+
+    def _follow_transport(self, session: Session, reply: Any) -> None:
+        """app_launch names the transport URL too; a moved transport is followed."""
+        service = reply.get("service_urls") if isinstance(reply, dict) else None
+        urls = service.get("urls") if isinstance(service, dict) else None
+        transport = urls.get("transport_url") if isinstance(urls, dict) else None
+        if not isinstance(transport, str) or self._session is not session:
+            return
+        if transport.rstrip("/") != session.transport_url:
+            log.info("nest_web.transport_moved", account=self.account, url=transport)
+            self._session = dataclasses.replace(session, transport_url=transport.rstrip("/"))
+
+    async def _publish(self, sink: ChangeSink) -> None:
+        at = self._clock.now()
+        home, problems = normalize(self._buckets.values(), self.account, now=at, previous=self.home)
+        for problem in problems:
+            self.stats.malformed += 1
+            log.warning("nest_web.unreadable_bucket", account=self.account, problem=problem[:200])
+        self.home = home
+        await sink.snapshot(self.account, home, at)
+
+    async def _set_state(self, sink: ChangeSink, state: ConnectionState, detail: str) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        log.info("nest_web.status", account=self.account, state=str(state), detail=detail)
+        await sink.status(self.account, state, detail)
+
+    # --- session ---------------------------------------------------------------------------
+
+    async def _current_session(self) -> Session:
+        """The session to use, opened or renewed if needed; `_Interrupted` if none can be
+        had now, `LoginRefused` if none can be had at all."""
+        try:
+            return await self._open_session()
+        except SessionUnavailable as exc:
+            raise _Interrupted(str(exc), retry_after_s=exc.retry_after_s) from None
+
+    async def _open_session(self) -> Session:
+        async with self._session_lock:
+            current = self._session
+            if current is not None and not self._renewal_due(current):
+                return current
+            if current is not None:  # due for renewal: keep it if a login fails for now
+                try:
+                    return await self._login()
+                except SessionUnavailable as exc:
+                    log.warning("nest_web.renewal_failed", account=self.account, reason=str(exc))
+                    return current
+            for token in await self._resumable_tokens():
+                try:
+                    return self._use(await resume(self._client, self._api_url, token), "resume")
+                except SessionExpired:
+                    self._refused_tokens.add(token)
+            if self._credentials is None:
+                raise LoginRefused("the session access token was refused; set a new one")
+            return await self._login()
+
+    async def _resumable_tokens(self) -> list[str]:
+        stored = await self._tokens.load(self.account) if self._tokens is not None else None
+        candidates = [stored.access_token if stored else None, self._access_token]
+        return [t for t in dict.fromkeys(candidates) if t and t not in self._refused_tokens]
+
+    async def _login(self) -> Session:
+        assert self._credentials is not None
+        email, password = self._credentials
+        session = self._use(await login(self._client, self._api_url, email, password), "login")
+        if self._tokens is not None:
+            await self._tokens.save(
+                self.account, TokenSet(session.token, expires_at=session.expires_at)
+            )
+        return session
+
+    def _use(self, session: Session, how: str) -> Session:
+        if how == "login":
+            self.stats.logins += 1
+        else:
+            self.stats.resumes += 1
+        log.info("nest_web.session", account=self.account, how=how, user=session.user_id)
+        self._session, self._session_since = session, self._clock.monotonic()
+        return session
+
+    def _renewal_due(self, session: Session) -> bool:
+        if self._credentials is None:
+            return False
+        age_s = self._clock.monotonic() - self._session_since
+        if age_s >= RENEW_AFTER.total_seconds():
+            return True
+        return session.expires_at is not None and self._clock.now() >= (
+            session.expires_at - RENEW_MARGIN
+        )
+
+    def _forget(self, session: Session) -> None:
+        """The service refused this session: never use its token again."""
+        self._refused_tokens.add(session.token)
+        if self._session is not None and self._session.token == session.token:
+            self._session = None
+
+    # --- writes ----------------------------------------------------------------------------
+
+    async def execute(self, command: Command) -> CommandResult:
+        """One put: encode the action, post it, log in again and retry once on 401/403."""
+        target = self._find(command.target)
+        if target is None:
+            return CommandResult.failure(
+                FailureReason.NOT_FOUND, f"unknown target {command.target}"
+            )
+        try:
+            writes = encode(
+                command.action,
+                target,
+                base_mode=base_mode(self._buckets.values(), target.id),
+                now=self._clock.now(),
+            )
+        except EncodeError as exc:
+            return CommandResult.failure(FailureReason.INVALID, str(exc))
+        body = {"objects": [{"object_key": k, "op": "MERGE", "value": v} for k, v in writes]}
+        result = await self._put(body)
+        log.info(
+            "nest_web.write",
+            account=self.account,
+            command=command.id,
+            keys=[key for key, _ in writes],
+            ok=result.ok,
+            reason=str(result.reason) if result.reason else None,
+            detail=result.detail,
+        )
+        return result
+
+    def _find(self, target_id: str) -> Structure | Device | None:
+        home = self.home
+        if home is None:
+            return None
+        return home.devices.get(target_id) or home.structures.get(target_id)
+
+    async def _put(self, body: dict[str, Any]) -> CommandResult:
+        for attempt in range(2):
+            try:
+                session = await self._open_session()
+            except LoginRefused as exc:
+                return CommandResult.failure(FailureReason.UNAUTHORIZED, str(exc))
+            except SessionUnavailable as exc:
+                return CommandResult.failure(FailureReason.NETWORK, str(exc), exc.retry_after_s)
+            try:
+                response = await self._client.post(
+                    f"{session.transport_url}/v5/put", json=body, headers=session.headers()
+                )
+            except httpx.RequestError as exc:
+                return errors.from_transport_error(exc)
+            if response.status_code in (401, 403) and attempt == 0:
+                self._forget(session)
+                continue
+            if response.is_success:
+                return CommandResult.success()
+            return errors.from_response(response)
+        return CommandResult.failure(FailureReason.UNAUTHORIZED, "session refused twice")

@@ -1,0 +1,80 @@
+"""One Netatmo API call: a budget slot, a valid token, the request, the envelope.
+
+Reads are `GET` with query parameters, writes `POST` with a form or a JSON body. An answer
+is `{"status": "ok", "body": {...}}`; anything else becomes an `ApiError`. A token Netatmo
+refuses (codes 2 and 3) is refreshed once and the call repeated (it takes another slot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from roost.providers.netatmo.auth import TokenKeeper
+from roost.providers.netatmo.budget import RequestBudget
+from roost.providers.netatmo.errors import ApiError, from_response, from_transport
+
+Body = dict[str, Any]
+
+
+class NetatmoApi:
+    def __init__(
+        self, api_url: str, keeper: TokenKeeper, budget: RequestBudget, client: httpx.AsyncClient
+    ) -> None:
+        self._base = api_url.rstrip("/")
+        self._keeper = keeper
+        self._client = client
+        self.budget = budget
+        self.requests = 0
+
+    async def read(self, endpoint: str, params: Mapping[str, str], *, poll: bool = True) -> Body:
+        """`GET api/<endpoint>`: the answer's `body` (polls by default)."""
+        return await self._call("GET", endpoint, poll=poll, params=dict(params))
+
+    async def write(
+        self,
+        endpoint: str,
+        *,
+        form: Mapping[str, str | list[str]] | None = None,
+        json_body: Mapping[str, Any] | None = None,
+    ) -> Body:
+        """`POST api/<endpoint>` with a form or a JSON body: the answer's `body` ({} if none)."""
+        options: dict[str, Any] = {}
+        if form is not None:
+            options["data"] = dict(form)
+        if json_body is not None:
+            options["json"] = dict(json_body)
+        return await self._call("POST", endpoint, poll=False, **options)
+
+    async def _call(self, method: str, endpoint: str, *, poll: bool, **options: Any) -> Body:
+        url = f"{self._base}/api/{endpoint}"
+        refreshed = False
+        while True:
+            await self.budget.acquire(poll=poll)
+            token = await self._keeper.access_token()
+            headers = {"Authorization": f"Bearer {token}"}
+            self.requests += 1
+            try:
+                response = await self._client.request(method, url, headers=headers, **options)
+            except httpx.RequestError as exc:
+                raise from_transport(exc) from None
+            if response.is_success:
+                return _body(response)
+            error = from_response(response)
+            if not error.token_rejected or refreshed:
+                raise error
+            await self._keeper.rejected(token)
+            refreshed = True
+
+
+def _body(response: httpx.Response) -> Body:
+    try:
+        envelope = response.json()
+    except ValueError:
+        raise ApiError(response.status_code, None, "answer is not JSON") from None
+    if not isinstance(envelope, dict) or envelope.get("status") != "ok":
+        raise ApiError(response.status_code, None, f"unexpected answer: {str(envelope)[:200]}")
+    body = envelope.get("body", {})
+    return body if isinstance(body, dict) else {"value": body}

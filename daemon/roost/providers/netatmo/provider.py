@@ -1,0 +1,407 @@
+"""The Netatmo provider: an adaptive poll that behaves like a stream, and the writes.
+
+Netatmo has no stream. `run` reads the topology (`homesdata`) once, then polls: each round
+reads every home's `homestatus` and, for homes with Security modules, `getevents`. The
+normalized picture goes to the sink as a snapshot (the state layer diffs it into events),
+then the timeline's new events as alarm patches and camera events, each exactly once.
+
+The interval adapts: `fast_poll_s` for `fast_window_s` after a write, a webhook or a
+change, `slow_poll_s` when idle. A signed webhook or a write wakes the poll at once.
+Every request of the account (polls, event reads, writes) takes a slot in one
+`RequestBudget`, so the account stays inside Netatmo's per-user limits whatever happens;
+polls leave a reserve so a write never waits behind them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import httpx
+import structlog
+
+from roost.clock import Clock, SystemClock
+from roost.commands import Command, CommandResult, FailureReason
+from roost.events import ConnectionState
+from roost.model import Change, Device, Home, Structure
+from roost.providers.base import (
+    ChangeSink,
+    MemoryProviderMemory,
+    MemoryTokenStore,
+    ProviderMemory,
+    Rate,
+    TokenStore,
+    WriteLimits,
+)
+from roost.providers.netatmo import errors
+from roost.providers.netatmo.api import NetatmoApi
+from roost.providers.netatmo.auth import TokenKeeper
+from roost.providers.netatmo.budget import RequestBudget
+from roost.providers.netatmo.encode import EcoMode, EncodeError, Write, encode
+from roost.providers.netatmo.errors import ApiError, AuthError
+from roost.providers.netatmo.normalize import (
+    SECURITY_MODULES,
+    HomeReading,
+    PayloadError,
+    normalize,
+    person_ids,
+)
+from roost.providers.netatmo.timeline import AlarmChange, Timeline, events_of, interpret
+from roost.providers.netatmo.webhook import WebhookReceiver
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_MANUAL_MINUTES = 180  # when the home does not say (therm_setpoint_default_duration)
+RATE_LIMITED_PAUSE_S = 60.0
+MIN_POLL_GAP_S = 0.25  # even when woken, polls are at least this far apart
+
+
+@dataclass
+class PollStats:
+    """Counters for the subscription, for metrics and tests."""
+
+    polls: int = 0
+    failures: int = 0
+    malformed: int = 0
+    rate_limited: int = 0
+    events: int = 0
+    webhooks: int = 0
+
+
+class _Backoff:
+    """Exponential back-off with full jitter: a random delay in [0, min(max, initial·2ⁿ)]."""
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self._initial_s, self._max_s, self._attempt = initial_s, max_s, 0
+
+    def next(self) -> float:
+        ceiling = min(self._max_s, self._initial_s * 2 ** min(self._attempt, 32))
+        self._attempt += 1
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+class NetatmoProvider:
+    """One Netatmo account: `run` holds the adaptive poll, `execute` performs writes."""
+
+    # Writes share the per-user budget with the polls; the budget enforces the hard limits,
+    # these keep a burst of rule writes from starving the polls.
+    write_limits = WriteLimits(per_device=Rate(3, 10.0), per_account=Rate(10, 1.0))
+
+    def __init__(
+        self,
+        account: str,
+        *,
+        api_url: str,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        home_id: str | None = None,
+        tokens: TokenStore | None = None,
+        memory: ProviderMemory | None = None,
+        clock: Clock | None = None,
+        fast_poll_s: float = 5.0,
+        slow_poll_s: float = 30.0,
+        fast_window_s: float = 120.0,
+        webhook_listen: tuple[str, int] | None = None,
+        webhook_url: str | None = None,
+        eco_mode: EcoMode = "away",
+        budget: RequestBudget | None = None,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 300.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.account = account
+        self.home: Home | None = None
+        self.state: ConnectionState | None = None
+        self.stats = PollStats()
+        self._clock = clock or SystemClock()
+        self._home_id = home_id
+        self._memory = memory or MemoryProviderMemory()
+        self._fast_poll_s, self._slow_poll_s = fast_poll_s, slow_poll_s
+        self._fast_window_s = fast_window_s
+        self._webhook_listen = webhook_listen
+        self._webhook_url = webhook_url
+        self._eco_mode: EcoMode = eco_mode
+        self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(20.0))
+        self.budget = budget or RequestBudget(self._clock)
+        self.keeper = TokenKeeper(
+            account,
+            token_url=f"{api_url.rstrip('/')}/oauth2/token",
+            client_id=client_id,
+            client_secret=client_secret,
+            seed_refresh_token=refresh_token,
+            store=tokens or MemoryTokenStore(),
+            clock=self._clock,
+            client=self._client,
+        )
+        self.api = NetatmoApi(api_url, self.keeper, self.budget, self._client)
+        self.webhooks = WebhookReceiver(client_secret, self._on_webhook)
+        self._topology: dict[str, Mapping[str, Any]] | None = None
+        self._readings: dict[str, HomeReading] = {}
+        self._timelines: dict[str, Timeline] = {}
+        self._fast_until = -1.0
+        self._last_poll = -MIN_POLL_GAP_S
+        self._wake = anyio.Event()
+
+    def __repr__(self) -> str:  # never show a token or the secret
+        return f"NetatmoProvider(account={self.account!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    # --- subscription ----------------------------------------------------------------------
+
+    async def run(self, sink: ChangeSink) -> None:
+        """Poll until cancelled; returns only when the authorization is gone."""
+        async with anyio.create_task_group() as tg:
+            if self._webhook_listen is not None:
+                await tg.start(self.webhooks.serve, *self._webhook_listen)
+            await self._poll_forever(sink)
+            tg.cancel_scope.cancel()
+
+    async def _poll_forever(self, sink: ChangeSink) -> None:
+        while True:
+            try:
+                await self._round(sink)
+            except AuthError as exc:
+                log.error("netatmo.auth_failed", account=self.account, reason=str(exc))
+                await self._set_state(sink, ConnectionState.AUTH_FAILED, str(exc))
+                return
+            except ApiError as exc:
+                delay = await self._failed(sink, exc)
+            except PayloadError as exc:
+                self.stats.malformed += 1
+                log.warning("netatmo.malformed", account=self.account, error=str(exc)[:200])
+                delay = self._backoff.next()
+            else:
+                self._backoff.reset()
+                await self._set_state(sink, ConnectionState.CONNECTED, "polling")
+                delay = self._interval()
+            await self._sleep_or_wake(delay)
+
+    async def _failed(self, sink: ChangeSink, exc: ApiError) -> float:
+        self.stats.failures += 1
+        if exc.rate_limited:
+            self.stats.rate_limited += 1
+            log.warning("netatmo.rate_limited", account=self.account, error=str(exc))
+            return max(RATE_LIMITED_PAUSE_S, exc.retry_after_s or 0.0)
+        if exc.code == errors.INVALID_ARGS and self._topology is not None:
+            self._topology = None  # a home or module may have gone: read the topology again
+        delay = self._backoff.next()
+        log.warning("netatmo.poll_failed", account=self.account, error=str(exc), retry_s=delay)
+        await self._set_state(sink, ConnectionState.DISCONNECTED, str(exc))
+        return delay
+
+    async def _round(self, sink: ChangeSink) -> None:
+        """One poll: every home's status and events → a snapshot, then the news."""
+        self._last_poll = self._clock.monotonic()
+        if self._topology is None:
+            await self._read_topology()
+        assert self._topology is not None
+        news: list[tuple[Timeline, Mapping[str, Any]]] = []
+        for home_id, data in self._topology.items():
+            status = await self.api.read("homestatus", {"home_id": home_id})
+            home_status = status.get("home", {})
+            reading = HomeReading(data, home_status, errors.module_errors(status))
+            if self._unknown_ids(reading):
+                self._topology = None  # new rooms or modules: next round reads the topology
+            self._readings[home_id] = reading
+            if _has_security(data):
+                timeline = await self._timeline(home_id)
+                body = await self.api.read("getevents", {"home_id": home_id, "size": "50"})
+                news.extend((timeline, entry) for entry in await timeline.news(events_of(body)))
+        await self._publish(sink, news)
+        self.stats.polls += 1
+
+    async def _read_topology(self) -> None:
+        body = await self.api.read("homesdata", {"home_id": self._home_id} if self._home_id else {})
+        homes = [h for h in body.get("homes", []) if isinstance(h, Mapping) and "id" in h]
+        if self._home_id is not None:
+            homes = [h for h in homes if h["id"] == self._home_id]
+            if not homes:
+                raise ApiError(404, errors.NOT_FOUND, f"no home {self._home_id!r} in homesdata")
+        self._topology = {h["id"]: h for h in homes}
+        self._readings = {k: v for k, v in self._readings.items() if k in self._topology}
+        log.info("netatmo.topology", account=self.account, homes=len(homes))
+        if self._webhook_url is not None:
+            await self.api.write("addwebhook", form={"url": self._webhook_url})
+
+    def _unknown_ids(self, reading: HomeReading) -> bool:
+        known = {m.get("id") for m in reading.data.get("modules", []) if isinstance(m, Mapping)}
+        modules = reading.status.get("modules", [])
+        return any(isinstance(m, Mapping) and m.get("id") not in known for m in modules)
+
+    async def _timeline(self, home_id: str) -> Timeline:
+        timeline = self._timelines.get(home_id)
+        if timeline is None:
+            timeline = self._timelines[home_id] = Timeline(self._memory, self.account, home_id)
+        await timeline.load()
+        return timeline
+
+    async def _publish(
+        self, sink: ChangeSink, news: list[tuple[Timeline, Mapping[str, Any]]]
+    ) -> None:
+        """The round's picture and news. Alarm news goes first (a guard deciding on a change
+        in the same round must already know about the alarm), except on the very first
+        round, whose snapshot is the baseline the news applies to."""
+        now = self._clock.now()
+        if self.home is None:
+            await self._snapshot(sink, now)
+        for timeline, entry in news:  # reported first, remembered after: never lost
+            meaning = interpret(entry)
+            if isinstance(meaning, AlarmChange):
+                change = Change(meaning.module, meaning.attribute, meaning.state)
+                await sink.patch(self.account, [change], now)
+            elif meaning is not None:
+                event = timeline.device_event(entry, meaning, self.account, now)
+                await sink.device_event(self.account, event)
+            await timeline.reported(entry)
+            if meaning is not None:
+                self.stats.events += 1
+            self._hurry()
+        await self._snapshot(sink, now)
+
+    async def _snapshot(self, sink: ChangeSink, now: datetime) -> None:
+        alarms = {m: s for t in self._timelines.values() for m, s in t.alarms.items()}
+        home = normalize(list(self._readings.values()), self.account, alarms)
+        if home != self.home:
+            self.home = home
+            await sink.snapshot(self.account, home, now)
+
+    # --- pacing ----------------------------------------------------------------------------
+
+    def _interval(self) -> float:
+        fast = self._clock.monotonic() < self._fast_until
+        return self._fast_poll_s if fast else self._slow_poll_s
+
+    def _hurry(self) -> None:
+        """Something happened: poll fast for a while."""
+        self._fast_until = self._clock.monotonic() + self._fast_window_s
+
+    def wake(self) -> None:
+        """Poll now (after the minimum gap), and fast for a while."""
+        self._hurry()
+        self._wake.set()
+
+    def _on_webhook(self, payload: Mapping[str, Any]) -> None:
+        self.stats.webhooks += 1
+        if payload.get("push_type") != "webhook_activation":
+            self.wake()
+
+    async def _sleep_or_wake(self, delay: float) -> None:
+        async with anyio.create_task_group() as tg:
+
+            async def sleep() -> None:
+                await self._clock.sleep(delay)
+                tg.cancel_scope.cancel()
+
+            async def woken() -> None:
+                await self._wake.wait()
+                gap = self._last_poll + MIN_POLL_GAP_S - self._clock.monotonic()
+                if gap > 0:
+                    await self._clock.sleep(gap)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(sleep)
+            tg.start_soon(woken)
+        self._wake = anyio.Event()
+
+    async def _set_state(self, sink: ChangeSink, state: ConnectionState, detail: str) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        log.info("netatmo.status", account=self.account, state=str(state), detail=detail)
+        await sink.status(self.account, state, detail)
+
+    # --- writes ----------------------------------------------------------------------------
+
+    async def execute(self, command: Command) -> CommandResult:
+        """One write: encode, wait for a budget slot (not past the deadline), send, map."""
+        target = self._find(command.target)
+        if target is None:
+            return CommandResult.failure(
+                FailureReason.NOT_FOUND, f"unknown target {command.target}"
+            )
+        try:
+            write = self._encode(command, target)
+        except EncodeError as exc:
+            return CommandResult.failure(FailureReason.INVALID, str(exc))
+        wait = self.budget.wait_s(poll=False)
+        if self._clock.now() + timedelta(seconds=wait) >= command.deadline:
+            return CommandResult.failure(
+                FailureReason.RATE_LIMITED, "Netatmo's request budget is spent", wait
+            )
+        result = await self._send(write)
+        log.info(
+            "netatmo.write",
+            account=self.account,
+            command=command.id,
+            endpoint=write.endpoint,
+            ok=result.ok,
+            reason=str(result.reason) if result.reason else None,
+            detail=result.detail,
+        )
+        if result.ok:
+            self.wake()  # read the echo soon
+        return result
+
+    def _find(self, target_id: str) -> Structure | Device | None:
+        home = self.home
+        if home is None:
+            return None
+        return home.devices.get(target_id) or home.structures.get(target_id)
+
+    def _encode(self, command: Command, target: Structure | Device) -> Write:
+        home_id = target.id if isinstance(target, Structure) else target.structure_id
+        reading = self._readings.get(home_id)
+        minutes = DEFAULT_MANUAL_MINUTES
+        persons: list[str] = []
+        if reading is not None:
+            persons = person_ids(reading.status)
+            default = reading.data.get("therm_setpoint_default_duration")
+            if isinstance(default, int) and not isinstance(default, bool) and default > 0:
+                minutes = default
+        return encode(
+            command.action,
+            target,
+            now=self._clock.now(),
+            manual_duration=timedelta(minutes=minutes),
+            eco_mode=self._eco_mode,
+            persons=persons,
+        )
+
+    async def _send(self, write: Write) -> CommandResult:
+        try:
+            body = await self.api.write(write.endpoint, form=write.form, json_body=write.json)
+        except AuthError as exc:
+            return CommandResult.failure(FailureReason.UNAUTHORIZED, str(exc))
+        except ApiError as exc:
+            return errors.failure(exc)
+        return errors.partial_failure(body) or CommandResult.success()
+
+
+def _has_security(home: Mapping[str, Any]) -> bool:
+    modules = home.get("modules", [])
+    return any(isinstance(m, Mapping) and m.get("type") in SECURITY_MODULES for m in modules)

@@ -1,0 +1,125 @@
+"""The Google HTTP calls the SDM provider makes: SDM REST reads and commands, and the Pub/Sub
+pull subscription. Every call carries a fresh access token; a 401 invalidates it and the
+call is made once more with a new one. Non-2xx answers raise `ApiError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from roost.providers.sdm.auth import OAuthSession
+from roost.providers.sdm.errors import ApiError
+from roost.providers.sdm.messages import Delivery, PayloadError, parse_pull
+
+REQUEST_TIMEOUT_S = 15.0
+REQUEST_TIMEOUT = httpx.Timeout(REQUEST_TIMEOUT_S)
+
+
+@dataclass(frozen=True)
+class Answer:
+    body: Any
+    server_time: datetime | None  # the `Date` header: Google's clock, to the second
+
+
+class SdmClient:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        auth: OAuthSession,
+        *,
+        api_url: str,
+        project_id: str,
+        pubsub_url: str,
+        subscription: str,
+    ) -> None:
+        self._client = client
+        self._auth = auth
+        self._api = api_url.rstrip("/")
+        self.enterprise = f"enterprises/{project_id}"
+        self._subscription = f"{pubsub_url.rstrip('/')}/{subscription.strip('/')}"
+
+    def device_name(self, device_id: str) -> str:
+        return f"{self.enterprise}/devices/{device_id}"
+
+    # -- SDM -------------------------------------------------------------------------------
+
+    async def list_structures(self) -> Answer:
+        return await self._call("GET", f"{self._api}/{self.enterprise}/structures")
+
+    async def list_devices(self) -> Answer:
+        return await self._call("GET", f"{self._api}/{self.enterprise}/devices")
+
+    async def get_device(self, name: str) -> Answer:
+        return await self._call("GET", f"{self._api}/{name}")
+
+    async def execute(self, name: str, body: dict[str, Any]) -> Answer:
+        return await self._call("POST", f"{self._api}/{name}:executeCommand", body)
+
+    # -- Pub/Sub ---------------------------------------------------------------------------
+
+    async def pull(self, max_messages: int, timeout_s: float) -> list[Delivery]:
+        """A long poll: Pub/Sub answers when messages are there, or empty after a while."""
+        answer = await self._call(
+            "POST", f"{self._subscription}:pull", {"maxMessages": max_messages}, timeout_s
+        )
+        return parse_pull(answer.body)
+
+    async def acknowledge(self, ack_ids: list[str]) -> None:
+        await self._call("POST", f"{self._subscription}:acknowledge", {"ackIds": ack_ids})
+
+    async def modify_ack_deadline(self, ack_ids: list[str], seconds: int) -> None:
+        body = {"ackIds": ack_ids, "ackDeadlineSeconds": seconds}
+        await self._call("POST", f"{self._subscription}:modifyAckDeadline", body)
+
+    # -- the call --------------------------------------------------------------------------
+
+    async def _call(
+        self, method: str, url: str, body: Any = None, read_timeout_s: float | None = None
+    ) -> Answer:
+        timeout = REQUEST_TIMEOUT
+        if read_timeout_s is not None:
+            timeout = httpx.Timeout(REQUEST_TIMEOUT_S, read=read_timeout_s)
+        token = await self._auth.access_token()
+        response = await self._send(method, url, body, token, timeout)
+        if response.status_code == 401:  # expired or revoked early: one more, with a new one
+            self._auth.invalidate(token)
+            token = await self._auth.access_token()
+            response = await self._send(method, url, body, token, timeout)
+        if not response.is_success:
+            raise ApiError.from_response(response)
+        return Answer(_json(response), _server_time(response))
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        body: Any,
+        token: str,
+        limits: httpx.Timeout,
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"}
+        return await self._client.request(method, url, json=body, headers=headers, timeout=limits)
+
+
+def _json(response: httpx.Response) -> Any:
+    if not response.content:
+        return {}
+    try:
+        return response.json()
+    except ValueError:
+        raise PayloadError(f"{response.request.url.path}: the answer is not JSON") from None
+
+
+def _server_time(response: httpx.Response) -> datetime | None:
+    value = response.headers.get("date")
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None

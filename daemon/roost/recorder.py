@@ -1,0 +1,67 @@
+"""Recording the daemon's events to a JSON-lines file, for `roost replay`.
+
+Each line is one JSON object: `{"kind": "home", "home": {...}}` with the whole picture
+of an account once its first snapshot is in (and again after each reconnect), then
+`{"kind": "event", "event": {...}}` for every event on the bus, in order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import anyio.to_thread
+import structlog
+
+from roost.bus import Bus
+from roost.codec import event_to_json, home_to_dict
+from roost.events import AccountStatus, ConnectionState, Event
+from roost.state import HomeState
+
+log = structlog.get_logger(__name__)
+
+
+def home_line(state: HomeState, account: str) -> dict[str, Any]:
+    return {"kind": "home", "home": home_to_dict(state.home(account))}
+
+
+def event_line(event: Event) -> dict[str, Any]:
+    return {"kind": "event", "event": event_to_json(event)}
+
+
+class EventRecorder:
+    def __init__(self, path: Path, state: HomeState, bus: Bus) -> None:
+        self.path = path
+        self._state = state
+        self._inbox = bus.subscribe("recorder", buffer=4096)
+
+    async def run(self, accounts: Sequence[str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as out:
+            async with anyio.create_task_group() as tg, self._inbox:
+                for account in accounts:
+                    tg.start_soon(self._home_when_ready, out, account)
+                async for batch in self._inbox:
+                    await self._write(out, [event_line(e) for e in batch])
+                    await self._after_reconnect(out, batch)
+
+    async def _home_when_ready(self, out: TextIO, account: str) -> None:
+        await self._state.wait_baseline(account)
+        await self._write(out, [home_line(self._state, account)])
+
+    async def _after_reconnect(self, out: TextIO, batch: Sequence[Event]) -> None:
+        for event in batch:
+            if isinstance(event, AccountStatus) and event.state is ConnectionState.CONNECTED:
+                await self._write(out, [home_line(self._state, event.account)])
+
+    async def _write(self, out: TextIO, lines: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(line, default=str) + "\n" for line in lines)
+
+        def write() -> None:
+            out.write(text)
+            out.flush()
+
+        await anyio.to_thread.run_sync(write)

@@ -1,0 +1,132 @@
+"""The rule commands of `roost`: check, trace, reload, replay."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+
+def add_commands(sub: Any) -> None:
+    """Register the subcommands on the `roost` parser's subparsers."""
+    check = sub.add_parser(
+        "check",
+        help="validate the settings and every rule file (no cloud is contacted)",
+        description="Exit status 0 if everything loads, 1 otherwise; each problem is printed "
+        "as FILE:LINE: MESSAGE (for editors and pre-commit hooks).",
+    )
+    check.add_argument("files", nargs="*", type=Path, help="only these rule files")
+    check.add_argument("--config", type=Path, help="the TOML settings file")
+    check.add_argument("--rules", type=Path, help="rule directory (default: from the settings)")
+    check.set_defaults(func=check_command)
+
+    trace = sub.add_parser("trace", help="the latest traces of the running daemon's rules")
+    trace.add_argument("rule", nargs="?", help="only this rule")
+    trace.add_argument("-n", "--limit", type=int, default=10, help="how many (default 10)")
+    trace.add_argument("--json", action="store_true", help="one JSON object per line")
+    _socket_options(trace)
+    trace.set_defaults(func=trace_command)
+
+    reload = sub.add_parser("reload", help="reload the running daemon's rule files")
+    _socket_options(reload)
+    reload.set_defaults(func=reload_command)
+
+    replay = sub.add_parser(
+        "replay", help="what would these rules have done with recorded events? (dry run)"
+    )
+    replay.add_argument("events", type=Path, help="a JSON-lines event recording")
+    replay.add_argument("--rules", type=Path, required=True, help="rule directory or file")
+    replay.set_defaults(func=replay_command)
+
+
+def _socket_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="the TOML settings file")
+    parser.add_argument("--socket", type=Path, help="the control socket (default: from settings)")
+
+
+def _settings(path: Path | None) -> Any:
+    from roost.config import ConfigError, load_settings
+
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(1)
+
+
+def check_command(args: argparse.Namespace) -> int:
+    from roost.loader import LoadResult, RuleError, RuleFileError, load_directory, load_file
+
+    settings = _settings(args.config)
+    if args.files:
+        result = LoadResult([], [], list(args.files))
+        for path in args.files:
+            try:
+                result.rules.extend(load_file(path))
+            except RuleFileError as exc:
+                result.errors.append(exc.error)
+            except OSError as exc:
+                result.errors.append(RuleError(path, 0, f"cannot read: {exc}"))
+    else:
+        result = load_directory(args.rules or settings.daemon.rules_dir)
+    for error in result.errors:
+        print(error, file=sys.stderr)
+    print(
+        f"{len(result.rules)} rule(s) in {len(result.files)} file(s); {len(result.errors)} error(s)"
+    )
+    return 1 if result.errors else 0
+
+
+def _ask(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any] | None:
+    from roost.control import ControlError, request
+
+    path = args.socket or _settings(args.config).daemon.socket_path()
+    try:
+        answer: dict[str, Any] = anyio.run(request, path, payload)
+    except ControlError as exc:
+        print(f"roost: {exc}", file=sys.stderr)
+        return None
+    return answer
+
+
+def trace_command(args: argparse.Namespace) -> int:
+    from roost.traces import format_trace
+
+    answer = _ask(args, {"command": "trace", "rule": args.rule, "limit": args.limit})
+    if answer is None:
+        return 1
+    traces = answer.get("traces", [])
+    for trace in traces:
+        print(json.dumps(trace) if args.json else format_trace(trace) + "\n")
+    if not traces and not args.json:
+        print("no traces yet" + (f" for {args.rule!r}" if args.rule else ""))
+    return 0
+
+
+def reload_command(args: argparse.Namespace) -> int:
+    answer = _ask(args, {"command": "reload"})
+    if answer is None:
+        return 1
+    for error in answer.get("errors", []):
+        print(error, file=sys.stderr)
+    print(f"{answer.get('rules')} rule(s) running; {len(answer.get('errors', []))} error(s)")
+    return 1 if answer.get("errors") else 0
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from roost.loader import RuleFileError
+    from roost.log import configure_logging
+    from roost.replay import ReplayError, read_recording, replay
+
+    configure_logging("error", "console")
+    try:
+        recording = read_recording(args.events)
+        anyio.run(replay, recording, args.rules, sys.stdout)
+    except (ReplayError, RuleFileError, ValueError) as exc:
+        print(f"roost replay: {exc}", file=sys.stderr)
+        return 1
+    return 0

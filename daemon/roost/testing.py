@@ -1,0 +1,35 @@
+"""Testing rules: a simulated home, a virtual clock, and what the rules did.
+
+    import pytest
+    from roost.testing import simulate
+
+    HOME = {"structure": "House", "thermostats": {"Den": {"mode": "heat", "ambient_c": 20}}}
+
+    @pytest.mark.anyio
+    async def test_eco_when_away():
+        async with simulate("rules/away_eco.py", HOME) as home:
+            await home.set("House", presence="away")
+            await home.advance("10m")                 # virtual time: no sleeping
+            assert home.actions() == ["Den: eco on"]
+
+The rules run in the real engine against the real state and guards; commands are not
+sent anywhere, but by default the simulated devices take them on (the echo carries its
+causation, as a real cloud's would). Installed as a pytest plugin, it also offers the
+`simulate_home` fixture (the same `simulate`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from roost.sandbox import SentCommand, SimulatedHome, build_home, simulate
+
+__all__ = ["SentCommand", "SimulatedHome", "build_home", "simulate", "simulate_home"]
+
+
+@pytest.fixture
+def simulate_home() -> Any:
+    """The `simulate` context manager, as a fixture."""
+    return simulate
