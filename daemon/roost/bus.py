@@ -28,6 +28,7 @@ class Overflow(StrEnum):
 
 @dataclass
 class SubscriberStats:
+    batches: int = 0
     delivered: int = 0
     dropped: int = 0
     blocked: int = 0
@@ -56,6 +57,14 @@ class Bus:
     def stats(self) -> dict[str, SubscriberStats]:
         return {s.name: s.stats for s in self._subscribers}
 
+    def backlog(self, name: str) -> tuple[int, int]:
+        """(batches subscriber `name` has taken, batches waiting for it)."""
+        for sub in self._subscribers:
+            if sub.name == name:
+                queued = sub.send.statistics().current_buffer_used
+                return sub.stats.batches - queued, queued
+        return 0, 0
+
     async def publish(self, events: Batch) -> None:
         if not events:
             return
@@ -63,6 +72,7 @@ class Bus:
         for sub in self._subscribers:
             try:
                 sub.send.send_nowait(events)
+                sub.stats.batches += 1
                 sub.stats.delivered += len(events)
             except anyio.WouldBlock:
                 await self._overflow(sub, events)
@@ -76,6 +86,7 @@ class Bus:
             return
         sub.stats.blocked += 1
         await sub.send.send(events)
+        sub.stats.batches += 1
         sub.stats.delivered += len(events)
 
     def close(self) -> None:

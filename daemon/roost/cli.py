@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-import structlog
 
 from roost import __version__, rulecli
 
@@ -65,12 +63,14 @@ def _settings_or_exit(path: Path | None) -> Settings:
 
 def _runtime_or_exit(settings: Settings) -> Runtime:
     """The daemon, or exit 1 with every reason it cannot honour its configuration."""
+    from roost import faults
     from roost.config import unknown_env_overrides
     from roost.notify import NotifyConfigError
     from roost.runtime import Runtime
     from roost.store import StoreError
 
-    problems = [f"${name}: names no setting (a typo?)" for name in unknown_env_overrides()]
+    unknown = [name for name in unknown_env_overrides() if name != faults.ENV]
+    problems = [f"${name}: names no setting (a typo?)" for name in unknown]
     if not settings.daemon.rules_dir.is_dir():
         problems.append(f"daemon.rules_dir: {settings.daemon.rules_dir} is not a directory")
     if not problems:
@@ -91,23 +91,9 @@ def _run(args: argparse.Namespace) -> int:
     runtime = _runtime_or_exit(settings)
     runtime.load_rules()
 
-    async def serve() -> None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(runtime.run)
-            with anyio.open_signal_receiver(
-                signal.SIGHUP, signal.SIGTERM, signal.SIGINT
-            ) as signals:
-                async for signum in signals:
-                    if signum == signal.SIGHUP:
-                        runtime.load_rules()
-                        continue
-                    structlog.get_logger("roost").info(
-                        "stopping", signal=signal.Signals(signum).name
-                    )
-                    tg.cancel_scope.cancel()
-                    return
+    from roost.service import serve
 
-    anyio.run(serve)
+    anyio.run(serve, runtime)
     return 0
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import signal
 
+ENV = "ROOST_FAULT_KILL_AT"  # not a setting: `roost run` knows to let it through
 _counts: dict[str, int] = {}
 
 
 def _target() -> tuple[str, int] | None:
-    spec = os.environ.get("ROOST_FAULT_KILL_AT")
+    spec = os.environ.get(ENV)
     if not spec:
         return None
     name, _, nth = spec.partition(":")

@@ -86,6 +86,7 @@ class AccountState:
     versions: dict[str, tuple[int, Any]] = field(default_factory=dict)
     reserved: list[tuple[str, int, Any]] = field(default_factory=list)
     baseline_seen: anyio.Event = field(default_factory=anyio.Event)
+    settled: anyio.Event = field(default_factory=anyio.Event)  # connected or said why not
 
     def entity(self, target: str) -> Entity | None:
         return self.devices.get(target) or self.structures.get(target)
@@ -205,6 +206,8 @@ class HomeState:
         if state is acc.connection and not detail:
             return
         acc.connection = state
+        if state is not ConnectionState.CONNECTING:
+            acc.settled.set()
         if state is not ConnectionState.CONNECTED and acc.baseline:
             acc.resyncing = True
         event = AccountStatus(
