@@ -34,6 +34,7 @@ from roost.store import OutboxEntry, Store
 log = structlog.get_logger(__name__)
 
 POLL_S = 5.0  # also picks up `roost outbox retry` made from another process
+DELIVERY_LIMIT_S = 15.0  # one attempt at every target, even while stopping
 _KEY_HEADER_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
 
 
@@ -198,8 +199,11 @@ class Notifier:
         self._wake = anyio.Event()
 
     async def _deliver(self, entry: OutboxEntry) -> None:
+        # Shielded: a stop must not cut a delivery between the send and its record, or
+        # the next start would send it again.
         try:
-            await self._attempt(entry)
+            with anyio.CancelScope(shield=True), anyio.move_on_after(DELIVERY_LIMIT_S):
+                await self._attempt(entry)
         finally:
             self._in_flight.discard(entry.key)
 
