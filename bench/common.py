@@ -67,11 +67,28 @@ def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
     return "MEETS target" if ok else "MISSES target"
 
 
+def load() -> str:
+    """The 1-minute load average: other work on the machine skews every figure."""
+    return f"load average {os.getloadavg()[0]:.2f} (1 min)"
+
+
 def header(title: str, detail: str) -> None:
     print(f"== {title}")
     print(f"   machine: {machine()}")
-    print(f"   {detail}")
+    print(f"   {detail}; {load()} at start")
     sys.stdout.flush()
+
+
+def figure(label: str, rates: Sequence[tuple[float, float]], unit: str, target: float) -> str:
+    """One line for (elapsed-time rate, CPU-time rate) pairs over the runs: the median of
+    the elapsed-time rates with min and max, against the target, then the CPU-time median."""
+    wall = Summary.of([r[0] for r in rates])
+    cpu = Summary.of([r[1] for r in rates])
+    return (
+        f"   {label}: {wall.median:>9,.0f} {unit} (min {wall.min:,.0f}, max {wall.max:,.0f}); "
+        f"target ≥ {target:,.0f}: {verdict(wall.median, target)}; "
+        f"per CPU-second {cpu.median:,.0f}"
+    )
 
 
 def thermostat_id(i: int) -> str:

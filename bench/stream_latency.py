@@ -1,32 +1,40 @@
 """Stream → command latency over loopback at a steady 1,000 changes per second.
 
-    .venv/bin/python bench/stream_latency.py [--mode both|send|dry-run] [--rate 1000]
+    .venv/bin/python bench/stream_latency.py [--mode both|limits|unthrottled] [--rate 1000]
         [--thermostats 10] [--warmup 2] [--window 4] [--runs 5] [--log-level warning]
 
 Two processes: `stream_sim.py` runs the real WWN simulator (`roost.simulator.nest_wwn.serve`)
 with a home of 10 heating thermostats and changes their ambient temperatures round-robin at
-`--rate` a second; this process runs the real daemon (`roost.runtime.Runtime` with the WWN
-provider, HTTP/SSE over loopback) with one rule:
+`--rate` a second; this process runs the real daemon (`roost.runtime.Runtime`: WWN provider
+over HTTP/SSE on loopback, state, bus, engine, dispatcher, store, journal) with one rule:
 
     when("temperature") → home.device().set_heat(event.new)
 
 A change travels: SimHome → SSE `put` of the whole document → provider (parse, normalize) →
-state diff → bus → engine → rule run → guards → dispatcher (dry-run outcome, or queue →
-account worker → provider PUT → the simulator applies the write).
+state diff → bus → engine → rule run → guards → dispatcher lane (→ vendor write limits →
+provider PUT → the simulator applies the write → echo).
 
-Figures, per change, all stamped with `time.time()` (one clock for both processes):
+Figures, per change, stamped with `time.time()` (one clock for both processes):
 
-- change → command decided: from the change of SimHome (simulator process) to the moment
-  `set_heat` returned in the rule body, i.e. the guards passed and the command was queued
-  for sending (or dropped, or recorded as a dry run).
-- change → write applied (mode `send` only): from the change to the simulator applying the
-  setpoint write. A write is matched to its change by thermostat and value.
+- change → command decided: from the change of SimHome (simulator process) until
+  `set_heat` returned in the rule body: the guards passed and the dispatcher queued the
+  command in its device's lane (outcome QUEUED; or refused/dropped, which is reported).
+- change → write applied: from the change until the simulator applied the setpoint write;
+  a write is matched to its change by thermostat and value.
 
-Modes: `send` sends every command (the write budget guard, 20 writes/device/hour, is
-raised to 10⁹ through `guards.allow_loosening`; every other guard is on); `dry-run` runs the
-daemon with `daemon.dry_run = true`, so the path ends at the guard decision and no write or
-echo loads the stream. The load runs `--warmup` s (discarded), then `--runs` windows of
-`--window` s; each window is one run.
+Modes:
+
+- `limits`: the daemon exactly as configured by default. The WWN provider's vendor write
+  limits (per device 3 at once then 1 a minute; per account 10 at once then 1 every 6 s)
+  delay almost every write for minutes, so change → write is not measurable at 1,000/s and
+  only change → command decided is reported.
+- `unthrottled`: the provider's write limits are lifted (`WriteLimits()`) and the write
+  budget guard is raised to 10⁹ through `guards.allow_loosening`, so every command is
+  really sent (a newer command to a device still supersedes one waiting in its lane, and
+  each write waits for its echo as in production). Both figures are reported.
+
+The load runs `--warmup` s (discarded), then `--runs` windows of `--window` s; each window
+is one run.
 """
 
 from __future__ import annotations
@@ -46,12 +54,14 @@ from typing import Any
 
 import anyio
 from anyio.streams.buffered import BufferedByteReceiveStream
-from common import Summary, header, quiet_logging, verdict
 from pydantic import SecretStr
 
+from common import Summary, header, quiet_logging, verdict
 from roost.api import RuleHome
 from roost.config import GuardSettings, NestWwnAccount, Settings
 from roost.events import TemperatureChanged
+from roost.providers.base import Provider, WriteLimits
+from roost.providers.nest_wwn import NestWwnProvider
 from roost.rules import Rule, when
 from roost.runtime import Runtime
 
@@ -85,20 +95,38 @@ class Decisions:
         return Rule(name="follow the temperature", triggers=(when("temperature"),), body=follow)
 
 
-def settings(url: str, token: str, state_dir: Path, dry_run: bool) -> Settings:
+def settings(url: str, token: str, state_dir: Path, unthrottled: bool) -> Settings:
     s = Settings()
     s.daemon.rules_dir = state_dir / "rules"
     s.daemon.state_dir = state_dir
-    s.daemon.dry_run = dry_run
     s.accounts = [
         NestWwnAccount(name=ACCOUNT, provider="nest_wwn", api_url=url, token=SecretStr(token))
     ]
-    s.guards = GuardSettings(allow_loosening=True, writes_per_device_per_hour=10**9)
+    if unthrottled:
+        s.guards = GuardSettings(allow_loosening=True, writes_per_device_per_hour=10**9)
     return s
 
 
-async def run_stack(args: argparse.Namespace, dry_run: bool) -> tuple[dict[str, Any], Decisions]:
-    """Start the simulator process and the daemon, run the load, return both sides' records."""
+def providers(s: Settings, unthrottled: bool) -> list[Provider] | None:
+    """None: the daemon builds its providers from the settings, as `roost run` does."""
+    if not unthrottled:
+        return None
+    account = s.accounts[0]
+    assert account.token is not None
+    provider = NestWwnProvider(
+        account.name,
+        api_url=account.api_url,
+        token=account.token.get_secret_value(),
+        write_limits=WriteLimits(),
+    )
+    return [provider]
+
+
+async def run_stack(
+    args: argparse.Namespace, unthrottled: bool
+) -> tuple[dict[str, Any], Decisions, dict[str, int]]:
+    """Start the simulator process and the daemon, run the load; both sides' records and
+    the engine's statistics for the rule."""
     command = [
         sys.executable,
         str(SIM_SCRIPT),
@@ -108,14 +136,17 @@ async def run_stack(args: argparse.Namespace, dry_run: bool) -> tuple[dict[str, 
     ]
     decisions = Decisions()
     async with await anyio.open_process(command, stdin=PIPE, stdout=PIPE) as sim:
-        assert sim.stdin is not None and sim.stdout is not None
+        assert sim.stdin is not None
+        assert sim.stdout is not None
         out = BufferedByteReceiveStream(sim.stdout)
         ready = (await out.receive_until(b"\n", 1024)).decode().split()
         if ready[:1] != ["READY"]:
             raise RuntimeError(f"simulator did not start: {ready}")
         with tempfile.TemporaryDirectory() as state_dir:
-            runtime = Runtime(settings(ready[1], ready[2], Path(state_dir), dry_run))
-            runtime.engine.load([decisions.rule()])
+            s = settings(ready[1], ready[2], Path(state_dir), unthrottled)
+            runtime = Runtime(s, providers(s, unthrottled))
+            rule = decisions.rule()
+            runtime.engine.load([rule])
             async with anyio.create_task_group() as tg:
                 tg.start_soon(runtime.run)
                 with anyio.fail_after(10):
@@ -124,7 +155,8 @@ async def run_stack(args: argparse.Namespace, dry_run: bool) -> tuple[dict[str, 
                 await sim.stdin.send(b"go\n")
                 line = await out.receive_until(b"\n", 100 * 1024 * 1024)
                 tg.cancel_scope.cancel()
-    return json.loads(line), decisions
+            stats = {k: v for k, v in vars(runtime.engine.stats[rule.name]).items() if v}
+    return json.loads(line), decisions, stats
 
 
 # ---- matching and statistics ----------------------------------------------------------------
@@ -187,11 +219,17 @@ def delay(change: Record, record: Record | None) -> float | None:
     return None if record is None else record[2] - change[2]
 
 
-def report(mode: str, args: argparse.Namespace, result: dict[str, Any], d: Decisions) -> None:
+def report(
+    mode: str,
+    args: argparse.Namespace,
+    result: dict[str, Any],
+    d: Decisions,
+    stats: dict[str, int],
+) -> None:
     changes: list[Record] = [(c[0], c[1], c[2]) for c in result["changes"]]
     writes: list[Record] = [(w[0], w[1], w[2]) for w in result["writes"]]
     decided = match(changes, d.decided)
-    written = match(changes, writes) if mode == "send" else None
+    written = match(changes, writes) if mode == "unthrottled" else None
     figures: dict[str, list[Latency]] = {"change → command decided": []}
     if written is not None:
         figures["change → write applied"] = []
@@ -204,7 +242,10 @@ def report(mode: str, args: argparse.Namespace, result: dict[str, Any], d: Decis
             runs.append(Latency.of([delay(changes[i], written[i]) for i in chosen]))
         for figure, latency in zip(figures.values(), runs, strict=True):
             figure.append(latency)
-    print(f"   -- mode {mode}: {dict(d.outcomes)}, simulator refused {result['refused']} writes")
+    print(
+        f"   -- mode {mode}: rule {stats}, decisions {dict(d.outcomes)}; "
+        f"{len(changes)} changes, {len(writes)} writes applied, {result['refused']} refused"
+    )
     for name, latencies in figures.items():
         print(f"   {name}:")
         for n, latency in enumerate(latencies, 1):
@@ -250,7 +291,7 @@ def legs(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("both", "send", "dry-run"), default="both")
+    parser.add_argument("--mode", choices=("both", "limits", "unthrottled"), default="both")
     parser.add_argument("--rate", type=float, default=1000.0, help="changes per second")
     parser.add_argument("--thermostats", type=int, default=10)
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds, discarded")
@@ -265,10 +306,10 @@ def main() -> None:
         f"changes/s, {args.warmup:g} s warm-up + {args.runs} runs of {args.window:g} s, "
         f"log level {args.log_level}",
     )
-    modes = ("send", "dry-run") if args.mode == "both" else (args.mode,)
+    modes = ("limits", "unthrottled") if args.mode == "both" else (args.mode,)
     for mode in modes:
-        result, decisions = anyio.run(run_stack, args, mode == "dry-run")
-        report(mode, args, result, decisions)
+        result, decisions, stats = anyio.run(run_stack, args, mode == "unthrottled")
+        report(mode, args, result, decisions, stats)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ import sys
 import time
 
 import anyio
-from common import quiet_logging
 
+from common import quiet_logging
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimHome, SimStructure, SimThermostat
 
@@ -61,9 +61,7 @@ def build_home(thermostats: int) -> TimedHome:
     return home
 
 
-async def generate(
-    home: SimHome, rate: float, seconds: float
-) -> list[tuple[str, float, float]]:
+async def generate(home: SimHome, rate: float, seconds: float) -> list[tuple[str, float, float]]:
     """Change one ambient temperature every 1/rate s, on schedule (late ones go at once)."""
     devices = sorted(home.thermostats)
     changes: list[tuple[str, float, float]] = []

@@ -66,7 +66,8 @@ async def test_all_any_not_on_state_presence_time_and_weekday(
         assert home.titles() == ["warm up", "warm up"]
 
         last = home.traces()[-1]
-        assert last.result == "skipped" and last.reason == "condition not met"
+        assert last.result == "skipped"
+        assert last.reason == "condition not met"
         results = dict(last.conditions)
         assert results["weekday in sun (today is sun)"] is True
         assert results["not (weekday in sun)"] is False
@@ -104,14 +105,16 @@ async def test_a_plain_python_condition_and_code_in_the_body(tmp_path: Path) -> 
         (
             "bad.py",
             "from roost import rule, device_state, when\n\n@rule(on=when('co'),\n"
-            "      condition=device_state('Den', 'temprature', below=3))\nasync def r(e, h):\n    pass\n",
+            "      condition=device_state('Den', 'temprature', below=3))\n"
+            "async def r(e, h):\n    pass\n",
             4,
             "unknown device attribute 'temprature'",
         ),
         (
             "bad.toml",
             '[[rule]]\nname = "x"\non = { event = "co" }\n'
-            'condition = { any = [{ structure = "event", attribute = "presense", equals = "home" }] }\n'
+            'condition = { any = [{ structure = "event", attribute = "presense",'
+            ' equals = "home" }] }\n'
             'do = [{ action = "notify", title = "t" }]\n',
             1,
             "unknown structure attribute 'presense'",

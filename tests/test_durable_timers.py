@@ -92,7 +92,8 @@ async def test_cooldowns_and_rate_windows_survive_a_restart(tmp_path: Path) -> N
         await home.advance("2h")
         await home.motion("Front Door")
         state = json.loads(json.dumps(home.engine.export_state()))
-    assert state["porch"]["last_run"] is not None and len(state["porch"]["runs"]) == 2
+    assert state["porch"]["last_run"] is not None
+    assert len(state["porch"]["runs"]) == 2
     async with simulate(tmp_path, HOME, start="2026-01-05 14:30") as home:
         home.engine.import_state(state)
         await home.motion("Front Door")

@@ -45,7 +45,8 @@ async def test_a_rule_does_not_retrigger_on_its_own_echo(tmp_path: Path) -> None
         echo = home.traces("round_up")[-1]
         assert echo.result == "skipped"
         assert echo.reason == "the event is the echo of this rule's own command"
-        assert echo.event is not None and echo.event.context.rule == "round_up"
+        assert echo.event is not None
+        assert echo.event.context.rule == "round_up"
         assert home.engine.stats["round_up"].skipped_echo == 1
 
 
@@ -61,7 +62,8 @@ async def test_a_ping_pong_between_two_rules_is_cut_by_the_chain_depth(tmp_path:
             assert set(cut[0].chain) == {"ping", "pong"}
             assert home.engine.stats[cut[0].rule].loop_cuts == 1
     warnings = [e for e in logs if e["event"] == "rule loop cut"]
-    assert warnings and set(warnings[0]["rules"]) == {"ping", "pong"}
+    assert warnings
+    assert set(warnings[0]["rules"]) == {"ping", "pong"}
 
 
 async def test_a_rule_refired_by_echoes_too_often_is_cut(tmp_path: Path) -> None:

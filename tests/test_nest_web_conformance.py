@@ -39,7 +39,7 @@ from roost.model import (
 from roost.providers.nest_web import errors
 from roost.providers.nest_web.buckets import Bucket, BucketSet, PayloadError, parse_objects
 from roost.providers.nest_web.encode import EncodeError, encode
-from roost.providers.nest_web.normalize import base_mode, normalize
+from roost.providers.nest_web.normalize import ScheduleEntry, base_mode, normalize, schedule
 from roost.simulator import nest_web
 from roost.simulator.home import SimHome
 
@@ -183,6 +183,19 @@ def test_an_unreadable_bucket_keeps_the_devices_previous_form() -> None:
     assert home.devices[SERIAL] == good.devices[SERIAL]  # not removed, not mangled
     alone, _ = normalize(broken, "acct", now=NOW)
     assert SERIAL not in alone.devices
+
+
+def test_the_captured_schedule_reads_as_set_points_without_continuations() -> None:
+    captured = fixture("seed-v1-schedule-snippet.json")["schedule"][SERIAL]
+    heat = ThermostatMode.HEAT
+    assert schedule(captured, SERIAL) == (
+        ScheduleEntry(0, 27900, heat, 14.445, None),
+        ScheduleEntry(0, 63000, heat, 20.556, None),
+        ScheduleEntry(0, 70200, heat, 14.445, None),
+        ScheduleEntry(1, 20700, heat, 18.889, None),
+    )
+    with pytest.raises(PayloadError):
+        schedule({"days": {"0": {"0": {"type": "DRY", "time": 0}}}}, SERIAL)
 
 
 # --- bucket replies --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from roost.clock import VirtualClock
@@ -277,6 +278,15 @@ async def test_server_errors_back_off_and_resync() -> None:
         assert "503" in r.sink.statuses[1][1]
 
 
+async def test_replies_that_keep_repeating_held_revisions_lead_to_a_resync() -> None:
+    async with running() as r:
+        await connected(r)
+        r.sim.answer_stale(3)
+        await r.sink.wait_for(lambda: r.provider.stats.refreshes == 2)
+        assert "revisions already held" in r.sink.statuses[1][1]
+        assert r.sink.states[-1] is ConnectionState.CONNECTED
+
+
 async def test_a_new_device_in_the_swarm_triggers_a_full_refresh() -> None:
     async with running() as r:
         await connected(r)
@@ -286,6 +296,23 @@ async def test_a_new_device_in_the_swarm_triggers_a_full_refresh() -> None:
         await r.sink.wait_for(lambda: "alarm-attic" in r.sink.latest.devices)
         assert r.provider.stats.refreshes == 2
         assert r.sink.latest.devices["alarm-attic"].room == "Attic"
+
+
+async def test_schedules_are_read_and_followed() -> None:
+    async with running() as r:
+        await connected(r)
+        first = r.provider.schedules[LIVING][0]
+        assert (first.mode, first.time_s, first.heat_c) == (ThermostatMode.HEAT, 23400, 20.0)
+        days = {"0": {"0": {"type": "HEAT", "temp": 17.5, "time": 3600, "entry_type": "setpoint"}}}
+        async with httpx.AsyncClient() as app:  # the web app changes the bedroom's schedule
+            response = await app.post(
+                f"{r.sim.transport_url}/v1/put/schedule.{BEDROOM}",
+                json={"days": days},
+                headers={"Authorization": f"Basic {r.sim.login()}"},
+            )
+        assert response.status_code == 200
+        await eventually(lambda: len(r.provider.schedules[BEDROOM]) == 1)
+        assert r.provider.schedules[BEDROOM][0].heat_c == 17.5
 
 
 # --- writes ---------------------------------------------------------------------------------

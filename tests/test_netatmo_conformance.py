@@ -100,10 +100,13 @@ def test_pyatmo_home_normalizes_rooms_alarms_and_cameras() -> None:
     assert corridor.hvac is HvacActivity.HEATING  # its module's boiler_status is true
 
     bureau = home.devices["222452125"]  # homesdata knows it, homestatus says nothing
-    assert isinstance(bureau, Thermostat) and bureau.online is False
+    assert isinstance(bureau, Thermostat)
+    assert bureau.online is False
 
     hall = home.devices["12:34:56:00:f1:62"]
-    assert type(hall) is Camera and hall.streaming and hall.room == "Hall"
+    assert type(hall) is Camera
+    assert hall.streaming
+    assert hall.room == "Hall"
     assert type(home.devices["12:34:56:10:b9:0e"]) is Camera  # NOC, outdoors
     assert isinstance(home.devices["12:34:56:10:f1:66"], Doorbell)
     # weather stations, lights, shutters, energy meters: not modelled
@@ -126,6 +129,22 @@ def test_a_home_with_only_persons_is_away_when_all_are_out_of_sight() -> None:
         "abcdef12-1111-0000-0000-000111222333",
         "abcdef12-2222-0000-0000-000111222333",
     ]
+
+
+def test_without_persons_presence_follows_the_heating_away_mode() -> None:
+    status = json.loads(json.dumps(load("pyatmo-homestatus_91763b24c43d3e344f424e8b.json")))
+    home = status["body"]["home"]
+    del home["persons"]
+    assert (
+        normalize([HomeReading(homes()[HOME_B], home)], "a", {}).structures[HOME_B].presence
+        is Presence.HOME
+    )  # frost guard and schedule rooms: not away
+    for room in home["rooms"]:
+        room["therm_setpoint_mode"] = "away"
+    assert (
+        normalize([HomeReading(homes()[HOME_B], home)], "a", {}).structures[HOME_B].presence
+        is Presence.AWAY
+    )
 
 
 def test_a_disconnected_relay_takes_its_rooms_offline() -> None:
@@ -156,7 +175,8 @@ def test_alarm_states_from_events_reach_the_smoke_and_co_alarms() -> None:
     alarms = {"70:ee:50:00:00:02": AlarmStates(co=AlarmState.WARNING)}
     home = normalize([HomeReading(data, status)], "acct", alarms)
     smoke, co = home.devices["70:ee:50:00:00:01"], home.devices["70:ee:50:00:00:02"]
-    assert isinstance(smoke, SmokeCoAlarm) and isinstance(co, SmokeCoAlarm)
+    assert isinstance(smoke, SmokeCoAlarm)
+    assert isinstance(co, SmokeCoAlarm)
     assert (smoke.smoke, smoke.co, smoke.room) == (AlarmState.OK, AlarmState.OK, "Hall")
     assert (co.co, co.battery) == (AlarmState.WARNING, "replace")
 
@@ -184,7 +204,9 @@ def test_alarm_event_types_set_alarm_states() -> None:
     smoke = interpret({"id": "c", "type": "smoke", "time": 1, "module_id": "s", "sub_type": 1})
     assert smoke == AlarmChange("s", "smoke", AlarmState.EMERGENCY)
     assert interpret({"id": "d", "type": "movement", "time": 1, "module_id": "c"}) is Motion
-    assert interpret({"id": "e", "type": "hush", "time": 1, "module_id": "s", "sub_type": 0}) is None
+    assert (
+        interpret({"id": "e", "type": "hush", "time": 1, "module_id": "s", "sub_type": 0}) is None
+    )
 
 
 async def test_a_first_read_is_a_baseline_and_a_restart_reports_nothing_twice() -> None:
@@ -212,10 +234,12 @@ def test_the_token_response_parses() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     tokens = parse_token_response(load("pyatmo-archive-oauth2_token.json"), now)
     assert tokens.access_token.startswith("91763b24c43d3e344f424e8b|")
-    assert tokens.refresh_token and tokens.refresh_token != tokens.access_token
+    assert tokens.refresh_token
+    assert tokens.refresh_token != tokens.access_token
     assert (tokens.expires_at - now).total_seconds() == 10800  # type: ignore[operator]
     assert "read_thermostat" in tokens.scope.split()
-    assert "access_token" not in repr(tokens) and tokens.access_token not in repr(tokens)
+    assert "access_token" not in repr(tokens)
+    assert tokens.access_token not in repr(tokens)
 
 
 @pytest.mark.parametrize(
@@ -234,14 +258,16 @@ def test_error_bodies_become_typed_failures(
 ) -> None:
     error = errors.from_response(httpx.Response(status, content=raw(name)))
     assert error.code == code
-    assert error.message and error.message in str(error)
+    assert error.message
+    assert error.message in str(error)
     assert errors.failure(error).reason is reason
 
 
 def test_user_usage_reached_is_rate_limited_and_ok_bodies_are_ok() -> None:
     body = b'{"error":{"code":26,"message":"User usage reached"}}'
     error = errors.from_response(httpx.Response(403, content=body))
-    assert error.rate_limited and errors.failure(error).reason is FailureReason.RATE_LIMITED
+    assert error.rate_limited
+    assert errors.failure(error).reason is FailureReason.RATE_LIMITED
     assert load("pyatmo-status_ok.json")["status"] == "ok"
     assert load("pyatmo-archive-camera_set_state_ok.json")["status"] == "ok"
     already = load("pyatmo-archive-camera_set_state_error_already_on.json")["body"]
@@ -249,7 +275,8 @@ def test_user_usage_reached_is_rate_limited_and_ok_bodies_are_ok() -> None:
     assert errors.partial_failure(already) is None  # "Already on": the state is as asked
     offline = {"errors": [{"code": 6, "id": "12:34:56:00:f1:62"}]}
     failed = errors.partial_failure(offline)
-    assert failed is not None and failed.reason is FailureReason.OFFLINE
+    assert failed is not None
+    assert failed.reason is FailureReason.OFFLINE
 
 
 # --- webhooks --------------------------------------------------------------------------------
@@ -261,7 +288,8 @@ def test_every_webhook_sample_verifies_when_signed_and_fails_when_forged() -> No
     for sample in samples:
         body = json.dumps(sample["body"]).encode()
         signature = sign("app-secret", body)
-        assert len(signature) == 64 and signature == signature.lower()
+        assert len(signature) == 64
+        assert signature == signature.lower()
         assert verify("app-secret", body, signature)
         assert verify("app-secret", body, signature.upper())
         assert not verify("other-secret", body, signature)

@@ -70,7 +70,8 @@ async def test_a_changed_file_starts_afresh(tmp_path: Path) -> None:
         await home.motion("Front Door")
         assert home.titles() == ["motion", "seen"]  # no cooldown left, the hold was dropped
         held = [t for t in home.traces("eco when away") if t.result == "cancelled"]
-        assert held and held[0].reason == "the rule was reloaded"
+        assert held
+        assert held[0].reason == "the rule was reloaded"
 
 
 async def test_a_broken_file_keeps_its_previous_version_running(tmp_path: Path) -> None:
@@ -130,7 +131,8 @@ async def test_roost_reload_and_trace_talk_to_the_running_daemon(
         args = ["trace", "hello", "--socket", str(socket)]
         assert await anyio.to_thread.run_sync(main, args) == 0
         out = capsys.readouterr().out
-        assert "hello  RAN" in out and "trigger   startup" in out
+        assert "hello  RAN" in out
+        assert "trigger   startup" in out
         assert "notify 'started'" in out
 
         rule_file(tmp_path / "rules", "broken.toml", '[[rule]]\nname = "b"\n')

@@ -206,4 +206,5 @@ def test_bad_options_are_load_errors(tmp_path: Path, text: str, message: str) ->
         'do = [{ action = "notify", title = "t" }]\n',
     )
     errors = [str(e) for e in load_directory(tmp_path).errors]
-    assert len(errors) == 1 and message in errors[0], errors
+    assert len(errors) == 1, errors
+    assert message in errors[0]

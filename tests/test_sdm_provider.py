@@ -170,10 +170,14 @@ async def test_the_first_list_is_a_full_normalized_snapshot() -> None:
         assert (lounge.name, lounge.room, lounge.structure_id) == ("Lounge", "Lounge", VILLA)
         assert lounge.mode is ThermostatMode.COOL
         assert (lounge.heat_setpoint_c, lounge.cool_setpoint_c) == (None, 27.0)
-        assert lounge.ambient_c == 25.0 and lounge.can_cool and lounge.has_fan
+        assert lounge.ambient_c == 25.0
+        assert lounge.can_cool
+        assert lounge.has_fan
         assert lounge.eco_range_c == (12.5, 28.0)
         study = home.devices[STUDY]
-        assert isinstance(study, Thermostat) and not study.can_cool and not study.has_fan
+        assert isinstance(study, Thermostat)
+        assert not study.can_cool
+        assert not study.has_fan
         assert type(home.devices[DOORBELL]) is Doorbell
         assert type(home.devices[GARDEN]) is Camera
         assert r.home.alarms == {}  # SDM has no smoke/CO alarms at all
@@ -186,7 +190,8 @@ async def test_a_trait_change_becomes_a_patch() -> None:
         assert "cooling" in r.sink.changes(LOUNGE, "hvac")
         assert r.provider.home is not None
         lounge = r.provider.home.devices[LOUNGE]
-        assert isinstance(lounge, Thermostat) and lounge.ambient_c == 28.0
+        assert isinstance(lounge, Thermostat)
+        assert lounge.ambient_c == 28.0
 
 
 async def test_offline_is_reported_from_the_connectivity_trait() -> None:
@@ -221,7 +226,8 @@ async def test_out_of_order_messages_never_roll_state_back() -> None:
         assert r.provider.stats.stale_values > 0
         assert r.provider.home is not None
         lounge = r.provider.home.devices[LOUNGE]
-        assert isinstance(lounge, Thermostat) and lounge.ambient_c == 28.0
+        assert isinstance(lounge, Thermostat)
+        assert lounge.ambient_c == 28.0
 
 
 async def test_a_stale_update_for_one_field_does_not_hide_a_newer_one_for_another() -> None:
@@ -295,7 +301,10 @@ async def test_remembered_ids_survive_a_restart() -> None:
         chime = None
         for _ in range(2):
             sink = RecordingSink()
-            async with make_provider(sim, memory=memory) as provider, anyio.create_task_group() as tg:
+            async with (
+                make_provider(sim, memory=memory) as provider,
+                anyio.create_task_group() as tg,
+            ):
                 tg.start_soon(provider.run, sink)
                 await sink.wait_for(lambda s=sink: bool(s.snapshots))  # type: ignore[misc]
                 if chime is None:
@@ -317,7 +326,8 @@ async def test_a_malformed_message_is_counted_and_acknowledged() -> None:
         r.sim.subscription.publish(b'{"eventId": "x", "timestamp": "not a time"}')
         await r.idle()
         assert r.provider.stats.malformed == 2
-        assert r.sink.patches == [] and r.sink.device_events == []
+        assert r.sink.patches == []
+        assert r.sink.device_events == []
 
 
 async def test_device_events_published_before_the_list_are_catch_up() -> None:
@@ -402,8 +412,10 @@ async def test_a_setpoint_in_eco_is_refused_by_sdm_as_a_failed_precondition() ->
         assert (await r.execute(LOUNGE, SetEco(True))).ok
         await r.sink.wait_for(lambda: ThermostatMode.ECO in r.sink.changes(LOUNGE, "mode"))
         result = await r.execute(LOUNGE, SetCool(24.0))
-        assert result.reason is FailureReason.INVALID and not result.reason.retryable
-        assert "FAILED_PRECONDITION" in result.detail and "MANUAL_ECO" in result.detail
+        assert result.reason is FailureReason.INVALID
+        assert not result.reason.retryable
+        assert "FAILED_PRECONDITION" in result.detail
+        assert "MANUAL_ECO" in result.detail
         assert r.sim.commands[-1].rpc_status == "FAILED_PRECONDITION"
 
 
@@ -446,8 +458,12 @@ async def test_the_per_device_command_quota_is_a_retryable_rate_limit() -> None:
         results = [await r.execute(STUDY, SetHeat(18.0 + i / 10)) for i in range(6)]
         assert all(result.ok for result in results[:5])
         limited = results[5]
-        assert limited.reason is FailureReason.RATE_LIMITED and limited.reason.retryable
-        assert limited.retry_after_s == 60.0
+        assert limited.reason is FailureReason.RATE_LIMITED
+        assert limited.reason.retryable
+        # No Retry-After from Google: the wait is until the window of the first SetHeat ends.
+        assert limited.retry_after_s is not None
+        assert 55.0 < limited.retry_after_s <= 60.0
+        assert r.provider.write_limits.per_device is not None  # the dispatcher paces SDM
         assert "RESOURCE_EXHAUSTED" in limited.detail
         assert (await r.execute(STUDY, SetEco(True))).ok  # another command: its own quota
 
@@ -465,7 +481,8 @@ async def test_tokens_are_refreshed_before_expiry_and_kept_in_the_store() -> Non
             await anyio.sleep(2.5)  # outlive two access tokens while long-polling
             assert provider.auth.refreshes >= 2
             stored = await store.load("acct")
-            assert stored is not None and stored.refresh_token == sim.refresh_token
+            assert stored is not None
+            assert stored.refresh_token == sim.refresh_token
             assert "sdm.service" in stored.scope
             sim.home.set_ambient(LOUNGE, 26.0)
             await sink.wait_for(lambda: 26.0 in _changes(sink, LOUNGE, "ambient_c"))
@@ -490,7 +507,8 @@ async def test_a_refused_stored_refresh_token_falls_back_to_the_configured_one()
             tg.start_soon(provider.run, sink)
             await sink.wait_for(lambda: bool(sink.snapshots))
             stored = await store.load("acct")
-            assert stored is not None and stored.refresh_token == sim.refresh_token
+            assert stored is not None
+            assert stored.refresh_token == sim.refresh_token
             tg.cancel_scope.cancel()
 
 

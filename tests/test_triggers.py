@@ -133,7 +133,8 @@ async def test_hold_fires_after_the_duration_and_is_cancelled_when_it_stops(
         await home.advance("30m")
         assert home.actions() == []
         rule = home.traces()[-1]
-        assert rule.result == "skipped" and "hold cancelled" in rule.reason
+        assert rule.result == "skipped"
+        assert "hold cancelled" in rule.reason
 
         await home.set("House", presence="away")
         await home.advance("9m59s")

@@ -14,7 +14,6 @@ from typing import Any, Protocol, TypeVar
 import anyio.to_thread
 
 from roost.clock import Clock, SystemClock
-
 from roost.commands import (
     Action,
     Command,
@@ -26,14 +25,15 @@ from roost.commands import (
     SetPresence,
     SetRange,
 )
+from roost.durations import parse_duration
 from roost.events import CommandOutcome, Event
 from roost.ids import new_id
+from roost.isolation import RunDeadline
 from roost.model import Device, Presence, SmokeCoAlarm, Structure, Thermostat, ThermostatMode
-from roost.durations import parse_duration
 from roost.notify import Notification, Priority
-from roost.windows import TagLimiter
 from roost.state import HomeState
 from roost.traces import Trace
+from roost.windows import TagLimiter
 
 COMMAND_DEADLINE = timedelta(minutes=5)
 T = TypeVar("T")
@@ -135,6 +135,7 @@ class RuleHome:
         dry_run: bool,
         trace: Trace | None = None,
         runner: RuleRunner | None = None,
+        deadline: RunDeadline | None = None,
     ) -> None:
         self._services = services
         self.rule = rule
@@ -142,6 +143,7 @@ class RuleHome:
         self.dry_run = dry_run
         self.trace = trace
         self._runner = runner
+        self._deadline = deadline
 
     @property
     def now(self) -> datetime:
@@ -258,9 +260,12 @@ class RuleHome:
         return True
 
     async def delay(self, duration: str | float) -> None:
-        """Wait (on the engine's clock). A restart-mode rule is cancelled here by a new run."""
+        """Wait (on the engine's clock); the rule's timeout is extended by as much.
+        A restart-mode rule is cancelled here by a newer trigger."""
         seconds = parse_duration(duration)
         self._step(f"delay {seconds:g}s", "waiting")
+        if self._deadline is not None:
+            self._deadline.extend(seconds)  # a delay is not a hang
         await self._services.clock.sleep(seconds)
 
     async def run_rule(self, name: str) -> bool:

@@ -35,9 +35,7 @@ class ControlError(Exception):
 
 async def serve(path: Path, handlers: dict[str, Handler]) -> None:
     """Answer requests on `path` until cancelled; the socket file is removed on exit."""
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True)
-    path.unlink(missing_ok=True)
+    _make_room(path)
     listener = await anyio.create_unix_listener(path)
     os.chmod(path, 0o600)
     log.info("control socket ready", path=str(path))
@@ -45,7 +43,18 @@ async def serve(path: Path, handlers: dict[str, Handler]) -> None:
         async with listener:
             await listener.serve(lambda stream: _answer(stream, handlers))
     finally:
-        path.unlink(missing_ok=True)
+        _remove(path)
+
+
+def _make_room(path: Path) -> None:
+    """An owner-only directory for a new socket; a stale socket file is removed."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    _remove(path)
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
 
 
 async def _answer(stream: SocketStream, handlers: dict[str, Handler]) -> None:

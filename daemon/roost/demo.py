@@ -24,6 +24,9 @@ from roost.events import (
     CoAlarm,
     CommandOutcome,
     ConnectivityChanged,
+    DeviceAdded,
+    DeviceEvent,
+    DeviceRemoved,
     Event,
     NotificationOutcome,
     Outcome,
@@ -31,9 +34,11 @@ from roost.events import (
     SmokeAlarm,
     ThermostatModeChanged,
 )
+from roost.simulator.home import SimCamera
 from roost.simulator.stack import Stack, running_stack
 
 HOME = "structure-home"
+VILLA = "structure-villa"
 ALARM = "alarm-hallway"
 
 Step = tuple[float, str, Callable[[Stack], None]]
@@ -56,6 +61,41 @@ NEST_HOME_STEPS: Sequence[Step] = (
         18.0,
         "the bedroom thermostat drops off the network",
         lambda s: s.home.set_online("thermostat-bedroom", False),
+    ),
+)
+
+
+def _redeliver_last_chime(stack: Stack) -> None:
+    """Pub/Sub delivers at least once: the doorbell's message comes a second time."""
+    chimes = [p for p in stack.cloud.published if "DoorbellChime" in str(p)]
+    stack.cloud.publish_event(chimes[0])
+
+
+def _person_in_the_garden(stack: Stack) -> None:
+    stack.home.camera_event("camera-garden", motion=True, person=True)
+
+
+# Google SDM shows thermostats, cameras and doorbells, but no presence and no smoke/CO alarm.
+SDM_HOME_STEPS: Sequence[Step] = (
+    (
+        2.0,
+        "the afternoon sun heats the lounge to 26.5 °C",
+        lambda s: s.home.set_ambient("thermostat-lounge", 26.5),
+    ),
+    (6.0, "someone rings the front doorbell", lambda s: s.home.doorbell_chime("doorbell-front")),
+    (9.0, "a person crosses the garden", _person_in_the_garden),
+    (12.0, "Pub/Sub delivers the doorbell's message again", _redeliver_last_chime),
+    (
+        15.0,
+        "a camera is installed in the garage",
+        lambda s: s.home.add(
+            SimCamera(id="camera-garage", name="Garage", room="Garage", structure_id=VILLA)
+        ),
+    ),
+    (
+        18.0,
+        "the study thermostat drops off the network",
+        lambda s: s.home.set_online("thermostat-study", False),
     ),
 )
 
@@ -101,6 +141,17 @@ def _therm_mode_set(mode: str) -> Callable[[Stack], tuple[bool, str]]:
     return check
 
 
+def _cool_commanded(stack: Stack) -> tuple[bool, str]:
+    """SDM: `ThermostatTemperatureSetpoint.SetCool` executed (HTTP 200) by the simulator."""
+    done = [c for c in stack.cloud.commands if c.command.endswith("SetCool") and c.status == 200]
+    return bool(done), f"{len(done)} executeCommand(s)"
+
+
+def _one_doorbell_push(stack: Stack) -> tuple[bool, str]:
+    pushes = [p for p in stack.sink.received if "door" in str(p.get("title")).lower()]
+    return len(pushes) == 1, f"{len(pushes)} received"
+
+
 # One scenario per vendor: each suits what that vendor's devices can do.
 SCENARIOS: dict[str, Scenario] = {
     "nest_web": Scenario(
@@ -117,6 +168,14 @@ SCENARIOS: dict[str, Scenario] = {
         (
             Check("eco applied in the simulator", _eco_written),
             Check("CO notification at the sink", _co_pushed),
+        ),
+    ),
+    "sdm": Scenario(
+        SDM_HOME_STEPS,
+        21.0,
+        (
+            Check("cooling setpoint executed", _cool_commanded),
+            Check("one doorbell push at the sink", _one_doorbell_push),
         ),
     ),
     "netatmo": Scenario(
@@ -163,6 +222,9 @@ class Narrator:
             e, PresenceChanged | ThermostatModeChanged | CoAlarm | SmokeAlarm | ConnectivityChanged
         ):
             return self._change(e)
+        if isinstance(e, DeviceEvent | DeviceAdded | DeviceRemoved):
+            self.counts["events"] += 1
+            return "event", f"{e.name} [{self.name(e.device)}]"
         return None
 
     def _change(self, e: Changed) -> tuple[str, str]:

@@ -29,7 +29,7 @@ _RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(.+?)\s*$")
 
 
 def parse_rate(value: str | tuple[int, str | float] | None) -> tuple[int, float] | None:
-    """"3/1h", "3 per 10m" or (3, "1h") → (3, 3600.0): at most 3 in any hour."""
+    """ "3/1h", "3 per 10m" or (3, "1h") → (3, 3600.0): at most 3 in any hour."""
     if value is None:
         return None
     if isinstance(value, tuple):
@@ -49,7 +49,7 @@ _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 
 def parse_time_of_day(value: str) -> int:
-    """"07:30" → minutes after midnight."""
+    """ "07:30" → minutes after midnight."""
     match = _CLOCK.match(value.strip())
     if match is None or int(match.group(1)) > 23 or int(match.group(2)) > 59:
         raise ValueError(f"not a time of day: {value!r} (write e.g. '07:30' or '22:00')")

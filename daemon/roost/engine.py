@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,18 +23,18 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from roost.api import RuleHome, Services
-from roost.clock import Clock
+from roost.clock import Clock, SystemClock
 from roost.codec import event_from_json, event_to_json
 from roost.conditions import as_condition
 from roost.events import Event, Scheduled, Started
 from roost.ids import new_id
-from roost.isolation import LoopMonitor, timed_steps
-from roost.windows import Window
+from roost.isolation import LoopMonitor, RunDeadline, timed_steps
 from roost.rules import Rule, RunMode
 from roost.schedule import next_cron, next_interval
 from roost.timers import TimerKind, TimerPersistence, TimerRecord, Timers
 from roost.traces import DEFAULT_PER_RULE, Result, Trace, TraceStore
 from roost.triggers import Cron, Every, Trigger
+from roost.windows import Window
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +72,8 @@ class LoopLimits:
 class _Run:
     trace: Trace
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    watchdog: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    timed_out: bool = False
 
 
 @dataclass
@@ -93,6 +95,7 @@ class _Entry:
     trigger: Trigger
     position: int  # the trigger's index in rule.triggers
     label: str
+    stateful: bool  # a threshold or a hold: needs memory, off the fast path
 
 
 @dataclass
@@ -181,7 +184,7 @@ class Engine:
             return
         fired: set[str] | None = None
         for entry in self._candidates(event, by_device):
-            if entry.trigger.stateful:
+            if entry.stateful:
                 if not self._stateful(entry, event):
                     continue
             elif not entry.trigger.matches(event):
@@ -385,14 +388,17 @@ class Engine:
     async def _execute(self, r: Rule, event: Event, run: _Run, state: RuleState) -> None:
         """One isolated run of a rule for an event."""
         trace = run.trace
-        home = RuleHome(self.services, r.name, event, r.dry_run, trace, self)
         timeout = r.timeout_s if r.timeout_s is not None else self.timeout_s
+        deadline = RunDeadline(self.clock, timeout)
+        home = RuleHome(self.services, r.name, event, r.dry_run, trace, self, deadline)
         try:
-            with run.scope, anyio.fail_after(timeout):
+            with run.scope:
                 body = r.body(event, home)
                 if inspect.iscoroutine(body):
                     body = timed_steps(body, self.blocking_s, self._blocked(r, trace))
-                await body
+                await self._within(deadline, run, body)
+            if run.timed_out:
+                raise TimeoutError
             if run.scope.cancelled_caught:
                 trace.end(Result.CANCELLED, "restarted by a newer trigger", self.clock.now())
             else:
@@ -410,6 +416,30 @@ class Engine:
             if state.queue and self._tg is not None:
                 queued_event, queued_trace = state.queue.popleft()
                 self._launch(r, queued_event, queued_trace, state)
+
+    async def _within(self, deadline: RunDeadline, run: _Run, body: Awaitable[Any]) -> None:
+        """Await `body`, raising TimeoutError at the deadline on the engine's clock."""
+        if isinstance(self.clock, SystemClock):
+            with anyio.fail_after(deadline.left()) as scope:
+                deadline.scope = scope
+                await body
+            return
+        assert self._tg is not None
+        self._tg.start_soon(self._watchdog, deadline, run)
+        try:
+            await body
+        finally:
+            run.watchdog.cancel()
+        if run.timed_out:
+            raise TimeoutError
+
+    async def _watchdog(self, deadline: RunDeadline, run: _Run) -> None:
+        """The timeout of a run on a virtual clock (tests, replay)."""
+        with run.watchdog:
+            while deadline.left() > 0:
+                await self.clock.sleep(deadline.left())
+            run.timed_out = True
+            run.scope.cancel()
 
     def _blocked(self, r: Rule, trace: Trace) -> Any:
         def report(seconds: float) -> None:
@@ -465,9 +495,7 @@ class Engine:
                 continue
             if isinstance(trigger, Cron):
                 due = next_cron(trigger.expr, now, self.services.zone)
-                record = TimerRecord(
-                    timer_id, r.name, TimerKind.CRON, due, {"trigger": position}
-                )
+                record = TimerRecord(timer_id, r.name, TimerKind.CRON, due, {"trigger": position})
             else:
                 due = now + timedelta(seconds=trigger.seconds)
                 payload = {"trigger": position, "start": now.isoformat()}
@@ -581,7 +609,7 @@ def _build_index(rules: Iterable[Rule]) -> dict[str, dict[str, list[_Entry]]]:
     index: dict[str, dict[str, list[_Entry]]] = defaultdict(lambda: defaultdict(list))
     for r in rules:
         for position, trigger in r.event_triggers():
-            entry = _Entry(r, trigger, position, trigger.describe())
+            entry = _Entry(r, trigger, position, trigger.describe(), trigger.stateful)
             index[trigger.event.name][trigger.device or _ANY_DEVICE].append(entry)
     return {name: dict(by_device) for name, by_device in index.items()}
 
@@ -589,5 +617,5 @@ def _build_index(rules: Iterable[Rule]) -> dict[str, dict[str, list[_Entry]]]:
 def _describe(event: Event) -> str:
     text = event.name
     if hasattr(event, "new"):
-        text += f" → {getattr(event, 'new')}"
+        text += f" → {event.new}"
     return text

@@ -17,6 +17,8 @@ from typing import Any
 import anyio
 import structlog
 
+from roost.clock import Clock
+
 log = structlog.get_logger(__name__)
 
 
@@ -78,3 +80,21 @@ class LoopMonitor:
                     lag_s=round(lag, 3),
                     last_blocking_rule=self.last_blocking_rule,
                 )
+
+
+class RunDeadline:
+    """When a rule run times out, on the engine's clock. Time spent in `home.delay()` is
+    added to it: a delay is the rule's intent, not a hang."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self.clock = clock
+        self.at = clock.monotonic() + seconds
+        self.scope: anyio.CancelScope | None = None  # fail_after's scope, on the system clock
+
+    def extend(self, seconds: float) -> None:
+        self.at += seconds
+        if self.scope is not None:
+            self.scope.deadline += seconds
+
+    def left(self) -> float:
+        return self.at - self.clock.monotonic()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from roost.codec import CodecError, event_from_json, home_from_dict
-from roost.events import AttributeChanged, Event
+from roost.events import AttributeChanged, Event, Outcome
 from roost.model import Home
 from roost.sandbox import SimulatedHome, simulate
 from roost.traces import Result
@@ -100,7 +100,8 @@ def _report(sim: SimulatedHome, out: TextIO) -> None:
     lines: list[tuple[str, str]] = []
     for c in sim.commands:
         at = c.at.isoformat() if c.at else "?"
-        detail = f" ({c.outcome}: {c.reason})" if c.reason else f" ({c.outcome})"
+        shown = c.reason and c.outcome is not Outcome.DRY_RUN
+        detail = f" ({c.outcome}: {c.reason})" if shown else f" ({c.outcome})"
         lines.append((at, f"{at}  {c.rule}  command  {c}{detail}"))
     for n in sim.notifications:
         tags = f"  [{', '.join(n.tags)}]" if n.tags else ""

@@ -181,7 +181,7 @@ def rule(
     rate: str | tuple[int, str | float] | None = None,
     debounce: str | float | None = None,
     mode: str | RunMode = RunMode.QUEUED,
-    max: int = DEFAULT_MAX_RUNS,  # noqa: A002 - the name rule authors know from HA
+    max: int = DEFAULT_MAX_RUNS,
     dry_run: bool = False,
     timeout: str | float | None = None,
     react_to_own_echo: bool = False,

@@ -44,11 +44,11 @@ from roost.model import (
     ThermostatMode,
 )
 from roost.notify import Notification
-from roost.windows import TagLimiter
 from roost.rules import Rule
 from roost.state import HomeState
 from roost.timers import TimerPersistence
 from roost.traces import Trace
+from roost.windows import TagLimiter
 
 ACCOUNT = "test"
 DEFAULT_START = "2026-01-05 12:00"  # a Monday

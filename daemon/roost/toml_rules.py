@@ -2,12 +2,14 @@
 
     [[rule]]
     name = "co alert"
-    on = { event = "co", to = ["warning", "emergency"] }
-    cooldown = "5m"
+    on = { event = "co", to = ["warning", "emergency"] }     # or { cron = ... }, { every = ... }
+    condition = { any = [{ presence = "home" }, { weekday = ["sat", "sun"] }] }
+    cooldown = "5m"                                           # hold, rate, debounce, mode, max
     do = [{ action = "notify", title = "CO {event.new} at {device.name}", priority = "urgent" }]
 
 No code runs from TOML: notification texts are filled by `templates.render`, which reaches
-only public fields of the event, the device and the structure.
+only public fields of the event, the device and the structure; conditions are the tables
+of `conditions.from_table`.
 """
 
 from __future__ import annotations

@@ -71,7 +71,9 @@ class Trace:
             "event": None if e is None else _event_summary(e),
             "chain": list(self.chain),
             "conditions": [{"condition": c, "ok": ok} for c, ok in self.conditions],
-            "steps": [{"what": s.what, "outcome": s.outcome, "detail": s.detail} for s in self.steps],
+            "steps": [
+                {"what": s.what, "outcome": s.outcome, "detail": s.detail} for s in self.steps
+            ],
             "result": str(self.result),
             "reason": self.reason,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,

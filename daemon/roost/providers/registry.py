@@ -60,7 +60,8 @@ def build_provider(account: AccountSettings, context: ProviderContext) -> Provid
         from roost.providers.netatmo import NetatmoProvider
 
         secret, refresh = account.client_secret, account.refresh_token
-        assert secret is not None and refresh is not None  # resolved by validation
+        assert secret is not None  # resolved by validation
+        assert refresh is not None
         return NetatmoProvider(
             account.name,
             api_url=account.api_url,
@@ -82,7 +83,8 @@ def build_provider(account: AccountSettings, context: ProviderContext) -> Provid
         from roost.providers.sdm import SdmProvider
 
         secret, refresh = account.client_secret, account.refresh_token
-        assert secret is not None and refresh is not None  # resolved by validation
+        assert secret is not None  # resolved by validation
+        assert refresh is not None
         return SdmProvider(
             account.name,
             project_id=account.project_id,

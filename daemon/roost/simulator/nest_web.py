@@ -28,6 +28,7 @@ Test and demo controls are methods of `NestWebSimulator` and JSON endpoints unde
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import secrets
@@ -391,12 +392,14 @@ def checked_schedule(held: Mapping[str, Any], fields: dict[str, Any]) -> dict[st
 def _check_entry(where: str, entry: object) -> None:
     if not isinstance(entry, dict):
         raise _bad(f"{where}: not an object")
-    time, temp = entry.get("time"), entry.get("temp")
+    time = entry.get("time")
     if isinstance(time, bool) or not isinstance(time, int) or not 0 <= time < DAY_SECONDS:
         raise _bad(f"{where}: time must be seconds of the day, not {time!r}")
-    _celsius(f"{where}: temp", temp)
     if entry.get("type") not in ("HEAT", "COOL", "RANGE"):
         raise _bad(f"{where}: unknown type {entry.get('type')!r}")
+    # A RANGE entry's two temperatures: the field names are a guess [M].
+    for name in ("temp-min", "temp-max") if entry["type"] == "RANGE" else ("temp",):
+        _celsius(f"{where}: {name}", entry.get(name))
 
 
 def _all(steps: list[Apply]) -> Apply:
@@ -438,6 +441,7 @@ class NestWebSimulator:
         self._kept: dict[str, dict[str, Any]] = {}
         self._since_ms = int(home.clock().timestamp() * 1000)
         self._server: http.Server | None = None
+        self._stale_answers = 0
         self._failures: dict[str, deque[NestWebError]] = {
             name: deque() for name in ("login", "subscribe", "put")
         }
@@ -501,6 +505,11 @@ class NestWebSimulator:
         """Refuse the next n `login`, `subscribe` or `put` requests with `status`."""
         error = NestWebError(status, "injected", f"injected HTTP {status}")
         self._failures[what].extend(error for _ in range(n))
+
+    def answer_stale(self, n: int) -> None:
+        """Answer the next n `v5` subscribes at once with the revisions the client sent, as
+        a server that lost track of versions might."""
+        self._stale_answers += n
 
     def count(self, path_suffix: str) -> int:
         """How many answered requests had a path ending in `path_suffix`."""
@@ -615,7 +624,12 @@ class NestWebSimulator:
         return http.StreamingResponse(200, self._v5_reply(held), headers)
 
     async def _v5_reply(self, held: dict[str, int]) -> AsyncIterator[bytes]:
-        changed = await self._wait_for_changes(held)
+        if self._stale_answers > 0:  # a confused server: the client's own revisions back
+            self._stale_answers -= 1
+            stale = [b for key in held if (b := self.store.get(key)) is not None]
+            changed = [dataclasses.replace(b, version=held[b.key]) for b in stale]
+        else:
+            changed = await self._wait_for_changes(held)
         objects = [_v5_object(b, with_value=True) for b in changed]
         yield json.dumps({"objects": objects}).encode()
 

@@ -174,6 +174,7 @@ class NetatmoSimulator:
         self._seen_alarms = _alarm_states(home)
         self._seen_cameras = _camera_states(home)
         self._seen_away = {s.id: s.away for s in home.structures.values()}
+        self._seen_version = home.version
         self._outbox_send, self._outbox = anyio.create_memory_object_stream[dict[str, Any]](256)
         self._server: http.Server | None = None
 
@@ -214,8 +215,8 @@ class NetatmoSimulator:
         return [r for r in self.requests if r.code == code]
 
     def most_in_window(self, seconds: float) -> int:
-        """The most requests that arrived within any `seconds` (the limit Netatmo keeps)."""
-        stamps = sorted(r.at for r in self.requests)
+        """The most requests Netatmo served within any `seconds` (what its limit counts)."""
+        stamps = sorted(r.at for r in self.requests if r.code != 26)
         most, start = 0, 0
         for end, stamp in enumerate(stamps):
             while stamps[start] <= stamp - seconds:
@@ -774,9 +775,8 @@ class NetatmoSimulator:
 
     async def watch(self) -> None:
         """Turn the home's alarm and camera changes into events (runs as a server task)."""
-        version = self.home.version
         while True:
-            version = await self.home.wait_changed(version)
+            self._seen_version = await self.home.wait_changed(self._seen_version)
             self.observe()
 
     def observe(self) -> None:

@@ -23,10 +23,11 @@ from roost.config import (
     NestWwnAccount,
     NetatmoAccount,
     NotifyTarget,
+    SdmAccount,
     Settings,
 )
 from roost.runtime import Runtime
-from roost.simulator import nest_web, nest_wwn, netatmo
+from roost.simulator import nest_web, nest_wwn, netatmo, sdm
 from roost.simulator.home import SimHome
 from roost.simulator.sink import NotificationSink, serve_sink
 
@@ -98,6 +99,25 @@ async def _netatmo(home: SimHome, physics_interval_s: float | None) -> AsyncIter
         yield cloud, account
 
 
+@asynccontextmanager
+async def _sdm(home: SimHome, physics_interval_s: float | None) -> AsyncIterator[Any]:
+    async with sdm.serve(home, pull_wait_s=5.0, physics_interval_s=physics_interval_s) as cloud:
+        account = SdmAccount(
+            name=ACCOUNT,
+            provider="sdm",
+            api_url=cloud.api_url,
+            token_url=cloud.token_url,
+            pubsub_url=cloud.pubsub_url,
+            project_id=cloud.names.project_id,
+            client_id=cloud.client_id,
+            client_secret=SecretStr(cloud.client_secret),
+            refresh_token=SecretStr(cloud.refresh_token),
+            subscription=cloud.subscription.name,
+            pull_timeout_s=10.0,
+        )
+        yield cloud, account
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -109,7 +129,11 @@ VENDORS: dict[str, Callable[[SimHome, float | None], SimulatedAccount]] = {
     "nest_wwn": _nest_wwn,
     "nest_web": _nest_web,
     "netatmo": _netatmo,
+    "sdm": _sdm,
 }
+
+# vendor name → its demo home, where SimHome.demo() does not suit the vendor's devices.
+DEMO_HOMES: dict[str, Callable[[], SimHome]] = {"sdm": sdm.demo_home}
 
 
 def stack_settings(
@@ -134,7 +158,7 @@ async def running_stack(
     physics_interval_s: float | None = None,
     dry_run: bool = False,
 ) -> AsyncIterator[Stack]:
-    home = home or SimHome.demo()
+    home = home or DEMO_HOMES.get(vendor, SimHome.demo)()
     async with (
         VENDORS[vendor](home, physics_interval_s) as (cloud, account),
         serve_sink() as sink,

@@ -6,12 +6,15 @@ room names in `where.<id>`. A thermostat is three buckets: `shared.<serial>` (te
 humidity, lock, the eco temperatures, still named `away_temperature_*`) and
 `track.<serial>` (`online`). A Protect is `topaz.<serial>`, whose `smoke_status` and
 `co_status` are 0 (ok), 1–2 (warning) or 3 (emergency), as badnest reads them.
+A thermostat's schedule is `schedule.<serial>`; the normalized home has no place for
+schedules yet, so `schedule` reads one into `ScheduleEntry`s of its own.
 All temperatures are °C. Functions are pure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -310,3 +313,56 @@ def _bool(raw: Mapping[str, Any], key: str, where: str, *, default: bool = False
 def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
     value = raw.get(key)
     return value if isinstance(value, str) and value else None
+
+
+# --- schedules -----------------------------------------------------------------------------
+
+_SCHEDULE_MODES = {
+    "HEAT": ThermostatMode.HEAT,
+    "COOL": ThermostatMode.COOL,
+    "RANGE": ThermostatMode.HEAT_COOL,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleEntry:
+    """One set-point of a schedule: from `time_s` after midnight of `day` (0–6, as the
+    service numbers the days) the thermostat holds these temperatures."""
+
+    day: int
+    time_s: int
+    mode: ThermostatMode
+    heat_c: float | None
+    cool_c: float | None
+
+
+def schedule(value: Mapping[str, Any], serial: str) -> tuple[ScheduleEntry, ...]:
+    """The set-points of a `schedule.` bucket in day and time order. The "continuation"
+    entries at midnight only carry the day before's last set-point over, and are left out."""
+    where = f"schedule {serial}"
+    days = value.get("days", {})
+    if not isinstance(days, Mapping):
+        raise PayloadError(f"{where}: days is not an object")
+    entries = []
+    for day, by_index in days.items():
+        if not isinstance(by_index, Mapping) or not str(day).isdigit():
+            raise PayloadError(f"{where}: day {day!r} is not a numbered set of entries")
+        for raw in by_index.values():
+            if not isinstance(raw, Mapping):
+                raise PayloadError(f"{where}: an entry of day {day} is not an object")
+            if raw.get("entry_type") != "continuation":
+                entries.append(_schedule_entry(int(day), raw, where))
+    return tuple(sorted(entries, key=lambda e: (e.day, e.time_s)))
+
+
+def _schedule_entry(day: int, raw: Mapping[str, Any], where: str) -> ScheduleEntry:
+    mode = _SCHEDULE_MODES.get(raw.get("type", ""))
+    time_s = _number(raw, "time", where)
+    if mode is None or time_s is None:
+        raise PayloadError(f"{where}: day {day}: entry without a known type and a time: {raw!r}")
+    if mode is ThermostatMode.HEAT_COOL:  # the field names of a range are a guess
+        heat, cool = _number(raw, "temp-min", where), _number(raw, "temp-max", where)
+    else:
+        temp = _number(raw, "temp", where)
+        heat, cool = (temp, None) if mode is ThermostatMode.HEAT else (None, temp)
+    return ScheduleEntry(day, int(time_s), mode, heat, cool)

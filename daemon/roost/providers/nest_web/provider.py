@@ -7,7 +7,8 @@ merged and the whole home is reported again (the state layer diffs it). An empty
 the server's hold running out, and the loop asks again at once.
 
 Nothing is lost across a failure because the revisions are held: after any interruption
-(a dropped long poll, 5xx, 429, a malformed reply) the provider reports the account
+(a dropped long poll, 5xx, 429, a malformed reply, replies that keep answering revisions
+already held) the provider reports the account
 disconnected, backs off, and starts over with a full `app_launch`, whose differences the
 state layer reports as catch-up. A bucket that the held ones refer to but that is not held
 (a new device in a structure's `swarm`) also triggers a full refresh. A 401/403 drops the
@@ -38,7 +39,7 @@ from roost.providers.base import ChangeSink, Rate, TokenSet, TokenStore, WriteLi
 from roost.providers.nest_web import errors
 from roost.providers.nest_web.buckets import BucketSet, PayloadError, parse_objects
 from roost.providers.nest_web.encode import EncodeError, encode
-from roost.providers.nest_web.normalize import base_mode, normalize
+from roost.providers.nest_web.normalize import ScheduleEntry, base_mode, normalize, schedule
 from roost.providers.nest_web.session import (
     LoginRefused,
     Session,
@@ -54,6 +55,7 @@ log = structlog.get_logger(__name__)
 # What app_launch is asked for: every bucket type the normalizer reads, plus schedules.
 BUCKET_TYPES = ("structure", "where", "device", "shared", "track", "topaz", "schedule", "user")
 REQUEST_TIMEOUT_S = 30.0
+STALE_REPLIES_LIMIT = 3  # replies in a row with nothing new: resync instead of spinning
 RENEW_AFTER = timedelta(days=20)  # homebridge-nest logs in again every 20 days
 RENEW_MARGIN = timedelta(days=1)  # ... or this long before the session says it expires
 # Gentle: homebridge-nest debounces puts by 2 s and leaves 7 s after a mode change; a rule
@@ -132,6 +134,7 @@ class NestWebProvider:
             raise ValueError("give email and password, or an access_token")
         self.account = account
         self.home: Home | None = None
+        self.schedules: dict[str, tuple[ScheduleEntry, ...]] = {}  # thermostat → set-points
         self.state: ConnectionState | None = None
         self.stats = SubscribeStats()
         self.write_limits = write_limits  # read by the dispatcher
@@ -151,6 +154,7 @@ class NestWebProvider:
         self._refusals_in_a_row = 0
         self._buckets = BucketSet()
         self._missing_at_refresh: frozenset[str] = frozenset()
+        self._stale_replies = 0
 
     def __repr__(self) -> str:  # never show the password or a token
         return f"NestWebProvider(account={self.account!r}, api_url={self._api_url!r})"
@@ -245,11 +249,17 @@ class NestWebProvider:
                 return []
             raise
         try:
-            changed = self._buckets.apply(parse_objects(reply, "objects"))
+            objects = parse_objects(reply, "objects")
         except PayloadError as exc:
             raise self._malformed(exc) from None
+        changed = self._buckets.apply(objects)
         if not changed:
             self.stats.empty_replies += 1
+        self._stale_replies = self._stale_replies + 1 if objects and not changed else 0
+        if self._stale_replies >= STALE_REPLIES_LIMIT:
+            # The service and roost disagree about revisions: stop asking in a tight loop.
+            self._stale_replies = 0
+            raise _Interrupted("the subscription keeps answering revisions already held")
         return changed
 
     async def _post(self, session: Session, url: str, body: Any, timeout_s: float) -> Any:
@@ -293,12 +303,31 @@ class NestWebProvider:
 
     async def _publish(self, sink: ChangeSink) -> None:
         at = self._clock.now()
-        home, problems = normalize(self._buckets.values(), self.account, now=at, previous=self.home)
+        buckets = self._buckets.values()
+        home, problems = normalize(buckets, self.account, now=at, previous=self.home)
+        self.schedules = self._schedules(buckets, problems)
         for problem in problems:
             self.stats.malformed += 1
             log.warning("nest_web.unreadable_bucket", account=self.account, problem=problem[:200])
         self.home = home
         await sink.snapshot(self.account, home, at)
+
+    def _schedules(
+        self, buckets: dict[str, Any], problems: list[str]
+    ) -> dict[str, tuple[ScheduleEntry, ...]]:
+        """Every thermostat's schedule; an unreadable one keeps its previous reading."""
+        found: dict[str, tuple[ScheduleEntry, ...]] = {}
+        for key, value in buckets.items():
+            kind, _, serial = key.partition(".")
+            if kind != "schedule":
+                continue
+            try:
+                found[serial] = schedule(value, serial)
+            except PayloadError as exc:
+                problems.append(str(exc))
+                if serial in self.schedules:
+                    found[serial] = self.schedules[serial]
+        return found
 
     async def _set_state(self, sink: ChangeSink, state: ConnectionState, detail: str) -> None:
         if state is self.state:

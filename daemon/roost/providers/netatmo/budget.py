@@ -2,9 +2,10 @@
 
 Netatmo allows each user 50 requests every 10 s and 500 every hour (PROTOCOLS.md §4.4);
 beyond that it answers 403 "User usage reached" (code 26). Every request an account makes
-(polls, event reads, writes) takes a slot here first. Polls leave a reserve in each window
-so that a write never waits behind them, and the limits sit 10 % under Netatmo's because
-our send time and Netatmo's arrival time differ by the network's delay.
+(polls, event reads, writes) takes a slot here first. Each window keeps some slots for
+writes (a write never waits behind the polls) and some for polls (a runaway rule cannot
+blind the account), and the limits sit 10 % under Netatmo's because our send time and
+Netatmo's arrival time differ by the network's delay.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from roost.clock import Clock
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """At most `limit` requests in any `seconds`; polls may use all but `reserve` of them."""
+    """At most `limit` requests in any `seconds`; polls may not use the last
+    `kept_for_writes` of them, writes not the last `kept_for_polls`."""
 
     seconds: float
     limit: int
-    reserve: int
+    kept_for_writes: int = 0
+    kept_for_polls: int = 0
 
 
-NETATMO_WINDOWS: tuple[Window, ...] = (Window(10.0, 45, 10), Window(3600.0, 450, 90))
+NETATMO_WINDOWS: tuple[Window, ...] = (Window(10.0, 45, 10, 10), Window(3600.0, 450, 90, 150))
 
 
 class RequestBudget:
@@ -38,12 +41,12 @@ class RequestBudget:
         self.waits = 0  # how often a request had to wait for a slot (for tests and metrics)
 
     def wait_s(self, *, poll: bool) -> float:
-        """Seconds until a request may go (0: now). Polls keep each window's reserve free."""
+        """Seconds until a request may go (0: now), keeping each window's reserves."""
         now = self._clock.monotonic()
         self._forget(now)
         wait = 0.0
         for window in self._windows:
-            allowed = window.limit - (window.reserve if poll else 0)
+            allowed = window.limit - (window.kept_for_writes if poll else window.kept_for_polls)
             in_window = [t for t in self._sent if t > now - window.seconds]
             if len(in_window) >= allowed:
                 # the oldest request that must leave the window before one more fits

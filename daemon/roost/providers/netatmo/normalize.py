@@ -144,22 +144,23 @@ def normalize_home(
                     battery=BatteryHealth.REPLACE if battery in _LOW_BATTERY else BatteryHealth.OK,
                 )
             )
+    heated = [room_status[d.id] for d in devices if d.id in room_status]
     structure = Structure(
         id=home_id,
         name=_name(data, home_id),
-        presence=presence(status, [d for d in devices if isinstance(d, Thermostat)]),
+        presence=presence(status, heated),
         time_zone=_optional_text(data, "timezone"),
     )
     return structure, devices
 
 
-def presence(status: Mapping[str, Any], thermostats: Sequence[Thermostat]) -> Presence:
+def presence(status: Mapping[str, Any], heated_rooms: Sequence[Mapping[str, Any]]) -> Presence:
     """Away when every person Netatmo knows is out of sight; with no persons, when every
-    room is in eco (the home's away mode)."""
+    heated room is in the home's away mode."""
     persons = [p for p in _list(status, "persons", "homestatus") if "out_of_sight" in p]
     if persons:
         return Presence.AWAY if all(p["out_of_sight"] is True for p in persons) else Presence.HOME
-    if thermostats and all(t.mode is ThermostatMode.ECO for t in thermostats):
+    if heated_rooms and all(r.get("therm_setpoint_mode") == "away" for r in heated_rooms):
         return Presence.AWAY
     return Presence.HOME
 

@@ -149,6 +149,8 @@ class NetatmoProvider:
         self._topology: dict[str, Mapping[str, Any]] | None = None
         self._readings: dict[str, HomeReading] = {}
         self._timelines: dict[str, Timeline] = {}
+        self._no_events: set[str] = set()
+        self._webhook_registered = False
         self._fast_until = -1.0
         self._last_poll = -MIN_POLL_GAP_S
         self._wake = anyio.Event()
@@ -190,6 +192,11 @@ class NetatmoProvider:
                 await self._set_state(sink, ConnectionState.AUTH_FAILED, str(exc))
                 return
             except ApiError as exc:
+                if exc.code == errors.BAD_SCOPE:
+                    reason = f"the app lacks a scope: {exc}"
+                    log.error("netatmo.auth_failed", account=self.account, reason=reason)
+                    await self._set_state(sink, ConnectionState.AUTH_FAILED, reason)
+                    return
                 delay = await self._failed(sink, exc)
             except PayloadError as exc:
                 self.stats.malformed += 1
@@ -228,12 +235,24 @@ class NetatmoProvider:
             if self._unknown_ids(reading):
                 self._topology = None  # new rooms or modules: next round reads the topology
             self._readings[home_id] = reading
-            if _has_security(data):
-                timeline = await self._timeline(home_id)
-                body = await self.api.read("getevents", {"home_id": home_id, "size": "50"})
-                news.extend((timeline, entry) for entry in await timeline.news(events_of(body)))
+            if _has_security(data) and home_id not in self._no_events:
+                news.extend(await self._events(home_id))
         await self._publish(sink, news)
         self.stats.polls += 1
+
+    async def _events(self, home_id: str) -> list[tuple[Timeline, Mapping[str, Any]]]:
+        """The home's unreported events. Without a Security scope the home has none: its
+        alarms and cameras then show only what homestatus says (logged once)."""
+        timeline = await self._timeline(home_id)
+        try:
+            body = await self.api.read("getevents", {"home_id": home_id, "size": "50"})
+        except ApiError as exc:
+            if exc.code != errors.BAD_SCOPE:
+                raise
+            self._no_events.add(home_id)
+            log.error("netatmo.no_event_scope", account=self.account, home=home_id)
+            return []
+        return [(timeline, entry) for entry in await timeline.news(events_of(body))]
 
     async def _read_topology(self) -> None:
         body = await self.api.read("homesdata", {"home_id": self._home_id} if self._home_id else {})
@@ -245,8 +264,9 @@ class NetatmoProvider:
         self._topology = {h["id"]: h for h in homes}
         self._readings = {k: v for k, v in self._readings.items() if k in self._topology}
         log.info("netatmo.topology", account=self.account, homes=len(homes))
-        if self._webhook_url is not None:
+        if self._webhook_url is not None and not self._webhook_registered:
             await self.api.write("addwebhook", form={"url": self._webhook_url})
+            self._webhook_registered = True
 
     def _unknown_ids(self, reading: HomeReading) -> bool:
         known = {m.get("id") for m in reading.data.get("modules", []) if isinstance(m, Mapping)}

@@ -60,7 +60,9 @@ def interpret(raw: Mapping[str, Any]) -> AlarmChange | type[DeviceEvent] | None:
     if kind == "co_detected" and sub_type in CO_STATES:
         return AlarmChange(module, "co", CO_STATES[sub_type])
     if kind == "outdoor":  # one Presence event with what its clips saw
-        seen = {s.get("type") for s in raw.get("subevents", []) if isinstance(s, Mapping)}
+        clips = raw.get("subevents")
+        clips = clips if isinstance(clips, list) else []
+        seen = {s.get("type") for s in clips if isinstance(s, Mapping)}
         return Person if "human" in seen else Motion
     return CAMERA_EVENTS.get(kind)
 

@@ -36,7 +36,9 @@ from roost.providers.base import (
     MemoryProviderMemory,
     MemoryTokenStore,
     ProviderMemory,
+    Rate,
     TokenStore,
+    WriteLimits,
 )
 from roost.providers.sdm import normalize
 from roost.providers.sdm.api import SdmClient
@@ -51,6 +53,7 @@ from roost.providers.sdm.errors import (
     to_result,
 )
 from roost.providers.sdm.messages import Delivery, PayloadError, SdmEvent, parse_event
+from roost.providers.sdm.quota import SendLog
 from roost.providers.sdm.records import DeviceRecord
 from roost.providers.sdm.seen import Seen
 
@@ -59,6 +62,11 @@ log = structlog.get_logger(__name__)
 API_URL = "https://smartdevicemanagement.googleapis.com/v1"
 TOKEN_URL = "https://www.googleapis.com/oauth2/v4/token"
 PUBSUB_URL = "https://pubsub.googleapis.com/v1"
+# Sandbox limits (PROTOCOLS.md §3.4): executeCommand 10 QPM per user; each trait command
+# 5 QPM per device (held here for all of a device's commands together, to stay clear of
+# the device-instance limit other projects share).
+WRITE_LIMITS = WriteLimits(per_device=Rate(burst=5, every_s=12.0), per_account=Rate(10, 6.0))
+EXECUTE_QUOTA = "executeCommand"
 SETTLE_TIMEOUT_S = 5.0  # to remember and acknowledge a handled batch, even while stopping
 
 
@@ -124,7 +132,9 @@ class SdmProvider:
         self.home: Home | None = None
         self.state: ConnectionState | None = None
         self.stats = PullStats()
+        self.write_limits = WRITE_LIMITS  # read by the dispatcher
         self._clock = clock or SystemClock()
+        self._sent = SendLog(self._clock.monotonic)
         self._max_messages = max_messages
         self._pull_timeout_s = pull_timeout_s
         self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
@@ -439,12 +449,19 @@ class SdmProvider:
         return result
 
     async def _send(self, name: str, body: dict[str, Any]) -> CommandResult:
+        keys = (EXECUTE_QUOTA, f"{name} {body['command']}")
+        self._sent.record(*keys)
         try:
             await self._api.execute(name, body)
         except AuthError as exc:
             return CommandResult.failure(FailureReason.UNAUTHORIZED, str(exc))
         except ApiError as exc:
-            return to_result(exc)
+            result = to_result(exc)
+            if result.reason is FailureReason.RATE_LIMITED:
+                return CommandResult.failure(
+                    result.reason, result.detail, self._sent.retry_after(*keys)
+                )
+            return result
         except httpx.RequestError as exc:
             return from_transport_error(exc)
         except PayloadError:
