@@ -1,11 +1,16 @@
-"""What the store keeps of a running daemon: the last known state of every home, and the
-event journal. On start, the last known state is restored so that changes made while
-roost was away come out of the first snapshot as catch-up events."""
+"""What the store keeps of a running daemon: the last known state of every home, the rules'
+state (cooldowns, rate windows) and pending timers, and the event journal. On start, the
+last known state is restored so that changes made while roost was away come out of the
+first snapshot as catch-up events."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import anyio
 import structlog
@@ -15,7 +20,8 @@ from roost.clock import Clock
 from roost.codec import CodecError, event_to_dict, home_from_dict, home_to_dict
 from roost.events import Event
 from roost.state import HomeState
-from roost.store import JournalEntry, Store
+from roost.store import JournalEntry, Store, open_connection
+from roost.timers import TimerRecord
 
 log = structlog.get_logger(__name__)
 
@@ -33,7 +39,9 @@ class Persister:
         *,
         journal_max_age: timedelta = timedelta(days=30),
         journal_max_rows: int = 1_000_000,
+        rule_state: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
+        self._rule_state = rule_state
         self._store = store
         self._state = state
         self._clock = clock
@@ -85,6 +93,8 @@ class Persister:
             await self._save_dirty()
 
     async def _save_dirty(self) -> None:
+        if self._rule_state is not None:
+            await self._store.rule_state_put(self._rule_state())
         dirty, self._state.dirty = self._state.dirty, set()
         for account in dirty:
             await self._save(account)
@@ -105,3 +115,51 @@ class Persister:
 
 def _entries(events: Iterable[Event]) -> list[JournalEntry]:
     return [JournalEntry(e.at, e.name, e.account, event_to_dict(e)) for e in events]
+
+
+class StoreTimers:
+    """Pending timers in the store, as the engine's (synchronous) `TimerPersistence`.
+
+    Its own connection: a timer changes rarely, and a write of one row in WAL mode costs
+    tens of microseconds, so it is done in place rather than through the worker thread.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn: sqlite3.Connection = open_connection(path)
+
+    def save(self, record: TimerRecord) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO timers VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                " rule=excluded.rule, kind=excluded.kind, due_at=excluded.due_at,"
+                " payload=excluded.payload",
+                (
+                    record.id,
+                    record.rule,
+                    str(record.kind),
+                    record.due_at.isoformat(),
+                    json.dumps(record.payload),
+                ),
+            )
+
+    def delete(self, timer_id: str) -> None:
+        with self._conn:
+            self._conn.execute("DELETE FROM timers WHERE id = ?", (timer_id,))
+
+    def load_all(self) -> list[TimerRecord]:
+        rows = self._conn.execute("SELECT id, rule, kind, due_at, payload FROM timers").fetchall()
+        return [
+            TimerRecord.from_json(
+                {
+                    "id": r[0],
+                    "rule": r[1],
+                    "kind": r[2],
+                    "due_at": r[3],
+                    "payload": json.loads(r[4]),
+                }
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        self._conn.close()

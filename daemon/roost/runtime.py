@@ -28,12 +28,13 @@ from roost.guards import Limits
 from roost.isolation import LoopMonitor
 from roost.loader import LoadResult, keep_previous, load_directory
 from roost.notify import Notifier, Target, restrict_schemes
-from roost.persist import Persister
+from roost.persist import Persister, StoreTimers
 from roost.providers.base import Provider
 from roost.providers.registry import ProviderContext, build_provider
 from roost.recorder import EventRecorder
 from roost.state import HomeState
 from roost.store import Store, StoreMemory, StoreTokens
+from roost.timers import TimerPersistence
 from roost.windows import TagLimiter
 
 log = structlog.get_logger(__name__)
@@ -87,7 +88,6 @@ class Runtime:
         self.notifier = Notifier(
             targets, self.bus, self.store, clock=self.clock, retry_for_s=settings.notify.retry_for_s
         )
-        self.persister = Persister(self.store, self.state, self.bus, self.clock)
         self._alerts = self.bus.subscribe("alerts", buffer=64)
         services = Services(
             self.state,
@@ -98,7 +98,11 @@ class Runtime:
             zone=settings.daemon.zone(),
             notify_limit=TagLimiter(*(parse_rate(settings.daemon.notify_per_tag) or (6, 600))),
         )
-        self.engine = engine(settings, services)
+        self.timers = StoreTimers(self.store.path)
+        self.engine = engine(settings, services, self.timers)
+        self.persister = Persister(
+            self.store, self.state, self.bus, self.clock, rule_state=self.engine.export_state
+        )
         self.recorder = (
             EventRecorder(settings.daemon.record_events, self.state, self.bus)
             if settings.daemon.record_events
@@ -127,7 +131,8 @@ class Runtime:
     async def run(self) -> None:
         """Run until cancelled."""
         restored = await self.persister.restore()
-        log.info("state restored", accounts=restored)
+        self.engine.import_state(await self.store.rule_states())
+        log.info("state restored", accounts=restored, timers=len(self.timers.load_all()))
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.persister.run)
@@ -148,6 +153,7 @@ class Runtime:
                 for provider in self.providers:
                     await provider.aclose()
                 await self.persister.flush()
+                self.timers.close()
                 self.store.close()
 
     async def _supervise(self, provider: Provider) -> None:
@@ -164,10 +170,13 @@ class Runtime:
                 await anyio.sleep(PROVIDER_RESTART_S)
 
 
-def engine(settings: Settings, services: Services) -> Engine:
+def engine(
+    settings: Settings, services: Services, timers: TimerPersistence | None = None
+) -> Engine:
     d = settings.daemon
     return Engine(
         services,
+        persistence=timers,
         timeout_s=d.rule_timeout_s,
         traces_per_rule=d.traces_per_rule,
         loop=LoopLimits(d.loop_max_depth, d.loop_echo_runs, d.loop_echo_window_s),

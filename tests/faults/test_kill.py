@@ -102,3 +102,39 @@ async def test_repeated_kills_during_an_alarm_storm_lose_nothing(tmp_path: Path)
             TALLY.notifications_lost += max(0, count - got)
             TALLY.duplicates["outbox_committed (storm)"] += max(0, got - count)
             assert got == count, (title, got)
+
+
+HOLD_RULE = """
+[[rule]]
+name = "away for a while"
+on = { event = "presence", to = "away", hold = "2s" }
+
+[[rule.do]]
+action = "notify"
+title = "Everyone has been out for a while"
+"""
+
+
+async def test_a_hold_timer_pending_at_a_kill_fires_once_after_restart(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "hold.toml").write_text(HOLD_RULE)
+    async with fault_bed(tmp_path, rules=rules) as bed:
+        await bed.daemon.start()
+        await bed.daemon.wait_connected(1)
+        bed.home.set_away("structure-home", True)
+        await anyio.sleep(1.5)  # the hold is pending, and the new state saved
+        assert bed.daemon.process is not None
+        bed.daemon.process.kill()
+        await bed.daemon.wait_exit()
+        TALLY.faults["kill -9 with a hold timer pending"] += 1
+        await anyio.sleep(1.5)  # the timer falls due while the daemon is down
+        await bed.daemon.start()
+        await bed.daemon.wait_connected(2)
+        title = "Everyone has been out for a while"
+        await wait_for(lambda: bed.titles()[title] >= 1)
+        await anyio.sleep(2.5)  # a second firing, if any, would come now
+        count = bed.titles()[title]
+        TALLY.notifications_lost += int(count == 0)
+        TALLY.duplicates["hold timer pending"] += max(0, count - 1)
+        assert count == 1
