@@ -1,6 +1,6 @@
 """`roost demo`: a simulated home, the example rules, a scripted scenario, narrated.
 
-Everything is real except the home: the daemon streams from a simulated Nest cloud over
+Everything is real except the home: the daemon streams from a simulated vendor cloud over
 loopback HTTP/SSE, its commands are HTTP writes to that cloud, and notifications are
 delivered by apprise to a local HTTP sink that prints what it receives.
 """
@@ -256,7 +256,7 @@ async def run_demo(
 ) -> int:
     scenario = SCENARIOS[vendor]
     narrator = Narrator(out, speed)
-    print("roost demo: a simulated Nest home, the rules in", rules_dir, file=out)
+    print("roost demo: a simulated home, the rules in", rules_dir, file=out)
     print("           and a local push-notification sink (apprise json://)\n", file=out)
     with tempfile.TemporaryDirectory(prefix="roost-demo-") as state_dir:
         async with running_stack(
@@ -278,12 +278,21 @@ def _online(value: Any) -> str:
     return "online" if value else "offline"
 
 
+VENDOR_NAMES = {
+    "nest_wwn": "Works with Nest",
+    "nest_web": "Nest web",
+    "sdm": "Google SDM",
+    "netatmo": "Netatmo",
+}
+
+
 def _introduce(stack: Stack, narrator: Narrator) -> None:
     state = stack.runtime.state
     narrator.names.update({s.id: s.name for s in state.structures()})
     narrator.names.update({d.id: d.name for d in state.devices()})
     devices = ", ".join(f"{d.name} ({d.kind})" for d in state.devices())
-    narrator.say("account", f"connected to the simulated Nest cloud at {stack.cloud.url}")
+    vendor = VENDOR_NAMES.get(stack.runtime.settings.accounts[0].provider, "vendor")
+    narrator.say("account", f"connected to the simulated {vendor} cloud at {stack.cloud.url}")
     narrator.say("home", devices)
     for r in stack.runtime.engine.rules.values():
         narrator.say(

@@ -67,6 +67,7 @@ SEMANTIC: dict[tuple[type[Any], str], type[Changed]] = {
     (SmokeCoAlarm, "co"): CoAlarm,
 }
 _ONLINE = "online"
+STALE_DEVICE_EVENT_S = 600.0  # motion, person, sound, chime: older than this means nothing now
 _SKIP = frozenset({"id", "structure_id"})
 
 
@@ -199,6 +200,11 @@ class HomeState:
         await self._publish(acc, events, at)
 
     async def device_event(self, account: str, event: DeviceEvent) -> None:
+        age_s = (self._now() - event.started_at).total_seconds()
+        if age_s > STALE_DEVICE_EVENT_S:
+            # A chime from yesterday, found in a backlog on start: nobody is at the door.
+            log.info("stale device event not fired", account=account, kind=event.name, age_s=age_s)
+            return
         await self._publish(self.account(account), [event], event.at)
 
     async def status(self, account: str, state: ConnectionState, detail: str = "") -> None:
