@@ -28,7 +28,22 @@ class CodecError(ValueError):
     pass
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def to_json(value: Any) -> Any:
+    """Plain JSON values: this runs for every journaled event, so the common cases go first."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime):
@@ -38,7 +53,7 @@ def to_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: to_json(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: to_json(getattr(value, name)) for name in _field_names(kind)}
     return value
 
 
@@ -116,7 +131,10 @@ def home_from_dict(data: dict[str, Any]) -> model.Home:
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
-    return {"event": event.name, **to_json(event)}
+    data: dict[str, Any] = {"event": event.name}
+    for name in _field_names(type(event)):
+        data[name] = to_json(getattr(event, name))
+    return data
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

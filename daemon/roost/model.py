@@ -131,6 +131,17 @@ def attributes(obj: Structure | Device) -> tuple[str, ...]:
     return names
 
 
+_FIELD_SETS: dict[type[Any], frozenset[str]] = {}
+
+
+def attribute_set(obj: Structure | Device) -> frozenset[str]:
+    """The attribute names of a structure or device, as a set (cached)."""
+    names = _FIELD_SETS.get(type(obj))
+    if names is None:
+        names = _FIELD_SETS[type(obj)] = frozenset(attributes(obj))
+    return names
+
+
 def attribute_names(cls: type[Structure] | type[Device]) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 

@@ -18,7 +18,7 @@ import structlog
 from roost.bus import Batch, Bus
 from roost.clock import Clock
 from roost.codec import CodecError, event_to_dict, home_from_dict, home_to_dict
-from roost.events import Event
+from roost.events import AttributeChanged, Changed, Event
 from roost.state import HomeState
 from roost.store import JournalEntry, Store, open_connection
 from roost.timers import TimerRecord
@@ -48,7 +48,7 @@ class Persister:
         self._inbox = bus.subscribe("journal", buffer=4096)
         self._max_age = journal_max_age
         self._max_rows = journal_max_rows
-        state.keep_versions = store.versions_put
+        state.keep_versions = store.reserve_versions
         state.keep_baseline = self._save
 
     async def restore(self) -> int:
@@ -75,6 +75,7 @@ class Persister:
     async def flush(self) -> None:
         """Write what is pending now (on shutdown)."""
         await self._save_dirty()
+        await self._store.flush()
 
     async def _journal(self) -> None:
         async with self._inbox:
@@ -114,7 +115,13 @@ class Persister:
 
 
 def _entries(events: Iterable[Event]) -> list[JournalEntry]:
-    return [JournalEntry(e.at, e.name, e.account, event_to_dict(e)) for e in events]
+    # A semantic change (presence, co, …) repeats its generic `attribute` twin, same id
+    # prefix: the journal keeps the twin only.
+    return [
+        JournalEntry(e.at, e.name, e.account, event_to_dict(e))
+        for e in events
+        if not isinstance(e, Changed) or isinstance(e, AttributeChanged)
+    ]
 
 
 class StoreTimers:

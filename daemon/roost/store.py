@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -170,6 +171,8 @@ class Store:
         self._conn = conn
         self.path = path
         self._limiter = anyio.CapacityLimiter(1)
+        self._versions: list[tuple[str, str, int, Any]] = []
+        self._versions_lock = threading.Lock()
 
     @classmethod
     def open(cls, state_dir: Path) -> Store:
@@ -177,10 +180,15 @@ class Store:
         return cls(open_connection(path), path)
 
     def close(self) -> None:
+        self._write_versions(self._conn)
         self._conn.close()
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await anyio.to_thread.run_sync(work, self._conn, limiter=self._limiter)
+        def run(conn: sqlite3.Connection) -> T:
+            self._write_versions(conn)  # whatever was reserved before this call lands first
+            return work(conn)
+
+        return await anyio.to_thread.run_sync(run, self._conn, limiter=self._limiter)
 
     def _transaction(
         self, work: Callable[[sqlite3.Connection], T]
@@ -384,15 +392,32 @@ class Store:
         )
         return {str(r[0]): json.loads(r[1]) for r in rows}
 
-    async def versions_put(self, account: str, items: Sequence[tuple[str, int, Any]]) -> None:
-        def put(conn: sqlite3.Connection) -> None:
-            conn.executemany(
+    def reserve_versions(self, account: str, items: Sequence[tuple[str, int, Any]]) -> None:
+        """Queue change identities (see state.AccountState.versions) without waiting.
+
+        They are written, in one transaction, before any later store call does its own work
+        (so before an outbox commit that depends on them), or by `flush()`. This keeps the
+        store off the event path: a batch of changes costs an append here, not a commit.
+        """
+        with self._versions_lock:
+            self._versions.extend((account, k, v, value) for k, v, value in items)
+
+    def _write_versions(self, conn: sqlite3.Connection) -> None:
+        with self._versions_lock:
+            pending, self._versions = self._versions, []
+        if not pending:
+            return
+        self._transaction(
+            lambda c: c.executemany(
                 "INSERT INTO change_versions VALUES (?, ?, ?, ?) ON CONFLICT(account, key)"
                 " DO UPDATE SET version=excluded.version, value=excluded.value",
-                [(account, key, version, json.dumps(value)) for key, version, value in items],
+                [(a, key, version, json.dumps(value)) for a, key, version, value in pending],
             )
+        )(conn)
 
-        await self._run(self._transaction(put))
+    async def flush(self) -> None:
+        """Write everything queued (versions) now."""
+        await self._run(lambda conn: None)
 
     async def versions(self, account: str) -> dict[str, tuple[int, Any]]:
         rows = await self._run(
