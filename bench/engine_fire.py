@@ -31,7 +31,7 @@ RULES = 1_000
 TARGET_RUNS_PER_S = 30_000
 
 
-async def one_run(changes: int, batch: int, store: bool) -> float:
+async def one_run(changes: int, batch: int, store: bool) -> tuple[float, float]:
     devices = [thermostat_id(i) for i in range(THERMOSTATS)]
     feed_patches = patches("ambient_c", devices, changes, batch, (18.5, 18.0))
     return await measure(THERMOSTATS, RULES, feed_patches, changes, store)

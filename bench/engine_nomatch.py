@@ -36,7 +36,7 @@ KINDS = {
 }
 
 
-async def one_run(kind: str, changes: int, batch: int, store: bool) -> float:
+async def one_run(kind: str, changes: int, batch: int, store: bool) -> tuple[float, float]:
     thermostats, attribute, changed, values = KINDS[kind]
     devices = [thermostat_id(i) for i in changed]
     feed_patches = patches(attribute, devices, changes, batch, values)

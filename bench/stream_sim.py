@@ -3,15 +3,17 @@
 Not a benchmark by itself; `stream_latency.py` starts it. Protocol on stdin/stdout:
 
 1. it prints `READY <url> <token>` once the simulator listens;
-2. it waits for a line on stdin (the daemon is connected), then changes the ambient
-   temperature of its thermostats round-robin at `--rate` changes per second for
-   `--seconds`, waits `--drain` seconds for the last writes, and
-3. prints one JSON line: every change `[device, °C, time]` and every setpoint write the
-   simulator applied `[device, °C, time]`, times from `time.time()` (the same clock in
-   every process of the machine), and the count of writes it refused.
+2. it waits for a line on stdin (the daemon is connected), then makes `--rate` changes a
+   second for `--seconds`, round-robin over its thermostats, waits `--drain` seconds for
+   the last writes, and
+3. prints one JSON line: the time of every change (change n at index n), every setpoint
+   write it applied as `[n, time]`, and the count of writes it refused. Times are
+   `time.time()`, one clock for every process of the machine.
 
-Each thermostat cycles through 40 values (10.0 … 29.5 °C), so a change of one thermostat
-is never to the value it holds.
+Change n sets the humidity reading of thermostat n mod 10 to n: the reading is the
+change's sequence number. The benchmark's rule writes the setpoint `setpoint(n)`, so each
+write names the change that caused it, exactly, even when two changes of one thermostat
+reach the daemon in one put.
 """
 
 from __future__ import annotations
@@ -27,8 +29,20 @@ from common import quiet_logging
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimHome, SimStructure, SimThermostat
 
-VALUES = tuple(10.0 + 0.5 * k for k in range(40))
 STRUCTURE = "structure-bench"
+BASE_C = 10.0
+SCALE = 10_000
+WRAP = 100_000  # setpoints stay within 10.0-19.9999 °C, inside every guard's band
+
+
+def setpoint(n: int) -> float:
+    """The heat setpoint (°C) the benchmark's rule writes for change n."""
+    return BASE_C + (n % WRAP) / SCALE
+
+
+def sequence(celsius: float) -> int:
+    """The change a written setpoint names (modulo WRAP)."""
+    return round((celsius - BASE_C) * SCALE)
 
 
 class TimedHome(SimHome):
@@ -36,10 +50,10 @@ class TimedHome(SimHome):
 
     def __init__(self) -> None:
         super().__init__()
-        self.written: list[tuple[str, float, float]] = []
+        self.written: list[tuple[int, float]] = []
 
     def set_target(self, device_id: str, celsius: float) -> None:
-        self.written.append((device_id, celsius, time.time()))
+        self.written.append((sequence(celsius), time.time()))
         super().set_target(device_id, celsius)
 
 
@@ -56,23 +70,24 @@ def build_home(thermostats: int) -> TimedHome:
                 mode="heat",
                 target_c=20.0,
                 ambient_c=20.0,
+                humidity=WRAP,  # no change number: the first change is a change
             )
         )
     return home
 
 
-async def generate(home: SimHome, rate: float, seconds: float) -> list[tuple[str, float, float]]:
-    """Change one ambient temperature every 1/rate s, on schedule (late ones go at once)."""
-    devices = sorted(home.thermostats)
-    changes: list[tuple[str, float, float]] = []
+async def generate(home: SimHome, rate: float, seconds: float) -> list[float]:
+    """Change one humidity reading every 1/rate s, on schedule (late ones go at once).
+    Returns the time of each change."""
+    thermostats = [home.thermostats[k] for k in sorted(home.thermostats)]
+    changed_at: list[float] = []
     start = time.monotonic()
     for n in range(int(rate * seconds)):
         await anyio.sleep(max(0.0, start + n / rate - time.monotonic()))
-        device = devices[n % len(devices)]
-        value = VALUES[(n // len(devices)) % len(VALUES)]
-        home.set_ambient(device, value)
-        changes.append((device, value, time.time()))
-    return changes
+        thermostats[n % len(thermostats)].humidity = n % WRAP
+        home.changed()
+        changed_at.append(time.time())
+    return changed_at
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -46,7 +46,7 @@ alarm_state = st.sampled_from(["ok"] * 6 + ["warning", "emergency"])
 
 @st.composite
 def thermostat_states(draw: st.DrawFn, can_cool: bool) -> dict[str, Any]:
-    modes = ["heat", "eco", "off"] + (["cool", "heat-cool"] if can_cool else [])
+    modes = ["heat", "eco", "off"] + (["cool", "heat-cool", "heat-cool"] if can_cool else [])
     low = draw(setpoint)
     locked_min = draw(setpoint)
     return {
@@ -102,7 +102,7 @@ thermostat_call = st.one_of(
 action = st.one_of(
     st.builds(
         lambda d, call: f"await home.device({d!r}).{call}",
-        st.sampled_from([LIVING, BEDROOM]),
+        st.sampled_from([LIVING, LIVING, LIVING, BEDROOM]),  # the one that can cool, mostly
         thermostat_call,
     ),
     st.builds(lambda p: f"await home.set_presence({p!r})", st.sampled_from(["home", "away"])),

@@ -69,7 +69,7 @@ class Bus:
         if not events:
             return
         self.published += len(events)
-        for sub in self._subscribers:
+        for sub in list(self._subscribers):  # a copy: a gone subscriber is removed below
             try:
                 sub.send.send_nowait(events)
                 sub.stats.batches += 1

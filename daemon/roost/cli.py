@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from roost import __version__, rulecli
+from roost import __version__, rulecli, statuscli
 
 if TYPE_CHECKING:
     from roost.config import Settings
@@ -42,11 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     rulecli.add_commands(sub)  # check, trace, reload, replay
+    statuscli.add_commands(sub)  # status, events, notify-test, auth
 
     outbox = sub.add_parser("outbox", help="pending and given-up notifications; retry one")
     outbox.add_argument("--config", type=Path, help="the TOML settings file")
     outbox.add_argument("--json", action="store_true", help="machine-readable output")
     outbox.add_argument("--retry", metavar="KEY", help="send this notification again")
+    outbox.add_argument("--socket", type=Path, help="the control socket (default: from settings)")
     outbox.set_defaults(func=_outbox)
     return parser
 
@@ -118,7 +120,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _outbox(args: argparse.Namespace) -> int:
     from roost.outbox import main as outbox_main
+    from roost.outbox import through_daemon
 
+    socket = statuscli.socket_path(args.config, args.socket)
+    if socket.exists():  # ask the running daemon, which owns the database file
+        code = through_daemon(socket, args.retry, args.json, sys.stdout)
+        if code is not None:
+            return code
     settings = _settings_or_exit(args.config)
     return outbox_main(settings.daemon.state_dir, args.retry, args.json)
 

@@ -136,6 +136,8 @@ class DaemonSettings(_Section):
     notify_per_tag: str = "6/10m"
     timer_grace_s: float = Field(default=300, ge=0)
     record_events: Path | None = None
+    # On SIGTERM, how long in-flight commands get to finish (keep it below TimeoutStopSec).
+    drain_timeout_s: float = Field(default=10, ge=0)
 
     @field_validator("notify_per_tag")
     @classmethod
@@ -146,8 +148,12 @@ class DaemonSettings(_Section):
         return value
 
     def socket_path(self) -> Path:
-        """The control socket: as configured, else `control.sock` in the state directory."""
-        return self.control_socket or self.state_dir / "control.sock"
+        """The control socket: as configured, else `control.sock` in systemd's runtime
+        directory (`RuntimeDirectory=`), else in the state directory."""
+        if self.control_socket is not None:
+            return self.control_socket
+        runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+        return Path(runtime or self.state_dir) / "control.sock"
 
     @field_validator("time_zone")
     @classmethod
@@ -173,6 +179,19 @@ class LogSettings(_Section):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+
+def _optional_secret(
+    value: SecretStr | None, credential: str | None, owner: str, what: str, stored: bool
+) -> SecretStr | None:
+    """Like `_secret`; with `stored` (`use_stored_tokens = true`) neither is fine too: the
+    provider then uses the tokens that `roost auth` stored in the state directory."""
+    if stored and value is None and credential is None:
+        return None
+    try:
+        return _secret(value, credential, owner, what)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (or run `roost auth` and set use_stored_tokens = true)") from None
 
 
 def _secret(value: SecretStr | None, credential: str | None, owner: str, what: str) -> SecretStr:
@@ -274,6 +293,8 @@ class NetatmoAccount(AccountBase):
     client_secret_credential: str | None = None
     refresh_token: SecretStr | None = None
     refresh_token_credential: str | None = None
+    # true: no refresh token here; use the tokens `roost auth netatmo` stored.
+    use_stored_tokens: bool = False
     home_id: str | None = None
     fast_poll_s: float = Field(default=5, ge=0.1)
     slow_poll_s: float = Field(default=30, ge=1)
@@ -301,8 +322,12 @@ class NetatmoAccount(AccountBase):
         self.client_secret = _secret(
             self.client_secret, self.client_secret_credential, self.owner, "client_secret"
         )
-        self.refresh_token = _secret(
-            self.refresh_token, self.refresh_token_credential, self.owner, "refresh_token"
+        self.refresh_token = _optional_secret(
+            self.refresh_token,
+            self.refresh_token_credential,
+            self.owner,
+            "refresh_token",
+            self.use_stored_tokens,
         )
         return self
 
@@ -326,6 +351,8 @@ class SdmAccount(AccountBase):
     client_secret_credential: str | None = None
     refresh_token: SecretStr | None = None
     refresh_token_credential: str | None = None
+    # true: no refresh token here; use the tokens `roost auth sdm` stored.
+    use_stored_tokens: bool = False
     token_url: str = "https://www.googleapis.com/oauth2/v4/token"
     pubsub_url: str = "https://pubsub.googleapis.com/v1"
     subscription: str = Field(pattern=r"^projects/[^/]+/subscriptions/[^/]+$")
@@ -347,8 +374,12 @@ class SdmAccount(AccountBase):
         self.client_secret = _secret(
             self.client_secret, self.client_secret_credential, self.owner, "client_secret"
         )
-        self.refresh_token = _secret(
-            self.refresh_token, self.refresh_token_credential, self.owner, "refresh_token"
+        self.refresh_token = _optional_secret(
+            self.refresh_token,
+            self.refresh_token_credential,
+            self.owner,
+            "refresh_token",
+            self.use_stored_tokens,
         )
         return self
 
@@ -464,6 +495,30 @@ class DispatchSettings(_Section):
     echo_timeout_s: float = Field(default=120.0, gt=0)
 
 
+class MetricsSettings(_Section):
+    """An optional Prometheus text endpoint (off unless `listen` is set)."""
+
+    listen: str | None = None  # e.g. "127.0.0.1:9466"; loopback only
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, port = value.rpartition(":")
+        if host.strip("[]") not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("must be a loopback address, e.g. '127.0.0.1:9466'")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. '127.0.0.1:9466'")
+        return value
+
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid"
@@ -475,6 +530,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     guards: GuardSettings = Field(default_factory=GuardSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("accounts")
     @classmethod

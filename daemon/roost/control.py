@@ -1,8 +1,10 @@
-"""The local control socket: `roost trace` and `roost reload` talk to the running daemon.
+"""The local control socket: `roost status`, `events`, `trace`, `reload`, `outbox` and
+`notify-test` talk to the running daemon.
 
 A Unix socket, owner-only (mode 0600 in a directory only the owner can enter when roost
 creates it), and each connection's peer must be the daemon's own user or root. One JSON
-request line in, one JSON answer line out.
+request line in, one JSON answer line out; or, for a `Stream` answer (`events --follow`),
+one JSON line per item until the client hangs up.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import json
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,18 @@ from roost.loader import LoadResult
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 MAX_REQUEST = 64 * 1024
 TIMEOUT_S = 10.0
+
+
+@dataclass
+class Stream:
+    """An answer of many lines: each item of `items`, until it ends or the client leaves."""
+
+    items: AsyncIterator[dict[str, Any]]
+
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | Stream]]
 
 
 class ControlError(Exception):
@@ -67,7 +79,7 @@ async def _answer(stream: SocketStream, handlers: dict[str, Handler]) -> None:
                 request = json.loads(await _read_line(stream))
                 handler = handlers.get(str(request.get("command")))
                 if handler is None:
-                    answer: dict[str, Any] = {
+                    answer: dict[str, Any] | Stream = {
                         "error": f"unknown command; known: {sorted(handlers)}"
                     }
                 else:
@@ -77,7 +89,37 @@ async def _answer(stream: SocketStream, handlers: dict[str, Handler]) -> None:
         except Exception as exc:
             log.exception("control command failed")
             answer = {"error": f"{type(exc).__name__}: {exc}"}
-        await stream.send(_line(answer))
+        if isinstance(answer, Stream):
+            await _stream(stream, answer)
+        else:
+            await stream.send(_line(answer))
+
+
+async def _stream(stream: SocketStream, answer: Stream) -> None:
+    """Send the items until they end or the client hangs up (noticed at once, even when
+    no item is coming)."""
+    async with anyio.create_task_group() as tg:
+
+        async def until_hung_up() -> None:
+            try:
+                while await stream.receive():
+                    pass
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                pass
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(until_hung_up)
+        try:
+            async for item in answer.items:
+                await stream.send(_line(item))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
+        finally:
+            aclose = getattr(answer.items, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):
+                    await aclose()
+        tg.cancel_scope.cancel()
 
 
 def _peer_allowed(stream: SocketStream) -> bool:
@@ -123,6 +165,30 @@ async def request(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
     if "error" in answer:
         raise ControlError(str(answer["error"]))
     return answer
+
+
+async def follow(path: Path, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """Send one request and yield each answer line until the daemon ends the stream."""
+    try:
+        with anyio.fail_after(TIMEOUT_S):
+            connection = await anyio.connect_unix(path)
+    except (OSError, TimeoutError) as exc:
+        raise ControlError(f"cannot reach the daemon at {path}: {exc}") from None
+    async with connection:
+        await connection.send(_line(payload))
+        buffer = b""
+        while True:
+            try:
+                buffer += await connection.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                return
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                item = json.loads(raw)
+                if isinstance(item, dict) and "error" in item:
+                    raise ControlError(str(item["error"]))
+                if isinstance(item, dict):
+                    yield item
 
 
 def rule_commands(engine: Engine, reload: Callable[[], LoadResult]) -> dict[str, Handler]:

@@ -110,9 +110,11 @@ class EchoTracker:
         self._pending: dict[str, list[_Expectation]] = {}
         self._expired: list[Expired] = []
 
-    def expect(self, command: Command, place: Place) -> None:
-        """Watch for the command's effect on its target. Latency counts from the first
-        call; each later call (a retry) restarts the `ttl_s` wait."""
+    def expect(self, command: Command, place: Place | None = None) -> None:
+        """Watch for the command's effect on its target (`place` says where it is, for the
+        outcome). Latency counts from the first call; each later call (a retry) restarts
+        the `ttl_s` wait."""
+        place = place or Place(None, command.target)
         expected = command.action.expected()
         now = self._clock.monotonic()
         known = self._entry(command)

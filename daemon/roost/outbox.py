@@ -1,7 +1,10 @@
 """`roost outbox`: what is waiting to be sent, what was given up, and retrying one.
 
-It reads the store directly, so it works whether or not the daemon runs; a running
-daemon picks up a retried entry within a few seconds.
+When the daemon answers on its control socket, it asks the daemon (which owns the
+database file: under systemd it belongs to the service's dynamic user, and a root shell
+opening it could leave root-owned `-wal`/`-shm` files behind). When no daemon answers, it
+reads the store directly, so it also works while roost is stopped; the next start picks
+up a retried entry.
 """
 
 from __future__ import annotations
@@ -10,14 +13,14 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import anyio
 
 from roost.store import OutboxEntry, Store
 
 
-def _row(entry: OutboxEntry) -> dict[str, object]:
+def row(entry: OutboxEntry) -> dict[str, object]:
     return {
         "key": entry.key,
         "state": entry.state,
@@ -31,22 +34,28 @@ def _row(entry: OutboxEntry) -> dict[str, object]:
 
 
 def _show(entries: list[OutboxEntry], as_json: bool, out: TextIO) -> None:
+    show_rows([row(e) for e in entries], as_json, out)
+
+
+def show_rows(rows: list[dict[str, Any]], as_json: bool, out: TextIO) -> None:
     if as_json:
-        json.dump([_row(e) for e in entries], out, indent=2)
+        json.dump(rows, out, indent=2)
         out.write("\n")
         return
-    if not entries:
+    if not rows:
         print("the outbox is empty: nothing pending, nothing given up", file=out)
         return
-    for e in entries:
-        when = "next try " + e.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-        if e.state == "dead":
+    for r in rows:
+        when = "next try " + str(r["next_attempt_at"])[:19].replace("T", " ") + " UTC"
+        if r["state"] == "dead":
             when = "given up"
-        print(f"{e.state:<8} {e.payload.get('title')!r}  ({e.attempts} attempts, {when})", file=out)
-        print(f"         key {e.key}  rule {e.payload.get('rule')}  {e.last_error}", file=out)
+        print(f"{r['state']:<8} {r['title']!r}  ({r['attempts']} attempts, {when})", file=out)
+        print(f"         key {r['key']}  rule {r['rule']}  {r['last_error']}", file=out)
 
 
 def main(state_dir: Path, retry: str | None, as_json: bool, out: TextIO = sys.stdout) -> int:
+    """Read (or retry in) the store directly."""
+
     async def run() -> int:
         store = Store.open(state_dir)
         try:
@@ -62,3 +71,22 @@ def main(state_dir: Path, retry: str | None, as_json: bool, out: TextIO = sys.st
             store.close()
 
     return anyio.run(run)
+
+
+def through_daemon(socket: Path, retry: str | None, as_json: bool, out: TextIO) -> int | None:
+    """Ask the running daemon; None when it does not answer (then read the store)."""
+    from roost.control import ControlError, request
+
+    payload: dict[str, Any] = {"command": "outbox", "retry": retry}
+    try:
+        answer = anyio.run(request, socket, payload)
+    except ControlError:
+        return None
+    if retry is not None:
+        if not answer.get("retried"):
+            print(f"no pending or dead notification with key {retry!r}", file=sys.stderr)
+            return 1
+        print(f"{retry} will be sent again", file=out)
+        return 0
+    show_rows(list(answer.get("entries", [])), as_json, out)
+    return 0

@@ -83,8 +83,9 @@ def check_command(args: argparse.Namespace) -> int:
 
 def _ask(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any] | None:
     from roost.control import ControlError, request
+    from roost.statuscli import socket_path
 
-    path = args.socket or _settings(args.config).daemon.socket_path()
+    path = socket_path(args.config, args.socket)
     try:
         answer: dict[str, Any] = anyio.run(request, path, payload)
     except ControlError as exc:

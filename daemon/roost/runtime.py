@@ -18,7 +18,7 @@ from roost.api import Services
 from roost.bus import Bus
 from roost.clock import SystemClock
 from roost.config import Settings
-from roost.control import rule_commands, serve
+from roost.control import Handler, rule_commands, serve
 from roost.dispatch import Dispatcher, Tuning
 from roost.durations import parse_rate
 from roost.echo import EchoTracker
@@ -109,6 +109,8 @@ class Runtime:
             else None
         )
         self._inbox = self.bus.subscribe("engine")
+        # More control-socket commands (the service adds status, events, outbox, …).
+        self.control_handlers: dict[str, Handler] = {}
         if providers is None:
             context = ProviderContext(self.clock, StoreTokens(self.store), StoreMemory(self.store))
             providers = [build_provider(a, context) for a in settings.accounts]
@@ -140,7 +142,7 @@ class Runtime:
                 tg.start_soon(self.engine.run, self._inbox)
                 if self.engine.monitor is not None:
                     tg.start_soon(self.engine.monitor.run)
-                control = rule_commands(self.engine, self.load_rules)
+                control = {**rule_commands(self.engine, self.load_rules), **self.control_handlers}
                 tg.start_soon(serve, self.settings.daemon.socket_path(), control)
                 if self.recorder is not None:
                     tg.start_soon(self.recorder.run, [p.account for p in self.providers])

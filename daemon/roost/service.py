@@ -4,6 +4,15 @@ sd_notify is a datagram to `$NOTIFY_SOCKET`; no library is needed. `READY=1` goe
 once the settings, the store and the rules are loaded and every account has connected or
 reported why not. `WATCHDOG=1` goes out only while the event loop runs *and* the engine
 keeps consuming the bus: a stuck rule engine stops the pings and systemd restarts roost.
+
+SIGHUP reloads the rule files (`RELOADING=1` … `READY=1`, as systemd 252 expects from a
+`Type=notify` unit with `ExecReload=kill -HUP`). SIGTERM drains: the accounts stay
+connected while the commands already queued or sent finish (their echoes still arrive),
+for at most `daemon.drain_timeout_s`; a command still open then is recorded on the bus
+and in the journal as dropped (never sent) or failed-unconfirmed (sent, not confirmed).
+A notification being delivered finishes (the notifier shields it); one not yet picked
+up stays in the durable outbox for the next start. Then the journal catches up, the
+providers close, the state is flushed and the store closed: exit 0.
 """
 
 from __future__ import annotations
@@ -17,12 +26,16 @@ from datetime import UTC, datetime
 import anyio
 import structlog
 
+from roost.bus import Bus
 from roost.events import ConnectionState
+from roost.introspect import service_commands
+from roost.observe import Observer
 from roost.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
 READY_TIMEOUT_S = 30.0
+JOURNAL_CATCH_UP_S = 3.0
 
 
 def sd_notify(*fields: str) -> bool:
@@ -103,17 +116,73 @@ async def supervise(runtime: Runtime) -> None:
 
 async def serve(runtime: Runtime) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the rules."""
+    observer = Observer(runtime.bus)
+    runtime.control_handlers.update(service_commands(runtime, observer))
     async with anyio.create_task_group() as tg:
+        tg.start_soon(observer.run)
         tg.start_soon(runtime.run)
         tg.start_soon(supervise, runtime)
+        address = runtime.settings.metrics.address()
+        if address is not None:
+            from roost.metrics import serve_metrics
+
+            tg.start_soon(serve_metrics, runtime, observer, address)
         with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    sd_notify("RELOADING=1")
-                    runtime.load_rules()
-                    sd_notify("READY=1", f"STATUS={status_line(runtime)}")
+                    reload(runtime)
                     continue
-                log.info("stopping", signal=signal.Signals(signum).name)
-                sd_notify("STOPPING=1")
+                await drain(runtime, observer, signal.Signals(signum).name)
                 tg.cancel_scope.cancel()
                 return
+
+
+def reload(runtime: Runtime) -> None:
+    sd_notify("RELOADING=1", "STATUS=reloading the rule files")
+    started = time.monotonic()
+    result = runtime.load_rules()
+    log.info(
+        "reloaded",
+        rules=len(runtime.engine.rules),
+        errors=len(result.errors),
+        seconds=round(time.monotonic() - started, 3),
+    )
+    problems = f"; {len(result.errors)} rule file(s) not loaded" if result.errors else ""
+    sd_notify("READY=1", f"STATUS={status_line(runtime)}{problems}")
+
+
+async def drain(runtime: Runtime, observer: Observer, why: str) -> None:
+    """Let in-flight commands finish (bounded), record the rest, let the journal catch up."""
+    timeout_s = runtime.settings.daemon.drain_timeout_s
+    open_now = len(observer.open)
+    log.info("stopping", signal=why, commands_in_flight=open_now, drain_timeout_s=timeout_s)
+    sd_notify("STOPPING=1", f"STATUS=stopping: {open_now} command(s) in flight")
+    started = time.monotonic()
+    left = await observer.drain(timeout_s)
+    for record in left:
+        log.warning(
+            "command abandoned at stop",
+            command=record.action,
+            command_id=record.command,
+            rule=record.rule,
+            outcome=str(record.outcome),
+            reason=record.reason,
+        )
+    if left:
+        await runtime.bus.publish(left)
+    await journal_caught_up(runtime.bus, JOURNAL_CATCH_UP_S)
+    log.info(
+        "drained",
+        finished=open_now - len(left),
+        abandoned=len(left),
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+async def journal_caught_up(bus: Bus, timeout_s: float) -> None:
+    """Until the journal writer has taken every batch published so far (a write it has
+    started finishes even when cancelled: the store's thread is never abandoned)."""
+    with anyio.move_on_after(timeout_s):
+        while bus.backlog("journal")[1] > 0:  # noqa: ASYNC110 (the bus signals no event)
+            await anyio.sleep(0.02)
+        await anyio.sleep(0.05)

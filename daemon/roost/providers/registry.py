@@ -61,13 +61,12 @@ def build_provider(account: AccountSettings, context: ProviderContext) -> Provid
 
         secret, refresh = account.client_secret, account.refresh_token
         assert secret is not None  # resolved by validation
-        assert refresh is not None
         return NetatmoProvider(
             account.name,
             api_url=account.api_url,
             client_id=account.client_id,
             client_secret=secret.get_secret_value(),
-            refresh_token=refresh.get_secret_value(),
+            refresh_token=refresh.get_secret_value() if refresh else "",  # "": `roost auth`'s
             home_id=account.home_id,
             tokens=context.tokens,
             memory=context.memory,
@@ -84,13 +83,12 @@ def build_provider(account: AccountSettings, context: ProviderContext) -> Provid
 
         secret, refresh = account.client_secret, account.refresh_token
         assert secret is not None  # resolved by validation
-        assert refresh is not None
         return SdmProvider(
             account.name,
             project_id=account.project_id,
             client_id=account.client_id,
             client_secret=secret.get_secret_value(),
-            refresh_token=refresh.get_secret_value(),
+            refresh_token=refresh.get_secret_value() if refresh else "",  # "": `roost auth`'s
             subscription=account.subscription,
             api_url=account.api_url,
             token_url=account.token_url,

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 import structlog
@@ -39,10 +40,17 @@ from roost.simulator.home import (
     SimThermostat,
     setpoints,
 )
+from roost.simulator.oauth import CodeGrants
 
 log = structlog.get_logger(__name__)
 
 STREAM_HOST_PREFIX = "/stream-host"
+# `roost auth nest`: the PIN page (home.nest.com/login/oauth2) and the token exchange
+# (api.home.nest.com/oauth2/access_token), both on the simulator's one host.
+OAUTH_CLIENT_ID = "sim-wwn-product"
+OAUTH_CLIENT_SECRET = "sim-wwn-product-secret"
+AUTHORIZE_PATH = "/login/oauth2"
+ACCESS_TOKEN_PATH = "/oauth2/access_token"
 ERROR_TYPE_BASE = "https://developers.nest.com/documentation/cloud/error-messages#"
 EPOCH_ISO = "1970-01-01T00:00:00.000Z"
 MIN_TARGET_C, MAX_TARGET_C = 9.0, 32.0
@@ -479,6 +487,7 @@ class NestWwnSimulator:
         self._stream_failures: deque[WwnError] = deque()
         self._stream_faults: deque[str] = deque()
         self._waits: set[anyio.CancelScope] = set()
+        self.code_grants = CodeGrants(OAUTH_CLIENT_ID)  # no PKCE on WWN
 
     @property
     def server(self) -> http.Server:
@@ -550,6 +559,10 @@ class NestWwnSimulator:
     async def handle(self, request: http.Request) -> http.Response | http.StreamingResponse:
         if request.path.startswith("/_sim/"):
             return _control(self, request)
+        if request.path == AUTHORIZE_PATH and request.method == "GET":
+            return self.code_grants.authorize(request)
+        if request.path == ACCESS_TOKEN_PATH and request.method == "POST":
+            return self._access_token(request)
         applied_before = len(self.writes)
         try:
             response = self._route(request)
@@ -568,6 +581,18 @@ class NestWwnSimulator:
                 )
             )
         return response
+
+    def _access_token(self, request: http.Request) -> http.Response:
+        """The PIN (code) exchange: WWN tokens are long-lived, with no refresh token."""
+        form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
+        if (form.get("client_id"), form.get("client_secret")) != (
+            OAUTH_CLIENT_ID,
+            OAUTH_CLIENT_SECRET,
+        ):
+            return http.Response(400, {"error": "invalid_client"})
+        if form.get("grant_type") != "authorization_code" or self.code_grants.redeem(form):
+            return http.Response(400, {"error": "oauth2_error", "error_description": "bad code"})
+        return http.Response(200, {"access_token": self.token, "expires_in": 315569260})
 
     def _route(self, request: http.Request) -> http.Response | http.StreamingResponse:
         if not self._authorized(request):

@@ -43,6 +43,7 @@ import structlog
 
 from roost.simulator import http
 from roost.simulator.home import SimCamera, SimHome, SimSmokeCoAlarm, SimStructure, SimThermostat
+from roost.simulator.oauth import CodeGrants
 
 log = structlog.get_logger(__name__)
 
@@ -159,6 +160,8 @@ class NetatmoSimulator:
         self.client_secret = client_secret
         self.refresh_token = refresh_token or f"{USER_ID}|{secrets.token_hex(16)}"
         self.scopes = scopes
+        # `roost auth netatmo`: Netatmo documents no PKCE; a challenge sent is checked.
+        self.code_grants = CodeGrants(client_id)
         self.access_lifetime_s = access_lifetime_s
         self.rate_limits = rate_limits
         self.grants: dict[str, Grant] = {}
@@ -233,6 +236,8 @@ class NetatmoSimulator:
         try:
             if request.path == "/oauth2/token":
                 return self._token(request)
+            if request.path == "/oauth2/authorize" and request.method == "GET":
+                return self.code_grants.authorize(request)
             if request.path.startswith("/api/"):
                 return self._api(request.path.removeprefix("/api/"), request)
             raise NetatmoError(404, 31, "Method not found")  # [M]
@@ -245,9 +250,12 @@ class NetatmoSimulator:
             self.client_secret
         ):
             return http.Response(400, {"error": "invalid_client"})
-        if form.get("grant_type") != "refresh_token":
+        if form.get("grant_type") == "authorization_code":
+            if self.code_grants.redeem(form) is not None:
+                return http.Response(400, {"error": "invalid_grant"})
+        elif form.get("grant_type") != "refresh_token":
             return http.Response(400, {"error": "unsupported_grant_type"})
-        if form.get("refresh_token") != self.refresh_token:
+        elif form.get("refresh_token") != self.refresh_token:
             return http.Response(400, {"error": "invalid_grant"})
         access = f"{USER_ID}|{secrets.token_hex(16)}"
         self.refresh_token = f"{USER_ID}|{secrets.token_hex(16)}"  # the old one dies now

@@ -45,11 +45,14 @@ from roost.simulator.home import (
     SimStructure,
     SimThermostat,
 )
+from roost.simulator.oauth import CodeGrants
 from roost.simulator.pubsub import Subscription, google_error, rfc3339
 
 log = structlog.get_logger(__name__)
 
 TOKEN_PATH = "/oauth2/v4/token"
+# The consent page (Google's is https://nestservices.google.com/partnerconnections/{project}/auth).
+AUTHORIZE_PREFIX = "/partnerconnections/"
 SDM_PREFIX = "/smartdevicemanagement/v1"
 PUBSUB_PREFIX = "/pubsub/v1"
 SCOPES = "https://www.googleapis.com/auth/sdm.service https://www.googleapis.com/auth/pubsub"
@@ -449,6 +452,7 @@ class SdmSimulator:
         self._sent = _Published()
         self._server: http.Server | None = None
         self._tokens = 0
+        self.code_grants = CodeGrants(client_id, pkce_required=True)  # `roost auth sdm`
 
     @property
     def server(self) -> http.Server:
@@ -463,6 +467,10 @@ class SdmSimulator:
     @property
     def token_url(self) -> str:
         return self.url + TOKEN_PATH
+
+    @property
+    def authorize_url(self) -> str:
+        return f"{self.url}{AUTHORIZE_PREFIX}{self.names.project_id}/auth"
 
     @property
     def api_url(self) -> str:
@@ -500,6 +508,8 @@ class SdmSimulator:
     async def _route(self, request: http.Request) -> http.Response:
         if request.path == TOKEN_PATH:
             return self._token(request)
+        if request.path.startswith(AUTHORIZE_PREFIX) and request.method == "GET":
+            return self.code_grants.authorize(request)
         if request.path.startswith("/_sim/"):
             return _control(self, request)
         self._authorize(request)
@@ -537,7 +547,12 @@ class SdmSimulator:
                 401,
                 {"error": "invalid_client", "error_description": "The OAuth client was not found."},
             )
-        if form.get("grant_type") != "refresh_token":
+        if form.get("grant_type") == "authorization_code":
+            error = self.code_grants.redeem(form)
+            if error is not None:
+                return http.Response(400, {"error": error, "error_description": "Bad Request"})
+            form["refresh_token"] = self.refresh_token  # the grant's refresh token, below
+        elif form.get("grant_type") != "refresh_token":
             description = f"Invalid grant_type: {form.get('grant_type', '')}"
             return http.Response(
                 400, {"error": "unsupported_grant_type", "error_description": description}
@@ -559,6 +574,8 @@ class SdmSimulator:
             "scope": SCOPES,
             "token_type": "Bearer",
         }
+        if form.get("grant_type") == "authorization_code":
+            body["refresh_token"] = self.refresh_token
         return http.Response(200, body, {"Cache-Control": "no-store"})
 
     # -- SDM REST --------------------------------------------------------------------------
