@@ -61,7 +61,9 @@ class _Parser:
         return SseEvent(event, "\n".join(data), self._id)
 
 
-async def read_sse(response: httpx.Response, max_event_bytes: int) -> AsyncGenerator[SseEvent, None]:
+async def read_sse(
+    response: httpx.Response, max_event_bytes: int
+) -> AsyncGenerator[SseEvent, None]:
     """The events of a streaming response; ends when the server closes the stream."""
     parser = _Parser(max_event_bytes)
     buffer = bytearray()
