@@ -18,7 +18,7 @@ import structlog
 from roost.bus import Batch, Bus
 from roost.clock import Clock
 from roost.codec import CodecError, event_to_dict, home_from_dict, home_to_dict
-from roost.events import AttributeChanged, Changed, Event
+from roost.events import Event
 from roost.state import HomeState
 from roost.store import JournalEntry, Store, open_connection
 from roost.timers import TimerRecord
@@ -115,13 +115,7 @@ class Persister:
 
 
 def _entries(events: Iterable[Event]) -> list[JournalEntry]:
-    # A semantic change (presence, co, …) repeats its generic `attribute` twin, same id
-    # prefix: the journal keeps the twin only.
-    return [
-        JournalEntry(e.at, e.name, e.account, event_to_dict(e))
-        for e in events
-        if not isinstance(e, Changed) or isinstance(e, AttributeChanged)
-    ]
+    return [JournalEntry(e.at, e.name, e.account, event_to_dict(e)) for e in events]
 
 
 class StoreTimers:
