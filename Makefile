@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench clean systemd-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check daemon tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# roost as a real systemd service in a systemd-nspawn container (root; see the script).
+systemd-test: $(VENV)/.dev-installed
+	tests/systemd/run_nspawn.sh
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run_all.py

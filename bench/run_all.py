@@ -15,7 +15,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHMARKS = ("engine_fire", "engine_nomatch", "stream_latency")
+BENCHMARKS = (
+    "engine_fire",
+    "engine_nomatch",
+    "stream_latency",
+    "snapshot_diff",
+    "startup",
+    "scale",  # N = 100 and 1,000; the 10,000 run is `bench/scale.py --accounts 10000`
+)
 
 
 def main() -> int:

@@ -73,6 +73,7 @@ from roost.providers.base import Provider, WriteLimits
 from roost.providers.nest_wwn import NestWwnProvider
 from roost.rules import Rule, when
 from roost.runtime import Runtime
+from roost.service import settle_memory
 from stream_sim import setpoint
 
 ACCOUNT = "bench"
@@ -154,6 +155,7 @@ async def run_stack(
                 with anyio.fail_after(10):
                     while not runtime.state.account(ACCOUNT).baseline:
                         await anyio.sleep(0.01)
+                settle_memory()  # as `roost run` does once it is ready
                 await sim.stdin.send(b"go\n")
                 line = await out.receive_until(b"\n", 100 * 1024 * 1024)
                 tg.cancel_scope.cancel()

@@ -149,3 +149,28 @@ async def test_the_metrics_endpoint(tmp_path: Path) -> None:
         assert "roost_notifications_total" in text
         assert float(samples['roost_stream_lag_seconds{account="home"}']) < 5
         assert await bed.stop() == 0
+
+
+@pytest.mark.anyio
+async def test_a_viewer_that_never_reads_does_not_hold_the_bus_up(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from roost.config import DaemonSettings, Settings
+    from roost.events import Started
+    from roost.ids import new_id
+    from roost.introspect import VIEWER_BUFFER, EventFilter, _live
+    from roost.runtime import Runtime
+
+    settings = Settings(daemon=DaemonSettings(state_dir=tmp_path, rules_dir=tmp_path))
+    runtime = Runtime(settings, providers=[])
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runtime.run)  # the daemon's own subscribers keep reading
+        viewer = _live(runtime, EventFilter(runtime, {"event": ["started"]}))
+        assert await viewer.__anext__() == {"following": True}  # subscribed now
+        with anyio.fail_after(5):  # never blocks, though the viewer reads nothing
+            for _ in range(VIEWER_BUFFER + 44):
+                await runtime.bus.publish([Started(id=new_id(), at=datetime.now(UTC), account="")])
+        assert await viewer.__anext__() == {"event": "_dropped", "count": 44}
+        assert (await viewer.__anext__())["event"] == "started"
+        await viewer.aclose()
+        tg.cancel_scope.cancel()

@@ -67,11 +67,13 @@ class Services:
         found = self.state.device(known) if known is not None else None
         if found is not None and found.name.casefold() == key:
             return found
+        # Unknown or stale: learn every name in one pass (the first match wins).
+        names: dict[str, str] = {}
         for d in self.state.devices():
-            if d.name.casefold() == key:
-                self._names[key] = d.id
-                return d
-        return None
+            names.setdefault(d.name.casefold(), d.id)
+        self._names = names
+        known = names.get(key)
+        return self.state.device(known) if known is not None else None
 
 
 class RuleRunner(Protocol):

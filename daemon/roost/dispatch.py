@@ -156,13 +156,14 @@ class Dispatcher:
         found = self._state.find(command.target)
         entity = found[1] if found else None
         recent = self._budget.count(command.target, self._clock.monotonic())
-        return check(command, entity, self._neighbours(entity), self._limits, recent)
+        neighbours = self._neighbours(*found) if found else []
+        return check(command, entity, neighbours, self._limits, recent)
 
-    def _neighbours(self, entity: Structure | Device | None) -> list[Device]:
-        if entity is None:
-            return []
+    def _neighbours(self, account: str, entity: Structure | Device) -> list[Device]:
+        """The devices of the entity's structure (a structure belongs to one account)."""
         structure = entity.id if isinstance(entity, Structure) else entity.structure_id
-        return [d for d in self._state.devices() if d.structure_id == structure]
+        devices = self._state.account(account).devices.values()
+        return [d for d in devices if d.structure_id == structure]
 
     async def _refuse(self, command: Command, refusal: Refusal, stage: str) -> CommandOutcome:
         log.warning(

@@ -6,13 +6,17 @@ it does not match. A matching trigger goes through admission (own echo, loop cut
 debounce, cooldown, rate limit, condition, run mode), each refusal is traced, and an
 admitted run is its own task with a timeout: an exception, a hang or a blocking call is
 reported with the rule's name and never stalls the bus or the other rules.
+
+A run starts inline, in the task that takes events off the bus, so a body that never has
+to wait (the common case: read the state, queue a command) costs no task of its own. When
+a body does wait, that task stays with the run and a new one takes over the bus.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +32,7 @@ from roost.codec import event_from_json, event_to_json
 from roost.conditions import as_condition
 from roost.events import Event, Scheduled, Started
 from roost.ids import new_id
-from roost.isolation import LoopMonitor, RunDeadline, timed_steps
+from roost.isolation import LoopMonitor, RunDeadline, resume, timed_steps
 from roost.rules import Rule, RunMode
 from roost.schedule import next_cron, next_interval
 from roost.timers import TimerKind, TimerPersistence, TimerRecord, Timers
@@ -68,12 +72,13 @@ class LoopLimits:
     echo_window_s: float = 60.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
     trace: Trace
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    watchdog: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)  # also the deadline
+    watchdog: anyio.CancelScope | None = None  # the deadline on a virtual clock
     timed_out: bool = False
+    restarted: bool = False
 
 
 @dataclass
@@ -114,6 +119,11 @@ class Engine:
     _states: dict[str, RuleState] = field(default_factory=dict)
     _chains: OrderedDict[str, list[str]] = field(default_factory=OrderedDict)
     _tg: TaskGroup | None = None
+    # Events taken off the bus and runs admitted, not yet handled/started; `_inline` is
+    # True while the bus task works through them (runs admitted then start inline).
+    _pending: deque[Event] = field(default_factory=deque)
+    _ready: deque[tuple[Rule, Event, _Run, RuleState]] = field(default_factory=deque)
+    _inline: bool = False
 
     def __post_init__(self) -> None:
         self.traces = TraceStore(self.traces_per_rule)
@@ -162,19 +172,51 @@ class Engine:
     # ---- running -------------------------------------------------------------------
 
     async def run(self, inbox: MemoryObjectReceiveStream[Sequence[Event]]) -> None:
-        async with anyio.create_task_group() as tg, inbox:
-            self._tg = tg
-            try:
+        try:
+            async with inbox, anyio.create_task_group() as tg:
+                self._tg = tg
                 self.timers.restore(self._still_meant)
                 for r in self.rules.values():
                     self._arm_schedules(r)
                 tg.start_soon(self.timers.run, name="rule timers")
                 self._startup()
-                async for batch in inbox:
-                    for event in batch:
-                        self.handle(event)
-            finally:
-                self._tg = None
+                await self._consume(inbox)
+        finally:
+            self._tg = None
+            self._inline = False
+
+    async def _consume(self, inbox: MemoryObjectReceiveStream[Sequence[Event]]) -> None:
+        """Handle events off the bus, starting admitted runs inline. If a run has to wait,
+        this task stays with it (so its cancel scopes stay in one task) and a new task
+        takes over the bus."""
+        pending, ready = self._pending, self._ready
+        while True:
+            self._inline = True
+            while ready or pending:
+                if not ready:
+                    self.handle(pending.popleft())
+                    continue
+                run = self._execute(*ready.popleft())
+                try:
+                    waits_for = run.send(None)
+                except StopIteration:
+                    continue
+                self._inline = False
+                assert self._tg is not None
+                self._tg.start_soon(self._consume, inbox, name="rule engine")
+                await resume(run, waits_for)
+                return
+            self._inline = False
+            try:
+                batch = inbox.receive_nowait()
+            except anyio.WouldBlock:
+                try:
+                    batch = await inbox.receive()
+                except anyio.EndOfStream:
+                    return
+            except anyio.EndOfStream:
+                return
+            pending.extend(batch)
 
     # ---- matching (the hot path) ---------------------------------------------------
 
@@ -355,6 +397,7 @@ class Engine:
                 return self._skip(trace, "mode single: a run is still going")
             if r.mode is RunMode.RESTART:
                 for run in state.running:
+                    run.restarted = True
                     run.scope.cancel()
             elif r.mode is RunMode.QUEUED:
                 if len(state.running) + len(state.queue) >= r.max_runs:
@@ -383,24 +426,36 @@ class Engine:
         trace.end(Result.RUNNING)
         run = _Run(trace)
         state.running.append(run)
-        self._tg.start_soon(self._execute, r, event, run, state, name=f"rule {r.name}")
+        if self._inline:
+            self._ready.append((r, event, run, state))
+        else:
+            self._tg.start_soon(self._execute, r, event, run, state, name=f"rule {r.name}")
 
     async def _execute(self, r: Rule, event: Event, run: _Run, state: RuleState) -> None:
-        """One isolated run of a rule for an event."""
+        """One isolated run of a rule for an event: `run.scope` is its deadline (on the
+        system clock) and what a restart cancels."""
         trace = run.trace
         timeout = r.timeout_s if r.timeout_s is not None else self.timeout_s
         deadline = RunDeadline(self.clock, timeout)
         home = RuleHome(self.services, r.name, event, r.dry_run, trace, self, deadline)
         try:
+            if isinstance(self.clock, SystemClock):
+                run.scope.deadline = anyio.current_time() + timeout
+                deadline.scope = run.scope
+            else:
+                self._watch(deadline, run)
             with run.scope:
                 body = r.body(event, home)
                 if inspect.iscoroutine(body):
-                    body = timed_steps(body, self.blocking_s, self._blocked(r, trace))
-                await self._within(deadline, run, body)
-            if run.timed_out:
-                raise TimeoutError
-            if run.scope.cancelled_caught:
+                    await timed_steps(body, self.blocking_s, self._blocked(r, trace))
+                else:
+                    await body
+            if run.watchdog is not None:
+                run.watchdog.cancel()
+            if run.restarted and run.scope.cancel_called:
                 trace.end(Result.CANCELLED, "restarted by a newer trigger", self.clock.now())
+            elif run.timed_out or run.scope.cancelled_caught:
+                raise TimeoutError
             else:
                 trace.end(Result.RAN, "", self.clock.now())
         except TimeoutError:
@@ -412,34 +467,26 @@ class Engine:
             log.exception("rule raised", rule=r.name, source=r.source, trigger=event.name)
             trace.end(Result.FAILED, f"{type(exc).__name__}: {exc}", self.clock.now())
         finally:
+            if run.watchdog is not None:
+                run.watchdog.cancel()
             state.running.remove(run)
             if state.queue and self._tg is not None:
                 queued_event, queued_trace = state.queue.popleft()
                 self._launch(r, queued_event, queued_trace, state)
 
-    async def _within(self, deadline: RunDeadline, run: _Run, body: Awaitable[Any]) -> None:
-        """Await `body`, raising TimeoutError at the deadline on the engine's clock."""
-        if isinstance(self.clock, SystemClock):
-            with anyio.fail_after(deadline.left()) as scope:
-                deadline.scope = scope
-                await body
-            return
+    def _watch(self, deadline: RunDeadline, run: _Run) -> None:
+        """The timeout of a run on a virtual clock (tests, replay): a watchdog task."""
         assert self._tg is not None
-        self._tg.start_soon(self._watchdog, deadline, run)
-        try:
-            await body
-        finally:
-            run.watchdog.cancel()
-        if run.timed_out:
-            raise TimeoutError
+        run.watchdog = watchdog = anyio.CancelScope()
 
-    async def _watchdog(self, deadline: RunDeadline, run: _Run) -> None:
-        """The timeout of a run on a virtual clock (tests, replay)."""
-        with run.watchdog:
-            while deadline.left() > 0:
-                await self.clock.sleep(deadline.left())
-            run.timed_out = True
-            run.scope.cancel()
+        async def watch() -> None:
+            with watchdog:
+                while deadline.left() > 0:
+                    await self.clock.sleep(deadline.left())
+                run.timed_out = True
+                run.scope.cancel()
+
+        self._tg.start_soon(watch, name="rule watchdog")
 
     def _blocked(self, r: Rule, trace: Trace) -> Any:
         def report(seconds: float) -> None:

@@ -50,6 +50,29 @@ def timed_steps(
             error = exc
 
 
+@types.coroutine
+def resume(coro: Coroutine[Any, Any, Any], waits_for: Any) -> Generator[Any, Any, Any]:
+    """Go on driving `coro`, which was stepped by hand and yielded `waits_for` (what it
+    waits on) to the event loop: awaiting this in a task hands both to that task."""
+    yielded = waits_for
+    while True:
+        try:
+            value = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # cancellation and the like go to the coroutine
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            yielded = coro.send(value)
+        except StopIteration as stop:
+            return stop.value
+
+
 def _check(started: float, threshold_s: float, on_slow: Callable[[float], None]) -> None:
     elapsed = time.perf_counter() - started
     if elapsed > threshold_s:

@@ -53,8 +53,9 @@ def show_rows(rows: list[dict[str, Any]], as_json: bool, out: TextIO) -> None:
         print(f"         key {r['key']}  rule {r['rule']}  {r['last_error']}", file=out)
 
 
-def main(state_dir: Path, retry: str | None, as_json: bool, out: TextIO = sys.stdout) -> int:
+def main(state_dir: Path, retry: str | None, as_json: bool, out: TextIO | None = None) -> int:
     """Read (or retry in) the store directly."""
+    out = out or sys.stdout  # looked up now: tests (and callers) may have replaced it
 
     async def run() -> int:
         store = Store.open(state_dir)

@@ -111,9 +111,10 @@ class Runtime:
         self._inbox = self.bus.subscribe("engine")
         # More control-socket commands (the service adds status, events, outbox, …).
         self.control_handlers: dict[str, Handler] = {}
+        tokens, memory = StoreTokens(self.store), StoreMemory(self.store)
+        self._context = ProviderContext(self.clock, tokens, memory)
         if providers is None:
-            context = ProviderContext(self.clock, StoreTokens(self.store), StoreMemory(self.store))
-            providers = [build_provider(a, context) for a in settings.accounts]
+            providers = [build_provider(a, self._context) for a in settings.accounts]
         self.providers = list(providers)
         for provider in self.providers:
             self.dispatcher.add_provider(provider)
@@ -154,6 +155,7 @@ class Runtime:
             with anyio.CancelScope(shield=True):
                 for provider in self.providers:
                     await provider.aclose()
+                await self._context.aclose()  # the HTTP clients the providers shared
                 await self.persister.flush()
                 self.timers.close()
                 self.store.close()

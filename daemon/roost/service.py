@@ -17,6 +17,7 @@ providers close, the state is flushed and the store closed: exit 0.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -96,12 +97,21 @@ class EngineWatch:
         return not stuck
 
 
+def settle_memory() -> None:
+    """Once ready: what start-up made (modules, settings, rules, the first snapshots) is
+    here to stay, so take it out of the collector's reach. Full collections then walk only
+    what came later instead of pausing the loop for tens of milliseconds."""
+    gc.collect()
+    gc.freeze()
+
+
 async def supervise(runtime: Runtime) -> None:
     """Tell systemd when roost is ready and what it is doing; keep the watchdog fed."""
     started = time.monotonic()
     await wait_ready(runtime)
     sd_notify("READY=1", f"STATUS={status_line(runtime)}")
     log.info("ready", seconds=round(time.monotonic() - started, 3), status=status_line(runtime))
+    settle_memory()
     interval = watchdog_interval_s()
     watch = EngineWatch(runtime)
     while True:

@@ -172,7 +172,9 @@ def format_event(data: dict[str, Any]) -> str:
         when = at[:8]
     where = data.get("device") or data.get("structure") or ""
     fields = " ".join(
-        f"{k}={v}" for k, v in data.items() if k not in _QUIET and v not in (None, "", [], {})
+        f"{k}={round(v, 3) if isinstance(v, float) else v}"
+        for k, v in data.items()
+        if k not in _QUIET and v not in (None, "", [], {})
     )
     catch_up = " (catch-up)" if (data.get("context") or {}).get("catch_up") else ""
     return f"{when} {data.get('account', '')}/{where} {data.get('event')}: {fields}{catch_up}"

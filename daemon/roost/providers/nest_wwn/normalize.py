@@ -1,6 +1,7 @@
 """Works with Nest documents → the normalized home, plus the two stream helpers.
 
-`normalize` turns a whole WWN document (`devices`, `structures`, `metadata`) into a `Home`.
+`normalize` turns a whole WWN document (`devices`, `structures`, `metadata`) into a `Home`;
+a `Normalizer` does the same for a stream of documents, redoing only what changed.
 `apply_put` applies one stream `put` to the held document. `camera_events` finds the camera
 events (`last_event`) that are new between two documents, so each is reported once.
 All functions are pure: they never change their arguments.
@@ -64,6 +65,56 @@ def normalize(document: Mapping[str, Any], account: str) -> Home:
         for sid, raw in structures_raw.items()
     }
     return Home(account, structures, devices)
+
+
+class Normalizer:
+    """`normalize`, incrementally: one per stream. WWN puts the whole document again on
+    every change, so each device's (and structure's) raw dict is kept with its normalized
+    object, and only the entries whose raw dict changed are normalized again; the others
+    keep their object (an unchanged device is the very same object, cheap to diff).
+
+    The result equals `normalize(document, account)` for every document.
+    """
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+        self._structures: dict[str, tuple[Any, Structure]] = {}
+        self._devices: dict[tuple[str, str], tuple[Any, Device]] = {}
+        self._wheres: dict[str, str] = {}
+
+    def __call__(self, document: Mapping[str, Any]) -> Home:
+        doc = _mapping(document, "document")
+        structures_raw = _section(doc, "structures")
+        devices_raw = _section(doc, "devices")
+        wheres = _wheres(structures_raw)
+        if wheres != self._wheres:  # room names come from the structures: redo them all
+            self._devices = {}
+            self._wheres = wheres
+        held_devices, devices = self._devices, {}
+        fresh: dict[tuple[str, str], tuple[Any, Device]] = {}
+        for section, build in _BUILDERS.items():
+            for device_id, raw in _section(devices_raw, section).items():
+                key = (section, device_id)
+                held = held_devices.get(key)
+                if held is None or not _same(held[0], raw):
+                    where = f"devices.{section}.{device_id}"
+                    held = (raw, build(device_id, _mapping(raw, where), wheres))
+                fresh[key] = held
+                devices[device_id] = held[1]
+        held_structures, structures = self._structures, {}
+        kept: dict[str, tuple[Any, Structure]] = {}
+        for sid, raw in structures_raw.items():
+            known = held_structures.get(sid)
+            if known is None or not _same(known[0], raw):
+                known = (raw, _structure(sid, _mapping(raw, f"structures.{sid}")))
+            kept[sid] = known
+            structures[sid] = known[1]
+        self._devices, self._structures = fresh, kept
+        return Home(self.account, structures, devices)
+
+
+def _same(held: Any, raw: Any) -> bool:
+    return held is raw or held == raw
 
 
 def previous_mode(document: Mapping[str, Any] | None, device_id: str) -> ThermostatMode | None:

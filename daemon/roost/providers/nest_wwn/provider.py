@@ -2,7 +2,8 @@
 
 The stream (`GET` with `Accept: text/event-stream`) sends `put` events carrying the whole
 document or a subtree of it; the provider applies each put to the document it holds,
-normalizes the result and hands the full picture to the sink (the state layer diffs it).
+normalizes the result (only the devices and structures whose part of the document changed)
+and hands the full picture to the sink (the state layer diffs it).
 After every reconnect WWN's first put is the whole document again, so a resync needs no
 extra request. WWN answers with a 307 to a per-user host; that host is cached for later
 connections and writes and forgotten when it fails.
@@ -30,10 +31,10 @@ from roost.providers.nest_wwn import errors
 from roost.providers.nest_wwn.encode import EncodeError, encode
 from roost.providers.nest_wwn.normalize import (
     Document,
+    Normalizer,
     PayloadError,
     apply_put,
     camera_events,
-    normalize,
     previous_mode,
 )
 from roost.providers.sse import EventTooLarge, read_sse
@@ -122,13 +123,13 @@ class NestWwnProvider:
         self._auth = {"Authorization": f"Bearer {token}"}
         self._keepalive_timeout_s = keepalive_timeout_s
         self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
+        # Set on each request: the client may be shared with other accounts.
+        self._timeout = httpx.Timeout(connect=10, read=keepalive_timeout_s, write=10, pool=10)
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(connect=10, read=keepalive_timeout_s, write=10, pool=10),
-            follow_redirects=False,
-        )
+        self._client = client or httpx.AsyncClient(follow_redirects=False)
         self._redirected_base: httpx.URL | None = None
         self._document: Document | None = None
+        self._normalize = Normalizer(account)
 
     def __repr__(self) -> str:  # never show the token
         return f"NestWwnProvider(account={self.account!r}, api_url={str(self._api_url)!r})"
@@ -176,7 +177,7 @@ class NestWwnProvider:
             for _ in range(_MAX_REDIRECTS):
                 headers = {**self._auth, "Accept": "text/event-stream", "Cache-Control": "no-cache"}
                 async with self._client.stream(
-                    "GET", str(url), headers=headers, follow_redirects=False
+                    "GET", str(url), headers=headers, follow_redirects=False, timeout=self._timeout
                 ) as response:
                     if response.is_redirect:
                         url = self._follow(response, "/")
@@ -251,7 +252,7 @@ class NestWwnProvider:
             if "data" not in payload:
                 raise PayloadError("put without data")
             document = apply_put(self._document, payload["path"], payload["data"])
-            return document, normalize(document, self.account)
+            return document, self._normalize(document)
         except (json.JSONDecodeError, PayloadError) as exc:
             self.stats.malformed += 1
             log.warning("nest_wwn.malformed_put", account=self.account, error=str(exc)[:200])
@@ -316,7 +317,7 @@ class NestWwnProvider:
         for _ in range(_MAX_REDIRECTS):
             try:
                 response = await self._client.put(
-                    url, json=body, headers=headers, follow_redirects=False
+                    url, json=body, headers=headers, follow_redirects=False, timeout=self._timeout
                 )
             except httpx.RequestError as exc:
                 self._redirected_base = None

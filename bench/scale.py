@@ -1,0 +1,211 @@
+"""Scale: N accounts in one daemon, each with its own live WWN stream; RSS, idle CPU, latency.
+
+    .venv/bin/python bench/scale.py                     # N = 100 and 1,000
+    .venv/bin/python bench/scale.py --accounts 10000    # the 10,000-account run (~3 min)
+        [--idle 10] [--rate 200] [--seconds 10] [--keepalive 30]
+
+`scale_sim.py` (its own process) serves N WWN homes of 2 thermostats behind one HTTP server,
+each with its own token; this process runs the real daemon (`roost.runtime.Runtime`, built
+from settings with N `nest_wwn` accounts, as `roost run` builds it: providers, state, store
+and journal, bus, engine, dispatcher) with one rule, `when("attribute",
+attribute="humidity")`, whose body notes when it ran. Both processes lift their open-file
+limit (one socket per stream each side).
+
+Phases, each N in a fresh process:
+
+1. connect: from `Runtime.run` until every account has its first snapshot;
+2. memory: 3 s later, after `settle_memory()` (what `roost run` does once ready), RSS from
+   /proc minus the RSS before the runtime was built, divided by N (so the daemon's fixed
+   costs, ~ a few MiB, are spread over the accounts: an upper bound per account);
+3. idle CPU: the process's CPU time over `--idle` s with nothing changing but the
+   keep-alives every `--keepalive` s on every stream (N/30 a second);
+4. latency under load: `--rate` changes a second, spread round-robin over the homes, for
+   `--seconds` s: change → the rule ran (one `time.time()` clock for both processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from subprocess import PIPE
+
+import anyio
+import httpx
+from anyio.streams.buffered import BufferedByteReceiveStream
+from pydantic import SecretStr
+
+from common import header, load, quiet_logging
+from roost.api import RuleHome
+from roost.config import NestWwnAccount, Settings
+from roost.events import AttributeChanged
+from roost.providers.registry import ProviderContext
+from roost.rules import Rule, when
+from roost.runtime import Runtime
+from roost.service import settle_memory
+from scale_sim import raise_fd_limit, token
+from stream_latency import percentile
+
+SIM_SCRIPT = Path(__file__).with_name("scale_sim.py")
+TARGET_KIB_PER_ACCOUNT = 100.0
+TARGET_IDLE_CPU = 0.02
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def settings(url: str, count: int, state_dir: Path) -> Settings:
+    s = Settings()
+    s.daemon.rules_dir = state_dir / "rules"
+    s.daemon.state_dir = state_dir
+    s.accounts = [
+        NestWwnAccount(
+            name=f"home-{i:05d}",
+            provider="nest_wwn",
+            api_url=f"{url}/h{i}",
+            token=SecretStr(token(i)),
+        )
+        for i in range(count)
+    ]
+    return s
+
+
+async def one(args: argparse.Namespace) -> None:
+    n = args.accounts
+    ran: dict[int, float] = {}
+
+    async def note(event: AttributeChanged, home: RuleHome) -> None:
+        if isinstance(event.new, int | float):
+            ran[int(event.new)] = time.time()
+
+    rule = Rule(name="note", triggers=(when("attribute", attribute="humidity"),), body=note)
+    command = [sys.executable, str(SIM_SCRIPT), f"--homes={n}", f"--keepalive={args.keepalive}"]
+    async with await anyio.open_process(command, stdin=PIPE, stdout=PIPE) as sim:
+        assert sim.stdin is not None
+        assert sim.stdout is not None
+        out = BufferedByteReceiveStream(sim.stdout)
+
+        async def ask(line: str) -> str:
+            assert sim.stdin is not None
+            await sim.stdin.send(line.encode() + b"\n")
+            return (await out.receive_until(b"\n", 100 * 1024 * 1024)).decode()
+
+        ready = (await out.receive_until(b"\n", 1024)).decode().split()
+        if ready[:1] != ["READY"]:
+            raise RuntimeError(f"simulator did not start: {ready}")
+        with tempfile.TemporaryDirectory(prefix="roost-bench-") as state_dir:
+            gc.collect()
+            before = rss_kib()
+            runtime = Runtime(settings(ready[1], n, Path(state_dir)), None)
+            runtime.engine.load([rule])
+            accounts = [p.account for p in runtime.providers]
+            async with anyio.create_task_group() as tg:
+                started = time.perf_counter()
+                tg.start_soon(runtime.run)
+                with anyio.fail_after(600):
+                    while not all(runtime.state.account(a).baseline for a in accounts):
+                        await anyio.sleep(0.05)
+                connected = time.perf_counter() - started
+                streams = int(await ask("streams"))
+                await anyio.sleep(3.0)
+                settle_memory()
+                after = rss_kib()
+                per = (after - before) / n
+                print(
+                    f"   N = {n:>6}: all connected in {connected:.1f} s ({streams} streams open); "
+                    f"RSS {after / 1024:.0f} MiB, {per:.0f} KiB per account; "
+                    f"target ≤ {TARGET_KIB_PER_ACCOUNT:.0f}: "
+                    f"{'MEETS' if per <= TARGET_KIB_PER_ACCOUNT else 'MISSES'} target",
+                    flush=True,
+                )
+                cpu0, wall0 = cpu_s(), time.perf_counter()
+                await anyio.sleep(args.idle)
+                idle = (cpu_s() - cpu0) / (time.perf_counter() - wall0)
+                print(
+                    f"   N = {n:>6}: idle CPU {idle:.2%} over {args.idle:g} s "
+                    f"(keep-alives {n / args.keepalive:.0f}/s); target ≤ {TARGET_IDLE_CPU:.0%}: "
+                    f"{'MEETS' if idle <= TARGET_IDLE_CPU else 'MISSES'} target",
+                    flush=True,
+                )
+                result = json.loads(await ask(f"go {args.rate} {args.seconds}"))
+                await anyio.sleep(1.0)
+                tg.cancel_scope.cancel()
+    changes: list[float] = result["changes"]
+    delays = sorted(ran[i] - t for i, t in enumerate(changes) if i in ran)
+    lost = len(changes) - len(delays)
+    ms = [d * 1e3 for d in delays]
+    print(
+        f"   N = {n:>6}: latency change → rule ran at {args.rate:g} changes/s: "
+        f"p50 {percentile(ms, 0.5):.2f}  p99 {percentile(ms, 0.99):.2f}  "
+        f"p999 {percentile(ms, 0.999):.2f}  max {ms[-1]:.2f} ms "
+        f"({len(delays)} measured, {lost} lost)",
+        flush=True,
+    )
+
+
+def own_client(context: ProviderContext, vendor: str) -> httpx.AsyncClient:
+    """What-if: each account its own client, as the providers made before they shared."""
+    client = httpx.AsyncClient(follow_redirects=False)
+    context._clients[f"{vendor}-{id(client)}"] = client
+    return client
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, nargs="*", default=[100, 1_000])
+    parser.add_argument("--idle", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--keepalive", type=float, default=30.0)
+    parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--own-clients", action="store_true", help="one httpx client per account (as before)"
+    )
+    args = parser.parse_args()
+    raise_fd_limit()
+    quiet_logging(args.log_level)
+    if args.one:
+        args.accounts = args.accounts[0]
+        if args.own_clients:
+            ProviderContext.http_client = own_client  # type: ignore[method-assign]
+        anyio.run(one, args)
+        return
+    header(
+        "scale: N accounts, one live WWN stream each, in one daemon process",
+        f"N = {', '.join(map(str, args.accounts))}; idle {args.idle:g} s, then "
+        f"{args.rate:g} changes/s for {args.seconds:g} s",
+    )
+    for n in args.accounts:
+        options = [
+            f"--idle={args.idle}",
+            f"--rate={args.rate}",
+            f"--seconds={args.seconds}",
+            f"--keepalive={args.keepalive}",
+            f"--log-level={args.log_level}",
+            *(["--own-clients"] if args.own_clients else []),
+        ]
+        code = subprocess.call([sys.executable, __file__, "--one", "--accounts", str(n), *options])
+        if code:
+            sys.exit(code)
+    print(f"   {load()} at end")
+
+
+if __name__ == "__main__":
+    main()
