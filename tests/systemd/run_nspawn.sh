@@ -23,7 +23,8 @@ skip() {
     if [[ "${ROOST_NSPAWN_REQUIRED:-0}" == 1 ]]; then exit 1; fi
     exit 0
 }
-step() { echo "== $(date +%T) $*"; }
+STEPS=0
+step() { STEPS=$((STEPS + 1)); echo "== $(date +%T) $*"; }
 fail() {
     echo "nspawn test FAILED: $*" >&2
     if [[ -n "${INIT:-}" ]]; then
@@ -295,3 +296,4 @@ inside sh -c 'journalctl -u roost -o cat | grep -q "\"event\": \"drained\""' || 
 score=$(inside systemd-analyze security roost.service 2>/dev/null | grep "Overall exposure" || true)
 echo "   online: $score"
 echo "nspawn test PASSED"
+echo "systemd: $STEPS passed, 0 failed"
