@@ -45,8 +45,9 @@ from typing import Any
 import anyio
 import structlog
 
-from roost.simulator import http
+from roost.simulator import control, http
 from roost.simulator.buckets import Bucket, BucketStore
+from roost.simulator.control import arg
 from roost.simulator.home import (
     Mode,
     SimHome,
@@ -519,7 +520,7 @@ class NestWebSimulator:
 
     async def handle(self, request: http.Request) -> http.Response | http.StreamingResponse:
         if request.path.startswith("/_sim/"):
-            return _control(self, request)
+            return control.handle(self, request, _READS, _CONTROLS, self.home.version)
         try:
             response = await self._route(request)
         except NestWebError as error:
@@ -784,54 +785,23 @@ async def serve(
 # -- the /_sim/ control surface ------------------------------------------------------------------
 
 
-def _control(sim: NestWebSimulator, request: http.Request) -> http.Response:
-    action = request.path.removeprefix("/_sim/")
-    try:
-        if request.method == "GET":
-            return http.Response(200, _control_read(sim, action))
-        args = request.json() if request.body else {}
-        if not isinstance(args, dict):
-            raise ValueError("the body must be a JSON object")
-        control = _CONTROLS.get(action)
-        if control is None:
-            return http.Response(404, {"error": f"unknown control {action!r}"})
-        control(sim, args)
-    except KeyError as error:
-        return http.Response(404, {"error": str(error.args[0]) if error.args else "not found"})
-    except (ValueError, TypeError) as error:
-        return http.Response(400, {"error": str(error)})
-    return http.Response(200, {"ok": True, "version": sim.home.version})
-
-
-def _control_read(sim: NestWebSimulator, what: str) -> object:
-    match what:
-        case "state":
-            return sim.home.to_dict()
-        case "writes":
-            return [{"object_key": key, "value": value} for key, value in sim.writes]
-        case "buckets":
-            return [_v5_object(b, with_value=True) for b in sim.store.buckets()]
-    raise KeyError(f"unknown control {what!r}")
-
-
-def _arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    value = args.get(name)
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        raise ValueError(f"argument {name!r} is missing or of the wrong type")
-    return value
-
+_READS: control.Reads[NestWebSimulator] = {
+    "state": lambda s: s.home.to_dict(),
+    "writes": lambda s: [{"object_key": key, "value": value} for key, value in s.writes],
+    "buckets": lambda s: [_v5_object(b, with_value=True) for b in s.store.buckets()],
+}
 
 _NUMBER = (int, float)
 _CONTROLS: dict[str, Callable[[NestWebSimulator, dict[str, Any]], object]] = {
-    "away": lambda s, a: s.home.set_away(_arg(a, "structure", str), _arg(a, "away", bool)),
-    "co": lambda s, a: s.home.set_co(_arg(a, "device", str), _arg(a, "state", str)),
-    "smoke": lambda s, a: s.home.set_smoke(_arg(a, "device", str), _arg(a, "state", str)),
-    "online": lambda s, a: s.home.set_online(_arg(a, "device", str), _arg(a, "online", bool)),
-    "ambient": lambda s, a: s.home.set_ambient(_arg(a, "device", str), _arg(a, "c", _NUMBER)),
-    "tick": lambda s, a: s.home.tick(_arg(a, "dt_s", _NUMBER)),
+    "away": lambda s, a: s.home.set_away(arg(a, "structure", str), arg(a, "away", bool)),
+    "co": lambda s, a: s.home.set_co(arg(a, "device", str), arg(a, "state", str)),
+    "smoke": lambda s, a: s.home.set_smoke(arg(a, "device", str), arg(a, "state", str)),
+    "online": lambda s, a: s.home.set_online(arg(a, "device", str), arg(a, "online", bool)),
+    "ambient": lambda s, a: s.home.set_ambient(arg(a, "device", str), arg(a, "c", _NUMBER)),
+    "tick": lambda s, a: s.home.tick(arg(a, "dt_s", _NUMBER)),
     "drop_subscriptions": lambda s, a: s.drop_subscriptions(),
     "expire_sessions": lambda s, a: s.expire_sessions(),
     "fail_next": lambda s, a: s.fail_next(
-        _arg(a, "what", str), _arg(a, "n", int), _arg(a, "status", int)
+        arg(a, "what", str), arg(a, "n", int), arg(a, "status", int)
     ),
 }

@@ -29,7 +29,8 @@ from urllib.parse import parse_qsl
 import anyio
 import structlog
 
-from roost.simulator import http
+from roost.simulator import control, http
+from roost.simulator.control import arg
 from roost.simulator.home import (
     HEAT_RATE_C_PER_S,
     MODES,
@@ -558,7 +559,7 @@ class NestWwnSimulator:
 
     async def handle(self, request: http.Request) -> http.Response | http.StreamingResponse:
         if request.path.startswith("/_sim/"):
-            return _control(self, request)
+            return control.handle(self, request, _READS, _CONTROLS, self.home.version)
         if request.path == AUTHORIZE_PATH and request.method == "GET":
             return self.code_grants.authorize(request)
         if request.path == ACCESS_TOKEN_PATH and request.method == "POST":
@@ -751,76 +752,44 @@ async def serve(
 # -- the /_sim/ control surface ----------------------------------------------------------------
 
 
-def _control(sim: NestWwnSimulator, request: http.Request) -> http.Response:
-    action = request.path.removeprefix("/_sim/")
-    try:
-        if request.method == "GET":
-            return http.Response(200, _control_read(sim, action))
-        if request.method != "POST":
-            return http.Response(405, {"error": "use GET or POST"})
-        args = request.json() if request.body else {}
-        if not isinstance(args, dict):
-            raise ValueError("the body must be a JSON object")
-        control = _CONTROLS.get(action)
-        if control is None:
-            return http.Response(404, {"error": f"unknown control {action!r}"})
-        control(sim, args)
-    except KeyError as error:
-        return http.Response(404, {"error": str(error.args[0]) if error.args else "not found"})
-    except (ValueError, TypeError) as error:
-        return http.Response(400, {"error": str(error)})
-    return http.Response(200, {"ok": True, "version": sim.home.version})
-
-
-def _control_read(sim: NestWwnSimulator, what: str) -> object:
-    match what:
-        case "state":
-            return sim.home.to_dict()
-        case "writes":
-            return [{"path": path, "body": body} for path, body in sim.writes]
-        case "requests":
-            return [{"method": r.method, "path": r.path, "status": r.status} for r in sim.requests]
-        case "document":
-            return sim.document()
-    raise KeyError(f"unknown control {what!r}")
-
-
-def _arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    value = args.get(name)
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        raise ValueError(f"argument {name!r} is missing or of the wrong type")
-    return value
-
+_READS: control.Reads[NestWwnSimulator] = {
+    "state": lambda s: s.home.to_dict(),
+    "writes": lambda s: [{"path": path, "body": body} for path, body in s.writes],
+    "requests": lambda s: [
+        {"method": r.method, "path": r.path, "status": r.status} for r in s.requests
+    ],
+    "document": lambda s: s.document(),
+}
 
 _Control = Callable[[NestWwnSimulator, dict[str, Any]], object]
 _NUMBER = (int, float)
 
 _CONTROLS: dict[str, _Control] = {
-    "away": lambda s, a: s.home.set_away(_arg(a, "structure", str), _arg(a, "away", bool)),
-    "co": lambda s, a: s.home.set_co(_arg(a, "device", str), _arg(a, "state", str)),
-    "smoke": lambda s, a: s.home.set_smoke(_arg(a, "device", str), _arg(a, "state", str)),
-    "battery": lambda s, a: s.home.set_battery(_arg(a, "device", str), _arg(a, "state", str)),
-    "online": lambda s, a: s.home.set_online(_arg(a, "device", str), _arg(a, "online", bool)),
-    "ambient": lambda s, a: s.home.set_ambient(_arg(a, "device", str), _arg(a, "c", _NUMBER)),
+    "away": lambda s, a: s.home.set_away(arg(a, "structure", str), arg(a, "away", bool)),
+    "co": lambda s, a: s.home.set_co(arg(a, "device", str), arg(a, "state", str)),
+    "smoke": lambda s, a: s.home.set_smoke(arg(a, "device", str), arg(a, "state", str)),
+    "battery": lambda s, a: s.home.set_battery(arg(a, "device", str), arg(a, "state", str)),
+    "online": lambda s, a: s.home.set_online(arg(a, "device", str), arg(a, "online", bool)),
+    "ambient": lambda s, a: s.home.set_ambient(arg(a, "device", str), arg(a, "c", _NUMBER)),
     "camera_event": lambda s, a: s.home.camera_event(
-        _arg(a, "device", str),
+        arg(a, "device", str),
         motion=bool(a.get("motion", True)),
         person=bool(a.get("person", False)),
         sound=bool(a.get("sound", False)),
     ),
-    "chime": lambda s, a: s.home.doorbell_chime(_arg(a, "device", str)),
-    "tick": lambda s, a: s.home.tick(_arg(a, "dt_s", _NUMBER)),
+    "chime": lambda s, a: s.home.doorbell_chime(arg(a, "device", str)),
+    "tick": lambda s, a: s.home.tick(arg(a, "dt_s", _NUMBER)),
     "drop_streams": lambda s, a: s.drop_streams(),
     "revoke": lambda s, a: s.revoke_token(),
-    "token": lambda s, a: s.set_token(_arg(a, "token", str)),
-    "keepalives": lambda s, a: s.silence_keepalives(not _arg(a, "on", bool)),
+    "token": lambda s, a: s.set_token(arg(a, "token", str)),
+    "keepalives": lambda s, a: s.silence_keepalives(not arg(a, "on", bool)),
     "fail_writes": lambda s, a: s.fail_next_writes(
-        _arg(a, "n", int),
-        _arg(a, "status", int),
+        arg(a, "n", int),
+        arg(a, "status", int),
         a.get("retry_after"),
         after_apply=bool(a.get("after_apply", False)),
     ),
     "fail_streams": lambda s, a: s.fail_next_streams(
-        _arg(a, "n", int), _arg(a, "status", int), a.get("retry_after")
+        arg(a, "n", int), arg(a, "status", int), a.get("retry_after")
     ),
 }

@@ -41,7 +41,8 @@ import anyio
 import httpx
 import structlog
 
-from roost.simulator import http
+from roost.simulator import control, http
+from roost.simulator.control import arg
 from roost.simulator.home import SimCamera, SimHome, SimSmokeCoAlarm, SimStructure, SimThermostat
 from roost.simulator.oauth import CodeGrants
 
@@ -231,7 +232,7 @@ class NetatmoSimulator:
 
     async def handle(self, request: http.Request) -> http.Response:
         if request.path.startswith("/_sim/"):
-            return _control(self, request)
+            return control.handle(self, request, _READS, _CONTROLS, self.home.version)
         self._expire_manual()
         try:
             if request.path == "/oauth2/token":
@@ -935,62 +936,30 @@ async def serve(
 # -- the /_sim/ control surface ----------------------------------------------------------------
 
 
-def _control(sim: NetatmoSimulator, request: http.Request) -> http.Response:
-    action = request.path.removeprefix("/_sim/")
-    try:
-        if request.method == "GET":
-            return http.Response(200, _control_read(sim, action))
-        args = request.json() if request.body else {}
-        if not isinstance(args, dict):
-            raise ValueError("the body must be a JSON object")
-        control = _CONTROLS.get(action)
-        if control is None:
-            return http.Response(404, {"error": f"unknown control {action!r}"})
-        control(sim, args)
-    except KeyError as error:
-        return http.Response(404, {"error": str(error.args[0]) if error.args else "not found"})
-    except (ValueError, TypeError) as error:
-        return http.Response(400, {"error": str(error)})
-    return http.Response(200, {"ok": True, "version": sim.home.version})
-
-
-def _control_read(sim: NetatmoSimulator, what: str) -> object:
-    match what:
-        case "state":
-            return sim.home.to_dict()
-        case "writes":
-            return [{"endpoint": e, "params": p} for e, p in sim.writes]
-        case "requests":
-            return [{"at": r.at, "endpoint": r.endpoint, "status": r.status} for r in sim.requests]
-        case "events":
-            return sim.events
-    raise KeyError(f"unknown control {what!r}")
-
-
-def _arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    value = args.get(name)
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        raise ValueError(f"argument {name!r} is missing or of the wrong type")
-    return value
-
+_READS: control.Reads[NetatmoSimulator] = {
+    "state": lambda s: s.home.to_dict(),
+    "writes": lambda s: [{"endpoint": e, "params": p} for e, p in s.writes],
+    "requests": lambda s: [
+        {"at": r.at, "endpoint": r.endpoint, "status": r.status} for r in s.requests
+    ],
+    "events": lambda s: s.events,
+}
 
 _Control = Callable[[NetatmoSimulator, dict[str, Any]], object]
 _NUMBER = (int, float)
 
 _CONTROLS: dict[str, _Control] = {
-    "away": lambda s, a: s.home.set_away(_arg(a, "structure", str), _arg(a, "away", bool)),
-    "co": lambda s, a: s.home.set_co(_arg(a, "device", str), _arg(a, "state", str)),
-    "smoke": lambda s, a: s.home.set_smoke(_arg(a, "device", str), _arg(a, "state", str)),
-    "online": lambda s, a: s.home.set_online(_arg(a, "device", str), _arg(a, "online", bool)),
-    "ambient": lambda s, a: s.home.set_ambient(_arg(a, "device", str), _arg(a, "c", _NUMBER)),
+    "away": lambda s, a: s.home.set_away(arg(a, "structure", str), arg(a, "away", bool)),
+    "co": lambda s, a: s.home.set_co(arg(a, "device", str), arg(a, "state", str)),
+    "smoke": lambda s, a: s.home.set_smoke(arg(a, "device", str), arg(a, "state", str)),
+    "online": lambda s, a: s.home.set_online(arg(a, "device", str), arg(a, "online", bool)),
+    "ambient": lambda s, a: s.home.set_ambient(arg(a, "device", str), arg(a, "c", _NUMBER)),
     "camera_event": lambda s, a: s.home.camera_event(
-        _arg(a, "device", str), person=bool(a.get("person", False))
+        arg(a, "device", str), person=bool(a.get("person", False))
     ),
-    "chime": lambda s, a: s.home.doorbell_chime(_arg(a, "device", str)),
-    "tick": lambda s, a: s.home.tick(_arg(a, "dt_s", _NUMBER)),
+    "chime": lambda s, a: s.home.doorbell_chime(arg(a, "device", str)),
+    "tick": lambda s, a: s.home.tick(arg(a, "dt_s", _NUMBER)),
     "expire_tokens": lambda s, a: s.expire_access_tokens(),
     "revoke": lambda s, a: s.revoke(),
-    "fail": lambda s, a: s.fail_next(
-        _arg(a, "n", int), _arg(a, "status", int), _arg(a, "code", int)
-    ),
+    "fail": lambda s, a: s.fail_next(arg(a, "n", int), arg(a, "status", int), arg(a, "code", int)),
 }

@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl
 import anyio
 import structlog
 
-from roost.simulator import http, pubsub
+from roost.simulator import control, http, pubsub
 from roost.simulator.home import (
     SimCamera,
     SimCameraEvent,
@@ -511,7 +511,7 @@ class SdmSimulator:
         if request.path.startswith(AUTHORIZE_PREFIX) and request.method == "GET":
             return self.code_grants.authorize(request)
         if request.path.startswith("/_sim/"):
-            return _control(self, request)
+            return control.handle(self, request, _READS, _CONTROLS, self.home.version)
         self._authorize(request)
         if request.path.startswith(PUBSUB_PREFIX + "/"):
             path = request.path.removeprefix(PUBSUB_PREFIX)
@@ -906,24 +906,10 @@ def demo_home(*, clock: Callable[[], datetime] | None = None) -> SimHome:
 # -- the /_sim/ control surface (for scenario scripts in another process) -------------------------
 
 
-def _control(sim: SdmSimulator, request: http.Request) -> http.Response:
-    action = request.path.removeprefix("/_sim/")
-    if request.method == "GET" and action == "state":
-        return http.Response(200, sim.home.to_dict())
-    if request.method == "GET" and action == "commands":
-        return http.Response(200, [dataclasses.asdict(c) for c in sim.commands])
-    if request.method != "POST":
-        return http.Response(404, {"error": f"unknown control {action!r}"})
-    try:
-        args = request.json() if request.body else {}
-        control = _CONTROLS[action]
-        control(sim, args)
-    except KeyError as error:
-        return http.Response(404, {"error": str(error)})
-    except (ValueError, TypeError) as error:
-        return http.Response(400, {"error": str(error)})
-    return http.Response(200, {"ok": True, "version": sim.home.version})
-
+_READS: control.Reads[SdmSimulator] = {
+    "state": lambda s: s.home.to_dict(),
+    "commands": lambda s: [dataclasses.asdict(c) for c in s.commands],
+}
 
 _CONTROLS: dict[str, Callable[[SdmSimulator, dict[str, Any]], object]] = {
     "ambient": lambda s, a: s.home.set_ambient(str(a["device"]), float(a["c"])),
