@@ -15,6 +15,10 @@ patches of 1 and of 10 changes (different thermostats), with the engine consumin
 bus in the same event loop. A run is timed from the first patch until every rule run has
 its outcome. Figure: rule runs per second (= changes per second here), for the engine path
 and, for reference, with the store wired as `Runtime` does (see `engine_harness`).
+
+A last line, "engine alone", is the engine's own share: the same 1,000 rules and condition,
+but a body that only counts, with the events put straight into the engine's inbox (no state
+diff, no guards or dispatcher, no outcome events back through the bus).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import argparse
 import anyio
 
 from common import figure, header, load, quiet_logging, thermostat_id
-from engine_harness import measure, patches
+from engine_harness import engine_alone, measure, patches
 
 THERMOSTATS = 1_000
 RULES = 1_000
@@ -59,6 +63,9 @@ def main() -> None:
             rates = [anyio.run(one_run, changes, batch, store) for _ in range(args.runs)]
             label = f"{wiring}, batch {batch:>2}"
             print(figure(label, rates, "rule runs/s", TARGET_RUNS_PER_S), flush=True)
+    anyio.run(engine_alone, THERMOSTATS, RULES, 1_000)  # warm-up
+    rates = [anyio.run(engine_alone, THERMOSTATS, RULES, args.changes) for _ in range(args.runs)]
+    print(figure("engine alone, batch  1", rates, "rule runs/s", TARGET_RUNS_PER_S), flush=True)
     print(f"   {load()} at end")
 
 

@@ -40,7 +40,7 @@ from roost.config import Settings
 from roost.dispatch import Dispatcher
 from roost.echo import EchoTracker
 from roost.engine import Engine
-from roost.events import CommandOutcome, Outcome, TemperatureChanged
+from roost.events import CommandOutcome, Event, Outcome, TemperatureChanged
 from roost.guards import Limits
 from roost.model import Change, Home, ThermostatMode
 from roost.notify import Notification
@@ -219,3 +219,59 @@ def check(pipeline: Pipeline, rule_runs: int) -> None:
             f"expected {rule_runs} runs ending in dry run; fired {fired}, "
             f"errors/timeouts/skips {problems}, outcomes {pipeline.outcomes}"
         )
+
+
+# ---- the engine by itself -------------------------------------------------------------------
+
+
+async def engine_alone(thermostats: int, rule_count: int, runs: int) -> tuple[float, float]:
+    """Rule runs per second of the engine by itself: the same rules and condition, but a
+    body that only counts, and the events put straight into the engine's inbox (no state
+    diff, no dispatcher, no outcome events). What the engine's own share of a run costs."""
+    pipeline = await build(thermostats, 0)
+    done = 0
+    finished = anyio.Event()
+
+    async def count(event: TemperatureChanged, home: RuleHome) -> None:
+        nonlocal done
+        done += 1
+        if done == runs:
+            finished.set()
+
+    pipeline.engine.load(
+        [
+            Rule(
+                name=f"count {i}",
+                triggers=(when("temperature", device=thermostat_id(i)),),
+                body=count,
+                condition=is_cold_and_heating,
+                max_runs=MAX_RUNS,
+            )
+            for i in range(rule_count)
+        ]
+    )
+    now = datetime.now(UTC)
+    events: list[Sequence[Event]] = [
+        [
+            TemperatureChanged(
+                id=f"e{n}",
+                at=now,
+                account=ACCOUNT,
+                device=thermostat_id(n % rule_count),
+                old=18.0,
+                new=18.5,
+            )
+        ]
+        for n in range(runs)
+    ]
+    send, receive = anyio.create_memory_object_stream[Sequence[Event]](runs)
+    for batch in events:
+        send.send_nowait(batch)
+    async with anyio.create_task_group() as tg:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        tg.start_soon(pipeline.engine.run, receive)
+        with anyio.fail_after(TIMEOUT_S):
+            await finished.wait()
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        tg.cancel_scope.cancel()
+    return runs / wall, runs / cpu

@@ -14,9 +14,10 @@ limit (one socket per stream each side).
 Phases, each N in a fresh process:
 
 1. connect: from `Runtime.run` until every account has its first snapshot;
-2. memory: 3 s later, after `settle_memory()` (what `roost run` does once ready), RSS from
-   /proc minus the RSS before the runtime was built, divided by N (so the daemon's fixed
-   costs, ~ a few MiB, are spread over the accounts: an upper bound per account);
+2. memory: `--settle` s later (the first saves of every new home), after `settle_memory()`
+   (what `roost run` does once ready), RSS from /proc minus the RSS before the runtime was
+   built, divided by N (the daemon's fixed costs, a few MiB, are spread over the accounts:
+   an upper bound per account);
 3. idle CPU: the process's CPU time over `--idle` s with nothing changing but the
    keep-alives every `--keepalive` s on every stream (N/30 a second);
 4. latency under load: `--rate` changes a second, spread round-robin over the homes, for
@@ -123,7 +124,7 @@ async def one(args: argparse.Namespace) -> None:
                         await anyio.sleep(0.05)
                 connected = time.perf_counter() - started
                 streams = int(await ask("streams"))
-                await anyio.sleep(3.0)
+                await anyio.sleep(args.settle)  # the first saves of every new home
                 settle_memory()
                 after = rss_kib()
                 per = (after - before) / n
@@ -170,6 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, nargs="*", default=[100, 1_000])
     parser.add_argument("--idle", type=float, default=10.0)
+    parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--keepalive", type=float, default=30.0)
@@ -195,6 +197,7 @@ def main() -> None:
     for n in args.accounts:
         options = [
             f"--idle={args.idle}",
+            f"--settle={args.settle}",
             f"--rate={args.rate}",
             f"--seconds={args.seconds}",
             f"--keepalive={args.keepalive}",

@@ -200,6 +200,9 @@ class Engine:
                 try:
                     waits_for = run.send(None)
                 except StopIteration:
+                    # A run publishes (its command's outcome) to this very inbox: keep
+                    # room in it, or the next run would wait on the engine itself.
+                    _take_waiting(inbox, pending)
                     continue
                 self._inline = False
                 assert self._tg is not None
@@ -208,15 +211,10 @@ class Engine:
                 return
             self._inline = False
             try:
-                batch = inbox.receive_nowait()
-            except anyio.WouldBlock:
-                try:
-                    batch = await inbox.receive()
-                except anyio.EndOfStream:
-                    return
+                pending.extend(await inbox.receive())
             except anyio.EndOfStream:
                 return
-            pending.extend(batch)
+            _take_waiting(inbox, pending)
 
     # ---- matching (the hot path) ---------------------------------------------------
 
@@ -646,6 +644,15 @@ class Engine:
             state.armed.update({str(k): bool(v) for k, v in saved.get("armed", {}).items()})
             if r.rate is not None:
                 self._rate(r, state).restore(saved.get("runs", []))
+
+
+def _take_waiting(inbox: MemoryObjectReceiveStream[Sequence[Event]], into: deque[Event]) -> None:
+    """Move every batch waiting in `inbox` to `into`, without yielding to the loop."""
+    try:
+        while True:
+            into.extend(inbox.receive_nowait())
+    except (anyio.WouldBlock, anyio.EndOfStream):
+        pass
 
 
 def _same(before: Rule, after: Rule) -> bool:

@@ -36,16 +36,18 @@ class ProviderContext:
     memory: ProviderMemory = field(default_factory=MemoryProviderMemory)
     _clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
 
-    def http_client(self, vendor: str) -> httpx.AsyncClient:
+    def http_client(self, vendor: str, timeout: httpx.Timeout | None = None) -> httpx.AsyncClient:
         """One HTTP client per vendor, shared by all its accounts: one connection pool and
         one TLS context (a client of its own costs an account ~0.8 MiB), no limit on
-        connections (each account holds its stream open), and no cookie jar (nothing of
-        one account may reach another). Timeouts are set per request by the provider."""
+        connections (each account may hold a stream open), and no cookie jar (nothing of
+        one account may reach another). `timeout` is the vendor's default; a provider
+        whose timeouts differ per account sets them per request."""
         client = self._clients.get(vendor)
         if client is None:
             import httpx
 
             client = self._clients[vendor] = httpx.AsyncClient(
+                timeout=timeout if timeout is not None else httpx.Timeout(5.0),
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
                 cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
                 follow_redirects=False,
@@ -73,6 +75,7 @@ def build_provider(account: AccountSettings, context: ProviderContext) -> Provid
         )
     if isinstance(account, NestWebAccount):
         from roost.providers.nest_web import NestWebProvider
+        from roost.providers.nest_web.provider import HTTP_TIMEOUT as NEST_WEB_TIMEOUT
 
         password, token = account.password, account.access_token  # resolved by validation
         return NestWebProvider(
@@ -84,9 +87,11 @@ def build_provider(account: AccountSettings, context: ProviderContext) -> Provid
             tokens=context.tokens,
             clock=context.clock,
             subscribe_timeout_s=account.subscribe_timeout_s,
+            client=context.http_client("nest_web", NEST_WEB_TIMEOUT),
         )
     if isinstance(account, NetatmoAccount):
         from roost.providers.netatmo import NetatmoProvider
+        from roost.providers.netatmo.provider import HTTP_TIMEOUT as NETATMO_TIMEOUT
 
         secret, refresh = account.client_secret, account.refresh_token
         assert secret is not None  # resolved by validation
@@ -106,9 +111,11 @@ def build_provider(account: AccountSettings, context: ProviderContext) -> Provid
             eco_mode=account.eco_mode,
             webhook_listen=account.webhook_address(),
             webhook_url=account.webhook_url,
+            client=context.http_client("netatmo", NETATMO_TIMEOUT),
         )
     if isinstance(account, SdmAccount):
         from roost.providers.sdm import SdmProvider
+        from roost.providers.sdm.provider import HTTP_TIMEOUT as SDM_TIMEOUT
 
         secret, refresh = account.client_secret, account.refresh_token
         assert secret is not None  # resolved by validation
@@ -127,5 +134,6 @@ def build_provider(account: AccountSettings, context: ProviderContext) -> Provid
             clock=context.clock,
             max_messages=account.max_messages,
             pull_timeout_s=account.pull_timeout_s,
+            client=context.http_client("sdm", SDM_TIMEOUT),
         )
     raise ValueError(f"no provider for {type(account).__name__}")

@@ -55,6 +55,7 @@ log = structlog.get_logger(__name__)
 # What app_launch is asked for: every bucket type the normalizer reads, plus schedules.
 BUCKET_TYPES = ("structure", "where", "device", "shared", "track", "topaz", "schedule", "user")
 REQUEST_TIMEOUT_S = 30.0
+HTTP_TIMEOUT = httpx.Timeout(REQUEST_TIMEOUT_S)
 STALE_REPLIES_LIMIT = 3  # replies in a row with nothing new: resync instead of spinning
 RENEW_AFTER = timedelta(days=20)  # homebridge-nest logs in again every 20 days
 RENEW_MARGIN = timedelta(days=1)  # ... or this long before the session says it expires
@@ -146,7 +147,7 @@ class NestWebProvider:
         self._subscribe_timeout_s = subscribe_timeout_s
         self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S)
+        self._client = client or httpx.AsyncClient(timeout=HTTP_TIMEOUT)
         self._session: Session | None = None
         self._session_since = 0.0  # clock.monotonic() when the session was opened
         self._session_lock = anyio.Lock()

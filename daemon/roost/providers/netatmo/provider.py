@@ -56,6 +56,7 @@ from roost.providers.netatmo.webhook import WebhookReceiver
 
 log = structlog.get_logger(__name__)
 
+HTTP_TIMEOUT = httpx.Timeout(20.0)
 DEFAULT_MANUAL_MINUTES = 180  # when the home does not say (therm_setpoint_default_duration)
 RATE_LIMITED_PAUSE_S = 60.0
 MIN_POLL_GAP_S = 0.25  # even when woken, polls are at least this far apart
@@ -132,7 +133,7 @@ class NetatmoProvider:
         self._eco_mode: EcoMode = eco_mode
         self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(20.0))
+        self._client = client or httpx.AsyncClient(timeout=HTTP_TIMEOUT)
         self.budget = budget or RequestBudget(self._clock)
         self.keeper = TokenKeeper(
             account,

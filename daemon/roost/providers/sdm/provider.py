@@ -62,6 +62,7 @@ log = structlog.get_logger(__name__)
 API_URL = "https://smartdevicemanagement.googleapis.com/v1"
 TOKEN_URL = "https://www.googleapis.com/oauth2/v4/token"
 PUBSUB_URL = "https://pubsub.googleapis.com/v1"
+HTTP_TIMEOUT = httpx.Timeout(15.0)  # the client's; a pull sets its own
 # Sandbox limits (PROTOCOLS.md §3.4): executeCommand 10 QPM per user; each trait command
 # 5 QPM per device (held here for all of a device's commands together, to stay clear of
 # the device-instance limit other projects share).
@@ -139,7 +140,7 @@ class SdmProvider:
         self._pull_timeout_s = pull_timeout_s
         self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(15.0))
+        self._client = client or httpx.AsyncClient(timeout=HTTP_TIMEOUT)
         self.auth = OAuthSession(
             account,
             client=self._client,
