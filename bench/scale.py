@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -56,7 +55,6 @@ from stream_latency import percentile
 SIM_SCRIPT = Path(__file__).with_name("scale_sim.py")
 TARGET_KIB_PER_ACCOUNT = 100.0
 TARGET_IDLE_CPU = 0.02
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib() -> int:
@@ -67,8 +65,33 @@ def rss_kib() -> int:
 
 
 def cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system
+    return time.process_time()  # user + system of every thread of this process
+
+
+class GcTime:
+    """A `gc.callbacks` entry: time spent in collections, and how many per generation."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.counts = [0, 0, 0]
+        self.by_generation = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            spent = time.perf_counter() - self._started
+            self.seconds += spent
+            self.counts[info["generation"]] += 1
+            self.by_generation[info["generation"]] += spent
+
+    def line(self) -> str:
+        each = (
+            f"{c} × {t / c * 1e3:.1f} ms" if c else "0"
+            for c, t in zip(self.counts, self.by_generation, strict=True)
+        )
+        return "collections by generation: " + ", ".join(each)
 
 
 def settings(url: str, count: int, state_dir: Path) -> Settings:
@@ -135,13 +158,17 @@ async def one(args: argparse.Namespace) -> None:
                     f"{'MEETS' if per <= TARGET_KIB_PER_ACCOUNT else 'MISSES'} target",
                     flush=True,
                 )
+                collector = GcTime()
+                gc.callbacks.append(collector)
                 cpu0, wall0 = cpu_s(), time.perf_counter()
                 await anyio.sleep(args.idle)
                 idle = (cpu_s() - cpu0) / (time.perf_counter() - wall0)
+                gc.callbacks.remove(collector)
                 print(
                     f"   N = {n:>6}: idle CPU {idle:.2%} over {args.idle:g} s "
                     f"(keep-alives {n / args.keepalive:.0f}/s); target ≤ {TARGET_IDLE_CPU:.0%}: "
-                    f"{'MEETS' if idle <= TARGET_IDLE_CPU else 'MISSES'} target",
+                    f"{'MEETS' if idle <= TARGET_IDLE_CPU else 'MISSES'} target; "
+                    f"of it GC {collector.seconds / args.idle:.2%} ({collector.line()})",
                     flush=True,
                 )
                 result = json.loads(await ask(f"go {args.rate} {args.seconds}"))

@@ -30,7 +30,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import Process
 
-from common import Summary, header, load, quiet_logging
+from common import Summary, header, quiet_logging
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimHome
 from roost.simulator.sink import serve_sink
@@ -151,6 +151,6 @@ if __name__ == "__main__":
     quiet_logging(arguments.log_level)
     header(
         "startup: `roost run`, one nest_wwn account, the example rules, one apprise target",
-        f"{arguments.runs} starts (+1 warm-up), then {arguments.idle:g} s idle; {load()}",
+        f"{arguments.runs} starts (+1 warm-up), then {arguments.idle:g} s idle",
     )
     anyio.run(main, arguments)

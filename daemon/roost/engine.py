@@ -184,6 +184,11 @@ class Engine:
         finally:
             self._tg = None
             self._inline = False
+            self._pending.clear()
+            while self._ready:  # admitted, never started: the engine stopped first
+                _, _, run, state = self._ready.popleft()
+                state.running.remove(run)
+                run.trace.end(Result.CANCELLED, "the engine stopped", self.clock.now())
 
     async def _consume(self, inbox: MemoryObjectReceiveStream[Sequence[Event]]) -> None:
         """Handle events off the bus, starting admitted runs inline. If a run has to wait,
