@@ -162,8 +162,7 @@ class Dispatcher:
     def _neighbours(self, account: str, entity: Structure | Device) -> list[Device]:
         """The devices of the entity's structure (a structure belongs to one account)."""
         structure = entity.id if isinstance(entity, Structure) else entity.structure_id
-        devices = self._state.account(account).devices.values()
-        return [d for d in devices if d.structure_id == structure]
+        return self._state.devices_in(account, structure)
 
     async def _refuse(self, command: Command, refusal: Refusal, stage: str) -> CommandOutcome:
         log.warning(

@@ -89,6 +89,17 @@ class AccountState:
     baseline_seen: anyio.Event = field(default_factory=anyio.Event)
     settled: anyio.Event = field(default_factory=anyio.Event)  # connected or said why not
 
+    # structure id → its device ids; rebuilt when membership may have changed (a device
+    # added, removed or moved), not on every reading.
+    members: dict[str, list[str]] | None = None
+
+    def devices_in(self, structure: str) -> list[Device]:
+        if self.members is None:
+            self.members = {}
+            for device in self.devices.values():
+                self.members.setdefault(device.structure_id, []).append(device.id)
+        return [self.devices[i] for i in self.members.get(structure, ())]
+
     def entity(self, target: str) -> Entity | None:
         return self.devices.get(target) or self.structures.get(target)
 
@@ -103,6 +114,7 @@ class HomeState:
         self._echoes = echoes
         self._now = now or (lambda: datetime.now(UTC))
         self.accounts: dict[str, AccountState] = {}
+        self._owner: dict[str, str] = {}  # entity id → account, learnt by find()
         self.dirty: set[str] = set()  # accounts changed since the store last saved them
         # Makes change identities durable before their events go out (see AccountState).
         self.keep_versions: Callable[[str, list[tuple[str, int, Any]]], None] | None = None
@@ -122,7 +134,7 @@ class HomeState:
         then diffed against it, and what changed while roost was away becomes catch-up."""
         acc = self.account(home.account)
         acc.versions = dict(versions)
-        acc.structures, acc.devices = dict(home.structures), dict(home.devices)
+        acc.structures, acc.devices, acc.members = dict(home.structures), dict(home.devices), None
         acc.baseline = True
         acc.resyncing = True
 
@@ -139,19 +151,28 @@ class HomeState:
             yield from acc.structures.values()
 
     def find(self, target: str) -> tuple[str, Entity] | None:
-        """The account and entity with this id."""
+        """The account and entity with this id (remembered: 10,000 accounts are not
+        scanned per command)."""
+        account = self._owner.get(target)
+        if account is not None:
+            entity = self.accounts[account].entity(target)
+            if entity is not None:
+                return account, entity
         for acc in self.accounts.values():
             entity = acc.entity(target)
             if entity is not None:
+                self._owner[target] = acc.account
                 return acc.account, entity
+        self._owner.pop(target, None)
         return None
 
     def device(self, device_id: str) -> Device | None:
-        for acc in self.accounts.values():
-            found = acc.devices.get(device_id)
-            if found is not None:
-                return found
-        return None
+        found = self.find(device_id)
+        return found[1] if found is not None and isinstance(found[1], Device) else None
+
+    def devices_in(self, account: str, structure: str) -> list[Device]:
+        """The devices of one structure (a structure belongs to one account)."""
+        return self.account(account).devices_in(structure)
 
     def home(self, account: str) -> Home:
         acc = self.account(account)
@@ -162,7 +183,11 @@ class HomeState:
     async def snapshot(self, account: str, home: Home, at: datetime) -> None:
         acc = self.account(account)
         if not acc.baseline:
-            acc.structures, acc.devices = dict(home.structures), dict(home.devices)
+            acc.structures, acc.devices, acc.members = (
+                dict(home.structures),
+                dict(home.devices),
+                None,
+            )
             acc.baseline = True
             acc.resyncing = False
             self.dirty.add(account)
@@ -227,8 +252,11 @@ class HomeState:
     def _store(self, acc: AccountState, entity: Entity) -> None:
         if isinstance(entity, Structure):
             acc.structures[entity.id] = entity
-        else:
-            acc.devices[entity.id] = entity
+            return
+        old = acc.devices.get(entity.id)
+        if old is None or old.structure_id != entity.structure_id:
+            acc.members = None
+        acc.devices[entity.id] = entity
 
     def _diff_all(
         self,
@@ -249,6 +277,7 @@ class HomeState:
         for key, old in held.items():
             if key not in fresh:
                 out.append(_presence_event(DeviceRemoved, acc.account, old, at, context))
+        acc.members = None
         held.clear()
         held.update(fresh)
 
