@@ -24,8 +24,7 @@ import dataclasses
 import random
 from dataclasses import dataclass
 from datetime import timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import httpx
@@ -35,7 +34,14 @@ from roost.clock import Clock, SystemClock
 from roost.commands import Command, CommandResult, FailureReason
 from roost.events import ConnectionState
 from roost.model import Device, Home, Structure
-from roost.providers.base import ChangeSink, Rate, TokenSet, TokenStore, WriteLimits
+from roost.providers.base import (
+    ChangeSink,
+    HttpClientOwner,
+    Rate,
+    TokenSet,
+    TokenStore,
+    WriteLimits,
+)
 from roost.providers.nest_web import errors
 from roost.providers.nest_web.buckets import BucketSet, PayloadError, parse_objects
 from roost.providers.nest_web.encode import EncodeError, encode
@@ -106,7 +112,7 @@ class _Backoff:
         self._attempt = 0
 
 
-class NestWebProvider:
+class NestWebProvider(HttpClientOwner):
     """One Nest web account: `run` holds the subscribe loop, `execute` performs puts.
 
     Give `email` and `password` (the session is renewed by logging in again), or an
@@ -146,8 +152,7 @@ class NestWebProvider:
         self._clock = clock or SystemClock()
         self._subscribe_timeout_s = subscribe_timeout_s
         self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=HTTP_TIMEOUT)
+        self._use_client(client, timeout=HTTP_TIMEOUT)
         self._session: Session | None = None
         self._session_since = 0.0  # clock.monotonic() when the session was opened
         self._session_lock = anyio.Lock()
@@ -159,22 +164,6 @@ class NestWebProvider:
 
     def __repr__(self) -> str:  # never show the password or a token
         return f"NestWebProvider(account={self.account!r}, api_url={self._api_url!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this provider created it."""
-        if self._owns_client:
-            await self._client.aclose()
 
     # --- subscription ----------------------------------------------------------------------
 

@@ -16,8 +16,7 @@ import random
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import httpx
@@ -26,7 +25,7 @@ import structlog
 from roost.commands import Command, CommandResult, FailureReason
 from roost.events import ConnectionState
 from roost.model import Device, Home, Structure
-from roost.providers.base import ChangeSink, Rate, WriteLimits
+from roost.providers.base import ChangeSink, HttpClientOwner, Rate, WriteLimits
 from roost.providers.nest_wwn import errors
 from roost.providers.nest_wwn.encode import EncodeError, encode
 from roost.providers.nest_wwn.normalize import (
@@ -97,7 +96,7 @@ class _Backoff:
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 
 
-class NestWwnProvider:
+class NestWwnProvider(HttpClientOwner):
     """One Works with Nest account: `run` holds the stream, `execute` performs writes."""
 
     def __init__(
@@ -125,30 +124,13 @@ class NestWwnProvider:
         self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
         # Set on each request: the client may be shared with other accounts.
         self._timeout = httpx.Timeout(connect=10, read=keepalive_timeout_s, write=10, pool=10)
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(follow_redirects=False)
+        self._use_client(client, follow_redirects=False)
         self._redirected_base: httpx.URL | None = None
         self._document: Document | None = None
         self._normalize = Normalizer(account)
 
     def __repr__(self) -> str:  # never show the token
         return f"NestWwnProvider(account={self.account!r}, api_url={str(self._api_url)!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this provider created it."""
-        if self._owns_client:
-            await self._client.aclose()
 
     # --- subscription ----------------------------------------------------------------------
 

@@ -18,8 +18,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import httpx
@@ -31,6 +30,7 @@ from roost.events import ConnectionState
 from roost.model import Change, Device, Home, Structure
 from roost.providers.base import (
     ChangeSink,
+    HttpClientOwner,
     MemoryProviderMemory,
     MemoryTokenStore,
     ProviderMemory,
@@ -89,7 +89,7 @@ class _Backoff:
         self._attempt = 0
 
 
-class NetatmoProvider:
+class NetatmoProvider(HttpClientOwner):
     """One Netatmo account: `run` holds the adaptive poll, `execute` performs writes."""
 
     # Writes share the per-user budget with the polls; the budget enforces the hard limits,
@@ -132,8 +132,7 @@ class NetatmoProvider:
         self._webhook_url = webhook_url
         self._eco_mode: EcoMode = eco_mode
         self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=HTTP_TIMEOUT)
+        self._use_client(client, timeout=HTTP_TIMEOUT)
         self.budget = budget or RequestBudget(self._clock)
         self.keeper = TokenKeeper(
             account,
@@ -158,21 +157,6 @@ class NetatmoProvider:
 
     def __repr__(self) -> str:  # never show a token or the secret
         return f"NetatmoProvider(account={self.account!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
     # --- subscription ----------------------------------------------------------------------
 

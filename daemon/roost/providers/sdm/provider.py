@@ -20,8 +20,7 @@ import copy
 import random
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import httpx
@@ -33,6 +32,7 @@ from roost.events import ConnectionState
 from roost.model import Change, Device, Home, Structure, attributes
 from roost.providers.base import (
     ChangeSink,
+    HttpClientOwner,
     MemoryProviderMemory,
     MemoryTokenStore,
     ProviderMemory,
@@ -104,7 +104,7 @@ class _Backoff:
         self._attempt = 0
 
 
-class SdmProvider:
+class SdmProvider(HttpClientOwner):
     """One Google SDM account: `run` holds the Pub/Sub pull loop, `execute` sends commands."""
 
     def __init__(
@@ -139,8 +139,7 @@ class SdmProvider:
         self._max_messages = max_messages
         self._pull_timeout_s = pull_timeout_s
         self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=HTTP_TIMEOUT)
+        self._use_client(client, timeout=HTTP_TIMEOUT)
         self.auth = OAuthSession(
             account,
             client=self._client,
@@ -167,21 +166,6 @@ class SdmProvider:
 
     def __repr__(self) -> str:
         return f"SdmProvider(account={self.account!r}, enterprise={self._api.enterprise!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
     # --- subscription ----------------------------------------------------------------------
 
