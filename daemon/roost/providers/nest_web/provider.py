@@ -21,7 +21,6 @@ and retries once.
 from __future__ import annotations
 
 import dataclasses
-import random
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -34,6 +33,7 @@ from roost.clock import Clock, SystemClock
 from roost.commands import Command, CommandResult, FailureReason
 from roost.events import ConnectionState
 from roost.model import Device, Home, Structure
+from roost.providers.backoff import Backoff
 from roost.providers.base import (
     ChangeSink,
     HttpClientOwner,
@@ -97,21 +97,6 @@ class _Interrupted(Exception):
         self.session_refused = session_refused
 
 
-class _Backoff:
-    """Exponential back-off with full jitter: a random delay in [0, min(max, initial·2ⁿ)]."""
-
-    def __init__(self, initial_s: float, max_s: float) -> None:
-        self._initial_s, self._max_s, self._attempt = initial_s, max_s, 0
-
-    def next(self) -> float:
-        ceiling = min(self._max_s, self._initial_s * 2 ** min(self._attempt, 32))
-        self._attempt += 1
-        return random.uniform(0, ceiling)
-
-    def reset(self) -> None:
-        self._attempt = 0
-
-
 class NestWebProvider(HttpClientOwner):
     """One Nest web account: `run` holds the subscribe loop, `execute` performs puts.
 
@@ -151,7 +136,7 @@ class NestWebProvider(HttpClientOwner):
         self._tokens = tokens
         self._clock = clock or SystemClock()
         self._subscribe_timeout_s = subscribe_timeout_s
-        self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._use_client(client, timeout=HTTP_TIMEOUT)
         self._session: Session | None = None
         self._session_since = 0.0  # clock.monotonic() when the session was opened

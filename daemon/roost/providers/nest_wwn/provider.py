@@ -12,7 +12,6 @@ connections and writes and forgotten when it fails.
 from __future__ import annotations
 
 import json
-import random
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ import structlog
 from roost.commands import Command, CommandResult, FailureReason
 from roost.events import ConnectionState
 from roost.model import Device, Home, Structure
+from roost.providers.backoff import Backoff
 from roost.providers.base import ChangeSink, HttpClientOwner, Rate, WriteLimits
 from roost.providers.nest_wwn import errors
 from roost.providers.nest_wwn.encode import EncodeError, encode
@@ -70,28 +70,6 @@ class _Ended:
     retry_after_s: float | None = None
 
 
-class _Backoff:
-    """Exponential back-off with full jitter: a random delay in [0, min(max, initial·2ⁿ⁻¹)].
-
-    The first retry after a healthy stream is immediate: one drop is usually just a drop,
-    and every second without the stream is a second of missed changes.
-    """
-
-    def __init__(self, initial_s: float, max_s: float) -> None:
-        self._initial_s, self._max_s, self._attempt = initial_s, max_s, 0
-
-    def next(self) -> float:
-        if self._attempt == 0:
-            self._attempt = 1
-            return 0.0
-        ceiling = min(self._max_s, self._initial_s * 2 ** min(self._attempt - 1, 32))
-        self._attempt += 1
-        return random.uniform(0, ceiling)
-
-    def reset(self) -> None:
-        self._attempt = 0
-
-
 # A whole-home put is a few kB per device; anything near this is not a home document.
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 
@@ -121,7 +99,7 @@ class NestWwnProvider(HttpClientOwner):
         self._api_url = httpx.URL(api_url)
         self._auth = {"Authorization": f"Bearer {token}"}
         self._keepalive_timeout_s = keepalive_timeout_s
-        self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         # Set on each request: the client may be shared with other accounts.
         self._timeout = httpx.Timeout(connect=10, read=keepalive_timeout_s, write=10, pool=10)
         self._use_client(client, follow_redirects=False)

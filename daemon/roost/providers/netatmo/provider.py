@@ -14,7 +14,6 @@ polls leave a reserve so a write never waits behind them.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from roost.clock import Clock, SystemClock
 from roost.commands import Command, CommandResult, FailureReason
 from roost.events import ConnectionState
 from roost.model import Change, Device, Home, Structure
+from roost.providers.backoff import Backoff
 from roost.providers.base import (
     ChangeSink,
     HttpClientOwner,
@@ -74,21 +74,6 @@ class PollStats:
     webhooks: int = 0
 
 
-class _Backoff:
-    """Exponential back-off with full jitter: a random delay in [0, min(max, initial·2ⁿ)]."""
-
-    def __init__(self, initial_s: float, max_s: float) -> None:
-        self._initial_s, self._max_s, self._attempt = initial_s, max_s, 0
-
-    def next(self) -> float:
-        ceiling = min(self._max_s, self._initial_s * 2 ** min(self._attempt, 32))
-        self._attempt += 1
-        return random.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self._attempt = 0
-
-
 class NetatmoProvider(HttpClientOwner):
     """One Netatmo account: `run` holds the adaptive poll, `execute` performs writes."""
 
@@ -131,7 +116,7 @@ class NetatmoProvider(HttpClientOwner):
         self._webhook_listen = webhook_listen
         self._webhook_url = webhook_url
         self._eco_mode: EcoMode = eco_mode
-        self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._use_client(client, timeout=HTTP_TIMEOUT)
         self.budget = budget or RequestBudget(self._clock)
         self.keeper = TokenKeeper(

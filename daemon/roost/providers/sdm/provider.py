@@ -17,7 +17,6 @@ with AUTH_FAILED.
 from __future__ import annotations
 
 import copy
-import random
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +29,7 @@ from roost.clock import Clock, SystemClock
 from roost.commands import Command, CommandResult, FailureReason
 from roost.events import ConnectionState
 from roost.model import Change, Device, Home, Structure, attributes
+from roost.providers.backoff import Backoff
 from roost.providers.base import (
     ChangeSink,
     HttpClientOwner,
@@ -89,21 +89,6 @@ class PullStats:
     disconnects: int = 0
 
 
-class _Backoff:
-    """Exponential back-off with full jitter: a random delay in [0, min(max, initial·2ⁿ)]."""
-
-    def __init__(self, initial_s: float, max_s: float) -> None:
-        self._initial_s, self._max_s, self._attempt = initial_s, max_s, 0
-
-    def next(self) -> float:
-        ceiling = min(self._max_s, self._initial_s * 2 ** min(self._attempt, 32))
-        self._attempt += 1
-        return random.uniform(0, ceiling)
-
-    def reset(self) -> None:
-        self._attempt = 0
-
-
 class SdmProvider(HttpClientOwner):
     """One Google SDM account: `run` holds the Pub/Sub pull loop, `execute` sends commands."""
 
@@ -138,7 +123,7 @@ class SdmProvider(HttpClientOwner):
         self._sent = SendLog(self._clock.monotonic)
         self._max_messages = max_messages
         self._pull_timeout_s = pull_timeout_s
-        self._backoff = _Backoff(backoff_initial_s, backoff_max_s)
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._use_client(client, timeout=HTTP_TIMEOUT)
         self.auth = OAuthSession(
             account,
