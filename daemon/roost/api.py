@@ -81,6 +81,12 @@ class RuleRunner(Protocol):
 
     async def run_rule(self, name: str, event: Event, caller: str) -> bool: ...
 
+    def keep_delay(self, home: RuleHome, seconds: float) -> str:
+        """Store where the run will resume after this delay (TOML rules); its id."""
+        ...
+
+    def forget_delay(self, delay_id: str) -> None: ...
+
 
 class DeviceHandle:
     """A device as a rule sees it: its state at the time of the call, by attribute."""
@@ -146,6 +152,8 @@ class RuleHome:
         self.trace = trace
         self._runner = runner
         self._deadline = deadline
+        self.position: int | None = None  # the TOML step being run (resumable after a delay)
+        self.run_scope: anyio.CancelScope | None = None  # cancelled by a timeout or a restart
 
     @property
     def now(self) -> datetime:
@@ -268,7 +276,18 @@ class RuleHome:
         self._step(f"delay {seconds:g}s", "waiting")
         if self._deadline is not None:
             self._deadline.extend(seconds)  # a delay is not a hang
-        await self._services.clock.sleep(seconds)
+        runner = self._runner if self.position is not None else None
+        kept = runner.keep_delay(self, seconds) if runner is not None else ""
+        try:
+            await self._services.clock.sleep(seconds)
+        except BaseException:
+            # A stop keeps the stored resume point (the run goes on after the restart);
+            # a timeout or a restart-mode cancel means the run is over for good.
+            if runner is not None and (self.run_scope is None or self.run_scope.cancel_called):
+                runner.forget_delay(kept)
+            raise
+        if runner is not None:
+            runner.forget_delay(kept)
 
     async def run_rule(self, name: str) -> bool:
         """Run another rule now with this event (its conditions and limits apply)."""

@@ -122,7 +122,7 @@ class Engine:
     # Events taken off the bus and runs admitted, not yet handled/started; `_inline` is
     # True while the bus task works through them (runs admitted then start inline).
     _pending: deque[Event] = field(default_factory=deque)
-    _ready: deque[tuple[Rule, Event, _Run, RuleState]] = field(default_factory=deque)
+    _ready: deque[tuple[Rule, Event, _Run, RuleState, int]] = field(default_factory=deque)
     _inline: bool = False
 
     def __post_init__(self) -> None:
@@ -186,7 +186,7 @@ class Engine:
             self._inline = False
             self._pending.clear()
             while self._ready:  # admitted, never started: the engine stopped first
-                _, _, run, state = self._ready.popleft()
+                _, _, run, state, _ = self._ready.popleft()
                 state.running.remove(run)
                 run.trace.end(Result.CANCELLED, "the engine stopped", self.clock.now())
 
@@ -415,7 +415,9 @@ class Engine:
         self._launch(r, event, trace, state)
         return True
 
-    def _launch(self, r: Rule, event: Event, trace: Trace, state: RuleState) -> None:
+    def _launch(
+        self, r: Rule, event: Event, trace: Trace, state: RuleState, start: int = 0
+    ) -> None:
         if self._tg is None:
             raise RuntimeError("the engine is not running")
         now = self.clock.now()
@@ -430,17 +432,20 @@ class Engine:
         run = _Run(trace)
         state.running.append(run)
         if self._inline:
-            self._ready.append((r, event, run, state))
+            self._ready.append((r, event, run, state, start))
         else:
-            self._tg.start_soon(self._execute, r, event, run, state, name=f"rule {r.name}")
+            self._tg.start_soon(self._execute, r, event, run, state, start, name=f"rule {r.name}")
 
-    async def _execute(self, r: Rule, event: Event, run: _Run, state: RuleState) -> None:
+    async def _execute(
+        self, r: Rule, event: Event, run: _Run, state: RuleState, start: int = 0
+    ) -> None:
         """One isolated run of a rule for an event: `run.scope` is its deadline (on the
         system clock) and what a restart cancels."""
         trace = run.trace
         timeout = r.timeout_s if r.timeout_s is not None else self.timeout_s
         deadline = RunDeadline(self.clock, timeout)
         home = RuleHome(self.services, r.name, event, r.dry_run, trace, self, deadline)
+        home.run_scope = run.scope
         try:
             if isinstance(self.clock, SystemClock):
                 run.scope.deadline = anyio.current_time() + timeout
@@ -448,7 +453,7 @@ class Engine:
             else:
                 self._watch(deadline, run)
             with run.scope:
-                body = r.body(event, home)
+                body = r.body(event, home) if start == 0 else _resumed(r, event, home, start)
                 if inspect.iscoroutine(body):
                     await timed_steps(body, self.blocking_s, self._blocked(r, trace))
                 else:
@@ -505,6 +510,20 @@ class Engine:
             trace.step("blocked the event loop", "warning", f"{seconds:.2f}s without an await")
 
         return report
+
+    def keep_delay(self, home: RuleHome, seconds: float) -> str:
+        """Store where a TOML run resumes after its delay, in case roost stops meanwhile."""
+        assert home.position is not None
+        delay_id = f"delay:{home.rule}:{new_id()}"
+        due = self.clock.now() + timedelta(seconds=seconds)
+        payload = {"event": event_to_json(home.event), "step": home.position + 1}
+        self.timers.persistence.save(
+            TimerRecord(delay_id, home.rule, TimerKind.DELAY, due, payload)
+        )
+        return delay_id
+
+    def forget_delay(self, delay_id: str) -> None:
+        self.timers.persistence.delete(delay_id)
 
     async def run_rule(self, name: str, event: Event, caller: str) -> bool:
         """`home.run_rule(name)`: trigger another rule with the caller's event."""
@@ -563,6 +582,11 @@ class Engine:
         if r is None:
             return
         suffix = " (late: fell due while roost was down)" if late else ""
+        if record.kind is TimerKind.DELAY:
+            event = event_from_json(record.payload["event"])
+            resumed = self._trace(r, "resumed after a delay (roost restarted)" + suffix, event)
+            self._launch(r, event, resumed, self._states[r.name], int(record.payload["step"]))
+            return
         if record.kind in (TimerKind.HOLD, TimerKind.DEBOUNCE):
             trace = self._states[r.name].pending.pop(record.id, None)
             event = event_from_json(record.payload["event"])
@@ -611,6 +635,8 @@ class Engine:
             return False
         if record.kind in (TimerKind.HOLD, TimerKind.DEBOUNCE):
             return True
+        if record.kind is TimerKind.DELAY:
+            return r.resume is not None
         position = int(record.payload.get("trigger", -1))
         return 0 <= position < len(r.triggers) and isinstance(r.triggers[position], Cron | Every)
 
@@ -678,3 +704,8 @@ def _describe(event: Event) -> str:
     if hasattr(event, "new"):
         text += f" → {event.new}"
     return text
+
+
+async def _resumed(r: Rule, event: Event, home: RuleHome, start: int) -> None:
+    assert r.resume is not None
+    await r.resume(event, home, start)

@@ -80,6 +80,9 @@ class Rule:
     debounce_s: float = 0.0
     path: str = ""  # the rule file (set by the loader)
     fingerprint: str = ""  # a digest of the file's content: unchanged file, kept state
+    # Runs the body from step N (TOML rules): what lets a run resume after a `delay` when
+    # roost restarted meanwhile. A Python coroutine cannot be resumed that way.
+    resume: Callable[[Any, Any, int], Awaitable[None]] | None = None
 
     def event_triggers(self) -> list[tuple[int, Trigger]]:
         return [(i, t) for i, t in enumerate(self.triggers) if isinstance(t, Trigger)]

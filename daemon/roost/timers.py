@@ -32,6 +32,7 @@ class TimerKind(StrEnum):
     DEBOUNCE = "debounce"  # run after a quiet period
     CRON = "cron"  # the next time of a cron schedule
     INTERVAL = "interval"  # the next tick of a fixed interval
+    DELAY = "delay"  # the rest of a TOML rule's run, after a `delay` step
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,9 +67,13 @@ def compile_rule(table: dict[str, Any], source: str) -> Rule:
         mode=table.get("mode", "queued"), max_runs=table.get("max", 10), rate=table.get("rate")
     )
 
+    async def run_from(event: Event, home: RuleHome, start: int) -> None:
+        for index in range(start, len(steps)):
+            home.position = index
+            await steps[index](event, home)
+
     async def body(event: Event, home: RuleHome) -> None:
-        for step in steps:
-            await step(event, home)
+        await run_from(event, home, 0)
 
     triggers = tuple(_trigger(t) for t in _as_list(table.get("on"), "on"))
     return Rule(
@@ -87,6 +91,7 @@ def compile_rule(table: dict[str, Any], source: str) -> Rule:
         max_runs=max_runs,
         rate=rate,
         debounce_s=parse_duration(table.get("debounce")),
+        resume=run_from,
     )
 
 

@@ -138,3 +138,49 @@ async def test_a_hold_timer_pending_at_a_kill_fires_once_after_restart(tmp_path:
         TALLY.notifications_lost += int(count == 0)
         TALLY.duplicates["hold timer pending"] += max(0, count - 1)
         assert count == 1
+
+
+DELAY_RULE = """
+[[rule]]
+name = "co twice"
+on = { event = "co", to = "emergency" }
+
+[[rule.do]]
+action = "notify"
+title = "CO: first warning"
+
+[[rule.do]]
+action = "delay"
+for = "2s"
+
+[[rule.do]]
+action = "notify"
+title = "CO: still there after the delay"
+"""
+
+
+async def test_a_delay_pending_at_a_kill_resumes_after_restart(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "delay.toml").write_text(DELAY_RULE)
+    async with fault_bed(tmp_path, rules=rules) as bed:
+        await bed.daemon.start()
+        await bed.daemon.wait_connected(1)
+        bed.home.set_co(ALARM, "emergency")
+        await wait_for(lambda: bed.titles()["CO: first warning"] == 1)
+        await anyio.sleep(0.3)  # inside the delay
+        assert bed.daemon.process is not None
+        bed.daemon.process.kill()
+        await bed.daemon.wait_exit()
+        TALLY.faults["kill -9 during a rule's delay"] += 1
+        await anyio.sleep(2.0)  # the rest of the run falls due while the daemon is down
+        await bed.daemon.start()
+        await bed.daemon.wait_connected(2)
+        second = "CO: still there after the delay"
+        await wait_for(lambda: bed.titles()[second] >= 1)
+        await anyio.sleep(2.5)  # a repeat, if any, would come now
+        counts = bed.titles()
+        TALLY.notifications_lost += int(counts[second] == 0)
+        TALLY.duplicates["delay pending"] += max(0, counts[second] - 1)
+        TALLY.duplicates["delay pending"] += max(0, counts["CO: first warning"] - 1)
+        assert (counts["CO: first warning"], counts[second]) == (1, 1)
