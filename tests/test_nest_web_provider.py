@@ -7,9 +7,9 @@ The server's long-poll hold is short (0.2 s) and every wait is bounded.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,14 +29,15 @@ from roost.commands import (
     SetPresence,
 )
 from roost.config import NestWebAccount
-from roost.events import ConnectionState, DeviceEvent
-from roost.model import AlarmState, Change, Home, Presence, SmokeCoAlarm, Thermostat, ThermostatMode
+from roost.events import ConnectionState
+from roost.model import AlarmState, Home, Presence, SmokeCoAlarm, Thermostat, ThermostatMode
 from roost.providers.base import MemoryTokenStore, TokenSet, write_limits
 from roost.providers.nest_web import NestWebProvider
 from roost.providers.nest_web.provider import WRITE_LIMITS
 from roost.providers.registry import ProviderContext, build_provider
 from roost.simulator import nest_web
 from roost.simulator.home import SimHome, SimSmokeCoAlarm
+from tests.recording import RecordingSink as BaseSink
 
 pytestmark = pytest.mark.anyio
 
@@ -46,45 +47,10 @@ LIVING, BEDROOM, ALARM = "thermostat-living-room", "thermostat-bedroom", "alarm-
 WAIT_S = 5.0
 
 
-@dataclass
-class RecordingSink:
-    """Records what the provider reports, in order, and wakes `wait_for` on each report."""
-
-    snapshots: list[Home] = field(default_factory=list)
-    statuses: list[tuple[ConnectionState, str]] = field(default_factory=list)
-    _news: anyio.Event = field(default_factory=anyio.Event)
-
+class RecordingSink(BaseSink):
     async def snapshot(self, account: str, home: Home, at: datetime) -> None:
         assert account == "acct"
-        self.snapshots.append(home)
-        self._wake()
-
-    async def patch(self, account: str, changes: Sequence[Change], at: datetime) -> None:
-        raise AssertionError("the nest_web provider reports whole snapshots")
-
-    async def device_event(self, account: str, event: DeviceEvent) -> None:
-        raise AssertionError("the nest_web provider has no momentary events")
-
-    async def status(self, account: str, state: ConnectionState, detail: str = "") -> None:
-        self.statuses.append((state, detail))
-        self._wake()
-
-    def _wake(self) -> None:
-        self._news.set()
-        self._news = anyio.Event()
-
-    async def wait_for(self, condition: Callable[[], bool], limit_s: float = WAIT_S) -> None:
-        with anyio.fail_after(limit_s):
-            while not condition():
-                await self._news.wait()
-
-    @property
-    def states(self) -> list[ConnectionState]:
-        return [state for state, _ in self.statuses]
-
-    @property
-    def latest(self) -> Home:
-        return self.snapshots[-1]
+        await super().snapshot(account, home, at)
 
     def device(self, device_id: str) -> Any:
         return self.latest.devices[device_id]

@@ -8,9 +8,9 @@ Timings are short (keep-alive 0.1 s, watchdog 0.5 s) and every wait is bounded.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,11 +27,10 @@ from roost.commands import (
     SetMode,
     SetPresence,
 )
-from roost.events import ConnectionState, DeviceEvent, Motion, Person
+from roost.events import ConnectionState, Motion, Person
 from roost.model import (
     AlarmState,
     Camera,
-    Change,
     Doorbell,
     Home,
     Presence,
@@ -42,6 +41,7 @@ from roost.model import (
 from roost.providers.nest_wwn import NestWwnProvider
 from roost.simulator import http, nest_wwn
 from roost.simulator.home import SimHome
+from tests.recording import RecordingSink
 
 TOKEN = "c.test-token"
 HOME_ID = "structure-home"
@@ -50,51 +50,6 @@ ALARM = "alarm-hallway"
 DOORBELL = "camera-front-door"
 WATCHDOG_S = 0.5
 WAIT_S = 5.0
-
-
-@dataclass
-class RecordingSink:
-    """Records what the provider reports, in order, and wakes `wait_for` on each report."""
-
-    snapshots: list[Home] = field(default_factory=list)
-    statuses: list[tuple[ConnectionState, str]] = field(default_factory=list)
-    device_events: list[DeviceEvent] = field(default_factory=list)
-    patches: list[Sequence[Change]] = field(default_factory=list)
-    _news: anyio.Event = field(default_factory=anyio.Event)
-
-    async def snapshot(self, account: str, home: Home, at: datetime) -> None:
-        assert account == "acct"
-        self.snapshots.append(home)
-        self._wake()
-
-    async def patch(self, account: str, changes: Sequence[Change], at: datetime) -> None:
-        self.patches.append(changes)
-        self._wake()
-
-    async def device_event(self, account: str, event: DeviceEvent) -> None:
-        self.device_events.append(event)
-        self._wake()
-
-    async def status(self, account: str, state: ConnectionState, detail: str = "") -> None:
-        self.statuses.append((state, detail))
-        self._wake()
-
-    def _wake(self) -> None:
-        self._news.set()
-        self._news = anyio.Event()
-
-    async def wait_for(self, condition: Callable[[], bool], limit_s: float = WAIT_S) -> None:
-        with anyio.fail_after(limit_s):
-            while not condition():
-                await self._news.wait()
-
-    @property
-    def states(self) -> list[ConnectionState]:
-        return [state for state, _ in self.statuses]
-
-    @property
-    def latest(self) -> Home:
-        return self.snapshots[-1]
 
 
 @dataclass

@@ -8,9 +8,9 @@ Every wait is bounded.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,14 +30,15 @@ from roost.commands import (
     SetMode,
     SetPresence,
 )
-from roost.events import ConnectionState, DeviceEvent, Person
-from roost.model import AlarmState, Change, Home, Presence, Thermostat, ThermostatMode
+from roost.events import ConnectionState, Person
+from roost.model import AlarmState, Presence, Thermostat, ThermostatMode
 from roost.providers.base import MemoryProviderMemory, MemoryTokenStore, TokenSet
 from roost.providers.netatmo import NetatmoProvider
 from roost.providers.netatmo.budget import RequestBudget, Window
 from roost.providers.netatmo.webhook import sign
 from roost.simulator import netatmo
 from roost.simulator.home import SimHome
+from tests.recording import RecordingSink as BaseSink
 
 pytestmark = pytest.mark.anyio
 
@@ -49,44 +50,7 @@ DOORBELL = "camera-front-door"
 WAIT_S = 5.0
 
 
-@dataclass
-class RecordingSink:
-    snapshots: list[Home] = field(default_factory=list)
-    statuses: list[tuple[ConnectionState, str]] = field(default_factory=list)
-    device_events: list[DeviceEvent] = field(default_factory=list)
-    patches: list[Sequence[Change]] = field(default_factory=list)
-    _news: anyio.Event = field(default_factory=anyio.Event)
-
-    async def snapshot(self, account: str, home: Home, at: datetime) -> None:
-        self.snapshots.append(home)
-        self._wake()
-
-    async def patch(self, account: str, changes: Sequence[Change], at: datetime) -> None:
-        self.patches.append(changes)
-        self._wake()
-
-    async def device_event(self, account: str, event: DeviceEvent) -> None:
-        self.device_events.append(event)
-        self._wake()
-
-    async def status(self, account: str, state: ConnectionState, detail: str = "") -> None:
-        self.statuses.append((state, detail))
-        self._wake()
-
-    def _wake(self) -> None:
-        self._news.set()
-        self._news = anyio.Event()
-
-    async def wait_for(self, condition: Callable[[], bool], limit_s: float = WAIT_S) -> None:
-        with anyio.fail_after(limit_s):
-            while not condition():
-                with anyio.move_on_after(0.05):
-                    await self._news.wait()
-
-    @property
-    def latest(self) -> Home:
-        return self.snapshots[-1]
-
+class RecordingSink(BaseSink):
     def co_states(self) -> list[AlarmState]:
         return [c.value for p in self.patches for c in p if c.attribute == "co"]
 

@@ -8,9 +8,9 @@ interface). Ack deadlines, long polls and event threads are short; every wait is
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,12 +30,13 @@ from roost.commands import (
     SetPresence,
     SetRange,
 )
-from roost.events import Chime, ConnectionState, DeviceEvent, Motion, Person
-from roost.model import Camera, Change, Doorbell, Home, Thermostat, ThermostatMode
+from roost.events import Chime, ConnectionState, Motion, Person
+from roost.model import Camera, Doorbell, Thermostat, ThermostatMode
 from roost.providers.base import MemoryProviderMemory, MemoryTokenStore, TokenSet
 from roost.providers.sdm import SdmProvider
 from roost.simulator import sdm
 from roost.simulator.home import SimCamera, SimHome
+from tests.recording import RecordingSink
 
 pytestmark = pytest.mark.anyio
 
@@ -45,53 +46,6 @@ DOORBELL = "doorbell-front"
 GARDEN = "camera-garden"
 VILLA = "structure-villa"
 WAIT_S = 5.0
-
-
-@dataclass
-class RecordingSink:
-    """Records what the provider reports, in order, and wakes `wait_for` on each report."""
-
-    snapshots: list[Home] = field(default_factory=list)
-    patches: list[Sequence[Change]] = field(default_factory=list)
-    device_events: list[DeviceEvent] = field(default_factory=list)
-    statuses: list[tuple[ConnectionState, str]] = field(default_factory=list)
-    _news: anyio.Event = field(default_factory=anyio.Event)
-
-    async def snapshot(self, account: str, home: Home, at: datetime) -> None:
-        self.snapshots.append(home)
-        self._wake()
-
-    async def patch(self, account: str, changes: Sequence[Change], at: datetime) -> None:
-        self.patches.append(changes)
-        self._wake()
-
-    async def device_event(self, account: str, event: DeviceEvent) -> None:
-        self.device_events.append(event)
-        self._wake()
-
-    async def status(self, account: str, state: ConnectionState, detail: str = "") -> None:
-        self.statuses.append((state, detail))
-        self._wake()
-
-    def _wake(self) -> None:
-        self._news.set()
-        self._news = anyio.Event()
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
-        with anyio.fail_after(timeout_s):
-            while not predicate():
-                await self._news.wait()
-
-    def changes(self, target: str, attribute: str) -> list[Any]:
-        return [
-            c.value
-            for batch in self.patches
-            for c in batch
-            if c.target == target and c.attribute == attribute
-        ]
-
-    def events(self, cls: type[DeviceEvent]) -> list[DeviceEvent]:
-        return [e for e in self.device_events if type(e) is cls]
 
 
 @dataclass
