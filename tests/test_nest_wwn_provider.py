@@ -289,6 +289,23 @@ async def test_execute_lands_writes_and_eco_off_returns_to_the_previous_mode() -
 
 
 @pytest.mark.anyio
+async def test_setpoints_are_written_in_the_display_scale_rounded_like_python_nest() -> None:
+    async with running() as r:
+        await r.sink.wait_for(lambda: bool(r.sink.snapshots))
+        assert (await r.provider.execute(command(LIVING, SetHeat(21.3)))).ok
+        await r.sink.wait_for(lambda: thermostat(r.sink.latest).heat_setpoint_c == 21.5)
+        r.sim.home.set_display(LIVING, scale="F", label=None)
+        r.sim.home.set_ambient(LIVING, 25.0)  # rides in the same put as the new scale
+        await r.sink.wait_for(lambda: thermostat(r.sink.latest).ambient_c == 25.0)
+        assert (await r.provider.execute(command(LIVING, SetHeat(22.2)))).ok
+        path = f"/devices/thermostats/{LIVING}"
+        assert r.sim.writes == [
+            (path, {"target_temperature_c": 21.5}),
+            (path, {"target_temperature_f": 72}),
+        ]
+
+
+@pytest.mark.anyio
 async def test_execute_maps_a_400_in_eco_mode_to_invalid() -> None:
     async with running() as r:
         await r.sink.wait_for(lambda: bool(r.sink.snapshots))

@@ -194,6 +194,57 @@ async def test_keepalives_arrive_when_idle_and_can_be_silenced() -> None:
         )
 
 
+async def test_keepalives_keep_coming_while_the_home_changes_elsewhere() -> None:
+    """Real WWN sends keep-alives on its own clock: changes outside this stream's data (here
+    the other thermostat, every 30 ms) must not postpone them past the client's watchdog."""
+    path = f"/devices/thermostats/{LIVING}"
+    async with running(keepalive_s=0.1) as (sim, client), stream(sim, client, path) as events:
+        assert (await next_event(events)).event == "put"
+        async with anyio.create_task_group() as tasks:
+
+            async def churn() -> None:
+                for step in range(1000):
+                    sim.home.set_ambient(BEDROOM, 15.0 + step % 2)
+                    await anyio.sleep(0.03)
+
+            tasks.start_soon(churn)
+            with anyio.fail_after(1):
+                keepalive = await next_event(events)
+            tasks.cancel_scope.cancel()
+        assert keepalive.event == "keep-alive"
+
+
+async def test_python_nest_writable_fields_scale_label_and_eta() -> None:
+    async with running() as (sim, client):
+        url = f"{sim.url}/devices/thermostats/{LIVING}"
+        answer = await client.put(url, json={"temperature_scale": "F", "label": "Hall"})
+        if answer.status_code == 307:
+            answer = await client.put(answer.headers["Location"], json={"temperature_scale": "F"})
+        assert answer.status_code == 200
+        assert sim.home.thermostat(LIVING).scale == "F"
+        document = nest_wwn.document(sim.home, token=sim.token, base_url=sim.url)
+        assert document["devices"]["thermostats"][LIVING]["temperature_scale"] == "F"
+
+        eta = {
+            "trip_id": "t1",
+            "estimated_arrival_window_begin": "2026-12-01T17:30:00+00:00",
+            "estimated_arrival_window_end": "2026-12-01T17:31:00+00:00",
+        }
+        answer = await client.put(f"{sim.url}/structures/{HOME}", json={"eta": eta})
+        if answer.status_code == 307:
+            answer = await client.put(answer.headers["Location"], json={"eta": eta})
+        assert answer.status_code == 200
+        document = nest_wwn.document(sim.home, token=sim.token, base_url=sim.url)
+        assert document["structures"][HOME]["eta_begin"] == "2026-12-01T17:30:00+00:00"
+
+        bad = await client.put(
+            f"{sim.url}/devices/thermostats/{LIVING}",
+            follow_redirects=True,
+            json={"temperature_scale": "K"},
+        )
+        assert bad.status_code == 400
+
+
 async def test_streaming_a_sub_path_puts_that_subtree() -> None:
     path = f"/devices/thermostats/{LIVING}"
     async with running() as (sim, client), stream(sim, client, path) as events:

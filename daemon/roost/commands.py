@@ -24,6 +24,9 @@ class Not:
     value: Any
 
 
+SETPOINT_RESOLUTION_C = 0.56  # a whole °F (0.56 °C) is the coarsest step a vendor rounds to
+
+
 def satisfies(actual: Any, expected: Any) -> bool:
     """Does an observed attribute value show what the command expected?"""
     if isinstance(expected, Not):
@@ -31,7 +34,9 @@ def satisfies(actual: Any, expected: Any) -> bool:
     if isinstance(actual, float) or isinstance(expected, float):
         if actual is None or expected is None:
             return False
-        return abs(float(actual) - float(expected)) < 0.05
+        # Vendors round what they are sent (half degrees, or whole °F on a Fahrenheit
+        # display), so a setpoint's echo can differ from the request by up to that step.
+        return abs(float(actual) - float(expected)) <= SETPOINT_RESOLUTION_C
     return bool(actual == expected)
 
 

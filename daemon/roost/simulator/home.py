@@ -43,6 +43,7 @@ class SimStructure:
     name: str
     away: bool = False
     time_zone: str = "Europe/London"
+    arrival_begin: str | None = None  # an expected arrival (ETA) window's start, ISO 8601
 
 
 @dataclasses.dataclass
@@ -72,6 +73,8 @@ class SimThermostat:
     locked: bool = False
     locked_min_c: float = 19.0
     locked_max_c: float = 22.0
+    scale: str = "C"  # the display's temperature scale, "C" or "F"
+    label: str = ""
 
 
 @dataclasses.dataclass
@@ -305,6 +308,16 @@ class SimHome:
             thermostat.fan_timer_active = active
             duration = timedelta(minutes=thermostat.fan_timer_duration)
             thermostat.fan_timer_timeout = self.clock() + duration if active else None
+        self.changed()
+
+    def set_arrival(self, structure_id: str, begin: str | None) -> None:
+        self.structures[structure_id].arrival_begin = begin
+        self.changed()
+
+    def set_display(self, device_id: str, *, scale: str | None, label: str | None) -> None:
+        thermostat = self.thermostat(device_id)
+        thermostat.scale = scale if scale is not None else thermostat.scale
+        thermostat.label = label if label is not None else thermostat.label
         self.changed()
 
     def set_streaming(self, device_id: str, streaming: bool) -> None:

@@ -65,11 +65,13 @@ TARGET_FIELDS = {
     for part, setpoint in (("", "target"), ("_low", "low"), ("_high", "high"))
     for unit in ("c", "f")
 }
-THERMOSTAT_WRITABLE = frozenset({"hvac_mode", "fan_timer_active", "fan_timer_duration"}) | set(
-    TARGET_FIELDS
-)
+# From API v5 on, the display scale and the label are writable too (python-nest writes both).
+THERMOSTAT_WRITABLE = frozenset(
+    {"hvac_mode", "fan_timer_active", "fan_timer_duration", "temperature_scale", "label"}
+) | set(TARGET_FIELDS)
 MODE_SETPOINTS = {"heat": ("target",), "cool": ("target",), "heat-cool": ("low", "high")}
-STRUCTURE_WRITABLE = frozenset({"away"})
+STRUCTURE_WRITABLE = frozenset({"away", "eta"})
+ETA_FIELDS = ("trip_id", "estimated_arrival_window_begin", "estimated_arrival_window_end")
 CAMERA_WRITABLE = frozenset({"is_streaming"})
 ALARM_SEVERITY = {"ok": 0, "warning": 1, "emergency": 2}
 
@@ -147,8 +149,8 @@ def _thermostat(t: SimThermostat) -> dict[str, Any]:
     doc: dict[str, Any] = {
         **_placement(t.id, t.name, "Thermostat", t.structure_id, t.room),
         "software_version": "5.9.3-5",
-        "label": "",
-        "temperature_scale": "C",
+        "label": t.label,
+        "temperature_scale": t.scale,
         "humidity": t.humidity,
         "is_online": t.online,
         "hvac_mode": t.mode,
@@ -256,6 +258,7 @@ def _structure(s: SimStructure, home: SimHome) -> dict[str, Any]:
         "co_alarm_state": _worst(a.co for a in alarms),
         "smoke_alarm_state": _worst(a.smoke for a in alarms),
         "wwn_security_state": "ok",
+        **({"eta_begin": s.arrival_begin} if s.arrival_begin else {}),
         "wheres": {
             _where_id(d.room): {"where_id": _where_id(d.room), "name": d.room} for d in devices
         },
@@ -346,10 +349,39 @@ def _check_fields(body: dict[str, Any], writable: frozenset[str]) -> None:
 
 def _write_structure(home: SimHome, structure: SimStructure, body: dict[str, Any]) -> None:
     _check_fields(body, STRUCTURE_WRITABLE)
+    if "eta" in body:
+        _write_eta(home, structure, body["eta"])
+    if "away" not in body:
+        return
     away = body["away"]
     if away not in ("home", "away"):
         raise _bad(f"Invalid away state '{away}'", "invalid-away-state", "away")
     home.set_away(structure.id, away == "away")
+
+
+def _write_eta(home: SimHome, structure: SimStructure, eta: object) -> None:
+    """An expected arrival (python-nest `set_eta`); `begin` 0 cancels the trip."""
+    if not isinstance(eta, dict) or set(eta) != set(ETA_FIELDS):
+        raise _invalid_content()
+    if not any(isinstance(d, SimThermostat) for d in home.devices_in(structure.id)):
+        raise _bad("ETA needs a thermostat in the structure", "eta-no-thermostat", "eta")
+    begin, end = eta["estimated_arrival_window_begin"], eta["estimated_arrival_window_end"]
+    if begin == 0:
+        home.set_arrival(structure.id, None)
+        return
+    if not isinstance(eta["trip_id"], str) or not _is_iso(begin) or not _is_iso(end):
+        raise _bad("Invalid ETA", "invalid-eta", "eta")
+    home.set_arrival(structure.id, begin)
+
+
+def _is_iso(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def _write_camera(home: SimHome, camera: SimCamera, body: dict[str, Any]) -> None:
@@ -368,6 +400,13 @@ def _write_thermostat(home: SimHome, t: SimThermostat, body: dict[str, Any]) -> 
     mode = _checked_mode(t, body.get("hvac_mode", t.mode))
     targets = _checked_targets(t, mode, body)
     fan_active, fan_duration = _checked_fan(home, t, body)
+    scale, label = body.get("temperature_scale"), body.get("label")
+    if scale not in (None, "C", "F"):
+        raise _bad(f"Invalid temperature_scale '{scale}'", "invalid-scale", "temperature_scale")
+    if label is not None and not isinstance(label, str):
+        raise _bad("Invalid label", "format-error", "label")
+    if scale is not None or label is not None:
+        home.set_display(t.id, scale=scale, label=label)
     if "hvac_mode" in body:
         home.set_mode(t.id, mode)
     if "target" in targets:
@@ -657,6 +696,7 @@ class NestWwnSimulator:
         path = "/" + "/".join(parts)
         sent: object = None
         first = True
+        quiet_since = anyio.current_time()
         while True:
             if self._revoked or self.token != token:
                 yield _sse("auth_revoked", "null")
@@ -672,8 +712,14 @@ class NestWwnSimulator:
             if first or data != sent:
                 first, sent = False, data
                 yield _sse("put", json.dumps({"path": path, "data": data}))
-            if not await self._wait(self.home.version) and not self._silent:
-                yield _sse("keep-alive", "null")
+                quiet_since = anyio.current_time()
+            # Like the real cloud, keep-alives follow the stream's own silence: a change of the
+            # home that leaves this stream's data as it was must not postpone them.
+            await self._wait(self.home.version, quiet_since + self.keepalive_s)
+            if anyio.current_time() >= quiet_since + self.keepalive_s:
+                if not self._silent:
+                    yield _sse("keep-alive", "null")
+                quiet_since = anyio.current_time()
 
     def _stream_data(self, parts: list[str]) -> Any:
         try:
@@ -681,9 +727,9 @@ class NestWwnSimulator:
         except KeyError:
             return None
 
-    async def _wait(self, version: int) -> bool:
-        """Wait for a change of the home or a wake-up; False if keepalive_s passed first."""
-        with anyio.move_on_after(self.keepalive_s) as timeout:
+    async def _wait(self, version: int, until: float) -> bool:
+        """Wait for a change of the home or a wake-up; False if `until` came first."""
+        with anyio.move_on_after(until - anyio.current_time()) as timeout:
             with anyio.CancelScope() as wake:
                 self._waits.add(wake)
                 try:

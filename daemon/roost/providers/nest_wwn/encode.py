@@ -4,6 +4,8 @@ WWN writes are `PUT <data location>` with only the changed fields. Which target 
 setpoint goes to depends on the thermostat's mode, so the encoder reads the normalized
 target. Eco has no "previous mode" in the normalized model; the caller passes the raw
 `previous_hvac_mode` (see `normalize.previous_mode`) so that eco off restores it.
+Setpoints go out the way python-nest writes them: in the thermostat's display scale
+(`temperature_scale`), rounded to 0.5 °C or to a whole °F.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ def encode(
     target: Structure | Thermostat | Device,
     *,
     previous_mode: ThermostatMode | None = None,
+    scale: str = "C",
 ) -> Write:
     """The WWN data location and body for one action on one target.
 
     `previous_mode` is the mode the thermostat had before eco (WWN `previous_hvac_mode`);
-    it is only used by `SetEco(False)`.
+    it is only used by `SetEco(False)`. `scale` is the thermostat's display scale.
     """
     if isinstance(action, SetPresence):
         if not isinstance(target, Structure):
@@ -47,11 +50,12 @@ def encode(
         return f"/structures/{target.id}", {"away": away}
     if not isinstance(target, Thermostat):
         raise EncodeError(f"{action.describe()} applies to a thermostat, not {target.id}")
-    return f"/devices/thermostats/{target.id}", _thermostat_body(action, target, previous_mode)
+    body = _thermostat_body(action, target, previous_mode, scale)
+    return f"/devices/thermostats/{target.id}", body
 
 
 def _thermostat_body(
-    action: Action, target: Thermostat, previous_mode: ThermostatMode | None
+    action: Action, target: Thermostat, previous_mode: ThermostatMode | None, scale: str
 ) -> dict[str, Any]:
     if isinstance(action, SetMode):
         _check_mode_supported(action.mode, target)
@@ -59,7 +63,7 @@ def _thermostat_body(
     if isinstance(action, SetEco):
         return {"hvac_mode": str(_eco_mode(action.on, target, previous_mode))}
     if isinstance(action, SetHeat | SetCool | SetRange):
-        return _setpoint_body(action, target, previous_mode)
+        return _setpoint_body(action, target, previous_mode, scale)
     if isinstance(action, SetFanTimer):
         return _fan_body(action, target)
     raise EncodeError(f"{action.describe()} is not supported by Works with Nest")
@@ -87,7 +91,10 @@ def _mode_before_eco(target: Thermostat, previous_mode: ThermostatMode | None) -
 
 
 def _setpoint_body(
-    action: SetHeat | SetCool | SetRange, target: Thermostat, previous_mode: ThermostatMode | None
+    action: SetHeat | SetCool | SetRange,
+    target: Thermostat,
+    previous_mode: ThermostatMode | None,
+    scale: str,
 ) -> dict[str, Any]:
     # In eco WWN refuses setpoint changes with a 400; encode for the mode eco returns to,
     # so the vendor (not roost) gives the authoritative answer.
@@ -98,8 +105,21 @@ def _setpoint_body(
     if fields is None:
         raise EncodeError(f"{action.describe()} does not apply in {target.mode} mode")
     if isinstance(action, SetRange):
-        return {fields[0]: action.heat_celsius, fields[1]: action.cool_celsius}
-    return {fields[0]: action.celsius}
+        values = (action.heat_celsius, action.cool_celsius)
+    else:
+        values = (action.celsius,)
+    return {_in_scale(f, scale): _displayed(c, scale) for f, c in zip(fields, values, strict=True)}
+
+
+def _in_scale(field: str, scale: str) -> str:
+    return field.removesuffix("_c") + "_f" if scale == "F" else field
+
+
+def _displayed(celsius: float, scale: str) -> float | int:
+    """A setpoint as the thermostat shows it: whole °F, or °C to the half degree."""
+    if scale == "F":
+        return round(celsius * 9 / 5 + 32)
+    return round(celsius * 2) / 2
 
 
 _SETPOINT_FIELDS: dict[tuple[type[Action], ThermostatMode], tuple[str, ...]] = {

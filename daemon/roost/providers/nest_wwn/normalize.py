@@ -132,6 +132,13 @@ def previous_mode(document: Mapping[str, Any] | None, device_id: str) -> Thermos
     return None if mode is ThermostatMode.ECO else mode
 
 
+def display_scale(document: Mapping[str, Any] | None, device_id: str) -> str:
+    """The thermostat's `temperature_scale` ("C" or "F"): the scale its setpoints are written in."""
+    device = (document or {}).get("devices", {}).get("thermostats", {}).get(device_id, {})
+    scale = device.get("temperature_scale") if isinstance(device, Mapping) else None
+    return "F" if scale == "F" else "C"
+
+
 def apply_put(document: Mapping[str, Any] | None, path: str, data: Any) -> Document:
     """The document after a stream `put`: `data` replaces the subtree at `path`.
 

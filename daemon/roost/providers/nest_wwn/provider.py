@@ -34,6 +34,7 @@ from roost.providers.nest_wwn.normalize import (
     PayloadError,
     apply_put,
     camera_events,
+    display_scale,
     previous_mode,
 )
 from roost.providers.sse import EventTooLarge, read_sse
@@ -249,7 +250,10 @@ class NestWwnProvider(HttpClientOwner):
             )
         try:
             path, body = encode(
-                command.action, target, previous_mode=previous_mode(self._document, target.id)
+                command.action,
+                target,
+                previous_mode=previous_mode(self._document, target.id),
+                scale=display_scale(self._document, target.id),
             )
         except EncodeError as exc:
             return CommandResult.failure(FailureReason.INVALID, str(exc))
