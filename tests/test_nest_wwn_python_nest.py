@@ -15,12 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import nest.nest as nest_module
 import pytest
 
-nest_module = pytest.importorskip("nest.nest")
-
-from roost.simulator import nest_wwn  # noqa: E402
-from roost.simulator.home import SimHome  # noqa: E402
+from roost.simulator import nest_wwn
+from roost.simulator.home import SimHome
 
 pytestmark = [
     pytest.mark.anyio,

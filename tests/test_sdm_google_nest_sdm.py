@@ -19,16 +19,13 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
+from google_nest_sdm.auth import AbstractAuth
+from google_nest_sdm.device_manager import DeviceManager
+from google_nest_sdm.event import EventMessage
+from google_nest_sdm.exceptions import ApiException, AuthException
+from google_nest_sdm.google_nest_api import GoogleNestAPI
 
-pytest.importorskip("google_nest_sdm")
-
-from google_nest_sdm.auth import AbstractAuth  # noqa: E402
-from google_nest_sdm.device_manager import DeviceManager  # noqa: E402
-from google_nest_sdm.event import EventMessage  # noqa: E402
-from google_nest_sdm.exceptions import ApiException, AuthException  # noqa: E402
-from google_nest_sdm.google_nest_api import GoogleNestAPI  # noqa: E402
-
-from roost.simulator import sdm  # noqa: E402
+from roost.simulator import sdm
 
 pytestmark = pytest.mark.anyio
 
@@ -128,7 +125,7 @@ async def test_google_nest_sdm_maps_the_simulators_errors_to_its_exceptions() ->
         auth = SimAuth(session, sim)
         api = GoogleNestAPI(auth, sim.names.project_id)
         lounge = _lounge(await api.async_get_devices(), sim)
-        with pytest.raises(ApiException, match="INVALID_ARGUMENT|FAILED_PRECONDITION"):
+        with pytest.raises(ApiException, match=r"INVALID_ARGUMENT|FAILED_PRECONDITION"):
             await lounge.traits[SETPOINT].set_heat(99.0)  # outside the device's range
         sim.expire_access_tokens()
         with pytest.raises(AuthException):
