@@ -86,3 +86,31 @@ async def test_pyatmo_reads_our_home_and_sets_a_room_setpoint() -> None:
         await home.async_set_thermmode("away")
         await account.async_update_status(HOME_ID)
         assert room.therm_setpoint_mode == "away"
+
+
+async def test_pyatmo_room_frost_guard_is_accepted() -> None:
+    async with netatmo.serve(SimHome.demo()) as sim, aiohttp.ClientSession() as session:
+        account = AsyncAccount(SimAuth(session, sim))
+        await account.async_update_topology()
+        await account.async_update_status(HOME_ID)
+        room = account.homes[HOME_ID].rooms[LIVING]
+        end = int(time.time()) + 3600
+        await room.async_therm_frostguard(end)
+        assert sim.writes[-1][1]["mode"] == "hg"
+        await account.async_update_status(HOME_ID)
+        assert room.therm_setpoint_mode == "hg"
+        assert room.therm_setpoint_temperature == netatmo.HG_TEMP_C
+
+
+async def test_pyatmo_registers_its_webhook_at_webhooks_v1_replacing_another() -> None:
+    async with netatmo.serve(SimHome.demo()) as sim, aiohttp.ClientSession() as session:
+        auth = SimAuth(session, sim)
+        await auth.async_addwebhook("https://hooks.example/one")
+        assert sim.webhook_url == "https://hooks.example/one"
+        assert await auth.async_list_webhooks() == ["https://hooks.example/one"]
+        # a second URL conflicts (409); pyatmo drops the incumbent and registers again
+        await auth.async_addwebhook("https://hooks.example/two")
+        assert sim.webhook_url == "https://hooks.example/two"
+        assert sim.webhooks_v1_registrations == 2
+        await auth.async_dropwebhook()
+        assert sim.webhook_url is None

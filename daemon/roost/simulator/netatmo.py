@@ -171,6 +171,7 @@ class NetatmoSimulator:
         self.writes: list[tuple[str, dict[str, Any]]] = []
         self.events: dict[str, list[dict[str, Any]]] = {}  # home id → events, oldest first
         self.webhook_url: str | None = None
+        self.webhooks_v1_registrations = 0  # through webhooks/v1 (not api/addwebhook)
         self.webhooks_sent: list[dict[str, Any]] = []
         self.modes: dict[str, HomeMode] = {s: _home_mode(home, s) for s in home.structures}
         self.manual: dict[str, Manual] = {}
@@ -241,6 +242,8 @@ class NetatmoSimulator:
                 return self.code_grants.authorize(request)
             if request.path.startswith("/api/"):
                 return self._api(request.path.removeprefix("/api/"), request)
+            if request.path == "/webhooks/v1":
+                return self._webhooks_v1(request)
             raise NetatmoError(404, 31, "Method not found")  # [M]
         except NetatmoError as error:
             return error.response()
@@ -592,7 +595,7 @@ class NetatmoSimulator:
 
     def set_room(self, t: SimThermostat, mode: str, temp: float | None, end: Any) -> None:
         """Apply a room setpoint mode (manual, max, home, off), as Netatmo would."""
-        if mode not in ("manual", "max", "home", "off"):
+        if mode not in ("manual", "max", "home", "off", "hg"):
             raise _invalid("mode not authorized")
         if not t.online:
             raise NetatmoError(400, 41, "Device is unreachable")  # [M]
@@ -610,7 +613,9 @@ class NetatmoSimulator:
             return
         if mode == "manual" and temp is None:
             raise _missing("temp")
-        celsius = MAX_SETPOINT_C if mode == "max" else float(temp or 0)
+        # hg: this room alone at frost guard (what pyatmo's room frost guard sends)
+        fixed = {"max": MAX_SETPOINT_C, "hg": HG_TEMP_C}
+        celsius = fixed[mode] if mode in fixed else float(temp or 0)
         if not MIN_SETPOINT_C <= celsius <= MAX_SETPOINT_C:
             raise _invalid(f"temp {celsius:g} is out of range")  # [M]
         until = int(float(end)) if end not in (None, "") else now + MANUAL_DEFAULT_MIN * 60
@@ -723,6 +728,29 @@ class NetatmoSimulator:
         if any(p not in dict(_persons(s.id)) for p in people):
             raise _invalid()
         self.home.set_away(s.id, False)
+
+    def _webhooks_v1(self, request: http.Request) -> http.Response:
+        """The current webhook registration (pyatmo 9.9): POST `{url}` (409 while another URL
+        is registered), DELETE, and GET listing the registered URLs."""
+        self._grant(request)
+        match request.method:
+            case "GET":
+                listed = [{"url": self.webhook_url}] if self.webhook_url else []
+                return http.Response(200, {"body": listed})
+            case "DELETE":
+                self.webhook_url = None
+                return http.Response(204, b"")
+            case "POST":
+                url = _params(request).get("url")
+                if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                    return http.Response(400, {"error": {"code": "WH001", "message": "Bad url"}})
+                if self.webhook_url not in (None, url):
+                    conflict = {"code": "WH009", "message": "A webhook is already registered"}
+                    return http.Response(409, {"error": conflict})
+                self.webhooks_v1_registrations += 1
+                self._addwebhook({"url": url})
+                return http.Response(200, {"status": "ok"})
+        return http.Response(405, {"error": {"code": 405, "message": "Method not allowed"}})
 
     def _addwebhook(self, params: dict[str, Any]) -> None:
         url = params.get("url")
