@@ -268,6 +268,10 @@ async def test_a_long_poll_answers_as_soon_as_a_message_is_published() -> None:
         assert event["eventThreadState"] == "STARTED"
         chime = event["resourceUpdate"]["events"]["sdm.devices.events.DoorbellChime.Chime"]
         assert chime["eventSessionId"] == event["eventThreadId"]
+        # the doorbell has CameraClipPreview, so its chime thread carries a clip too
+        clip = event["resourceUpdate"]["events"]["sdm.devices.events.CameraClipPreview.ClipPreview"]
+        assert clip["eventSessionId"] == event["eventThreadId"]
+        assert clip["previewUrl"].endswith(".mp4")
 
 
 async def test_unacknowledged_messages_come_again_after_the_deadline() -> None:

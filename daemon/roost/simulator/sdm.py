@@ -729,7 +729,8 @@ class SdmSimulator:
         chime = now.chimes.get(name)
         if chime is not None and chime != before.chimes.get(name):
             thread = _Thread(f"chime-{uuid.uuid4().hex[:16]}", name, {})
-            self._add_events(thread, ["DoorbellChime.Chime"], clip=False)
+            clip = TRAIT + "CameraClipPreview" in self._traits(name)
+            self._add_events(thread, ["DoorbellChime.Chime"], clip=clip)
             self._thread_message(thread, "STARTED")
 
     def _traits(self, name: str) -> dict[str, Any]:
