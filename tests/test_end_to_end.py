@@ -90,7 +90,7 @@ async def test_the_demo_runs_its_scenario_and_passes(capsys: pytest.CaptureFixtu
 
     from roost.demo import run_demo
 
-    assert await run_demo(RULES, sys.stdout, speed=10.0) == 0
+    assert await run_demo(RULES, sys.stdout, speed=10.0, vendor="nest_wwn") == 0
     out = capsys.readouterr().out
     assert "eco on → Living Room: confirmed by the device's echo" in out
     assert "received [failure] CO warning in the Hallway" in out

@@ -270,7 +270,10 @@ def add_command(sub: Any) -> None:
     auth.add_argument("--timeout", type=float, default=600, help="seconds to wait (600)")
     auth.add_argument("--authorize-url", help="the vendor's consent page (default: the real)")
     auth.add_argument("--token-url", help="the token endpoint (default: from the settings)")
-    nest = auth.add_argument_group("Works with Nest (its account settings hold no OAuth client)")
+    nest = auth.add_argument_group(
+        "Works with Nest (retired by Google: only roost's simulator still answers; "
+        "its account settings hold no OAuth client)"
+    )
     nest.add_argument("--client-id", help="the WWN product's client id")
     nest.add_argument("--client-secret-file", type=Path, help="a file with the product secret")
     nest.add_argument("--loopback", action="store_true", help="redirect instead of a PIN")

@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a simulated home, the example rules, narrated")
     demo.add_argument("--rules", type=Path, default=Path("rules"), help="rule directory")
     demo.add_argument("--speed", type=float, default=1.0, help="play the scenario N× faster")
-    demo.add_argument("--vendor", default="nest_wwn", help="which simulated cloud (nest_wwn, …)")
+    demo.add_argument(
+        "--vendor", default="sdm", help="which simulated cloud: sdm, netatmo, nest_web, nest_wwn"
+    )
     demo.set_defaults(func=_demo)
 
     rulecli.add_commands(sub)  # check, trace, reload, replay

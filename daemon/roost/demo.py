@@ -251,9 +251,7 @@ class Narrator:
         )
 
 
-async def run_demo(
-    rules_dir: Path, out: TextIO, speed: float = 1.0, vendor: str = "nest_wwn"
-) -> int:
+async def run_demo(rules_dir: Path, out: TextIO, speed: float = 1.0, vendor: str = "sdm") -> int:
     scenario = SCENARIOS[vendor]
     narrator = Narrator(out, speed)
     print("roost demo: a simulated home, the rules in", rules_dir, file=out)
@@ -333,6 +331,6 @@ def _summary(stack: Stack, narrator: Narrator, scenario: Scenario) -> int:
     return 0 if ok else 1
 
 
-def main(rules_dir: Path, out: TextIO, speed: float, vendor: str = "nest_wwn") -> int:
+def main(rules_dir: Path, out: TextIO, speed: float, vendor: str = "sdm") -> int:
     runner: Callable[[], Awaitable[int]] = lambda: run_demo(rules_dir, out, speed, vendor)  # noqa: E731
     return anyio.run(runner)

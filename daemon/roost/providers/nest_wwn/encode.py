@@ -104,6 +104,7 @@ def _setpoint_body(
     fields = _SETPOINT_FIELDS.get((type(action), mode))
     if fields is None:
         raise EncodeError(f"{action.describe()} does not apply in {target.mode} mode")
+    values: tuple[float, ...]
     if isinstance(action, SetRange):
         values = (action.heat_celsius, action.cool_celsius)
     else:
