@@ -376,3 +376,30 @@ def test_a_password_can_come_from_a_credential_file(
     )
     assert account.password is not None
     assert account.password.get_secret_value() == "from-file"
+
+
+@pytest.mark.anyio
+async def test_immediate_empty_replies_are_paced_not_polled_in_a_tight_loop() -> None:
+    """A server whose long poll answers at once with nothing (hold 0) once made roost
+    subscribe ~1,200 times a second; now the subscribes back off (0.1 s, then 1, 2, 4 s…)."""
+    async with nest_web.serve(SimHome.demo(), email=EMAIL, password=PASSWORD, hold_s=0) as sim:
+        options: dict[str, Any] = {"email": EMAIL, "password": PASSWORD}
+        async with NestWebProvider("acct", api_url=sim.url, **options) as web:
+            sink = RecordingSink()
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(web.run, sink)
+                await sink.wait_for(lambda: bool(sink.snapshots))
+                await anyio.sleep(3)
+                tasks.cancel_scope.cancel()
+    assert 2 <= web.stats.subscribes <= 8
+
+
+@pytest.mark.anyio
+async def test_changes_under_updated_buckets_are_applied() -> None:
+    """Some subscribe replies carry their changes as `updated_buckets` instead of `objects`;
+    a CO emergency inside one must not be lost."""
+    async with running() as r:
+        await r.sink.wait_for(lambda: bool(r.sink.snapshots))
+        r.sim.reply_field = "updated_buckets"
+        r.sim.home.set_co(ALARM, "emergency")
+        await r.sink.wait_for(lambda: r.sink.device(ALARM).co is AlarmState.EMERGENCY)

@@ -96,8 +96,13 @@ async def test_login_answers_the_token_user_and_transport_and_refuses_a_bad_pass
     async with session() as s:
         assert s.transport == s.sim.transport_url
         assert s.transport != s.sim.url  # the transport is elsewhere: clients must use the URL
-        again = await s.http.get(f"{s.sim.url}/session", headers=s.headers)
+        token = s.headers["Authorization"].removeprefix("Basic ")
+        again = await s.http.get(
+            f"{s.sim.url}/session", headers={**s.headers, "Cookie": f"cztoken={token}"}
+        )
         assert again.json()["userid"] == s.user_id
+        no_cookie = await s.http.get(f"{s.sim.url}/session", headers=s.headers)
+        assert no_cookie.status_code == 401  # the web app always sends the cztoken cookie
         assert "GMT" in again.json()["expires_in"]
         bad = await s.http.post(f"{s.sim.url}/session", json={"email": EMAIL, "password": "no"})
         assert bad.status_code == 400

@@ -263,7 +263,11 @@ def add_command(sub: Any) -> None:
         description="Runs the vendor's OAuth authorization-code flow: prints a URL to open, "
         "receives the answer on 127.0.0.1 and stores the tokens for the account.",
     )
-    auth.add_argument("vendor", choices=sorted(PROVIDERS), help="nest (WWN), sdm or netatmo")
+    auth.add_argument(
+        "vendor",
+        choices=[*sorted(PROVIDERS), "nest-web"],
+        help="sdm, netatmo, nest-web (a browser login copied by hand) or nest (WWN)",
+    )
     auth.add_argument("--account", help="the account's name (default: the only one)")
     auth.add_argument("--config", type=Path, help="the TOML settings file")
     auth.add_argument("--port", type=int, default=0, help="loopback port (default: any free)")
@@ -278,6 +282,16 @@ def add_command(sub: Any) -> None:
     nest.add_argument("--client-secret-file", type=Path, help="a file with the product secret")
     nest.add_argument("--loopback", action="store_true", help="redirect instead of a PIN")
     nest.add_argument("--credential-file", type=Path, help="also write the token here (0600)")
+    web = auth.add_argument_group("Nest web API (a Google account's browser login)")
+    web.add_argument(
+        "--credential-dir",
+        type=Path,
+        default=Path("/etc/roost/credentials"),
+        help="where to write nest_web_issue_token and nest_web_cookies (0600)",
+    )
+    web.add_argument("--google-api-key", help="the web app's key: check the login at once")
+    web.add_argument("--api-url", default="https://home.nest.com", help=argparse.SUPPRESS)
+    web.add_argument("--auth-proxy-url", help=argparse.SUPPRESS)
     auth.set_defaults(func=auth_command)
 
 
@@ -339,6 +353,8 @@ def make_flow(args: argparse.Namespace, account: Any) -> Flow:
 def auth_command(args: argparse.Namespace) -> int:
     from roost.config import ConfigError, load_settings
 
+    if args.vendor == "nest-web":
+        return browser_login_command(args)
     try:
         settings = load_settings(args.config)
         account = _account(settings, args.vendor, args.account)
@@ -363,6 +379,31 @@ def auth_command(args: argparse.Namespace) -> int:
         )
     if args.vendor == "nest" and args.credential_file is None:
         print("WWN reads its token from the settings: rerun with --credential-file to write it")
+    return 0
+
+
+def browser_login_command(args: argparse.Namespace) -> int:
+    """Explain, collect, check (with --google-api-key) and store a browser login."""
+    from roost.providers.nest_web import browser_login as web
+
+    print(web.INSTRUCTIONS)
+    try:
+        issue_token, cookies = web.collect(input)
+        if args.google_api_key:
+            proxy = args.auth_proxy_url or web.AUTH_PROXY_URL
+            login = web.GoogleLogin(issue_token, cookies, args.google_api_key, proxy)
+            user = anyio.run(web.check, login, args.api_url)
+            print(f"logged in: Nest user {user}")
+        paths = web.store(args.credential_dir, issue_token, cookies)
+    except (web.BrowserLoginError, EOFError) as exc:
+        print(f"roost auth nest-web: {exc or 'no input'}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"roost auth nest-web: cannot write credentials: {exc}", file=sys.stderr)
+        return 1
+    print(f"written: {paths[0]} and {paths[1]} (0600). Add to the settings:\n")
+    print(web.settings_snippet(args.account or "home", args.google_api_key))
+    print("and hand both files to the service with LoadCredential= (README, Nest web API).")
     return 0
 
 

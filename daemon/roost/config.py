@@ -242,15 +242,25 @@ class NestWwnAccount(AccountBase):
 
 
 class NestWebAccount(AccountBase):
-    """The old Nest web API (home.nest.com): a session, a subscribe long poll, puts.
+    """The Nest web API (home.nest.com): a session, a subscribe long poll, puts.
 
-    Log in with `email` and a password (renewed by logging in again), or give the
-    `access_token` of a session opened elsewhere (e.g. the `cztoken` of a browser session:
-    needed when the account has two-factor authentication; it cannot be renewed).
+    A Google account (every Nest account today) logs in with the web app's `issue_token`
+    URL and the browser's Google cookies (`roost auth nest-web` explains how to copy them),
+    renewed every hour until the cookies expire. A legacy Nest account may log in with
+    `email` and a password. Or give the `access_token` of a session opened elsewhere (the
+    `cztoken` cookie of a browser session; it cannot be renewed).
     """
 
     provider: Literal["nest_web"]
     api_url: str = "https://home.nest.com"
+    issue_token: SecretStr | None = None
+    issue_token_credential: str | None = None
+    cookies: SecretStr | None = None
+    cookies_credential: str | None = None
+    # The web app's own (public) API key for the Nest auth proxy; copy it from the
+    # x-goog-api-key header of the browser's issue_jwt request.
+    google_api_key: str | None = None
+    auth_proxy_url: str = "https://nestauthproxyservice-pa.googleapis.com"
     email: str | None = None
     password: SecretStr | None = None
     password_credential: str | None = None
@@ -258,27 +268,50 @@ class NestWebAccount(AccountBase):
     access_token_credential: str | None = None
     subscribe_timeout_s: float = Field(default=120, gt=0)
 
-    @field_validator("password_credential", "access_token_credential")
+    @field_validator(
+        "password_credential",
+        "access_token_credential",
+        "issue_token_credential",
+        "cookies_credential",
+    )
     @classmethod
     def _credential_name(cls, value: str | None) -> str | None:
         return _check_credential_name(value)
 
     @model_validator(mode="after")
     def _resolve_secrets(self) -> Self:
+        google = self.issue_token is not None or self.issue_token_credential is not None
         token_given = self.access_token is not None or self.access_token_credential is not None
-        if self.email is not None and token_given:
-            raise ValueError(f"{self.owner}: set email (and a password) or access_token, not both")
+        chosen = [google, self.email is not None, token_given]
+        if sum(chosen) > 1:
+            raise ValueError(
+                f"{self.owner}: choose one login: issue_token and cookies (a Google account), "
+                "email and password (a legacy Nest account), or access_token"
+            )
         if self.email is None and (self.password or self.password_credential):
             raise ValueError(f"{self.owner}: a password needs the account's email")
-        if self.email is not None:
+        if google:
+            self._resolve_google()
+        elif self.email is not None:
             self.password = _secret(self.password, self.password_credential, self.owner, "password")
         elif token_given:
             self.access_token = _secret(
                 self.access_token, self.access_token_credential, self.owner, "access_token"
             )
         else:
-            raise ValueError(f"{self.owner}: set email and password, or access_token")
+            raise ValueError(
+                f"{self.owner}: set issue_token_credential and cookies_credential (a Google "
+                "account: see `roost auth nest-web`), email and password, or access_token"
+            )
         return self
+
+    def _resolve_google(self) -> None:
+        if self.google_api_key is None:
+            raise ValueError(f"{self.owner}: a Google login needs google_api_key")
+        self.issue_token = _secret(
+            self.issue_token, self.issue_token_credential, self.owner, "issue_token"
+        )
+        self.cookies = _secret(self.cookies, self.cookies_credential, self.owner, "cookies")
 
 
 class NetatmoAccount(AccountBase):

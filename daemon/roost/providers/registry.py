@@ -76,11 +76,21 @@ def build_provider(account: AccountSettings, context: ProviderContext) -> Provid
     if isinstance(account, NestWebAccount):
         from roost.providers.nest_web import NestWebProvider
         from roost.providers.nest_web.provider import HTTP_TIMEOUT as NEST_WEB_TIMEOUT
+        from roost.providers.nest_web.session import GoogleLogin
 
         password, token = account.password, account.access_token  # resolved by validation
+        google = None
+        if account.issue_token is not None and account.cookies is not None:
+            google = GoogleLogin(
+                account.issue_token.get_secret_value(),
+                account.cookies.get_secret_value(),
+                account.google_api_key or "",
+                account.auth_proxy_url,
+            )
         return NestWebProvider(
             account.name,
             api_url=account.api_url,
+            google=google,
             email=account.email,
             password=password.get_secret_value() if password is not None else None,
             access_token=token.get_secret_value() if token is not None else None,

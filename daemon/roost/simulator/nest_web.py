@@ -23,6 +23,13 @@ online) and applied to the `SimHome`; the buckets are then re-rendered, so a wri
 arrives like any other change. Details that no source shows are the simulator's best guess
 and marked [M].
 
+Today's Google accounts log in the way the web app does (PROTOCOLS.md §2.1): `GET
+/o/oauth2/iframerpc?action=issueToken…` (the `issue_token` URL a user copies from the
+browser) with the browser's Google cookies answers a Google access token, or
+`{"error": "USER_LOGGED_OUT"}` once the cookies have expired; `POST /v1/issue_jwt` (the auth
+proxy) turns that token into a Nest JWT, valid for `expire_after`, used as the session token.
+`GET /session` expects the token in a `cztoken` cookie as well, as the web app sends it [M].
+
 Test and demo controls are methods of `NestWebSimulator` and JSON endpoints under `/_sim/`.
 """
 
@@ -62,6 +69,12 @@ TRANSPORT_PREFIX = "/transport"
 USER_ID = "1000001"
 MIN_TARGET_C, MAX_TARGET_C = 9.0, 32.0  # what a Nest thermostat accepts
 MIN_RANGE_GAP_C = 1.5  # [M]
+GOOGLE_COOKIES = "SID=sim-sid; HSID=sim-hsid; SSID=sim-ssid; APISID=sim-apisid"
+GOOGLE_API_KEY = "sim-nest-web-api-key"
+GOOGLE_REFERER = "https://accounts.google.com/o/oauth2/iframe"
+ISSUE_TOKEN_PATH = "/o/oauth2/iframerpc"
+ISSUE_JWT_PATH = "/v1/issue_jwt"
+GOOGLE_TOKEN_LIFETIME = timedelta(hours=1)
 SESSION_LIFETIME = timedelta(days=30)  # [M] homebridge renews Nest sessions every 20 days
 
 # target_temperature_type (shared.) ↔ the neutral mode; eco lives in device.eco.mode.
@@ -436,6 +449,12 @@ class NestWebSimulator:
         self.hold_s = hold_s
         self.store = BucketStore(home.clock, seed=seed)
         self.sessions: set[str] = set()
+        self.session_expiry: dict[str, datetime] = {}  # Nest JWTs end; password sessions don't
+        self.google_cookies = GOOGLE_COOKIES  # what the browser holds while signed in
+        self.google_tokens: dict[str, datetime] = {}  # Google access token → expiry
+        self.jwts_issued = 0
+        self.reply_field = "objects"  # where a v5 subscribe reply puts its changes
+        self.jwt_lifetime_s: float | None = None  # cap what clients ask for (tests of renewal)
         self.writes: list[tuple[str, dict[str, Any]]] = []  # accepted (object_key, fields)
         self.requests: list[RequestRecord] = []
         self._schedules = {t.id: default_schedule(t) for t in home.thermostats.values()}
@@ -498,6 +517,16 @@ class NestWebSimulator:
         """Every session token stops working: requests get 401 until the client logs in."""
         self.sessions.clear()
 
+    def sign_out_google(self) -> None:
+        """The browser's Google cookies stop working (signed out, or expired)."""
+        self.google_cookies = "signed-out"
+        self.google_tokens.clear()
+
+    def issue_token_url(self) -> str:
+        """The `issue_token` URL a user copies from the web app's requests."""
+        query = "action=issueToken&response_type=token%20id_token&client_id=sim.apps"
+        return f"{self.url}{ISSUE_TOKEN_PATH}?{query}&origin=https://home.nest.com"
+
     def drop_subscriptions(self) -> None:
         """Abort every `v5` subscribe in flight, mid-response, as a network fault would."""
         self.server.close_streams()
@@ -532,6 +561,10 @@ class NestWebSimulator:
         path, method = request.path, request.method
         if path == "/session":
             return self._session(request)
+        if path == ISSUE_TOKEN_PATH:
+            return self._issue_token(request)
+        if path == ISSUE_JWT_PATH:
+            return self._issue_jwt(request)
         if method != "POST":
             raise NestWebError(405, "method_not_allowed", "use POST")
         self._authorize(request)
@@ -554,6 +587,51 @@ class NestWebSimulator:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme != "Basic" or token not in self.sessions:
             raise NestWebError(401, "unauthorized", "session expired or unknown")
+        expiry = self.session_expiry.get(token)
+        if expiry is not None and self.home.clock() >= expiry:
+            self.sessions.discard(token)
+            raise NestWebError(401, "unauthorized", "session expired")
+
+    def _issue_token(self, request: http.Request) -> http.Response:
+        """Google's token endpoint for a signed-in browser: the cookies and the iframe
+        referer are what it checks."""
+        if request.method != "GET" or request.query.get("action") != "issueToken":
+            raise NestWebError(400, "invalid_request", "expected action=issueToken")
+        if request.headers.get("referer") != GOOGLE_REFERER:
+            return http.Response(200, {"error": "invalid_request", "detail": "bad referer"})
+        if request.headers.get("cookie") != self.google_cookies:
+            logged_out = {"error": "USER_LOGGED_OUT", "detail": "No active session found."}
+            return http.Response(200, logged_out)
+        token = f"ya29.sim-web-{secrets.token_urlsafe(16)}"
+        self.google_tokens[token] = self.home.clock() + GOOGLE_TOKEN_LIFETIME
+        lifetime = int(GOOGLE_TOKEN_LIFETIME.total_seconds())
+        body = {"token_type": "Bearer", "access_token": token, "expires_in": lifetime}
+        return http.Response(200, body)
+
+    def _issue_jwt(self, request: http.Request) -> http.Response:
+        """The Nest auth proxy: a Google access token in, a Nest JWT out."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        expiry = self.google_tokens.get(token)
+        if scheme != "Bearer" or expiry is None or self.home.clock() >= expiry:
+            raise NestWebError(401, "UNAUTHENTICATED", "invalid Google access token")
+        if request.headers.get("x-goog-api-key") != GOOGLE_API_KEY:
+            raise NestWebError(403, "PERMISSION_DENIED", "API key not valid")
+        body = _json_object(request)
+        if body.get("google_oauth_access_token") != token:
+            raise _bad("google_oauth_access_token must be the bearer token")
+        if body.get("policy_id") != "authproxy-oauth-policy":
+            raise _bad("unknown policy_id")
+        lifetime = min(_seconds(body.get("expire_after", "3600s")), self.jwt_lifetime_s or 86400)
+        jwt = f"g.0.{secrets.token_urlsafe(32)}"
+        ends = self.home.clock() + timedelta(seconds=lifetime)
+        self.sessions.add(jwt)
+        self.session_expiry[jwt] = ends
+        self.jwts_issued += 1
+        claims = {
+            "subject": {"nestId": {"id": self.user_id}},
+            "expirationTime": ends.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        return http.Response(200, {"jwt": jwt, "claims": claims})
 
     def _session(self, request: http.Request) -> http.Response:
         """`POST /session` logs in with email and password; `GET /session` with a token
@@ -561,6 +639,8 @@ class NestWebSimulator:
         if request.method == "GET":
             self._authorize(request)
             token = request.headers["authorization"].partition(" ")[2]
+            if f"cztoken={token}" not in request.headers.get("cookie", ""):
+                raise NestWebError(401, "unauthorized", "the cztoken cookie is missing")
             return http.Response(200, self._session_body(token))
         if request.method != "POST":
             raise NestWebError(405, "method_not_allowed", "use GET or POST")
@@ -572,7 +652,7 @@ class NestWebSimulator:
         return http.Response(200, self._session_body(self.login()))
 
     def _session_body(self, token: str) -> dict[str, Any]:
-        expires = self.home.clock() + SESSION_LIFETIME
+        expires = self.session_expiry.get(token, self.home.clock() + SESSION_LIFETIME)
         return {
             "access_token": token,
             "userid": self.user_id,
@@ -632,7 +712,7 @@ class NestWebSimulator:
         else:
             changed = await self._wait_for_changes(held)
         objects = [_v5_object(b, with_value=True) for b in changed]
-        yield json.dumps({"objects": objects}).encode()
+        yield json.dumps({self.reply_field: objects}).encode()
 
     async def _subscribe_v1(self, request: http.Request) -> http.Response:
         if self._failures["subscribe"]:
@@ -739,6 +819,19 @@ def _json_object(request: http.Request) -> dict[str, Any]:
     return body
 
 
+def _seconds(value: object) -> float:
+    """A protobuf duration such as "3600s"."""
+    if not isinstance(value, str) or not value.endswith("s"):
+        raise _bad("expire_after must be a duration like '3600s'")
+    try:
+        seconds = float(value[:-1])
+    except ValueError:
+        raise _bad("expire_after must be a duration like '3600s'") from None
+    if not 0 < seconds <= 86400:
+        raise _bad("expire_after out of range")
+    return seconds
+
+
 def _held_versions(items: list[Any], key_field: str, version_field: str) -> dict[str, int]:
     held: dict[str, int] = {}
     for item in items:
@@ -801,6 +894,7 @@ _CONTROLS: dict[str, Callable[[NestWebSimulator, dict[str, Any]], object]] = {
     "tick": lambda s, a: s.home.tick(arg(a, "dt_s", _NUMBER)),
     "drop_subscriptions": lambda s, a: s.drop_subscriptions(),
     "expire_sessions": lambda s, a: s.expire_sessions(),
+    "sign_out_google": lambda s, a: s.sign_out_google(),
     "fail_next": lambda s, a: s.fail_next(
         arg(a, "what", str), arg(a, "n", int), arg(a, "status", int)
     ),

@@ -12,7 +12,8 @@ already held) the provider reports the account
 disconnected, backs off, and starts over with a full `app_launch`, whose differences the
 state layer reports as catch-up. A bucket that the held ones refer to but that is not held
 (a new device in a structure's `swarm`) also triggers a full refresh. A 401/403 drops the
-session and logs in again at once (with a password) or reports `auth_failed` (token only).
+session and logs in again at once (Google login or password) or reports `auth_failed`
+(token only, or the Google cookies expired).
 
 Writes are `POST {transport}/v5/put` with `MERGE` objects; a 401/403 there logs in again
 and retries once.
@@ -47,7 +48,10 @@ from roost.providers.nest_web.buckets import BucketSet, PayloadError, parse_obje
 from roost.providers.nest_web.encode import EncodeError, encode
 from roost.providers.nest_web.normalize import ScheduleEntry, base_mode, normalize, schedule
 from roost.providers.nest_web.session import (
+    GoogleLogin,
+    LoginMethod,
     LoginRefused,
+    PasswordLogin,
     Session,
     SessionExpired,
     SessionUnavailable,
@@ -65,6 +69,11 @@ HTTP_TIMEOUT = httpx.Timeout(REQUEST_TIMEOUT_S)
 STALE_REPLIES_LIMIT = 3  # replies in a row with nothing new: resync instead of spinning
 RENEW_AFTER = timedelta(days=20)  # homebridge-nest logs in again every 20 days
 RENEW_MARGIN = timedelta(days=1)  # ... or this long before the session says it expires
+SUBSCRIBE_INTERVAL_S = 0.1  # between subscribes at least (homebridge waits 0.1 s too)
+QUICK_REPLY_S = 0.15  # an empty reply sooner than this did not hold the poll open
+QUICK_EMPTY_BACKOFF_S = 1.0  # after quick empty replies: 1, 2, 4 … s between subscribes
+QUICK_EMPTY_BACKOFF_MAX_S = 30.0
+JWT_RENEW_MARGIN = timedelta(minutes=5)  # a Google login's JWT lasts an hour (homebridge: 55 min)
 # Gentle: homebridge-nest debounces puts by 2 s and leaves 7 s after a mode change; a rule
 # may still set eco on every thermostat of a house at once.
 WRITE_LIMITS = WriteLimits(per_device=Rate(burst=2, every_s=10.0), per_account=Rate(5, 3.0))
@@ -113,6 +122,7 @@ class NestWebProvider(HttpClientOwner):
         api_url: str,
         email: str | None = None,
         password: str | None = None,
+        google: GoogleLogin | None = None,
         access_token: str | None = None,
         tokens: TokenStore | None = None,
         clock: Clock | None = None,
@@ -122,8 +132,8 @@ class NestWebProvider(HttpClientOwner):
         write_limits: WriteLimits = WRITE_LIMITS,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        if (email is None or password is None) and access_token is None:
-            raise ValueError("give email and password, or an access_token")
+        if (email is None or password is None) and google is None and access_token is None:
+            raise ValueError("give a Google login, email and password, or an access_token")
         self.account = account
         self.home: Home | None = None
         self.schedules: dict[str, tuple[ScheduleEntry, ...]] = {}  # thermostat → set-points
@@ -131,7 +141,9 @@ class NestWebProvider(HttpClientOwner):
         self.stats = SubscribeStats()
         self.write_limits = write_limits  # read by the dispatcher
         self._api_url = api_url.rstrip("/")
-        self._credentials = (email, password) if email is not None and password else None
+        self._method: LoginMethod | None = google or (
+            PasswordLogin(email, password) if email is not None and password else None
+        )
         self._access_token = access_token
         self._tokens = tokens
         self._clock = clock or SystemClock()
@@ -146,6 +158,8 @@ class NestWebProvider(HttpClientOwner):
         self._buckets = BucketSet()
         self._missing_at_refresh: frozenset[str] = frozenset()
         self._stale_replies = 0
+        self._subscribe_began = float("-inf")
+        self._quick_empties = 0  # empty replies in a row that came back at once
 
     def __repr__(self) -> str:  # never show the password or a token
         return f"NestWebProvider(account={self.account!r}, api_url={self._api_url!r})"
@@ -211,8 +225,24 @@ class NestWebProvider(HttpClientOwner):
         await self._set_state(sink, ConnectionState.CONNECTED, "subscribed")
         await self._publish(sink)
 
+    async def _paced(self) -> None:
+        """Wait before the next subscribe: never sooner than SUBSCRIBE_INTERVAL_S after the
+        last one began, and longer while replies come back at once with nothing (a server
+        whose hold is broken would otherwise be polled in a tight loop)."""
+        since = self._clock.monotonic() - self._subscribe_began
+        quick_empty = self._quick_empties
+        wait = (
+            SUBSCRIBE_INTERVAL_S
+            if quick_empty == 0
+            else min(QUICK_EMPTY_BACKOFF_S * 2 ** (quick_empty - 1), QUICK_EMPTY_BACKOFF_MAX_S)
+        )
+        if wait > since:
+            await self._clock.sleep(wait - since)
+        self._subscribe_began = self._clock.monotonic()
+
     async def _subscribe(self, session: Session) -> list[str]:
         """One long poll: the keys of the buckets that changed (none when it timed out)."""
+        await self._paced()
         self.stats.subscribes += 1
         url = f"{session.transport_url}/v5/subscribe"
         body = {"objects": self._buckets.subscription()}
@@ -224,12 +254,16 @@ class NestWebProvider(HttpClientOwner):
                 return []
             raise
         try:
-            objects = parse_objects(reply, "objects")
+            # some replies carry their changes as `updated_buckets` (homebridge reads both)
+            objects = parse_objects(reply, "objects") + parse_objects(reply, "updated_buckets")
         except PayloadError as exc:
             raise self._malformed(exc) from None
         changed = self._buckets.apply(objects)
         if not changed:
             self.stats.empty_replies += 1
+        held_s = self._clock.monotonic() - self._subscribe_began
+        quick = not changed and held_s < QUICK_REPLY_S
+        self._quick_empties = self._quick_empties + 1 if quick else 0
         self._stale_replies = self._stale_replies + 1 if objects and not changed else 0
         if self._stale_replies >= STALE_REPLIES_LIMIT:
             # The service and roost disagree about revisions: stop asking in a tight loop.
@@ -337,7 +371,7 @@ class NestWebProvider(HttpClientOwner):
                     return self._use(await resume(self._client, self._api_url, token), "resume")
                 except SessionExpired:
                     self._refused_tokens.add(token)
-            if self._credentials is None:
+            if self._method is None:
                 raise LoginRefused("the session access token was refused; set a new one")
             return await self._login()
 
@@ -347,9 +381,8 @@ class NestWebProvider(HttpClientOwner):
         return [t for t in dict.fromkeys(candidates) if t and t not in self._refused_tokens]
 
     async def _login(self) -> Session:
-        assert self._credentials is not None
-        email, password = self._credentials
-        session = self._use(await login(self._client, self._api_url, email, password), "login")
+        assert self._method is not None
+        session = self._use(await login(self._client, self._api_url, self._method), "login")
         if self._tokens is not None:
             await self._tokens.save(
                 self.account, TokenSet(session.token, expires_at=session.expires_at)
@@ -366,14 +399,13 @@ class NestWebProvider(HttpClientOwner):
         return session
 
     def _renewal_due(self, session: Session) -> bool:
-        if self._credentials is None:
+        if self._method is None:
             return False
+        margin = JWT_RENEW_MARGIN if isinstance(self._method, GoogleLogin) else RENEW_MARGIN
         age_s = self._clock.monotonic() - self._session_since
         if age_s >= RENEW_AFTER.total_seconds():
             return True
-        return session.expires_at is not None and self._clock.now() >= (
-            session.expires_at - RENEW_MARGIN
-        )
+        return session.expires_at is not None and self._clock.now() >= (session.expires_at - margin)
 
     def _forget(self, session: Session) -> None:
         """The service refused this session: never use its token again."""

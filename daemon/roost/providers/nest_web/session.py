@@ -1,16 +1,25 @@
-"""Nest web sessions: log in with an email and password, or resume a session token.
+"""Nest web sessions: log in with a Google account or an email and password, or resume a
+session token.
+
+Google accounts (every account today) log in as the web app does (PROTOCOLS.md §2.1): the
+`issue_token` URL and the cookies of a browser signed in to home.nest.com give a Google
+access token; the Nest auth proxy's `issue_jwt` turns it into a Nest JWT (an hour) that
+serves as the session token. When the cookies have expired Google answers
+`USER_LOGGED_OUT`, which needs a person (`LoginRefused`). Password login is legacy: only
+Nest accounts that never moved to Google have one.
 
 `POST {api_url}/session` with `{email, password}` answers `access_token`, `userid` and
 `urls.transport_url` (PROTOCOLS.md §2.1); every later call sends `Authorization: Basic
-<access_token>`. `GET {api_url}/session` with that header describes an existing session,
-which is how a stored or configured token is resumed. A `400` means the credentials were
+<access_token>`. `GET {api_url}/session` with that header and the `cztoken` cookie (as the
+web app and homebridge-nest send them) describes an existing session, which is how a stored
+or configured token is resumed. A `400` means the credentials were
 refused and a `401` that the account wants a second factor: both need a person, so they
 raise `LoginRefused`; anything else worth retrying raises `SessionUnavailable`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -20,7 +29,41 @@ import httpx
 from roost.providers.nest_web.errors import detail
 from roost.providers.nest_wwn.errors import parse_retry_after
 
-USER_AGENT = "roost (nest_web)"
+# The service is a browser's back end; clients that work today present a browser's agent.
+USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+GOOGLE_REFERER = "https://accounts.google.com/o/oauth2/iframe"
+AUTH_PROXY_URL = "https://nestauthproxyservice-pa.googleapis.com"
+JWT_LIFETIME = "3600s"
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordLogin:
+    """A legacy Nest account's email and password."""
+
+    email: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"PasswordLogin(email={self.email!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class GoogleLogin:
+    """A Google account: the web app's `issue_token` URL and the browser's Google cookies."""
+
+    issue_token_url: str
+    cookies: str
+    api_key: str
+    auth_proxy_url: str = AUTH_PROXY_URL
+
+    def __repr__(self) -> str:  # the URL carries a login hint, the cookies are the login
+        return "GoogleLogin(…)"
+
+
+LoginMethod = PasswordLogin | GoogleLogin
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +101,75 @@ class SessionUnavailable(Exception):
         self.retry_after_s = retry_after_s
 
 
-async def login(client: httpx.AsyncClient, api_url: str, email: str, password: str) -> Session:
+async def login(client: httpx.AsyncClient, api_url: str, method: LoginMethod) -> Session:
     """A new session for this account."""
+    if isinstance(method, GoogleLogin):
+        return await google_login(client, api_url, method)
+    return await password_login(client, api_url, method.email, method.password)
+
+
+async def google_login(client: httpx.AsyncClient, api_url: str, method: GoogleLogin) -> Session:
+    """issue_token (cookies) → Google access token → issue_jwt → Nest JWT → its session."""
+    google_token = await _google_token(client, method)
+    headers = {
+        "Authorization": f"Bearer {google_token}",
+        "x-goog-api-key": method.api_key,
+        "User-Agent": USER_AGENT,
+        "Referer": "https://home.nest.com/",
+    }
+    body = {
+        "embed_google_oauth_access_token": True,
+        "expire_after": JWT_LIFETIME,
+        "google_oauth_access_token": google_token,
+        "policy_id": "authproxy-oauth-policy",
+    }
+    url = f"{method.auth_proxy_url.rstrip('/')}/v1/issue_jwt"
+    response = await _request(client, "POST", url, json=body, headers=headers)
+    if response.status_code in (401, 403):
+        raise LoginRefused(f"the Nest auth proxy refused the login (HTTP {response.status_code})")
+    jwt, expires_at = _jwt(response)
+    session = await resume(client, api_url, jwt)
+    return replace(session, expires_at=expires_at or session.expires_at)
+
+
+async def _google_token(client: httpx.AsyncClient, method: GoogleLogin) -> str:
+    headers = {
+        "Cookie": method.cookies,
+        "Referer": GOOGLE_REFERER,
+        "Sec-Fetch-Mode": "cors",
+        "X-Requested-With": "XmlHttpRequest",
+        "User-Agent": USER_AGENT,
+    }
+    response = await _request(client, "GET", method.issue_token_url, headers=headers)
+    if response.status_code == 429 or response.status_code >= 500:
+        raise SessionUnavailable(f"Google's issue_token answered HTTP {response.status_code}")
+    error, token = _field(response, "error"), _field(response, "access_token")
+    if error is not None or not isinstance(token, str) or not token:
+        raise LoginRefused(
+            f"Google refused the browser cookies ({error or 'no access token'}): sign in to "
+            "home.nest.com again and copy issue_token and cookies anew (roost auth nest-web)"
+        )
+    return token
+
+
+def _jwt(response: httpx.Response) -> tuple[str, datetime | None]:
+    if response.status_code != 200:
+        raise SessionUnavailable(f"issue_jwt answered HTTP {response.status_code}")
+    jwt, claims = _field(response, "jwt"), _field(response, "claims")
+    if not isinstance(jwt, str) or not jwt:
+        raise SessionUnavailable("malformed issue_jwt reply")
+    ends = claims.get("expirationTime") if isinstance(claims, dict) else None
+    try:
+        expires_at = datetime.fromisoformat(ends.replace("Z", "+00:00")) if ends else None
+    except (AttributeError, ValueError):
+        expires_at = None
+    return jwt, expires_at
+
+
+async def password_login(
+    client: httpx.AsyncClient, api_url: str, email: str, password: str
+) -> Session:
+    """A new session from a legacy Nest account's email and password."""
     body = {"email": email, "password": password}
     response = await _request(client, "POST", f"{api_url}/session", json=body)
     if response.status_code == 400:
@@ -73,7 +183,11 @@ async def login(client: httpx.AsyncClient, api_url: str, email: str, password: s
 
 async def resume(client: httpx.AsyncClient, api_url: str, token: str) -> Session:
     """The session of an existing token; `SessionExpired` if it is no longer valid."""
-    headers = {"Authorization": f"Basic {token}", "User-Agent": USER_AGENT}
+    headers = {
+        "Authorization": f"Basic {token}",
+        "Cookie": f"cztoken={token}",
+        "User-Agent": USER_AGENT,
+    }
     response = await _request(client, "GET", f"{api_url}/session", headers=headers)
     if response.status_code in (401, 403):
         raise SessionExpired(f"session token refused (HTTP {response.status_code})")
