@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import html
 import os
 import secrets
 import sys
@@ -36,6 +37,7 @@ import anyio
 import httpx
 from anyio.abc import SocketStream
 
+from roost import listeners
 from roost.providers.base import TokenSet
 from roost.store import FILE_NAME, Store
 
@@ -47,6 +49,7 @@ NETATMO_SCOPES += "read_carbonmonoxidedetector"
 WWN_AUTHORIZE = "https://home.nest.com/login/oauth2"
 WWN_TOKEN = "https://api.home.nest.com/oauth2/access_token"
 CALLBACK = "/callback"
+CALLBACK_LIMITS = listeners.Limits(max_connections=16, max_request=16384)
 PROVIDERS = {"sdm": "sdm", "netatmo": "netatmo", "nest": "nest_wwn"}
 
 
@@ -161,37 +164,32 @@ async def receive_code(
     done = anyio.Event()
 
     async def answer(stream: SocketStream) -> None:
-        async with stream:
-            try:
-                with anyio.fail_after(10):
-                    head = b""
-                    while b"\r\n\r\n" not in head and len(head) < 16384:
-                        head += await stream.receive()
-            except (TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-                return
-            target = [*head.split(b"\r\n", 1)[0].split(), b"", b""][1].decode("latin-1")
-            parts = urlsplit(target)
-            query = dict(parse_qsl(parts.query))
-            if parts.path != CALLBACK or not ({"code", "error"} & query.keys()):
-                await _send_page(stream, 404, "Not here", "roost is waiting on /callback.")
-                return
-            if query.get("state") != state:
-                await _send_page(stream, 400, "Wrong state", "Start again with `roost auth`.")
-                return
-            if "error" in query:
-                found["error"] = query["error"]
-                await _send_page(
-                    stream, 200, "Not authorized", f"The vendor said: {query['error']}"
-                )
-            else:
-                found["code"] = query["code"]
-                await _send_page(stream, 200, "roost is authorized", "You can close this tab.")
-            done.set()
+        # The bounded listener closes the stream and logs client errors.
+        head = await listeners.read_until(stream, b"\r\n\r\n", CALLBACK_LIMITS)
+        target = [*head.split(b"\r\n", 1)[0].split(), b"", b""][1].decode("latin-1")
+        parts = urlsplit(target)
+        query = dict(parse_qsl(parts.query))
+        if parts.path != CALLBACK or not ({"code", "error"} & query.keys()):
+            await _send_page(stream, 404, "Not here", "roost is waiting on /callback.")
+            return
+        if query.get("state") != state:
+            await _send_page(stream, 400, "Wrong state", "Start again with `roost auth`.")
+            return
+        if "error" in query:
+            found["error"] = query["error"]
+            title, text = "Not authorized", f"The vendor said: {html.escape(query['error'])}"
+        else:
+            found["code"] = query["code"]
+            title, text = "roost is authorized", "You can close this tab."
+        try:
+            await _send_page(stream, 200, title, text)
+        finally:
+            done.set()  # the answer counts even when the browser left before the page
 
     async with anyio.create_task_group() as tg:
 
         async def serve() -> None:
-            await listener.serve(answer)
+            await listeners.serve(listener, answer, "oauth callback", CALLBACK_LIMITS)
 
         tg.start_soon(serve)
         with anyio.move_on_after(timeout_s):
@@ -209,10 +207,7 @@ async def _send_page(stream: SocketStream, status: int, title: str, text: str) -
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     )
-    try:
-        await stream.send(head.encode() + body)
-    except (anyio.BrokenResourceError, OSError):
-        return
+    await listeners.send(stream, head.encode() + body, CALLBACK_LIMITS)
 
 
 # ---- storing ---------------------------------------------------------------------------

@@ -88,16 +88,27 @@ def _runtime_or_exit(settings: Settings) -> Runtime:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from roost.listeners import raise_fd_limit
+    from roost.lock import AlreadyRunning, acquire
     from roost.log import configure_logging
 
     settings = _settings_or_exit(args.config)
     configure_logging(settings.log.level, settings.log.format)
+    try:
+        lock = acquire(settings.daemon.state_dir)  # before anything touches the directory
+    except AlreadyRunning as exc:
+        print(f"roost cannot start: {exc}", file=sys.stderr)
+        return 1
+    raise_fd_limit()
     runtime = _runtime_or_exit(settings)
     runtime.load_rules()
 
     from roost.service import serve
 
-    anyio.run(serve, runtime)
+    try:
+        anyio.run(serve, runtime)
+    finally:
+        lock.release()
     return 0
 
 

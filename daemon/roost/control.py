@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import anyio
 import structlog
 from anyio.abc import SocketAttribute, SocketStream
 
+from roost import listeners
 from roost.engine import Engine
 from roost.loader import LoadResult
 
@@ -29,6 +31,9 @@ log = structlog.get_logger(__name__)
 
 MAX_REQUEST = 64 * 1024
 TIMEOUT_S = 10.0
+LIMITS = listeners.Limits(
+    max_connections=64, read_timeout_s=TIMEOUT_S, write_timeout_s=TIMEOUT_S, max_request=MAX_REQUEST
+)
 
 
 @dataclass
@@ -45,15 +50,22 @@ class ControlError(Exception):
     pass
 
 
-async def serve(path: Path, handlers: dict[str, Handler]) -> None:
-    """Answer requests on `path` until cancelled; the socket file is removed on exit."""
+async def serve(
+    path: Path, handlers: dict[str, Handler], limits: listeners.Limits = LIMITS
+) -> None:
+    """Answer requests on `path` until cancelled; the socket file is removed on exit.
+
+    Call it only while holding the state directory's instance lock: it removes a stale
+    socket at `path`, which must never be another running instance's."""
     _make_room(path)
     listener = await anyio.create_unix_listener(path)
     os.chmod(path, 0o600)
     log.info("control socket ready", path=str(path))
     try:
         async with listener:
-            await listener.serve(lambda stream: _answer(stream, handlers))
+            await listeners.serve(
+                listener, lambda stream: _answer(stream, handlers, limits), "control", limits
+            )
     finally:
         _remove(path)
 
@@ -66,36 +78,51 @@ def _make_room(path: Path) -> None:
 
 
 def _remove(path: Path) -> None:
+    """Remove our socket; anything else found there (a symlink, a file) is left alone."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ControlError(f"{path} exists and is not a socket; not removing it")
     path.unlink(missing_ok=True)
 
 
-async def _answer(stream: SocketStream, handlers: dict[str, Handler]) -> None:
-    async with stream:
-        if not _peer_allowed(stream):
-            await stream.send(_line({"error": "not allowed"}))
-            return
-        try:
-            with anyio.fail_after(TIMEOUT_S):
-                request = json.loads(await _read_line(stream))
-                handler = handlers.get(str(request.get("command")))
-                if handler is None:
-                    answer: dict[str, Any] | Stream = {
-                        "error": f"unknown command; known: {sorted(handlers)}"
-                    }
-                else:
-                    answer = await handler(request)
-        except (ValueError, TimeoutError, AttributeError) as exc:
-            answer = {"error": f"bad request: {exc}"}
-        except Exception as exc:
-            log.exception("control command failed")
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        if isinstance(answer, Stream):
-            await _stream(stream, answer)
+async def _answer(
+    stream: SocketStream, handlers: dict[str, Handler], limits: listeners.Limits
+) -> None:
+    """One request; a client error (hang-up, garbage, too long) ends only this connection
+    (the bounded listener catches what escapes)."""
+    if not _peer_allowed(stream):
+        await listeners.send(stream, _line({"error": "not allowed"}), limits)
+        return
+    try:
+        line = await listeners.read_until(stream, b"\n", limits)
+        request = json.loads(line)
+        if not isinstance(request, dict):
+            raise ValueError("a request is a JSON object")
+        handler = handlers.get(str(request.get("command")))
+        if handler is None:
+            answer: dict[str, Any] | Stream = {
+                "error": f"unknown command; known: {sorted(handlers)}"
+            }
         else:
-            await stream.send(_line(answer))
+            with anyio.fail_after(TIMEOUT_S):
+                answer = await handler(request)
+    except (ValueError, TimeoutError, listeners.RequestTooLarge) as exc:
+        answer = {"error": f"bad request: {exc}"}
+    except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+        raise
+    except Exception as exc:
+        log.exception("control command failed")
+        answer = {"error": f"{type(exc).__name__}: {exc}"}
+    if isinstance(answer, Stream):
+        await _stream(stream, answer, limits)
+    else:
+        await listeners.send(stream, _line(answer), limits)
 
 
-async def _stream(stream: SocketStream, answer: Stream) -> None:
+async def _stream(stream: SocketStream, answer: Stream, limits: listeners.Limits) -> None:
     """Send the items until they end or the client hangs up (noticed at once, even when
     no item is coming)."""
     async with anyio.create_task_group() as tg:
@@ -111,8 +138,8 @@ async def _stream(stream: SocketStream, answer: Stream) -> None:
         tg.start_soon(until_hung_up)
         try:
             async for item in answer.items:
-                await stream.send(_line(item))
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                await listeners.send(stream, _line(item), limits)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, TimeoutError):
             pass
         finally:
             aclose = getattr(answer.items, "aclose", None)
@@ -129,16 +156,6 @@ def _peer_allowed(stream: SocketStream) -> bool:
     creds = raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _, uid, _ = struct.unpack("3i", creds)
     return uid in (0, os.getuid())
-
-
-async def _read_line(stream: SocketStream) -> bytes:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = await stream.receive()
-        data += chunk
-        if len(data) > MAX_REQUEST:
-            raise ValueError("request too long")
-    return data
 
 
 def _line(data: dict[str, Any]) -> bytes:

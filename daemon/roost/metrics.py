@@ -15,6 +15,7 @@ import anyio
 import structlog
 from anyio.abc import SocketStream
 
+from roost import listeners
 from roost.events import ConnectionState
 from roost.observe import Observer
 
@@ -25,6 +26,12 @@ log = structlog.get_logger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_TIMEOUT_S = 5.0
+LIMITS = listeners.Limits(
+    max_connections=16,
+    read_timeout_s=REQUEST_TIMEOUT_S,
+    write_timeout_s=REQUEST_TIMEOUT_S,
+    max_request=8192,
+)
 
 
 def _escape(value: str) -> str:
@@ -109,30 +116,31 @@ async def serve_metrics(runtime: Runtime, observer: Observer, address: tuple[str
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
     log.info("metrics endpoint ready", url=f"http://{host}:{port}/metrics")
     async with listener:
-        await listener.serve(lambda stream: _answer(stream, runtime, observer))
+        await listeners.serve(
+            listener, lambda stream: _answer(stream, runtime, observer), "metrics", LIMITS
+        )
 
 
 async def _answer(stream: SocketStream, runtime: Runtime, observer: Observer) -> None:
-    async with stream:
-        try:
-            with anyio.fail_after(REQUEST_TIMEOUT_S):
-                head = b""
-                while b"\r\n\r\n" not in head and b"\n\n" not in head and len(head) < 8192:
-                    head += await stream.receive()
-                parts = head.split(b"\r\n", 1)[0].split()
-                method, path = [*parts, b"", b""][:2]
-                if method != b"GET":
-                    await stream.send(_response(405, "text/plain", "use GET\n"))
-                elif path.split(b"?")[0] not in (b"/metrics", b"/"):
-                    await stream.send(_response(404, "text/plain", "see /metrics\n"))
-                else:
-                    await stream.send(_response(200, CONTENT_TYPE, await render(runtime, observer)))
-        except (TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-            return
+    """One request per connection (the bounded listener ends it on any client error)."""
+    try:
+        head = await listeners.read_until(stream, (b"\r\n\r\n", b"\n\n"), LIMITS)
+    except listeners.RequestTooLarge:
+        await listeners.send(stream, _response(431, "text/plain", "request too large\n"), LIMITS)
+        return
+    parts = head.split(b"\n", 1)[0].split()
+    method, path = [*parts, b"", b""][:2]
+    if method != b"GET":
+        answer = _response(405, "text/plain", "use GET\n")
+    elif path.split(b"?")[0] not in (b"/metrics", b"/"):
+        answer = _response(404, "text/plain", "see /metrics\n")
+    else:
+        answer = _response(200, CONTENT_TYPE, await render(runtime, observer))
+    await listeners.send(stream, answer, LIMITS)
 
 
 def _response(status: int, content_type: str, body: str) -> bytes:
-    reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed"}[status]
+    reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed"}.get(status, "Too Large")
     data = body.encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 import anyio
 import structlog
 
+from roost import listeners
 from roost.bus import Bus
 from roost.events import ConnectionState
 from roost.introspect import service_commands
@@ -40,15 +41,20 @@ JOURNAL_CATCH_UP_S = 3.0
 
 
 def sd_notify(*fields: str) -> bool:
-    """Send `READY=1`, `STATUS=…`, `WATCHDOG=1`, … to systemd; False when not under it."""
+    """Send `READY=1`, `STATUS=…`, `WATCHDOG=1`, … to systemd; False when not under it or
+    when the socket cannot be reached (logged, rate-limited: never fatal)."""
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False
     if address.startswith("@"):
         address = "\0" + address[1:]  # an abstract socket
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        sock.connect(address)
-        sock.sendall("\n".join(fields).encode())
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall("\n".join(fields).encode())
+    except OSError as exc:
+        listeners.ERRORS.note("sd_notify failed", socket=address, error=str(exc))
+        return False
     return True
 
 

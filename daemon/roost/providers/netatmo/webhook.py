@@ -24,11 +24,19 @@ import anyio.abc
 import h11
 import structlog
 
+from roost import listeners
+
 log = structlog.get_logger(__name__)
 
 SIGNATURE_HEADER = "x-netatmo-secret"
 MAX_BODY = 65536
 READ_TIMEOUT_S = 10.0
+LIMITS = listeners.Limits(
+    max_connections=64,
+    read_timeout_s=READ_TIMEOUT_S,
+    write_timeout_s=READ_TIMEOUT_S,
+    max_request=MAX_BODY + 16384,
+)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -71,20 +79,19 @@ class WebhookReceiver:
         log.info("netatmo.webhook_listening", host=host, port=self.port)
         task_status.started(self.port)
         async with listener:
-            await listener.serve(self._connection)
+            await listeners.serve(listener, self._connection, "netatmo webhook", LIMITS)
 
     async def _connection(self, stream: anyio.abc.SocketStream) -> None:
-        async with stream:
-            connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_BODY)
+        """One request (the bounded listener closes the stream and logs client errors)."""
+        connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_BODY)
+        try:
+            with anyio.fail_after(LIMITS.read_timeout_s):
+                request, body = await _read(connection, stream)
+            status = self._handle(request, body)
+        except (TimeoutError, h11.ProtocolError, _TooLarge) as exc:
+            listeners.ERRORS.note("netatmo.webhook_bad_request", error=type(exc).__name__)
             status = 400
-            try:
-                with anyio.fail_after(READ_TIMEOUT_S):
-                    request, body = await _read(connection, stream)
-                status = self._handle(request, body)
-            except (TimeoutError, h11.ProtocolError, _TooLarge):
-                status = 400
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                return
+        with anyio.fail_after(LIMITS.write_timeout_s):
             await _respond(connection, stream, status)
 
     def _handle(self, request: h11.Request, body: bytes) -> int:
@@ -93,7 +100,7 @@ class WebhookReceiver:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
         if not verify(self._secret, body, headers.get(SIGNATURE_HEADER)):
             self.stats.rejected += 1
-            log.warning("netatmo.webhook_rejected", reason="bad or missing signature")
+            listeners.ERRORS.note("netatmo.webhook_rejected", reason="bad or missing signature")
             return 403
         try:
             payload = json.loads(body)
