@@ -174,7 +174,7 @@ async def request(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
                         data += await stream.receive()
                     except anyio.EndOfStream:
                         break
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, anyio.BrokenResourceError) as exc:
         raise ControlError(f"cannot reach the daemon at {path}: {exc}") from None
     answer = json.loads(data or b"{}")
     if not isinstance(answer, dict):

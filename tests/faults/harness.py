@@ -33,6 +33,7 @@ class Tally:
     notifications_lost: int = 0
     duplicates: Counter[str] = field(default_factory=Counter)  # kill point → duplicates
     unsafe_commands: int = 0
+    listener_attacks_survived: int = 0
 
     def summary(self) -> str:
         dupes = sum(self.duplicates.values())
@@ -41,7 +42,8 @@ class Tally:
             f"fault suite: {sum(self.faults.values())} faults injected, "
             f"{self.events_lost} events lost, {self.notifications_lost} notifications lost, "
             f"{dupes} notifications duplicated at the sink ({where}), "
-            f"{self.unsafe_commands} unsafe commands"
+            f"{self.unsafe_commands} unsafe commands, "
+            f"{self.listener_attacks_survived} listener attacks survived"
         )
 
 
