@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import anyio
 
+from roost import terminal
 from roost.store import OutboxEntry, Store
 
 
@@ -45,7 +46,7 @@ def show_rows(rows: list[dict[str, Any]], as_json: bool, out: TextIO) -> None:
     if not rows:
         print("the outbox is empty: nothing pending, nothing given up", file=out)
         return
-    for r in rows:
+    for r in terminal.clean(rows):
         when = "next try " + str(r["next_attempt_at"])[:19].replace("T", " ") + " UTC"
         if r["state"] == "dead":
             when = "given up"

@@ -10,6 +10,8 @@ from typing import Any
 
 import anyio
 
+from roost import terminal
+
 
 def add_commands(sub: Any) -> None:
     """Register the subcommands on the `roost` parser's subparsers."""
@@ -102,7 +104,7 @@ def trace_command(args: argparse.Namespace) -> int:
         return 1
     traces = answer.get("traces", [])
     for trace in traces:
-        print(json.dumps(trace) if args.json else format_trace(trace) + "\n")
+        print(json.dumps(trace) if args.json else format_trace(terminal.clean(trace)) + "\n")
     if not traces and not args.json:
         print("no traces yet" + (f" for {args.rule!r}" if args.rule else ""))
     return 0

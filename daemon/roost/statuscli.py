@@ -19,6 +19,8 @@ from typing import Any
 
 import anyio
 
+from roost import terminal
+
 SERVICE_CONFIG = Path("/etc/roost/roost.toml")
 SERVICE_SOCKET = Path("/run/roost/control.sock")
 
@@ -90,7 +92,10 @@ def ask(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any] | N
     try:
         answer: dict[str, Any] = anyio.run(request, path, payload)
     except ControlError as exc:
-        print(f"roost: {exc} (is the daemon running? `systemctl status roost`)", file=sys.stderr)
+        print(
+            terminal.line(f"roost: {exc} (is the daemon running? `systemctl status roost`)"),
+            file=sys.stderr,
+        )
         return None
     return answer
 
@@ -153,7 +158,7 @@ def status_command(args: argparse.Namespace) -> int:
     answer = ask(args, {"command": "status"})
     if answer is None:
         return 1
-    print(json.dumps(answer, indent=2) if args.json else format_status(answer))
+    print(json.dumps(answer, indent=2) if args.json else format_status(terminal.clean(answer)))
     return 0
 
 
@@ -194,7 +199,7 @@ def events_command(args: argparse.Namespace) -> int:
         if answer is None:
             return 1
         for data in answer.get("events", []):
-            print(json.dumps(data) if args.json else format_event(data))
+            print(json.dumps(data) if args.json else format_event(terminal.clean(data)))
         return 0
     try:
         return anyio.run(_follow, args, payload)
@@ -211,9 +216,9 @@ async def _follow(args: argparse.Namespace, payload: dict[str, Any]) -> int:
             if data.get("following"):
                 print("following live events (Ctrl-C to stop)", file=sys.stderr, flush=True)
                 continue
-            print(json.dumps(data) if args.json else format_event(data), flush=True)
+            print(json.dumps(data) if args.json else format_event(terminal.clean(data)), flush=True)
     except ControlError as exc:
-        print(f"roost: {exc}", file=sys.stderr)
+        print(terminal.line(f"roost: {exc}"), file=sys.stderr)
         return 1
     print("roost: the daemon closed the stream", file=sys.stderr)
     return 0
@@ -242,7 +247,7 @@ def notify_test_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(answer, indent=2))
     else:
-        print(format_results(rows, args.tag))
+        print(terminal.line(format_results(rows, args.tag)))
     return 0 if rows and all(r["ok"] for r in rows) else 1
 
 
