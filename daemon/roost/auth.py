@@ -39,6 +39,7 @@ from anyio.abc import SocketStream
 
 from roost import listeners
 from roost.providers.base import TokenSet
+from roost.safefs import give_to
 from roost.store import FILE_NAME, Store
 
 SDM_AUTHORIZE = "https://nestservices.google.com/partnerconnections/{project_id}/auth"
@@ -231,16 +232,16 @@ def give_to_state_owner(state_dir: Path) -> None:
     if owner.st_uid == 0:
         return
     for path in state_dir.glob(FILE_NAME + "*"):
-        if path.stat().st_uid == 0:
-            os.chown(path, owner.st_uid, owner.st_gid)
+        if path.lstat().st_uid == 0 and not give_to(path, owner.st_uid, owner.st_gid):
+            print(f"roost auth: {path} is not a regular file; not changing its owner")
 
 
 def write_credential(path: Path, value: str) -> None:
     """The token as a systemd credential file (0600, written atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temporary = path.with_name(path.name + ".new")
     temporary.unlink(missing_ok=True)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(value + "\n")
         f.flush()

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import anyio
 
 from roost import terminal
-from roost.store import OutboxEntry, Store
+from roost.store import OutboxEntry, Store, StoreError
 
 
 def row(entry: OutboxEntry) -> dict[str, object]:
@@ -59,7 +59,11 @@ def main(state_dir: Path, retry: str | None, as_json: bool, out: TextIO | None =
     out = out or sys.stdout  # looked up now: tests (and callers) may have replaced it
 
     async def run() -> int:
-        store = Store.open(state_dir)
+        try:
+            store = Store.open(state_dir)
+        except StoreError as exc:
+            print(f"roost outbox: {exc}", file=sys.stderr)
+            return 1
         try:
             if retry is not None:
                 if not await store.outbox_retry(retry, datetime.now(UTC)):

@@ -62,9 +62,16 @@ def _settings(path: Path | None) -> Any:
 
 def check_command(args: argparse.Namespace) -> int:
     from roost.loader import LoadResult, RuleError, RuleFileError, load_directory, load_file
+    from roost.privileges import may_run_rule_code
 
     settings = _settings(args.config)
-    if args.files:
+    rules_dir = args.rules or settings.daemon.rules_dir
+    allowed, note = may_run_rule_code(settings.daemon.state_dir)
+    if note:
+        print(f"roost check: {note}", file=sys.stderr)
+    if not allowed:
+        args.files = [p for p in args.files or _all_files(rules_dir) if p.suffix == ".toml"]
+    if args.files or not allowed:  # never load_directory: it would import Python files
         result = LoadResult([], [], list(args.files))
         for path in args.files:
             try:
@@ -74,13 +81,19 @@ def check_command(args: argparse.Namespace) -> int:
             except OSError as exc:
                 result.errors.append(RuleError(path, 0, f"cannot read: {exc}"))
     else:
-        result = load_directory(args.rules or settings.daemon.rules_dir)
+        result = load_directory(rules_dir)
     for error in result.errors:
         print(error, file=sys.stderr)
     print(
         f"{len(result.rules)} rule(s) in {len(result.files)} file(s); {len(result.errors)} error(s)"
     )
     return 1 if result.errors else 0
+
+
+def _all_files(rules_dir: Path) -> list[Path]:
+    from roost.loader import rule_files
+
+    return rule_files(rules_dir) if rules_dir.is_dir() else []
 
 
 def _ask(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any] | None:

@@ -9,7 +9,6 @@ Every call runs in a worker thread (one at a time) so the event loop never block
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ import anyio
 import anyio.to_thread
 
 from roost.providers.base import TokenSet
+from roost.safefs import UnsafePath, private_file, refuse_links
 
 T = TypeVar("T")
 
@@ -131,9 +131,13 @@ def _parse(value: str | None) -> datetime | None:
 def open_connection(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the database with owner-only permissions, and migrate it."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    os.chmod(path, 0o600)
+    # SQLite opens these by name, following links: a planted link would be written as root.
+    siblings = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+    try:
+        refuse_links(siblings)
+        private_file(path)
+    except UnsafePath as exc:
+        raise StoreError(str(exc)) from None
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode: a commit survives a crash of the process (kill -9) without an
