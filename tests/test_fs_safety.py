@@ -1,5 +1,6 @@
 """Root-run commands never follow a planted symlink in the state directory, and `roost
-check` as root either drops to the service user or executes no rule code, saying which."""
+check` as root, with a rule file someone else can change, either drops to the service user
+or executes no rule code, saying which."""
 
 from __future__ import annotations
 
@@ -88,7 +89,9 @@ def check_as_root(
     shared.mkdir(mode=0o777)
     shared.chmod(0o777)
     marker = shared / "ran-as"
-    (rules / "sneaky.py").write_text(RULE_WITH_SIDE_EFFECT.format(marker=str(marker)))
+    sneaky = rules / "sneaky.py"
+    sneaky.write_text(RULE_WITH_SIDE_EFFECT.format(marker=str(marker)))
+    os.chown(sneaky, SERVICE_UID, SERVICE_UID)  # someone other than root can change it
     (rules / "fine.toml").write_text(
         '[[rule]]\nname = "hello"\non = { event = "presence" }\n'
         'do = [{ action = "notify", title = "hi" }]\n'
@@ -124,6 +127,7 @@ def test_check_as_root_without_a_service_user_executes_no_rule_code(open_dir: Pa
     done, marker = check_as_root(open_dir, state_owner=0)
     assert not marker.exists()
     assert "Python rule files are not executed" in done.stderr
+    assert "sneaky.py" in done.stderr
     assert "1 rule(s) in 1 file(s)" in done.stdout  # the TOML rule was still checked
 
 
@@ -132,3 +136,19 @@ def test_check_as_root_drops_to_the_service_user_first(open_dir: Path) -> None:
     done, marker = check_as_root(open_dir, state_owner=SERVICE_UID)
     assert "dropped privileges to uid 4242" in done.stderr
     assert marker.read_text() == str(SERVICE_UID), done.stderr
+
+
+@root_only
+def test_check_as_root_runs_rule_files_only_root_can_change(open_dir: Path) -> None:
+    _, marker = check_as_root(open_dir, state_owner=0)
+    os.chown(open_dir / "rules" / "sneaky.py", 0, 0)
+    marker.unlink(missing_ok=True)
+    config = open_dir / "roost.toml"
+    again = subprocess.run(
+        [sys.executable, "-m", "roost", "check", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert marker.read_text() == "0", again.stderr
+    assert "roost check:" not in again.stderr

@@ -66,11 +66,12 @@ def check_command(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config)
     rules_dir = args.rules or settings.daemon.rules_dir
-    allowed, note = may_run_rule_code(settings.daemon.state_dir)
+    candidates = list(args.files) or _all_files(rules_dir)
+    allowed, note = may_run_rule_code(settings.daemon.state_dir, [rules_dir, *candidates])
     if note:
         print(f"roost check: {note}", file=sys.stderr)
     if not allowed:
-        args.files = [p for p in args.files or _all_files(rules_dir) if p.suffix == ".toml"]
+        args.files = [p for p in candidates if p.suffix == ".toml"]
     if args.files or not allowed:  # never load_directory: it would import Python files
         result = LoadResult([], [], list(args.files))
         for path in args.files:
