@@ -26,6 +26,7 @@ from anyio.abc import SocketAttribute, SocketStream
 from roost import listeners
 from roost.engine import Engine
 from roost.loader import LoadResult
+from roost.redact import redact_text
 
 log = structlog.get_logger(__name__)
 
@@ -110,12 +111,12 @@ async def _answer(
             with anyio.fail_after(TIMEOUT_S):
                 answer = await handler(request)
     except (ValueError, TimeoutError, listeners.RequestTooLarge) as exc:
-        answer = {"error": f"bad request: {exc}"}
+        answer = {"error": redact_text(f"bad request: {exc}")}
     except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
         raise
     except Exception as exc:
         log.exception("control command failed")
-        answer = {"error": f"{type(exc).__name__}: {exc}"}
+        answer = {"error": redact_text(f"{type(exc).__name__}: {exc}")}
     if isinstance(answer, Stream):
         await _stream(stream, answer, limits)
     else:

@@ -39,6 +39,7 @@ from roost.guards import Limits, Refusal, WriteBudget, check
 from roost.model import Device, Structure
 from roost.providers.base import Provider, write_limits
 from roost.ratelimits import WriteThrottle
+from roost.redact import redact_text
 from roost.state import HomeState
 
 log = structlog.get_logger(__name__)
@@ -389,7 +390,7 @@ class Dispatcher:
             outcome,
             self._clock.now(),
             self._place(command),
-            reason=reason,
+            reason=redact_text(reason),  # a vendor's error body may echo a credential
             guard=guard,
             failure=failure,
             latency_s=latency_s,

@@ -33,6 +33,7 @@ from roost.conditions import as_condition
 from roost.events import Event, Scheduled, Started
 from roost.ids import new_id
 from roost.isolation import LoopMonitor, RunDeadline, resume, timed_steps
+from roost.redact import redact_text
 from roost.rules import Rule, RunMode
 from roost.schedule import next_cron, next_interval
 from roost.timers import TimerKind, TimerPersistence, TimerRecord, Timers
@@ -375,7 +376,7 @@ class Engine:
         except Exception as exc:
             self.stats[r.name].errors += 1
             log.exception("rule condition raised", rule=r.name, source=r.source)
-            trace.conditions.append((f"raised {type(exc).__name__}: {exc}", False))
+            trace.conditions.append((redact_text(f"raised {type(exc).__name__}: {exc}"), False))
             return False
 
     def _debounce(
@@ -473,7 +474,7 @@ class Engine:
         except Exception as exc:
             self.stats[r.name].errors += 1
             log.exception("rule raised", rule=r.name, source=r.source, trigger=event.name)
-            trace.end(Result.FAILED, f"{type(exc).__name__}: {exc}", self.clock.now())
+            trace.end(Result.FAILED, redact_text(f"{type(exc).__name__}: {exc}"), self.clock.now())
         finally:
             if run.watchdog is not None:
                 run.watchdog.cancel()

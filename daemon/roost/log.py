@@ -11,14 +11,16 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable
 from typing import Any, TextIO
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-REDACTED = "[REDACTED]"
+from roost.redact import REDACTED, redact_text
+
+__all__ = ["REDACTED", "configure_logging", "get_logger", "redact_secrets", "redact_text"]
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 LEVELS |= {"error": logging.ERROR, "critical": logging.CRITICAL}
 _SYSLOG_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
@@ -26,51 +28,8 @@ _SYSLOG_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical":
 _SECRET_KEY = re.compile(
     r"pass|secret|token|authorization|api_?key|cookie|credential|refresh|bearer", re.IGNORECASE
 )
-_WEB_SCHEMES = frozenset({"http", "https", "ws", "wss"})
-_PARAMS = (
-    r"access_token|refresh_token|id_token|client_secret|code|auth|token|key|api_?key"
-    r"|password|secret|sig|signature"
-)
-_KEY_WORDS = r"token|secret|pass(?:word|wd|phrase)?|api_?key|authorization|cookie|credential"
-# (pattern, replacement) in order; each replacement keeps what helps to read the line.
-_VALUE_RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
-    (re.compile(r"(?i)\b(bearer)\s+[\w.~+/=-]+"), rf"\1 {REDACTED}"),
-    (re.compile(r"\b([a-z][a-z0-9+.-]*)://([^\s\"'<>]*)", re.IGNORECASE), lambda m: _url(m)),
-    (re.compile(rf"(?i)(?<![\w-])({_PARAMS})=[^&#\s\"',;]*"), rf"\1={REDACTED}"),
-    (
-        re.compile(rf"(?i)\b(\w*(?:{_KEY_WORDS})\w*[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}}]+"),
-        rf"\1{REDACTED}",
-    ),
-    (re.compile(r"\bya29\.[\w.-]+"), REDACTED),
-    (re.compile(r"(?<![\w/:])1//[\w-]{8,}"), REDACTED),
-    (re.compile(r"\bc\.[\w-]{40,}"), REDACTED),
-    (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), REDACTED),
-)
-# A cheap pre-check, so most strings skip the rules.
-_MAYBE_SECRET = re.compile(rf"(?i)bearer|://|=|ya29\.|1//|\bc\.|eyJ|{_KEY_WORDS}")
 # ProcessorFormatter's bookkeeping, removed before rendering.
 _META_KEYS = frozenset({"_record", "_from_structlog"})
-
-
-def _url(match: re.Match[str]) -> str:
-    """A web URL keeps host and path without user:password; other schemes (apprise URLs
-    carry tokens in every part) keep only the scheme."""
-    scheme, rest = match.group(1), match.group(2)
-    if scheme.lower() not in _WEB_SCHEMES:
-        return f"{scheme}://{REDACTED}"
-    authority, slash, tail = rest.partition("/")
-    if "@" in authority:
-        authority = f"{REDACTED}@{authority.rpartition('@')[2]}"
-    return f"{scheme}://{authority}{slash}{tail}"
-
-
-def redact_text(text: str) -> str:
-    """`text` with anything that looks like a credential replaced by [REDACTED]."""
-    if not _MAYBE_SECRET.search(text):
-        return text
-    for pattern, replacement in _VALUE_RULES:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def _redact_value(value: object, depth: int = 0) -> object:

@@ -29,6 +29,7 @@ from roost.clock import Clock, SystemClock
 from roost.events import Delivery, NotificationOutcome
 from roost.faults import fault_point
 from roost.ids import new_id
+from roost.redact import redact_text
 from roost.store import OutboxEntry, Store
 
 log = structlog.get_logger(__name__)
@@ -173,6 +174,9 @@ class Notifier:
     async def submit(self, notification: Notification) -> None:
         """Commit to the outbox (durable when this returns), then wake the sender."""
         payload = notification.to_dict()
+        # What leaves for a third-party service carries no credential.
+        payload["title"] = redact_text(notification.title)
+        payload["body"] = redact_text(notification.body)
         if await self._store.outbox_add(notification.key, payload, notification.created_at):
             fault_point("outbox_committed")
             self._wake.set()

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import anyio
 import structlog
 
-from roost import alerts
+from roost import alerts, redact
 from roost.api import Services
 from roost.bus import Bus
 from roost.clock import SystemClock
@@ -67,6 +67,7 @@ def tuning(settings: Settings) -> Tuning:
 class Runtime:
     def __init__(self, settings: Settings, providers: Sequence[Provider] | None = None) -> None:
         self.settings = settings
+        redact.remember_settings(settings)
         self.clock = SystemClock()
         self.store = Store.open(settings.daemon.state_dir)
         self.bus = Bus()

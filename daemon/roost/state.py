@@ -50,6 +50,7 @@ from roost.model import (
     attribute_set,
     attributes,
 )
+from roost.redact import redact_text
 
 log = structlog.get_logger(__name__)
 
@@ -243,7 +244,11 @@ class HomeState:
         if state is not ConnectionState.CONNECTED and acc.baseline:
             acc.resyncing = True
         event = AccountStatus(
-            id=new_id(), at=self._now(), account=account, state=state, detail=detail
+            id=new_id(),
+            at=self._now(),
+            account=account,
+            state=state,
+            detail=redact_text(detail),  # vendor error texts may echo a credential
         )
         await self._bus.publish([event])
 

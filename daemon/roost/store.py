@@ -21,6 +21,7 @@ import anyio
 import anyio.to_thread
 
 from roost.providers.base import TokenSet
+from roost.redact import remember
 from roost.safefs import UnsafePath, private_file, refuse_links
 
 T = TypeVar("T")
@@ -507,9 +508,13 @@ class StoreTokens:
         self._store = store
 
     async def load(self, account: str) -> TokenSet | None:
-        return await self._store.load_token(account)
+        tokens = await self._store.load_token(account)
+        if tokens is not None:
+            remember(tokens.access_token, tokens.refresh_token)
+        return tokens
 
     async def save(self, account: str, tokens: TokenSet) -> None:
+        remember(tokens.access_token, tokens.refresh_token)  # redacted wherever they appear
         await self._store.save_token(account, tokens)
 
 

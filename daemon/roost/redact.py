@@ -1,0 +1,169 @@
+"""One redactor for everything that leaves the daemon: logs, status, events and the
+journal, the outbox, pushes, traces and control-socket errors.
+
+It knows two kinds of secret. The configured ones, by value: every `SecretStr` of the
+settings (tokens, client secrets, refresh tokens, passwords, apprise URLs and their
+parts), and every token the token store saves or loads. And common shapes, by pattern:
+`Bearer …`, Google's `ya29.` / `1//` / `c.` tokens, JWTs, `access_token=…` and friends in
+URLs and bodies, `password: …` in text, user:password in URLs, and every part of a
+non-web URL (apprise URLs carry tokens in the host and the path).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from pydantic import BaseModel, SecretStr
+
+REDACTED = "[REDACTED]"
+# Shorter values are too likely to be ordinary words to be replaced everywhere.
+MIN_SECRET_LEN = 6
+
+_WEB_SCHEMES = frozenset({"http", "https", "ws", "wss"})
+_PARAMS = (
+    r"access_token|refresh_token|id_token|client_secret|code|auth|token|key|api_?key"
+    r"|password|secret|sig|signature"
+)
+_KEY_WORDS = r"token|secret|pass(?:word|wd|phrase)?|api_?key|authorization|cookie|credential"
+# (pattern, replacement) in order; each replacement keeps what helps to read the line.
+_SHAPES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (re.compile(r"(?i)\b(bearer)\s+[\w.~+/=-]+"), rf"\1 {REDACTED}"),
+    (re.compile(r"\b([a-z][a-z0-9+.-]*)://([^\s\"'<>]*)", re.IGNORECASE), lambda m: _url(m)),
+    (re.compile(rf"(?i)(?<![\w-])({_PARAMS})=[^&#\s\"',;]*"), rf"\1={REDACTED}"),
+    (
+        re.compile(rf"(?i)\b(\w*(?:{_KEY_WORDS})\w*[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}}]+"),
+        rf"\1{REDACTED}",
+    ),
+    (re.compile(r"\bya29\.[\w.-]+"), REDACTED),
+    (re.compile(r"(?<![\w/:])1//[\w-]{8,}"), REDACTED),
+    (re.compile(r"\bc\.[\w-]{40,}"), REDACTED),
+    (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), REDACTED),
+)
+# A cheap pre-check, so most strings skip the patterns.
+_MAYBE_SHAPE = re.compile(rf"(?i)bearer|://|=|ya29\.|1//|\bc\.|eyJ|{_KEY_WORDS}")
+
+
+def _url(match: re.Match[str]) -> str:
+    """A web URL keeps host and path without user:password; other schemes (apprise URLs
+    carry tokens in every part) keep only the scheme."""
+    scheme, rest = match.group(1), match.group(2)
+    if scheme.lower() not in _WEB_SCHEMES:
+        return f"{scheme}://{REDACTED}"
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        authority = f"{REDACTED}@{authority.rpartition('@')[2]}"
+    return f"{scheme}://{authority}{slash}{tail}"
+
+
+class Redactor:
+    """Known secret values plus the shapes above; thread-safe to extend."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._known: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+
+    def remember(self, *values: str | SecretStr | None) -> None:
+        """Redact these values (and their URL-encoded forms) from now on."""
+        fresh = set()
+        for value in values:
+            raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if raw and len(raw) >= MIN_SECRET_LEN:
+                fresh |= {raw, raw.replace("/", "%2F"), _quoted(raw)}
+        with self._lock:
+            if fresh <= self._values:
+                return
+            self._values |= fresh
+            ordered = sorted(self._values, key=len, reverse=True)
+            self._known = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def remember_url(self, url: str) -> None:
+        """An apprise URL: the whole of it and each part that could be a token."""
+        self.remember(url, *url_parts(url))
+
+    def text(self, text: str) -> str:
+        """`text` with every known secret and token-shaped part replaced by [REDACTED]."""
+        known = self._known
+        if known is not None:
+            text = known.sub(REDACTED, text)
+        if not _MAYBE_SHAPE.search(text):
+            return text
+        for pattern, replacement in _SHAPES:
+            text = pattern.sub(replacement, text)
+        return text
+
+
+def _quoted(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+def url_parts(url: str) -> list[str]:
+    """The user, password, host, path segments and query values of `url`."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return []
+    found = [parts.username or "", parts.password or "", host]
+    netloc = parts.netloc.rpartition("@")[2]
+    found.append(netloc)
+    found += [unquote(p) for p in parts.path.split("/")]
+    found += [unquote(v) for _, v in parse_qsl(parts.query)]
+    found += [unquote(p) for p in parts.fragment.split("/")]
+    return [p for p in found if _tokenish(p)]
+
+
+def _tokenish(part: str) -> bool:
+    """Long enough, or mixing letters and digits, to be a token rather than a word."""
+    if len(part) >= 16:
+        return True
+    has_digit = any(c.isdigit() for c in part)
+    has_alpha = any(c.isalpha() for c in part)
+    return len(part) >= 8 and has_digit and has_alpha and not _is_address(part)
+
+
+def _is_address(part: str) -> bool:
+    return bool(re.fullmatch(r"[\d.:\[\]]+|localhost(:\d+)?", part))
+
+
+REDACTOR = Redactor()
+
+
+def redact_text(text: str) -> str:
+    """`text` through the process's redactor."""
+    return REDACTOR.text(text)
+
+
+def remember(*values: str | SecretStr | None) -> None:
+    REDACTOR.remember(*values)
+
+
+def remember_settings(settings: BaseModel) -> None:
+    """Every secret the settings hold: SecretStr fields anywhere, apprise URLs by part."""
+    for name, value in _walk(settings):
+        if isinstance(value, SecretStr):
+            raw = value.get_secret_value()
+            if name == "url" or "://" in raw:
+                REDACTOR.remember_url(raw)
+            else:
+                REDACTOR.remember(raw)
+
+
+def _walk(value: Any, name: str = "") -> Iterable[tuple[str, Any]]:
+    if isinstance(value, BaseModel):
+        for field in type(value).model_fields:
+            yield from _walk(getattr(value, field), field)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _walk(item, name)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(item, str(key))
+    else:
+        yield name, value
