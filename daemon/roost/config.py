@@ -12,6 +12,7 @@ read while the settings are validated. Relative paths are relative to the workin
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -114,6 +115,24 @@ def _system_zone() -> ZoneInfo:
             return ZoneInfo.from_file(f, key="localtime")
     except (OSError, ValueError):
         return ZoneInfo("UTC")
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere
+
+
+def _require_loopback(listen: str | None, allow_remote: bool, what: str) -> None:
+    if listen is not None and not allow_remote and not is_loopback(listen.rpartition(":")[0]):
+        raise ValueError(
+            f"{what} = {listen!r} is reachable from other machines; use a loopback address "
+            "(127.0.0.1, ::1) or set allow_remote = true to mean it"
+        )
 
 
 def _default_state_dir() -> Path:
@@ -335,6 +354,8 @@ class NetatmoAccount(AccountBase):
     eco_mode: Literal["away", "hg"] = "away"
     webhook_listen: str | None = None
     webhook_url: str | None = None
+    # A webhook_listen address other than loopback must be meant: roost has no TLS.
+    allow_remote: bool = False
 
     @field_validator("client_secret_credential", "refresh_token_credential")
     @classmethod
@@ -362,6 +383,11 @@ class NetatmoAccount(AccountBase):
             "refresh_token",
             self.use_stored_tokens,
         )
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_loopback(self) -> Self:
+        _require_loopback(self.webhook_listen, self.allow_remote, "webhook_listen")
         return self
 
     def webhook_address(self) -> tuple[str, int] | None:
@@ -531,19 +557,23 @@ class DispatchSettings(_Section):
 class MetricsSettings(_Section):
     """An optional Prometheus text endpoint (off unless `listen` is set)."""
 
-    listen: str | None = None  # e.g. "127.0.0.1:9466"; loopback only
+    listen: str | None = None  # e.g. "127.0.0.1:9466"; loopback unless allow_remote
+    allow_remote: bool = False
 
     @field_validator("listen")
     @classmethod
-    def _loopback(cls, value: str | None) -> str | None:
+    def _host_port(cls, value: str | None) -> str | None:
         if value is None:
             return None
         host, _, port = value.rpartition(":")
-        if host.strip("[]") not in ("127.0.0.1", "::1", "localhost"):
-            raise ValueError("must be a loopback address, e.g. '127.0.0.1:9466'")
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be host:port, e.g. '127.0.0.1:9466'")
         return value
+
+    @model_validator(mode="after")
+    def _loopback(self) -> Self:
+        _require_loopback(self.listen, self.allow_remote, "listen")
+        return self
 
     def address(self) -> tuple[str, int] | None:
         if self.listen is None:
@@ -733,3 +763,16 @@ def _find_key(lines: list[tuple[int, str]], start: int, key: str, index: int) ->
                 return position
             seen += 1
     return None
+
+
+def remote_listeners(settings: Settings) -> list[str]:
+    """The listeners other machines can reach (allowed with allow_remote = true)."""
+    found = []
+    listen = settings.metrics.listen
+    if listen is not None and not is_loopback(listen.rpartition(":")[0]):
+        found.append(f"metrics.listen = {listen!r}")
+    for account in settings.accounts:
+        hook = getattr(account, "webhook_listen", None)
+        if hook is not None and not is_loopback(hook.rpartition(":")[0]):
+            found.append(f"account {account.name!r} webhook_listen = {hook!r}")
+    return found

@@ -61,10 +61,17 @@ def _settings(path: Path | None) -> Any:
 
 
 def check_command(args: argparse.Namespace) -> int:
+    from roost.config import remote_listeners
     from roost.loader import LoadResult, RuleError, RuleFileError, load_directory, load_file
     from roost.privileges import may_run_rule_code
 
     settings = _settings(args.config)
+    for listener in remote_listeners(settings):
+        print(
+            f"warning: {listener} is reachable from other machines (allow_remote = true); "
+            "roost speaks plain HTTP: put a TLS proxy or a firewall in front of it",
+            file=sys.stderr,
+        )
     rules_dir = args.rules or settings.daemon.rules_dir
     candidates = list(args.files) or _all_files(rules_dir)
     allowed, note = may_run_rule_code(settings.daemon.state_dir, [rules_dir, *candidates])

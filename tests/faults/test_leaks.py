@@ -142,7 +142,9 @@ async def test_no_planted_secret_reaches_any_output(tmp_path: Path) -> None:
         (credentials / "nest-web-password").write_text(
             SECRETS["nest web password (credential file)"]
         )
-        base = config_text(bed.cloud.url, bed.cloud.token, bed.sink.url, bed.state_dir, tmp_path)
+        rules = tmp_path / "rules"
+        rules.mkdir()
+        base = config_text(bed.cloud.url, bed.cloud.token, bed.sink.url, bed.state_dir, rules)
         bed.daemon.config.write_text(settings_text(base, cloud, bed.sink.url, tmp_path))
         daemon = CredentialDaemon(bed.daemon.config, bed.daemon.log_path)
         daemon.credentials = credentials
