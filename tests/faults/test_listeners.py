@@ -298,6 +298,7 @@ async def test_a_listener_survives_its_neighbours(tmp_path: Path, listener: str)
             finally:
                 for s in opened:
                     s.close()
+            print(f"{listener} under {attack_name}: alarm pushed in {latency:.3f} s")
             assert latency < ALARM_WITHIN_S, f"{listener} {attack_name}: alarm took {latency:.2f} s"
             await works_again(target, attack_name)
             TALLY.faults[f"listener {listener}: {attack_name}"] += 1
