@@ -162,3 +162,30 @@ async def test_the_oauth_callback_gets_its_code_after_an_attack() -> None:
                 else:
                     break
     assert got == [("C", None)]
+
+
+async def test_5000_bad_webhook_signatures_make_one_log_line() -> None:
+    from structlog.testing import capture_logs
+
+    from roost.providers.netatmo.webhook import WebhookReceiver, sign
+
+    woken: list[object] = []
+    receiver = WebhookReceiver("the-client-secret", woken.append)
+    listeners.ERRORS._last.pop("netatmo.webhook_rejected", None)  # a fresh minute
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(receiver.serve, "127.0.0.1", 0)
+        body = b'{"push_type": "NACamera-movement"}'
+        bad = (
+            f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            "X-Netatmo-secret: 00\r\n\r\n"
+        ).encode() + body
+        with capture_logs() as logs:
+            for _ in range(5000):
+                assert b" 403 " in await ask(port, bad)
+        good = bad.replace(b"00\r\n", sign("the-client-secret", body).encode() + b"\r\n")
+        assert b" 200 " in await ask(port, good)
+        tg.cancel_scope.cancel()
+    rejected = [e for e in logs if e["event"] == "netatmo.webhook_rejected"]
+    assert len(rejected) == 1
+    assert receiver.stats.rejected == 5000
+    assert len(woken) == 1

@@ -37,7 +37,7 @@ import anyio
 import httpx
 from anyio.abc import SocketStream
 
-from roost import listeners
+from roost import listeners, redact
 from roost.providers.base import TokenSet
 from roost.safefs import give_to
 from roost.store import FILE_NAME, Store
@@ -355,12 +355,13 @@ def auth_command(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
         account = _account(settings, args.vendor, args.account)
         flow = make_flow(args, account)
+        redact.remember(flow.client_secret)
         tokens = anyio.run(_authorize, flow, args)
         anyio.run(store_tokens, settings.daemon.state_dir, account.name, tokens)
         if args.credential_file is not None:
             write_credential(args.credential_file, tokens.access_token)
     except (ConfigError, AuthError) as exc:
-        print(f"roost auth: {exc}", file=sys.stderr)
+        print(f"roost auth: {redact.redact_text(str(exc))}", file=sys.stderr)
         return 1
     expires = f", access token valid until {tokens.expires_at:%Y-%m-%d %H:%M} UTC"
     print(
