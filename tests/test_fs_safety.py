@@ -152,3 +152,25 @@ def test_check_as_root_runs_rule_files_only_root_can_change(open_dir: Path) -> N
     )
     assert marker.read_text() == "0", again.stderr
     assert "roost check:" not in again.stderr
+
+
+def test_the_instance_lock_refuses_a_planted_symlink(tmp_path: Path) -> None:
+    from roost.lock import AlreadyRunning, acquire
+
+    target = victim(tmp_path)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "roost.lock").symlink_to(target)
+    with pytest.raises(AlreadyRunning, match="cannot open the lock file"):
+        acquire(state)
+    assert target.read_text() == "precious\n"
+
+
+def test_the_instance_lock_is_exclusive_and_names_its_holder(tmp_path: Path) -> None:
+    from roost.lock import AlreadyRunning, acquire
+
+    held = acquire(tmp_path)
+    with pytest.raises(AlreadyRunning, match=f"PID {os.getpid()}"):
+        acquire(tmp_path)
+    held.release()
+    acquire(tmp_path).release()
