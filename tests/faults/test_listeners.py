@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -196,22 +197,23 @@ def targets(
     }
 
 
-# ---- the attacks: each opens sockets and returns them (closed by the caller) -----------
+# ---- the attacks: each keeps the sockets it holds in `opened` (closed by the caller) ---
+
+ATTACK_S = 2.0  # the short attacks repeat this long, so the alarm is raised in the middle
 
 
-async def early_hang_up(target: Target) -> list[socket.socket]:
-    for _ in range(200):
+async def early_hang_up(target: Target, opened: list[socket.socket]) -> None:
+    deadline = time.monotonic() + ATTACK_S
+    while time.monotonic() < deadline:
         with suppress(OSError):
             s = target.connect()
             await anyio.wait_writable(s)
             s.send(target.good_request)
             s.close()  # without reading the answer
-        await anyio.lowlevel.checkpoint()
-    return []
+        await anyio.sleep(0.002)
 
 
-async def idle_flood(target: Target) -> list[socket.socket]:
-    opened: list[socket.socket] = []
+async def idle_flood(target: Target, opened: list[socket.socket]) -> None:
     full_backlog = 0
     for n in range(IDLE_FLOOD):
         try:
@@ -221,11 +223,9 @@ async def idle_flood(target: Target) -> list[socket.socket]:
         if n % 200 == 0:
             await anyio.lowlevel.checkpoint()
     assert len(opened) + full_backlog == IDLE_FLOOD
-    return opened
 
 
-async def slowloris(target: Target) -> list[socket.socket]:
-    opened = []
+async def slowloris(target: Target, opened: list[socket.socket]) -> None:
     for _ in range(100):
         with suppress(OSError):
             opened.append(target.connect())
@@ -234,42 +234,53 @@ async def slowloris(target: Target) -> list[socket.socket]:
             with suppress(OSError):
                 s.send(bytes([byte]))
         await anyio.sleep(0.3)
-    return opened
 
 
-async def garbage(target: Target) -> list[socket.socket]:
-    for n in range(100):
+async def garbage(target: Target, opened: list[socket.socket]) -> None:
+    deadline = time.monotonic() + ATTACK_S
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
         with suppress(OSError):
             s = target.connect()
             await anyio.wait_writable(s)
-            s.send(os.urandom(512) + b"\r\n\r\n\n" + bytes([n]) * 64 + b"\n\xff\xfe\x00\n")
+            s.send(os.urandom(512) + b"\r\n\r\n\n" + bytes([n % 256]) * 64 + b"\n\xff\xfe\x00\n")
             await anyio.sleep(0.01)
             s.close()
-    return []
 
 
-async def oversize(target: Target) -> list[socket.socket]:
-    opened = []
+async def oversize(target: Target, opened: list[socket.socket]) -> None:
     for _ in range(20):
         with suppress(OSError):
             s = target.connect()
             await anyio.wait_writable(s)
             opened.append(s)
-            with anyio.move_on_after(1):
+            with anyio.move_on_after(0.2):
                 sent = 0
                 while sent < 4 * 1024 * 1024:  # no newline, no end of head
                     await anyio.wait_writable(s)
                     sent += s.send(b"A" * 65536)
-    return opened
 
 
-ATTACKS: dict[str, Callable[[Target], Awaitable[list[socket.socket]]]] = {
+ATTACKS: dict[str, Callable[[Target, list[socket.socket]], Awaitable[None]]] = {
     "early hang-up": early_hang_up,
     "idle flood": idle_flood,
     "slowloris": slowloris,
     "garbage": garbage,
     "oversize line": oversize,
 }
+
+
+async def under_attack(
+    site: Site, target: Target, attack: Any
+) -> tuple[float, list[socket.socket]]:
+    """Start the attack, raise the alarm while it goes on; (alarm latency, held sockets)."""
+    opened: list[socket.socket] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(attack, target, opened)
+        await anyio.sleep(0.5)
+        latency = await alarm_latency(site)
+    return latency, opened
 
 
 async def alarm_latency(site: Site) -> float:
@@ -290,9 +301,9 @@ async def test_a_listener_survives_its_neighbours(tmp_path: Path, listener: str)
         target = site.targets[listener]
         assert await target.works()
         for attack_name, attack in ATTACKS.items():
-            opened = await attack(target)
+            opened: list[socket.socket] = []
             try:
-                latency = await alarm_latency(site)
+                latency, opened = await under_attack(site, target, attack)
                 assert site.alive(), f"{listener}: the daemon died during {attack_name}"
                 assert await accounts_connected_soon(site), f"{listener}: {attack_name}"
             finally:
