@@ -152,7 +152,23 @@ def remember_settings(settings: BaseModel) -> None:
             if name == "url" or "://" in raw:
                 REDACTOR.remember_url(raw)
             else:
-                REDACTOR.remember(raw)
+                REDACTOR.remember(raw, *cookie_values(raw))
+        elif (
+            isinstance(value, str)
+            and _SECRET_NAME.search(name)
+            and not name.endswith("_credential")
+        ):
+            REDACTOR.remember(value)  # e.g. an API key kept as plain text
+
+
+_SECRET_NAME = re.compile(r"(?i)key|token|secret|password|cookie")
+
+
+def cookie_values(raw: str) -> list[str]:
+    """The values of a `name=value; name=value` cookie string (each is a credential)."""
+    if "=" not in raw:
+        return []
+    return [part.partition("=")[2].strip() for part in raw.split(";") if "=" in part]
 
 
 def _walk(value: Any, name: str = "") -> Iterable[tuple[str, Any]]:

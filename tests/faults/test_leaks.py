@@ -37,6 +37,10 @@ SECRETS = {
     "nest web password (credential file)": "P6webpw-8Rs4KcQa",
     "apprise password": "P7appw-3Vn6HbZj",
     "apprise token path": "P8apth-5Wq1MxDc",
+    "nest web issue_token login hint": "P9ntih-1Yc5RvKs",
+    "nest web cookie SID": "P10cks-7Ga2PwLn",
+    "nest web cookie HSID": "P11ckh-4Ue9JmXf",
+    "google api key": "P12gak-6Tb3QsWd",
 }
 
 
@@ -60,6 +64,7 @@ class CredentialDaemon(Daemon):
 
 def settings_text(base: str, cloud: netatmo.NetatmoSimulator, sink_url: str, dirs: Path) -> str:
     closed = "http://127.0.0.1:1"
+    hint = SECRETS["nest web issue_token login hint"]
     text = base.replace('level = "info"', 'level = "debug"')
     text = text.replace(
         "[daemon]\n",
@@ -98,6 +103,15 @@ provider = "nest_web"
 api_url = "{closed}"
 email = "someone@example.com"
 password_credential = "nest-web-password"
+
+[[accounts]]
+name = "google-web"
+provider = "nest_web"
+api_url = "{closed}"
+auth_proxy_url = "{closed}"
+issue_token = "{closed}/iframerpc?action=issueToken&login_hint={hint}"
+cookies = "SID={SECRETS["nest web cookie SID"]}; HSID={SECRETS["nest web cookie HSID"]}"
+google_api_key = "{SECRETS["google api key"]}"
 
 [metrics]
 listen = "127.0.0.1:{free_port()}"
