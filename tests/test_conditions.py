@@ -116,7 +116,7 @@ async def test_a_plain_python_condition_and_code_in_the_body(tmp_path: Path) -> 
             'condition = { any = [{ structure = "event", attribute = "presense",'
             ' equals = "home" }] }\n'
             'do = [{ action = "notify", title = "t" }]\n',
-            1,
+            4,
             "unknown structure attribute 'presense'",
         ),
         (
@@ -124,7 +124,7 @@ async def test_a_plain_python_condition_and_code_in_the_body(tmp_path: Path) -> 
             '[[rule]]\nname = "x"\non = { event = "co" }\n'
             'condition = { time = { after = "25:00", before = "06:00" } }\n'
             'do = [{ action = "notify", title = "t" }]\n',
-            1,
+            4,
             "not a time of day",
         ),
         (

@@ -139,7 +139,9 @@ async def test_roost_reload_and_trace_talk_to_the_running_daemon(
         assert await anyio.to_thread.run_sync(main, ["reload", "--socket", str(socket)]) == 1
         captured = capsys.readouterr()
         assert f"{tmp_path / 'rules' / 'broken.toml'}:1: rule 'b': missing 'do'" in captured.err
-        assert "1 rule(s) running; 1 error(s)" in captured.out
+        assert f"{tmp_path / 'rules' / 'broken.toml'}:1: rule 'b': missing 'on'" in captured.err
+        assert "1 rule(s) running; 2 error(s)" in captured.out
+        assert "previous version" not in captured.out  # there was none
 
         args = ["trace", "--json", "--socket", str(socket)]
         assert await anyio.to_thread.run_sync(main, args) == 0

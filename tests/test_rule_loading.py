@@ -77,7 +77,7 @@ def test_good_files_load(tmp_path: Path) -> None:
         (
             "bad_event.toml",
             GOOD_TOML.replace("good toml", "other").replace('"co"', '"carbon"') + "\n",
-            1,
+            3,
             "rule 'other': unknown event 'carbon'",
         ),
         (
@@ -86,34 +86,34 @@ def test_good_files_load(tmp_path: Path) -> None:
             + '\n[[rule]]\nname = "warm"\non = { event = "presence", to = "home" }\n'
             'condition = { device = "Den", attribute = "temprature", above = 20 }\n'
             'do = [{ action = "thermostat.set_heat", celsius = 21 }]\n',
-            6,
+            9,
             "unknown device attribute 'temprature'",
         ),
         (
             "bad_action.toml",
             '[[rule]]\nname = "a"\non = { event = "co" }\ndo = [{ action = "explode" }]\n',
-            1,
+            4,
             "unknown action 'explode'",
         ),
         (
             "bad_template.toml",
             '[[rule]]\nname = "t"\non = { event = "co" }\n'
             'do = [{ action = "notify", title = "{os.system}" }]\n',
-            1,
+            4,
             "unknown name 'os'",
         ),
         (
             "bad_key.toml",
             '[[rule]]\nname = "k"\non = { event = "co" }\ncooldwn = "1m"\n'
             'do = [{ action = "notify", title = "x" }]\n',
-            1,
+            4,
             "unknown key 'cooldwn'",
         ),
         (
             "bad_duration.toml",
             '[[rule]]\nname = "d"\non = { event = "co" }\ncooldown = "ten minutes"\n'
             'do = [{ action = "notify", title = "x" }]\n',
-            1,
+            4,
             "not a duration",
         ),
     ],
@@ -122,7 +122,7 @@ def test_a_broken_file_names_file_and_line_and_the_others_load(
     tmp_path: Path, name: str, text: str, line: int, message: str
 ) -> None:
     rules, errors = load_with(tmp_path, name, text)
-    assert rules == ["good toml", "good_python"]
+    assert {"good toml", "good_python"} <= set(rules)
     assert len(errors) == 1
     assert errors[0].startswith(f"{tmp_path / name}:{line}: "), errors[0]
     assert message in errors[0]

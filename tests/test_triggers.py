@@ -272,5 +272,5 @@ def test_a_bad_trigger_is_a_load_error_with_file_and_line(
     )
     errors = [str(e) for e in load_directory(tmp_path).errors]
     assert len(errors) == 1
-    assert errors[0].startswith(f"{tmp_path / 'bad.toml'}:2: "), errors[0]
+    assert errors[0].startswith(f"{tmp_path / 'bad.toml'}:4: "), errors[0]  # at the key
     assert message in errors[0]

@@ -76,6 +76,10 @@ class Services:
         return self.state.device(known) if known is not None else None
 
 
+class UnknownDevice(LookupError):
+    """`home.device(name)` for a device the home does not have."""
+
+
 class RuleRunner(Protocol):
     """The engine, as a rule run sees it: it can run another rule."""
 
@@ -189,12 +193,20 @@ class RuleHome:
             if isinstance(d, SmokeCoAlarm) and _matches(d, structure, None, None)
         ]
 
-    def device(self, ref: str | None = None) -> DeviceHandle | None:
-        """A device by id or name; with no argument, the device of the event."""
+    def device(self, ref: str | None = None) -> DeviceHandle:
+        """A device by id or name; with no argument, the device of the event.
+        No such device raises `UnknownDevice`, naming the devices the home has."""
+        found = self.find_device(ref)
+        if found is None:
+            names = sorted(d.name for d in self._services.state.devices())
+            wanted = repr(ref) if ref is not None else "of the event"
+            raise UnknownDevice(f"no device {wanted}; the home has: {', '.join(names) or 'none'}")
+        return found
+
+    def find_device(self, ref: str | None = None) -> DeviceHandle | None:
+        """Like `device`, but None when there is no such device."""
         ref = ref if ref is not None else self.event.device
-        if ref is None:
-            return None
-        d = self._services.find_device(ref)
+        d = self._services.find_device(ref) if ref is not None else None
         if d is None:
             return None
         return ThermostatHandle(self, d) if isinstance(d, Thermostat) else DeviceHandle(self, d)

@@ -77,7 +77,7 @@ class DeviceState:
     value: Any
 
     def check(self, event: Any, home: Any, results: Results | None = None) -> bool:
-        found = home.device(None if self.device == "event" else self.device)
+        found = home.find_device(None if self.device == "event" else self.device)
         actual = getattr(found.state, self.attribute, None) if found is not None else None
         ok = found is not None and OPS[self.op](actual, self.value)
         return _record(results, f"{self.describe()} (is {actual!r})", ok)

@@ -15,8 +15,8 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
-from roost.rules import Rule, RuleDefinitionError, collecting, stop_collecting
-from roost.toml_rules import compile_rule
+from roost.rules import Rule, collecting, stop_collecting
+from roost.toml_rules import RuleProblems, compile_rule
 
 _RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
 _TOML_LINE = re.compile(r"at line (\d+)")
@@ -27,6 +27,7 @@ class RuleError:
     path: Path
     line: int
     message: str
+    rule: str | None = None  # the rule it is about, when the file names it
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.message}"
@@ -64,11 +65,8 @@ def load_directory(directory: Path) -> LoadResult:
         errors.append(RuleError(directory, 0, "rule directory does not exist"))
     seen: dict[str, Rule] = {}
     for path in files:
-        try:
-            loaded = load_file(path)
-        except RuleFileError as exc:
-            errors.append(exc.error)
-            continue
+        loaded, problems = read_file(path)
+        errors.extend(problems)
         for r in loaded:
             if r.name in seen:
                 line = _source_line(r.source)
@@ -81,12 +79,27 @@ def load_directory(directory: Path) -> LoadResult:
 
 
 def load_file(path: Path) -> list[Rule]:
-    rules = load_toml(path) if path.suffix == ".toml" else load_python(path)
+    """Every rule of one file; the file's first error is raised as `RuleFileError`."""
+    rules, errors = read_file(path)
+    if errors:
+        raise RuleFileError(errors[0])
+    return rules
+
+
+def read_file(path: Path) -> tuple[list[Rule], list[RuleError]]:
+    """The rules of one file that load, and an error for each one that does not."""
+    try:
+        if path.suffix == ".toml":
+            rules, errors = load_toml(path)
+        else:
+            rules, errors = load_python(path), []
+    except RuleFileError as exc:
+        return [], [exc.error]
     digest = _fingerprint(path)
     for r in rules:
         r.path = str(path)
         r.fingerprint = digest
-    return rules
+    return rules, errors
 
 
 def _fingerprint(path: Path) -> str:
@@ -102,10 +115,20 @@ def keep_previous(result: LoadResult, previous: list[Rule]) -> LoadResult:
     Returns the merged result (the errors are still reported); rule names already taken by
     the new set win over the kept ones.
     """
-    broken = {str(e.path) for e in result.errors}
-    names = {r.name for r in result.rules}
-    kept = [r for r in previous if r.path in broken and r.name not in names]
+    kept = [r for r in previous if kept_previous(result, r)]
     return LoadResult([*result.rules, *kept], result.errors, result.files)
+
+
+def kept_previous(result: LoadResult, previous: Rule) -> bool:
+    """Whether this rule of the running set stays, because its new version does not load:
+    its whole file failed, or the error is about this rule by name."""
+    if previous.name in {r.name for r in result.rules}:
+        return False
+    loaded = {r.path for r in result.rules}
+    return any(
+        str(e.path) == previous.path and (e.rule == previous.name or previous.path not in loaded)
+        for e in result.errors
+    )
 
 
 def _source_line(source: str) -> int:
@@ -152,7 +175,7 @@ def _line_in(exc: BaseException, path: Path) -> int:
 # ---- TOML ------------------------------------------------------------------------------
 
 
-def load_toml(path: Path) -> list[Rule]:
+def load_toml(path: Path) -> tuple[list[Rule], list[RuleError]]:
     try:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)
@@ -162,24 +185,111 @@ def load_toml(path: Path) -> list[Rule]:
         raise RuleFileError(RuleError(path, line, f"TOML syntax: {exc}")) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleFileError(RuleError(path, 0, f"cannot read: {exc}")) from exc
-    extra = set(data) - {"rule"}
-    if extra:
-        msg = f"unknown top-level key {sorted(extra)[0]!r}; rules go in [[rule]] tables"
-        raise RuleFileError(RuleError(path, _key_line(text, sorted(extra)[0]), msg))
+    errors = [
+        RuleError(
+            path,
+            _key_line(text, key),
+            f"unknown top-level key {key!r}; rules go in [[rule]] tables",
+        )
+        for key in sorted(set(data) - {"rule"})
+    ]
     tables = data.get("rule", [])
-    lines = [text.count("\n", 0, m.start()) + 1 for m in _RULE_HEADER.finditer(text)]
+    starts = [m.start() for m in _RULE_HEADER.finditer(text)]
     rules = []
     for i, table in enumerate(tables):
-        line = lines[i] if i < len(lines) else 0
+        start = starts[i] if i < len(starts) else 0
+        end = starts[i + 1] if i + 1 < len(starts) else len(text)
+        line = _line_at(text, start)
         try:
             rules.append(compile_rule(table, f"{path}:{line}"))
-        except (RuleDefinitionError, ValueError) as exc:
-            name = table.get("name") if isinstance(table, dict) else None
-            where = f"rule {name!r}: " if name else ""
-            raise RuleFileError(RuleError(path, line, f"{where}{exc}")) from exc
-    if not rules:
-        raise RuleFileError(RuleError(path, 1, "no rules: add a [[rule]] table"))
-    return rules
+        except RuleProblems as exc:
+            where = f"rule {exc.rule!r}: " if exc.rule else ""
+            for loc, message in exc.problems:
+                at = _line_at(text, locate(text, start, end, loc))
+                errors.append(RuleError(path, at, f"{where}{message}", exc.rule))
+    if not tables and not errors:
+        errors.append(RuleError(path, 1, "no rules: add a [[rule]] table"))
+    return rules, errors
+
+
+def _line_at(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def locate(text: str, start: int, end: int, loc: tuple[int | str, ...]) -> int:
+    """Best effort: the offset in text[start:end] (one [[rule]]) where the key at `loc` is
+    written, e.g. ("do", 1, "tags"), for inline tables, lists and [[rule.do]] alike."""
+    position = start
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            parent = loc[index - 1] if index else ""
+            position, end = _element(text, position, end, str(parent), part)
+            continue
+        match = _key_pattern(part).search(text, position, end)
+        if match is None:
+            break
+        position = match.start() + (len(match.group(0)) - len(match.group(0).lstrip("\n\t {,")))
+    return position
+
+
+def _key_pattern(key: str) -> re.Pattern[str]:
+    name = re.escape(key)
+    assignment = rf"(?:^|[\s{{,])\"?{name}\"?[ \t]*="
+    header = rf"^[ \t]*\[\[?[ \t]*rule\.{name}[ \t]*\]"
+    return re.compile(rf"(?m){assignment}|{header}")
+
+
+def _element(text: str, position: int, end: int, parent: str, index: int) -> tuple[int, int]:
+    """The span of the index-th element of the list at `position` (`key = [ ... ]`), or of
+    the index-th `[[rule.key]]` table."""
+    headers = list(
+        re.finditer(rf"(?m)^[ \t]*\[\[[ \t]*rule\.{re.escape(parent)}[ \t]*\]\]", text[:end])
+    )
+    headers = [h for h in headers if h.start() >= position]
+    if headers:
+        if index >= len(headers):
+            return position, end
+        stop = headers[index + 1].start() if index + 1 < len(headers) else end
+        return headers[index].start(), stop
+    opening = text.find("[", position, end)
+    equals = text.find("=", position, end)
+    if opening < 0 or (equals >= 0 and text[equals + 1 : opening].strip()):
+        return position, end  # not a list: one table stands for a list of one
+    starts = _list_elements(text, opening + 1, end)
+    if index >= len(starts):
+        return position, end
+    stop = starts[index + 1] if index + 1 < len(starts) else end
+    return starts[index], stop
+
+
+def _list_elements(text: str, i: int, end: int) -> list[int]:
+    """Where each element of a TOML array starts (`i` is just after its `[`)."""
+    starts: list[int] = []
+    depth, quote, expect = 0, "", True
+    while i < end:
+        char = text[i]
+        if quote:
+            if char == quote and text[i - 1] != "\\":
+                quote = ""
+        elif char == "#":
+            i = text.find("\n", i, end) if "\n" in text[i:end] else end
+            continue
+        elif depth == 0 and char == "]":
+            break
+        elif depth == 0 and char == ",":
+            expect = True
+        elif not char.isspace():
+            if depth == 0 and expect:
+                starts.append(i)
+                expect = False
+            if char in "\"'":
+                quote = char
+            elif char in "[{":
+                depth += 1
+            elif char in "]}":
+                depth -= 1
+        i += 1
+    return starts
 
 
 def _key_line(text: str, key: str) -> int:

@@ -26,12 +26,13 @@ from roost.engine import Engine, LoopLimits
 from roost.events import ConnectionState
 from roost.guards import Limits
 from roost.isolation import LoopMonitor
-from roost.loader import LoadResult, keep_previous, load_directory
+from roost.loader import LoadResult, RuleError, keep_previous, kept_previous, load_directory
 from roost.notify import Notifier, Target, restrict_schemes
 from roost.persist import Persister, StoreTimers
 from roost.providers.base import Provider
 from roost.providers.registry import ProviderContext, build_provider
 from roost.recorder import EventRecorder
+from roost.rules import Rule
 from roost.state import HomeState
 from roost.store import Store, StoreMemory, StoreTokens
 from roost.timers import TimerPersistence
@@ -125,9 +126,16 @@ class Runtime:
     def load_rules(self) -> LoadResult:
         """(Re)load the rule directory. Broken files are reported; the rest load."""
         result = load_directory(self.settings.daemon.rules_dir)
+        previous = list(self.engine.rules.values())
         for error in result.errors:
-            log.error("rule file not loaded; its previous version keeps running", error=str(error))
-        result = keep_previous(result, list(self.engine.rules.values()))
+            kept = [
+                r.name for r in previous if kept_previous(result, r) and r.path == str(error.path)
+            ]
+            if kept:
+                log.error("rule not loaded; its previous version keeps running", error=str(error))
+            else:
+                log.error("rule not loaded", error=str(error))
+        result = keep_previous(result, previous)
         self.engine.load(result.rules)
         log.info("rules loaded", rules=len(result.rules), files=len(result.files))
         return result
@@ -192,3 +200,8 @@ def engine(
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _replaces(previous: Rule, error: RuleError) -> bool:
+    """The error is about this running rule (its file; its name, when the error says it)."""
+    return previous.path == str(error.path) and error.rule in (None, previous.name)

@@ -54,8 +54,11 @@ def render(template: str, **names: Any) -> str:
         raise TemplateError(f"bad template {template!r}: {exc}") from exc
 
 
-def validate(template: str, names: set[str]) -> None:
-    """Check a template's syntax and top-level names at load time."""
+def validate(
+    template: str, names: set[str], fields: Mapping[str, frozenset[str]] | None = None
+) -> None:
+    """Check a template's syntax and names at load time; `fields` lists what `{name.x}` may
+    name for each name (a name missing from `fields` is not checked deeper)."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -63,6 +66,16 @@ def validate(template: str, names: set[str]) -> None:
     for _, field_name, _, _ in parsed:
         if field_name is None:
             continue
-        first, _ = _split(field_name)
+        first, rest = _split(field_name)
         if first not in names:
             raise TemplateError(f"unknown name {first!r} in {template!r}")
+        _check_field(first, next(iter(rest), None), (fields or {}).get(first))
+
+
+def _check_field(name: str, part: tuple[bool, Any] | None, known: frozenset[str] | None) -> None:
+    if part is None or known is None:
+        return
+    attribute = str(part[1])
+    if attribute not in known:
+        shown = ", ".join(sorted(known)) or "nothing"
+        raise TemplateError(f"{{{name}}} has no field {attribute!r}; it has: {shown}")

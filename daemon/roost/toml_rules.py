@@ -14,58 +14,66 @@ of `conditions.from_table`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
+from roost import rule_model as m
 from roost.api import RuleHome, ThermostatHandle
-from roost.conditions import ConditionError, from_table
+from roost.conditions import DEVICE_ATTRIBUTES, STRUCTURE_ATTRIBUTES, ConditionError, from_table
 from roost.durations import parse_duration
-from roost.events import Event
-from roost.notify import Priority
+from roost.events import Event, Scheduled, Started
 from roost.rules import Rule, RuleDefinitionError, options, triggers_of
 from roost.templates import TemplateError, render, validate
-from roost.triggers import AnyTrigger, cron, every, startup, when
+from roost.triggers import AnyTrigger, Trigger, cron, every, startup, when
 
 Step = Callable[[Event, RuleHome], Awaitable[None]]
+Loc = tuple[int | str, ...]
 
-RULE_KEYS = {
-    "name",
-    "description",
-    "on",
-    "condition",
-    "do",
-    "hold",
-    "cooldown",
-    "rate",
-    "debounce",
-    "mode",
-    "max",
-    "dry_run",
-    "timeout",
-    "react_to_own_echo",
-}
+RULE_KEYS = set(m.RuleTable.model_fields)
 TEMPLATE_NAMES = {"event", "device", "structure", "rule"}
 
 
+class RuleProblems(RuleDefinitionError):
+    """Everything wrong with one rule table: (where, message) pairs; `where` is a key path."""
+
+    def __init__(self, name: str | None, problems: list[tuple[Loc, str]]) -> None:
+        super().__init__("; ".join(message for _, message in problems))
+        self.rule = name
+        self.problems = problems
+
+
 def compile_rule(table: dict[str, Any], source: str) -> Rule:
-    unknown = set(table) - RULE_KEYS
-    if unknown:
-        raise RuleDefinitionError(
-            f"unknown key {sorted(unknown)[0]!r}; a rule has: {', '.join(sorted(RULE_KEYS))}"
-        )
-    name = table.get("name")
-    if not isinstance(name, str) or not name:
-        raise RuleDefinitionError("every rule needs a name")
-    steps = [_compile_step(step) for step in _as_list(table.get("do"), "do")]
-    if not steps:
-        raise RuleDefinitionError(f"rule {name!r} does nothing: add a 'do' list")
+    """Compile one `[[rule]]` table, or raise `RuleProblems` listing every error in it."""
+    problems: list[tuple[Loc, str]] = []
+    name = table.get("name") if isinstance(table, dict) else None
+    spec = _validate(table, problems)
+    triggers = _triggers(table.get("on"), problems) if isinstance(table, dict) else []
+    condition = None
+    if isinstance(table, dict) and table.get("condition") is not None:
+        try:
+            condition = from_table(table["condition"])
+        except ConditionError as exc:
+            problems.append((("condition",), str(exc)))
+    steps = _steps(spec, triggers, problems) if spec is not None else []
+    if spec is None or problems:
+        raise RuleProblems(name if isinstance(name, str) else None, problems)
     try:
-        condition = from_table(table["condition"]) if "condition" in table else None
-    except ConditionError as exc:
-        raise RuleDefinitionError(str(exc)) from None
-    mode, max_runs, rate = options(
-        mode=table.get("mode", "queued"), max_runs=table.get("max", 10), rate=table.get("rate")
-    )
+        return _build(spec, triggers, condition, steps, source)
+    except RuleDefinitionError as exc:
+        raise RuleProblems(spec.name, [((exc.key or "name",), str(exc))]) from None
+
+
+def _build(
+    spec: m.RuleTable,
+    triggers: list[AnyTrigger],
+    condition: Any,
+    steps: list[Step],
+    source: str,
+) -> Rule:
+    mode, max_runs, rate = options(mode=spec.mode, max_runs=spec.max, rate=spec.rate)
 
     async def run_from(event: Event, home: RuleHome, start: int) -> None:
         for index in range(start, len(steps)):
@@ -75,30 +83,138 @@ def compile_rule(table: dict[str, Any], source: str) -> Rule:
     async def body(event: Event, home: RuleHome) -> None:
         await run_from(event, home, 0)
 
-    triggers = tuple(_trigger(t) for t in _as_list(table.get("on"), "on"))
     return Rule(
-        name=name,
-        triggers=triggers_of(triggers, table.get("hold")),
+        name=spec.name,
+        triggers=triggers_of(triggers, spec.hold),
         body=body,
         condition=condition,
-        cooldown_s=parse_duration(table.get("cooldown")),
-        dry_run=bool(table.get("dry_run", False)),
-        timeout_s=parse_duration(table["timeout"]) if "timeout" in table else None,
-        react_to_own_echo=bool(table.get("react_to_own_echo", False)),
+        cooldown_s=_seconds(spec.cooldown, "cooldown"),
+        dry_run=spec.dry_run,
+        timeout_s=_seconds(spec.timeout, "timeout") if spec.timeout is not None else None,
+        react_to_own_echo=spec.react_to_own_echo,
         source=source,
-        description=str(table.get("description", "")),
+        description=spec.description,
         mode=mode,
         max_runs=max_runs,
         rate=rate,
-        debounce_s=parse_duration(table.get("debounce")),
+        debounce_s=_seconds(spec.debounce, "debounce"),
         resume=run_from,
     )
 
 
-def _as_list(value: Any, key: str) -> list[Any]:
-    if value is None:
-        raise RuleDefinitionError(f"missing {key!r}")
-    return list(value) if isinstance(value, list) else [value]
+def _seconds(value: str | float | None, key: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise RuleDefinitionError(f"{key}: {exc}", key) from None
+
+
+def _validate(table: Any, problems: list[tuple[Loc, str]]) -> m.RuleTable | None:
+    if not isinstance(table, dict):
+        problems.append(((), "a rule is a [[rule]] table"))
+        return None
+    try:
+        spec = m.RuleTable.from_toml(table)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = _data_loc(table, error["loc"])
+            # `on` and `condition` get their precise messages from triggers/conditions.
+            if loc[:1] in (("on",), ("condition",)) and len(loc) > 1:
+                continue
+            problems.append((loc, _message(loc, error)))
+        return None
+    for key in ("hold", "cooldown", "debounce", "timeout"):
+        try:
+            parse_duration(getattr(spec, key))
+        except ValueError as exc:
+            problems.append(((key,), f"{key}: {exc}"))
+    try:
+        options(mode=spec.mode, max_runs=spec.max, rate=spec.rate)
+    except RuleDefinitionError as exc:
+        problems.append(((exc.key or "rate",), str(exc)))
+    return spec
+
+
+def _data_loc(data: Any, loc: Sequence[int | str]) -> Loc:
+    """pydantic's loc without the union tags it inserts: the keys as written in the file."""
+    out: list[int | str] = []
+    for position, part in enumerate(loc):
+        last = position == len(loc) - 1
+        if _has(data, part):
+            data = data[part]
+        elif part == "for_":
+            part = "for"
+        elif not last:
+            continue  # a union tag pydantic inserted
+        out.append(part)
+    return tuple(out)
+
+
+def _has(data: Any, part: int | str) -> bool:
+    if isinstance(data, dict):
+        return part in data
+    return isinstance(data, list) and isinstance(part, int) and part < len(data)
+
+
+def _message(loc: Loc, error: Any) -> str:
+    key = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
+    kind = error["type"]
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        where = "a rule" if len(loc) == 1 else "this table"
+        known = ", ".join(sorted(RULE_KEYS)) if len(loc) == 1 else ""
+        return f"unknown key {loc[-1]!r} in {where}" + (f"; a rule has: {known}" if known else "")
+    if kind == "missing":
+        return f"missing {loc[-1]!r}" if loc else "missing key"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        known = ", ".join(m.ACTION_NAMES)
+        action = given.get("action") if isinstance(given, dict) else None
+        what = f"unknown action {action!r}" if action else "an action needs action = ..."
+        return f"{what}; known actions: {known}"
+    if kind == "list_type" and loc[-1:] == ("tags",):
+        return f'tags is a list: tags = ["{given}"], not tags = {given!r}'
+    if kind == "list_type":
+        return f"{key} is a list of tables, not {given!r}"
+    detail = str(error["msg"]).removeprefix("Value error, ")
+    return f"{key}: {detail} (not {given!r})"
+
+
+def _triggers(on: Any, problems: list[tuple[Loc, str]]) -> list[AnyTrigger]:
+    if on is None:
+        return []
+    items = on if isinstance(on, list) else [on]
+    out: list[AnyTrigger] = []
+    for index, item in enumerate(items):
+        where: Loc = ("on", index) if isinstance(on, list) else ("on",)
+        try:
+            out.append(_trigger(item))
+        except RuleDefinitionError as exc:
+            problems.append(((*where, exc.key) if exc.key else where, str(exc)))
+    return out
+
+
+def _event_fields(triggers: list[AnyTrigger]) -> frozenset[str]:
+    """The fields `{event.*}` may name: those of every event the rule can run for."""
+    classes: set[type[Event]] = set()
+    for t in triggers:
+        classes.add(t.event if isinstance(t, Trigger) else Scheduled)
+        if not isinstance(t, Trigger):
+            classes.add(Started)
+    names = [frozenset(f.name for f in dataclasses.fields(c)) | {"name"} for c in classes]
+    return frozenset.intersection(*names) if names else frozenset()
+
+
+def _steps(
+    spec: m.RuleTable, triggers: list[AnyTrigger], problems: list[tuple[Loc, str]]
+) -> list[Step]:
+    fields = {"event": _event_fields(triggers)} if triggers else {}
+    out = []
+    for index, action in enumerate(spec.do):
+        try:
+            out.append(_compile_step(action, fields))
+        except RuleDefinitionError as exc:
+            problems.append((("do", index, exc.key) if exc.key else ("do", index), str(exc)))
+    return out
 
 
 _SCHEDULES: dict[str, Callable[[Any], AnyTrigger]] = {
@@ -129,37 +245,28 @@ def _trigger(table: Any) -> AnyTrigger:
 
 # ---- actions ---------------------------------------------------------------------------
 
-_THERMOSTAT_ACTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "thermostat.set_mode": ("set_mode", ("mode",)),
-    "thermostat.set_eco": ("set_eco", ("on",)),
-    "thermostat.set_heat": ("set_heat", ("celsius",)),
-    "thermostat.set_cool": ("set_cool", ("celsius",)),
-    "thermostat.set_range": ("set_range", ("heat", "cool")),
-    "thermostat.set_fan_timer": ("set_fan_timer", ("minutes",)),
+_THERMOSTAT_METHODS: dict[type[BaseModel], tuple[str, tuple[str, ...]]] = {
+    m.SetMode: ("set_mode", ("mode",)),
+    m.SetEco: ("set_eco", ("on",)),
+    m.SetHeat: ("set_heat", ("celsius",)),
+    m.SetCool: ("set_cool", ("celsius",)),
+    m.SetRange: ("set_range", ("heat", "cool")),
+    m.SetFanTimer: ("set_fan_timer", ("minutes",)),
 }
-_NOTIFY_KEYS = {"action", "title", "body", "tags", "priority"}
 
 
-def _compile_step(table: Any) -> Step:
-    if not isinstance(table, dict) or "action" not in table:
-        raise RuleDefinitionError('an action is a table: { action = "notify", title = "..." }')
-    action = table["action"]
-    if action == "notify":
-        return _compile_notify(table)
-    if action in _THERMOSTAT_ACTIONS:
-        return _compile_thermostat(table)
-    if action == "delay":
-        return _compile_delay(table)
-    if action == "rule.run":
-        return _compile_run_rule(table)
-    known = ", ".join(["notify", *_THERMOSTAT_ACTIONS, "delay", "rule.run"])
-    raise RuleDefinitionError(f"unknown action {action!r}; known actions: {known}")
+def _compile_step(action: BaseModel, fields: dict[str, frozenset[str]]) -> Step:
+    if isinstance(action, m.Notify):
+        return _compile_notify(action, fields)
+    if isinstance(action, m.Delay):
+        return _compile_delay(action)
+    if isinstance(action, m.RunRule):
+        return _compile_run_rule(action)
+    return _compile_thermostat(action)
 
 
-def _compile_delay(table: dict[str, Any]) -> Step:
-    if set(table) != {"action", "for"}:
-        raise RuleDefinitionError('delay is { action = "delay", for = "5m" }')
-    seconds = parse_duration(table["for"])
+def _compile_delay(action: m.Delay) -> Step:
+    seconds = _seconds(action.for_, "for")
 
     async def delay(event: Event, home: RuleHome) -> None:
         await home.delay(seconds)
@@ -167,10 +274,8 @@ def _compile_delay(table: dict[str, Any]) -> Step:
     return delay
 
 
-def _compile_run_rule(table: dict[str, Any]) -> Step:
-    if set(table) != {"action", "rule"} or not isinstance(table["rule"], str):
-        raise RuleDefinitionError('rule.run is { action = "rule.run", rule = "other rule" }')
-    name = table["rule"]
+def _compile_run_rule(action: m.RunRule) -> Step:
+    name = action.rule
 
     async def run(event: Event, home: RuleHome) -> None:
         await home.run_rule(name)
@@ -178,23 +283,25 @@ def _compile_run_rule(table: dict[str, Any]) -> Step:
     return run
 
 
-def _compile_notify(table: dict[str, Any]) -> Step:
-    unknown = set(table) - _NOTIFY_KEYS
-    if unknown:
-        raise RuleDefinitionError(f"notify has no key {sorted(unknown)[0]!r}")
-    title, body = str(table.get("title", "")), str(table.get("body", ""))
-    if not title:
-        raise RuleDefinitionError("notify needs a title")
-    try:
-        validate(title, TEMPLATE_NAMES)
-        validate(body, TEMPLATE_NAMES)
-        priority = Priority(table.get("priority", "normal"))
-    except (TemplateError, ValueError) as exc:
-        raise RuleDefinitionError(str(exc)) from exc
-    tags = tuple(str(t) for t in table.get("tags", ()))
+TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
+    "device": DEVICE_ATTRIBUTES,
+    "structure": STRUCTURE_ATTRIBUTES,
+    "rule": frozenset(),
+}
+
+
+def _compile_notify(action: m.Notify, fields: dict[str, frozenset[str]]) -> Step:
+    title, body, priority = action.title, action.body, action.priority
+    known = {**TEMPLATE_FIELDS, **fields}
+    for key, text in (("title", title), ("body", body)):
+        try:
+            validate(text, TEMPLATE_NAMES, known)
+        except TemplateError as exc:
+            raise RuleDefinitionError(str(exc), key) from None
+    tags = tuple(action.tags)
 
     async def notify(event: Event, home: RuleHome) -> None:
-        device = home.device()
+        device = home.find_device()
         names: dict[str, Any] = {
             "event": event,
             "device": device.state if device else {},
@@ -208,19 +315,10 @@ def _compile_notify(table: dict[str, Any]) -> Step:
     return notify
 
 
-def _compile_thermostat(table: dict[str, Any]) -> Step:
-    method, params = _THERMOSTAT_ACTIONS[table["action"]]
-    unknown = set(table) - {"action", "target", *params}
-    if unknown:
-        raise RuleDefinitionError(f"{table['action']} has no key {sorted(unknown)[0]!r}")
-    if method == "set_eco":
-        args = [bool(table.get("on", True))]
-    else:
-        missing = [p for p in params if p not in table]
-        if missing:
-            raise RuleDefinitionError(f"{table['action']} needs {missing[0]!r}")
-        args = [table[p] for p in params]
-    select = _compile_target(table.get("target", "event"))
+def _compile_thermostat(action: BaseModel) -> Step:
+    method, params = _THERMOSTAT_METHODS[type(action)]
+    args = [getattr(action, p) for p in params]
+    select = _compile_target(action.model_dump(include={"target"}, exclude_none=True)["target"])
 
     async def act(event: Event, home: RuleHome) -> None:
         for thermostat in select(event, home):
@@ -230,6 +328,8 @@ def _compile_thermostat(table: dict[str, Any]) -> Step:
 
 
 def _compile_target(target: Any) -> Callable[[Event, RuleHome], list[ThermostatHandle]]:
+    if isinstance(target, m.TargetTable):
+        target = target.model_dump(exclude_none=True)
     if target == "event":
         return lambda event, home: home.thermostats(name=event.device) if event.device else []
     if target == "structure":
@@ -246,7 +346,8 @@ def _compile_target(target: Any) -> Callable[[Event, RuleHome], list[ThermostatH
             return lambda event, home: _in_structure(home, str(value))
     raise RuleDefinitionError(
         'target is "event", "structure", "all", { id = ... }, { name = ... }, { room = ... }'
-        " or { structure = ... }"
+        " or { structure = ... }",
+        "target",
     )
 
 

@@ -10,8 +10,11 @@ schedule, a fixed interval, or the daemon's start.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, Union
 
 from roost.durations import parse_duration
 from roost.events import EVENT_TYPES, Event
@@ -24,7 +27,11 @@ _VALUE_FIELDS = frozenset({"old", "new"})
 
 
 class RuleDefinitionError(ValueError):
-    """A rule is written wrong; the message says how to fix it."""
+    """A rule is written wrong; the message says how to fix it. `key`: the key it is at."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def event_type(event: str | type[Event]) -> type[Event]:
@@ -32,7 +39,7 @@ def event_type(event: str | type[Event]) -> type[Event]:
         cls = EVENT_TYPES.get(event)
         if cls is None:
             known = ", ".join(sorted(EVENT_TYPES))
-            raise RuleDefinitionError(f"unknown event {event!r}; known events: {known}")
+            raise RuleDefinitionError(f"unknown event {event!r}; known events: {known}", "event")
         return cls
     if isinstance(event, type) and issubclass(event, Event):
         return event
@@ -201,19 +208,103 @@ def when(
         if name not in names:
             usable = sorted({"from", "to"} | names if "old" in names else names)
             raise RuleDefinitionError(
-                f"event {cls.name!r} has no field {key!r}; filter on one of: {', '.join(usable)}"
+                f"event {cls.name!r} has no field {key!r}; filter on one of: {', '.join(usable)}",
+                key,
             )
-        resolved.append((name, _one_of(value)))
+        resolved.append((name, _one_of(_checked_value(cls, name, key, value))))
     threshold = None
     if above is not None or below is not None:
         if "new" not in names:
-            raise RuleDefinitionError(f"event {cls.name!r} has no value to compare (above/below)")
+            raise RuleDefinitionError(
+                f"event {cls.name!r} has no value to compare (above/below)",
+                "above" if above is not None else "below",
+            )
         if hysteresis < 0:
-            raise RuleDefinitionError("hysteresis cannot be negative")
-        threshold = Threshold(_number(above), _number(below), float(hysteresis))
+            raise RuleDefinitionError("hysteresis cannot be negative", "hysteresis")
+        threshold = Threshold(_number(above, "above"), _number(below, "below"), float(hysteresis))
     elif hysteresis:
-        raise RuleDefinitionError("hysteresis needs above= or below=")
+        raise RuleDefinitionError("hysteresis needs above= or below=", "hysteresis")
     return Trigger(cls, tuple(resolved), device, threshold, _duration(hold, "hold"))
+
+
+# Words people see for a boolean value (the demo and traces print connectivity this way).
+BOOL_WORDS: dict[str, dict[str, bool]] = {
+    "connectivity": {"online": True, "offline": False},
+}
+
+
+_HINTS: dict[type[Event], dict[str, Any]] = {}
+
+
+def _field_types(cls: type[Event]) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+def value_type(cls: type[Event], name: str) -> tuple[type, ...]:
+    """The concrete types a field of an event can hold (None left out); () for Any."""
+    hint = _field_types(cls).get(name, Any)
+    args = typing.get_args(hint) if typing.get_origin(hint) in (Union, types.UnionType) else ()
+    kinds = tuple(t for t in (args or (hint,)) if t is not type(None) and isinstance(t, type))
+    return () if hint is Any else kinds
+
+
+def allowed_values(cls: type[Event], name: str) -> list[str]:
+    """What a filter on this field may say, in words (for messages and the reference)."""
+    shown: list[str] = []
+    for kind in value_type(cls, name):
+        if issubclass(kind, Enum):
+            shown.extend(str(m.value) for m in kind)
+        elif kind is bool:
+            shown.extend([*BOOL_WORDS.get(cls.name, {}), "true", "false"])
+        else:
+            shown.append(f"a {_TYPE_WORDS.get(kind, kind.__name__)}")
+    return shown
+
+
+_TYPE_WORDS = {float: "number", int: "whole number", str: "text", bool: "true/false"}
+
+
+def _checked_value(cls: type[Event], name: str, key: str, value: Any) -> Any:
+    """A filter value in the event's own type: "offline" → False, "eco" → the enum member.
+    A value the field can never hold is refused (it would never match)."""
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_checked_value(cls, name, key, v) for v in value]
+    kinds = value_type(cls, name)
+    if not kinds or value is None:
+        return value
+    for kind in kinds:
+        converted = _convert(cls, kind, value)
+        if converted is not _NO_MATCH:
+            return converted
+    allowed = ", ".join(allowed_values(cls, name))
+    raise RuleDefinitionError(
+        f"event {cls.name!r} never has {_SHOWN.get(name, key)}={value!r}; "
+        f"its values are: {allowed}",
+        key,
+    )
+
+
+_NO_MATCH = object()
+
+
+def _convert(cls: type[Event], kind: type, value: Any) -> Any:
+    if issubclass(kind, Enum):
+        try:
+            return kind(value)
+        except ValueError:
+            return _NO_MATCH
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        word = BOOL_WORDS.get(cls.name, {}).get(str(value).casefold())
+        return _NO_MATCH if word is None else word
+    if kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if ok else _NO_MATCH
+    return value if isinstance(value, kind) else _NO_MATCH
 
 
 def cron(expr: str) -> Cron:
@@ -236,11 +327,11 @@ def startup() -> Startup:
     return Startup()
 
 
-def _number(value: float | None) -> float | None:
+def _number(value: float | None, key: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RuleDefinitionError(f"above/below take a number, not {value!r}")
+        raise RuleDefinitionError(f"above/below take a number, not {value!r}", key)
     return float(value)
 
 
@@ -248,4 +339,4 @@ def _duration(value: str | float | None, what: str) -> float:
     try:
         return parse_duration(value)
     except ValueError as exc:
-        raise RuleDefinitionError(f"{what}: {exc}") from None
+        raise RuleDefinitionError(f"{what}: {exc}", what) from None
