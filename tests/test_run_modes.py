@@ -190,8 +190,8 @@ async def test_a_flapping_sensor_does_not_send_a_hundred_pushes(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('mode = "sometimes"', "unknown mode 'sometimes'"),
-        ("max = 0", "max must be a whole number"),
+        ('mode = "sometimes"', "mode: Input should be 'single', 'restart', 'queued' or 'parallel'"),
+        ("max = 0", "max: Input should be greater than or equal to 1 (not 0)"),
         ('rate = "lots"', "not a rate"),
         ('debounce = "soon"', "not a duration"),
     ],

@@ -212,8 +212,12 @@ class RuleHome:
         return ThermostatHandle(self, d) if isinstance(d, Thermostat) else DeviceHandle(self, d)
 
     def structure(self, ref: str | None = None) -> Structure | None:
-        """A structure by id or name; with no argument, the structure of the event."""
+        """A structure by id or name; with no argument, the structure of the event (for an
+        event about no structure, a schedule say: the only structure, if there is one)."""
         ref = ref if ref is not None else self.event.structure
+        if ref is None:
+            only = list(self._services.state.structures())
+            return only[0] if len(only) == 1 else None
         for s in self._services.state.structures():
             if s.id == ref or (ref is not None and s.name.casefold() == ref.casefold()):
                 return s

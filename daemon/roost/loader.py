@@ -6,6 +6,7 @@ loading. Rule names must be unique across the whole rule directory.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 import sys
@@ -15,6 +16,7 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
+from roost.rulecheck import python_problems
 from roost.rules import Rule, collecting, stop_collecting
 from roost.toml_rules import RuleProblems, compile_rule
 
@@ -89,10 +91,7 @@ def load_file(path: Path) -> list[Rule]:
 def read_file(path: Path) -> tuple[list[Rule], list[RuleError]]:
     """The rules of one file that load, and an error for each one that does not."""
     try:
-        if path.suffix == ".toml":
-            rules, errors = load_toml(path)
-        else:
-            rules, errors = load_python(path), []
+        rules, errors = load_toml(path) if path.suffix == ".toml" else load_python(path)
     except RuleFileError as exc:
         return [], [exc.error]
     digest = _fingerprint(path)
@@ -139,9 +138,10 @@ def _source_line(source: str) -> int:
 # ---- Python ----------------------------------------------------------------------------
 
 
-def load_python(path: Path) -> list[Rule]:
+def load_python(path: Path) -> tuple[list[Rule], list[RuleError]]:
     try:
-        code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        code = compile(tree, str(path), "exec")
     except SyntaxError as exc:
         raise RuleFileError(RuleError(path, exc.lineno or 0, f"syntax error: {exc.msg}")) from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -160,7 +160,37 @@ def load_python(path: Path) -> list[Rule]:
         stop_collecting(token)
     if not found:
         raise RuleFileError(RuleError(path, 1, "no rules: decorate an async function with @rule"))
-    return found
+    return _checked(path, tree, found)
+
+
+def _checked(path: Path, tree: ast.Module, found: list[Rule]) -> tuple[list[Rule], list[RuleError]]:
+    """Attach the names each rule uses; a rule whose code can only fail is refused."""
+    problems, references = python_problems(tree)
+    spans = {_source_line(r.source): r for r in found}
+    owner: dict[int, Rule] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            r = spans.get(first) or spans.get(node.lineno)
+            for line in range(first, (node.end_lineno or node.lineno) + 1):
+                if r is not None:
+                    owner[line] = r
+    for r in found:
+        r.references = tuple(ref for ref in references if owner.get(ref.line) is r)
+    errors = [
+        RuleError(path, line, _named(owner.get(line), message), _name(owner.get(line)))
+        for line, message in problems
+    ]
+    refused = {e.rule for e in errors}
+    return [r for r in found if r.name not in refused], errors
+
+
+def _name(r: Rule | None) -> str | None:
+    return r.name if r is not None else None
+
+
+def _named(r: Rule | None, message: str) -> str:
+    return f"rule {r.name!r}: {message}" if r is not None else message
 
 
 def _line_in(exc: BaseException, path: Path) -> int:
@@ -200,16 +230,20 @@ def load_toml(path: Path) -> tuple[list[Rule], list[RuleError]]:
         start = starts[i] if i < len(starts) else 0
         end = starts[i + 1] if i + 1 < len(starts) else len(text)
         line = _line_at(text, start)
+
+        def line_of(loc: tuple[int | str, ...], start: int = start, end: int = end) -> int:
+            return _line_at(text, locate(text, start, end, loc))
+
         try:
-            rules.append(compile_rule(table, f"{path}:{line}"))
+            rules.append(compile_rule(table, f"{path}:{line}", line_of))
         except RuleProblems as exc:
             where = f"rule {exc.rule!r}: " if exc.rule else ""
             for loc, message in exc.problems:
-                at = _line_at(text, locate(text, start, end, loc))
+                at = line_of(loc)
                 errors.append(RuleError(path, at, f"{where}{message}", exc.rule))
     if not tables and not errors:
         errors.append(RuleError(path, 1, "no rules: add a [[rule]] table"))
-    return rules, errors
+    return rules, sorted(errors, key=lambda e: e.line)
 
 
 def _line_at(text: str, offset: int) -> int:

@@ -62,7 +62,7 @@ def _settings(path: Path | None) -> Any:
 
 def check_command(args: argparse.Namespace) -> int:
     from roost.config import remote_listeners
-    from roost.loader import LoadResult, RuleError, RuleFileError, load_directory, load_file
+    from roost.loader import LoadResult, RuleError, load_directory, read_file
     from roost.privileges import may_run_rule_code
 
     settings = _settings(args.config)
@@ -83,18 +83,21 @@ def check_command(args: argparse.Namespace) -> int:
         result = LoadResult([], [], list(args.files))
         for path in args.files:
             try:
-                result.rules.extend(load_file(path))
-            except RuleFileError as exc:
-                result.errors.append(exc.error)
+                rules, errors = read_file(path)
             except OSError as exc:
-                result.errors.append(RuleError(path, 0, f"cannot read: {exc}"))
+                rules, errors = [], [RuleError(path, 0, f"cannot read: {exc}")]
+            result.rules.extend(rules)
+            result.errors.extend(errors)
     else:
         result = load_directory(rules_dir)
-    for error in result.errors:
+    checked_names = _against_home(result, settings, tags=args.config is not None)
+    for error in sorted(result.errors, key=lambda e: (str(e.path), e.line)):
         print(error, file=sys.stderr)
     print(
         f"{len(result.rules)} rule(s) in {len(result.files)} file(s); {len(result.errors)} error(s)"
     )
+    if not checked_names:
+        print("(no stored home: device, room and structure names were not checked)")
     return 1 if result.errors else 0
 
 
@@ -102,6 +105,23 @@ def _all_files(rules_dir: Path) -> list[Path]:
     from roost.loader import rule_files
 
     return rule_files(rules_dir) if rules_dir.is_dir() else []
+
+
+def _against_home(result: Any, settings: Any, tags: bool) -> bool:
+    """Check the names the rules use against the last known home and the notification
+    targets; False if no home is stored yet."""
+    from roost.loader import RuleError
+    from roost.rulecheck import Known, reference_problems, scheduled, stored_homes
+
+    homes = stored_homes(settings.daemon.state_dir)
+    # Without any target there is nothing to route to: `notify-test` says so, not check.
+    targets = settings.notify.targets if tags else []
+    tagged = {t for target in targets for t in target.tags} if targets else None
+    known = Known.of(homes, tagged)
+    for r in result.rules:
+        for line, message in reference_problems(r.references, known, scheduled(r.triggers)):
+            result.errors.append(RuleError(Path(r.path), line, f"rule {r.name!r}: {message}"))
+    return homes is not None
 
 
 def _ask(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from roost.conditions import Condition, ConditionError, all_of, as_condition
 from roost.durations import parse_duration, parse_rate
+from roost.rulecheck import Reference
 from roost.triggers import (
     AnyTrigger,
     Cron,
@@ -83,6 +84,8 @@ class Rule:
     # Runs the body from step N (TOML rules): what lets a run resume after a `delay` when
     # roost restarted meanwhile. A Python coroutine cannot be resumed that way.
     resume: Callable[[Any, Any, int], Awaitable[None]] | None = None
+    # The device, room, structure and tag names it uses (for `roost check` against the home).
+    references: tuple[Reference, ...] = ()
 
     def event_triggers(self) -> list[tuple[int, Trigger]]:
         return [(i, t) for i, t in enumerate(self.triggers) if isinstance(t, Trigger)]

@@ -25,6 +25,7 @@ from roost.api import RuleHome, ThermostatHandle
 from roost.conditions import DEVICE_ATTRIBUTES, STRUCTURE_ATTRIBUTES, ConditionError, from_table
 from roost.durations import parse_duration
 from roost.events import Event, Scheduled, Started
+from roost.rulecheck import EVENT_STRUCTURE, Reference
 from roost.rules import Rule, RuleDefinitionError, options, triggers_of
 from roost.templates import TemplateError, render, validate
 from roost.triggers import AnyTrigger, Trigger, cron, every, startup, when
@@ -45,8 +46,11 @@ class RuleProblems(RuleDefinitionError):
         self.problems = problems
 
 
-def compile_rule(table: dict[str, Any], source: str) -> Rule:
-    """Compile one `[[rule]]` table, or raise `RuleProblems` listing every error in it."""
+def compile_rule(
+    table: dict[str, Any], source: str, line_of: Callable[[Loc], int] | None = None
+) -> Rule:
+    """Compile one `[[rule]]` table, or raise `RuleProblems` listing every error in it.
+    `line_of` says where a key is written (for the names the rule uses)."""
     problems: list[tuple[Loc, str]] = []
     name = table.get("name") if isinstance(table, dict) else None
     spec = _validate(table, problems)
@@ -61,9 +65,52 @@ def compile_rule(table: dict[str, Any], source: str) -> Rule:
     if spec is None or problems:
         raise RuleProblems(name if isinstance(name, str) else None, problems)
     try:
-        return _build(spec, triggers, condition, steps, source)
+        built = _build(spec, triggers, condition, steps, source)
     except RuleDefinitionError as exc:
         raise RuleProblems(spec.name, [((exc.key or "name",), str(exc))]) from None
+    at = line_of or (lambda loc: 0)
+    built.references = tuple(Reference(k, v, at(loc)) for k, v, loc in _references(table, spec))
+    return built
+
+
+def _references(table: dict[str, Any], spec: m.RuleTable) -> list[tuple[str, str, Loc]]:
+    """The names a rule uses, with the key each is written at."""
+    out: list[tuple[str, str, Loc]] = []
+    on = table.get("on")
+    for index, trigger in enumerate(on if isinstance(on, list) else [on]):
+        if isinstance(trigger, dict) and isinstance(trigger.get("device"), str):
+            where: Loc = ("on", index, "device") if isinstance(on, list) else ("on", "device")
+            out.append(("device", trigger["device"], where))
+    out.extend((k, v, ("condition",)) for k, v in _condition_names(table.get("condition")))
+    for index, action in enumerate(spec.do):
+        target = getattr(action, "target", None)
+        if isinstance(target, m.TargetTable):
+            for key, kind in _TARGET_KINDS.items():
+                value = getattr(target, key)
+                if value is not None:
+                    out.append((kind, value, ("do", index, "target")))
+        if isinstance(action, m.Notify):
+            out.extend(("tag", tag, ("do", index, "tags")) for tag in action.tags)
+    return out
+
+
+_TARGET_KINDS = {"id": "device", "name": "device", "room": "room", "structure": "structure"}
+
+
+def _condition_names(table: Any) -> list[tuple[str, str]]:
+    if isinstance(table, list):
+        return [name for part in table for name in _condition_names(part)]
+    if not isinstance(table, dict):
+        return []
+    out = []
+    for key in ("all", "any", "not"):
+        if key in table:
+            out.extend(_condition_names(table[key]))
+    if "presence" in table or "structure" in table:
+        out.append(("structure", str(table.get("structure", EVENT_STRUCTURE))))
+    elif "attribute" in table and str(table.get("device", "event")) != "event":
+        out.append(("device", str(table["device"])))
+    return out
 
 
 def _build(
