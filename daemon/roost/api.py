@@ -13,25 +13,26 @@ from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 
+from roost import model
 from roost.clock import Clock, SystemClock
-from roost.commands import (
-    Action,
-    Command,
-    SetCool,
-    SetEco,
-    SetFanTimer,
-    SetHeat,
-    SetMode,
-    SetPresence,
-    SetRange,
-)
+from roost.commands import Action, Command, SetPresence
 from roost.durations import parse_duration
 from roost.events import CommandOutcome, Event
 from roost.ids import new_id
 from roost.isolation import RunDeadline
-from roost.model import Device, Presence, SmokeCoAlarm, Structure, Thermostat, ThermostatMode
+from roost.model import Presence, Structure
 from roost.notify import Notification, Priority
 from roost.state import HomeState
+from roost.surface import (
+    Alarm,
+    Camera,
+    Device,
+    Home,
+    PresenceName,
+    PriorityName,
+    Thermostat,
+    handle,
+)
 from roost.traces import Trace
 from roost.windows import TagLimiter
 
@@ -57,7 +58,7 @@ class Services:
     notify_limit: TagLimiter | None = field(default_factory=TagLimiter)
     _names: dict[str, str] = field(default_factory=dict, repr=False)
 
-    def find_device(self, ref: str) -> Device | None:
+    def find_device(self, ref: str) -> model.Device | None:
         """A device by id, or by name (case-insensitive), remembering names it has seen."""
         found = self.state.device(ref)
         if found is not None:
@@ -92,43 +93,14 @@ class RuleRunner(Protocol):
     def forget_delay(self, delay_id: str) -> None: ...
 
 
-class DeviceHandle:
-    """A device as a rule sees it: its state at the time of the call, by attribute."""
-
-    def __init__(self, home: RuleHome, device: Device) -> None:
-        self._home = home
-        self.state = device
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.state, name)
-
-    def __repr__(self) -> str:
-        return f"<{type(self.state).__name__} {self.state.name!r}>"
+# The handles rule bodies get (typed in `surface`); the old names stay for rule code.
+DeviceHandle = Device
+ThermostatHandle = Thermostat
 
 
-class ThermostatHandle(DeviceHandle):
-    state: Thermostat
-
-    async def set_mode(self, mode: str | ThermostatMode) -> CommandOutcome:
-        return await self._home.command(self.state.id, SetMode(ThermostatMode(mode)))
-
-    async def set_eco(self, on: bool = True) -> CommandOutcome:
-        return await self._home.command(self.state.id, SetEco(on))
-
-    async def set_heat(self, celsius: float) -> CommandOutcome:
-        return await self._home.command(self.state.id, SetHeat(float(celsius)))
-
-    async def set_cool(self, celsius: float) -> CommandOutcome:
-        return await self._home.command(self.state.id, SetCool(float(celsius)))
-
-    async def set_range(self, heat: float, cool: float) -> CommandOutcome:
-        return await self._home.command(self.state.id, SetRange(float(heat), float(cool)))
-
-    async def set_fan_timer(self, minutes: int) -> CommandOutcome:
-        return await self._home.command(self.state.id, SetFanTimer(int(minutes)))
-
-
-def _matches(device: Device, structure: str | None, room: str | None, name: str | None) -> bool:
+def _matches(
+    device: model.Device, structure: str | None, room: str | None, name: str | None
+) -> bool:
     return (
         (structure is None or device.structure_id == structure)
         and (room is None or (device.room or "").casefold() == room.casefold())
@@ -152,8 +124,8 @@ class RuleHome:
         self._services = services
         self.rule = rule
         self.event = event
-        self.dry_run = dry_run
-        self.trace = trace
+        self._dry_run = dry_run
+        self._trace = trace
         self._runner = runner
         self._deadline = deadline
         self.position: int | None = None  # the TOML step being run (resumable after a delay)
@@ -168,32 +140,42 @@ class RuleHome:
         return self._services.clock.now().astimezone(self._services.zone)
 
     def _step(self, what: str, outcome: str, detail: str = "") -> None:
-        if self.trace is not None:
-            self.trace.step(what, outcome, detail)
+        if self._trace is not None:
+            self._trace.step(what, outcome, detail)
 
     # ---- reading -------------------------------------------------------------------
 
     def thermostats(
         self, *, structure: str | None = None, room: str | None = None, name: str | None = None
-    ) -> list[ThermostatHandle]:
+    ) -> list[Thermostat]:
         """Thermostats by structure, room and/or name (or id); no argument: all of them."""
         if name is not None and structure is None and room is None:
             found = self._services.find_device(name)
-            return [ThermostatHandle(self, found)] if isinstance(found, Thermostat) else []
+            return [Thermostat(self, found)] if isinstance(found, model.Thermostat) else []
         return [
-            ThermostatHandle(self, d)
+            Thermostat(self, d)
             for d in self._services.state.devices()
-            if isinstance(d, Thermostat) and _matches(d, structure, room, name)
+            if isinstance(d, model.Thermostat) and _matches(d, structure, room, name)
         ]
 
-    def alarms(self, *, structure: str | None = None) -> list[DeviceHandle]:
+    def alarms(self, *, structure: str | None = None) -> list[Alarm]:
         return [
-            DeviceHandle(self, d)
+            Alarm(self, d)
             for d in self._services.state.devices()
-            if isinstance(d, SmokeCoAlarm) and _matches(d, structure, None, None)
+            if isinstance(d, model.SmokeCoAlarm) and _matches(d, structure, None, None)
         ]
 
-    def device(self, ref: str | None = None) -> DeviceHandle:
+    def cameras(self, *, structure: str | None = None) -> list[Camera]:
+        """Cameras and doorbells."""
+        return [
+            c
+            for d in self._services.state.devices()
+            if isinstance(d, model.Camera) and _matches(d, structure, None, None)
+            for c in [handle(self, d)]
+            if isinstance(c, Camera)
+        ]
+
+    def device(self, ref: str | None = None) -> Device:
         """A device by id or name; with no argument, the device of the event.
         No such device raises `UnknownDevice`, naming the devices the home has."""
         found = self.find_device(ref)
@@ -203,13 +185,11 @@ class RuleHome:
             raise UnknownDevice(f"no device {wanted}; the home has: {', '.join(names) or 'none'}")
         return found
 
-    def find_device(self, ref: str | None = None) -> DeviceHandle | None:
+    def find_device(self, ref: str | None = None) -> Device | None:
         """Like `device`, but None when there is no such device."""
         ref = ref if ref is not None else self.event.device
         d = self._services.find_device(ref) if ref is not None else None
-        if d is None:
-            return None
-        return ThermostatHandle(self, d) if isinstance(d, Thermostat) else DeviceHandle(self, d)
+        return handle(self, d) if d is not None else None
 
     def structure(self, ref: str | None = None) -> Structure | None:
         """A structure by id or name; with no argument, the structure of the event (for an
@@ -225,7 +205,7 @@ class RuleHome:
 
     # ---- acting --------------------------------------------------------------------
 
-    async def set_presence(self, presence: str | Presence, structure: str | None = None) -> None:
+    async def set_presence(self, presence: PresenceName, structure: str | None = None) -> None:
         target = structure or self.event.structure
         if target is not None:
             await self.command(target, SetPresence(Presence(presence)))
@@ -245,7 +225,7 @@ class RuleHome:
             cause=self.event.id,
             correlation=ctx.correlation or self.event.id,
             depth=ctx.depth,
-            dry_run=self.dry_run,
+            dry_run=self._dry_run,
         )
         outcome = await self._services.submit(command)
         detail = f"{outcome.guard}: {outcome.reason}" if outcome.guard else outcome.reason
@@ -258,8 +238,8 @@ class RuleHome:
         title: str,
         body: str = "",
         *,
-        tags: tuple[str, ...] | list[str] = (),
-        priority: str | Priority = Priority.NORMAL,
+        tags: list[str] | tuple[str, ...] = (),
+        priority: PriorityName = Priority.NORMAL,
     ) -> bool:
         """Send a push. False if the per-tag rate limit held it back (see the trace)."""
         limiter = self._services.notify_limit
@@ -317,3 +297,8 @@ class RuleHome:
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking code (file or network I/O, heavy maths) in a worker thread."""
         return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
+
+
+def as_home(home: RuleHome) -> Home:
+    """A rule run's home as the typed `Home` rule authors see (mypy checks the fit)."""
+    return home

@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from roost.conditions import Condition, ConditionError, all_of, as_condition
 from roost.durations import parse_duration, parse_rate
@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 RuleBody = Callable[[Any, Any], Awaitable[None]]
+Body = TypeVar("Body", bound=RuleBody)
 ConditionLike = Condition | Callable[[Any, Any], Any]
 
 DEFAULT_MAX_RUNS = 10
@@ -191,7 +192,7 @@ def rule(
     dry_run: bool = False,
     timeout: str | float | None = None,
     react_to_own_echo: bool = False,
-) -> Callable[[RuleBody], RuleBody]:
+) -> Callable[[Body], Body]:
     """Declare an async function `(event, home)` as a rule. Returns the function unchanged.
 
     on: triggers; condition: must hold when triggered; hold: the event triggers' state
@@ -205,7 +206,7 @@ def rule(
     timeout_s = _duration(timeout, "timeout") if timeout is not None else None
     checked = condition_of(condition)
 
-    def register(fn: RuleBody) -> RuleBody:
+    def register(fn: Body) -> Body:
         code = getattr(fn, "__code__", None)
         source = f"{code.co_filename}:{code.co_firstlineno}" if code else "<unknown>"
         declared = Rule(
