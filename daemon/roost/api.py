@@ -20,6 +20,14 @@ from roost.durations import parse_duration
 from roost.events import CommandOutcome, Event
 from roost.ids import new_id
 from roost.isolation import RunDeadline
+from roost.memory import (
+    InProcessKeyValues,
+    KeyValues,
+    Memory,
+    load_snapshot,
+    restoring,
+    save_snapshot,
+)
 from roost.model import Presence, Structure
 from roost.notify import Notification, Priority
 from roost.state import HomeState
@@ -56,6 +64,7 @@ class Services:
     clock: Clock = field(default_factory=SystemClock)
     zone: tzinfo = UTC
     notify_limit: TagLimiter | None = field(default_factory=TagLimiter)
+    memory: KeyValues = field(default_factory=InProcessKeyValues)
     _names: dict[str, str] = field(default_factory=dict, repr=False)
 
     def find_device(self, ref: str) -> model.Device | None:
@@ -284,6 +293,36 @@ class RuleHome:
             raise
         if runner is not None:
             runner.forget_delay(kept)
+
+    # ---- remembering ---------------------------------------------------------------
+
+    @property
+    def memory(self) -> Memory:
+        """Values that outlive the run and the daemon (shared by every rule)."""
+        return Memory(self._services.memory)
+
+    async def snapshot(self, name: str, *, structure: str | None = None) -> int:
+        """Remember the thermostats' modes and setpoints (of one structure, or all) under
+        `name`; `restore(name)` puts them back. Returns how many were remembered."""
+        thermostats = [t.state for t in self.thermostats(structure=structure)]
+        count = await save_snapshot(self.memory, name, thermostats)
+        self._step(f"snapshot {name!r}", "saved", f"{count} thermostat(s)")
+        return count
+
+    async def restore(self, name: str) -> list[CommandOutcome]:
+        """Put the thermostats back as snapshot `name` found them. Each change is an
+        ordinary command: the guards may refuse it (during a CO alarm, say)."""
+        settings = await load_snapshot(self.memory, name)
+        if settings is None:
+            self._step(f"restore {name!r}", "failed", "no such snapshot")
+            return []
+        outcomes: list[CommandOutcome] = []
+        for setting in settings:
+            current = self._services.state.device(setting.id)
+            if isinstance(current, model.Thermostat):
+                for action in restoring(setting, current):
+                    outcomes.append(await self.command(setting.id, action))
+        return outcomes
 
     async def run_rule(self, name: str) -> bool:
         """Run another rule now with this event (its conditions and limits apply)."""

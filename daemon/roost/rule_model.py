@@ -97,8 +97,33 @@ class RunRule(_Table):
     rule: Annotated[str, Field(min_length=1)]
 
 
+class Snapshot(_Table):
+    """Remember the thermostats' modes and setpoints (of the target) under `name`."""
+
+    action: Literal["snapshot"]
+    name: Annotated[str, Field(min_length=1)]
+    target: Literal["structure", "all"] = "structure"
+
+
+class Restore(_Table):
+    """Put back what snapshot `name` remembered (commands pass the guards)."""
+
+    action: Literal["restore"]
+    name: Annotated[str, Field(min_length=1)]
+
+
 Action = Annotated[
-    Notify | SetMode | SetEco | SetHeat | SetCool | SetRange | SetFanTimer | Delay | RunRule,
+    Notify
+    | SetMode
+    | SetEco
+    | SetHeat
+    | SetCool
+    | SetRange
+    | SetFanTimer
+    | Delay
+    | RunRule
+    | Snapshot
+    | Restore,
     Field(discriminator="action"),
 ]
 ACTIONS: tuple[type[BaseModel], ...] = (
@@ -111,6 +136,8 @@ ACTIONS: tuple[type[BaseModel], ...] = (
     SetFanTimer,
     Delay,
     RunRule,
+    Snapshot,
+    Restore,
 )
 ACTION_NAMES: tuple[str, ...] = tuple(
     get_args(model.model_fields["action"].annotation)[0] for model in ACTIONS

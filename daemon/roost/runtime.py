@@ -99,6 +99,7 @@ class Runtime:
             clock=self.clock,
             zone=settings.daemon.zone(),
             notify_limit=TagLimiter(*(parse_rate(settings.daemon.notify_per_tag) or (6, 600))),
+            memory=StoreMemory(self.store),
         )
         self.timers = StoreTimers(self.store.path)
         self.engine = engine(settings, services, self.timers)

@@ -32,6 +32,7 @@ from roost.events import CommandOutcome, Event, Motion, Outcome, Person
 from roost.guards import Limits
 from roost.ids import new_id
 from roost.loader import load_directory, load_file
+from roost.memory import InProcessKeyValues, KeyValues
 from roost.model import (
     Camera,
     Change,
@@ -271,12 +272,14 @@ async def simulate(
     notify_limit: TagLimiter | None = None,
     timeout_s: float = 30.0,
     persistence: TimerPersistence | None = None,
+    memory: KeyValues | None = None,
 ) -> AsyncIterator[SimulatedHome]:
     """Run `rules` (files, a directory, or Rule objects) against a simulated `home`.
 
     `start` is a local time of the home ("2026-03-08 01:00"); the clock only moves when
     the test calls `advance`. Commands pass the real guards (`limits`). Pass the same
-    `persistence` to two runs to test what survives a restart.
+    `persistence` (and `memory`, e.g. a `store.StoreMemory`) to two runs to test what
+    survives a restart.
     """
     built = home if isinstance(home, Home) else build_home(home or {"structure": "Home"})
     zone = ZoneInfo(_zone_of(built))
@@ -303,6 +306,7 @@ async def simulate(
         clock=clock,
         zone=zone,
         notify_limit=notify_limit or TagLimiter(),
+        memory=memory or InProcessKeyValues(),
     )
     engine = Engine(
         services, timeout_s=timeout_s, loop=loop or LoopLimits(), persistence=persistence

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from roost import model
 from roost.commands import Action, SetCool, SetEco, SetFanTimer, SetHeat, SetMode, SetRange
 from roost.events import CommandOutcome, Event
+from roost.memory import Memory
 from roost.model import AlarmState, BatteryHealth, HvacActivity, Presence, ThermostatMode
 from roost.notify import Priority
 
@@ -178,6 +179,19 @@ class Home(Protocol):
     async def delay(self, duration: str | float) -> None: ...
 
     async def run_rule(self, name: str) -> bool: ...
+
+    @property
+    def memory(self) -> Memory:
+        """Values that outlive the run and the daemon (in the store, shared by all rules)."""
+        ...
+
+    async def snapshot(self, name: str, *, structure: str | None = None) -> int:
+        """Remember the thermostats' modes and setpoints under `name`."""
+        ...
+
+    async def restore(self, name: str) -> list[CommandOutcome]:
+        """Put them back (ordinary commands: the guards apply)."""
+        ...
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T: ...
 

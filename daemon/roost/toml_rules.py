@@ -309,7 +309,25 @@ def _compile_step(action: BaseModel, fields: dict[str, frozenset[str]]) -> Step:
         return _compile_delay(action)
     if isinstance(action, m.RunRule):
         return _compile_run_rule(action)
+    if isinstance(action, m.Snapshot | m.Restore):
+        return _compile_memory(action)
     return _compile_thermostat(action)
+
+
+def _compile_memory(action: m.Snapshot | m.Restore) -> Step:
+    name = action.name
+    if isinstance(action, m.Restore):
+
+        async def restore(event: Event, home: RuleHome) -> None:
+            await home.restore(name)
+
+        return restore
+    whole = action.target == "all"
+
+    async def snapshot(event: Event, home: RuleHome) -> None:
+        await home.snapshot(name, structure=None if whole else event.structure)
+
+    return snapshot
 
 
 def _compile_delay(action: m.Delay) -> Step:
