@@ -44,6 +44,7 @@ from roost.events import (
 from roost.model import AlarmState, HvacActivity, Presence, Structure, ThermostatMode
 from roost.notify import Priority
 from roost.rules import cron, every, rule, startup, when
+from roost.sun import sun, sun_between
 from roost.surface import Alarm, Camera, Device, Doorbell, Home, Thermostat
 
 __all__ = [
@@ -91,6 +92,8 @@ __all__ = [
     "rule",
     "startup",
     "structure_state",
+    "sun",
+    "sun_between",
     "time_between",
     "weekday",
     "when",

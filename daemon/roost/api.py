@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
@@ -31,6 +31,7 @@ from roost.memory import (
 from roost.model import Presence, Structure
 from roost.notify import Notification, Priority
 from roost.state import HomeState
+from roost.sun import Locations, location_for, sun_time
 from roost.surface import (
     Alarm,
     Camera,
@@ -65,6 +66,7 @@ class Services:
     zone: tzinfo = UTC
     notify_limit: TagLimiter | None = field(default_factory=TagLimiter)
     memory: KeyValues = field(default_factory=InProcessKeyValues)
+    locations: Locations = field(default_factory=dict)
     _names: dict[str, str] = field(default_factory=dict, repr=False)
 
     def find_device(self, ref: str) -> model.Device | None:
@@ -147,6 +149,16 @@ class RuleHome:
     def local_now(self) -> datetime:
         """The current time in the home's time zone."""
         return self._services.clock.now().astimezone(self._services.zone)
+
+    def sun(
+        self, which: str, day: date | None = None, structure: str | None = None
+    ) -> datetime | None:
+        """Today's (or `day`'s) sunrise, sunset, dawn, dusk or noon, in the home's zone;
+        None without a location (`[location]`) or if the sun does not do it that day."""
+        where = location_for(self._services.locations, structure or self.event.structure)
+        if where is None:
+            return None
+        return sun_time(which, day or self.local_now().date(), where, self._services.zone)
 
     def _step(self, what: str, outcome: str, detail: str = "") -> None:
         if self._trace is not None:

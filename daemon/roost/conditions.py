@@ -299,11 +299,33 @@ def from_table(table: Any) -> Condition:
         if not isinstance(window, dict) or set(window) != {"after", "before"}:
             raise ConditionError('time is a table: { after = "22:00", before = "06:00" }')
         return time_between(str(window["after"]), str(window["before"]))
+    if "sun" in spec:
+        _only(spec, "sun")
+        return _sun_table(spec["sun"])
     if "weekday" in spec:
         _only(spec, "weekday")
         days = spec["weekday"]
         return weekday(*([days] if isinstance(days, str) else [str(d) for d in days]))
     return _state_table(spec)
+
+
+def _sun_table(window: Any) -> Condition:
+    from roost.sun import sun_between
+    from roost.triggers import RuleDefinitionError
+
+    keys = {"after", "before", "after_offset", "before_offset", "structure"}
+    if not isinstance(window, dict) or not {"after", "before"} <= set(window) <= keys:
+        raise ConditionError('sun is a table: { after = "sunset", before = "sunrise" }')
+    try:
+        return sun_between(
+            str(window["after"]),
+            str(window["before"]),
+            after_offset=window.get("after_offset", 0),
+            before_offset=window.get("before_offset", 0),
+            structure=window.get("structure"),
+        )
+    except RuleDefinitionError as exc:
+        raise ConditionError(str(exc)) from None
 
 
 def _state_table(spec: dict[str, Any]) -> Condition:

@@ -582,6 +582,26 @@ class MetricsSettings(_Section):
         return host.strip("[]"), int(port)
 
 
+class Place(_Section):
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+class LocationSettings(_Section):
+    """Where the home is, for sunrise/sunset triggers and conditions. `structures` places
+    a structure elsewhere (by name or id): { "Cabin" = { latitude = …, longitude = … } }."""
+
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    structures: dict[str, Place] = {}
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Self:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("set both latitude and longitude, or neither")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid"
@@ -594,6 +614,7 @@ class Settings(BaseSettings):
     guards: GuardSettings = Field(default_factory=GuardSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    location: LocationSettings = Field(default_factory=LocationSettings)
 
     @field_validator("accounts")
     @classmethod

@@ -35,7 +35,8 @@ from roost.ids import new_id
 from roost.isolation import LoopMonitor, RunDeadline, resume, timed_steps
 from roost.redact import redact_text
 from roost.rules import Rule, RunMode
-from roost.schedule import next_cron, next_interval
+from roost.schedule import next_interval
+from roost.sun import next_due
 from roost.timers import TimerKind, TimerPersistence, TimerRecord, Timers
 from roost.traces import DEFAULT_PER_RULE, Result, Trace, TraceStore
 from roost.triggers import Cron, Every, Trigger
@@ -564,7 +565,7 @@ class Engine:
             if self.timers.get(timer_id) is not None:
                 continue
             if isinstance(trigger, Cron):
-                due = next_cron(trigger.expr, now, self.services.zone)
+                due = next_due(trigger, now, self.services.zone, self.services.locations)
                 record = TimerRecord(timer_id, r.name, TimerKind.CRON, due, {"trigger": position})
             else:
                 due = now + timedelta(seconds=trigger.seconds)
@@ -610,7 +611,9 @@ class Engine:
     def _reschedule(self, r: Rule, record: TimerRecord, trigger: Cron | Every) -> None:
         now = self.clock.now()
         if isinstance(trigger, Cron):
-            due = next_cron(trigger.expr, max(now, record.due_at), self.services.zone)
+            due = next_due(
+                trigger, max(now, record.due_at), self.services.zone, self.services.locations
+            )
         else:
             start = datetime.fromisoformat(str(record.payload["start"]))
             due = next_interval(start, trigger.seconds, max(now, record.due_at))

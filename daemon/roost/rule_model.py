@@ -167,7 +167,13 @@ class EveryTrigger(_Table):
     every: Duration
 
 
-TriggerSpec = Literal["startup"] | CronTrigger | EveryTrigger | EventTrigger
+class SunTrigger(_Table):
+    sun: Literal["sunrise", "sunset", "dawn", "dusk", "noon"]
+    offset: Duration | None = Field(default=None, description='"-30m": before, "15m": after')
+    structure: str | None = None
+
+
+TriggerSpec = Literal["startup"] | CronTrigger | EveryTrigger | SunTrigger | EventTrigger
 ConditionSpec = dict[str, Any] | list[dict[str, Any]]
 
 

@@ -112,14 +112,20 @@ def _against_home(result: Any, settings: Any, tags: bool) -> bool:
     targets; False if no home is stored yet."""
     from roost.loader import RuleError
     from roost.rulecheck import Known, reference_problems, scheduled, stored_homes
+    from roost.sun import Sun
 
     homes = stored_homes(settings.daemon.state_dir)
     # Without any target there is nothing to route to: `notify-test` says so, not check.
     targets = settings.notify.targets if tags else []
     tagged = {t for target in targets for t in target.tags} if targets else None
     known = Known.of(homes, tagged)
+    placed = tags and (settings.location.latitude is not None or settings.location.structures)
     for r in result.rules:
         for line, message in reference_problems(r.references, known, scheduled(r.triggers)):
+            result.errors.append(RuleError(Path(r.path), line, f"rule {r.name!r}: {message}"))
+        if tags and not placed and any(isinstance(t, Sun) for t in r.triggers):
+            line = int(r.source.rsplit(":", 1)[-1]) if r.source[-1:].isdigit() else 0
+            message = "a sun trigger needs the home's [location] latitude and longitude"
             result.errors.append(RuleError(Path(r.path), line, f"rule {r.name!r}: {message}"))
     return homes is not None
 

@@ -35,6 +35,7 @@ from roost.recorder import EventRecorder
 from roost.rules import Rule
 from roost.state import HomeState
 from roost.store import Store, StoreMemory, StoreTokens
+from roost.sun import Location
 from roost.timers import TimerPersistence
 from roost.windows import TagLimiter
 
@@ -100,6 +101,7 @@ class Runtime:
             zone=settings.daemon.zone(),
             notify_limit=TagLimiter(*(parse_rate(settings.daemon.notify_per_tag) or (6, 600))),
             memory=StoreMemory(self.store),
+            locations=locations(settings),
         )
         self.timers = StoreTimers(self.store.path)
         self.engine = engine(settings, services, self.timers)
@@ -206,3 +208,12 @@ def _utcnow() -> datetime:
 def _replaces(previous: Rule, error: RuleError) -> bool:
     """The error is about this running rule (its file; its name, when the error says it)."""
     return previous.path == str(error.path) and error.rule in (None, previous.name)
+
+
+def locations(settings: Settings) -> dict[str, Location]:
+    """`[location]` as the engine's map: "" is the home's default, then per structure."""
+    where = settings.location
+    out = {name: Location(p.latitude, p.longitude) for name, p in where.structures.items()}
+    if where.latitude is not None and where.longitude is not None:
+        out[""] = Location(where.latitude, where.longitude)
+    return out

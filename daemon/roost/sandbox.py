@@ -47,6 +47,7 @@ from roost.model import (
 from roost.notify import Notification
 from roost.rules import Rule
 from roost.state import HomeState
+from roost.sun import Location
 from roost.timers import TimerPersistence
 from roost.traces import Trace
 from roost.windows import TagLimiter
@@ -273,13 +274,14 @@ async def simulate(
     timeout_s: float = 30.0,
     persistence: TimerPersistence | None = None,
     memory: KeyValues | None = None,
+    location: tuple[float, float] | None = None,
 ) -> AsyncIterator[SimulatedHome]:
     """Run `rules` (files, a directory, or Rule objects) against a simulated `home`.
 
     `start` is a local time of the home ("2026-03-08 01:00"); the clock only moves when
     the test calls `advance`. Commands pass the real guards (`limits`). Pass the same
     `persistence` (and `memory`, e.g. a `store.StoreMemory`) to two runs to test what
-    survives a restart.
+    survives a restart. `location` (latitude, longitude) places the home for sun triggers.
     """
     built = home if isinstance(home, Home) else build_home(home or {"structure": "Home"})
     zone = ZoneInfo(_zone_of(built))
@@ -307,6 +309,7 @@ async def simulate(
         zone=zone,
         notify_limit=notify_limit or TagLimiter(),
         memory=memory or InProcessKeyValues(),
+        locations={"": Location(*location)} if location is not None else {},
     )
     engine = Engine(
         services, timeout_s=timeout_s, loop=loop or LoopLimits(), persistence=persistence

@@ -15,7 +15,7 @@ attributes (`thermostat.mode`, `alarm.co`), and carries the commands that apply 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from roost import model
@@ -147,6 +147,12 @@ class Home(Protocol):
 
     def local_now(self) -> datetime:
         """The current time in the home's time zone."""
+        ...
+
+    def sun(
+        self, which: str, day: date | None = None, structure: str | None = None
+    ) -> datetime | None:
+        """Sunrise, sunset, dawn, dusk or noon of `day` (today) in the home's zone."""
         ...
 
     def thermostats(

@@ -27,6 +27,7 @@ from roost.durations import parse_duration
 from roost.events import Event, Scheduled, Started
 from roost.rulecheck import EVENT_STRUCTURE, Reference
 from roost.rules import Rule, RuleDefinitionError, options, triggers_of
+from roost.sun import sun
 from roost.templates import TemplateError, render, validate
 from roost.triggers import AnyTrigger, Trigger, cron, every, startup, when
 
@@ -282,9 +283,15 @@ def _trigger(table: Any) -> AnyTrigger:
                 extra = sorted(set(table) - {key})[0]
                 raise RuleDefinitionError(f"a {key} trigger takes no other key ({extra!r})")
             return build(table[key])
+    if "sun" in table:
+        extra = sorted(set(table) - {"sun", "offset", "structure"})
+        if extra:
+            raise RuleDefinitionError(f"a sun trigger takes no key {extra[0]!r}", extra[0])
+        offset = table.get("offset", 0)
+        return sun(str(table["sun"]), offset=offset, structure=table.get("structure"))
     if "event" not in table:
         raise RuleDefinitionError(
-            'a trigger needs event, cron, every or startup: on = { event = "co" }'
+            'a trigger needs event, cron, every, sun or startup: on = { event = "co" }'
         )
     filters = dict(table)
     return when(filters.pop("event"), device=filters.pop("device", None), **filters)
@@ -368,7 +375,7 @@ def _compile_notify(action: m.Notify, fields: dict[str, frozenset[str]]) -> Step
     async def notify(event: Event, home: RuleHome) -> None:
         device = home.find_device()
         names: dict[str, Any] = {
-            "event": event,
+            "event": dataclasses.replace(event, at=event.at.astimezone(home.local_now().tzinfo)),
             "device": device.state if device else {},
             "structure": home.structure() or {},
             "rule": home.rule,
