@@ -4,16 +4,21 @@ file that no longer loads keeps its previous version running; over the control s
 from __future__ import annotations
 
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 import pytest
 
 from roost.cli import main
+from roost.codec import event_to_dict
 from roost.config import Settings
+from roost.events import CoAlarm
 from roost.loader import keep_previous, load_directory
+from roost.model import AlarmState
 from roost.runtime import Runtime
 from roost.sandbox import SimulatedHome
+from roost.store import JournalEntry
 from roost.testing import simulate
 from tests.rulekit import HOME, rule_file
 
@@ -110,11 +115,15 @@ async def test_roost_reload_and_trace_talk_to_the_running_daemon(
         tmp_path / "rules",
         "boot.py",
         """
-        from roost import rule, startup
+        from roost import rule, startup, when
 
         @rule(on=startup())
         async def hello(event, home):
             await home.notify("started", tags=["log"])
+
+        @rule(on=when("co", to="emergency"))
+        async def co_emergency(event, home):
+            pass
         """,
     )
     settings = settings_for(tmp_path)
@@ -140,7 +149,7 @@ async def test_roost_reload_and_trace_talk_to_the_running_daemon(
         captured = capsys.readouterr()
         assert f"{tmp_path / 'rules' / 'broken.toml'}:1: rule 'b': missing 'do'" in captured.err
         assert f"{tmp_path / 'rules' / 'broken.toml'}:1: rule 'b': missing 'on'" in captured.err
-        assert "1 rule(s) running; 2 error(s)" in captured.out
+        assert "2 rule(s) running; 2 error(s)" in captured.out
         assert "previous version" not in captured.out  # there was none
 
         args = ["trace", "--json", "--socket", str(socket)]
@@ -148,6 +157,30 @@ async def test_roost_reload_and_trace_talk_to_the_running_daemon(
         assert '"rule": "hello"' in capsys.readouterr().out
         assert await anyio.to_thread.run_sync(main, ["trace", "nope", "--socket", str(socket)]) == 1
         assert "no rule 'nope'" in capsys.readouterr().err
+
+        # A rule that never ran: trace says whether a matching event was ever seen.
+        args = ["trace", "co_emergency", "--socket", str(socket)]
+        assert await anyio.to_thread.run_sync(main, args) == 0
+        out = capsys.readouterr().out
+        assert "no traces yet for 'co_emergency'" in out
+        assert "no 'co' event has been seen" in out
+        warning = CoAlarm(
+            id="e1",
+            at=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+            account="a",
+            device="d",
+            old=AlarmState.OK,
+            new=AlarmState.WARNING,
+        )
+        await runtime.store.journal_append(
+            [JournalEntry(warning.at, "co", "a", event_to_dict(warning))]
+        )
+        assert await anyio.to_thread.run_sync(main, args) == 0
+        out = capsys.readouterr().out
+        assert (
+            "1 'co' event(s) seen, the last at 2026-01-05 09:00:00 UTC, none matching "
+            "co to=emergency" in out
+        )
         tg.cancel_scope.cancel()
     assert not socket.exists()
 

@@ -27,6 +27,7 @@ from roost import listeners
 from roost.engine import Engine
 from roost.loader import LoadResult
 from roost.redact import redact_text
+from roost.unseen import Journal, never_ran
 
 log = structlog.get_logger(__name__)
 
@@ -209,8 +210,11 @@ async def follow(path: Path, payload: dict[str, Any]) -> AsyncIterator[dict[str,
                     yield item
 
 
-def rule_commands(engine: Engine, reload: Callable[[], LoadResult]) -> dict[str, Handler]:
-    """The daemon's answers: `trace` (latest traces) and `reload` (the rule files)."""
+def rule_commands(
+    engine: Engine, reload: Callable[[], LoadResult], journal: Journal | None = None
+) -> dict[str, Handler]:
+    """The daemon's answers: `trace` (latest traces; for a rule that never ran, what the
+    event journal saw) and `reload` (the rule files)."""
 
     async def trace(req: dict[str, Any]) -> dict[str, Any]:
         rule = req.get("rule")
@@ -218,7 +222,10 @@ def rule_commands(engine: Engine, reload: Callable[[], LoadResult]) -> dict[str,
             return {"error": f"no rule {rule!r}; rules: {', '.join(sorted(engine.rules))}"}
         limit = int(req.get("limit", 20))
         found = engine.traces.latest(None if rule is None else str(rule), limit)
-        return {"traces": [t.to_json() for t in found]}
+        answer: dict[str, Any] = {"traces": [t.to_json() for t in found]}
+        if not found and journal is not None and rule in engine.rules:
+            answer["never"] = await never_ran(engine.rules[str(rule)], journal)
+        return answer
 
     async def reload_rules(req: dict[str, Any]) -> dict[str, Any]:
         result = reload()

@@ -154,6 +154,10 @@ def trace_command(args: argparse.Namespace) -> int:
         print(json.dumps(trace) if args.json else format_trace(terminal.clean(trace)) + "\n")
     if not traces and not args.json:
         print("no traces yet" + (f" for {args.rule!r}" if args.rule else ""))
+        for line in answer.get("never", []):
+            print(f"  {line}")
+    elif not traces:
+        print(json.dumps({"never": answer.get("never", [])}))
     return 0
 
 

@@ -155,7 +155,8 @@ class Runtime:
                 tg.start_soon(self.engine.run, self._inbox)
                 if self.engine.monitor is not None:
                     tg.start_soon(self.engine.monitor.run)
-                control = {**rule_commands(self.engine, self.load_rules), **self.control_handlers}
+                rules = rule_commands(self.engine, self.load_rules, self.store.journal)
+                control = {**rules, **self.control_handlers}
                 tg.start_soon(serve, self.settings.daemon.socket_path(), control)
                 if self.recorder is not None:
                     tg.start_soon(self.recorder.run, [p.account for p in self.providers])
