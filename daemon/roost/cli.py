@@ -11,6 +11,8 @@ import anyio
 
 from roost import __version__, rulecli, statuscli
 
+STOCK_RULES = Path("rules")  # the example rules, relative to the repository
+
 if TYPE_CHECKING:
     from roost.config import Settings
     from roost.runtime import Runtime
@@ -36,7 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     demo = sub.add_parser("demo", help="a simulated home, the example rules, narrated")
-    demo.add_argument("--rules", type=Path, default=Path("rules"), help="rule directory")
+    demo.add_argument(
+        "--rules",
+        type=Path,
+        default=STOCK_RULES,
+        help="rule directory (default: the example rules; another set is narrated, not judged)",
+    )
     demo.add_argument("--speed", type=float, default=1.0, help="play the scenario N× faster")
     demo.add_argument(
         "--vendor", default="sdm", help="which simulated cloud: sdm, netatmo, nest_web, nest_wwn"
@@ -128,7 +135,8 @@ def _demo(args: argparse.Namespace) -> int:
             f"no rule directory at {args.rules}: run the demo from the repository", file=sys.stderr
         )
         return 1
-    return demo_main(args.rules, sys.stdout, args.speed, args.vendor)
+    stock = args.rules.resolve() == STOCK_RULES.resolve()
+    return demo_main(args.rules, sys.stdout, args.speed, args.vendor, stock)
 
 
 def _outbox(args: argparse.Namespace) -> int:
