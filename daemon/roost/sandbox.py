@@ -28,12 +28,22 @@ from roost.dispatch import Dispatcher
 from roost.durations import parse_duration
 from roost.echo import EchoTracker, Place
 from roost.engine import Engine, LoopLimits
-from roost.events import CommandOutcome, Event, Motion, Outcome, Person
+from roost.events import (
+    Chime,
+    CommandOutcome,
+    DeviceEvent,
+    Event,
+    Motion,
+    Outcome,
+    Person,
+    Sound,
+)
 from roost.guards import Limits
 from roost.ids import new_id
 from roost.loader import load_directory, load_file
 from roost.memory import InProcessKeyValues, KeyValues
 from roost.model import (
+    AlarmState,
     Camera,
     Change,
     Device,
@@ -140,13 +150,48 @@ class SimulatedHome:
         await self.bus.publish([event])
         await settle()
 
+    # One helper per event kind a rule can be written for (the others: `set`).
+
     async def motion(self, camera: str) -> None:
         await self._camera_event(Motion, camera)
 
     async def person(self, camera: str) -> None:
+        """A camera saw a person (someone arriving at the door, say)."""
         await self._camera_event(Person, camera)
 
-    async def _camera_event(self, cls: type[Motion] | type[Person], camera: str) -> None:
+    async def sound(self, camera: str) -> None:
+        await self._camera_event(Sound, camera)
+
+    async def chime(self, doorbell: str) -> None:
+        """Someone rang the doorbell."""
+        await self._camera_event(Chime, doorbell)
+
+    async def leave(self, structure: str) -> None:
+        """Everyone left (a `presence` event to away)."""
+        await self.set(structure, presence="away")
+
+    async def arrive(self, structure: str) -> None:
+        """Someone came home (a `presence` event to home)."""
+        await self.set(structure, presence="home")
+
+    async def offline(self, device: str) -> None:
+        """The cloud lost the device (a `connectivity` event to offline)."""
+        await self.set(device, online=False)
+
+    async def online(self, device: str) -> None:
+        await self.set(device, online=True)
+
+    async def co(self, alarm: str, state: str) -> None:
+        """`co("Hallway", "warning")`: ok, warning or emergency."""
+        await self.set(alarm, co=AlarmState(state))
+
+    async def smoke(self, alarm: str, state: str) -> None:
+        await self.set(alarm, smoke=AlarmState(state))
+
+    async def temperature(self, thermostat: str, celsius: float) -> None:
+        await self.set(thermostat, ambient_c=float(celsius))
+
+    async def _camera_event(self, cls: type[DeviceEvent], camera: str) -> None:
         device = self.find(camera)
         assert isinstance(device, Device)
         now = self.clock.now()

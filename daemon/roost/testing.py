@@ -12,6 +12,18 @@
             await home.advance("10m")                 # virtual time: no sleeping
             assert home.actions() == ["Den: eco on"]
 
+The home description (`build_home`): `structure` (name), `presence` ("home"/"away"),
+`time_zone`, and per kind a table of devices by name with their attributes (see
+docs/reference.md): `thermostats` ({"mode", "ambient_c", "heat_setpoint_c", …}),
+`alarms` ({"co", "smoke", …}), `cameras`, `doorbells`. Ids are the names in lower case
+with dashes; a device's room defaults to its name.
+
+A helper per event kind: `leave`/`arrive` (presence), `co`/`smoke` (alarms),
+`temperature`, `offline`/`online` (connectivity), `motion`, `person`, `sound`, `chime`;
+`set(name, **attributes)` changes anything else and `emit(event)` sends any event.
+`simulate(..., location=(lat, lon))` places the home for sun triggers, `memory=` keeps
+`home.memory` in a real store across two runs.
+
 The rules run in the real engine against the real state and guards; commands are not
 sent anywhere, but by default the simulated devices take them on (the echo carries its
 causation, as a real cloud's would). Installed as a pytest plugin, it also offers the
