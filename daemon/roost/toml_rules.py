@@ -62,7 +62,11 @@ def compile_rule(
             condition = from_table(table["condition"])
         except ConditionError as exc:
             problems.append((("condition",), str(exc)))
-    steps = _steps(spec, triggers, problems) if spec is not None else []
+    if spec is not None:
+        steps = _steps(spec, triggers, problems)
+    else:  # the texts can still be checked, so that every error is reported at once
+        steps = []
+        _check_texts(table.get("do") if isinstance(table, dict) else None, triggers, problems)
     if spec is None or problems:
         raise RuleProblems(name if isinstance(name, str) else None, problems)
     try:
@@ -360,6 +364,23 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     "structure": STRUCTURE_ATTRIBUTES,
     "rule": frozenset(),
 }
+
+
+def _check_texts(do: Any, triggers: list[AnyTrigger], problems: list[tuple[Loc, str]]) -> None:
+    """The notification templates of a rule whose actions did not validate as a whole."""
+    known = {**TEMPLATE_FIELDS, **({"event": _event_fields(triggers)} if triggers else {})}
+    items = do if isinstance(do, list) else [do]
+    for index, action in enumerate(items):
+        if not isinstance(action, dict) or action.get("action") != "notify":
+            continue
+        for key in ("title", "body"):
+            text = action.get(key)
+            try:
+                if isinstance(text, str):
+                    validate(text, TEMPLATE_NAMES, known)
+            except TemplateError as exc:
+                where: Loc = ("do", index, key) if isinstance(do, list) else ("do", key)
+                problems.append((where, str(exc)))
 
 
 def _compile_notify(action: m.Notify, fields: dict[str, frozenset[str]]) -> Step:
