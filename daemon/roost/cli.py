@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     outbox.add_argument("--retry", metavar="KEY", help="send this notification again")
     outbox.add_argument("--socket", type=Path, help="the control socket (default: from settings)")
     outbox.set_defaults(func=_outbox)
+
+    web_url = sub.add_parser("web-url", help="the web page's link, with its action token")
+    statuscli.socket_options(web_url)
+    web_url.set_defaults(func=_web_url)
     return parser
 
 
@@ -151,6 +155,14 @@ def _outbox(args: argparse.Namespace) -> int:
             return code
     settings = _settings_or_exit(args.config)
     return outbox_main(settings.daemon.state_dir, args.retry, args.json)
+
+
+def _web_url(args: argparse.Namespace) -> int:
+    answer = statuscli.ask(args, {"command": "web-url"})
+    if answer is None:
+        return 1
+    print(answer["url"])
+    return 0
 
 
 if __name__ == "__main__":

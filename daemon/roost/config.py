@@ -602,6 +602,52 @@ class LocationSettings(_Section):
         return self
 
 
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class WebSettings(_Section):
+    """The optional local web page (off unless `listen` is set)."""
+
+    listen: str | None = None  # e.g. "127.0.0.1:8470"
+    # A non-loopback address exposes the page to the network: it must be asked for, and
+    # then every page (not only the actions) needs the token.
+    allow_remote: bool = False
+    # Host names the page answers to besides its listen address and localhost (a name
+    # for a remote listener); any other Host header is refused (DNS rebinding).
+    allowed_hosts: list[str] = []
+    max_connections: int = Field(default=32, ge=1, le=1024)
+    max_live_viewers: int = Field(default=4, ge=1, le=64)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be host:port, e.g. '127.0.0.1:8470'")
+        return value
+
+    @model_validator(mode="after")
+    def _remote_asked_for(self) -> Self:
+        address = self.address()
+        if address is not None and not self.allow_remote and address[0] not in _LOOPBACK_HOSTS:
+            raise ValueError(
+                f"web.listen: {self.listen} is not a loopback address; "
+                "set web.allow_remote = true to serve the page to the network"
+            )
+        return self
+
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def is_remote(self) -> bool:
+        address = self.address()
+        return address is not None and address[0] not in _LOOPBACK_HOSTS
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid"
@@ -615,6 +661,7 @@ class Settings(BaseSettings):
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     location: LocationSettings = Field(default_factory=LocationSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @field_validator("accounts")
     @classmethod

@@ -33,6 +33,7 @@ from roost.events import ConnectionState
 from roost.introspect import service_commands
 from roost.observe import Observer
 from roost.runtime import Runtime
+from roost.web.link import web_commands
 
 log = structlog.get_logger(__name__)
 
@@ -134,6 +135,7 @@ async def serve(runtime: Runtime) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the rules."""
     observer = Observer(runtime.bus)
     runtime.control_handlers.update(service_commands(runtime, observer))
+    runtime.control_handlers.update(web_commands(runtime))
     async with anyio.create_task_group() as tg:
         tg.start_soon(observer.run)
         tg.start_soon(runtime.run)
@@ -143,6 +145,10 @@ async def serve(runtime: Runtime) -> None:
             from roost.metrics import serve_metrics
 
             tg.start_soon(serve_metrics, runtime, observer, address)
+        if runtime.settings.web.address() is not None:
+            from roost.web.server import serve_web  # Starlette & uvicorn only when enabled
+
+            tg.start_soon(serve_web, runtime, observer, runtime.settings.web)
         with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:

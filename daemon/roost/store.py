@@ -459,6 +459,24 @@ class Store:
             for r in reversed(rows)
         ]
 
+    async def journal_since(
+        self, since: datetime, events: Sequence[str], limit: int = 100_000
+    ) -> list[JournalEntry]:
+        """Entries of these event names from `since` on, oldest first (at most `limit`,
+        the newest ones kept)."""
+        marks = ",".join("?" for _ in events)
+        rows = await self._run(
+            lambda c: c.execute(
+                f"SELECT at, event, account, body FROM journal WHERE at >= ?"
+                f" AND event IN ({marks}) ORDER BY seq DESC LIMIT ?",
+                (_iso(since), *events, limit),
+            ).fetchall()
+        )
+        return [
+            JournalEntry(datetime.fromisoformat(r[0]), r[1], r[2], json.loads(r[3]))
+            for r in reversed(rows)
+        ]
+
     async def journal_prune(self, older_than: datetime, keep_rows: int) -> int:
         """Retention by age and by size; returns how many entries went."""
 
