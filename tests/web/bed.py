@@ -35,7 +35,10 @@ CHROMIUM_ARGS = [
 ]
 OUTPUT = Path(__file__).parent.parent / "_output" / "web"
 
-HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.title=1">\u202egnp.exe'
+HOSTILE = (
+    '<script>document.title="pwned"</script><img src=x onerror="document.title=1">'
+    "\u202egnp.exe"  # a right-to-left override: shows as "exe.png" where it acts
+)
 
 
 def free_port() -> int:
@@ -56,7 +59,9 @@ def chromium_missing() -> str | None:
     return None
 
 
-def config(cloud: nest_wwn.NestWwnSimulator, sink: str, state: Path, rules: Path, port: int) -> str:
+def config(
+    cloud: nest_wwn.NestWwnSimulator, sink: str, state: Path, rules: Path, port: int, web: str
+) -> str:
     return f"""
 [daemon]
 rules_dir = "{rules}"
@@ -77,6 +82,7 @@ url = "{sink}"
 
 [web]
 listen = "127.0.0.1:{port}"
+{web}
 """
 
 
@@ -119,7 +125,7 @@ async def wait_for_page(base: str, process: Process, timeout_s: float = 30.0) ->
 
 @asynccontextmanager
 async def running(
-    tmp_path: Path, rules: dict[str, str], home: SimHome | None = None
+    tmp_path: Path, rules: dict[str, str], home: SimHome | None = None, web: str = ""
 ) -> AsyncIterator[Bed]:
     home = home or SimHome.demo()
     rules_dir = tmp_path / "rules"
@@ -130,7 +136,7 @@ async def running(
     port = free_port()
     async with nest_wwn.serve(home, keepalive_s=0.5) as cloud, serve_sink() as sink:
         path = tmp_path / "roost.toml"
-        path.write_text(config(cloud, sink.url, state, rules_dir, port))
+        path.write_text(config(cloud, sink.url, state, rules_dir, port, web))
         log = tmp_path / "daemon.log"
         with log.open("ab") as out:
             process = await anyio.open_process(

@@ -123,7 +123,9 @@ async def test_a_co_event_appears_live_within_a_second(bed: Bed, browser: Any) -
     chain = page.locator("li.chain", has_text="eco_when_away").first
     await chain.locator(".echo").first.wait_for(timeout=10_000)
     text = await chain.inner_text()
-    assert "presence" in text and "confirmed" in text and "ms" in text
+    assert "presence" in text
+    assert "confirmed" in text
+    assert "ms" in text
     hostile_rows = page.locator("#events td.device-name", has_text="<script>")
     bed.home.set_streaming("camera-front-door", False)
     await hostile_rows.first.wait_for(timeout=5_000)
@@ -143,7 +145,8 @@ async def test_a_rules_non_fire_reason_is_visible(bed: Bed, browser: Any) -> Non
                 break
             await anyio.sleep(0.2)
     why = await rule.locator("tr.not-fired .why").first.inner_text()
-    assert "condition not met" in why and "presence" in why
+    assert "condition not met" in why
+    assert "presence" in why
     assert "✗" in await rule.locator("tr.not-fired li.failed").first.inner_text()
     await page.screenshot(path=shot("rules"), full_page=True)
 
@@ -160,12 +163,14 @@ async def test_outbox_retry_needs_the_token(bed: Bed, browser: Any) -> None:
     assert await row.locator(".state").inner_text() == "given up"  # nothing was retried
 
     code, link, _ = await bed.roost("web-url")
-    assert code == 0 and "?token=" in link
+    assert code == 0
+    assert "?token=" in link
     await page.goto(link.strip())
     assert "token" not in page.url  # exchanged for a cookie and redirected away
     cookies = await page.context.cookies()
     session = next(c for c in cookies if c["name"] == "roost_session")
-    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert session["httpOnly"]
+    assert session["sameSite"] == "Strict"
     await page.goto(bed.base + "/outbox")
     await row.locator("button.retry").click()
     await page.wait_for_url(bed.base + "/outbox", timeout=5_000)  # done, back to the list

@@ -36,7 +36,7 @@ from roost.model import Thermostat
 from roost.observe import Observer
 from roost.web import charts, views
 from roost.web.access import derive, same
-from roost.web.chains import Chains, event_row
+from roost.web.chains import Chains, event_row, twin
 from roost.web.text import visible
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ log = structlog.get_logger(__name__)
 
 HERE = Path(__file__).parent
 COOKIE = "roost_session"
+MAX_HEAD = 16 * 1024  # request line and headers (h11 bounds an incomplete head the same)
 MAX_FORM = 4096
 FORM_TIMEOUT_S = 5.0
 VIEWER_BUFFER = 256
@@ -67,7 +68,8 @@ SECURITY_HEADERS = [
 
 
 class Guard:
-    """ASGI middleware: refuse a Host that is not this listener's, add the headers."""
+    """ASGI middleware: refuse an oversized head and a Host that is not this listener's,
+    add the security headers."""
 
     def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
         self.app, self.hosts = app, hosts
@@ -76,7 +78,12 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
+        headers = scope["headers"]
+        if sum(len(k) + len(v) for k, v in headers) + len(scope["raw_path"]) > MAX_HEAD:
+            response = Response("request head too large\n", 431, media_type="text/plain")
+            await self._secured(response)(scope, receive, send)
+            return
+        host = dict(headers).get(b"host", b"").decode("latin-1").lower()
         if host not in self.hosts:
             response = Response("unknown host\n", 421, media_type="text/plain")
             await self._secured(response)(scope, receive, send)
@@ -271,11 +278,25 @@ async def live_stream(web: Web, request: Request) -> Response:
         web.runtime, {"event": [kind] if kind else [], "device": q.get("device"),
                       "account": q.get("account")}
     )  # fmt: skip
-    return StreamingResponse(_events(web, wanted), media_type="text/event-stream")
+    return _Viewer(web, _events(web, wanted))
+
+
+class _Viewer(StreamingResponse):
+    """A live stream holding one of the viewer slots from its response until it ends."""
+
+    def __init__(self, web: Web, content: AsyncIterator[bytes]) -> None:
+        super().__init__(content, media_type="text/event-stream")
+        self.web = web
+        web.viewers += 1  # now: the next request must already see the slot taken
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.web.viewers -= 1
 
 
 async def _events(web: Web, wanted: EventFilter) -> AsyncIterator[bytes]:
-    web.viewers += 1
     name = f"viewer-web-{id(wanted):x}"
     inbox = web.runtime.bus.subscribe(name, buffer=VIEWER_BUFFER, overflow=Overflow.DROP)
     chains = Chains(web.name_of)
@@ -306,13 +327,13 @@ async def _events(web: Web, wanted: EventFilter) -> AsyncIterator[bytes]:
                     for message in _messages(web, chains, event_to_dict(event), wanted):
                         yield message
     finally:
-        web.viewers -= 1
         inbox.close()
 
 
 def _messages(web: Web, chains: Chains, data: dict[str, Any], wanted: EventFilter) -> list[bytes]:
     out = []
-    if wanted(data):
+    shown = "attribute" in wanted.names or not twin(data)
+    if shown and wanted(data):
         out.append(_sse("row", event_row(data, web.name_of)))
     chain = chains.add(data)
     if chain is not None and (not wanted.names or "command" in wanted.names):

@@ -13,11 +13,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from roost.state import SEMANTIC
+
 EVENTS_KEPT = 2000  # recent events, to find the cause of a command
 CHAINS_KEPT = 200
 STEPS_KEPT = 32
 ALARM_EVENTS = frozenset({"smoke", "co"})
 _PLAIN = frozenset({"event", "id", "at", "account", "structure", "device", "context"})
+# Attributes whose change also comes as its own named event (presence, co, …): their
+# generic `attribute` event would show the same change twice.
+TWINNED = frozenset({attribute for _, attribute in SEMANTIC} | {"online"})
 
 NameOf = Callable[[str], str]
 
@@ -54,6 +59,11 @@ def summary(data: dict[str, Any]) -> str:
     return " ".join(extra)
 
 
+def twin(data: dict[str, Any]) -> bool:
+    """A generic attribute event whose named twin says the same."""
+    return data.get("event") == "attribute" and data.get("attribute") in TWINNED
+
+
 def event_row(data: dict[str, Any], name_of: NameOf) -> dict[str, Any]:
     device_id = str(data.get("device") or data.get("target") or "")
     context = data.get("context") or {}
@@ -67,7 +77,8 @@ def event_row(data: dict[str, Any], name_of: NameOf) -> dict[str, Any]:
         "text": summary(data),
         "alarm": data.get("event") in ALARM_EVENTS and data.get("new") not in (None, "ok"),
         "command": context.get("causation"),
-        "rule": context.get("rule"),
+        # the rule whose command this is the echo (or the outcome) of
+        "rule": context.get("rule") or data.get("rule"),
         "catch_up": bool(context.get("catch_up")),
     }
 
@@ -91,7 +102,7 @@ class Chains:
             return self._step(data)
         causation = (data.get("context") or {}).get("causation")
         chain = self._chains.get(str(causation)) if causation else None
-        if chain is None:
+        if chain is None or twin(data):
             return None
         if len(chain["echo"]) < STEPS_KEPT:
             chain["echo"].append(

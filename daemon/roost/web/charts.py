@@ -172,7 +172,10 @@ def render(title: str, s: Series, since: datetime, until: datetime, zone: ZoneIn
         f"<title>{escape(visible(title))}</title>",
         f'<rect class="plot" x="{LEFT}" y="{TOP}" width="{axes.width}" height="{PLOT_H}"/>',
     ]
+    step = 1 if high - low <= 10 else 2 if high - low <= 20 else 5
     for degrees in range(int(low) + 1, int(high) + 1):
+        if degrees % step:
+            continue
         y = axes.y(degrees)
         parts.append(f'<text class="axis" x="{LEFT - 4}" y="{y + 4}">{degrees}°</text>')
     parts += _ticks(since, until, zone, axes)

@@ -24,7 +24,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from roost.config import WebSettings
 from roost.observe import Observer
 from roost.web.access import ensure_token
-from roost.web.app import create_app
+from roost.web.app import MAX_HEAD, create_app
 
 if TYPE_CHECKING:
     from roost.runtime import Runtime
@@ -33,7 +33,6 @@ log = structlog.get_logger(__name__)
 
 HEAD_TIMEOUT_S = 5.0
 KEEP_ALIVE_S = 5
-MAX_HEAD = 16 * 1024
 SHUTDOWN_S = 2.0
 
 

@@ -44,7 +44,9 @@
     tr.appendChild(el("td", row.account));
     tr.appendChild(el("td", row.device, "device-name"));
     tr.appendChild(el("td", row.kind));
-    tr.appendChild(el("td", row.text + (row.rule ? " (echo of " + row.rule + ")" : "")));
+    let by = "";
+    if (row.rule) by = row.kind === "command" ? " (rule " + row.rule + ")" : " (echo of " + row.rule + ")";
+    tr.appendChild(el("td", row.text + by));
     events.insertBefore(tr, events.firstChild);
     while (events.childElementCount > MAX_ROWS) events.removeChild(events.lastChild);
     if (row.alarm) {
@@ -59,12 +61,12 @@
     const path = el("div", null, "path");
     if (chain.cause) {
       path.appendChild(el("span", chain.cause.kind + " " + chain.cause.what +
-        (chain.cause.device ? " on " + chain.cause.device : ""), "cause"));
+        (chain.cause.device ? " on " + chain.cause.device : ""), "c-cause"));
     } else {
-      path.appendChild(el("span", "(cause not in view)", "cause"));
+      path.appendChild(el("span", "(cause not in view)", "c-cause"));
     }
-    path.appendChild(el("span", "rule " + chain.rule, "rule"));
-    path.appendChild(el("span", chain.action + (chain.target ? " → " + chain.target : ""), "command"));
+    path.appendChild(el("span", "rule " + chain.rule, "c-rule"));
+    path.appendChild(el("span", chain.action + (chain.target ? " → " + chain.target : ""), "c-command"));
     li.appendChild(path);
     const steps = el("ul", null, "steps");
     for (const s of chain.steps) {
