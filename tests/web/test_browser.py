@@ -6,6 +6,7 @@ go to tests/_output/web/."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -19,10 +20,13 @@ from roost.simulator.home import SimHome
 from roost.store import Store
 from tests.web.bed import CHROMIUM, CHROMIUM_ARGS, HOSTILE, OUTPUT, Bed, chromium_missing, running
 
+REQUIRED = os.environ.get("ROOST_REQUIRE_BROWSER") == "1"  # set by .ci/run
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.slow,
-    pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing())),
+    pytest.mark.skipif(
+        chromium_missing() is not None and not REQUIRED, reason=str(chromium_missing())
+    ),
 ]
 
 RULES = Path(__file__).parent.parent.parent / "rules"

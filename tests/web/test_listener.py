@@ -82,3 +82,15 @@ async def test_limits_hold_and_the_daemon_keeps_answering(tmp_path: Path) -> Non
                         if again.status_code == 200:
                             break
                     await anyio.sleep(0.1)
+
+
+async def test_a_live_viewer_does_not_hold_up_the_stop(tmp_path: Path) -> None:
+    async with running(tmp_path, {}) as bed, httpx.AsyncClient(base_url=bed.base) as client:
+        async with client.stream("GET", "/live/stream") as live:
+            assert live.status_code == 200
+            bed.process.terminate()
+            with anyio.fail_after(15):
+                assert await bed.process.wait() == 0
+        log = bed.log.read_text()
+        assert "graceful shutdown exceeded" not in log  # the stream ended, not cancelled
+        assert "Exception in ASGI application" not in log

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import anyio
 import jinja2
 import structlog
+from anyio.streams.memory import MemoryObjectReceiveStream
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -28,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from roost.bus import Overflow
+from roost.bus import Batch, Overflow
 from roost.codec import event_to_dict
 from roost.config import WebSettings
 from roost.introspect import EventFilter
@@ -71,8 +72,8 @@ class Guard:
     """ASGI middleware: refuse an oversized head and a Host that is not this listener's,
     add the security headers."""
 
-    def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
-        self.app, self.hosts = app, hosts
+    def __init__(self, app: ASGIApp, hosts: frozenset[str], web: Web) -> None:
+        self.app, self.hosts, self.web = app, hosts, web
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,6 +126,7 @@ class Web:
         self.csrf_value = derive(token, "csrf")
         self.token = token
         self.viewers = 0
+        self.streams: set[MemoryObjectReceiveStream[Batch]] = set()
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -134,6 +136,11 @@ class Web:
         zone = runtime.settings.daemon.zone()
         self.templates.filters["age"] = age
         self.templates.filters["clock"] = lambda iso: clock(iso, zone)
+
+    def stop(self) -> None:
+        """End every live stream (the daemon is stopping): each closes its response."""
+        for inbox in list(self.streams):
+            inbox.close()
 
     # ---- sessions ----------------------------------------------------------------
 
@@ -299,6 +306,7 @@ class _Viewer(StreamingResponse):
 async def _events(web: Web, wanted: EventFilter) -> AsyncIterator[bytes]:
     name = f"viewer-web-{id(wanted):x}"
     inbox = web.runtime.bus.subscribe(name, buffer=VIEWER_BUFFER, overflow=Overflow.DROP)
+    web.streams.add(inbox)
     chains = Chains(web.name_of)
     try:
         seen: set[str] = set()
@@ -313,7 +321,10 @@ async def _events(web: Web, wanted: EventFilter) -> AsyncIterator[bytes]:
             while True:
                 batch = None
                 with anyio.move_on_after(KEEPALIVE_S):
-                    batch = await inbox.receive()
+                    try:
+                        batch = await inbox.receive()
+                    except (anyio.ClosedResourceError, anyio.EndOfStream):
+                        return
                 if batch is None:
                     yield b": keep-alive\n\n"
                     continue
@@ -327,6 +338,7 @@ async def _events(web: Web, wanted: EventFilter) -> AsyncIterator[bytes]:
                     for message in _messages(web, chains, event_to_dict(event), wanted):
                         yield message
     finally:
+        web.streams.discard(inbox)
         inbox.close()
 
 
@@ -414,7 +426,7 @@ async def set_dry_run(web: Web, form: dict[str, str]) -> str:
     return "/"
 
 
-def create_app(runtime: Runtime, observer: Observer, settings: WebSettings, token: str) -> ASGIApp:
+def create_app(runtime: Runtime, observer: Observer, settings: WebSettings, token: str) -> Guard:
     web = Web(runtime, observer, settings, token)
     address = settings.address()
     port = address[1] if address else 0
@@ -439,4 +451,4 @@ def create_app(runtime: Runtime, observer: Observer, settings: WebSettings, toke
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
     )
-    return Guard(app, allowed_hosts(settings, port))
+    return Guard(app, allowed_hosts(settings, port), web)

@@ -99,9 +99,10 @@ async def serve_web(runtime: Runtime, observer: Observer, settings: WebSettings)
     except OSError as exc:
         log.error("web page not started: cannot listen", listen=settings.listen, error=str(exc))
         return
+    app = create_app(runtime, observer, settings, token)
     protocol = type("Bounded", (BoundedH11,), {"max_connections": settings.max_connections})
     config = uvicorn.Config(
-        create_app(runtime, observer, settings, token),
+        app,
         http=protocol,
         ws="none",
         lifespan="off",
@@ -120,6 +121,7 @@ async def serve_web(runtime: Runtime, observer: Observer, settings: WebSettings)
         await server.serve(sockets=[sock])
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_S + 1):
+            app.web.stop()  # live streams end, so their connections can close
             if server.started and not server.should_exit:
                 server.should_exit = True
                 await server.shutdown(sockets=[sock])
