@@ -45,7 +45,10 @@
     tr.appendChild(el("td", row.device, "device-name"));
     tr.appendChild(el("td", row.kind));
     let by = "";
-    if (row.rule) by = row.kind === "command" ? " (rule " + row.rule + ")" : " (echo of " + row.rule + ")";
+    if (row.rule) {
+      const echo = row.command && row.kind !== "command";
+      by = echo ? " (echo of " + row.rule + ")" : " (rule " + row.rule + ")";
+    }
     tr.appendChild(el("td", row.text + by));
     events.insertBefore(tr, events.firstChild);
     while (events.childElementCount > MAX_ROWS) events.removeChild(events.lastChild);
