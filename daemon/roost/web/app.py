@@ -80,7 +80,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = scope["headers"]
-        if sum(len(k) + len(v) for k, v in headers) + len(scope["raw_path"]) > MAX_HEAD:
+        if sum(len(k) + len(v) for k, v in headers) + len(scope.get("raw_path") or b"") > MAX_HEAD:
             response = Response("request head too large\n", 431, media_type="text/plain")
             await self._secured(response)(scope, receive, send)
             return

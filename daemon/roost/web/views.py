@@ -143,8 +143,13 @@ def explain(trace: dict[str, Any]) -> dict[str, Any]:
     return {**trace, "why": why, "fired": fired}
 
 
+DELIVERED_SHOWN = 50
+
+
 async def outbox(runtime: Runtime) -> list[dict[str, Any]]:
-    entries = await runtime.store.outbox_list(("pending", "dead", "delivered"))
-    rows = [row(e) for e in entries]
+    """Given-up entries first, then pending, then the latest delivered ones."""
+    open_entries = await runtime.store.outbox_list(("dead", "pending"))
+    delivered = (await runtime.store.outbox_list(("delivered",)))[-DELIVERED_SHOWN:]
+    rows = [row(e) for e in open_entries] + [row(e) for e in reversed(delivered)]
     order = {"dead": 0, "pending": 1, "delivered": 2}
-    return sorted(rows, key=lambda r: (order.get(str(r["state"]), 3), str(r["created_at"])))
+    return sorted(rows, key=lambda r: order.get(str(r["state"]), 3))
