@@ -17,6 +17,7 @@ from roost.store import JournalEntry
 from roost.web import charts
 from roost.web.chains import Chains, event_row
 from roost.web.text import visible
+from roost.web.views import advice
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -44,6 +45,14 @@ def test_a_network_address_needs_allow_remote(tmp_path) -> None:  # type: ignore
 def test_a_bad_listen_value_is_explained() -> None:
     with pytest.raises(ValueError, match="host:port"):
         WebSettings(listen="8470")
+
+
+def test_each_account_state_says_what_to_do() -> None:
+    assert advice("connected", "sdm", "streaming") == ""
+    assert "roost auth sdm" in advice("auth_failed", "sdm", "")
+    assert "roost auth nest-web" in advice("auth_failed", "nest_web", "")
+    assert advice("degraded", "netatmo", "2 values unusable") == "degraded: 2 values unusable"
+    assert "retrying" in advice("disconnected", "sdm", "HTTP 503")
 
 
 # ---- chains ----------------------------------------------------------------------------

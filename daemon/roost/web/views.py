@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 # What to do about an account in each state (provider-specific where it differs).
 _AUTH_ADVICE = {
-    "nest_wwn": "get a new token: `roost auth nest …`, then restart roost",
-    "nest_web": "log in again: a new password or cztoken credential, then restart roost",
+    "nest_wwn": "renew its token (`roost auth nest`; Works with Nest is retired), then restart",
+    "nest_web": "run `roost auth nest-web` again (fresh browser cookies), then restart roost",
     "sdm": "run `roost auth sdm`, then restart roost",
     "netatmo": "run `roost auth netatmo`, then restart roost",
 }
