@@ -602,9 +602,6 @@ class LocationSettings(_Section):
         return self
 
 
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-
-
 class WebSettings(_Section):
     """The optional local web page (off unless `listen` is set)."""
 
@@ -629,12 +626,7 @@ class WebSettings(_Section):
 
     @model_validator(mode="after")
     def _remote_asked_for(self) -> Self:
-        address = self.address()
-        if address is not None and not self.allow_remote and address[0] not in _LOOPBACK_HOSTS:
-            raise ValueError(
-                f"web.listen: {self.listen} is not a loopback address; "
-                "set web.allow_remote = true to serve the page to the network"
-            )
+        _require_loopback(self.listen, self.allow_remote, "listen")
         return self
 
     def address(self) -> tuple[str, int] | None:
@@ -645,7 +637,7 @@ class WebSettings(_Section):
 
     def is_remote(self) -> bool:
         address = self.address()
-        return address is not None and address[0] not in _LOOPBACK_HOSTS
+        return address is not None and not is_loopback(address[0])
 
 
 class Settings(BaseSettings):
@@ -843,4 +835,6 @@ def remote_listeners(settings: Settings) -> list[str]:
         hook = getattr(account, "webhook_listen", None)
         if hook is not None and not is_loopback(hook.rpartition(":")[0]):
             found.append(f"account {account.name!r} webhook_listen = {hook!r}")
+    if settings.web.is_remote():
+        found.append(f"web.listen = {settings.web.listen!r}")
     return found

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from markupsafe import Markup
 
-from roost.config import ConfigError, WebSettings, load_settings
+from roost.config import ConfigError, WebSettings, load_settings, remote_listeners
 from roost.model import HvacActivity, Thermostat, ThermostatMode
 from roost.store import JournalEntry
 from roost.web import charts
@@ -39,7 +39,9 @@ def test_a_network_address_needs_allow_remote(tmp_path) -> None:  # type: ignore
     with pytest.raises(ConfigError, match="allow_remote"):
         load_settings(path)
     path.write_text('[web]\nlisten = "0.0.0.0:8470"\nallow_remote = true\n')
-    assert load_settings(path).web.is_remote()
+    settings = load_settings(path)
+    assert settings.web.is_remote()
+    assert "web.listen = '0.0.0.0:8470'" in remote_listeners(settings)  # roost check warns
 
 
 def test_a_bad_listen_value_is_explained() -> None:

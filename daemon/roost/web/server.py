@@ -3,9 +3,10 @@ bounded like the other listeners.
 
 uvicorn's `Server` is used with three changes: it never touches signal handlers (the
 daemon owns SIGTERM/SIGHUP), it ticks once a second instead of ten times (idle CPU), and
-its h11 protocol is bounded: at most `max_connections` open connections (the next is
-closed at once), and a connection that has not sent a complete request head within
-`HEAD_TIMEOUT_S` is closed (uvicorn alone keeps a silent connection forever).
+its h11 protocol is bounded: at most `max_connections` open connections, counted in the
+one descriptor budget of all listeners (`roost.listeners`; the next is closed at once),
+and a connection that has not sent a complete request head within `HEAD_TIMEOUT_S` is
+closed (uvicorn alone keeps a silent connection forever).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from roost.config import WebSettings
+from roost.listeners import shared_budget
 from roost.observe import Observer
 from roost.web.access import ensure_token
 from roost.web.app import MAX_HEAD, create_app
@@ -38,13 +40,23 @@ SHUTDOWN_S = 2.0
 
 class BoundedH11(H11Protocol):
     max_connections = 32
+    _counted = False  # holds a descriptor of the listeners' shared budget
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections:
+        budget = shared_budget()
+        if len(self.connections) > self.max_connections or budget.used >= budget.limit:
             transport.close()
             return
+        budget.used += 1
+        self._counted = True
         self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._counted:
+            shared_budget().used -= 1
+            self._counted = False
+        super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
