@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 import anyio.to_thread
 
 from roost import model
+from roost.alarms import is_alarm_notification
 from roost.clock import Clock, SystemClock
 from roost.commands import Action, Command, SetPresence
 from roost.durations import parse_duration
@@ -262,10 +263,13 @@ class RuleHome:
         tags: list[str] | tuple[str, ...] = (),
         priority: PriorityName = Priority.NORMAL,
     ) -> bool:
-        """Send a push. False if the per-tag rate limit held it back (see the trace)."""
+        """Send a push. False if the per-tag rate limit held it back (see the trace).
+
+        An alarm (urgent, or sent by a run of a smoke/CO level change) is never limited."""
         limiter = self._services.notify_limit
         now = self._services.clock.now()
-        if limiter is not None:
+        alarm = is_alarm_notification(priority, self.event)
+        if limiter is not None and not alarm:
             over = limiter.admit(limiter.keys(tags, self.rule), now)
             if over is not None:
                 detail = f"rate limit for {over}: {limiter.limit} per {limiter.window_s:g}s"
@@ -283,7 +287,8 @@ class RuleHome:
                 created_at=now,
             )
         )
-        self._step(f"notify {title!r}", "queued", ", ".join(tags))
+        detail = ", ".join(tags) + (" (alarm: not rate-limited)" if alarm else "")
+        self._step(f"notify {title!r}", "queued", detail.strip())
         return True
 
     async def delay(self, duration: str | float) -> None:

@@ -26,6 +26,7 @@ import structlog
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from roost.alarms import is_alarm
 from roost.api import RuleHome, Services
 from roost.clock import Clock, SystemClock
 from roost.codec import event_from_json, event_to_json
@@ -327,6 +328,8 @@ class Engine:
             stats.loop_cuts += 1
             log.warning("rule loop cut", rule=r.name, reason=cut, rules=list(trace.chain))
             return self._skip(trace, f"loop cut: {cut}")
+        if is_alarm(event):
+            return self._start_alarm(r, event, trace, state)
         if r.debounce_s and not debounced:
             self._debounce(r, event, label, trace, state, now)
             return False
@@ -343,6 +346,20 @@ class Engine:
             stats.skipped_condition += 1
             return self._skip(trace, "condition not met")
         return self._start(r, event, trace, state)
+
+    def _start_alarm(self, r: Rule, event: Event, trace: Trace, state: RuleState) -> bool:
+        """A smoke/CO level change: debounce, cooldown, rate limit and run-mode waiting
+        are for comfort, so none of them holds this run back (conditions still apply)."""
+        if r.condition is not None and not self._condition(r, event, trace):
+            self.stats[r.name].skipped_condition += 1
+            return self._skip(trace, "condition not met")
+        if r.mode is RunMode.RESTART:
+            for run in state.running:
+                run.restarted = True
+                run.scope.cancel()
+        trace.step("alarm", "admitted", "limits and run mode do not hold back an alarm")
+        self._launch(r, event, trace, state)
+        return True
 
     def _skip(self, trace: Trace, reason: str) -> bool:
         trace.end(Result.SKIPPED, reason, self.clock.now())
