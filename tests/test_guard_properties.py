@@ -1,7 +1,9 @@
 """Property: whatever a rule asks in whatever house, no unsafe write reaches the cloud.
 
 Hypothesis builds a home (modes, setpoints, locks, emergency heat, offline devices, smoke
-and CO states) and a rule that fires a random list of actions. The whole daemon runs
+and CO states), lets the cloud report odd current setpoints beside it (unknown, NaN, ±inf,
+1e309, absurd: the guards must fail closed), and a rule that fires a random list of
+actions of every kind, with odd arguments too. The whole daemon runs
 against the simulator over HTTP. Then every write the simulator received is judged by an
 oracle written here from the invariants themselves, in the vendor's own field names, and
 independent of `roost.guards`: the house as the simulator held it when the write arrived
@@ -42,6 +44,10 @@ edges = [6.5, 7.0, 8.5, 9.0, 17.5, 18.0, 20.0, 22.0, 29.5, 30.0, 30.5, 32.0, 32.
 celsius = st.sampled_from(edges) | st.integers(min_value=0, max_value=90).map(lambda h: h / 2)
 setpoint = st.integers(min_value=30, max_value=56).map(lambda half: half / 2)  # 15–28 °C
 alarm_state = st.sampled_from(["ok"] * 6 + ["warning", "emergency"])
+# What the cloud may report as a current setpoint instead of the home's real one.
+odd_reported = st.sampled_from(["null", "1e309", "-1e309", "NaN", "Infinity", "1000", "-300"])
+SETPOINT_FIELDS = ("target_temperature_c", "target_temperature_low_c", "target_temperature_high_c")
+odd_argument = st.sampled_from(["float('nan')", "float('inf')", "-1e309", "1e309", "1e6", "-1e6"])
 
 
 @st.composite
@@ -65,12 +71,17 @@ def thermostat_states(draw: st.DrawFn, can_cool: bool) -> dict[str, Any]:
 
 @st.composite
 def houses(draw: st.DrawFn) -> dict[str, Any]:
+    odd = st.none() | odd_reported
     return {
         LIVING: draw(thermostat_states(can_cool=True)),
         BEDROOM: draw(thermostat_states(can_cool=False)),
         "smoke": draw(alarm_state),
         "co": draw(alarm_state),
         "away": draw(st.booleans()),
+        "reported": {  # device → field → the JSON text the cloud sends instead
+            device: {f: v for f in SETPOINT_FIELDS if (v := draw(odd)) is not None}
+            for device in (LIVING, BEDROOM)
+        },
     }
 
 
@@ -92,6 +103,9 @@ def build_home(house: dict[str, Any]) -> SimHome:
 thermostat_call = st.one_of(
     st.builds(lambda c: f"set_heat({c})", celsius),
     st.builds(lambda c: f"set_cool({c})", celsius),
+    st.builds(lambda c: f"set_heat({c})", odd_argument),
+    st.builds(lambda c: f"set_cool({c})", odd_argument),
+    st.builds(lambda c, h: f"set_range({c}, {h})", odd_argument, celsius),
     st.builds(lambda h, gap: f"set_range({h}, {h + gap})", celsius, st.sampled_from(gaps)),
     st.builds(
         lambda m: f"set_mode({m!r})", st.sampled_from(["heat", "cool", "heat-cool", "eco", "off"])
@@ -272,6 +286,10 @@ async def test_no_unsafe_write_ever_reaches_the_simulator(
     with tempfile.TemporaryDirectory() as tmp:
         rules = {"random.py": rule_file(actions)}
         async with command_stack(Path(tmp), rules=rules, home=home, configure=tight) as stack:
+            for device, fields in house["reported"].items():
+                for name, raw in fields.items():
+                    stack.cloud.serve_raw(f"devices/thermostats/{device}/{name}", raw)
+                event(f"cloud reports {len(fields)} odd setpoint(s) for {device}")
             stack.home.set_ambient(BEDROOM, 30.0)  # fires the rule
             await every_command_settles(stack, len(actions))
             requests = stack.answered()

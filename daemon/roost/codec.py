@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
+import math
 import types
 import typing
 from datetime import datetime
@@ -54,6 +56,26 @@ def to_json(value: Any) -> Any:
         return {k: to_json(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {name: to_json(getattr(value, name)) for name in _field_names(kind)}
+    return value
+
+
+def dumps(value: Any, **options: Any) -> str:
+    """Strict JSON (RFC 8259) for everything that leaves roost: the journal, the store,
+    the control socket and every `--json`. A non-finite number (NaN, ±inf) is not a value
+    anyone can use, so it is written as null (unknown), the same everywhere."""
+    try:
+        return json.dumps(value, allow_nan=False, **options)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False, **options)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
     return value
 
 

@@ -24,6 +24,7 @@ import structlog
 from anyio.abc import SocketAttribute, SocketStream
 
 from roost import listeners
+from roost.codec import dumps
 from roost.engine import Engine
 from roost.loader import LoadResult
 from roost.redact import redact_text
@@ -161,7 +162,7 @@ def _peer_allowed(stream: SocketStream) -> bool:
 
 
 def _line(data: dict[str, Any]) -> bytes:
-    return (json.dumps(data, default=str) + "\n").encode()
+    return (dumps(data, default=str) + "\n").encode()
 
 
 async def request(path: Path, payload: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Safety guards: invariants every command must keep, whichever rule asked for it.
 
 The guards are a declarative table: a name, the reason a person reads when a command is
-refused, and a check against the current normalized state. They are vendor-independent
+refused, and a check against the current normalized state. They fail closed: a value a
+guard needs that is unknown (None) or not a finite number refuses the command with that
+reason, and so does a guard that raises. They are vendor-independent
 where the physics is; a vendor's own constraints stay in its provider. The dispatcher
 checks them when a command is submitted and again just before every vendor write, so a
 command that waited (queue, rate limit, back-off) is judged by the house as it is then.
@@ -9,6 +11,7 @@ command that waited (queue, rate limit, back-off) is judged by the house as it i
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -71,6 +74,27 @@ class Guard:
     violated: Callable[[Subject], str | None]
 
 
+class Unknown(Exception):
+    """A value the guard needs cannot be read: the command is refused, with this reason."""
+
+
+def _number(value: object, what: str) -> float:
+    """`value` as a finite float, or Unknown (None, NaN, ±inf, 1e309, not a number)."""
+    if value is None:
+        raise Unknown(f"{what} is unknown")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Unknown(f"{what} is not a number ({value!r})")
+    if not math.isfinite(value):
+        raise Unknown(f"{what} is not a finite number ({value!r})")
+    return float(value)
+
+
+def _flag(value: object, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise Unknown(f"{what} is unknown")
+    return value
+
+
 def _heat(action: Action) -> float | None:
     if isinstance(action, SetHeat):
         return action.celsius
@@ -97,6 +121,37 @@ def _thermostat(s: Subject) -> Thermostat | None:
 
 # ---- the checks ------------------------------------------------------------------------
 
+MAX_FAN_MINUTES = 24 * 60
+
+
+def _not_one_of(
+    value: object, kind: type[ThermostatMode] | type[Presence], what: str
+) -> str | None:
+    return None if isinstance(value, kind) else f"unknown {what} {value!r}"
+
+
+def _valid_arguments(s: Subject) -> str | None:
+    """The command's own values: finite setpoints, known modes, a sane fan duration."""
+    action = s.command.action
+    match action:
+        case SetHeat(celsius=value) | SetCool(celsius=value):
+            _number(value, "the setpoint")
+        case SetRange(heat_celsius=heat, cool_celsius=cool):
+            _number(heat, "the heat setpoint")
+            _number(cool, "the cool setpoint")
+        case SetFanTimer(minutes=minutes):
+            if isinstance(minutes, bool) or not isinstance(minutes, int):
+                return f"fan minutes {minutes!r} is not a whole number"
+            if not 0 <= minutes <= MAX_FAN_MINUTES:
+                return f"fan minutes {minutes} is outside 0–{MAX_FAN_MINUTES}"
+        case SetMode(mode=mode):
+            return _not_one_of(mode, ThermostatMode, "mode")
+        case SetEco(on=on):
+            return None if isinstance(on, bool) else f"eco {on!r} is not true or false"
+        case SetPresence(presence=presence):
+            return _not_one_of(presence, Presence, "presence")
+    return None
+
 
 def _fits_target(s: Subject) -> str | None:
     action, target = s.command.action, s.target
@@ -110,7 +165,9 @@ def _fits_target(s: Subject) -> str | None:
 
 
 def _online(s: Subject) -> str | None:
-    if isinstance(s.target, Device) and not s.target.online:
+    if isinstance(s.target, Device) and not _flag(
+        s.target.online, f"whether {s.target.name!r} is online"
+    ):
         return f"{s.target.name!r} is offline"
     return None
 
@@ -119,9 +176,18 @@ def _device_range(s: Subject) -> str | None:
     t = _thermostat(s)
     if t is None:
         return None
-    low, high = t.allowed_range_c
-    bad = [v for v in _setpoints(s.command.action) if not low <= v <= high]
+    setpoints = _setpoints(s.command.action)
+    if not setpoints:
+        return None
+    low, high = _pair(t.allowed_range_c, f"the range of {t.name!r}")
+    bad = [v for v in setpoints if not low <= v <= high]
     return f"{bad[0]:g} °C is outside the device's range {low:g}–{high:g} °C" if bad else None
+
+
+def _pair(value: object, what: str) -> tuple[float, float]:
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise Unknown(f"{what} is unknown")
+    return _number(value[0], what), _number(value[1], what)
 
 
 def _safe_band(s: Subject) -> str | None:
@@ -143,7 +209,9 @@ def _cools(action: Action, t: Thermostat) -> bool:
 
 def _no_cooling_with_emergency_heat(s: Subject) -> str | None:
     t = _thermostat(s)
-    if t is not None and t.emergency_heat and _cools(s.command.action, t):
+    if t is None or not _cools(s.command.action, t):
+        return None
+    if _flag(t.emergency_heat, f"whether emergency heat is on at {t.name!r}"):
         return "emergency heat is on"
     return None
 
@@ -151,11 +219,11 @@ def _no_cooling_with_emergency_heat(s: Subject) -> str | None:
 def _lock(s: Subject) -> str | None:
     t = _thermostat(s)
     setpoints = _setpoints(s.command.action)
-    if t is None or not t.locked or not setpoints:
+    if t is None or not setpoints or not _flag(t.locked, f"whether {t.name!r} is locked"):
         return None
     if t.locked_range_c is None:
         return f"{t.name!r} is locked and its locked range is unknown"
-    low, high = t.locked_range_c
+    low, high = _pair(t.locked_range_c, f"the locked range of {t.name!r}")
     bad = [v for v in setpoints if not low <= v <= high]
     return f"{bad[0]:g} °C is outside the locked range {low:g}–{high:g} °C" if bad else None
 
@@ -183,20 +251,29 @@ def _starts_air(action: Action, target: Structure | Device | None) -> bool:
 def _raises_demand(action: Action, t: Thermostat | None) -> bool:
     """A higher heat or a lower cool setpoint may start the equipment."""
     heat, cool = _heat(action), _cool(action)
-    current_heat = t.heat_setpoint_c if t is not None else None
-    current_cool = t.cool_setpoint_c if t is not None else None
-    if heat is not None and (current_heat is None or heat > current_heat):
+    if t is None:
+        return heat is not None or cool is not None
+    # The comparison needs the current setpoint: unknown or not finite refuses (Unknown).
+    if heat is not None and heat > _number(t.heat_setpoint_c, f"the heat setpoint of {t.name!r}"):
         return True
-    return cool is not None and (current_cool is None or cool < current_cool)
+    return cool is not None and cool < _number(
+        t.cool_setpoint_c, f"the cool setpoint of {t.name!r}"
+    )
+
+
+def _alarm_in(neighbours: list[Device]) -> str | None:
+    """Why the structure is in alarm (an unknown alarm state counts as one), or None."""
+    for d in neighbours:
+        if isinstance(d, SmokeCoAlarm) and (d.smoke != AlarmState.OK or d.co != AlarmState.OK):
+            return f"{d.name!r} reports smoke {d.smoke or 'unknown'}, CO {d.co or 'unknown'}"
+    return None
 
 
 def _no_air_during_alarm(s: Subject) -> str | None:
-    if not _starts_air(s.command.action, s.target):
+    alarm = _alarm_in(s.neighbours)
+    if alarm is None or not _starts_air(s.command.action, s.target):
         return None
-    for d in s.neighbours:
-        if isinstance(d, SmokeCoAlarm) and (d.smoke != AlarmState.OK or d.co != AlarmState.OK):
-            return f"{d.name!r} reports smoke {d.smoke}, CO {d.co}"
-    return None
+    return alarm
 
 
 def _range_after(s: Subject) -> tuple[float, float] | None:
@@ -209,9 +286,13 @@ def _range_after(s: Subject) -> tuple[float, float] | None:
     heat, cool = _heat(action), _cool(action)
     if heat is None and cool is None:
         return None
-    heat = heat if heat is not None else t.heat_setpoint_c
-    cool = cool if cool is not None else t.cool_setpoint_c
-    return (heat, cool) if heat is not None and cool is not None else None
+    heat = (
+        heat if heat is not None else _number(t.heat_setpoint_c, f"the heat setpoint of {t.name!r}")
+    )
+    cool = (
+        cool if cool is not None else _number(t.cool_setpoint_c, f"the cool setpoint of {t.name!r}")
+    )
+    return heat, cool
 
 
 def _range_gap(s: Subject) -> str | None:
@@ -235,6 +316,7 @@ def _write_budget(s: Subject) -> str | None:
 
 
 GUARDS: tuple[Guard, ...] = (
+    Guard("arguments", "the command's values are not valid", _valid_arguments),
     Guard("target", "the action does not apply to this target", _fits_target),
     Guard("online", "a command to an offline device would land at a surprising time", _online),
     Guard("device_range", "the device cannot hold this setpoint", _device_range),
@@ -280,7 +362,12 @@ def check(
     """The first guard the command violates, or None when it may go."""
     subject = Subject(command, target, list(neighbours), limits, recent_writes)
     for guard in guards:
-        detail = guard.violated(subject)
+        try:
+            detail = guard.violated(subject)
+        except Unknown as unknown:
+            detail = f"{unknown} (a guard refuses what it cannot check)"
+        except Exception as exc:  # a guard that cannot decide says no
+            detail = f"the check failed ({type(exc).__name__}: {exc})"
         if detail is not None:
             return Refusal(guard.name, f"{guard.reason}: {detail}")
     return None

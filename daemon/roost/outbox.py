@@ -9,7 +9,6 @@ up a retried entry.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, TextIO
 import anyio
 
 from roost import terminal
+from roost.codec import dumps
 from roost.store import OutboxEntry, Store, StoreError
 
 
@@ -40,7 +40,7 @@ def _show(entries: list[OutboxEntry], as_json: bool, out: TextIO) -> None:
 
 def show_rows(rows: list[dict[str, Any]], as_json: bool, out: TextIO) -> None:
     if as_json:
-        json.dump(rows, out, indent=2)
+        out.write(dumps(rows, indent=2))
         out.write("\n")
         return
     if not rows:

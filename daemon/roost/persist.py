@@ -17,7 +17,7 @@ import structlog
 
 from roost.bus import Batch, Bus
 from roost.clock import Clock
-from roost.codec import CodecError, event_to_dict, home_from_dict, home_to_dict
+from roost.codec import CodecError, dumps, event_to_dict, home_from_dict, home_to_dict
 from roost.events import Event
 from roost.state import HomeState
 from roost.store import JournalEntry, Store, open_connection
@@ -139,7 +139,7 @@ class StoreTimers:
                     record.rule,
                     str(record.kind),
                     record.due_at.isoformat(),
-                    json.dumps(record.payload),
+                    dumps(record.payload),
                 ),
             )
 

@@ -7,7 +7,6 @@ of an account once its first snapshot is in (and again after each reconnect), th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -17,7 +16,7 @@ import anyio.to_thread
 import structlog
 
 from roost.bus import Bus
-from roost.codec import event_to_json, home_to_dict
+from roost.codec import dumps, event_to_json, home_to_dict
 from roost.events import AccountStatus, ConnectionState, Event
 from roost.state import HomeState
 
@@ -58,7 +57,7 @@ class EventRecorder:
                 await self._write(out, [home_line(self._state, event.account)])
 
     async def _write(self, out: TextIO, lines: list[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(line, default=str) + "\n" for line in lines)
+        text = "".join(dumps(line, default=str) + "\n" for line in lines)
 
         def write() -> None:
             out.write(text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import anyio
 
 from roost import terminal
+from roost.codec import dumps
 
 
 def add_commands(sub: Any) -> None:
@@ -151,7 +151,7 @@ def trace_command(args: argparse.Namespace) -> int:
         return 1
     traces = answer.get("traces", [])
     for trace in traces:
-        print(json.dumps(trace) if args.json else format_trace(terminal.clean(trace)) + "\n")
+        print(dumps(trace) if args.json else format_trace(terminal.clean(trace)) + "\n")
     if not traces and not args.json:
         print("no traces yet" + (f" for {args.rule!r}" if args.rule else ""))
         for line in answer.get("never", []):

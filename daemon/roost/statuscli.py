@@ -9,7 +9,6 @@ credentials could not be fully loaded there.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tomllib
@@ -20,6 +19,7 @@ from typing import Any
 import anyio
 
 from roost import terminal
+from roost.codec import dumps
 
 SERVICE_CONFIG = Path("/etc/roost/roost.toml")
 SERVICE_SOCKET = Path("/run/roost/control.sock")
@@ -158,7 +158,7 @@ def status_command(args: argparse.Namespace) -> int:
     answer = ask(args, {"command": "status"})
     if answer is None:
         return 1
-    print(json.dumps(answer, indent=2) if args.json else format_status(terminal.clean(answer)))
+    print(dumps(answer, indent=2) if args.json else format_status(terminal.clean(answer)))
     return 0
 
 
@@ -199,7 +199,7 @@ def events_command(args: argparse.Namespace) -> int:
         if answer is None:
             return 1
         for data in answer.get("events", []):
-            print(json.dumps(data) if args.json else format_event(terminal.clean(data)))
+            print(dumps(data) if args.json else format_event(terminal.clean(data)))
         return 0
     try:
         return anyio.run(_follow, args, payload)
@@ -216,7 +216,7 @@ async def _follow(args: argparse.Namespace, payload: dict[str, Any]) -> int:
             if data.get("following"):
                 print("following live events (Ctrl-C to stop)", file=sys.stderr, flush=True)
                 continue
-            print(json.dumps(data) if args.json else format_event(terminal.clean(data)), flush=True)
+            print(dumps(data) if args.json else format_event(terminal.clean(data)), flush=True)
     except ControlError as exc:
         print(terminal.line(f"roost: {exc}"), file=sys.stderr)
         return 1
@@ -245,7 +245,7 @@ def notify_test_command(args: argparse.Namespace) -> int:
             return 1
     rows = list(answer.get("results", []))
     if args.json:
-        print(json.dumps(answer, indent=2))
+        print(dumps(answer, indent=2))
     else:
         print(terminal.line(format_results(rows, args.tag)))
     return 0 if rows and all(r["ok"] for r in rows) else 1

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from roost.codec import dumps
 from roost.providers.base import TokenSet
 from roost.redact import remember
 from roost.safefs import UnsafePath, private_file, refuse_links
@@ -271,7 +272,7 @@ class Store:
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO outbox (key, payload, state, created_at, next_attempt_at)"
                 " VALUES (?, ?, 'pending', ?, ?)",
-                (key, json.dumps(payload), _iso(at), _iso(at)),
+                (key, dumps(payload), _iso(at), _iso(at)),
             )
             return cursor.rowcount == 1
 
@@ -326,7 +327,7 @@ class Store:
             (
                 state,
                 attempts,
-                json.dumps(delivered_to),
+                dumps(delivered_to),
                 _iso(next_attempt_at),
                 last_error,
                 _iso(finished_at) if finished_at else None,
@@ -356,7 +357,7 @@ class Store:
             "INSERT INTO timers VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
             " rule=excluded.rule, kind=excluded.kind, due_at=excluded.due_at,"
             " payload=excluded.payload",
-            (timer_id, rule, kind, _iso(due_at), json.dumps(payload)),
+            (timer_id, rule, kind, _iso(due_at), dumps(payload)),
         )
 
     async def timer_delete(self, timer_id: str) -> None:
@@ -373,7 +374,7 @@ class Store:
             conn.executemany(
                 "INSERT INTO rule_state VALUES (?, ?)"
                 " ON CONFLICT(rule) DO UPDATE SET state=excluded.state",
-                [(rule, json.dumps(state)) for rule, state in states.items()],
+                [(rule, dumps(state)) for rule, state in states.items()],
             )
 
         await self._run(self._transaction(put))
@@ -388,7 +389,7 @@ class Store:
         await self._write(
             "INSERT INTO home_state VALUES (?, ?, ?) ON CONFLICT(account) DO UPDATE SET"
             " snapshot=excluded.snapshot, saved_at=excluded.saved_at",
-            (account, json.dumps(snapshot), _iso(at)),
+            (account, dumps(snapshot), _iso(at)),
         )
 
     async def homes(self) -> dict[str, dict[str, Any]]:
@@ -416,7 +417,7 @@ class Store:
             lambda c: c.executemany(
                 "INSERT INTO change_versions VALUES (?, ?, ?, ?) ON CONFLICT(account, key)"
                 " DO UPDATE SET version=excluded.version, value=excluded.value",
-                [(a, key, version, json.dumps(value)) for a, key, version, value in pending],
+                [(a, key, version, dumps(value)) for a, key, version, value in pending],
             )
         )(conn)
 
@@ -441,7 +442,7 @@ class Store:
         def append(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT INTO journal (at, event, account, body) VALUES (?, ?, ?, ?)",
-                [(_iso(e.at), e.event, e.account, json.dumps(e.body)) for e in entries],
+                [(_iso(e.at), e.event, e.account, dumps(e.body)) for e in entries],
             )
 
         await self._run(self._transaction(append))

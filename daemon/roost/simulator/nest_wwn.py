@@ -12,6 +12,7 @@ another process, JSON endpoints under `/_sim/` (no auth; the server listens on l
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -527,6 +528,7 @@ class NestWwnSimulator:
         self._stream_failures: deque[WwnError] = deque()
         self._stream_faults: deque[str] = deque()
         self._waits: set[anyio.CancelScope] = set()
+        self._raw: dict[str, str] = {}  # document path → JSON text served there
         self.code_grants = CodeGrants(OAUTH_CLIENT_ID)  # no PKCE on WWN
 
     @property
@@ -564,6 +566,39 @@ class NestWwnSimulator:
     def drop_streams(self) -> None:
         """Close every open stream abruptly, mid-body, as a network fault would."""
         self.server.close_streams()
+
+    def serve_raw(self, path: str, raw_json: str | None) -> None:
+        """On the streams, serve `raw_json` (any JSON text: `1e309`, `"heating-stage2"`)
+        at a document path (`devices/thermostats/<id>/hvac_state`) instead of the home's
+        own value, as a cloud sending an odd value would; None ends it. The home itself
+        (and so the judge of writes) keeps its real value."""
+        if raw_json is None:
+            self._raw.pop(path.strip("/"), None)
+        else:
+            self._raw[path.strip("/")] = raw_json
+        self._wake_streams()
+
+    def _put(self, path: str, data: Any) -> bytes:
+        """A put event, with the raw values of `serve_raw` placed into `data`."""
+        marks: dict[str, str] = {}
+        if self._raw and isinstance(data, dict):
+            data = copy.deepcopy(data)
+            base = [p for p in path.strip("/").split("/") if p]
+            for n, (where, raw) in enumerate(self._raw.items()):
+                parts = where.split("/")
+                if parts[: len(base)] != base or len(parts) == len(base):
+                    continue
+                try:
+                    parent = _subtree(data, parts[len(base) : -1])
+                except KeyError:
+                    continue
+                if isinstance(parent, dict):
+                    marks[json.dumps(f"@raw{n}@")] = raw
+                    parent[parts[-1]] = f"@raw{n}@"
+        text = json.dumps({"path": path, "data": data})
+        for mark, raw in marks.items():
+            text = text.replace(mark, raw)
+        return _sse("put", text)
 
     def silence_keepalives(self, silent: bool = True) -> None:
         self._silent = silent
@@ -709,9 +744,10 @@ class NestWwnSimulator:
                 if damaged.ends_stream:
                     return
                 first = True  # the real put follows the damage
-            if first or data != sent:
-                first, sent = False, data
-                yield _sse("put", json.dumps({"path": path, "data": data}))
+            raw = dict(self._raw)
+            if first or (data, raw) != sent:
+                first, sent = False, (data, raw)
+                yield self._put(path, data)
                 quiet_since = anyio.current_time()
             # Like the real cloud, keep-alives follow the stream's own silence: a change of the
             # home that leaves this stream's data as it was must not postpone them.
