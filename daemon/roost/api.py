@@ -20,7 +20,7 @@ from roost.commands import Action, Command, SetPresence
 from roost.durations import parse_duration
 from roost.events import CommandOutcome, Event
 from roost.ids import new_id
-from roost.isolation import RunDeadline
+from roost.isolation import RunDeadline, RunGuard
 from roost.memory import (
     InProcessKeyValues,
     KeyValues,
@@ -132,6 +132,7 @@ class RuleHome:
         trace: Trace | None = None,
         runner: RuleRunner | None = None,
         deadline: RunDeadline | None = None,
+        guard: RunGuard | None = None,
     ) -> None:
         self._services = services
         self.rule = rule
@@ -140,6 +141,9 @@ class RuleHome:
         self._trace = trace
         self._runner = runner
         self._deadline = deadline
+        # Counts this run's commands, and marks roost's own code so a block-budget stop
+        # waits until the rule's code runs again (no roost state left half-done).
+        self._guard = guard or RunGuard()
         self.position: int | None = None  # the TOML step being run (resumable after a delay)
         self.run_scope: anyio.CancelScope | None = None  # cancelled by a timeout or a restart
 
@@ -233,6 +237,11 @@ class RuleHome:
             await self.command(target, SetPresence(Presence(presence)))
 
     async def command(self, target: str, action: Action) -> CommandOutcome:
+        with self._guard:
+            self._guard.command()
+            return await self._command(target, action)
+
+    async def _command(self, target: str, action: Action) -> CommandOutcome:
         now = self._services.clock.now()
         found = self._services.state.find(target)
         ctx = self.event.context
@@ -266,6 +275,12 @@ class RuleHome:
         """Send a push. False if the per-tag rate limit held it back (see the trace).
 
         An alarm (urgent, or sent by a run of a smoke/CO level change) is never limited."""
+        with self._guard:
+            return await self._notify(title, body, tuple(tags), Priority(priority))
+
+    async def _notify(
+        self, title: str, body: str, tags: tuple[str, ...], priority: Priority
+    ) -> bool:
         limiter = self._services.notify_limit
         now = self._services.clock.now()
         alarm = is_alarm_notification(priority, self.event)
@@ -294,6 +309,10 @@ class RuleHome:
     async def delay(self, duration: str | float) -> None:
         """Wait (on the engine's clock); the rule's timeout is extended by as much.
         A restart-mode rule is cancelled here by a newer trigger."""
+        with self._guard:
+            await self._delay(duration)
+
+    async def _delay(self, duration: str | float) -> None:
         seconds = parse_duration(duration)
         self._step(f"delay {seconds:g}s", "waiting")
         if self._deadline is not None:
@@ -346,13 +365,15 @@ class RuleHome:
         if self._runner is None:
             self._step(f"run rule {name!r}", "failed", "no engine")
             return False
-        started = await self._runner.run_rule(name, self.event, self.rule)
+        with self._guard:
+            started = await self._runner.run_rule(name, self.event, self.rule)
         self._step(f"run rule {name!r}", "started" if started else "skipped")
         return started
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking code (file or network I/O, heavy maths) in a worker thread."""
-        return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
+        with self._guard:
+            return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
 
 
 def as_home(home: RuleHome) -> Home:

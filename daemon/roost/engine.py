@@ -33,7 +33,19 @@ from roost.codec import event_from_json, event_to_json
 from roost.conditions import as_condition
 from roost.events import Event, Scheduled, Started
 from roost.ids import new_id
-from roost.isolation import LoopMonitor, RunDeadline, resume, timed_steps
+from roost.isolation import (
+    DEFAULT_BLOCK_BUDGET_S,
+    DEFAULT_MAX_COMMANDS,
+    INTERRUPTER,
+    Interrupter,
+    LoopMonitor,
+    RuleBlocked,
+    RuleStopped,
+    RunDeadline,
+    RunGuard,
+    guarded_steps,
+    resume,
+)
 from roost.redact import redact_text
 from roost.rules import Rule, RunMode
 from roost.schedule import next_interval
@@ -63,6 +75,7 @@ class RuleStats:
     errors: int = 0
     timeouts: int = 0
     blocked_loop: int = 0
+    stopped: int = 0  # runs stopped: blocked past the budget, or too many commands
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,11 @@ class Engine:
     persistence: TimerPersistence | None = None
     grace_s: float = 300.0
     blocking_s: float = 0.25
+    block_budget_s: float = DEFAULT_BLOCK_BUDGET_S
+    max_commands: int = DEFAULT_MAX_COMMANDS
+    # On a virtual clock (tests), the timeout also holds in real seconds: a rule that
+    # never lets virtual time pass cannot hang the test.
+    wall_timeout: bool = False
     monitor: LoopMonitor | None = None
     rules: dict[str, Rule] = field(default_factory=dict)
     stats: dict[str, RuleStats] = field(default_factory=dict)
@@ -127,6 +145,9 @@ class Engine:
     _pending: deque[Event] = field(default_factory=deque)
     _ready: deque[tuple[Rule, Event, _Run, RuleState, int]] = field(default_factory=deque)
     _inline: bool = False
+    _interrupter: Interrupter | None = None
+    # Runs stopped by the block budget, the command cap or a real-time timeout: (rule, why).
+    runaways: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.traces = TraceStore(self.traces_per_rule)
@@ -175,6 +196,8 @@ class Engine:
     # ---- running -------------------------------------------------------------------
 
     async def run(self, inbox: MemoryObjectReceiveStream[Sequence[Event]]) -> None:
+        armed = INTERRUPTER.acquire(self.block_budget_s)
+        self._interrupter = INTERRUPTER if armed else None
         try:
             async with inbox, anyio.create_task_group() as tg:
                 self._tg = tg
@@ -185,6 +208,9 @@ class Engine:
                 self._startup()
                 await self._consume(inbox)
         finally:
+            if armed:
+                INTERRUPTER.release()
+            self._interrupter = None
             self._tg = None
             self._inline = False
             self._pending.clear()
@@ -463,18 +489,20 @@ class Engine:
         trace = run.trace
         timeout = r.timeout_s if r.timeout_s is not None else self.timeout_s
         deadline = RunDeadline(self.clock, timeout)
-        home = RuleHome(self.services, r.name, event, r.dry_run, trace, self, deadline)
+        guard = RunGuard(self.block_budget_s, self.max_commands)
+        home = RuleHome(self.services, r.name, event, r.dry_run, trace, self, deadline, guard)
         home.run_scope = run.scope
         try:
-            if isinstance(self.clock, SystemClock):
+            if isinstance(self.clock, SystemClock) or self.wall_timeout:
                 run.scope.deadline = anyio.current_time() + timeout
                 deadline.scope = run.scope
-            else:
+            if not isinstance(self.clock, SystemClock):
                 self._watch(deadline, run)
             with run.scope:
                 body = r.body(event, home) if start == 0 else _resumed(r, event, home, start)
                 if inspect.iscoroutine(body):
-                    await timed_steps(body, self.blocking_s, self._blocked(r, trace))
+                    slow = self._blocked(r, trace)
+                    await guarded_steps(body, guard, self._interrupter, self.blocking_s, slow)
                 else:
                     await body
             if run.watchdog is not None:
@@ -489,6 +517,10 @@ class Engine:
             self.stats[r.name].timeouts += 1
             log.error("rule timed out", rule=r.name, source=r.source, timeout_s=timeout)
             trace.end(Result.TIMED_OUT, f"timed out after {timeout:g}s", self.clock.now())
+            if not run.timed_out and not isinstance(self.clock, SystemClock):
+                self.runaways.append((r.name, f"ran {timeout:g}s of real time"))
+        except RuleStopped as stop:
+            self._stopped(r, trace, stop)
         except Exception as exc:
             self.stats[r.name].errors += 1
             log.exception("rule raised", rule=r.name, source=r.source, trigger=event.name)
@@ -500,6 +532,24 @@ class Engine:
             if state.queue and self._tg is not None:
                 queued_event, queued_trace = state.queue.popleft()
                 self._launch(r, queued_event, queued_trace, state)
+
+    def _stopped(self, r: Rule, trace: Trace, stop: RuleStopped) -> None:
+        """The run was stopped from inside: blocked past its budget, or a runaway."""
+        self.stats[r.name].stopped += 1
+        self.runaways.append((r.name, str(stop)))
+        blocked = isinstance(stop, RuleBlocked)
+        if blocked and self.monitor is not None:
+            self.monitor.blocked_by(r.name)
+        log.error(
+            "rule stopped: it blocked the event loop (use await, or home.run_sync)"
+            if blocked
+            else "rule stopped: too many commands in one run",
+            rule=r.name,
+            source=r.source,
+            reason=str(stop),
+        )
+        result = Result.BLOCKED if blocked else Result.STOPPED
+        trace.end(result, str(stop), self.clock.now())
 
     def _watch(self, deadline: RunDeadline, run: _Run) -> None:
         """The timeout of a run on a virtual clock (tests, replay): a watchdog task."""

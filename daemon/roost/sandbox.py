@@ -110,6 +110,10 @@ def build_home(description: dict[str, Any]) -> Home:
     return Home(ACCOUNT, {structure.id: structure}, devices)
 
 
+class RunawayRule(AssertionError):
+    """A rule run had to be stopped: the test fails instead of hanging."""
+
+
 @dataclass(frozen=True)
 class SentCommand:
     rule: str | None
@@ -125,7 +129,11 @@ class SentCommand:
 
 @dataclass
 class SimulatedHome:
-    """The handle a test gets: change the home, move time, read what the rules did."""
+    """The handle a test gets: change the home, move time, read what the rules did.
+
+    The daemon's limits hold here too: a run that blocks past the block budget, sends
+    more than the command cap, or runs the timeout in real time is stopped, and the test
+    fails with `RunawayRule` at the next action on the home (or at the end)."""
 
     clock: VirtualClock
     state: HomeState
@@ -143,12 +151,23 @@ class SimulatedHome:
         target = self.find(name)
         changes = [Change(target.id, k, v) for k, v in attributes.items()]
         await self.state.patch(self._account_of(target.id), changes, self.clock.now())
-        await settle()
+        await self._settle()
 
     async def emit(self, event: Event) -> None:
         """Put an event on the bus as it is."""
         await self.bus.publish([event])
+        await self._settle()
+
+    async def _settle(self) -> None:
         await settle()
+        self.check_runaways()
+
+    def check_runaways(self) -> None:
+        """RunawayRule if a rule run was stopped (blocked, too many commands, no end)."""
+        if self.engine.runaways:
+            rule, why = self.engine.runaways[0]
+            self.engine.runaways.clear()
+            raise RunawayRule(f"rule {rule!r} was stopped: {why}")
 
     # One helper per event kind a rule can be written for (the others: `set`).
 
@@ -209,6 +228,7 @@ class SimulatedHome:
     async def advance(self, duration: str | float) -> None:
         """Move the virtual clock forward; holds, schedules and delays fire on the way."""
         await self.clock.advance(parse_duration(duration))
+        self.check_runaways()
 
     async def advance_to(self, when: str | datetime) -> None:
         """Move the virtual clock to a local time of the home ("2026-03-08 03:00")."""
@@ -357,7 +377,11 @@ async def simulate(
         locations={"": Location(*location)} if location is not None else {},
     )
     engine = Engine(
-        services, timeout_s=timeout_s, loop=loop or LoopLimits(), persistence=persistence
+        services,
+        timeout_s=timeout_s,
+        loop=loop or LoopLimits(),
+        persistence=persistence,
+        wall_timeout=True,
     )
     engine.load(_rules(rules))
     sim = SimulatedHome(clock, state, engine, bus, echoes, apply_commands)
@@ -369,6 +393,7 @@ async def simulate(
         await settle()
         try:
             yield sim
+            sim.check_runaways()
         except Exception as exc:  # raised as it is, not wrapped in an exception group
             failed = exc
         finally:

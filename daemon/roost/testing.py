@@ -28,6 +28,10 @@ The rules run in the real engine against the real state and guards; commands are
 sent anywhere, but by default the simulated devices take them on (the echo carries its
 causation, as a real cloud's would). Installed as a pytest plugin, it also offers the
 `simulate_home` fixture (the same `simulate`).
+
+The daemon's limits apply: a run that blocks the loop past the block budget (0.5 s of
+`time.sleep`, a busy loop, a blocking read), sends more than 50 commands, or runs its
+timeout in real time is stopped, and the test fails with `RunawayRule` instead of hanging.
 """
 
 from __future__ import annotations
@@ -36,9 +40,9 @@ from typing import Any
 
 import pytest
 
-from roost.sandbox import SentCommand, SimulatedHome, build_home, simulate
+from roost.sandbox import RunawayRule, SentCommand, SimulatedHome, build_home, simulate
 
-__all__ = ["SentCommand", "SimulatedHome", "build_home", "simulate", "simulate_home"]
+__all__ = ["RunawayRule", "SentCommand", "SimulatedHome", "build_home", "simulate", "simulate_home"]
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ class Result(StrEnum):
     RAN = "ran"
     FAILED = "failed"  # the rule body raised
     TIMED_OUT = "timed_out"
+    BLOCKED = "blocked"  # stopped: held the event loop past the block budget
+    STOPPED = "stopped"  # stopped: too many commands in one run
     CANCELLED = "cancelled"  # restart mode, or a reload
     SKIPPED = "skipped"  # triggered, but something stopped it: see `reason`
     PENDING = "pending"  # a hold or debounce is waiting
