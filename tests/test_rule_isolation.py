@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+import structlog
 
 from roost.clock import settle
+from roost.events import Outcome
 from roost.isolation import INTERRUPT_SIGNAL
 from roost.model import Change
 from roost.testing import RunawayRule, simulate
@@ -138,3 +140,29 @@ async def test_a_rule_that_never_lets_virtual_time_pass_times_out_in_real_time(
     async with simulate(tmp_path, HOME) as home:
         with pytest.raises(RunawayRule, match=r"spins.*real time"):
             await home.set("Hallway", co="warning")
+
+
+REFUSED_RULE = """
+from roost import rule, when
+
+@rule(on=when("motion"))
+async def too_hot(event, home):
+    await home.device("Den").set_heat(99)
+"""
+
+
+async def test_repeated_refusals_fold_into_one_log_line_per_rule_per_minute(
+    tmp_path: Path,
+) -> None:
+    rule_file(tmp_path, "too_hot.py", REFUSED_RULE)
+    async with simulate(tmp_path, HOME) as home:
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(100):
+                await home.motion("Front Door")
+            await home.advance("61s")
+            await home.motion("Front Door")
+        lines = [e for e in logs if e["event"] == "command refused"]
+        assert len(lines) == 2
+        assert "refusals_not_logged_before" not in lines[0]
+        assert lines[1]["refusals_not_logged_before"] == 99
+        assert len(home.actions(Outcome.REFUSED)) == 101  # each one still has its outcome

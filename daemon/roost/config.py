@@ -147,6 +147,9 @@ class DaemonSettings(_Section):
     time_zone: str | None = None
     dry_run: bool = False
     rule_timeout_s: float = Field(default=30, gt=0)
+    # A stretch of rule code between two awaits longer than this is stopped (RuleBlocked).
+    rule_block_budget_s: float = Field(default=0.5, gt=0, le=10)
+    rule_max_commands: int = Field(default=50, ge=1)  # commands per run before it is stopped
     control_socket: Path | None = None
     traces_per_rule: int = Field(default=100, ge=1)
     loop_max_depth: int = Field(default=8, ge=1)

@@ -36,6 +36,7 @@ from roost.commands import Command, CommandResult, FailureReason
 from roost.echo import EchoTracker, Place, outcome_event
 from roost.events import CommandOutcome, Outcome
 from roost.guards import Limits, Refusal, WriteBudget, check
+from roost.logfold import LogFold
 from roost.model import Device, Structure
 from roost.providers.base import Provider, write_limits
 from roost.ratelimits import WriteThrottle
@@ -95,6 +96,7 @@ class Dispatcher:
         self._clock = clock or SystemClock()
         self.tuning = tuning or Tuning()
         self._budget = WriteBudget()
+        self._refusals = LogFold(60.0)
         self._providers: dict[str, Provider] = {}
         self._throttles: dict[str, WriteThrottle] = {}
         self._lanes: dict[str, _Lane] = {}
@@ -166,13 +168,17 @@ class Dispatcher:
         return self._state.devices_in(account, structure)
 
     async def _refuse(self, command: Command, refusal: Refusal, stage: str) -> CommandOutcome:
-        log.warning(
-            "command refused",
-            **_fields(command),
-            guard=refusal.guard,
-            reason=refusal.reason,
-            stage=stage,
-        )
+        # One line per rule per minute; the outcome event and the trace still get each one.
+        folded = self._refusals.admit(command.rule or command.target, self._clock.monotonic())
+        if folded is not None:
+            log.warning(
+                "command refused",
+                **_fields(command),
+                guard=refusal.guard,
+                reason=refusal.reason,
+                stage=stage,
+                **({"refusals_not_logged_before": folded} if folded else {}),
+            )
         return await self._publish(command, Outcome.REFUSED, refusal.reason, guard=refusal.guard)
 
     # ---- delivery, one lane at a time ------------------------------------------------

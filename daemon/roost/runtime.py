@@ -195,6 +195,8 @@ def engine(
         services,
         persistence=timers,
         timeout_s=d.rule_timeout_s,
+        block_budget_s=d.rule_block_budget_s,
+        max_commands=d.rule_max_commands,
         traces_per_rule=d.traces_per_rule,
         loop=LoopLimits(d.loop_max_depth, d.loop_echo_runs, d.loop_echo_window_s),
         grace_s=d.timer_grace_s,
