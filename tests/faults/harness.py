@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -20,6 +21,7 @@ from anyio.abc import Process
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimHome
 from roost.simulator.sink import NotificationSink, serve_sink
+from tests.faults.invariants import Judge
 
 RULES = Path(__file__).parent.parent.parent / "rules"
 
@@ -32,8 +34,13 @@ class Tally:
     events_lost: int = 0
     notifications_lost: int = 0
     duplicates: Counter[str] = field(default_factory=Counter)  # kill point → duplicates
+    # Writes that reached the simulator and broke a guard invariant, judged there
+    # (tests/faults/invariants.py), in every fault test.
     unsafe_commands: int = 0
     listener_attacks_survived: int = 0
+    alarm_pushes_lost: int = 0
+    # Reached the sink more than 1 s later than the same daemon's undisturbed alarm push.
+    alarm_pushes_delayed: int = 0
 
     def summary(self) -> str:
         dupes = sum(self.duplicates.values())
@@ -42,6 +49,8 @@ class Tally:
             f"fault suite: {sum(self.faults.values())} faults injected, "
             f"{self.events_lost} events lost, {self.notifications_lost} notifications lost, "
             f"{dupes} notifications duplicated at the sink ({where}), "
+            f"alarm pushes lost {self.alarm_pushes_lost}, "
+            f"delayed over 1 s {self.alarm_pushes_delayed}, "
             f"{self.unsafe_commands} unsafe commands, "
             f"{self.listener_attacks_survived} listener attacks survived"
         )
@@ -50,7 +59,9 @@ class Tally:
 TALLY = Tally()
 
 
-def config_text(cloud_url: str, token: str, sink_url: str, state_dir: Path, rules: Path) -> str:
+def config_text(
+    cloud_url: str, token: str, sink_url: str, state_dir: Path, rules: Path, extra: str = ""
+) -> str:
     return f"""
 [daemon]
 rules_dir = "{rules}"
@@ -69,7 +80,7 @@ keepalive_timeout_s = 2
 
 [[notify.targets]]
 url = "{sink_url}"
-"""
+{extra}"""
 
 
 @dataclass
@@ -133,6 +144,8 @@ class Bed:
     sink: NotificationSink
     daemon: Daemon
     state_dir: Path
+    judge: Judge
+    arrivals: dict[str, list[float]] = field(default_factory=dict)  # title → monotonic times
 
     def titles(self) -> Counter[str]:
         return Counter(str(p.get("title")) for p in self.sink.received)
@@ -142,16 +155,32 @@ class Bed:
 
 
 @asynccontextmanager
-async def fault_bed(tmp_path: Path, rules: Path = RULES, **cloud: Any) -> AsyncIterator[Bed]:
+async def fault_bed(
+    tmp_path: Path,
+    rules: Path = RULES,
+    *,
+    config: str = "",
+    tally: Tally = TALLY,
+    **cloud: Any,
+) -> AsyncIterator[Bed]:
+    """The cloud, the sink and the daemon. Every write that reaches the cloud is judged
+    against the guard invariants there; the unsafe ones are added to `tally`."""
     home = SimHome.demo()
     async with nest_wwn.serve(home, keepalive_s=0.5, **cloud) as sim, serve_sink() as sink:
         state_dir = tmp_path / "state"
         path = tmp_path / "roost.toml"
-        path.write_text(config_text(sim.url, sim.token, sink.url, state_dir, rules))
+        path.write_text(config_text(sim.url, sim.token, sink.url, state_dir, rules, config))
         daemon = Daemon(path, tmp_path / "daemon.log")
+        judge = Judge()
+        sim.write_observers.append(judge)
+        bed = Bed(home, sim, sink, daemon, state_dir, judge)
+        sink.on_receive = lambda p: bed.arrivals.setdefault(str(p.get("title")), []).append(
+            time.monotonic()
+        )
         try:
-            yield Bed(home, sim, sink, daemon, state_dir)
+            yield bed
         finally:
+            tally.unsafe_commands += len(judge.unsafe)
             with anyio.CancelScope(shield=True):
                 await daemon.stop()
 

@@ -529,6 +529,9 @@ class NestWwnSimulator:
         self._stream_faults: deque[str] = deque()
         self._waits: set[anyio.CancelScope] = set()
         self._raw: dict[str, str] = {}  # document path → JSON text served there
+        # Called with (home, path, body) for every write that arrives, before it is
+        # applied: a test judges it against the house as it is (tests/faults/invariants).
+        self.write_observers: list[Callable[[SimHome, str, dict[str, Any]], None]] = []
         self.code_grants = CodeGrants(OAUTH_CLIENT_ID)  # no PKCE on WWN
 
     @property
@@ -710,8 +713,10 @@ class NestWwnSimulator:
             body = request.json()
         except ValueError:
             raise _invalid_content() from None
-        _write(self.home, parts, body)
         path = "/" + "/".join(parts)
+        for observe in self.write_observers:
+            observe(self.home, path, body)
+        _write(self.home, parts, body)
         self.writes.append((path, body))
         log.info("nest_wwn simulator applied a write", path=path, fields=sorted(body))
         if failure is not None:
