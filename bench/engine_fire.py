@@ -16,19 +16,26 @@ bus in the same event loop. A run is timed from the first patch until every rule
 its outcome. Figure: rule runs per second (= changes per second here), for the engine path
 and, for reference, with the store wired as `Runtime` does (see `engine_harness`).
 
-A last line, "engine alone", is the engine's own share: the same 1,000 rules and condition,
+A line "engine alone" is the engine's own share: the same 1,000 rules and condition,
 but a body that only counts, with the events put straight into the engine's inbox (no state
-diff, no guards or dispatcher, no outcome events back through the bus).
+diff, no guards or dispatcher, no outcome events back through the bus). It is run again
+without the block watchdog (rule code only timed, never stopped): the difference is what
+stopping a blocking rule costs per run (the stretch marker and the command count).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import time
+from collections.abc import Coroutine
+from typing import Any
 
 import anyio
 
 from common import figure, header, load, quiet_logging, thermostat_id
 from engine_harness import engine_alone, measure, patches
+from roost.isolation import INTERRUPTER, RunGuard, guarded_steps, timed_steps
 
 THERMOSTATS = 1_000
 RULES = 1_000
@@ -66,7 +73,62 @@ def main() -> None:
     anyio.run(engine_alone, THERMOSTATS, RULES, 1_000)  # warm-up
     rates = [anyio.run(engine_alone, THERMOSTATS, RULES, args.changes) for _ in range(args.runs)]
     print(figure("engine alone, batch  1", rates, "rule runs/s", TARGET_RUNS_PER_S), flush=True)
+    unguarded = [
+        anyio.run(engine_alone, THERMOSTATS, RULES, args.changes, False) for _ in range(args.runs)
+    ]
+    print(
+        figure("  … without the watchdog", unguarded, "rule runs/s", TARGET_RUNS_PER_S), flush=True
+    )
+    cost_us = 1e6 / _median(rates) - 1e6 / _median(unguarded)
+    print(f"   block watchdog + command cap: {cost_us:+.2f} µs per rule run (medians, CPU)")
+    watched, timed = stepper_cost_us()
+    print(
+        f"   stepper alone (a body with one command call): watched {watched:.2f} µs, "
+        f"only timed {timed:.2f} µs per run: {watched - timed:+.2f} µs for the watchdog"
+    )
     print(f"   {load()} at end")
+
+
+def stepper_cost_us(runs: int = 200_000) -> tuple[float, float]:
+    """Per-run CPU cost of driving a trivial body (one awaited API-like call) through the
+    watched stepper (stretch marker, run guard, roost-code marker, command count) and
+    through the old timed-only stepper, without an event loop."""
+
+    def body(guard: RunGuard) -> Coroutine[Any, Any, None]:
+        async def command() -> None:
+            with guard:
+                guard.command()
+
+        async def run() -> None:
+            await command()
+
+        return run()
+
+    def drive(step: Any) -> None:
+        with contextlib.suppress(StopIteration):
+            step.send(None)
+
+    armed = INTERRUPTER.acquire(0.5)
+    try:
+        started = time.process_time()
+        for _ in range(runs):
+            guard = RunGuard()
+            drive(guarded_steps(body(guard), guard, INTERRUPTER if armed else None, 0.25, print))
+        watched = (time.process_time() - started) / runs * 1e6
+    finally:
+        if armed:
+            INTERRUPTER.release()
+    started = time.process_time()
+    for _ in range(runs):
+        drive(timed_steps(body(RunGuard()), 0.25, print))
+    timed = (time.process_time() - started) / runs * 1e6
+    return watched, timed
+
+
+def _median(rates: list[tuple[float, float]]) -> float:
+    """The median CPU-time rate (the second figure of each run)."""
+    cpu = sorted(rate for _, rate in rates)
+    return cpu[len(cpu) // 2]
 
 
 if __name__ == "__main__":

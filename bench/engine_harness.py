@@ -224,11 +224,14 @@ def check(pipeline: Pipeline, rule_runs: int) -> None:
 # ---- the engine by itself -------------------------------------------------------------------
 
 
-async def engine_alone(thermostats: int, rule_count: int, runs: int) -> tuple[float, float]:
+async def engine_alone(
+    thermostats: int, rule_count: int, runs: int, stop_blocking: bool = True
+) -> tuple[float, float]:
     """Rule runs per second of the engine by itself: the same rules and condition, but a
     body that only counts, and the events put straight into the engine's inbox (no state
     diff, no dispatcher, no outcome events). What the engine's own share of a run costs."""
     pipeline = await build(thermostats, 0)
+    pipeline.engine.stop_blocking = stop_blocking
     done = 0
     finished = anyio.Event()
 

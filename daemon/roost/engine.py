@@ -130,6 +130,7 @@ class Engine:
     blocking_s: float = 0.25
     block_budget_s: float = DEFAULT_BLOCK_BUDGET_S
     max_commands: int = DEFAULT_MAX_COMMANDS
+    stop_blocking: bool = True  # False: blocking rule code is only reported (benchmarks)
     # On a virtual clock (tests), the timeout also holds in real seconds: a rule that
     # never lets virtual time pass cannot hang the test.
     wall_timeout: bool = False
@@ -196,7 +197,7 @@ class Engine:
     # ---- running -------------------------------------------------------------------
 
     async def run(self, inbox: MemoryObjectReceiveStream[Sequence[Event]]) -> None:
-        armed = INTERRUPTER.acquire(self.block_budget_s)
+        armed = self.stop_blocking and INTERRUPTER.acquire(self.block_budget_s)
         self._interrupter = INTERRUPTER if armed else None
         try:
             async with inbox, anyio.create_task_group() as tg:
