@@ -54,10 +54,14 @@ def in_alarm(home: SimHome, structure: str) -> bool:
 def written(t: SimThermostat, body: dict[str, Any]) -> tuple[list[Any], list[Any]]:
     """The heat and cool setpoints a write sets (a single target follows the mode)."""
     mode = t.mode if t.mode != "eco" else (t.previous_mode or "heat")
-    heat = [body[k] for k in ("target_temperature_low_c",) if k in body]
-    cool = [body[k] for k in ("target_temperature_high_c",) if k in body]
-    if "target_temperature_c" in body:
-        (cool if mode == "cool" else heat).append(body["target_temperature_c"])
+    celsius = {k: v for k, v in body.items() if k.startswith("target_temperature")}
+    for key, value in list(celsius.items()):  # a write in the display scale (°F)
+        if key.endswith("_f"):
+            celsius[key[:-1] + "c"] = (value - 32) * 5 / 9 if _finite(value) else value
+    heat = [celsius[k] for k in ("target_temperature_low_c",) if k in celsius]
+    cool = [celsius[k] for k in ("target_temperature_high_c",) if k in celsius]
+    if "target_temperature_c" in celsius:
+        (cool if mode == "cool" else heat).append(celsius["target_temperature_c"])
     return heat, cool
 
 
