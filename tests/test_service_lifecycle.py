@@ -206,7 +206,10 @@ async def freezer(event, home):
 
 async def test_a_frozen_loop_stops_the_watchdog_pings(tmp_path: Path) -> None:
     flag = tmp_path / "freeze-now"
-    async with daemon(tmp_path, {"freeze.py": FREEZE.format(flag=str(flag))}) as bed:
+    rules = {"freeze.py": FREEZE.format(flag=str(flag))}
+    # A freeze roost cannot stop (the rule block budget would stop this one at 0.5 s).
+    unstoppable = {"ROOST_DAEMON__RULE_BLOCK_BUDGET_S": "10"}
+    async with daemon(tmp_path, rules, env=unstoppable) as bed:
         await bed.notify.wait("WATCHDOG=1", 3)  # pinging every 0.2 s while healthy
         frozen_at = time.monotonic()
         flag.touch()
