@@ -54,6 +54,13 @@ def test_a_non_finite_current_setpoint_during_a_co_alarm_refuses_a_heat_raise() 
     assert "heat setpoint of 'Den' is not a finite number (inf)" in refusal.reason
 
 
+def test_an_absurd_current_setpoint_during_an_alarm_refuses_a_heat_raise() -> None:
+    t = thermostat(mode="heat-cool", heat_setpoint_c=1000.0, cool_setpoint_c=16.5)
+    refusal = check(command(SetRange(17.5, 19.0)), t, [t, alarm(co="warning")], Limits())
+    assert refusal is not None
+    assert "not a plausible temperature (1000 °C)" in refusal.reason
+
+
 def test_the_same_command_with_a_known_lower_setpoint_is_allowed_only_without_an_alarm() -> None:
     t = thermostat(heat_setpoint_c=25.0)
     assert check(command(SetHeat(24.0)), t, [t, alarm(co="emergency")], Limits()) is None
@@ -104,14 +111,18 @@ def finite(value: object) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
+def plausible(value: object) -> bool:
+    return finite(value) and -50 <= value <= 100  # type: ignore[operator]
+
+
 def starts_air(action: Action, t: Thermostat) -> bool:
     """The oracle, from the invariant: during an alarm nothing may start air; a setpoint
     change is only harmless if it provably lowers heating / raises cooling demand."""
     match action:
         case SetHeat(celsius=c):
-            return not (finite(t.heat_setpoint_c) and c <= t.heat_setpoint_c)  # type: ignore[operator]
+            return not (plausible(t.heat_setpoint_c) and c <= t.heat_setpoint_c)  # type: ignore[operator]
         case SetCool(celsius=c):
-            return not (finite(t.cool_setpoint_c) and c >= t.cool_setpoint_c)  # type: ignore[operator]
+            return not (plausible(t.cool_setpoint_c) and c >= t.cool_setpoint_c)  # type: ignore[operator]
         case SetRange(heat_celsius=h, cool_celsius=c):
             return starts_air(SetHeat(h), t) or starts_air(SetCool(c), t)
         case SetMode(mode=ThermostatMode.OFF) | SetFanTimer(minutes=0):

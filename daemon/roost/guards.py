@@ -89,6 +89,17 @@ def _number(value: object, what: str) -> float:
     return float(value)
 
 
+PLAUSIBLE_C = (-50.0, 100.0)  # a temperature outside this is a broken report, not a home
+
+
+def _celsius(value: object, what: str) -> float:
+    """A current temperature the guard compares with: finite and physically plausible."""
+    celsius = _number(value, what)
+    if not PLAUSIBLE_C[0] <= celsius <= PLAUSIBLE_C[1]:
+        raise Unknown(f"{what} is not a plausible temperature ({celsius:g} °C)")
+    return celsius
+
+
 def _flag(value: object, what: str) -> bool:
     if not isinstance(value, bool):
         raise Unknown(f"{what} is unknown")
@@ -254,9 +265,9 @@ def _raises_demand(action: Action, t: Thermostat | None) -> bool:
     if t is None:
         return heat is not None or cool is not None
     # The comparison needs the current setpoint: unknown or not finite refuses (Unknown).
-    if heat is not None and heat > _number(t.heat_setpoint_c, f"the heat setpoint of {t.name!r}"):
+    if heat is not None and heat > _celsius(t.heat_setpoint_c, f"the heat setpoint of {t.name!r}"):
         return True
-    return cool is not None and cool < _number(
+    return cool is not None and cool < _celsius(
         t.cool_setpoint_c, f"the cool setpoint of {t.name!r}"
     )
 
@@ -287,10 +298,14 @@ def _range_after(s: Subject) -> tuple[float, float] | None:
     if heat is None and cool is None:
         return None
     heat = (
-        heat if heat is not None else _number(t.heat_setpoint_c, f"the heat setpoint of {t.name!r}")
+        heat
+        if heat is not None
+        else _celsius(t.heat_setpoint_c, f"the heat setpoint of {t.name!r}")
     )
     cool = (
-        cool if cool is not None else _number(t.cool_setpoint_c, f"the cool setpoint of {t.name!r}")
+        cool
+        if cool is not None
+        else _celsius(t.cool_setpoint_c, f"the cool setpoint of {t.name!r}")
     )
     return heat, cool
 
