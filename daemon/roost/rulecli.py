@@ -157,7 +157,7 @@ def trace_command(args: argparse.Namespace) -> int:
         for line in answer.get("never", []):
             print(f"  {line}")
     elif not traces:
-        print(json.dumps({"never": answer.get("never", [])}))
+        print(dumps({"never": answer.get("never", [])}))
     return 0
 
 
