@@ -61,8 +61,13 @@ async def serve(
     Call it only while holding the state directory's instance lock: it removes a stale
     socket at `path`, which must never be another running instance's."""
     _make_room(path)
-    listener = await anyio.create_unix_listener(path)
-    os.chmod(path, 0o600)
+    # Bound under a temporary name, made owner-only, then renamed into place: the socket is
+    # never visible at `path` with looser permissions, not even for a moment.
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    staging.unlink(missing_ok=True)
+    listener = await anyio.create_unix_listener(staging)
+    os.chmod(staging, 0o600)
+    os.rename(staging, path)
     log.info("control socket ready", path=str(path))
     try:
         async with listener:
