@@ -200,7 +200,7 @@ async def test_drop_reconnect_and_resync_loses_no_change() -> None:
             ConnectionState.DISCONNECTED,
             ConnectionState.CONNECTED,
         ]
-        assert r.provider.stats.disconnects >= 3  # the drop and the two refused openings
+        assert r.provider.supervisor.stats.disconnects >= 3  # the drop and the two refused openings
 
 
 @pytest.mark.anyio
