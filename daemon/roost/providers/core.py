@@ -46,9 +46,9 @@ class ProviderCore(HttpClientOwner, Generic[TargetT, WriteT]):
 
     async def run(self, sink: ChangeSink) -> None:
         """Hold the subscription until cancelled; returns only when the credentials fail."""
-        await self.supervisor.run(sink, lambda: self._session(sink))
+        await self.supervisor.run(sink, lambda: self._subscription(sink))
 
-    async def _session(self, sink: ChangeSink) -> None:
+    async def _subscription(self, sink: ChangeSink) -> None:
         """Open one subscription and read it until it ends (by raising a `ProviderError`)."""
         raise NotImplementedError
 

@@ -101,7 +101,7 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
 
     # --- subscription ----------------------------------------------------------------------
 
-    async def _session(self, sink: ChangeSink) -> None:
+    async def _subscription(self, sink: ChangeSink) -> None:
         """One connection: follow redirects by hand, then read the stream until it ends."""
         url = self._url("/")
         try:
