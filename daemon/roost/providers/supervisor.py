@@ -31,6 +31,7 @@ from roost.providers.http import describe
 log = structlog.get_logger(__name__)
 
 Session = Callable[[], Awaitable[None]]
+HEALTHY_S = 30.0  # connected this long: the next drop is news, retried at once
 
 
 @dataclass
@@ -50,12 +51,14 @@ class Supervisor:
         self.stats = SupervisorStats()
         self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._sink: ChangeSink | None = None
+        self._connected_at: float | None = None  # of this session
 
     async def run(self, sink: ChangeSink, session: Session) -> None:
         """Hold the subscription until cancelled; returns only on `AuthError`."""
         self._sink, self.state = sink, None
         while True:
             self.stats.sessions += 1
+            self._connected_at = None
             try:
                 await session()
                 ended: BaseException = ProviderError("the subscription ended")
@@ -71,6 +74,9 @@ class Supervisor:
             await self._ended(ended)
 
     async def _ended(self, exc: BaseException) -> None:
+        connected_at = self._connected_at
+        if connected_at is not None and anyio.current_time() - connected_at >= HEALTHY_S:
+            self._backoff.reset()  # a session that connects and fails at once keeps backing off
         if isinstance(exc, ProviderError):
             self.stats.disconnects += 1
             state, reason = ConnectionState.DISCONNECTED, exc.detail
@@ -85,8 +91,9 @@ class Supervisor:
         await anyio.sleep(delay)
 
     async def connected(self, detail: str = "") -> None:
-        """The subscription delivers: the back-off starts over."""
-        self._backoff.reset()
+        """The subscription delivers (the back-off starts over once it has for a while)."""
+        if self._connected_at is None:
+            self._connected_at = anyio.current_time()
         await self.report(ConnectionState.CONNECTED, detail)
 
     async def degraded(self, reason: str) -> None:

@@ -99,6 +99,7 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
         webhook_url: str | None = None,
         eco_mode: EcoMode = "away",
         budget: RequestBudget | None = None,
+        rate_limited_pause_s: float = RATE_LIMITED_PAUSE_S,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 300.0,
         client: httpx.AsyncClient | None = None,
@@ -113,6 +114,7 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
         self._webhook_listen = webhook_listen
         self._webhook_url = webhook_url
         self._eco_mode: EcoMode = eco_mode
+        self._rate_limited_pause_s = rate_limited_pause_s
         self._use_client(client, timeout=HTTP_TIMEOUT)
         self.budget = budget or RequestBudget(self._clock)
         self.keeper = RefreshTokenKeeper(
@@ -168,7 +170,7 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
             return AuthError(f"the app lacks a scope: {exc}")
         if exc.rate_limited:
             self.stats.rate_limited += 1
-            return RateLimited(str(exc), max(RATE_LIMITED_PAUSE_S, exc.retry_after_s or 0.0))
+            return RateLimited(str(exc), max(self._rate_limited_pause_s, exc.retry_after_s or 0.0))
         if exc.code == errors.INVALID_ARGS and self._topology is not None:
             self._topology = None  # a home or module may have gone: read the topology again
         return exc

@@ -14,7 +14,7 @@ import httpx
 
 from roost.commands import CommandResult, FailureReason
 from roost.errors import AuthError, VendorError
-from roost.providers.http import reason_for_status
+from roost.providers.http import reason_for_status, retry_after
 
 __all__ = ["QUOTA_RETRY_S", "ApiError", "AuthError", "to_result"]
 
@@ -62,7 +62,10 @@ class ApiError(VendorError):
     @classmethod
     def from_response(cls, response: httpx.Response) -> ApiError:
         status, message = _google_status(response)
-        return cls(response.status_code, status, message)
+        error = cls(response.status_code, status, message)
+        if error.retry_after_s is not None:  # a quota: Google's Retry-After, when it sends one
+            error.retry_after_s = retry_after(response) or error.retry_after_s
+        return error
 
 
 def to_result(error: ApiError) -> CommandResult:
