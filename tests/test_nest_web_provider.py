@@ -236,7 +236,7 @@ async def test_a_stored_session_token_is_resumed_instead_of_logging_in() -> None
 async def test_server_errors_back_off_and_resync() -> None:
     async with running() as r:
         await connected(r)
-        r.sim.fail_next("subscribe", 2, 503)
+        r.sim.fail_next("read", 2, 503)
         r.sim.home.set_ambient(LIVING, 25.0)
         await r.sink.wait_for(lambda: r.sink.device(LIVING).ambient_c == 25.0)
         assert ConnectionState.DISCONNECTED in r.sink.states
@@ -332,7 +332,7 @@ async def test_refused_commands_are_typed_failures(
 async def test_a_rate_limited_put_says_so() -> None:
     async with running() as r:
         await connected(r)
-        r.sim.fail_next("put", 1, 429)
+        r.sim.fail_next("write", 1, 429)
         result = await r.provider.execute(command(LIVING, SetHeat(21)))
         assert (result.ok, result.reason) == (False, FailureReason.RATE_LIMITED)
 

@@ -352,7 +352,7 @@ async def test_expired_sessions_get_401_until_a_new_login() -> None:
 
 async def test_injected_failures_come_first() -> None:
     async with session() as s:
-        s.sim.fail_next("subscribe", 1, 503)
+        s.sim.fail_next("read", 1, 503)
         s.sim.fail_next("login", 1, 429)
         assert (await s.post("/v5/subscribe", {"objects": []})).status_code == 503
         login = await s.http.post(

@@ -189,7 +189,7 @@ async def test_write_follows_a_307_after_the_cached_host_failed() -> None:
 async def test_drop_reconnect_and_resync_loses_no_change() -> None:
     async with running() as r:
         await r.sink.wait_for(lambda: bool(r.sink.snapshots))
-        r.sim.fail_next_streams(2, 503)  # keep the provider out for a while after the drop
+        r.sim.fail_next("read", 2, 503)  # keep the provider out for a while after the drop
         r.sim.drop_streams()
         await r.sink.wait_for(lambda: ConnectionState.DISCONNECTED in r.sink.states)
         r.sim.home.set_co(ALARM, "emergency")  # happens while roost is not watching
@@ -200,7 +200,7 @@ async def test_drop_reconnect_and_resync_loses_no_change() -> None:
             ConnectionState.DISCONNECTED,
             ConnectionState.CONNECTED,
         ]
-        assert r.provider.stats.disconnects >= 3  # the drop and the two refused openings
+        assert r.provider.supervisor.stats.disconnects >= 3  # the drop and the two refused openings
 
 
 @pytest.mark.anyio
@@ -261,7 +261,7 @@ async def test_rejected_token_fails_auth_at_once() -> None:
 @pytest.mark.anyio
 async def test_rate_limited_stream_honours_retry_after() -> None:
     async with running() as r:
-        r.sim.fail_next_streams(1, 429, retry_after=0.4)
+        r.sim.fail_next("read", 1, 429, headers={"Retry-After": "0.4"})
         started = anyio.current_time()
         await r.sink.wait_for(lambda: bool(r.sink.snapshots))
         assert anyio.current_time() - started >= 0.35

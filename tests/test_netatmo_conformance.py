@@ -29,10 +29,10 @@ from roost.model import (
 )
 from roost.providers.base import MemoryProviderMemory
 from roost.providers.netatmo import errors
-from roost.providers.netatmo.auth import parse_token_response
 from roost.providers.netatmo.normalize import AlarmStates, HomeReading, normalize, person_ids
 from roost.providers.netatmo.timeline import AlarmChange, Timeline, events_of, interpret
 from roost.providers.netatmo.webhook import sign, verify
+from roost.providers.oauth import parse_token_response
 
 pytestmark = pytest.mark.anyio
 

@@ -296,10 +296,10 @@ async def test_refusals_are_typed() -> None:
         assert (await r.provider.execute(command(SetCool(24.0)))).reason is FailureReason.INVALID
         missing = await r.provider.execute(command(SetHeat(20.0), "nowhere"))
         assert missing.reason is FailureReason.NOT_FOUND
-        r.sim.fail_next(1, 403, 26, "User usage reached")
+        r.sim.fail_next("write", 1, 403, {"error": {"code": 26, "message": "User usage reached"}})
         limited = await r.provider.execute(command(SetHeat(20.0)))
         assert limited.reason is FailureReason.RATE_LIMITED
-        r.sim.fail_next(1, 500, 0, "boom")
+        r.sim.fail_next("write", 1, 500)
         assert (await r.provider.execute(command(SetHeat(20.0)))).reason is (
             FailureReason.SERVER_ERROR
         )

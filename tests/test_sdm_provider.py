@@ -480,7 +480,7 @@ async def test_a_revoked_grant_ends_the_run_as_auth_failed() -> None:
 async def test_a_failed_pull_resyncs_and_catches_up() -> None:
     async with rig() as r:
         lists = r.sim.list_calls
-        r.sim.subscription.fail_next_pulls(2, 503)
+        r.sim.fail_next("read", 2, 503)
         r.home.set_ambient(STUDY, 17.0)
         await r.sink.wait_for(lambda: r.sim.list_calls > lists + 1 or 17.0 in _all(r.sink, STUDY))
         await r.sink.wait_for(lambda: r.provider.state is ConnectionState.CONNECTED)

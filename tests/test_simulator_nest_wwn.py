@@ -593,7 +593,7 @@ async def test_injected_write_failures_then_recovery() -> None:
 
 async def test_injected_stream_failure() -> None:
     async with running(redirect=False) as (sim, client):
-        sim.fail_next_streams(1, 429, retry_after=3)
+        sim.fail_next("read", 1, 429, headers={"Retry-After": "3"})
         refused = await client.get(sim.url + "/", headers={"Accept": "text/event-stream"})
         assert_wwn_error(refused, 429, "Blocked", "blocked")
         async with stream(sim, client) as events:

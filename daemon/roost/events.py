@@ -168,8 +168,15 @@ class Chime(DeviceEvent):
 class ConnectionState(StrEnum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
+    DEGRADED = "degraded"  # subscribed, but something is wrong (the detail says what)
     DISCONNECTED = "disconnected"
+    RECOVERING = "recovering"  # the provider crashed and is being restarted
     AUTH_FAILED = "auth_failed"
+
+    @property
+    def up(self) -> bool:
+        """The subscription is there: changes arrive."""
+        return self in (ConnectionState.CONNECTED, ConnectionState.DEGRADED)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,7 +16,6 @@ import structlog
 from anyio.abc import SocketStream
 
 from roost import listeners
-from roost.events import ConnectionState
 from roost.observe import Observer
 
 if TYPE_CHECKING:
@@ -95,7 +94,7 @@ async def render(runtime: Runtime, observer: Observer) -> str:
     t.family("roost_stream_lag_seconds", "gauge", "Receipt minus event time, latest live event.")
     for provider in runtime.providers:
         account = provider.account
-        connected = runtime.state.account(account).connection is ConnectionState.CONNECTED
+        connected = runtime.state.account(account).connection.up
         news = observer.accounts.get(account)
         t.sample("roost_account_connected", int(connected), account=account)
         t.sample(

@@ -29,6 +29,7 @@ from roost.isolation import LoopMonitor
 from roost.loader import LoadResult, RuleError, keep_previous, kept_previous, load_directory
 from roost.notify import Notifier, Target, restrict_schemes
 from roost.persist import Persister, StoreTimers
+from roost.providers.backoff import Backoff
 from roost.providers.base import Provider
 from roost.providers.registry import ProviderContext, build_provider
 from roost.recorder import EventRecorder
@@ -41,7 +42,7 @@ from roost.windows import TagLimiter
 
 log = structlog.get_logger(__name__)
 
-PROVIDER_RESTART_S = 5.0
+PROVIDER_RESTART_S = (1.0, 60.0)  # back-off of a provider that crashed outside its session
 
 
 def limits(settings: Settings) -> Limits:
@@ -174,7 +175,10 @@ class Runtime:
                 self.store.close()
 
     async def _supervise(self, provider: Provider) -> None:
-        """A provider that crashes is restarted; the other accounts keep running."""
+        """A provider that crashes is restarted with back-off (it reports its status afresh
+        when it runs again); the other accounts keep running. Crashes inside a session are
+        the provider's own supervisor's (providers/supervisor.py); this catches the rest."""
+        backoff = Backoff(*PROVIDER_RESTART_S)
         while True:
             try:
                 await provider.run(self.state)
@@ -182,9 +186,9 @@ class Runtime:
             except Exception as exc:
                 log.exception("provider crashed; restarting", account=provider.account)
                 await self.state.status(
-                    provider.account, ConnectionState.DISCONNECTED, f"crashed: {type(exc).__name__}"
+                    provider.account, ConnectionState.RECOVERING, f"crashed: {type(exc).__name__}"
                 )
-                await anyio.sleep(PROVIDER_RESTART_S)
+                await anyio.sleep(max(backoff.next(), PROVIDER_RESTART_S[0]))
 
 
 def engine(

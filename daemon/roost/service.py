@@ -69,7 +69,7 @@ def watchdog_interval_s() -> float | None:
 
 def status_line(runtime: Runtime) -> str:
     accounts = runtime.state.accounts
-    connected = sum(a.connection is ConnectionState.CONNECTED for a in accounts.values())
+    connected = sum(a.connection.up for a in accounts.values())
     line = f"{connected}/{len(runtime.providers)} accounts connected"
     line += f", {len(runtime.engine.rules)} rules"
     last = max((a.last_event_at for a in accounts.values() if a.last_event_at), default=None)

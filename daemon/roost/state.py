@@ -241,7 +241,7 @@ class HomeState:
         acc.connection = state
         if state is not ConnectionState.CONNECTING:
             acc.settled.set()
-        if state is not ConnectionState.CONNECTED and acc.baseline:
+        if not state.up and acc.baseline:
             acc.resyncing = True
         event = AccountStatus(
             id=new_id(),

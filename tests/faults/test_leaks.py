@@ -167,11 +167,11 @@ async def test_no_planted_secret_reaches_any_output(tmp_path: Path) -> None:
         await daemon.wait_connected(1)
 
         # The cloud echoes every secret in an error body: first a passing failure …
-        cloud.fail_next(3, 500, 0, echo)
-        await wait_for(lambda: "netatmo.poll_failed" in daemon.log())
+        cloud.fail_next("read", 3, 500, {"error": {"code": 0, "message": echo}})
+        await wait_for(lambda: "provider.reconnecting" in daemon.log())
         await anyio.sleep(2)  # recovered and polling again
         # … then a refusal that stops the account, with an urgent push quoting the reason.
-        cloud.fail_next(5, 403, errors.BAD_SCOPE, echo)
+        cloud.fail_next("read", 5, 403, {"error": {"code": errors.BAD_SCOPE, "message": echo}})
         await wait_for(lambda: any("lost its authorization" in str(p) for p in bed.sink.received))
         TALLY.faults["cloud echoes every secret in an error body"] += 1
         await anyio.sleep(1.5)  # the failing push target has been tried and logged

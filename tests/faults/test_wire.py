@@ -72,7 +72,8 @@ async def test_a_storm_of_refused_connections_is_ridden_out(
     tmp_path: Path, status: int, retry_after: float | None
 ) -> None:
     def storm(stack: Stack) -> None:
-        stack.cloud.fail_next_streams(4, status, retry_after)
+        retry = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
+        stack.cloud.fail_next("read", 4, status, headers=retry)
         stack.cloud.drop_streams()
 
     await survive(tmp_path, f"{status} storm on reconnect", storm)

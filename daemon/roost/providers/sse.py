@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import httpx
 
+from roost.errors import PayloadError
 
-class EventTooLarge(Exception):
+
+class EventTooLarge(PayloadError):
     pass
 
 

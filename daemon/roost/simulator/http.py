@@ -76,7 +76,15 @@ class StreamingResponse:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
+@dataclass(frozen=True)
+class Hangup:
+    """No answer at all: the connection closes, as a dropped network path would."""
+
+    status: int = 0
+
+
+Answer = Response | StreamingResponse | Hangup
+Handler = Callable[[Request], Awaitable[Answer]]
 
 _Stream = anyio.abc.ByteStream
 _CLOSED = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
@@ -127,6 +135,8 @@ class Server:
             if request is None:
                 return
             response = await self._respond(request)
+            if isinstance(response, Hangup):
+                return
             if isinstance(response, StreamingResponse):
                 await self._send_streaming(connection, stream, response)
             else:
@@ -135,7 +145,7 @@ class Server:
                 return
             connection.start_next_cycle()
 
-    async def _respond(self, request: Request) -> Response | StreamingResponse:
+    async def _respond(self, request: Request) -> Response | StreamingResponse | Hangup:
         try:
             return await self._handler(request)
         except Exception:

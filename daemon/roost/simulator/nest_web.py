@@ -40,7 +40,6 @@ import json
 import math
 import secrets
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ import structlog
 from roost.simulator import control, http
 from roost.simulator.buckets import Bucket, BucketStore
 from roost.simulator.control import arg
+from roost.simulator.faults import Faults, Injected, fail_next_command
 from roost.simulator.home import (
     Mode,
     SimHome,
@@ -111,6 +111,10 @@ class NestWebError(Exception):
 
     def response(self) -> http.Response:
         return http.Response(self.status, {"error": self.error, "message": self.message})
+
+
+def _envelope(status: int, message: str) -> object:
+    return NestWebError(status, "injected", message).response().body
 
 
 def _bad(message: str) -> NestWebError:
@@ -462,9 +466,9 @@ class NestWebSimulator:
         self._since_ms = int(home.clock().timestamp() * 1000)
         self._server: http.Server | None = None
         self._stale_answers = 0
-        self._failures: dict[str, deque[NestWebError]] = {
-            name: deque() for name in ("login", "subscribe", "put")
-        }
+        # "login", "read" (a subscribe) and "write" (a put)
+        self.faults = Faults(["login", "read", "write"])
+        self.fail_next = self.faults.fail_next
         self.sync()
 
     @property
@@ -531,11 +535,6 @@ class NestWebSimulator:
         """Abort every `v5` subscribe in flight, mid-response, as a network fault would."""
         self.server.close_streams()
 
-    def fail_next(self, what: str, n: int, status: int) -> None:
-        """Refuse the next n `login`, `subscribe` or `put` requests with `status`."""
-        error = NestWebError(status, "injected", f"injected HTTP {status}")
-        self._failures[what].extend(error for _ in range(n))
-
     def answer_stale(self, n: int) -> None:
         """Answer the next n `v5` subscribes at once with the revisions the client sent, as
         a server that lost track of versions might."""
@@ -547,17 +546,19 @@ class NestWebSimulator:
 
     # -- requests --------------------------------------------------------------------------
 
-    async def handle(self, request: http.Request) -> http.Response | http.StreamingResponse:
+    async def handle(self, request: http.Request) -> http.Answer:
         if request.path.startswith("/_sim/"):
             return control.handle(self, request, _READS, _CONTROLS, self.home.version)
         try:
             response = await self._route(request)
         except NestWebError as error:
             response = error.response()
+        except Injected as injected:
+            response = injected.answer
         self.requests.append(RequestRecord(request.method, request.path, response.status))
         return response
 
-    async def _route(self, request: http.Request) -> http.Response | http.StreamingResponse:
+    async def _route(self, request: http.Request) -> http.Answer:
         path, method = request.path, request.method
         if path == "/session":
             return self._session(request)
@@ -644,8 +645,7 @@ class NestWebSimulator:
             return http.Response(200, self._session_body(token))
         if request.method != "POST":
             raise NestWebError(405, "method_not_allowed", "use GET or POST")
-        if self._failures["login"]:
-            raise self._failures["login"].popleft()
+        self.faults.check("login", _envelope)
         body = _json_object(request)
         if body.get("email") != self.email or body.get("password") != self.password:
             raise NestWebError(400, "access_denied", "incorrect email or password")
@@ -695,8 +695,7 @@ class NestWebSimulator:
     # -- subscribe ---------------------------------------------------------------------------
 
     def _subscribe_v5(self, request: http.Request) -> http.StreamingResponse:
-        if self._failures["subscribe"]:
-            raise self._failures["subscribe"].popleft()
+        self.faults.check("read", _envelope)
         objects = _json_object(request).get("objects")
         if not isinstance(objects, list):
             raise _bad("objects must be a list")
@@ -715,8 +714,7 @@ class NestWebSimulator:
         yield json.dumps({self.reply_field: objects}).encode()
 
     async def _subscribe_v1(self, request: http.Request) -> http.Response:
-        if self._failures["subscribe"]:
-            raise self._failures["subscribe"].popleft()
+        self.faults.check("read", _envelope)
         keys = _json_object(request).get("keys")
         if not isinstance(keys, list):
             raise _bad("keys must be a list")
@@ -784,8 +782,7 @@ class NestWebSimulator:
 
     def _apply(self, writes: list[tuple[str, Any]]) -> list[Bucket]:
         """Check every write, then apply them all and re-render: all or nothing."""
-        if self._failures["put"]:
-            raise self._failures["put"].popleft()
+        self.faults.check("write", _envelope)
         if not writes:
             raise _bad("nothing to write")
         now = self.home.clock()
@@ -895,7 +892,5 @@ _CONTROLS: dict[str, Callable[[NestWebSimulator, dict[str, Any]], object]] = {
     "drop_subscriptions": lambda s, a: s.drop_subscriptions(),
     "expire_sessions": lambda s, a: s.expire_sessions(),
     "sign_out_google": lambda s, a: s.sign_out_google(),
-    "fail_next": lambda s, a: s.fail_next(
-        arg(a, "what", str), arg(a, "n", int), arg(a, "status", int)
-    ),
+    "fail_next": fail_next_command,
 }

@@ -32,6 +32,7 @@ import structlog
 
 from roost.simulator import control, http
 from roost.simulator.control import arg
+from roost.simulator.faults import Faults
 from roost.simulator.home import (
     HEAT_RATE_C_PER_S,
     MODES,
@@ -120,6 +121,18 @@ def _not_found(path: str) -> WwnError:
 
 def _invalid_content() -> WwnError:
     return WwnError(400, "Invalid content sent", "invalid-content")
+
+
+def _envelope(status: int, message: str) -> object:
+    return _injected(status, None).response().body
+
+
+async def _put_first(data: object, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A put whose data is `data` (a malformed one, for a test), then the stream as usual."""
+    text = data.decode() if isinstance(data, bytes) else str(data)
+    yield f"event: put\ndata: {text}\n\n".encode()
+    async for chunk in events:
+        yield chunk
 
 
 def _injected(status: int, retry_after: float | None) -> WwnError:
@@ -525,7 +538,8 @@ class NestWwnSimulator:
         self._revoked = False
         self._silent = False
         self._write_failures: deque[tuple[WwnError, bool]] = deque()  # (error, after apply)
-        self._stream_failures: deque[WwnError] = deque()
+        self.faults = Faults(["read"])  # "read": a stream opening (after auth and redirect)
+        self.fail_next = self.faults.fail_next
         self._stream_faults: deque[str] = deque()
         self._waits: set[anyio.CancelScope] = set()
         self._raw: dict[str, str] = {}  # document path → JSON text served there
@@ -624,17 +638,13 @@ class NestWwnSimulator:
         self._stream_faults.append(fault)
         self._wake_streams()
 
-    def fail_next_streams(self, n: int, status: int, retry_after: float | None = None) -> None:
-        """Refuse the next n stream openings (after auth and redirect) with status."""
-        self._stream_failures.extend(_injected(status, retry_after) for _ in range(n))
-
     def _wake_streams(self) -> None:
         for scope in self._waits:
             scope.cancel()
 
     # -- requests ------------------------------------------------------------------------
 
-    async def handle(self, request: http.Request) -> http.Response | http.StreamingResponse:
+    async def handle(self, request: http.Request) -> http.Answer:
         if request.path.startswith("/_sim/"):
             return control.handle(self, request, _READS, _CONTROLS, self.home.version)
         if request.path == AUTHORIZE_PATH and request.method == "GET":
@@ -672,7 +682,7 @@ class NestWwnSimulator:
             return http.Response(400, {"error": "oauth2_error", "error_description": "bad code"})
         return http.Response(200, {"access_token": self.token, "expires_in": 315569260})
 
-    def _route(self, request: http.Request) -> http.Response | http.StreamingResponse:
+    def _route(self, request: http.Request) -> http.Answer:
         if not self._authorized(request):
             raise WwnError(401, "Unauthorized", "auth-error")
         path = request.path
@@ -725,11 +735,15 @@ class NestWwnSimulator:
 
     # -- streaming -----------------------------------------------------------------------
 
-    def _open_stream(self, parts: list[str]) -> http.StreamingResponse:
-        if self._stream_failures:
-            raise self._stream_failures.popleft()
+    def _open_stream(self, parts: list[str]) -> http.Answer:
         headers = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
-        return http.StreamingResponse(200, self._events(parts, self.token), headers)
+        events = self._events(parts, self.token)
+        fault = self.faults.take("read")
+        if fault is not None and fault.status == 200 and fault.body is not None:
+            return http.StreamingResponse(200, _put_first(fault.body, events), headers)
+        if fault is not None:
+            return fault.answer(_envelope)
+        return http.StreamingResponse(200, events, headers)
 
     async def _events(self, parts: list[str], token: str) -> AsyncIterator[bytes]:
         """The SSE body: a put now and on every change, keep-alives when idle."""
@@ -876,7 +890,11 @@ _CONTROLS: dict[str, _Control] = {
         a.get("retry_after"),
         after_apply=bool(a.get("after_apply", False)),
     ),
-    "fail_streams": lambda s, a: s.fail_next_streams(
-        arg(a, "n", int), arg(a, "status", int), a.get("retry_after")
+    "fail_next": lambda s, a: s.fail_next(
+        arg(a, "kind", str),
+        arg(a, "n", int),
+        arg(a, "status", int),
+        a.get("body"),
+        a.get("headers"),
     ),
 }

@@ -28,7 +28,6 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ import structlog
 
 from roost.simulator import control, http
 from roost.simulator.control import arg
+from roost.simulator.faults import Faults, Injected, fail_next_command
 from roost.simulator.home import SimCamera, SimHome, SimSmokeCoAlarm, SimStructure, SimThermostat
 from roost.simulator.oauth import CodeGrants
 
@@ -102,6 +102,10 @@ class NetatmoError(Exception):
 
     def response(self) -> http.Response:
         return http.Response(self.status, {"error": {"code": self.code, "message": self.message}})
+
+
+def _envelope(status: int, message: str) -> object:
+    return NetatmoError(status, 0, message).response().body
 
 
 def _missing(name: str) -> NetatmoError:
@@ -175,7 +179,8 @@ class NetatmoSimulator:
         self.webhooks_sent: list[dict[str, Any]] = []
         self.modes: dict[str, HomeMode] = {s: _home_mode(home, s) for s in home.structures}
         self.manual: dict[str, Manual] = {}
-        self._failures: deque[NetatmoError] = deque()
+        self.faults = Faults(["read", "write"])  # an API call that reads, or that writes
+        self.fail_next = self.faults.fail_next
         self._seen_alarms = _alarm_states(home)
         self._seen_cameras = _camera_states(home)
         self._seen_away = {s.id: s.away for s in home.structures.values()}
@@ -202,10 +207,6 @@ class NetatmoSimulator:
 
     # -- faults and controls -------------------------------------------------------------
 
-    def fail_next(self, n: int, status: int, code: int, message: str = "injected") -> None:
-        """Refuse the next n API requests (after auth and the rate limit) with this error."""
-        self._failures.extend(NetatmoError(status, code, message) for _ in range(n))
-
     def expire_access_tokens(self) -> None:
         """Every access token handed out so far expires now."""
         for grant in self.grants.values():
@@ -231,7 +232,7 @@ class NetatmoSimulator:
 
     # -- requests ------------------------------------------------------------------------
 
-    async def handle(self, request: http.Request) -> http.Response:
+    async def handle(self, request: http.Request) -> http.Answer:
         if request.path.startswith("/_sim/"):
             return control.handle(self, request, _READS, _CONTROLS, self.home.version)
         self._expire_manual()
@@ -247,6 +248,8 @@ class NetatmoSimulator:
             raise NetatmoError(404, 31, "Method not found")  # [M]
         except NetatmoError as error:
             return error.response()
+        except Injected as injected:
+            return injected.answer
 
     def _token(self, request: http.Request) -> http.Response:
         form = _params(request)
@@ -275,7 +278,7 @@ class NetatmoSimulator:
         }
         return http.Response(200, body)
 
-    def _api(self, endpoint: str, request: http.Request) -> http.Response:
+    def _api(self, endpoint: str, request: http.Request) -> http.Answer:
         grant = self._grant(request)
         if not self._within_limits():
             self.requests.append(ApiRequest(self.now().timestamp(), endpoint, 403, 26))
@@ -317,8 +320,7 @@ class NetatmoSimulator:
         handler_name, needed = entry
         if not needed.intersection(grant.scope):
             raise NetatmoError(403, 13, "Application does not have the good scope rights")
-        if self._failures:
-            raise self._failures.popleft()
+        self.faults.check("write" if endpoint in WRITES else "read", _envelope)
         params = _params(request)
         handler: Callable[[dict[str, Any]], dict[str, Any] | None] = getattr(self, handler_name)
         body = handler(params)
@@ -989,5 +991,5 @@ _CONTROLS: dict[str, _Control] = {
     "tick": lambda s, a: s.home.tick(arg(a, "dt_s", _NUMBER)),
     "expire_tokens": lambda s, a: s.expire_access_tokens(),
     "revoke": lambda s, a: s.revoke(),
-    "fail": lambda s, a: s.fail_next(arg(a, "n", int), arg(a, "status", int), arg(a, "code", int)),
+    "fail_next": fail_next_command,
 }

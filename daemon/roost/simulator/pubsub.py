@@ -9,7 +9,7 @@ as Pub/Sub does without exactly-once delivery.
 
 `handle` serves `POST …/subscriptions/<name>:pull | :acknowledge | :modifyAckDeadline` with
 Google's error envelope. Faults for tests: `hold`/`release` (deliver a backlog in a chosen
-order), `duplicate_deliveries`, `fail_next_pulls`, `fail_next_acks`.
+order), `duplicate_deliveries`, `faults` (a pull's), `fail_next_acks`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 
 from roost.simulator import http
+from roost.simulator.faults import Faults
 
 MAX_ACK_DEADLINE_S = 600
 
@@ -103,7 +104,7 @@ class Subscription:
         self._held: list[_Pending] | None = None
         self._outstanding: dict[str, _Outstanding] = {}
         self._ack_failures = 0
-        self._pull_failures: deque[int] = deque()
+        self.faults = Faults(["read"])  # "read": a `:pull`
         self._ids = itertools.count(1)
         self._wake: anyio.Event | None = None
 
@@ -138,13 +139,6 @@ class Subscription:
         self._available.extend(reversed(held) if reverse else held)
         self._notify()
         return len(held)
-
-    def fail_next_pulls(self, n: int, status: int = 503) -> None:
-        """Answer the next n `:pull` calls with this HTTP status (503 UNAVAILABLE, 429, …)."""
-        self._pull_failures.extend([status] * n)
-
-    def take_pull_failure(self) -> int | None:
-        return self._pull_failures.popleft() if self._pull_failures else None
 
     def fail_next_acks(self, n: int) -> None:
         """Answer the next n `:acknowledge` calls with 503 (the messages stay outstanding)."""
@@ -241,7 +235,7 @@ class Subscription:
 # -- HTTP ---------------------------------------------------------------------------------
 
 
-async def handle(subscriptions: dict[str, Subscription], request: http.Request) -> http.Response:
+async def handle(subscriptions: dict[str, Subscription], request: http.Request) -> http.Answer:
     """`POST /projects/<p>/subscriptions/<s>:<verb>` (the path below the API's /v1)."""
     name, _, verb = request.path.lstrip("/").partition(":")
     subscription = subscriptions.get(name)
@@ -268,10 +262,14 @@ async def handle(subscriptions: dict[str, Subscription], request: http.Request) 
 _FAILURES = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 
 
-async def _pull(subscription: Subscription, body: dict[str, Any]) -> http.Response:
-    failure = subscription.take_pull_failure()
-    if failure is not None:
-        return google_error(failure, _FAILURES.get(failure, "UNKNOWN"), "Injected failure.")
+def _envelope(status: int, message: str) -> object:
+    return google_error(status, _FAILURES.get(status, "UNKNOWN"), message).body
+
+
+async def _pull(subscription: Subscription, body: dict[str, Any]) -> http.Answer:
+    fault = subscription.faults.take("read")
+    if fault is not None:
+        return fault.answer(_envelope)
     max_messages = body.get("maxMessages")
     if isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages <= 0:
         return google_error(400, "INVALID_ARGUMENT", "max_messages must be greater than 0.")

@@ -38,6 +38,7 @@ import anyio
 import structlog
 
 from roost.simulator import control, http, pubsub
+from roost.simulator.faults import fail_next_command
 from roost.simulator.home import (
     SimCamera,
     SimCameraEvent,
@@ -442,6 +443,7 @@ class SdmSimulator:
         self.subscription = Subscription(
             subscription, ack_deadline_s=ack_deadline_s, max_wait_s=pull_wait_s, clock=home.clock
         )
+        self.fail_next = self.subscription.faults.fail_next  # "read": a pull
         self.commands: list[CommandRequest] = []
         self.published: list[dict[str, Any]] = []  # every SDM event payload, in publish order
         self.token_requests = 0
@@ -497,15 +499,17 @@ class SdmSimulator:
 
     # -- requests --------------------------------------------------------------------------
 
-    async def handle(self, request: http.Request) -> http.Response | http.StreamingResponse:
+    async def handle(self, request: http.Request) -> http.Answer:
         try:
             response = await self._route(request)
         except SdmError as error:
             response = error.response()
+        if isinstance(response, http.Hangup):
+            return response
         date = format_datetime(self.home.clock(), usegmt=True)
         return dataclasses.replace(response, headers={**response.headers, "Date": date})
 
-    async def _route(self, request: http.Request) -> http.Response:
+    async def _route(self, request: http.Request) -> http.Answer:
         if request.path == TOKEN_PATH:
             return self._token(request)
         if request.path.startswith(AUTHORIZE_PREFIX) and request.method == "GET":
@@ -913,6 +917,7 @@ _READS: control.Reads[SdmSimulator] = {
 }
 
 _CONTROLS: dict[str, Callable[[SdmSimulator, dict[str, Any]], object]] = {
+    "fail_next": fail_next_command,
     "ambient": lambda s, a: s.home.set_ambient(str(a["device"]), float(a["c"])),
     "online": lambda s, a: s.home.set_online(str(a["device"]), bool(a["online"])),
     "camera_event": lambda s, a: s.home.camera_event(

@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from roost import errors
 
-class PayloadError(ValueError):
+
+class PayloadError(errors.PayloadError):
     """A reply (or a part of it) that roost cannot use."""
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from roost import errors
 from roost.commands import (
     Action,
     SetCool,
@@ -35,7 +36,7 @@ TARGET_TYPE = {
 }
 
 
-class EncodeError(ValueError):
+class EncodeError(errors.EncodeError):
     """The action does not apply to this target (wrong kind, mode or capability)."""
 
 

@@ -32,20 +32,14 @@ import structlog
 
 from roost.clock import Clock, SystemClock
 from roost.commands import Command, CommandResult, FailureReason
-from roost.events import ConnectionState
-from roost.model import Device, Home, Structure
-from roost.providers.backoff import Backoff
-from roost.providers.base import (
-    ChangeSink,
-    HttpClientOwner,
-    Rate,
-    TokenSet,
-    TokenStore,
-    WriteLimits,
-)
+from roost.errors import PayloadError, ProviderError, RateLimited, VendorError
+from roost.model import Device, Structure
+from roost.providers.base import ChangeSink, Rate, TokenSet, TokenStore, WriteLimits
+from roost.providers.core import ProviderCore, find_in_home
+from roost.providers.http import retry_after, transport_error
 from roost.providers.nest_web import errors
-from roost.providers.nest_web.buckets import BucketSet, PayloadError, parse_objects
-from roost.providers.nest_web.encode import EncodeError, encode
+from roost.providers.nest_web.buckets import Bucket, BucketSet, parse_objects
+from roost.providers.nest_web.encode import encode
 from roost.providers.nest_web.normalize import ScheduleEntry, base_mode, normalize, schedule
 from roost.providers.nest_web.session import (
     GoogleLogin,
@@ -58,7 +52,6 @@ from roost.providers.nest_web.session import (
     login,
     resume,
 )
-from roost.providers.nest_wwn.errors import parse_retry_after
 
 log = structlog.get_logger(__name__)
 
@@ -91,22 +84,12 @@ class SubscribeStats:
     empty_replies: int = 0
     client_timeouts: int = 0
     malformed: int = 0
-    disconnects: int = 0
 
 
-class _Interrupted(Exception):
-    """The subscription broke off; `session_refused` means the token was refused."""
-
-    def __init__(
-        self, reason: str, *, retry_after_s: float | None = None, session_refused: bool = False
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after_s = retry_after_s
-        self.session_refused = session_refused
+Writes = list[tuple[str, dict[str, Any]]]
 
 
-class NestWebProvider(HttpClientOwner):
+class NestWebProvider(ProviderCore[Structure | Device, Writes]):
     """One Nest web account: `run` holds the subscribe loop, `execute` performs puts.
 
     Give `email` and `password` (the session is renewed by logging in again), or an
@@ -134,10 +117,8 @@ class NestWebProvider(HttpClientOwner):
     ) -> None:
         if (email is None or password is None) and google is None and access_token is None:
             raise ValueError("give a Google login, email and password, or an access_token")
-        self.account = account
-        self.home: Home | None = None
+        self._supervise(account, backoff_initial_s, backoff_max_s)
         self.schedules: dict[str, tuple[ScheduleEntry, ...]] = {}  # thermostat → set-points
-        self.state: ConnectionState | None = None
         self.stats = SubscribeStats()
         self.write_limits = write_limits  # read by the dispatcher
         self._api_url = api_url.rstrip("/")
@@ -148,7 +129,6 @@ class NestWebProvider(HttpClientOwner):
         self._tokens = tokens
         self._clock = clock or SystemClock()
         self._subscribe_timeout_s = subscribe_timeout_s
-        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._use_client(client, timeout=HTTP_TIMEOUT)
         self._session: Session | None = None
         self._session_since = 0.0  # clock.monotonic() when the session was opened
@@ -166,38 +146,11 @@ class NestWebProvider(HttpClientOwner):
 
     # --- subscription ----------------------------------------------------------------------
 
-    async def run(self, sink: ChangeSink) -> None:
-        """Hold the subscription until cancelled; returns only when no login is possible."""
-        while True:
-            try:
-                await self._follow(sink)
-            except LoginRefused as exc:
-                log.error("nest_web.auth_failed", account=self.account, reason=str(exc))
-                await self._set_state(sink, ConnectionState.AUTH_FAILED, str(exc))
-                return
-            except _Interrupted as exc:
-                self.stats.disconnects += 1
-                await self._set_state(sink, ConnectionState.DISCONNECTED, exc.reason)
-                delay = self._delay(exc)
-                log.warning(
-                    "nest_web.resubscribing", account=self.account, reason=exc.reason, delay_s=delay
-                )
-                await anyio.sleep(delay)
-
-    def _delay(self, exc: _Interrupted) -> float:
-        if exc.retry_after_s is not None:
-            return exc.retry_after_s
-        if exc.session_refused:
-            self._refusals_in_a_row += 1
-            if self._refusals_in_a_row == 1:
-                return 0.0  # a session that expired: log in again at once, once
-        return self._backoff.next()
-
-    async def _follow(self, sink: ChangeSink) -> None:
+    async def _subscription(self, sink: ChangeSink) -> None:
         """A full refresh, then subscribe after subscribe until something breaks."""
-        await self._refresh(await self._current_session(), sink)
+        await self._refresh(await self._open_session(), sink)
         while True:
-            session = await self._current_session()
+            session = await self._open_session()
             changed = await self._subscribe(session)
             if changed:
                 self.stats.updates += 1
@@ -212,17 +165,13 @@ class NestWebProvider(HttpClientOwner):
         url = f"{self._api_url}/api/0.1/user/{session.user_id}/app_launch"
         body = {"known_bucket_types": list(BUCKET_TYPES), "known_bucket_versions": []}
         reply = await self._post(session, url, body, REQUEST_TIMEOUT_S)
-        try:
-            buckets = parse_objects(reply, "updated_buckets")
-        except PayloadError as exc:
-            raise self._malformed(exc) from None
+        buckets = self._parse(reply, "updated_buckets")
         self._follow_transport(session, reply)
         self._buckets.replace_all(buckets)
         self._missing_at_refresh = self._buckets.missing()
         self.stats.refreshes += 1
-        self._backoff.reset()
         self._refusals_in_a_row = 0
-        await self._set_state(sink, ConnectionState.CONNECTED, "subscribed")
+        await self.supervisor.connected("subscribed")
         await self._publish(sink)
 
     async def _paced(self) -> None:
@@ -248,16 +197,13 @@ class NestWebProvider(HttpClientOwner):
         body = {"objects": self._buckets.subscription()}
         try:
             reply = await self._post(session, url, body, self._subscribe_timeout_s)
-        except _Interrupted as exc:
+        except ProviderError as exc:
             if isinstance(exc.__cause__, httpx.ReadTimeout):
                 self.stats.client_timeouts += 1  # the server held longer than we wait
                 return []
             raise
-        try:
-            # some replies carry their changes as `updated_buckets` (homebridge reads both)
-            objects = parse_objects(reply, "objects") + parse_objects(reply, "updated_buckets")
-        except PayloadError as exc:
-            raise self._malformed(exc) from None
+        # some replies carry their changes as `updated_buckets` (homebridge reads both)
+        objects = self._parse(reply, "objects") + self._parse(reply, "updated_buckets")
         changed = self._buckets.apply(objects)
         if not changed:
             self.stats.empty_replies += 1
@@ -268,36 +214,44 @@ class NestWebProvider(HttpClientOwner):
         if self._stale_replies >= STALE_REPLIES_LIMIT:
             # The service and roost disagree about revisions: stop asking in a tight loop.
             self._stale_replies = 0
-            raise _Interrupted("the subscription keeps answering revisions already held")
+            raise VendorError("the subscription keeps answering revisions already held")
         return changed
 
     async def _post(self, session: Session, url: str, body: Any, timeout_s: float) -> Any:
-        """POST JSON with the session's headers; the JSON reply, or `_Interrupted`."""
+        """POST JSON with the session's headers; the JSON reply, or a `ProviderError`."""
         try:
             response = await self._client.post(
                 url, json=body, headers=session.headers(), timeout=timeout_s
             )
         except httpx.RequestError as exc:
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            raise _Interrupted(reason) from exc
+            raise transport_error(exc) from exc
         status = response.status_code
         if status in (401, 403):
             self._forget(session)
-            raise _Interrupted(f"session refused (HTTP {status})", session_refused=True)
+            self._refusals_in_a_row += 1
+            refused = VendorError(f"session refused (HTTP {status})", status)
+            if self._refusals_in_a_row == 1:
+                refused.retry_after_s = 0.0  # a session that expired: log in again at once
+            raise refused
         if status == 429:
-            retry = parse_retry_after(response.headers.get("Retry-After"))
-            raise _Interrupted("rate limited (HTTP 429)", retry_after_s=retry)
+            raise RateLimited("rate limited (HTTP 429)", retry_after(response))
         if status != 200:
-            raise _Interrupted(f"HTTP {status}: {errors.detail(response)}")
+            raise VendorError(f"HTTP {status}: {errors.detail(response)}", status)
         try:
             return response.json()
         except ValueError:
             raise self._malformed(PayloadError("the reply is not JSON")) from None
 
-    def _malformed(self, exc: PayloadError) -> _Interrupted:
+    def _parse(self, reply: Any, key: str) -> list[Bucket]:
+        try:
+            return parse_objects(reply, key)
+        except PayloadError as exc:
+            raise self._malformed(exc) from None
+
+    def _malformed(self, exc: PayloadError) -> PayloadError:
         self.stats.malformed += 1
         log.warning("nest_web.malformed_reply", account=self.account, error=str(exc)[:200])
-        return _Interrupted(f"malformed reply: {exc}")
+        return PayloadError(f"malformed reply: {exc}")
 
     def _follow_transport(self, session: Session, reply: Any) -> None:
         """app_launch names the transport URL too; a moved transport is followed."""
@@ -338,24 +292,11 @@ class NestWebProvider(HttpClientOwner):
                     found[serial] = self.schedules[serial]
         return found
 
-    async def _set_state(self, sink: ChangeSink, state: ConnectionState, detail: str) -> None:
-        if state is self.state:
-            return
-        self.state = state
-        log.info("nest_web.status", account=self.account, state=str(state), detail=detail)
-        await sink.status(self.account, state, detail)
-
     # --- session ---------------------------------------------------------------------------
 
-    async def _current_session(self) -> Session:
-        """The session to use, opened or renewed if needed; `_Interrupted` if none can be
-        had now, `LoginRefused` if none can be had at all."""
-        try:
-            return await self._open_session()
-        except SessionUnavailable as exc:
-            raise _Interrupted(str(exc), retry_after_s=exc.retry_after_s) from None
-
     async def _open_session(self) -> Session:
+        """The session to use, opened or renewed if needed; `SessionUnavailable` if none
+        can be had now, `LoginRefused` if none can be had at all."""
         async with self._session_lock:
             current = self._session
             if current is not None and not self._renewal_due(current):
@@ -415,40 +356,21 @@ class NestWebProvider(HttpClientOwner):
 
     # --- writes ----------------------------------------------------------------------------
 
-    async def execute(self, command: Command) -> CommandResult:
-        """One put: encode the action, post it, log in again and retry once on 401/403."""
-        target = self._find(command.target)
-        if target is None:
-            return CommandResult.failure(
-                FailureReason.NOT_FOUND, f"unknown target {command.target}"
-            )
-        try:
-            writes = encode(
-                command.action,
-                target,
-                base_mode=base_mode(self._buckets.values(), target.id),
-                now=self._clock.now(),
-            )
-        except EncodeError as exc:
-            return CommandResult.failure(FailureReason.INVALID, str(exc))
-        body = {"objects": [{"object_key": k, "op": "MERGE", "value": v} for k, v in writes]}
-        result = await self._put(body)
-        log.info(
-            "nest_web.write",
-            account=self.account,
-            command=command.id,
-            keys=[key for key, _ in writes],
-            ok=result.ok,
-            reason=str(result.reason) if result.reason else None,
-            detail=result.detail,
-        )
-        return result
+    def _target(self, target_id: str) -> Structure | Device | None:
+        return find_in_home(self.home, target_id)
 
-    def _find(self, target_id: str) -> Structure | Device | None:
-        home = self.home
-        if home is None:
-            return None
-        return home.devices.get(target_id) or home.structures.get(target_id)
+    def _encode(self, command: Command, target: Structure | Device) -> Writes:
+        base = base_mode(self._buckets.values(), target.id)
+        return encode(command.action, target, base_mode=base, now=self._clock.now())
+
+    async def _send(self, write: Writes, command: Command) -> CommandResult:
+        """Post the MERGEs; log in again and retry once on 401/403."""
+        return await self._put(
+            {"objects": [{"object_key": k, "op": "MERGE", "value": v} for k, v in write]}
+        )
+
+    def _describe(self, write: Writes) -> dict[str, Any]:
+        return {"keys": [key for key, _ in write]}
 
     async def _put(self, body: dict[str, Any]) -> CommandResult:
         for attempt in range(2):

@@ -26,8 +26,9 @@ from typing import Any
 
 import httpx
 
+from roost.errors import AuthError, ProviderError
+from roost.providers.http import describe, retry_after
 from roost.providers.nest_web.errors import detail
-from roost.providers.nest_wwn.errors import parse_retry_after
 
 # The service is a browser's back end; clients that work today present a browser's agent.
 USER_AGENT = (
@@ -85,15 +86,15 @@ class Session:
         }
 
 
-class LoginRefused(Exception):
+class LoginRefused(AuthError):
     """The service refused the credentials or the token: retrying will not help."""
 
 
-class SessionExpired(Exception):
+class SessionExpired(ProviderError):
     """The token is no longer valid (401/403); a login with the password may renew it."""
 
 
-class SessionUnavailable(Exception):
+class SessionUnavailable(ProviderError):
     """No session now (network, 429, 5xx, a malformed reply); try again later."""
 
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
@@ -200,14 +201,13 @@ async def _request(
     try:
         return await client.request(method, url, **kwargs)
     except httpx.RequestError as exc:
-        raise SessionUnavailable(f"session call failed: {type(exc).__name__}: {exc}") from None
+        raise SessionUnavailable(f"session call failed: {describe(exc)}") from None
 
 
 def _session(response: httpx.Response) -> Session:
     status = response.status_code
     if status == 429:
-        retry = parse_retry_after(response.headers.get("Retry-After"))
-        raise SessionUnavailable("login rate limited (HTTP 429)", retry)
+        raise SessionUnavailable("login rate limited (HTTP 429)", retry_after(response))
     if status != 200:
         raise SessionUnavailable(f"session call answered HTTP {status}: {detail(response)}")
     try:

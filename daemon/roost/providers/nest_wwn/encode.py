@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from roost import errors
 from roost.commands import (
     Action,
     SetCool,
@@ -27,7 +28,7 @@ from roost.model import Device, Presence, Structure, Thermostat, ThermostatMode
 Write = tuple[str, dict[str, Any]]
 
 
-class EncodeError(ValueError):
+class EncodeError(errors.EncodeError):
     """The action does not apply to this target (wrong kind, mode or capability)."""
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar
 
+from roost import errors
 from roost.events import Context, DeviceEvent, Motion, Person, Sound
 from roost.ids import new_id
 from roost.model import (
@@ -45,7 +46,7 @@ _HVAC_STATE = {
 _AWAY = {"home": Presence.HOME, "away": Presence.AWAY, "auto-away": Presence.AWAY}
 
 
-class PayloadError(ValueError):
+class PayloadError(errors.PayloadError):
     """A WWN document (or a part of it) that roost cannot use."""
 
 

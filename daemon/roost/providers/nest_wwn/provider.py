@@ -22,12 +22,13 @@ import httpx
 import structlog
 
 from roost.commands import Command, CommandResult, FailureReason
-from roost.events import ConnectionState
+from roost.errors import AuthError, ProviderError, RateLimited, StreamEnded, VendorError
 from roost.model import Device, Home, Structure
-from roost.providers.backoff import Backoff
-from roost.providers.base import ChangeSink, HttpClientOwner, Rate, WriteLimits
+from roost.providers.base import ChangeSink, Rate, WriteLimits
+from roost.providers.core import ProviderCore, find_in_home
+from roost.providers.http import transport_error
 from roost.providers.nest_wwn import errors
-from roost.providers.nest_wwn.encode import EncodeError, encode
+from roost.providers.nest_wwn.encode import encode
 from roost.providers.nest_wwn.normalize import (
     Document,
     Normalizer,
@@ -59,23 +60,13 @@ class StreamStats:
     malformed: int = 0
     vendor_errors: int = 0
     watchdog_timeouts: int = 0
-    disconnects: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Ended:
-    """Why one connection ended, and what to do next."""
-
-    reason: str
-    auth_failed: bool = False
-    retry_after_s: float | None = None
 
 
 # A whole-home put is a few kB per device; anything near this is not a home document.
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 
 
-class NestWwnProvider(HttpClientOwner):
+class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]]]):
     """One Works with Nest account: `run` holds the stream, `execute` performs writes."""
 
     def __init__(
@@ -91,16 +82,13 @@ class NestWwnProvider(HttpClientOwner):
         write_limits: WriteLimits = WRITE_LIMITS,
         max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
-        self.account = account
+        self._supervise(account, backoff_initial_s, backoff_max_s)
         self._max_event_bytes = max_event_bytes
         self.write_limits = write_limits
-        self.home: Home | None = None
-        self.state: ConnectionState | None = None
         self.stats = StreamStats()
         self._api_url = httpx.URL(api_url)
         self._auth = {"Authorization": f"Bearer {token}"}
         self._keepalive_timeout_s = keepalive_timeout_s
-        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         # Set on each request: the client may be shared with other accounts.
         self._timeout = httpx.Timeout(connect=10, read=keepalive_timeout_s, write=10, pool=10)
         self._use_client(client, follow_redirects=False)
@@ -113,25 +101,7 @@ class NestWwnProvider(HttpClientOwner):
 
     # --- subscription ----------------------------------------------------------------------
 
-    async def run(self, sink: ChangeSink) -> None:
-        """Hold the stream until cancelled; returns only when the token is no longer valid."""
-        while True:
-            ended = await self._connect(sink)
-            if ended.auth_failed:
-                log.error("nest_wwn.auth_failed", account=self.account, reason=ended.reason)
-                await self._set_state(sink, ConnectionState.AUTH_FAILED, ended.reason)
-                return
-            self.stats.disconnects += 1
-            await self._set_state(sink, ConnectionState.DISCONNECTED, ended.reason)
-            delay = ended.retry_after_s
-            if delay is None:
-                delay = self._backoff.next()
-            log.warning(
-                "nest_wwn.reconnecting", account=self.account, reason=ended.reason, delay_s=delay
-            )
-            await anyio.sleep(delay)
-
-    async def _connect(self, sink: ChangeSink) -> _Ended:
+    async def _subscription(self, sink: ChangeSink) -> None:
         """One connection: follow redirects by hand, then read the stream until it ends."""
         url = self._url("/")
         try:
@@ -145,41 +115,42 @@ class NestWwnProvider(HttpClientOwner):
                         continue
                     if response.status_code != 200:
                         await response.aread()
-                        return self._refused(response)
+                        raise self._refused(response)
                     self.stats.connects += 1
                     log.info("nest_wwn.stream_open", account=self.account, host=url.host)
-                    return await self._read(response, sink)
-            return _Ended("too many redirects")
+                    await self._read(response, sink)
+            raise VendorError("too many redirects")
         except httpx.RequestError as exc:
             self._redirected_base = None
             if isinstance(exc, httpx.ReadTimeout):  # httpx's read timeout beat the watchdog
-                return self._silent()
-            return _Ended(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+                raise self._silent() from None
+            raise transport_error(exc) from None
 
-    def _silent(self) -> _Ended:
+    def _silent(self) -> StreamEnded:
         self.stats.watchdog_timeouts += 1
-        return _Ended(f"no event or keep-alive for {self._keepalive_timeout_s:g} s")
+        return StreamEnded(
+            f"no event or keep-alive for {self._keepalive_timeout_s:g} s", silent=True
+        )
 
-    def _refused(self, response: httpx.Response) -> _Ended:
+    def _refused(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
         if status == 401:
-            return _Ended(f"token rejected (HTTP 401): {errors.vendor_message(response)}", True)
+            return AuthError(f"token rejected (HTTP 401): {errors.vendor_message(response)}")
         if status == 429:
-            retry = errors.parse_retry_after(response.headers.get("Retry-After"))
-            return _Ended("rate limited (HTTP 429)", retry_after_s=retry)
+            return RateLimited("rate limited (HTTP 429)", errors.retry_after(response))
         self._redirected_base = None
-        return _Ended(f"HTTP {status}: {errors.vendor_message(response)}")
+        return VendorError(f"HTTP {status}: {errors.vendor_message(response)}", status)
 
-    async def _read(self, response: httpx.Response, sink: ChangeSink) -> _Ended:
+    async def _read(self, response: httpx.Response, sink: ChangeSink) -> None:
         """Handle events until the stream ends, fails, or stays silent too long."""
         try:
-            return await self._handle_events(response, sink)
+            await self._handle_events(response, sink)
         except EventTooLarge as exc:
             self.stats.malformed += 1
             log.error("nest_wwn.event_too_large", account=self.account, error=str(exc))
-            return _Ended(f"{exc}; reconnecting")
+            raise
 
-    async def _handle_events(self, response: httpx.Response, sink: ChangeSink) -> _Ended:
+    async def _handle_events(self, response: httpx.Response, sink: ChangeSink) -> None:
         first_put = True
         async with aclosing(read_sse(response, self._max_event_bytes)) as events:
             while True:
@@ -187,22 +158,21 @@ class NestWwnProvider(HttpClientOwner):
                     sse = await anext(events, None)
                 if watchdog.cancelled_caught:
                     self._redirected_base = None
-                    return self._silent()
+                    raise self._silent()
                 if sse is None:
-                    return _Ended("stream closed by the server")
+                    raise StreamEnded("stream closed by the server")
                 if sse.event == "put":
                     update = self._apply_put(sse.data)
                     if update is not None:
-                        self._backoff.reset()
-                        await self._set_state(sink, ConnectionState.CONNECTED, "streaming")
+                        await self.supervisor.connected("streaming")
                         await self._publish(update, sink, catch_up=first_put)
                         first_put = False
                 elif sse.event == "auth_revoked":
-                    return _Ended("authorization revoked by Nest (auth_revoked)", True)
+                    raise AuthError("authorization revoked by Nest (auth_revoked)")
                 elif sse.event == "error":
                     self.stats.vendor_errors += 1
                     log.warning("nest_wwn.stream_error", account=self.account, data=sse.data[:200])
-                    return _Ended(f"stream error: {sse.data[:200]}")
+                    raise VendorError(f"stream error: {sse.data[:200]}")
 
     def _apply_put(self, data: str) -> tuple[Document, Home] | None:
         """The document and home after one put; a malformed put is counted and skipped."""
@@ -232,48 +202,26 @@ class NestWwnProvider(HttpClientOwner):
         for event in found:
             await sink.device_event(self.account, event)
 
-    async def _set_state(self, sink: ChangeSink, state: ConnectionState, detail: str) -> None:
-        if state is self.state:
-            return
-        self.state = state
-        log.info("nest_wwn.status", account=self.account, state=str(state), detail=detail)
-        await sink.status(self.account, state, detail)
-
     # --- writes ----------------------------------------------------------------------------
 
-    async def execute(self, command: Command) -> CommandResult:
-        """One write: encode the action, PUT it, follow a 307, map the answer."""
-        target = self._find(command.target)
-        if target is None:
-            return CommandResult.failure(
-                FailureReason.NOT_FOUND, f"unknown target {command.target}"
-            )
-        try:
-            path, body = encode(
-                command.action,
-                target,
-                previous_mode=previous_mode(self._document, target.id),
-                scale=display_scale(self._document, target.id),
-            )
-        except EncodeError as exc:
-            return CommandResult.failure(FailureReason.INVALID, str(exc))
-        result = await self._put(path, body, command.id)
-        log.info(
-            "nest_wwn.write",
-            account=self.account,
-            command=command.id,
-            path=path,
-            ok=result.ok,
-            reason=str(result.reason) if result.reason else None,
-            detail=result.detail,
-        )
-        return result
+    def _target(self, target_id: str) -> Structure | Device | None:
+        return find_in_home(self.home, target_id)
 
-    def _find(self, target_id: str) -> Structure | Device | None:
-        home = self.home
-        if home is None:
-            return None
-        return home.devices.get(target_id) or home.structures.get(target_id)
+    def _encode(self, command: Command, target: Structure | Device) -> tuple[str, dict[str, Any]]:
+        return encode(
+            command.action,
+            target,
+            previous_mode=previous_mode(self._document, target.id),
+            scale=display_scale(self._document, target.id),
+        )
+
+    async def _send(self, write: tuple[str, dict[str, Any]], command: Command) -> CommandResult:
+        """PUT the write, following a 307."""
+        path, body = write
+        return await self._put(path, body, command.id)
+
+    def _describe(self, write: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+        return {"path": write[0]}
 
     async def _put(self, path: str, body: dict[str, Any], command_id: str) -> CommandResult:
         headers = {**self._auth, COMMAND_ID_HEADER: command_id}
@@ -283,9 +231,9 @@ class NestWwnProvider(HttpClientOwner):
                 response = await self._client.put(
                     url, json=body, headers=headers, follow_redirects=False, timeout=self._timeout
                 )
-            except httpx.RequestError as exc:
+            except httpx.RequestError:
                 self._redirected_base = None
-                return errors.from_transport_error(exc)
+                raise
             if response.is_redirect:
                 url = self._follow(response, path)
                 continue

@@ -12,16 +12,20 @@ from typing import Any
 
 import httpx
 
-from roost.providers.netatmo.auth import TokenKeeper
 from roost.providers.netatmo.budget import RequestBudget
 from roost.providers.netatmo.errors import ApiError, from_response, from_transport
+from roost.providers.oauth import RefreshTokenKeeper
 
 Body = dict[str, Any]
 
 
 class NetatmoApi:
     def __init__(
-        self, api_url: str, keeper: TokenKeeper, budget: RequestBudget, client: httpx.AsyncClient
+        self,
+        api_url: str,
+        keeper: RefreshTokenKeeper,
+        budget: RequestBudget,
+        client: httpx.AsyncClient,
     ) -> None:
         self._base = api_url.rstrip("/")
         self._keeper = keeper
@@ -65,7 +69,7 @@ class NetatmoApi:
             error = from_response(response)
             if not error.token_rejected or refreshed:
                 raise error
-            await self._keeper.rejected(token)
+            self._keeper.invalidate(token)
             refreshed = True
 
 

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from roost import errors
 from roost.commands import Action, SetEco, SetHeat, SetMode, SetPresence
 from roost.model import Device, Presence, Structure, Thermostat, ThermostatMode
 
 EcoMode = Literal["away", "hg"]
 
 
-class EncodeError(ValueError):
+class EncodeError(errors.EncodeError):
     """The action does not apply to this target on Netatmo."""
 
 

@@ -14,6 +14,10 @@ from typing import Any
 import httpx
 
 from roost.commands import CommandResult, FailureReason
+from roost.errors import AuthError, VendorError
+from roost.providers.http import describe, retry_after
+
+__all__ = ["ApiError", "AuthError", "failure", "from_response", "from_transport"]
 
 # Netatmo error codes (PROTOCOLS.md §4.3; those marked [M] there are best guesses).
 INVALID_TOKEN = 2
@@ -33,13 +37,13 @@ TOKEN_REJECTED = frozenset({INVALID_TOKEN, TOKEN_EXPIRED})
 _MAX_DETAIL = 200
 
 
-class ApiError(Exception):
+class ApiError(VendorError):
     """A request Netatmo refused, or that got no answer (`status` 0)."""
 
     def __init__(
         self, status: int, code: int | None, message: str, retry_after_s: float | None = None
     ) -> None:
-        super().__init__(status, code, message)
+        super().__init__(message, status)
         self.status = status
         self.code = code
         self.message = message
@@ -59,25 +63,15 @@ class ApiError(Exception):
     def rate_limited(self) -> bool:
         return self.code in (USER_USAGE_REACHED, CONCURRENCY_LIMIT) or self.status == 429
 
-    @property
-    def transient(self) -> bool:
-        """Worth trying again later without a person doing anything."""
-        return self.status == 0 or self.status >= 500 or self.rate_limited
-
-
-class AuthError(Exception):
-    """The refresh token (or the client credentials) were refused: a person must re-authorize."""
-
 
 def from_response(response: httpx.Response) -> ApiError:
     """The error a non-2xx Netatmo answer means."""
     code, message = _error_of(response)
-    return ApiError(response.status_code, code, message, _retry_after(response))
+    return ApiError(response.status_code, code, message, retry_after(response))
 
 
 def from_transport(exc: httpx.RequestError) -> ApiError:
-    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return ApiError(0, None, detail[:_MAX_DETAIL])
+    return ApiError(0, None, describe(exc)[:_MAX_DETAIL])
 
 
 def module_errors(body: Mapping[str, Any]) -> dict[str, int]:
@@ -139,11 +133,3 @@ def _error_of(response: httpx.Response) -> tuple[int | None, str]:
     if isinstance(error, str):  # the OAuth form: {"error": "invalid_grant"}
         return None, error[:_MAX_DETAIL]
     return None, response.text.strip()[:_MAX_DETAIL]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None

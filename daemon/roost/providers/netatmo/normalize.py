@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from roost import errors
 from roost.model import (
     AlarmState,
     BatteryHealth,
@@ -63,7 +64,7 @@ ROOM_MODES: Mapping[str, ThermostatMode] = {
 _LOW_BATTERY = frozenset({"low", "very_low"})
 
 
-class PayloadError(ValueError):
+class PayloadError(errors.PayloadError):
     """A Netatmo answer (or a part of it) that roost cannot use."""
 
 

@@ -25,12 +25,10 @@ import structlog
 
 from roost.clock import Clock, SystemClock
 from roost.commands import Command, CommandResult, FailureReason
-from roost.events import ConnectionState
-from roost.model import Change, Device, Home, Structure
-from roost.providers.backoff import Backoff
+from roost.errors import AuthError, RateLimited
+from roost.model import Change, Device, Structure
 from roost.providers.base import (
     ChangeSink,
-    HttpClientOwner,
     MemoryProviderMemory,
     MemoryTokenStore,
     ProviderMemory,
@@ -38,12 +36,12 @@ from roost.providers.base import (
     TokenStore,
     WriteLimits,
 )
+from roost.providers.core import ProviderCore, find_in_home
 from roost.providers.netatmo import errors
 from roost.providers.netatmo.api import NetatmoApi
-from roost.providers.netatmo.auth import TokenKeeper
 from roost.providers.netatmo.budget import RequestBudget
-from roost.providers.netatmo.encode import EcoMode, EncodeError, Write, encode
-from roost.providers.netatmo.errors import ApiError, AuthError
+from roost.providers.netatmo.encode import EcoMode, Write, encode
+from roost.providers.netatmo.errors import ApiError
 from roost.providers.netatmo.normalize import (
     SECURITY_MODULES,
     HomeReading,
@@ -53,6 +51,7 @@ from roost.providers.netatmo.normalize import (
 )
 from roost.providers.netatmo.timeline import AlarmChange, Timeline, events_of, interpret
 from roost.providers.netatmo.webhook import WebhookReceiver
+from roost.providers.oauth import RefreshTokenKeeper
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +73,7 @@ class PollStats:
     webhooks: int = 0
 
 
-class NetatmoProvider(HttpClientOwner):
+class NetatmoProvider(ProviderCore[Structure | Device, Write]):
     """One Netatmo account: `run` holds the adaptive poll, `execute` performs writes."""
 
     # Writes share the per-user budget with the polls; the budget enforces the hard limits,
@@ -100,13 +99,12 @@ class NetatmoProvider(HttpClientOwner):
         webhook_url: str | None = None,
         eco_mode: EcoMode = "away",
         budget: RequestBudget | None = None,
+        rate_limited_pause_s: float = RATE_LIMITED_PAUSE_S,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 300.0,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.account = account
-        self.home: Home | None = None
-        self.state: ConnectionState | None = None
+        self._supervise(account, backoff_initial_s, backoff_max_s)
         self.stats = PollStats()
         self._clock = clock or SystemClock()
         self._home_id = home_id
@@ -116,15 +114,15 @@ class NetatmoProvider(HttpClientOwner):
         self._webhook_listen = webhook_listen
         self._webhook_url = webhook_url
         self._eco_mode: EcoMode = eco_mode
-        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
+        self._rate_limited_pause_s = rate_limited_pause_s
         self._use_client(client, timeout=HTTP_TIMEOUT)
         self.budget = budget or RequestBudget(self._clock)
-        self.keeper = TokenKeeper(
+        self.keeper = RefreshTokenKeeper(
             account,
             token_url=f"{api_url.rstrip('/')}/oauth2/token",
             client_id=client_id,
             client_secret=client_secret,
-            seed_refresh_token=refresh_token,
+            refresh_token=refresh_token,
             store=tokens or MemoryTokenStore(),
             clock=self._clock,
             client=self._client,
@@ -150,46 +148,32 @@ class NetatmoProvider(HttpClientOwner):
         async with anyio.create_task_group() as tg:
             if self._webhook_listen is not None:
                 await tg.start(self.webhooks.serve, *self._webhook_listen)
-            await self._poll_forever(sink)
+            await super().run(sink)
             tg.cancel_scope.cancel()
 
-    async def _poll_forever(self, sink: ChangeSink) -> None:
+    async def _subscription(self, sink: ChangeSink) -> None:
+        """Poll round after round until one fails."""
         while True:
             try:
                 await self._round(sink)
-            except AuthError as exc:
-                log.error("netatmo.auth_failed", account=self.account, reason=str(exc))
-                await self._set_state(sink, ConnectionState.AUTH_FAILED, str(exc))
-                return
             except ApiError as exc:
-                if exc.code == errors.BAD_SCOPE:
-                    reason = f"the app lacks a scope: {exc}"
-                    log.error("netatmo.auth_failed", account=self.account, reason=reason)
-                    await self._set_state(sink, ConnectionState.AUTH_FAILED, reason)
-                    return
-                delay = await self._failed(sink, exc)
-            except PayloadError as exc:
+                raise self._failed(exc) from exc
+            except PayloadError:
                 self.stats.malformed += 1
-                log.warning("netatmo.malformed", account=self.account, error=str(exc)[:200])
-                delay = self._backoff.next()
-            else:
-                self._backoff.reset()
-                await self._set_state(sink, ConnectionState.CONNECTED, "polling")
-                delay = self._interval()
-            await self._sleep_or_wake(delay)
+                raise
+            await self.supervisor.connected("polling")
+            await self._sleep_or_wake(self._interval())
 
-    async def _failed(self, sink: ChangeSink, exc: ApiError) -> float:
+    def _failed(self, exc: ApiError) -> Exception:
         self.stats.failures += 1
+        if exc.code == errors.BAD_SCOPE:
+            return AuthError(f"the app lacks a scope: {exc}")
         if exc.rate_limited:
             self.stats.rate_limited += 1
-            log.warning("netatmo.rate_limited", account=self.account, error=str(exc))
-            return max(RATE_LIMITED_PAUSE_S, exc.retry_after_s or 0.0)
+            return RateLimited(str(exc), max(self._rate_limited_pause_s, exc.retry_after_s or 0.0))
         if exc.code == errors.INVALID_ARGS and self._topology is not None:
             self._topology = None  # a home or module may have gone: read the topology again
-        delay = self._backoff.next()
-        log.warning("netatmo.poll_failed", account=self.account, error=str(exc), retry_s=delay)
-        await self._set_state(sink, ConnectionState.DISCONNECTED, str(exc))
-        return delay
+        return exc
 
     async def _round(self, sink: ChangeSink) -> None:
         """One poll: every home's status and events → a snapshot, then the news."""
@@ -318,50 +302,13 @@ class NetatmoProvider(HttpClientOwner):
             tg.start_soon(woken)
         self._wake = anyio.Event()
 
-    async def _set_state(self, sink: ChangeSink, state: ConnectionState, detail: str) -> None:
-        if state is self.state:
-            return
-        self.state = state
-        log.info("netatmo.status", account=self.account, state=str(state), detail=detail)
-        await sink.status(self.account, state, detail)
-
     # --- writes ----------------------------------------------------------------------------
 
-    async def execute(self, command: Command) -> CommandResult:
-        """One write: encode, wait for a budget slot (not past the deadline), send, map."""
-        target = self._find(command.target)
-        if target is None:
-            return CommandResult.failure(
-                FailureReason.NOT_FOUND, f"unknown target {command.target}"
-            )
-        try:
-            write = self._encode(command, target)
-        except EncodeError as exc:
-            return CommandResult.failure(FailureReason.INVALID, str(exc))
-        wait = self.budget.wait_s(poll=False)
-        if self._clock.now() + timedelta(seconds=wait) >= command.deadline:
-            return CommandResult.failure(
-                FailureReason.RATE_LIMITED, "Netatmo's request budget is spent", wait
-            )
-        result = await self._send(write)
-        log.info(
-            "netatmo.write",
-            account=self.account,
-            command=command.id,
-            endpoint=write.endpoint,
-            ok=result.ok,
-            reason=str(result.reason) if result.reason else None,
-            detail=result.detail,
-        )
-        if result.ok:
-            self.wake()  # read the echo soon
-        return result
+    def _target(self, target_id: str) -> Structure | Device | None:
+        return find_in_home(self.home, target_id)
 
-    def _find(self, target_id: str) -> Structure | Device | None:
-        home = self.home
-        if home is None:
-            return None
-        return home.devices.get(target_id) or home.structures.get(target_id)
+    def _describe(self, write: Write) -> dict[str, Any]:
+        return {"endpoint": write.endpoint}
 
     def _encode(self, command: Command, target: Structure | Device) -> Write:
         home_id = target.id if isinstance(target, Structure) else target.structure_id
@@ -382,14 +329,21 @@ class NetatmoProvider(HttpClientOwner):
             persons=persons,
         )
 
-    async def _send(self, write: Write) -> CommandResult:
+    async def _send(self, write: Write, command: Command) -> CommandResult:
+        """Wait for a budget slot (not past the deadline), send, map; read the echo soon."""
+        wait = self.budget.wait_s(poll=False)
+        if self._clock.now() + timedelta(seconds=wait) >= command.deadline:
+            return CommandResult.failure(
+                FailureReason.RATE_LIMITED, "Netatmo's request budget is spent", wait
+            )
         try:
             body = await self.api.write(write.endpoint, form=write.form, json_body=write.json)
-        except AuthError as exc:
-            return CommandResult.failure(FailureReason.UNAUTHORIZED, str(exc))
         except ApiError as exc:
             return errors.failure(exc)
-        return errors.partial_failure(body) or CommandResult.success()
+        result = errors.partial_failure(body) or CommandResult.success()
+        if result.ok:
+            self.wake()
+        return result
 
 
 def _has_security(home: Mapping[str, Any]) -> bool:

@@ -1,6 +1,7 @@
 """The Google HTTP calls the SDM provider makes: SDM REST reads and commands, and the Pub/Sub
 pull subscription. Every call carries a fresh access token; a 401 invalidates it and the
-call is made once more with a new one. Non-2xx answers raise `ApiError`.
+call is made once more with a new one. Non-2xx answers raise `ApiError`, a call without
+an answer `TransportError`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from roost.providers.sdm.auth import OAuthSession
+from roost.providers.http import transport_error
+from roost.providers.oauth import RefreshTokenKeeper
 from roost.providers.sdm.errors import ApiError
 from roost.providers.sdm.messages import Delivery, PayloadError, parse_pull
 
@@ -30,7 +32,7 @@ class SdmClient:
     def __init__(
         self,
         client: httpx.AsyncClient,
-        auth: OAuthSession,
+        auth: RefreshTokenKeeper,
         *,
         api_url: str,
         project_id: str,
@@ -103,7 +105,12 @@ class SdmClient:
         limits: httpx.Timeout,
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"}
-        return await self._client.request(method, url, json=body, headers=headers, timeout=limits)
+        try:
+            return await self._client.request(
+                method, url, json=body, headers=headers, timeout=limits
+            )
+        except httpx.RequestError as exc:
+            raise transport_error(exc) from exc
 
 
 def _json(response: httpx.Response) -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from roost import errors
 from roost.commands import (
     Action,
     SetCool,
@@ -41,7 +42,7 @@ _MODE_TO_SDM = {
 }
 
 
-class EncodeError(ValueError):
+class EncodeError(errors.EncodeError):
     """The action does not apply to this device (wrong kind, mode or capability)."""
 
 

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from roost import errors
+
 EVENT_PREFIX = "sdm.devices.events."
 _FRACTION = re.compile(r"\.(\d+)")
 
 
-class PayloadError(ValueError):
+class PayloadError(errors.PayloadError):
     """A delivery or an SDM payload roost cannot use."""
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -27,12 +27,10 @@ import structlog
 
 from roost.clock import Clock, SystemClock
 from roost.commands import Command, CommandResult, FailureReason
-from roost.events import ConnectionState
+from roost.errors import AuthError, ProviderError
 from roost.model import Change, Device, Home, Structure, attributes
-from roost.providers.backoff import Backoff
 from roost.providers.base import (
     ChangeSink,
-    HttpClientOwner,
     MemoryProviderMemory,
     MemoryTokenStore,
     ProviderMemory,
@@ -40,18 +38,12 @@ from roost.providers.base import (
     TokenStore,
     WriteLimits,
 )
+from roost.providers.core import ProviderCore
+from roost.providers.oauth import REFRESH_MARGIN, RefreshTokenKeeper
 from roost.providers.sdm import normalize
 from roost.providers.sdm.api import SdmClient
-from roost.providers.sdm.auth import OAuthSession
-from roost.providers.sdm.encode import EncodeError, encode
-from roost.providers.sdm.errors import (
-    QUOTA_RETRY_S,
-    ApiError,
-    AuthError,
-    describe_transport_error,
-    from_transport_error,
-    to_result,
-)
+from roost.providers.sdm.encode import encode
+from roost.providers.sdm.errors import ApiError, to_result
 from roost.providers.sdm.messages import Delivery, PayloadError, SdmEvent, parse_event
 from roost.providers.sdm.quota import SendLog
 from roost.providers.sdm.records import DeviceRecord
@@ -86,10 +78,9 @@ class PullStats:
     repeated_device_events: int = 0
     nacked: int = 0
     ack_failures: int = 0
-    disconnects: int = 0
 
 
-class SdmProvider(HttpClientOwner):
+class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
     """One Google SDM account: `run` holds the Pub/Sub pull loop, `execute` sends commands."""
 
     def __init__(
@@ -109,23 +100,20 @@ class SdmProvider(HttpClientOwner):
         clock: Clock | None = None,
         max_messages: int = 100,
         pull_timeout_s: float = 90.0,
-        token_margin_s: float = 60.0,
+        token_margin_s: float = REFRESH_MARGIN.total_seconds(),
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 300.0,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.account = account
-        self.home: Home | None = None
-        self.state: ConnectionState | None = None
+        self._supervise(account, backoff_initial_s, backoff_max_s)
         self.stats = PullStats()
         self.write_limits = WRITE_LIMITS  # read by the dispatcher
         self._clock = clock or SystemClock()
         self._sent = SendLog(self._clock.monotonic)
         self._max_messages = max_messages
         self._pull_timeout_s = pull_timeout_s
-        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._use_client(client, timeout=HTTP_TIMEOUT)
-        self.auth = OAuthSession(
+        self.auth = RefreshTokenKeeper(
             account,
             client=self._client,
             token_url=token_url,
@@ -134,7 +122,7 @@ class SdmProvider(HttpClientOwner):
             refresh_token=refresh_token,
             store=tokens or MemoryTokenStore(),
             clock=self._clock,
-            margin_s=token_margin_s,
+            margin=timedelta(seconds=token_margin_s),
         )
         self._api = SdmClient(
             self._client,
@@ -157,34 +145,15 @@ class SdmProvider(HttpClientOwner):
     async def run(self, sink: ChangeSink) -> None:
         """Pull until cancelled; returns only when the OAuth grant no longer works."""
         await self._seen.load()
-        while True:
-            retry_after: float | None = None
-            try:
-                await self._session(sink)
-            except AuthError as exc:
-                log.error("sdm.auth_failed", account=self.account, reason=str(exc))
-                await self._set_state(sink, ConnectionState.AUTH_FAILED, str(exc))
-                return
-            except ApiError as exc:
-                reason = str(exc)
-                retry_after = QUOTA_RETRY_S if exc.http_status == 429 else None
-            except httpx.RequestError as exc:
-                reason = describe_transport_error(exc)
-            except PayloadError as exc:
-                reason = f"unusable answer: {exc}"
-            self.stats.disconnects += 1
-            await self._set_state(sink, ConnectionState.DISCONNECTED, reason)
-            delay = retry_after if retry_after is not None else self._backoff.next()
-            log.warning("sdm.reconnecting", account=self.account, reason=reason, delay_s=delay)
-            await anyio.sleep(delay)
+        await super().run(sink)
 
-    async def _session(self, sink: ChangeSink) -> None:
+    async def _subscription(self, sink: ChangeSink) -> None:
         await self._resync(sink)
         self.stats.sessions += 1
         while True:
             deliveries = await self._api.pull(self._max_messages, self._pull_timeout_s)
             self.stats.pulls += 1
-            self._backoff.reset()
+            await self.supervisor.connected("pulling")
             if deliveries:
                 await self._handle(deliveries, sink)
 
@@ -205,7 +174,7 @@ class SdmProvider(HttpClientOwner):
             records[record.name] = record
         self._records, self._listed_at = records, at
         log.info("sdm.listed", account=self.account, devices=len(records))
-        await self._set_state(sink, ConnectionState.CONNECTED, "pulling")
+        await self.supervisor.connected("pulling")
         await self._publish_home(sink)
 
     # --- one batch of deliveries -------------------------------------------------------------
@@ -241,10 +210,11 @@ class SdmProvider(HttpClientOwner):
             await self._apply(event, sink)
         except PayloadError as exc:
             self._malformed(exc, delivery)
-        except (ApiError, httpx.RequestError) as exc:
-            detail = str(exc) if isinstance(exc, ApiError) else describe_transport_error(exc)
+        except AuthError:
+            raise
+        except ProviderError as exc:
             log.warning(
-                "sdm.event_deferred", account=self.account, event=event.event_id, error=detail
+                "sdm.event_deferred", account=self.account, event=event.event_id, error=exc.detail
             )
             return False
         self._seen.add([event.event_id])
@@ -259,7 +229,7 @@ class SdmProvider(HttpClientOwner):
             if nacks:
                 self.stats.nacked += len(nacks)
                 await self._api.modify_ack_deadline(nacks, 0)
-        except (ApiError, AuthError, httpx.RequestError, PayloadError) as exc:
+        except ProviderError as exc:
             # Unacknowledged deliveries come again after the ack deadline; the ids are known.
             self.stats.ack_failures += 1
             log.warning("sdm.ack_failed", account=self.account, error=str(exc) or repr(exc))
@@ -381,50 +351,31 @@ class SdmProvider(HttpClientOwner):
                 devices[device.id] = device
         return Home(self.account, dict(self._structures), devices)
 
-    async def _set_state(self, sink: ChangeSink, state: ConnectionState, detail: str) -> None:
-        if state is self.state:
-            return
-        self.state = state
-        log.info("sdm.status", account=self.account, state=str(state), detail=detail)
-        await sink.status(self.account, state, detail)
-
     # --- writes ----------------------------------------------------------------------------
 
-    async def execute(self, command: Command) -> CommandResult:
-        """One `executeCommand`: encode the action for the device's traits, send, map."""
-        name = self._api.device_name(command.target)
-        record = self._records.get(name)
-        if record is None:
-            if command.target in self._structures:
-                return CommandResult.failure(
-                    FailureReason.INVALID, "Google SDM has no presence (home/away) control"
-                )
-            return CommandResult.failure(
-                FailureReason.NOT_FOUND, f"unknown target {command.target}"
-            )
-        try:
-            body = encode(command.action, command.target, record.traits)
-        except EncodeError as exc:
-            return CommandResult.failure(FailureReason.INVALID, str(exc))
-        result = await self._send(name, body)
-        log.info(
-            "sdm.command",
-            account=self.account,
-            command=command.id,
-            sdm_command=body["command"],
-            ok=result.ok,
-            reason=str(result.reason) if result.reason else None,
-            detail=result.detail,
-        )
-        return result
+    def _target(self, target_id: str) -> DeviceRecord | None:
+        return self._records.get(self._api.device_name(target_id))
 
-    async def _send(self, name: str, body: dict[str, Any]) -> CommandResult:
+    def _no_target(self, target_id: str) -> CommandResult:
+        if target_id in self._structures:
+            return CommandResult.failure(
+                FailureReason.INVALID, "Google SDM has no presence (home/away) control"
+            )
+        return super()._no_target(target_id)
+
+    def _encode(self, command: Command, target: DeviceRecord) -> tuple[str, dict[str, Any]]:
+        """An `executeCommand` for the device's traits."""
+        return target.name, encode(command.action, command.target, target.traits)
+
+    def _describe(self, write: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+        return {"sdm_command": write[1]["command"]}
+
+    async def _send(self, write: tuple[str, dict[str, Any]], command: Command) -> CommandResult:
+        name, body = write
         keys = (EXECUTE_QUOTA, f"{name} {body['command']}")
         self._sent.record(*keys)
         try:
             await self._api.execute(name, body)
-        except AuthError as exc:
-            return CommandResult.failure(FailureReason.UNAUTHORIZED, str(exc))
         except ApiError as exc:
             result = to_result(exc)
             if result.reason is FailureReason.RATE_LIMITED:
@@ -432,8 +383,6 @@ class SdmProvider(HttpClientOwner):
                     result.reason, result.detail, self._sent.retry_after(*keys)
                 )
             return result
-        except httpx.RequestError as exc:
-            return from_transport_error(exc)
         except PayloadError:
             pass  # a 2xx whose body is not JSON: the command was still accepted
         return CommandResult.success()
