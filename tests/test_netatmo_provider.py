@@ -366,3 +366,30 @@ async def test_the_budget_keeps_every_window_and_reserves_for_writes_and_polls()
         await budget.acquire(poll=False)
     assert budget.used(60.0) == 9
     assert budget.wait_s(poll=True) == pytest.approx(49.5)  # the longer window is full
+
+
+async def test_a_refused_webhook_never_stops_the_poll_and_is_retried_slowly() -> None:
+    """Netatmo refuses a webhook URL it cannot reach (code 21). The account must keep
+    polling (status degraded, saying why) instead of re-reading homesdata in a loop."""
+    async with netatmo.serve(SimHome.demo()) as sim:
+        sim.refuse_webhooks = True
+        provider = provider_for(sim, webhook_url="https://hooks.example/netatmo")
+        async with polling(sim, provider) as r:
+            await r.sink.wait_for(lambda: r.provider.stats.polls >= 3)
+            assert ConnectionState.DEGRADED in r.sink.states
+            assert "webhook" in r.sink.statuses[-1][1]
+            homesdata = [q for q in sim.requests if q.endpoint == "homesdata"]
+            assert len(homesdata) == 1  # the topology is read once, not once per refusal
+            assert sim.webhook_url is None
+            sim.home.set_co(ALARM, "emergency")
+            await r.sink.wait_for(lambda: AlarmState.EMERGENCY in r.sink.co_states())
+
+
+async def test_the_webhook_is_registered_at_webhooks_v1_like_pyatmo() -> None:
+    async with netatmo.serve(SimHome.demo()) as sim:
+        sim.webhook_url = "https://someone-else.example/"  # a conflict: 409, then replaced
+        provider = provider_for(sim, webhook_url="https://hooks.example/netatmo")
+        async with polling(sim, provider) as r:
+            await r.sink.wait_for(lambda: sim.webhook_url == "https://hooks.example/netatmo")
+            assert sim.webhooks_v1_registrations == 1
+            assert r.provider.webhook_problem is None

@@ -176,6 +176,7 @@ class NetatmoSimulator:
         self.events: dict[str, list[dict[str, Any]]] = {}  # home id → events, oldest first
         self.webhook_url: str | None = None
         self.webhooks_v1_registrations = 0  # through webhooks/v1 (not api/addwebhook)
+        self.refuse_webhooks = False  # as when Netatmo cannot reach the URL (code 21)
         self.webhooks_sent: list[dict[str, Any]] = []
         self.modes: dict[str, HomeMode] = {s: _home_mode(home, s) for s in home.structures}
         self.manual: dict[str, Manual] = {}
@@ -746,6 +747,8 @@ class NetatmoSimulator:
                 url = _params(request).get("url")
                 if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                     return http.Response(400, {"error": {"code": "WH001", "message": "Bad url"}})
+                if self.refuse_webhooks:
+                    raise NetatmoError(400, 21, "Invalid webhook url")
                 if self.webhook_url not in (None, url):
                     conflict = {"code": "WH009", "message": "A webhook is already registered"}
                     return http.Response(409, {"error": conflict})
@@ -758,6 +761,8 @@ class NetatmoSimulator:
         url = params.get("url")
         if not url:
             raise _missing("url")
+        if self.refuse_webhooks:
+            raise NetatmoError(400, 21, "Invalid webhook url")
         self.webhook_url = str(url)
         self._deliver({"push_type": "webhook_activation", "user_id": USER_ID})
 

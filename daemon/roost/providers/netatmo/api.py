@@ -52,8 +52,16 @@ class NetatmoApi:
             options["json"] = dict(json_body)
         return await self._call("POST", endpoint, poll=False, **options)
 
-    async def _call(self, method: str, endpoint: str, *, poll: bool, **options: Any) -> Body:
-        url = f"{self._base}/api/{endpoint}"
+    async def webhooks_v1(self, method: str, url: str | None = None) -> None:
+        """The webhook registration pyatmo 9.9 uses: `POST webhooks/v1` with `{url}` (409
+        while another URL is registered), or `DELETE webhooks/v1`."""
+        options = {"json": {"url": url}} if url is not None else {}
+        await self._call(method, "webhooks/v1", poll=False, enveloped=False, **options)
+
+    async def _call(
+        self, method: str, endpoint: str, *, poll: bool, enveloped: bool = True, **options: Any
+    ) -> Body:
+        url = f"{self._base}/api/{endpoint}" if enveloped else f"{self._base}/{endpoint}"
         refreshed = False
         while True:
             await self.budget.acquire(poll=poll)
@@ -65,7 +73,7 @@ class NetatmoApi:
             except httpx.RequestError as exc:
                 raise from_transport(exc) from None
             if response.is_success:
-                return _body(response)
+                return _body(response) if enveloped else {}
             error = from_response(response)
             if not error.token_rejected or refreshed:
                 raise error

@@ -58,6 +58,7 @@ log = structlog.get_logger(__name__)
 HTTP_TIMEOUT = httpx.Timeout(20.0)
 DEFAULT_MANUAL_MINUTES = 180  # when the home does not say (therm_setpoint_default_duration)
 RATE_LIMITED_PAUSE_S = 60.0
+WEBHOOK_RETRY_S = 600.0  # a refused webhook registration is tried again this often
 MIN_POLL_GAP_S = 0.25  # even when woken, polls are at least this far apart
 
 
@@ -134,6 +135,8 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
         self._timelines: dict[str, Timeline] = {}
         self._no_events: set[str] = set()
         self._webhook_registered = False
+        self._webhook_retry_at = float("-inf")
+        self.webhook_problem: str | None = None  # why the webhook is not registered, if so
         self._fast_until = -1.0
         self._last_poll = -MIN_POLL_GAP_S
         self._wake = anyio.Event()
@@ -161,7 +164,11 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
             except PayloadError:
                 self.stats.malformed += 1
                 raise
-            await self.supervisor.connected("polling")
+            await self._register_webhook()
+            if self.webhook_problem is not None:
+                await self.supervisor.degraded(self.webhook_problem)
+            else:
+                await self.supervisor.connected("polling")
             await self._sleep_or_wake(self._interval())
 
     def _failed(self, exc: ApiError) -> Exception:
@@ -218,9 +225,41 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
         self._topology = {h["id"]: h for h in homes}
         self._readings = {k: v for k, v in self._readings.items() if k in self._topology}
         log.info("netatmo.topology", account=self.account, homes=len(homes))
-        if self._webhook_url is not None and not self._webhook_registered:
-            await self.api.write("addwebhook", form={"url": self._webhook_url})
-            self._webhook_registered = True
+
+    async def _register_webhook(self) -> None:
+        """Register the webhook URL, never at the poll's expense: a refusal (code 21 for a
+        URL Netatmo cannot reach, a conflict, an outage) is reported as degraded and
+        retried every WEBHOOK_RETRY_S, while polling goes on."""
+        due = self._webhook_url is not None and not self._webhook_registered
+        if not due or self._clock.monotonic() < self._webhook_retry_at:
+            return
+        assert self._webhook_url is not None
+        try:
+            await self._post_webhook(self._webhook_url)
+        except ApiError as exc:
+            if exc.rate_limited or exc.token_rejected:
+                raise
+            self._webhook_retry_at = self._clock.monotonic() + WEBHOOK_RETRY_S
+            self.webhook_problem = f"webhook registration refused ({exc}); polling only"
+            log.warning("netatmo.webhook_refused", account=self.account, error=str(exc))
+            return
+        self._webhook_registered, self.webhook_problem = True, None
+
+    async def _post_webhook(self, url: str) -> None:
+        """webhooks/v1 as current pyatmo does (a conflict: drop the incumbent, once), else
+        the older api/addwebhook where the newer endpoint is not served."""
+        try:
+            try:
+                await self.api.webhooks_v1("POST", url)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                await self.api.webhooks_v1("DELETE")
+                await self.api.webhooks_v1("POST", url)
+        except ApiError as exc:
+            if exc.status not in (404, 405):
+                raise
+            await self.api.write("addwebhook", form={"url": url})
 
     def _unknown_ids(self, reading: HomeReading) -> bool:
         known = {m.get("id") for m in reading.data.get("modules", []) if isinstance(m, Mapping)}
