@@ -39,14 +39,13 @@ from anyio.abc import SocketStream
 
 from roost import listeners, redact
 from roost.providers.base import TokenSet
+from roost.providers.netatmo import scopes as netatmo_scopes
 from roost.safefs import give_to
 from roost.store import FILE_NAME, Store
 
 SDM_AUTHORIZE = "https://nestservices.google.com/partnerconnections/{project_id}/auth"
 SDM_SCOPES = "https://www.googleapis.com/auth/sdm.service https://www.googleapis.com/auth/pubsub"
-NETATMO_SCOPES = "read_thermostat write_thermostat read_camera access_camera read_presence "
-NETATMO_SCOPES += "access_presence read_doorbell access_doorbell read_smokedetector "
-NETATMO_SCOPES += "read_carbonmonoxidedetector"
+NETATMO_SCOPES = " ".join(netatmo_scopes.SCOPES)  # derived from what the commands write
 WWN_AUTHORIZE = "https://home.nest.com/login/oauth2"
 WWN_TOKEN = "https://api.home.nest.com/oauth2/access_token"
 CALLBACK = "/callback"
