@@ -502,3 +502,57 @@ def _all(sink: RecordingSink, target: str) -> list[Any]:
         if isinstance(device, Thermostat):
             found.append(device.ambient_c)
     return found
+
+
+async def test_a_denied_pull_is_auth_failed_with_the_reason_and_no_retry_storm() -> None:
+    """Pub/Sub answers 403 PERMISSION_DENIED when the user lacks subscriber rights on the
+    subscription: retrying cannot help, so the account is auth_failed and run returns."""
+    async with rig() as r:
+        lists = r.sim.list_calls
+        r.sim.subscription.faults.fail_next("read", 100, 403)
+        with anyio.fail_after(WAIT_S):
+            while r.provider.state is not ConnectionState.AUTH_FAILED:
+                await anyio.sleep(0.01)
+        assert "Pub/Sub Subscriber" in r.sink.statuses[-1][1]
+        await anyio.sleep(0.5)
+        assert r.sim.list_calls - lists <= 1  # no re-list per retry
+
+
+async def test_a_transient_off_only_update_is_refused_and_the_device_re_read() -> None:
+    """SDM sometimes sends availableModes ["OFF"]; applying it would show a false "off"
+    until the next reconnect. Like google-nest-sdm, roost re-reads the device instead."""
+    async with rig() as r:
+        name = r.sim.names.device(LOUNGE)
+        r.sim.publish_event(
+            {
+                "eventId": "glitch-1",
+                "timestamp": "2099-01-01T00:00:00Z",
+                "resourceUpdate": {
+                    "name": name,
+                    "traits": {
+                        "sdm.devices.traits.ThermostatMode": {
+                            "mode": "OFF",
+                            "availableModes": ["OFF"],
+                        }
+                    },
+                },
+                "userId": "sim-user",
+            }
+        )
+        await r.sink.wait_for(lambda: r.provider.stats.glitches == 1)
+        await r.idle()
+        assert r.sink.snapshots[-1].devices[LOUNGE].mode is not ThermostatMode.OFF
+        assert ThermostatMode.OFF not in _changes(r.sink, LOUNGE, "mode")
+
+
+async def test_a_deleted_room_relation_keeps_the_device() -> None:
+    """A DELETED relation whose subject is a room means the device left the room, not the
+    home: devices.get (not 404) keeps it, with no device_removed/device_added."""
+    async with rig() as r:
+        name = r.sim.names.device(LOUNGE)
+        room = r.sim.names.room(VILLA, "Lounge")
+        snapshots = len(r.sink.snapshots)
+        r.sim._relation("DELETED", room, name)
+        await r.sink.wait_for(lambda: r.provider.stats.relations == 1)
+        await r.idle()
+        assert all(LOUNGE in home.devices for home in r.sink.snapshots[snapshots:])

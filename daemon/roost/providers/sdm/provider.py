@@ -17,6 +17,7 @@ with AUTH_FAILED.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +61,8 @@ HTTP_TIMEOUT = httpx.Timeout(15.0)  # the client's; a pull sets its own
 # the device-instance limit other projects share).
 WRITE_LIMITS = WriteLimits(per_device=Rate(burst=5, every_s=12.0), per_account=Rate(10, 6.0))
 EXECUTE_QUOTA = "executeCommand"
+RELIST_S = 12 * 3600.0  # re-list while healthy, as google-nest-sdm does
+MODE_TRAIT = "sdm.devices.traits.ThermostatMode"
 SETTLE_TIMEOUT_S = 5.0  # to remember and acknowledge a handled batch, even while stopping
 
 
@@ -74,6 +77,7 @@ class PullStats:
     stale_values: int = 0
     malformed: int = 0
     relations: int = 0
+    glitches: int = 0  # updates refused as invalid (availableModes ["OFF"]) and re-read
     device_events: int = 0
     repeated_device_events: int = 0
     nacked: int = 0
@@ -136,6 +140,7 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
         self._structures: dict[str, Structure] = {}
         self._records: dict[str, DeviceRecord] = {}  # by resource name
         self._listed_at: datetime | None = None  # server time of this session's list
+        self._listed_mono = float("-inf")  # clock.monotonic() of the last full list
 
     def __repr__(self) -> str:
         return f"SdmProvider(account={self.account!r}, enterprise={self._api.enterprise!r})"
@@ -151,11 +156,25 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
         await self._resync(sink)
         self.stats.sessions += 1
         while True:
-            deliveries = await self._api.pull(self._max_messages, self._pull_timeout_s)
+            if self._clock.monotonic() - self._listed_mono >= RELIST_S:
+                await self._resync(sink)  # a missed or wrong update cannot stick for long
+            deliveries = await self._pull()
             self.stats.pulls += 1
             await self.supervisor.connected("pulling")
             if deliveries:
                 await self._handle(deliveries, sink)
+
+    async def _pull(self) -> list[Delivery]:
+        try:
+            return await self._api.pull(self._max_messages, self._pull_timeout_s)
+        except ApiError as exc:
+            if exc.http_status != 403:
+                raise
+            # Retrying cannot help: only a person can grant the rights (or fix the name).
+            raise AuthError(
+                f"the Pub/Sub subscription refused the pull ({exc}): give the account's "
+                "Google user the Pub/Sub Subscriber role on the subscription"
+            ) from exc
 
     async def _resync(self, sink: ChangeSink) -> None:
         """The full picture: structures, then devices (which also starts SDM's events)."""
@@ -173,6 +192,7 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
                 continue
             records[record.name] = record
         self._records, self._listed_at = records, at
+        self._listed_mono = self._clock.monotonic()
         log.info("sdm.listed", account=self.account, devices=len(records))
         await self.supervisor.connected("pulling")
         await self._publish_home(sink)
@@ -272,12 +292,26 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
     async def _traits(self, record: DeviceRecord, event: SdmEvent, sink: ChangeSink) -> None:
         assert event.traits is not None
         old = normalize.device(record, self._structures)
+        if _modes_glitch(record, event.traits):
+            # SDM sometimes sends availableModes ["OFF"] for a moment; google-nest-sdm treats
+            # it as an invalid update and re-reads the device. So does roost.
+            self.stats.glitches += 1
+            fetched = await self._fetch(record.name)
+            if fetched is not None:
+                await self._replace(record, fetched, old, sink)
+            return
         candidate = copy.deepcopy(record)
         applied = candidate.merge(event.traits, event.timestamp)
         offered = sum(len(values) for values in event.traits.values())
         self.stats.stale_values += offered - applied
         if not applied:
             return
+        await self._replace(record, candidate, old, sink)
+
+    async def _replace(
+        self, record: DeviceRecord, candidate: DeviceRecord, old: Device | None, sink: ChangeSink
+    ) -> None:
+        """Keep `candidate` as the device and report what changed against `old`."""
         new = normalize.device(candidate, self._structures)  # PayloadError: record untouched
         self._records[record.name] = candidate
         if old is None or new is None:
@@ -313,7 +347,9 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
         assert relation is not None
         self.stats.relations += 1
         log.info("sdm.relation", account=self.account, type=relation.type, device=relation.object)
-        record = None if relation.type == "DELETED" else await self._fetch(relation.object)
+        # A DELETED relation may only mean the device left a room: devices.get decides
+        # (404: gone), and the re-read values are diffed against the last known home.
+        record = await self._fetch(relation.object)
         if record is None:
             self._records.pop(relation.object, None)
         else:
@@ -386,6 +422,15 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
         except PayloadError:
             pass  # a 2xx whose body is not JSON: the command was still accepted
         return CommandResult.success()
+
+
+def _modes_glitch(record: DeviceRecord, traits: Mapping[str, Mapping[str, Any]]) -> bool:
+    """An update claiming a thermostat can only be OFF, when it could do more."""
+    update = traits.get(MODE_TRAIT, {})
+    if update.get("availableModes") != ["OFF"]:
+        return False
+    held = record.traits.get(MODE_TRAIT, {}).get("availableModes")
+    return isinstance(held, list) and held != ["OFF"]
 
 
 def _items(body: Any, key: str = "structures") -> list[Any]:
