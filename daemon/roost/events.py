@@ -170,6 +170,7 @@ class ConnectionState(StrEnum):
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
     AUTH_FAILED = "auth_failed"
+    DEGRADED = "degraded"  # connected, but some fields unreadable or a payload skipped
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

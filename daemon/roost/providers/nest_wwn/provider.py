@@ -11,7 +11,6 @@ connections and writes and forgotten when it fails.
 
 from __future__ import annotations
 
-import json
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,8 @@ from roost.events import ConnectionState
 from roost.model import Device, Home, Structure
 from roost.providers.backoff import Backoff
 from roost.providers.base import ChangeSink, HttpClientOwner, Rate, WriteLimits
+from roost.providers.bounds import parse_json
+from roost.providers.health import PayloadHealth
 from roost.providers.nest_wwn import errors
 from roost.providers.nest_wwn.encode import EncodeError, encode
 from roost.providers.nest_wwn.normalize import (
@@ -37,6 +38,7 @@ from roost.providers.nest_wwn.normalize import (
     display_scale,
     previous_mode,
 )
+from roost.providers.readers import Problems
 from roost.providers.sse import EventTooLarge, read_sse
 
 log = structlog.get_logger(__name__)
@@ -191,7 +193,7 @@ class NestWwnProvider(HttpClientOwner):
                 if sse is None:
                     return _Ended("stream closed by the server")
                 if sse.event == "put":
-                    update = self._apply_put(sse.data)
+                    update = self._apply_put(sse.data, sink.payload_health(self.account))
                     if update is not None:
                         self._backoff.reset()
                         await self._set_state(sink, ConnectionState.CONNECTED, "streaming")
@@ -204,20 +206,25 @@ class NestWwnProvider(HttpClientOwner):
                     log.warning("nest_wwn.stream_error", account=self.account, data=sse.data[:200])
                     return _Ended(f"stream error: {sse.data[:200]}")
 
-    def _apply_put(self, data: str) -> tuple[Document, Home] | None:
-        """The document and home after one put; a malformed put is counted and skipped."""
+    def _apply_put(self, data: str, health: PayloadHealth) -> tuple[Document, Home] | None:
+        """The document and home after one put; a malformed or oversized put is counted and
+        skipped, an unreadable field only makes its attribute unknown (see readers)."""
         try:
-            payload = json.loads(data)
+            payload = parse_json(data)
             if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
                 raise PayloadError("put without a path")
             if "data" not in payload:
                 raise PayloadError("put without data")
             document = apply_put(self._document, payload["path"], payload["data"])
-            return document, self._normalize(document)
-        except (json.JSONDecodeError, PayloadError) as exc:
+            problems = Problems()
+            home = self._normalize(document, problems)
+        except (ValueError, PayloadError) as exc:  # JSONDecodeError, PayloadTooLarge
             self.stats.malformed += 1
             log.warning("nest_wwn.malformed_put", account=self.account, error=str(exc)[:200])
+            health.reject(str(exc)[:200])
             return None
+        health.review(problems, keep=home.devices.keys() | home.structures.keys())
+        return document, home
 
     async def _publish(
         self, update: tuple[Document, Home], sink: ChangeSink, *, catch_up: bool
