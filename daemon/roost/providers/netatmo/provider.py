@@ -38,6 +38,7 @@ from roost.providers.base import (
     TokenStore,
     WriteLimits,
 )
+from roost.providers.bounds import PayloadTooLarge
 from roost.providers.netatmo import errors
 from roost.providers.netatmo.api import NetatmoApi
 from roost.providers.netatmo.auth import TokenKeeper
@@ -53,6 +54,7 @@ from roost.providers.netatmo.normalize import (
 )
 from roost.providers.netatmo.timeline import AlarmChange, Timeline, events_of, interpret
 from roost.providers.netatmo.webhook import WebhookReceiver
+from roost.providers.readers import Problems
 
 log = structlog.get_logger(__name__)
 
@@ -168,9 +170,10 @@ class NetatmoProvider(HttpClientOwner):
                     await self._set_state(sink, ConnectionState.AUTH_FAILED, reason)
                     return
                 delay = await self._failed(sink, exc)
-            except PayloadError as exc:
+            except (PayloadError, PayloadTooLarge) as exc:
                 self.stats.malformed += 1
                 log.warning("netatmo.malformed", account=self.account, error=str(exc)[:200])
+                sink.payload_health(self.account).reject(str(exc)[:200])
                 delay = self._backoff.next()
             else:
                 self._backoff.reset()
@@ -275,7 +278,10 @@ class NetatmoProvider(HttpClientOwner):
 
     async def _snapshot(self, sink: ChangeSink, now: datetime) -> None:
         alarms = {m: s for t in self._timelines.values() for m, s in t.alarms.items()}
-        home = normalize(list(self._readings.values()), self.account, alarms)
+        problems = Problems()
+        home = normalize(list(self._readings.values()), self.account, alarms, problems)
+        keep = home.devices.keys() | home.structures.keys()
+        sink.payload_health(self.account).review(problems, keep=keep)
         if home != self.home:
             self.home = home
             await sink.snapshot(self.account, home, now)
