@@ -113,15 +113,18 @@ class Fields:
             else:
                 self.bad(key, "wrong type", item)
 
-    def enum(self, key: str, table: Mapping[str, V], default: str | None = None) -> V | None:
-        """The table's value for the string at `key`; `default` stands for a missing key."""
+    def enum(
+        self, key: str, table: Mapping[str, V], default: str | None = None, *, fold: bool = False
+    ) -> V | None:
+        """The table's value for the string at `key` (lower-cased first with `fold`);
+        `default` stands for a missing key."""
         value = self._raw.get(key, default)
         if value is None:
             return None
         if not isinstance(value, str):
             self.bad(key, "wrong type", value)
             return None
-        found = table.get(value)
+        found = table.get(value.lower() if fold else value)
         if found is None:
             self.bad(key, "unknown value", value)
         return found

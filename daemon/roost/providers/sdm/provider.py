@@ -40,6 +40,9 @@ from roost.providers.base import (
     TokenStore,
     WriteLimits,
 )
+from roost.providers.bounds import PayloadTooLarge, check_devices
+from roost.providers.health import PayloadHealth
+from roost.providers.readers import Problems
 from roost.providers.sdm import normalize
 from roost.providers.sdm.api import SdmClient
 from roost.providers.sdm.auth import OAuthSession
@@ -170,8 +173,9 @@ class SdmProvider(HttpClientOwner):
                 retry_after = QUOTA_RETRY_S if exc.http_status == 429 else None
             except httpx.RequestError as exc:
                 reason = describe_transport_error(exc)
-            except PayloadError as exc:
+            except (PayloadError, PayloadTooLarge) as exc:
                 reason = f"unusable answer: {exc}"
+                sink.payload_health(self.account).reject(reason[:200])
             self.stats.disconnects += 1
             await self._set_state(sink, ConnectionState.DISCONNECTED, reason)
             delay = retry_after if retry_after is not None else self._backoff.next()
@@ -317,7 +321,7 @@ class SdmProvider(HttpClientOwner):
             for name in attributes(new)
             if getattr(old, name) != getattr(new, name)
         ]
-        self.home = self._build_home()
+        self.home = self._build_home(sink.payload_health(self.account))
         if changes:
             await sink.patch(self.account, changes, self._clock.now())
 
@@ -365,20 +369,24 @@ class SdmProvider(HttpClientOwner):
         return DeviceRecord.from_resource(answer.body, answer.server_time or self._clock.now())
 
     async def _publish_home(self, sink: ChangeSink) -> None:
-        self.home = self._build_home()
+        self.home = self._build_home(sink.payload_health(self.account))
         await sink.snapshot(self.account, self.home, self._clock.now())
 
-    def _build_home(self) -> Home:
+    def _build_home(self, health: PayloadHealth) -> Home:
+        """The home from the records; its unreadable fields go to `health`."""
+        check_devices(len(self._records))
         devices: dict[str, Device] = {}
+        problems = Problems()
         for record in self._records.values():
             try:
-                device = normalize.device(record, self._structures)
+                device = normalize.device(record, self._structures, problems)
             except PayloadError as exc:
                 self.stats.malformed += 1
                 log.warning("sdm.unusable_device", account=self.account, error=str(exc))
                 continue
             if device is not None:
                 devices[device.id] = device
+        health.review(problems, keep=devices.keys() | self._structures.keys())
         return Home(self.account, dict(self._structures), devices)
 
     async def _set_state(self, sink: ChangeSink, state: ConnectionState, detail: str) -> None:
