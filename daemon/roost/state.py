@@ -343,9 +343,9 @@ class HomeState:
             semantic = SEMANTIC.get((cls, name))
             if semantic is None and name == _ONLINE:
                 semantic = ConnectivityChanged
-            if semantic is None or (value is None and semantic is not SetpointChanged):
-                # None is "unknown" (an unreadable value): no "alarm cleared", no "mode
-                # changed"; a setpoint's None is also "no active setpoint in this mode".
+            if semantic is None or value is None:
+                # None is "unknown" (an unreadable value) or "none in this mode": no "alarm
+                # cleared", no "mode changed", no "setpoint changed" is made up from it.
                 continue
             extra = {"attribute": name} if semantic is SetpointChanged else {}
             out.append(

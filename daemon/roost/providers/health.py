@@ -31,8 +31,7 @@ class PayloadHealth:
         """Take one normalization's findings. The targets it read are judged afresh; with
         `keep` (the ids still in the home) problems of targets gone are forgotten."""
         self.last_rejection = None
-        for target in problems.read:
-            self.present.pop(target, None)
+        before = {t: self.present.pop(t) for t in problems.read if t in self.present}
         if keep is not None:
             for gone in [t for t in self.present if t not in keep]:
                 del self.present[gone]
@@ -41,8 +40,9 @@ class PayloadHealth:
             if problem.field in fields:
                 continue
             fields[problem.field] = problem
-            self.problems_total += 1
-            self._log_once(problem)
+            if problem.field not in before.get(problem.target, {}):
+                self.problems_total += 1
+                self._log_once(problem)
 
     def reject(self, reason: str) -> None:
         """A payload was skipped whole by a parse cap or as unreadable."""
