@@ -16,6 +16,9 @@ MAX_DOCUMENT_BYTES: Final = 4 * 1024 * 1024
 MAX_DEPTH: Final = 32  # vendor documents nest 6–8 levels
 MAX_PATH_SEGMENTS: Final = 16  # a WWN put path is at most /devices/<kind>/<id>/<field>
 MAX_DEVICES: Final = 2000  # per account
+# Objects and arrays per document: a real one has a few per device. Each costs ~60 bytes
+# parsed from 2-3 bytes of text, so without this cap 4 MB of `{},` would cost 100 MB+.
+MAX_CONTAINERS: Final = 100_000
 
 
 class PayloadTooLarge(ValueError):
@@ -29,12 +32,19 @@ def parse_json(text: str | bytes, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
     """
     if len(text) > max_bytes:
         raise PayloadTooLarge(f"document of {len(text)} bytes exceeds the cap of {max_bytes}")
+    opened = _count(text, "{") + _count(text, "[")  # an upper bound: brackets in strings count
+    if opened > MAX_CONTAINERS:
+        raise PayloadTooLarge(f"document of {opened} objects and arrays exceeds the cap")
     try:
         value = json.loads(text)
     except RecursionError:
         raise PayloadTooLarge(f"document nested deeper than {MAX_DEPTH} levels") from None
     check_depth(value)
     return value
+
+
+def _count(text: str | bytes, char: str) -> int:
+    return text.count(char.encode()) if isinstance(text, bytes) else text.count(char)
 
 
 def check_depth(value: Any, max_depth: int = MAX_DEPTH) -> None:

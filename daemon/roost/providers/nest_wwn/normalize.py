@@ -79,10 +79,7 @@ class Normalizer:
         doc = _mapping(document, "document")
         structures_raw = _section(doc, "structures")
         devices_raw = _section(doc, "devices")
-        check_devices(
-            sum(len(v) for v in devices_raw.values() if isinstance(v, Mapping))
-            + len(structures_raw)
-        )
+        check_devices(sum(len(v) for v in devices_raw.values() if isinstance(v, Mapping)))
         wheres = _wheres(structures_raw)
         if wheres != self._wheres:  # room names come from the structures: redo them all
             self._devices = {}
