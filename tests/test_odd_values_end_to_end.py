@@ -10,14 +10,22 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from tests.faults.harness import fault_bed, wait_for
+from roost.simulator import sdm
+from roost.simulator.home import SimHome
+from roost.simulator.sink import serve_sink
+from roost.simulator.stack import DEMO_HOMES, VENDORS
+from tests.faults.harness import RULES, Daemon, fault_bed, wait_for
 
 LIVING, BEDROOM, ALARM = "thermostat-living-room", "thermostat-bedroom", "alarm-hallway"
+SDM_THERMOSTAT, SDM_DOORBELL = "thermostat-lounge", "doorbell-front"
+TRAIT = "sdm.devices.traits."
 
 
 def free_port() -> int:
@@ -75,3 +83,78 @@ async def _metrics(log: str) -> str:
     url = json.loads(line)["url"]
     async with httpx.AsyncClient() as client:
         return (await client.get(url)).text
+
+
+# --- the other three vendors, each through a real `roost run` -------------------------------
+
+
+def account_toml(account: Any) -> str:
+    lines = ["[[accounts]]"]
+    for key, value in account.model_dump(exclude_unset=True).items():
+        plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+        lines.append(f"{key} = {json.dumps(plain)}")
+    return "\n".join(lines) + "\n"
+
+
+def roost_config(tmp_path: Path, account: Any, sink_url: str) -> Path:
+    config = tmp_path / "roost.toml"
+    config.write_text(
+        f'[daemon]\nrules_dir = "{RULES}"\nstate_dir = "{tmp_path / "state"}"\n\n'
+        '[log]\nlevel = "info"\nformat = "json"\n\n'
+        f'[[notify.targets]]\nurl = "{sink_url}"\n\n' + account_toml(account)
+    )
+    return config
+
+
+def odd_values_beside_an_alarm(vendor: str, cloud: Any, home: SimHome) -> str:
+    """Put odd values on the thermostats and raise an alarm (SDM has none: a doorbell
+    chime) in the same change; the title of the push that must arrive."""
+    if vendor == "nest_web":
+        cloud.send_odd_value(f"shared.{LIVING}", "target_temperature_type", "heat-stage2")
+        cloud.send_odd_value(f"device.{BEDROOM}", "current_humidity", "NaN")
+        home.set_co(ALARM, "emergency")
+        return "CO emergency"
+    if vendor == "netatmo":
+        cloud.send_odd_value(LIVING, "therm_setpoint_mode", "eco-boost")
+        cloud.send_odd_value(BEDROOM, "therm_measured_temperature", [18.5])
+        home.set_co(ALARM, "emergency")
+        return "CO emergency"
+    name = sdm.device_resource(cloud.names, home.device(SDM_THERMOSTAT))["name"]
+    cloud.publish_event(
+        {
+            "eventId": "odd-1",
+            "timestamp": sdm.rfc3339(home.clock()),
+            "resourceUpdate": {
+                "name": name,
+                "traits": {
+                    TRAIT + "ThermostatHvac": {"status": "HEATING_STAGE2"},
+                    TRAIT + "Temperature": {"ambientTemperatureCelsius": 1e300},
+                },
+            },
+        }
+    )
+    home.doorbell_chime(SDM_DOORBELL)
+    return "Someone is at the"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("vendor", ["nest_web", "netatmo", "sdm"])
+async def test_an_alarm_beside_odd_values_reaches_the_sink(tmp_path: Path, vendor: str) -> None:
+    home = DEMO_HOMES.get(vendor, SimHome.demo)()
+    async with VENDORS[vendor](home, None) as (cloud, account), serve_sink() as sink:
+        config = roost_config(tmp_path, account, sink.url)
+        daemon = Daemon(config, tmp_path / "daemon.log")
+        await daemon.start()
+        try:
+            await wait_for(lambda: '"state": "connected"' in daemon.log(), timeout_s=30)
+            await anyio.sleep(1.0)  # the first picture is the baseline
+            title = odd_values_beside_an_alarm(vendor, cloud, home)
+            await wait_for(
+                lambda: any(title in str(p.get("title")) for p in sink.received), timeout_s=30
+            )
+            await wait_for(lambda: daemon.log().count("unreadable field") >= 2, timeout_s=10)
+            account_status = status(config)["accounts"][0]  # type: ignore[index]
+        finally:
+            await daemon.stop()
+    assert account_status["state"] == "degraded", account_status
+    assert account_status["unreadable_fields"] >= 2

@@ -465,6 +465,7 @@ class NestWebSimulator:
         self._failures: dict[str, deque[NestWebError]] = {
             name: deque() for name in ("login", "subscribe", "put")
         }
+        self._odd: dict[tuple[str, str], Any] = {}
         self.sync()
 
     @property
@@ -493,6 +494,9 @@ class NestWebSimulator:
             kept=self._kept,
             since_ms=self._since_ms,
         )
+        for (key, field), odd in self._odd.items():
+            if key in rendered:
+                rendered[key] = {**rendered[key], field: odd}
         for key, value in rendered.items():
             self.store.put(key, value)
         for key in set(self.store.keys()) - set(rendered):
@@ -506,6 +510,11 @@ class NestWebSimulator:
             self.sync()
 
     # -- faults and controls -------------------------------------------------------------
+
+    def send_odd_value(self, key: str, field: str, value: Any) -> None:
+        """From the next change on, bucket `key` holds `value` in `field`, whatever the home
+        says: a value a real cloud may send and roost has never seen."""
+        self._odd[(key, field)] = value
 
     def login(self) -> str:
         """A new session token, as a successful `POST /session` would issue."""
