@@ -486,9 +486,9 @@ class NetatmoSimulator:
             modules.append({k: v for k, v in module.items() if k != "name"})
         rooms = [self._room_status(s, t) for t in self.home.thermostats.values()]
         for room in rooms:
-            for (room_id, field), odd in self._odd.items():
+            for (room_id, name), odd in self._odd.items():
                 if room is not None and room["id"] == room_id:
-                    room[field] = odd
+                    room[name] = odd
         home: dict[str, Any] = {
             "id": s.id,
             "rooms": [r for r in rooms if r is not None],
