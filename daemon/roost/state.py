@@ -266,7 +266,7 @@ class HomeState:
         acc = self.account(account)
         reason = acc.health.reason if acc.health is not None else None
         if acc.connection is ConnectionState.CONNECTED and reason is not None:
-            return ConnectionState.DEGRADED, reason
+            return ConnectionState.DEGRADED, redact_text(reason)  # it quotes a cloud value
         return acc.connection, ""
 
     # ---- the diff ------------------------------------------------------------------
