@@ -15,6 +15,7 @@ import anyio
 
 from roost.events import ConnectionState, DeviceEvent
 from roost.model import Change, Home
+from roost.providers.health import PayloadHealth
 
 WAIT_S = 5.0
 
@@ -25,6 +26,7 @@ class RecordingSink:
     patches: list[Sequence[Change]] = field(default_factory=list)
     device_events: list[DeviceEvent] = field(default_factory=list)
     statuses: list[tuple[ConnectionState, str]] = field(default_factory=list)
+    health: dict[str, PayloadHealth] = field(default_factory=dict)
     _news: anyio.Event = field(default_factory=anyio.Event)
 
     async def snapshot(self, account: str, home: Home, at: datetime) -> None:
@@ -42,6 +44,9 @@ class RecordingSink:
     async def status(self, account: str, state: ConnectionState, detail: str = "") -> None:
         self.statuses.append((state, detail))
         self._wake()
+
+    def payload_health(self, account: str) -> PayloadHealth:
+        return self.health.setdefault(account, PayloadHealth(account))
 
     def _wake(self) -> None:
         self._news.set()

@@ -7,6 +7,7 @@ tests/fixtures/nest_web/SOURCES.txt. They use the capture's placeholders for ser
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,7 +65,7 @@ def captured_buckets(shared: str = "seed-v1-subscribe-response-shared.json") -> 
 
 def thermostat(buckets: dict[str, Any]) -> Thermostat:
     home, problems = normalize(buckets, "acct", now=NOW)
-    assert problems == []
+    assert problems.found == []
     device = home.devices[SERIAL]
     assert isinstance(device, Thermostat)
     return device
@@ -139,7 +140,7 @@ def test_presence_rooms_track_and_the_fan_timer() -> None:
     buckets[f"device.{SERIAL}"] = {**device, "where_id": "w1", "fan_timer_timeout": fan_until}
     buckets[f"track.{SERIAL}"] = {"online": False, "last_connection": 1326038279000}
     home, problems = normalize(buckets, "acct", now=NOW)
-    assert problems == []
+    assert problems.found == []
     assert home.structures[STRUCTURE] == Structure(
         id=STRUCTURE, name="Home", presence=Presence.AWAY
     )
@@ -173,13 +174,26 @@ def test_topaz_statuses(status: int, state: AlarmState) -> None:
     assert alarm.battery is BatteryHealth.OK
 
 
-def test_an_unreadable_bucket_keeps_the_devices_previous_form() -> None:
+def test_an_unreadable_field_makes_only_that_attribute_unknown() -> None:
     good, _ = normalize(captured_buckets(), "acct", now=NOW)
     broken = captured_buckets()
     broken[f"shared.{SERIAL}"] = {**broken[f"shared.{SERIAL}"], "current_temperature": "warm"}
     home, problems = normalize(broken, "acct", now=NOW, previous=good)
-    assert len(problems) == 1
-    assert "current_temperature" in problems[0]
+    assert [(p.target, p.field, p.kind) for p in problems.found] == [
+        (SERIAL, "shared.current_temperature", "wrong type")
+    ]
+    t = home.devices[SERIAL]
+    assert isinstance(t, Thermostat)
+    assert t.ambient_c is None
+    assert dataclasses.replace(t, ambient_c=good.devices[SERIAL].ambient_c) == good.devices[SERIAL]
+
+
+def test_a_missing_bucket_keeps_the_devices_previous_form() -> None:
+    good, _ = normalize(captured_buckets(), "acct", now=NOW)
+    broken = captured_buckets()
+    del broken[f"shared.{SERIAL}"]
+    home, problems = normalize(broken, "acct", now=NOW, previous=good)
+    assert [p.kind for p in problems.found] == ["missing bucket"]
     assert home.devices[SERIAL] == good.devices[SERIAL]  # not removed, not mangled
     alone, _ = normalize(broken, "acct", now=NOW)
     assert SERIAL not in alone.devices

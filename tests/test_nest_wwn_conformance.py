@@ -48,6 +48,7 @@ from roost.providers.nest_wwn.normalize import (
     normalize,
     previous_mode,
 )
+from roost.providers.readers import Problems
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nest_wwn"
 STRUCTURE = "xYylA-lypQl5FHuJj2pY_JU3k-aKvEOT3oUEV_Nu8u85w_hO-s4xRg"
@@ -265,24 +266,69 @@ def test_fixture_device_without_optional_keys() -> None:
     assert device.heat_setpoint_c == 20.0
 
 
+@pytest.mark.parametrize("document", [[], "garbage", {"devices": []}])
+def test_a_document_of_the_wrong_shape_raises_payload_error(document: Any) -> None:
+    with pytest.raises(PayloadError):
+        normalize(document, "a")
+
+
+@pytest.mark.parametrize(
+    ("document", "target", "field", "attribute"),
+    [
+        (
+            {"devices": {"thermostats": {"t1": {"structure_id": "s", "hvac_mode": "turbo"}}}},
+            "t1",
+            "hvac_mode",
+            "mode",
+        ),
+        (
+            {
+                "devices": {
+                    "thermostats": {"t1": {"structure_id": "s", "ambient_temperature_c": "x"}}
+                }
+            },
+            "t1",
+            "ambient_temperature_c",
+            "ambient_c",
+        ),
+        (
+            {"devices": {"thermostats": {"t1": {"structure_id": "s", "can_heat": "yes"}}}},
+            "t1",
+            "can_heat",
+            "can_heat",
+        ),
+        (
+            {"devices": {"smoke_co_alarms": {"p1": {"structure_id": "s", "co_alarm_state": "?"}}}},
+            "p1",
+            "co_alarm_state",
+            "co",
+        ),
+        ({"structures": {"s1": {"away": "on holiday"}}}, "s1", "away", "presence"),
+    ],
+)
+def test_an_unreadable_field_makes_only_its_attribute_unknown(
+    document: Any, target: str, field: str, attribute: str
+) -> None:
+    problems = Problems()
+    home = normalize(document, "a", problems)
+    entity = home.devices.get(target) or home.structures[target]
+    assert getattr(entity, attribute) is None
+    assert [(p.target, p.field) for p in problems.found] == [(target, field)]
+
+
 @pytest.mark.parametrize(
     "document",
     [
-        [],
-        "garbage",
-        {"devices": []},
         {"structures": {"s1": "nope"}},
         {"devices": {"thermostats": {"t1": {"hvac_mode": "heat"}}}},  # no structure_id
-        {"devices": {"thermostats": {"t1": {"structure_id": "s", "hvac_mode": "turbo"}}}},
-        {"devices": {"thermostats": {"t1": {"structure_id": "s", "ambient_temperature_c": "x"}}}},
-        {"devices": {"thermostats": {"t1": {"structure_id": "s", "can_heat": "yes"}}}},
-        {"devices": {"smoke_co_alarms": {"p1": {"structure_id": "s", "co_alarm_state": "?"}}}},
-        {"structures": {"s1": {"away": "on holiday"}}},
     ],
 )
-def test_garbage_raises_payload_error(document: Any) -> None:
-    with pytest.raises(PayloadError):
-        normalize(document, "a")
+def test_an_unreadable_new_entity_is_left_out_and_noted(document: Any) -> None:
+    problems = Problems()
+    home = normalize(document, "a", problems)
+    assert not home.devices
+    assert not home.structures
+    assert problems.found
 
 
 # --- stream helpers ------------------------------------------------------------------------

@@ -367,7 +367,7 @@ def scripted_stream(document: dict[str, Any]) -> tuple[list[int], http.Handler]:
             yield b"event: put\ndata: {not json\n\n"
             yield b'event: put\ndata: {"path": "/"}\n\n'  # a put without data
             yield f"event: put\ndata: {good}\n\n".encode()
-            yield f"event: put\ndata: {unusable}\n\n".encode()  # does not normalize
+            yield f"event: put\ndata: {unusable}\n\n".encode()  # a device without a structure
             if first:
                 yield b"event: error\ndata: Internal stream error\n\n"
 
@@ -395,6 +395,9 @@ async def test_malformed_puts_are_skipped_and_a_clean_end_is_a_disconnect() -> N
     ]
     assert len(opened) >= 2
     assert wwn.stats.vendor_errors == 1
-    assert wwn.stats.malformed >= 6  # three per connection, each skipped
+    assert wwn.stats.malformed >= 4  # two per connection, each skipped
+    health = sink.payload_health("acct")
+    assert health.rejected_total >= 4
+    assert health.present["x"]["structure_id"].kind == "missing"  # left out, noted
     assert all(set(home.devices) == set(sink.snapshots[0].devices) for home in sink.snapshots)
     assert thermostat(sink.latest).mode is ThermostatMode.HEAT

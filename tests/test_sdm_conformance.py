@@ -19,6 +19,7 @@ import pytest
 from roost.commands import FailureReason
 from roost.events import Chime, DeviceEvent, Motion, Person, Sound
 from roost.model import Camera, Doorbell, HvacActivity, Thermostat, ThermostatMode
+from roost.providers.health import PayloadHealth
 from roost.providers.sdm import SdmProvider, normalize
 from roost.providers.sdm.errors import ApiError, to_result
 from roost.providers.sdm.messages import PayloadError, parse_event, parse_pull
@@ -198,6 +199,7 @@ class Sink:
     def __init__(self) -> None:
         self.events: list[DeviceEvent] = []
         self.snapshots = 0
+        self.health = PayloadHealth("sdm")
 
     async def snapshot(self, account: str, home: Any, at: datetime) -> None:
         self.snapshots += 1
@@ -210,6 +212,9 @@ class Sink:
 
     async def status(self, account: str, state: Any, detail: str = "") -> None:
         pass
+
+    def payload_health(self, account: str) -> PayloadHealth:
+        return self.health
 
 
 async def deliver(project: str, device: str, payloads: list[dict[str, Any]]) -> Sink:

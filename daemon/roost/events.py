@@ -168,7 +168,9 @@ class Chime(DeviceEvent):
 class ConnectionState(StrEnum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
-    DEGRADED = "degraded"  # subscribed, but something is wrong (the detail says what)
+    # subscribed, but something is wrong (the detail says what): a provider's report, or
+    # unreadable fields / a skipped payload (the state layer's payload health)
+    DEGRADED = "degraded"
     DISCONNECTED = "disconnected"
     RECOVERING = "recovering"  # the provider crashed and is being restarted
     AUTH_FAILED = "auth_failed"

@@ -214,7 +214,8 @@ def _cools(action: Action, t: Thermostat) -> bool:
     if isinstance(action, SetMode):
         return action.mode in (ThermostatMode.COOL, ThermostatMode.HEAT_COOL)
     if isinstance(action, SetEco):  # leaving eco restores a mode roost may not know
-        return not action.on and t.mode is ThermostatMode.ECO and t.can_cool
+        # an unknown mode or can_cool counts as "may cool" (fail closed)
+        return not action.on and t.mode in (None, ThermostatMode.ECO) and t.can_cool is not False
     return isinstance(action, SetCool | SetRange)
 
 

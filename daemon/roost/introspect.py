@@ -37,12 +37,17 @@ async def status(runtime: Runtime, observer: Observer) -> dict[str, Any]:
         name = provider.account
         acc = runtime.state.account(name)
         news = observer.accounts.get(name)
+        state, degraded = runtime.state.shown_state(name)
+        health = runtime.state.payload_health(name)
         accounts.append(
             {
                 "name": name,
                 "provider": providers.get(name, type(provider).__name__),
-                "state": str(acc.connection),
-                "detail": news.detail if news else "",
+                "state": str(state),
+                "detail": degraded or (news.detail if news else ""),
+                "unreadable_fields": health.problem_count,
+                "unreadable_fields_total": health.problems_total,
+                "payloads_skipped": health.rejected_total,
                 "since": news.since.isoformat() if news and news.since else None,
                 "last_event_age_s": _age_s(acc.last_event_at, now),
                 "reconnects": max(0, news.connects - 1) if news else 0,

@@ -73,7 +73,10 @@ class ThermostatSetting:
     cool_c: float | None
 
     @classmethod
-    def of(cls, t: Thermostat) -> ThermostatSetting:
+    def of(cls, t: Thermostat) -> ThermostatSetting | None:
+        """None while the thermostat's mode is unknown: there is nothing sure to put back."""
+        if t.mode is None:
+            return None
         return cls(t.id, t.name, t.mode, t.heat_setpoint_c, t.cool_setpoint_c)
 
     def to_json(self) -> dict[str, Any]:
@@ -101,10 +104,9 @@ def _number(value: Any) -> float | None:
 
 
 async def save_snapshot(memory: Memory, name: str, thermostats: list[Thermostat]) -> int:
-    await memory.set(
-        SNAPSHOT_PREFIX + name, [ThermostatSetting.of(t).to_json() for t in thermostats]
-    )
-    return len(thermostats)
+    settings = [s for s in map(ThermostatSetting.of, thermostats) if s is not None]
+    await memory.set(SNAPSHOT_PREFIX + name, [s.to_json() for s in settings])
+    return len(settings)
 
 
 async def load_snapshot(memory: Memory, name: str) -> list[ThermostatSetting] | None:

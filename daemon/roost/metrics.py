@@ -16,6 +16,7 @@ import structlog
 from anyio.abc import SocketStream
 
 from roost import listeners
+from roost.events import ConnectionState
 from roost.observe import Observer
 
 if TYPE_CHECKING:
@@ -92,11 +93,21 @@ async def render(runtime: Runtime, observer: Observer) -> str:
     t.family("roost_account_connected", "gauge", "1 if the account's subscription is up.")
     t.family("roost_reconnects_total", "counter", "Times an account connected again.")
     t.family("roost_stream_lag_seconds", "gauge", "Receipt minus event time, latest live event.")
+    t.family("roost_account_degraded", "gauge", "1 if connected with unreadable fields now.")
+    t.family(
+        "roost_payload_problems_total", "counter", "Unreadable fields that appeared (unknown)."
+    )
+    t.family("roost_payloads_skipped_total", "counter", "Payloads skipped whole (caps, not JSON).")
     for provider in runtime.providers:
         account = provider.account
         connected = runtime.state.account(account).connection.up
         news = observer.accounts.get(account)
         t.sample("roost_account_connected", int(connected), account=account)
+        state, _ = runtime.state.shown_state(account)
+        health = runtime.state.payload_health(account)
+        t.sample("roost_account_degraded", int(state is ConnectionState.DEGRADED), account=account)
+        t.sample("roost_payload_problems_total", health.problems_total, account=account)
+        t.sample("roost_payloads_skipped_total", health.rejected_total, account=account)
         t.sample(
             "roost_reconnects_total", max(0, news.connects - 1) if news else 0, account=account
         )

@@ -2,6 +2,8 @@
 
 Providers translate their payloads into these frozen classes and back; nothing above
 `providers/` ever sees a vendor's field names. Temperatures are always degrees Celsius.
+`None` is "unknown": the cloud sent a value roost could not read (see providers/readers.py),
+or none at all; a guard that needs an unknown value refuses.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class DeviceKind(StrEnum):
 class Structure:
     id: str
     name: str
-    presence: Presence = Presence.HOME
+    presence: Presence | None = Presence.HOME
     time_zone: str | None = None
 
 
@@ -67,7 +69,7 @@ class Device:
     name: str
     structure_id: str
     room: str | None = None
-    online: bool = True
+    online: bool | None = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,20 +81,20 @@ class Thermostat(Device):
     """
 
     kind: ClassVar[DeviceKind] = DeviceKind.THERMOSTAT
-    mode: ThermostatMode = ThermostatMode.OFF
+    mode: ThermostatMode | None = ThermostatMode.OFF
     heat_setpoint_c: float | None = None
     cool_setpoint_c: float | None = None
     ambient_c: float | None = None
     humidity: float | None = None
-    hvac: HvacActivity = HvacActivity.IDLE
-    can_heat: bool = True
-    can_cool: bool = False
-    has_fan: bool = False
-    fan_timer_active: bool = False
+    hvac: HvacActivity | None = HvacActivity.IDLE
+    can_heat: bool | None = True
+    can_cool: bool | None = False
+    has_fan: bool | None = False
+    fan_timer_active: bool | None = False
     fan_timer_until: datetime | None = None
-    emergency_heat: bool = False
+    emergency_heat: bool | None = False
     allowed_range_c: tuple[float, float] = (9.0, 32.0)
-    locked: bool = False
+    locked: bool | None = False
     locked_range_c: tuple[float, float] | None = None
     eco_range_c: tuple[float, float] | None = None
 
@@ -100,15 +102,15 @@ class Thermostat(Device):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SmokeCoAlarm(Device):
     kind: ClassVar[DeviceKind] = DeviceKind.SMOKE_CO_ALARM
-    smoke: AlarmState = AlarmState.OK
-    co: AlarmState = AlarmState.OK
-    battery: BatteryHealth = BatteryHealth.OK
+    smoke: AlarmState | None = AlarmState.OK
+    co: AlarmState | None = AlarmState.OK
+    battery: BatteryHealth | None = BatteryHealth.OK
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Camera(Device):
     kind: ClassVar[DeviceKind] = DeviceKind.CAMERA
-    streaming: bool = True
+    streaming: bool | None = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -78,6 +78,11 @@ def status_line(runtime: Runtime) -> str:
     failed = [a.account for a in accounts.values() if a.connection is ConnectionState.AUTH_FAILED]
     if failed:
         line += f"; NOT AUTHORIZED: {', '.join(failed)}"
+    degraded = [
+        name for name in accounts if runtime.state.shown_state(name)[0] is ConnectionState.DEGRADED
+    ]
+    if degraded:
+        line += f"; degraded: {', '.join(degraded)}"
     return line
 
 

@@ -50,6 +50,7 @@ from roost.model import (
     attribute_set,
     attributes,
 )
+from roost.providers.health import PayloadHealth
 from roost.redact import redact_text
 
 log = structlog.get_logger(__name__)
@@ -89,6 +90,7 @@ class AccountState:
     reserved: list[tuple[str, int, Any]] = field(default_factory=list)
     baseline_seen: anyio.Event = field(default_factory=anyio.Event)
     settled: anyio.Event = field(default_factory=anyio.Event)  # connected or said why not
+    health: PayloadHealth | None = None  # unreadable fields, skipped payloads (see health)
 
     # structure id → its device ids; rebuilt when membership may have changed (a device
     # added, removed or moved), not on every reading.
@@ -252,6 +254,21 @@ class HomeState:
         )
         await self._bus.publish([event])
 
+    def payload_health(self, account: str) -> PayloadHealth:
+        acc = self.account(account)
+        if acc.health is None:
+            acc.health = PayloadHealth(account)
+        return acc.health
+
+    def shown_state(self, account: str) -> tuple[ConnectionState, str]:
+        """The account's state as status and metrics show it: connected but with unreadable
+        fields or a skipped payload is "degraded", with the reason."""
+        acc = self.account(account)
+        reason = acc.health.reason if acc.health is not None else None
+        if acc.connection is ConnectionState.CONNECTED and reason is not None:
+            return ConnectionState.DEGRADED, redact_text(reason)  # it quotes a cloud value
+        return acc.connection, ""
+
     # ---- the diff ------------------------------------------------------------------
 
     def _store(self, acc: AccountState, entity: Entity) -> None:
@@ -326,7 +343,9 @@ class HomeState:
             semantic = SEMANTIC.get((cls, name))
             if semantic is None and name == _ONLINE:
                 semantic = ConnectivityChanged
-            if semantic is None:
+            if semantic is None or value is None:
+                # None is "unknown" (an unreadable value) or "none in this mode": no "alarm
+                # cleared", no "mode changed", no "setpoint changed" is made up from it.
                 continue
             extra = {"attribute": name} if semantic is SetpointChanged else {}
             out.append(

@@ -123,10 +123,12 @@ def format_status(s: dict[str, Any]) -> str:
     for a in s["accounts"]:
         detail = f" ({a['detail']})" if a["detail"] else ""
         lag = f", lag {a['lag_s']:.1f}s" if a.get("lag_s") is not None else ""
+        odd = a.get("unreadable_fields_total", 0), a.get("payloads_skipped", 0)
+        payload = f", {odd[0]} unreadable fields, {odd[1]} payloads skipped" if any(odd) else ""
         lines.append(
             f"  {a['name']:<14} {a['provider']:<9} {a['state']}{detail}; "
             f"{a['devices']} devices, last event {_age(a['last_event_age_s'])}, "
-            f"{a['reconnects']} reconnects{lag}"
+            f"{a['reconnects']} reconnects{lag}{payload}"
         )
     if not s["accounts"]:
         lines.append("  (none configured)")

@@ -88,7 +88,6 @@ async def test_a_flapping_co_sensor_then_an_emergency_reaches_the_sink(tmp_path:
         assert bed.titles()["CO cleared in the Hallway"] == 8
 
 
-@pytest.mark.xfail(strict=True, reason="needs normalize branch")
 async def test_an_odd_value_beside_a_co_emergency_reaches_the_sink(tmp_path: Path) -> None:
     async with fault_bed(tmp_path) as bed:
         await bed.daemon.start()

@@ -18,6 +18,7 @@ import httpx
 from roost.commands import Command, CommandResult
 from roost.events import ConnectionState, DeviceEvent
 from roost.model import Change, Home
+from roost.providers.health import PayloadHealth
 
 
 class ChangeSink(Protocol):
@@ -32,6 +33,10 @@ class ChangeSink(Protocol):
 
     async def status(self, account: str, state: ConnectionState, detail: str = "") -> None:
         """The subscription connected, dropped, or lost its authorization."""
+
+    def payload_health(self, account: str) -> PayloadHealth:
+        """Where the account's unreadable fields and skipped payloads are reported (its
+        "degraded" status and counts)."""
 
 
 class Provider(Protocol):

@@ -469,6 +469,7 @@ class NestWebSimulator:
         # "login", "read" (a subscribe) and "write" (a put)
         self.faults = Faults(["login", "read", "write"])
         self.fail_next = self.faults.fail_next
+        self._odd: dict[tuple[str, str], Any] = {}
         self.sync()
 
     @property
@@ -497,6 +498,9 @@ class NestWebSimulator:
             kept=self._kept,
             since_ms=self._since_ms,
         )
+        for (key, field), odd in self._odd.items():
+            if key in rendered:
+                rendered[key] = {**rendered[key], field: odd}
         for key, value in rendered.items():
             self.store.put(key, value)
         for key in set(self.store.keys()) - set(rendered):
@@ -510,6 +514,11 @@ class NestWebSimulator:
             self.sync()
 
     # -- faults and controls -------------------------------------------------------------
+
+    def send_odd_value(self, key: str, field: str, value: Any) -> None:
+        """From the next change on, bucket `key` holds `value` in `field`, whatever the home
+        says: a value a real cloud may send and roost has never seen."""
+        self._odd[(key, field)] = value
 
     def login(self) -> str:
         """A new session token, as a successful `POST /session` would issue."""

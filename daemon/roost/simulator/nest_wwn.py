@@ -547,6 +547,7 @@ class NestWwnSimulator:
         # applied: a test judges it against the house as it is (tests/faults/invariants).
         self.write_observers: list[Callable[[SimHome, str, dict[str, Any]], None]] = []
         self.code_grants = CodeGrants(OAUTH_CLIENT_ID)  # no PKCE on WWN
+        self._odd: dict[tuple[str, ...], Any] = {}
 
     @property
     def server(self) -> http.Server:
@@ -565,7 +566,19 @@ class NestWwnSimulator:
         return self.server.url + STREAM_HOST_PREFIX
 
     def document(self) -> dict[str, Any]:
-        return document(self.home, token=self.token, base_url=self.url)
+        doc = document(self.home, token=self.token, base_url=self.url)
+        for parts, value in self._odd.items():
+            node = doc
+            for key in parts[:-1]:
+                node = node.setdefault(key, {})
+            node[parts[-1]] = value
+        return doc
+
+    def send_odd_value(self, path: str, value: Any) -> None:
+        """From the next put on, the document holds `value` at `path` (e.g.
+        "devices/thermostats/<id>/hvac_state"), whatever the home says: a value a real
+        cloud may send and roost has never seen (an unknown enum, a wrong type, NaN…)."""
+        self._odd[tuple(k for k in path.split("/") if k)] = value
 
     # -- faults and controls -------------------------------------------------------------
 

@@ -186,6 +186,7 @@ class NetatmoSimulator:
         self._seen_cameras = _camera_states(home)
         self._seen_away = {s.id: s.away for s in home.structures.values()}
         self._seen_version = home.version
+        self._odd: dict[tuple[str, str], Any] = {}
         self._outbox_send, self._outbox = anyio.create_memory_object_stream[dict[str, Any]](256)
         self._server: http.Server | None = None
 
@@ -207,6 +208,11 @@ class NetatmoSimulator:
         return int(self.now().timestamp())
 
     # -- faults and controls -------------------------------------------------------------
+
+    def send_odd_value(self, room_id: str, field: str, value: Any) -> None:
+        """From now on the room's `homestatus` entry holds `value` in `field`, whatever the
+        home says: a value a real cloud may send and roost has never seen."""
+        self._odd[(room_id, field)] = value
 
     def expire_access_tokens(self) -> None:
         """Every access token handed out so far expires now."""
@@ -482,6 +488,10 @@ class NetatmoSimulator:
                 continue
             modules.append({k: v for k, v in module.items() if k != "name"})
         rooms = [self._room_status(s, t) for t in self.home.thermostats.values()]
+        for room in rooms:
+            for (room_id, name), odd in self._odd.items():
+                if room is not None and room["id"] == room_id:
+                    room[name] = odd
         home: dict[str, Any] = {
             "id": s.id,
             "rooms": [r for r in rooms if r is not None],

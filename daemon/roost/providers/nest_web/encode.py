@@ -87,6 +87,8 @@ def _setpoints(
     action: SetHeat | SetCool | SetRange, target: Thermostat, base_mode: ThermostatMode | None
 ) -> dict[str, Any]:
     mode = target.mode
+    if mode is None:
+        raise EncodeError(f"thermostat {target.id}: its mode is unknown")
     if mode is ThermostatMode.ECO:
         mode = base_mode or (ThermostatMode.HEAT if target.can_heat else ThermostatMode.COOL)
     fields = _SETPOINT_FIELDS.get((type(action), mode))

@@ -13,10 +13,11 @@ All temperatures are °C. Functions are pure.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final
 
 from roost.model import (
     AlarmState,
@@ -30,10 +31,11 @@ from roost.model import (
     Thermostat,
     ThermostatMode,
 )
+from roost.providers.bounds import check_devices
 from roost.providers.nest_web.buckets import PayloadError
+from roost.providers.readers import Fields, Problems
 
 Buckets = Mapping[str, Mapping[str, Any]]
-T = TypeVar("T")
 
 ALLOWED_RANGE_C = (9.0, 32.0)  # the targets a Nest thermostat accepts
 TARGET_TYPES = {
@@ -47,28 +49,29 @@ ECO_MODES = frozenset({"manual-eco", "auto-eco"})  # device.eco.mode; "schedule"
 
 def normalize(
     buckets: Buckets, account: str, *, now: datetime, previous: Home | None = None
-) -> tuple[Home, list[str]]:
+) -> tuple[Home, Problems]:
     """The home the buckets describe, and the problems found on the way.
 
-    A structure or device whose buckets cannot be read keeps its `previous` form (a bad
-    bucket must not look like a removed device); without one it is left out.
+    An unreadable field is unknown (None) for its device only. A device whose buckets are
+    missing keeps its `previous` form (a bad bucket must not look like a removed device);
+    without one it is left out.
     """
-    problems: list[str] = []
+    problems = Problems()
     structures: dict[str, Structure] = {}
     devices: dict[str, Device] = {}
     for key, value in buckets.items():
         kind, _, structure_id = key.partition(".")
         if kind != "structure":
             continue
-        found = _attempt(problems, _structure, structure_id, value)
-        _store(structures, structure_id, found, previous)
+        structures[structure_id] = _structure(problems.fields(value, structure_id))
         rooms = _rooms(buckets.get(f"where.{structure_id}"))
         for ref in _swarm(value):
             kind, _, serial = ref.partition(".")
             build = _BUILDERS.get(kind)
             if build is not None:
-                device = _attempt(problems, build, serial, structure_id, buckets, rooms, now)
+                device = build(serial, structure_id, buckets, rooms, now, problems)
                 _store(devices, serial, device, previous)
+    check_devices(len(devices))
     return Home(account, structures, devices), problems
 
 
@@ -77,19 +80,9 @@ def base_mode(buckets: Buckets, serial: str) -> ThermostatMode | None:
     shared = buckets.get(f"shared.{serial}")
     if shared is None:
         return None
-    try:
-        return _target_type(shared, f"thermostat {serial}")
-    except PayloadError:
-        return None
-
-
-def _attempt(problems: list[str], build: Callable[..., T], *args: Any) -> T | None:
-    """`build(*args)`, or None with the problem noted."""
-    try:
-        return build(*args)
-    except PayloadError as exc:
-        problems.append(str(exc))
-        return None
+    return Fields(shared, serial, Problems()).enum(
+        "target_temperature_type", TARGET_TYPES, "off", fold=True
+    )
 
 
 def _store(into: dict[str, Any], ident: str, built: object, previous: Home | None) -> None:
@@ -103,25 +96,24 @@ def _store(into: dict[str, Any], ident: str, built: object, previous: Home | Non
 # --- structures --------------------------------------------------------------------------
 
 
-def _structure(structure_id: str, raw: Mapping[str, Any]) -> Structure:
-    where = f"structure {structure_id}"
-    away = _bool(raw, "away", where)
+def _structure(f: Fields) -> Structure:
+    away = f.flag("away", default=False)
     return Structure(
-        id=structure_id,
-        name=_optional_str(raw, "name") or structure_id,
-        presence=Presence.AWAY if away else Presence.HOME,
-        time_zone=_optional_str(raw, "time_zone"),
+        id=f.target,
+        name=f.text("name") or f.target,
+        presence=None if away is None else Presence.AWAY if away else Presence.HOME,
+        time_zone=f.text("time_zone"),
     )
 
 
-def _swarm(raw: Mapping[str, Any]) -> list[str]:
-    swarm = raw.get("swarm")
+def _swarm(raw: Any) -> list[str]:
+    swarm = raw.get("swarm") if isinstance(raw, Mapping) else None
     return [ref for ref in swarm if isinstance(ref, str)] if isinstance(swarm, list) else []
 
 
 def _rooms(raw: Mapping[str, Any] | None) -> dict[str, str]:
     """where_id → room name, from a `where.<structure>` bucket."""
-    wheres = raw.get("wheres") if raw is not None else None
+    wheres = raw.get("wheres") if isinstance(raw, Mapping) else None
     if not isinstance(wheres, list):
         return {}
     return {
@@ -136,151 +128,183 @@ def _rooms(raw: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def _thermostat(
-    serial: str, structure_id: str, buckets: Buckets, rooms: dict[str, str], now: datetime
-) -> Thermostat:
-    where = f"thermostat {serial}"
-    device, shared = buckets.get(f"device.{serial}"), buckets.get(f"shared.{serial}")
-    if device is None or shared is None:
-        raise PayloadError(f"{where}: the device. or shared. bucket is missing")
-    base = _target_type(shared, where)
-    mode = ThermostatMode.ECO if _eco_on(device, where) else base
-    eco_low, eco_high = _eco_setpoints(device, where)
-    heat, cool = _active_setpoints(shared, mode, (eco_low, eco_high), where)
-    locked = _bool(device, "temperature_lock", where)
-    fan_until = _fan_timer_until(device, now, where)
-    room = rooms.get(_optional_str(device, "where_id") or "")
+    serial: str,
+    structure_id: str,
+    buckets: Buckets,
+    rooms: dict[str, str],
+    now: datetime,
+    problems: Problems,
+) -> Thermostat | None:
+    raw_device, raw_shared = buckets.get(f"device.{serial}"), buckets.get(f"shared.{serial}")
+    if not isinstance(raw_device, Mapping) or not isinstance(raw_shared, Mapping):
+        problems.note(serial, "device./shared.", "missing bucket", None)
+        return None
+    device = problems.fields(raw_device, serial, "device.")
+    shared = problems.fields(raw_shared, serial, "shared.")
+    eco_on = _eco_on(device)
+    mode = (
+        ThermostatMode.ECO
+        if eco_on is True
+        else None
+        if eco_on is None
+        else shared.enum("target_temperature_type", TARGET_TYPES, default="off", fold=True)
+    )
+    eco_low, eco_high = _eco_setpoints(device)
+    heat, cool = _active_setpoints(shared, mode, (eco_low, eco_high))
+    locked = device.flag("temperature_lock", default=False)
+    fan_until = _fan_timer_until(device, now)
+    room = rooms.get(device.text("where_id") or "")
     return Thermostat(
         id=serial,
-        name=_optional_str(shared, "name") or room or "Thermostat",
+        name=shared.text("name") or room or "Thermostat",
         structure_id=structure_id,
         room=room,
-        online=_online(buckets, serial, where),
+        online=_online(buckets, serial, problems),
         mode=mode,
         heat_setpoint_c=heat,
         cool_setpoint_c=cool,
-        ambient_c=_number(shared, "current_temperature", where),
-        humidity=_number(device, "current_humidity", where),
-        hvac=_hvac(shared, where),
-        can_heat=_bool(shared, "can_heat", where, default=True),
-        can_cool=_bool(shared, "can_cool", where),
-        has_fan=_bool(device, "has_fan", where),
-        fan_timer_active=fan_until is not None,
-        fan_timer_until=fan_until,
+        ambient_c=shared.celsius("current_temperature"),
+        humidity=device.percent("current_humidity"),
+        hvac=_hvac(shared),
+        can_heat=shared.flag("can_heat", default=True),
+        can_cool=shared.flag("can_cool", default=False),
+        has_fan=device.flag("has_fan", default=False),
+        fan_timer_active=None if fan_until is _UNKNOWN else fan_until is not None,
+        fan_timer_until=None if fan_until is _UNKNOWN else fan_until,
         allowed_range_c=ALLOWED_RANGE_C,
         locked=locked,
-        locked_range_c=_pair(
-            device, "temperature_lock_low_temp", "temperature_lock_high_temp", where
-        )
-        if locked
-        else None,
+        locked_range_c=None
+        if locked is False
+        else _pair(
+            device.celsius("temperature_lock_low_temp"),
+            device.celsius("temperature_lock_high_temp"),
+        ),
         eco_range_c=None if eco_low is None or eco_high is None else (eco_low, eco_high),
     )
 
 
-def _target_type(shared: Mapping[str, Any], where: str) -> ThermostatMode:
-    raw = shared.get("target_temperature_type", "off")
-    mode = TARGET_TYPES.get(raw.lower()) if isinstance(raw, str) else None
-    if mode is None:
-        raise PayloadError(f"{where}: unknown target_temperature_type {raw!r}")
-    return mode
+_ECO: Mapping[str, bool] = {"manual-eco": True, "auto-eco": True, "schedule": False}
+_UNKNOWN: Final = datetime.min.replace(tzinfo=UTC)  # a fan timer that cannot be read
 
 
-def _eco_on(device: Mapping[str, Any], where: str) -> bool:
-    eco = device.get("eco")
-    if eco is None:
+def _eco_on(device: Fields) -> bool | None:
+    if not device.has("eco"):
         return False  # thermostats from before eco
-    mode = eco.get("mode") if isinstance(eco, Mapping) else None
-    if not isinstance(mode, str):
-        raise PayloadError(f"{where}: eco is not {{'mode': …}}: {eco!r}")
-    return mode in ECO_MODES
+    return device.child("eco").enum("mode", _ECO)
 
 
-def _eco_setpoints(device: Mapping[str, Any], where: str) -> tuple[float | None, float | None]:
+def _eco_setpoints(device: Fields) -> tuple[float | None, float | None]:
     """The eco (formerly "away") temperatures that are enabled."""
-    low = _number(device, "away_temperature_low", where)
-    high = _number(device, "away_temperature_high", where)
-    low_on = _bool(device, "away_temperature_low_enabled", where, default=True)
-    high_on = _bool(device, "away_temperature_high_enabled", where, default=True)
+    low = device.celsius("away_temperature_low")
+    high = device.celsius("away_temperature_high")
+    low_on = device.flag("away_temperature_low_enabled", default=True)
+    high_on = device.flag("away_temperature_high_enabled", default=True)
     return (low if low_on else None), (high if high_on else None)
 
 
 def _active_setpoints(
-    shared: Mapping[str, Any],
-    mode: ThermostatMode,
-    eco: tuple[float | None, float | None],
-    where: str,
+    shared: Fields, mode: ThermostatMode | None, eco: tuple[float | None, float | None]
 ) -> tuple[float | None, float | None]:
     if mode is ThermostatMode.HEAT:
-        return _number(shared, "target_temperature", where), None
+        return shared.celsius("target_temperature"), None
     if mode is ThermostatMode.COOL:
-        return None, _number(shared, "target_temperature", where)
+        return None, shared.celsius("target_temperature")
     if mode is ThermostatMode.HEAT_COOL:
-        low = _number(shared, "target_temperature_low", where)
-        return low, _number(shared, "target_temperature_high", where)
+        return shared.celsius("target_temperature_low"), shared.celsius("target_temperature_high")
     if mode is ThermostatMode.ECO:
-        can_cool = _bool(shared, "can_cool", where)
+        can_cool = shared.flag("can_cool", default=False)
         return eco[0], (eco[1] if can_cool else None)
-    return None, None
+    return None, None  # off, or unknown
 
 
-def _hvac(shared: Mapping[str, Any], where: str) -> HvacActivity:
-    heating = ("hvac_heater_state", "hvac_heat_x2_state", "hvac_aux_heater_state")
-    if any(_bool(shared, name, where) for name in heating):
+def _hvac(shared: Fields) -> HvacActivity | None:
+    heating = [
+        shared.flag(name, default=False)
+        for name in ("hvac_heater_state", "hvac_heat_x2_state", "hvac_aux_heater_state")
+    ]
+    cooling = shared.flag("hvac_ac_state", default=False)
+    if True in heating:
         return HvacActivity.HEATING
-    if _bool(shared, "hvac_ac_state", where):
+    if cooling is True:
         return HvacActivity.COOLING
+    if None in heating or cooling is None:
+        return None
     return HvacActivity.IDLE
 
 
-def _fan_timer_until(device: Mapping[str, Any], now: datetime, where: str) -> datetime | None:
-    """`fan_timer_timeout` is unix seconds, 0 when the timer is off."""
-    timeout = _number(device, "fan_timer_timeout", where)
-    if timeout is None or timeout <= now.timestamp():
+def _fan_timer_until(device: Fields, now: datetime) -> datetime | None:
+    """`fan_timer_timeout` is unix seconds, 0 when the timer is off; `_UNKNOWN` when it
+    cannot be read."""
+    if not device.has("fan_timer_timeout"):
+        return None
+    timeout = device.number("fan_timer_timeout", 0, _LATEST_TIMESTAMP)
+    if timeout is None:
+        return _UNKNOWN
+    if timeout <= now.timestamp():
         return None
     return datetime.fromtimestamp(timeout, UTC)
 
 
-def _online(buckets: Buckets, serial: str, where: str) -> bool:
+_LATEST_TIMESTAMP: Final = 253402300799.0  # 9999-12-31, the last time datetime can hold
+
+
+def _online(buckets: Buckets, serial: str, problems: Problems) -> bool | None:
     track = buckets.get(f"track.{serial}")
-    return True if track is None else _bool(track, "online", where, default=True)
+    if track is None:
+        return True
+    return problems.fields(track, serial, "track.").flag("online", default=True)
 
 
 # --- Protects ----------------------------------------------------------------------------
 
 
 def _smoke_co_alarm(
-    serial: str, structure_id: str, buckets: Buckets, rooms: dict[str, str], now: datetime
-) -> SmokeCoAlarm:
-    where = f"topaz {serial}"
-    topaz = buckets.get(f"topaz.{serial}")
-    if topaz is None:
-        raise PayloadError(f"{where}: the topaz. bucket is missing")
-    room = rooms.get(_optional_str(topaz, "where_id") or "")
-    battery = _number(topaz, "battery_health_state", where)
+    serial: str,
+    structure_id: str,
+    buckets: Buckets,
+    rooms: dict[str, str],
+    now: datetime,
+    problems: Problems,
+) -> SmokeCoAlarm | None:
+    raw = buckets.get(f"topaz.{serial}")
+    if not isinstance(raw, Mapping):
+        problems.note(serial, "topaz.", "missing bucket", None)
+        return None
+    topaz = problems.fields(raw, serial, "topaz.")
+    room = rooms.get(topaz.text("where_id") or "")
+    battery = topaz.integer("battery_health_state", 0, _MAX_LEVEL)
     return SmokeCoAlarm(
         id=serial,
-        name=_optional_str(topaz, "description") or room or "Nest Protect",
+        name=topaz.text("description") or room or "Nest Protect",
         structure_id=structure_id,
         room=room,
-        online=_online(buckets, serial, where),
-        smoke=_alarm(topaz, "smoke_status", where),
-        co=_alarm(topaz, "co_status", where),
-        battery=BatteryHealth.OK if not battery else BatteryHealth.REPLACE,
+        online=_online(buckets, serial, problems),
+        smoke=_alarm(topaz, "smoke_status"),
+        co=_alarm(topaz, "co_status"),
+        battery=None
+        if battery is None and topaz.has("battery_health_state")
+        else BatteryHealth.OK
+        if not battery
+        else BatteryHealth.REPLACE,
     )
 
 
-def _alarm(topaz: Mapping[str, Any], key: str, where: str) -> AlarmState:
+_MAX_LEVEL: Final = 255
+
+
+def _alarm(topaz: Fields, key: str) -> AlarmState | None:
     """0 ok, 1–2 warning, 3 emergency; a higher (unknown) level is read as an emergency,
-    the cautious side."""
-    value = topaz.get(key, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise PayloadError(f"{where}: {key} is not a status level: {value!r}")
+    the cautious side. Not a level at all: unknown."""
+    value = topaz.integer(key, 0, _MAX_LEVEL) if topaz.has(key) else 0
+    if value is None:
+        return None
     if value == 0:
         return AlarmState.OK
     return AlarmState.WARNING if value <= 2 else AlarmState.EMERGENCY
 
 
-_BUILDERS: dict[str, Callable[[str, str, Buckets, dict[str, str], datetime], Device]] = {
+Builder = Callable[[str, str, Buckets, dict[str, str], datetime, Problems], Device | None]
+_BUILDERS: dict[str, Builder] = {
     "device": _thermostat,
     "topaz": _smoke_co_alarm,
 }
@@ -295,24 +319,13 @@ def _number(raw: Mapping[str, Any], key: str, where: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PayloadError(f"{where}: {key} is not a number: {value!r}")
+    if not math.isfinite(value):
+        raise PayloadError(f"{where}: {key} is not finite: {value!r}")
     return float(value)
 
 
-def _pair(raw: Mapping[str, Any], low: str, high: str, where: str) -> tuple[float, float] | None:
-    a, b = _number(raw, low, where), _number(raw, high, where)
-    return None if a is None or b is None else (a, b)
-
-
-def _bool(raw: Mapping[str, Any], key: str, where: str, *, default: bool = False) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        raise PayloadError(f"{where}: {key} is not a boolean: {value!r}")
-    return value
-
-
-def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
-    value = raw.get(key)
-    return value if isinstance(value, str) and value else None
+def _pair(low: float | None, high: float | None) -> tuple[float, float] | None:
+    return None if low is None or high is None else (low, high)
 
 
 # --- schedules -----------------------------------------------------------------------------

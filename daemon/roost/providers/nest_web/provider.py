@@ -35,6 +35,7 @@ from roost.commands import Command, CommandResult, FailureReason
 from roost.errors import PayloadError, ProviderError, RateLimited, VendorError
 from roost.model import Device, Structure
 from roost.providers.base import ChangeSink, Rate, TokenSet, TokenStore, WriteLimits
+from roost.providers.bounds import PayloadTooLarge, parse_json
 from roost.providers.core import ProviderCore, find_in_home
 from roost.providers.http import retry_after, transport_error
 from roost.providers.nest_web import errors
@@ -52,6 +53,7 @@ from roost.providers.nest_web.session import (
     login,
     resume,
 )
+from roost.providers.readers import Problems
 
 log = structlog.get_logger(__name__)
 
@@ -238,7 +240,9 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
         if status != 200:
             raise VendorError(f"HTTP {status}: {errors.detail(response)}", status)
         try:
-            return response.json()
+            return parse_json(response.content)
+        except PayloadTooLarge as exc:
+            raise self._malformed(PayloadError(str(exc))) from None
         except ValueError:
             raise self._malformed(PayloadError("the reply is not JSON")) from None
 
@@ -267,16 +271,20 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
     async def _publish(self, sink: ChangeSink) -> None:
         at = self._clock.now()
         buckets = self._buckets.values()
-        home, problems = normalize(buckets, self.account, now=at, previous=self.home)
-        self.schedules = self._schedules(buckets, problems)
-        for problem in problems:
+        health = sink.payload_health(self.account)
+        try:
+            home, problems = normalize(buckets, self.account, now=at, previous=self.home)
+        except PayloadTooLarge as exc:
             self.stats.malformed += 1
-            log.warning("nest_web.unreadable_bucket", account=self.account, problem=problem[:200])
+            health.reject(str(exc))
+            return
+        self.schedules = self._schedules(buckets, problems)
+        health.review(problems, keep=home.devices.keys() | home.structures.keys())
         self.home = home
         await sink.snapshot(self.account, home, at)
 
     def _schedules(
-        self, buckets: dict[str, Any], problems: list[str]
+        self, buckets: dict[str, Any], problems: Problems
     ) -> dict[str, tuple[ScheduleEntry, ...]]:
         """Every thermostat's schedule; an unreadable one keeps its previous reading."""
         found: dict[str, tuple[ScheduleEntry, ...]] = {}
@@ -287,7 +295,7 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
             try:
                 found[serial] = schedule(value, serial)
             except PayloadError as exc:
-                problems.append(str(exc))
+                problems.note(serial, "schedule.", "unreadable", str(exc))
                 if serial in self.schedules:
                     found[serial] = self.schedules[serial]
         return found

@@ -80,6 +80,8 @@ def _check_mode_supported(mode: ThermostatMode, target: Thermostat) -> None:
 def _eco_mode(on: bool, target: Thermostat, previous_mode: ThermostatMode | None) -> ThermostatMode:
     if on:
         return ThermostatMode.ECO
+    if target.mode is None:
+        raise EncodeError(f"thermostat {target.id}: its mode is unknown")
     if target.mode is not ThermostatMode.ECO:
         return target.mode  # not in eco: keep the current mode (a harmless echo)
     return _mode_before_eco(target, previous_mode)
@@ -100,6 +102,8 @@ def _setpoint_body(
     # In eco WWN refuses setpoint changes with a 400; encode for the mode eco returns to,
     # so the vendor (not roost) gives the authoritative answer.
     mode = target.mode
+    if mode is None:
+        raise EncodeError(f"thermostat {target.id}: its mode is unknown")
     if mode is ThermostatMode.ECO:
         mode = _mode_before_eco(target, previous_mode)
     fields = _SETPOINT_FIELDS.get((type(action), mode))

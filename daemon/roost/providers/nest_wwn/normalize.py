@@ -9,10 +9,9 @@ All functions are pure: they never change their arguments.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
 from roost import errors
 from roost.events import Context, DeviceEvent, Motion, Person, Sound
@@ -31,10 +30,11 @@ from roost.model import (
     Thermostat,
     ThermostatMode,
 )
+from roost.providers.bounds import check_devices, check_path
+from roost.providers.readers import Fields, Problems
 
 Document = dict[str, Any]
-E = TypeVar("E", bound=Enum)
-V = TypeVar("V")
+Builder = Callable[[str, Fields, dict[str, str]], Device]
 
 ALLOWED_RANGE_C = (9.0, 32.0)  # WWN's documented target-temperature bounds
 
@@ -44,28 +44,19 @@ _HVAC_STATE = {
     "off": HvacActivity.IDLE,
 }
 _AWAY = {"home": Presence.HOME, "away": Presence.AWAY, "auto-away": Presence.AWAY}
+_MODES = {m.value: m for m in ThermostatMode}
+_ALARM = {a.value: a for a in AlarmState}
+_BATTERY = {b.value: b for b in BatteryHealth}
 
 
 class PayloadError(errors.PayloadError):
     """A WWN document (or a part of it) that roost cannot use."""
 
 
-def normalize(document: Mapping[str, Any], account: str) -> Home:
-    """The normalized picture of a whole WWN document."""
-    doc = _mapping(document, "document")
-    structures_raw = _section(doc, "structures")
-    devices_raw = _section(doc, "devices")
-    wheres = _wheres(structures_raw)
-    devices: dict[str, Device] = {}
-    for section, build in _BUILDERS.items():
-        for device_id, raw in _section(devices_raw, section).items():
-            where = f"devices.{section}.{device_id}"
-            devices[device_id] = build(device_id, _mapping(raw, where), wheres)
-    structures = {
-        sid: _structure(sid, _mapping(raw, f"structures.{sid}"))
-        for sid, raw in structures_raw.items()
-    }
-    return Home(account, structures, devices)
+def normalize(document: Mapping[str, Any], account: str, problems: Problems | None = None) -> Home:
+    """The normalized picture of a whole WWN document. Unreadable fields are unknown
+    (None) and noted in `problems`; a device without a readable structure is left out."""
+    return Normalizer(account)(document, problems)
 
 
 class Normalizer:
@@ -74,7 +65,8 @@ class Normalizer:
     object, and only the entries whose raw dict changed are normalized again; the others
     keep their object (an unchanged device is the very same object, cheap to diff).
 
-    The result equals `normalize(document, account)` for every document.
+    The result equals `normalize(document, account)` for every document. A device whose
+    raw object or structure cannot be read keeps its last normalized form.
     """
 
     def __init__(self, account: str) -> None:
@@ -83,10 +75,12 @@ class Normalizer:
         self._devices: dict[tuple[str, str], tuple[Any, Device]] = {}
         self._wheres: dict[str, str] = {}
 
-    def __call__(self, document: Mapping[str, Any]) -> Home:
+    def __call__(self, document: Mapping[str, Any], problems: Problems | None = None) -> Home:
+        found = problems if problems is not None else Problems()
         doc = _mapping(document, "document")
         structures_raw = _section(doc, "structures")
         devices_raw = _section(doc, "devices")
+        check_devices(sum(len(v) for v in devices_raw.values() if isinstance(v, Mapping)))
         wheres = _wheres(structures_raw)
         if wheres != self._wheres:  # room names come from the structures: redo them all
             self._devices = {}
@@ -94,12 +88,18 @@ class Normalizer:
         held_devices, devices = self._devices, {}
         fresh: dict[tuple[str, str], tuple[Any, Device]] = {}
         for section, build in _BUILDERS.items():
-            for device_id, raw in _section(devices_raw, section).items():
+            raws = devices_raw.get(section)
+            if raws is not None and not isinstance(raws, Mapping):
+                found.note("devices", section, "wrong type", raws)
+                raws = {k[1]: v[0] for k, v in held_devices.items() if k[0] == section}
+            for device_id, raw in (raws or {}).items():
                 key = (section, device_id)
                 held = held_devices.get(key)
                 if held is None or not _same(held[0], raw):
-                    where = f"devices.{section}.{device_id}"
-                    held = (raw, build(device_id, _mapping(raw, where), wheres))
+                    built = _device(build, device_id, raw, wheres, found, held)
+                    if built is None:
+                        continue
+                    held = (raw, built)
                 fresh[key] = held
                 devices[device_id] = held[1]
         held_structures, structures = self._structures, {}
@@ -107,11 +107,39 @@ class Normalizer:
         for sid, raw in structures_raw.items():
             known = held_structures.get(sid)
             if known is None or not _same(known[0], raw):
-                known = (raw, _structure(sid, _mapping(raw, f"structures.{sid}")))
+                fields = found.fields(raw, sid)
+                if not isinstance(raw, Mapping):
+                    if known is None:
+                        continue
+                else:
+                    known = (raw, _structure(sid, fields))
             kept[sid] = known
             structures[sid] = known[1]
         self._devices, self._structures = fresh, kept
         return Home(self.account, structures, devices)
+
+
+def _device(
+    build: Builder,
+    device_id: str,
+    raw: Any,
+    wheres: dict[str, str],
+    problems: Problems,
+    held: tuple[Any, Device] | None,
+) -> Device | None:
+    """The device built from `raw`; one whose object or structure is unreadable keeps its
+    `held` form (a bad field must not look like a removed device), or is left out."""
+    fields = problems.fields(raw, device_id)
+    if not isinstance(raw, Mapping):
+        return held[1] if held is not None else None
+    structure_id = fields.text("structure_id")
+    if structure_id is None:
+        if "structure_id" not in raw:
+            fields.bad("structure_id", "missing", None)
+        if held is None:
+            return None
+        structure_id = held[1].structure_id
+    return build(structure_id, fields, wheres)
 
 
 def _same(held: Any, raw: Any) -> bool:
@@ -122,7 +150,9 @@ def previous_mode(document: Mapping[str, Any] | None, device_id: str) -> Thermos
     """The thermostat's `previous_hvac_mode` (the mode eco returns to), if known and usable."""
     if document is None:
         return None
-    device = document.get("devices", {}).get("thermostats", {}).get(device_id, {})
+    device: Any = document
+    for key in ("devices", "thermostats", device_id):
+        device = device.get(key) if isinstance(device, Mapping) else None
     raw = device.get("previous_hvac_mode") if isinstance(device, Mapping) else None
     if not isinstance(raw, str):
         return None
@@ -146,7 +176,7 @@ def apply_put(document: Mapping[str, Any] | None, path: str, data: Any) -> Docum
     A `null` data removes the subtree. The input is not changed; the dicts along `path`
     are copied, everything else is shared.
     """
-    keys = [k for k in path.split("/") if k]
+    keys = check_path(path)
     if not keys:
         return dict(_mapping(data, "put data at /")) if data is not None else {}
     return _replace(document or {}, keys, data)
@@ -210,115 +240,99 @@ _EVENT_KINDS: tuple[tuple[str, type[DeviceEvent]], ...] = (
 # --- devices -----------------------------------------------------------------------------
 
 
-def _thermostat(device_id: str, raw: Mapping[str, Any], wheres: dict[str, str]) -> Thermostat:
-    where = f"thermostat {device_id}"
-    mode = _enum(ThermostatMode, raw.get("hvac_mode", "off"), f"{where}: hvac_mode")
-    eco_range = _pair(raw, "eco_temperature_low_c", "eco_temperature_high_c", where)
-    heat, cool = _active_setpoints(raw, mode, eco_range, where)
-    locked = _bool(raw, "is_locked", where)
+def _thermostat(structure_id: str, f: Fields, wheres: dict[str, str]) -> Thermostat:
+    mode = f.enum("hvac_mode", _MODES, default="off")
+    eco_range = _pair(f.celsius("eco_temperature_low_c"), f.celsius("eco_temperature_high_c"))
+    heat, cool = _active_setpoints(f, mode, eco_range)
+    locked = f.flag("is_locked", default=False)
+    fan_active = f.flag("fan_timer_active", default=False)
     return Thermostat(
-        **_common(device_id, raw, wheres),
+        **_common(structure_id, f, wheres),
         mode=mode,
         heat_setpoint_c=heat,
         cool_setpoint_c=cool,
-        ambient_c=_number(raw, "ambient_temperature_c", where),
-        humidity=_number(raw, "humidity", where),
-        hvac=_lookup(_HVAC_STATE, raw.get("hvac_state", "off"), f"{where}: hvac_state"),
-        can_heat=_bool(raw, "can_heat", where, default=True),
-        can_cool=_bool(raw, "can_cool", where),
-        has_fan=_bool(raw, "has_fan", where),
-        fan_timer_active=_bool(raw, "fan_timer_active", where),
-        fan_timer_until=_fan_timer_until(raw),
-        emergency_heat=_bool(raw, "is_using_emergency_heat", where),
+        ambient_c=f.celsius("ambient_temperature_c"),
+        humidity=f.percent("humidity"),
+        hvac=f.enum("hvac_state", _HVAC_STATE, default="off"),
+        can_heat=f.flag("can_heat", default=True),
+        can_cool=f.flag("can_cool", default=False),
+        has_fan=f.flag("has_fan", default=False),
+        fan_timer_active=fan_active,
+        fan_timer_until=_fan_timer_until(f) if fan_active else None,
+        emergency_heat=f.flag("is_using_emergency_heat", default=False),
         allowed_range_c=ALLOWED_RANGE_C,
         locked=locked,
-        locked_range_c=_pair(raw, "locked_temp_min_c", "locked_temp_max_c", where)
-        if locked
-        else None,
+        locked_range_c=None
+        if locked is False
+        else _pair(f.celsius("locked_temp_min_c"), f.celsius("locked_temp_max_c")),
         eco_range_c=eco_range,
     )
 
 
 def _active_setpoints(
-    raw: Mapping[str, Any],
-    mode: ThermostatMode,
-    eco_range: tuple[float, float] | None,
-    where: str,
+    f: Fields, mode: ThermostatMode | None, eco_range: tuple[float, float] | None
 ) -> tuple[float | None, float | None]:
     if mode is ThermostatMode.HEAT:
-        return _number(raw, "target_temperature_c", where), None
+        return f.celsius("target_temperature_c"), None
     if mode is ThermostatMode.COOL:
-        return None, _number(raw, "target_temperature_c", where)
+        return None, f.celsius("target_temperature_c")
     if mode is ThermostatMode.HEAT_COOL:
-        low = _number(raw, "target_temperature_low_c", where)
-        return low, _number(raw, "target_temperature_high_c", where)
+        return f.celsius("target_temperature_low_c"), f.celsius("target_temperature_high_c")
     if mode is ThermostatMode.ECO:
         return eco_range if eco_range is not None else (None, None)
-    return None, None
+    return None, None  # off, or unknown
 
 
-def _fan_timer_until(raw: Mapping[str, Any]) -> datetime | None:
-    if raw.get("fan_timer_active") is not True:
-        return None
-    until = _parse_time(raw.get("fan_timer_timeout"))
+def _fan_timer_until(f: Fields) -> datetime | None:
+    until = _parse_time(f.raw("fan_timer_timeout"))
     if until is None or until.year <= 1970:
         return None
     return until
 
 
-def _smoke_co_alarm(device_id: str, raw: Mapping[str, Any], wheres: dict[str, str]) -> SmokeCoAlarm:
-    where = f"smoke_co_alarm {device_id}"
+def _smoke_co_alarm(structure_id: str, f: Fields, wheres: dict[str, str]) -> SmokeCoAlarm:
     return SmokeCoAlarm(
-        **_common(device_id, raw, wheres),
-        smoke=_enum(AlarmState, raw.get("smoke_alarm_state", "ok"), f"{where}: smoke_alarm_state"),
-        co=_enum(AlarmState, raw.get("co_alarm_state", "ok"), f"{where}: co_alarm_state"),
-        battery=_enum(BatteryHealth, raw.get("battery_health", "ok"), f"{where}: battery_health"),
+        **_common(structure_id, f, wheres),
+        smoke=f.enum("smoke_alarm_state", _ALARM, default="ok"),
+        co=f.enum("co_alarm_state", _ALARM, default="ok"),
+        battery=f.enum("battery_health", _BATTERY, default="ok"),
     )
 
 
-def _camera(device_id: str, raw: Mapping[str, Any], wheres: dict[str, str]) -> Camera:
-    where = f"camera {device_id}"
-    cls = Doorbell if raw.get("is_doorbell") is True else Camera
-    return cls(
-        **_common(device_id, raw, wheres),
-        streaming=_bool(raw, "is_streaming", where, default=True),
-    )
+def _camera(structure_id: str, f: Fields, wheres: dict[str, str]) -> Camera:
+    cls = Doorbell if f.raw("is_doorbell") is True else Camera
+    return cls(**_common(structure_id, f, wheres), streaming=f.flag("is_streaming", default=True))
 
 
-_BUILDERS = {
+_BUILDERS: dict[str, Builder] = {
     "thermostats": _thermostat,
     "smoke_co_alarms": _smoke_co_alarm,
     "cameras": _camera,
 }
 
 
-def _common(device_id: str, raw: Mapping[str, Any], wheres: dict[str, str]) -> dict[str, Any]:
-    where = f"device {device_id}"
-    structure_id = raw.get("structure_id")
-    if not isinstance(structure_id, str) or not structure_id:
-        raise PayloadError(f"{where}: structure_id is missing")
-    room = _optional_str(raw, "where_name")
+def _common(structure_id: str, f: Fields, wheres: dict[str, str]) -> dict[str, Any]:
+    room = f.text("where_name")
     if room is None:
-        room = wheres.get(_optional_str(raw, "where_id") or "")
+        room = wheres.get(f.text("where_id") or "")
     return {
-        "id": device_id,
-        "name": _optional_str(raw, "name") or _optional_str(raw, "name_long") or device_id,
+        "id": f.target,
+        "name": f.text("name") or f.text("name_long") or f.target,
         "structure_id": structure_id,
         "room": room,
-        "online": _bool(raw, "is_online", where, default=True),
+        "online": f.flag("is_online", default=True),
     }
 
 
 # --- structures ----------------------------------------------------------------------------
 
 
-def _structure(structure_id: str, raw: Mapping[str, Any]) -> Structure:
-    where = f"structure {structure_id}"
+def _structure(structure_id: str, f: Fields) -> Structure:
     return Structure(
         id=structure_id,
-        name=_optional_str(raw, "name") or structure_id,
-        presence=_lookup(_AWAY, raw.get("away", "home"), f"{where}: away"),
-        time_zone=_optional_str(raw, "time_zone"),
+        name=f.text("name") or structure_id,
+        presence=f.enum("away", _AWAY, default="home"),
+        time_zone=f.text("time_zone"),
     )
 
 
@@ -378,43 +392,13 @@ def _section(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return {} if value is None else _mapping(value, key)
 
 
-def _number(raw: Mapping[str, Any], key: str, where: str) -> float | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PayloadError(f"{where}: {key} is not a number: {value!r}")
-    return float(value)
-
-
-def _pair(raw: Mapping[str, Any], low: str, high: str, where: str) -> tuple[float, float] | None:
-    a, b = _number(raw, low, where), _number(raw, high, where)
-    return None if a is None or b is None else (a, b)
-
-
-def _bool(raw: Mapping[str, Any], key: str, where: str, *, default: bool = False) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        raise PayloadError(f"{where}: {key} is not a boolean: {value!r}")
-    return value
+def _pair(low: float | None, high: float | None) -> tuple[float, float] | None:
+    return None if low is None or high is None else (low, high)
 
 
 def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
     value = raw.get(key)
     return value if isinstance(value, str) and value else None
-
-
-def _enum(cls: type[E], value: Any, where: str) -> E:
-    try:
-        return cls(value)
-    except ValueError:
-        raise PayloadError(f"{where}: unknown value {value!r}") from None
-
-
-def _lookup(table: Mapping[str, V], value: Any, where: str) -> V:
-    if not isinstance(value, str) or value not in table:
-        raise PayloadError(f"{where}: unknown value {value!r}")
-    return table[value]
 
 
 def _parse_time(value: Any) -> datetime | None:

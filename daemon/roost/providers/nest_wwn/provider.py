@@ -11,7 +11,6 @@ connections and writes and forgotten when it fails.
 
 from __future__ import annotations
 
-import json
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +24,9 @@ from roost.commands import Command, CommandResult, FailureReason
 from roost.errors import AuthError, ProviderError, RateLimited, StreamEnded, VendorError
 from roost.model import Device, Home, Structure
 from roost.providers.base import ChangeSink, Rate, WriteLimits
+from roost.providers.bounds import parse_json
 from roost.providers.core import ProviderCore, find_in_home
+from roost.providers.health import PayloadHealth
 from roost.providers.http import transport_error
 from roost.providers.nest_wwn import errors
 from roost.providers.nest_wwn.encode import encode
@@ -38,6 +39,7 @@ from roost.providers.nest_wwn.normalize import (
     display_scale,
     previous_mode,
 )
+from roost.providers.readers import Problems
 from roost.providers.sse import EventTooLarge, read_sse
 
 log = structlog.get_logger(__name__)
@@ -162,7 +164,7 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
                 if sse is None:
                     raise StreamEnded("stream closed by the server")
                 if sse.event == "put":
-                    update = self._apply_put(sse.data)
+                    update = self._apply_put(sse.data, sink.payload_health(self.account))
                     if update is not None:
                         await self.supervisor.connected("streaming")
                         await self._publish(update, sink, catch_up=first_put)
@@ -174,20 +176,25 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
                     log.warning("nest_wwn.stream_error", account=self.account, data=sse.data[:200])
                     raise VendorError(f"stream error: {sse.data[:200]}")
 
-    def _apply_put(self, data: str) -> tuple[Document, Home] | None:
-        """The document and home after one put; a malformed put is counted and skipped."""
+    def _apply_put(self, data: str, health: PayloadHealth) -> tuple[Document, Home] | None:
+        """The document and home after one put; a malformed or oversized put is counted and
+        skipped, an unreadable field only makes its attribute unknown (see readers)."""
         try:
-            payload = json.loads(data)
+            payload = parse_json(data)
             if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
                 raise PayloadError("put without a path")
             if "data" not in payload:
                 raise PayloadError("put without data")
             document = apply_put(self._document, payload["path"], payload["data"])
-            return document, self._normalize(document)
-        except (json.JSONDecodeError, PayloadError) as exc:
+            problems = Problems()
+            home = self._normalize(document, problems)
+        except (ValueError, PayloadError) as exc:  # JSONDecodeError, PayloadTooLarge
             self.stats.malformed += 1
             log.warning("nest_wwn.malformed_put", account=self.account, error=str(exc)[:200])
+            health.reject(str(exc)[:200])
             return None
+        health.review(problems, keep=home.devices.keys() | home.structures.keys())
+        return document, home
 
     async def _publish(
         self, update: tuple[Document, Home], sink: ChangeSink, *, catch_up: bool

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from roost.providers.bounds import PayloadTooLarge, parse_json
 from roost.providers.netatmo.budget import RequestBudget
 from roost.providers.netatmo.errors import ApiError, from_response, from_transport
 from roost.providers.oauth import RefreshTokenKeeper
@@ -50,7 +51,10 @@ class NetatmoApi:
             options["data"] = dict(form)
         if json_body is not None:
             options["json"] = dict(json_body)
-        return await self._call("POST", endpoint, poll=False, **options)
+        try:
+            return await self._call("POST", endpoint, poll=False, **options)
+        except PayloadTooLarge as exc:  # a write answers with a typed failure, not a crash
+            raise ApiError(200, None, str(exc)) from None
 
     async def webhooks_v1(self, method: str, url: str | None = None) -> None:
         """The webhook registration pyatmo 9.9 uses: `POST webhooks/v1` with `{url}` (409
@@ -83,7 +87,9 @@ class NetatmoApi:
 
 def _body(response: httpx.Response) -> Body:
     try:
-        envelope = response.json()
+        envelope = parse_json(response.content)
+    except PayloadTooLarge:
+        raise
     except ValueError:
         raise ApiError(response.status_code, None, "answer is not JSON") from None
     if not isinstance(envelope, dict) or envelope.get("status") != "ok":

@@ -39,6 +39,8 @@ from roost.model import (
     Thermostat,
     ThermostatMode,
 )
+from roost.providers.bounds import check_devices
+from roost.providers.readers import Fields, Problems
 
 THERMOSTAT_MODULES = frozenset({"NATherm1", "NRV", "OTM", "BNS"})
 CAMERA_MODULES: Mapping[str, type[Camera]] = {
@@ -61,7 +63,15 @@ ROOM_MODES: Mapping[str, ThermostatMode] = {
     "hg": ThermostatMode.ECO,
     "off": ThermostatMode.OFF,
 }
-_LOW_BATTERY = frozenset({"low", "very_low"})
+_BATTERY = {
+    "max": BatteryHealth.OK,
+    "full": BatteryHealth.OK,
+    "high": BatteryHealth.OK,
+    "medium": BatteryHealth.OK,
+    "low": BatteryHealth.REPLACE,
+    "very_low": BatteryHealth.REPLACE,
+}
+_MONITORING = {"on": True, "off": False}
 
 
 class PayloadError(errors.PayloadError):
@@ -90,75 +100,97 @@ class HomeReading:
 
 
 def normalize(
-    readings: Sequence[HomeReading], account: str, alarms: Mapping[str, AlarmStates]
+    readings: Sequence[HomeReading],
+    account: str,
+    alarms: Mapping[str, AlarmStates],
+    problems: Problems | None = None,
 ) -> Home:
-    """The normalized picture of every home read."""
+    """The normalized picture of every home read; unreadable fields are unknown (None)
+    and noted in `problems`."""
+    found = problems if problems is not None else Problems()
     structures: dict[str, Structure] = {}
     devices: dict[str, Device] = {}
     for reading in readings:
-        structure, found = normalize_home(reading, alarms)
+        structure, home_devices = normalize_home(reading, alarms, found)
         structures[structure.id] = structure
-        devices.update((device.id, device) for device in found)
+        devices.update((device.id, device) for device in home_devices)
+    check_devices(len(devices))
     return Home(account, structures, devices)
 
 
 def normalize_home(
-    reading: HomeReading, alarms: Mapping[str, AlarmStates]
+    reading: HomeReading, alarms: Mapping[str, AlarmStates], problems: Problems | None = None
 ) -> tuple[Structure, list[Device]]:
+    found = problems if problems is not None else Problems()
     data, status = _mapping(reading.data, "home"), _mapping(reading.status, "homestatus home")
     home_id = reading.id
-    rooms = {_text(r, "id", "room"): r for r in _list(data, "rooms", home_id)}
-    room_status = {_text(r, "id", "room"): r for r in _list(status, "rooms", home_id)}
-    module_status = {_text(m, "id", "module"): m for m in _list(status, "modules", home_id)}
-    modules = {_text(m, "id", "module"): m for m in _list(data, "modules", home_id)}
+    home = found.fields(data, home_id)
+    home_status = Fields(status, home_id, found, "homestatus.")
+    rooms = _by_id(home, "rooms")
+    room_status = _by_id(home_status, "rooms")
+    module_status = _by_id(home_status, "modules")
+    modules = _by_id(home, "modules")
     devices: list[Device] = []
     for room_id, room in rooms.items():
         types = [_module_type(modules.get(m)) for m in _ids(room, "module_ids")]
         if THERMOSTAT_MODULES.intersection(types):
             devices.append(
                 _thermostat(
-                    home_id, room, room_status.get(room_id), modules, module_status, reading
+                    home_id, room, room_status.get(room_id), modules, module_status, reading, found
                 )
             )
     for module_id, module in modules.items():
-        kind = _module_type(module)
-        raw = module_status.get(module_id, {})
-        online = _reachable(raw) and module_id not in reading.errors
-        common: dict[str, Any] = {
-            "id": module_id,
-            "name": _name(module, module_id),
-            "structure_id": home_id,
-            "room": _room_name(rooms, module.get("room_id")),
-            "online": online,
-        }
-        if kind in CAMERA_MODULES:
-            streaming = raw.get("monitoring", "on") != "off"
-            devices.append(CAMERA_MODULES[kind](**common, streaming=streaming))
-        elif kind in ALARM_MODULES:
-            states = alarms.get(module_id, AlarmStates())
-            battery = raw.get("battery_state")
-            devices.append(
-                SmokeCoAlarm(
-                    **common,
-                    smoke=states.smoke if kind == SMOKE_ALARM else AlarmState.OK,
-                    co=states.co if kind == CO_ALARM else AlarmState.OK,
-                    battery=BatteryHealth.REPLACE if battery in _LOW_BATTERY else BatteryHealth.OK,
-                )
-            )
+        device = _module(home_id, module_id, module, module_status, rooms, reading, alarms, found)
+        if device is not None:
+            devices.append(device)
     heated = [room_status[d.id] for d in devices if d.id in room_status]
     structure = Structure(
         id=home_id,
         name=_name(data, home_id),
         presence=presence(status, heated),
-        time_zone=_optional_text(data, "timezone"),
+        time_zone=home.text("timezone"),
     )
     return structure, devices
+
+
+def _module(
+    home_id: str,
+    module_id: str,
+    module: Mapping[str, Any],
+    module_status: Mapping[str, Mapping[str, Any]],
+    rooms: Mapping[str, Mapping[str, Any]],
+    reading: HomeReading,
+    alarms: Mapping[str, AlarmStates],
+    problems: Problems,
+) -> Device | None:
+    kind = _module_type(module)
+    if kind not in CAMERA_MODULES and kind not in ALARM_MODULES:
+        return None
+    f = problems.fields(module_status.get(module_id, {}), module_id)
+    reachable = f.flag("reachable", default=True)
+    common: dict[str, Any] = {
+        "id": module_id,
+        "name": _name(module, module_id),
+        "structure_id": home_id,
+        "room": _room_name(rooms, module.get("room_id")),
+        "online": None if reachable is None else reachable and module_id not in reading.errors,
+    }
+    if kind in CAMERA_MODULES:
+        monitoring = f.enum("monitoring", _MONITORING, default="on")
+        return CAMERA_MODULES[kind](**common, streaming=monitoring)
+    states = alarms.get(module_id, AlarmStates())
+    return SmokeCoAlarm(
+        **common,
+        smoke=states.smoke if kind == SMOKE_ALARM else AlarmState.OK,
+        co=states.co if kind == CO_ALARM else AlarmState.OK,
+        battery=f.enum("battery_state", _BATTERY, default="full"),
+    )
 
 
 def presence(status: Mapping[str, Any], heated_rooms: Sequence[Mapping[str, Any]]) -> Presence:
     """Away when every person Netatmo knows is out of sight; with no persons, when every
     heated room is in the home's away mode."""
-    persons = [p for p in _list(status, "persons", "homestatus") if "out_of_sight" in p]
+    persons = [p for p in _objects(status, "persons") if "out_of_sight" in p]
     if persons:
         return Presence.AWAY if all(p["out_of_sight"] is True for p in persons) else Presence.HOME
     if heated_rooms and all(r.get("therm_setpoint_mode") == "away" for r in heated_rooms):
@@ -167,7 +199,7 @@ def presence(status: Mapping[str, Any], heated_rooms: Sequence[Mapping[str, Any]
 
 
 def person_ids(status: Mapping[str, Any]) -> list[str]:
-    return [p["id"] for p in _list(status, "persons", "homestatus") if isinstance(p.get("id"), str)]
+    return [p["id"] for p in _objects(status, "persons") if isinstance(p.get("id"), str)]
 
 
 def _thermostat(
@@ -177,9 +209,9 @@ def _thermostat(
     modules: Mapping[str, Mapping[str, Any]],
     module_status: Mapping[str, Mapping[str, Any]],
     reading: HomeReading,
+    problems: Problems,
 ) -> Thermostat:
-    room_id = _text(room, "id", "room")
-    where = f"room {room_id}"
+    room_id = room["id"]
     members = [
         m for m in _ids(room, "module_ids") if _module_type(modules.get(m)) in THERMOSTAT_MODULES
     ]
@@ -187,41 +219,57 @@ def _thermostat(
     common: dict[str, Any] = {"id": room_id, "name": name, "structure_id": home_id, "room": name}
     if status is None:  # homesdata knows the room, homestatus says nothing about it
         return Thermostat(**common, online=False)
-    raw_mode = status.get("therm_setpoint_mode", "schedule")
-    if raw_mode not in ROOM_MODES:
-        raise PayloadError(f"{where}: unknown therm_setpoint_mode {raw_mode!r}")
-    mode = ROOM_MODES[raw_mode]
-    reachable = status.get("reachable", True) is not False and not any(
-        m in reading.errors or not _reachable(module_status.get(m, {})) for m in members
+    f = problems.fields(status, room_id)
+    mode = f.enum("therm_setpoint_mode", ROOM_MODES, default="schedule")
+    reachable = f.flag("reachable", default=True)
+    member_status = [problems.fields(module_status.get(m, {}), m) for m in members]
+    modules_ok = [m.flag("reachable", default=True) for m in member_status]
+    online = (
+        None
+        if reachable is None or None in modules_ok
+        else reachable and all(modules_ok) and not any(m in reading.errors for m in members)
     )
     return Thermostat(
         **common,
-        online=reachable,
+        online=online,
         mode=mode,
         heat_setpoint_c=None
         if mode is ThermostatMode.OFF
-        else _number(status, "therm_setpoint_temperature", where),
-        ambient_c=_number(status, "therm_measured_temperature", where),
-        humidity=_number(status, "humidity", where),
-        hvac=_activity(status, [module_status.get(m, {}) for m in members], where),
+        else f.celsius("therm_setpoint_temperature"),
+        ambient_c=f.celsius("therm_measured_temperature"),
+        humidity=f.percent("humidity"),
+        hvac=_activity(f, member_status),
         can_heat=True,
         can_cool=False,
         allowed_range_c=ALLOWED_RANGE_C,
     )
 
 
-def _activity(
-    room: Mapping[str, Any], modules: Sequence[Mapping[str, Any]], where: str
-) -> HvacActivity:
-    power = _number(room, "heating_power_request", where)
-    boiler = any(m.get("boiler_status") is True for m in modules)
-    return (
-        HvacActivity.HEATING if boiler or (power is not None and power > 0) else HvacActivity.IDLE
-    )
+def _activity(room: Fields, modules: Sequence[Fields]) -> HvacActivity | None:
+    power = room.percent("heating_power_request")
+    boilers = [m.flag("boiler_status", default=False) for m in modules]
+    if True in boilers or (power is not None and power > 0):
+        return HvacActivity.HEATING
+    if None in boilers or (power is None and room.has("heating_power_request")):
+        return None
+    return HvacActivity.IDLE
 
 
-def _reachable(raw: Mapping[str, Any]) -> bool:
-    return raw.get("reachable", True) is not False
+def _by_id(f: Fields, key: str) -> dict[str, Mapping[str, Any]]:
+    """The objects of a list, by their `id` (an item without one is noted and left out)."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for item in f.children(key):
+        ident = item.get("id")
+        if isinstance(ident, str) and ident:
+            found[ident] = item
+        else:
+            f.bad(key, "missing id", ident)
+    return found
+
+
+def _objects(raw: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = raw.get(key)
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
 def _module_type(module: Mapping[str, Any] | None) -> str:
@@ -245,15 +293,6 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
-def _list(raw: Mapping[str, Any], key: str, where: str) -> list[Mapping[str, Any]]:
-    value = raw.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-        raise PayloadError(f"{where}: {key} is not a list of objects")
-    return value
-
-
 def _ids(raw: Mapping[str, Any], key: str) -> list[str]:
     value = raw.get(key)
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
@@ -269,12 +308,3 @@ def _text(raw: Mapping[str, Any], key: str, where: str) -> str:
 def _optional_text(raw: Mapping[str, Any], key: str) -> str | None:
     value = raw.get(key)
     return value if isinstance(value, str) and value else None
-
-
-def _number(raw: Mapping[str, Any], key: str, where: str) -> float | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PayloadError(f"{where}: {key} is not a number: {value!r}")
-    return float(value)

@@ -36,6 +36,7 @@ from roost.providers.base import (
     TokenStore,
     WriteLimits,
 )
+from roost.providers.bounds import PayloadTooLarge
 from roost.providers.core import ProviderCore, find_in_home
 from roost.providers.netatmo import errors
 from roost.providers.netatmo.api import NetatmoApi
@@ -52,6 +53,7 @@ from roost.providers.netatmo.normalize import (
 from roost.providers.netatmo.timeline import AlarmChange, Timeline, events_of, interpret
 from roost.providers.netatmo.webhook import WebhookReceiver
 from roost.providers.oauth import RefreshTokenKeeper
+from roost.providers.readers import Problems
 
 log = structlog.get_logger(__name__)
 
@@ -161,8 +163,12 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
                 await self._round(sink)
             except ApiError as exc:
                 raise self._failed(exc) from exc
-            except PayloadError:
+            except (PayloadError, PayloadTooLarge) as exc:
                 self.stats.malformed += 1
+                log.warning("netatmo.malformed", account=self.account, error=str(exc)[:200])
+                sink.payload_health(self.account).reject(str(exc)[:200])
+                if isinstance(exc, PayloadTooLarge):
+                    raise PayloadError(str(exc)) from exc
                 raise
             await self._register_webhook()
             if self.webhook_problem is not None:
@@ -298,7 +304,10 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
 
     async def _snapshot(self, sink: ChangeSink, now: datetime) -> None:
         alarms = {m: s for t in self._timelines.values() for m, s in t.alarms.items()}
-        home = normalize(list(self._readings.values()), self.account, alarms)
+        problems = Problems()
+        home = normalize(list(self._readings.values()), self.account, alarms, problems)
+        keep = home.devices.keys() | home.structures.keys()
+        sink.payload_health(self.account).review(problems, keep=keep)
         if home != self.home:
             self.home = home
             await sink.snapshot(self.account, home, now)

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from roost.providers.bounds import PayloadTooLarge, parse_json
 from roost.providers.http import transport_error
 from roost.providers.oauth import RefreshTokenKeeper
 from roost.providers.sdm.errors import ApiError
@@ -117,7 +118,9 @@ def _json(response: httpx.Response) -> Any:
     if not response.content:
         return {}
     try:
-        return response.json()
+        return parse_json(response.content)
+    except PayloadTooLarge as exc:
+        raise PayloadError(f"{response.request.url.path}: {exc}") from None
     except ValueError:
         raise PayloadError(f"{response.request.url.path}: the answer is not JSON") from None
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from roost import errors
+from roost.providers.bounds import PayloadTooLarge, parse_json
 
 EVENT_PREFIX = "sdm.devices.events."
 _FRACTION = re.compile(r"\.(\d+)")
@@ -139,7 +140,9 @@ def parse_event(data: bytes | str | Mapping[str, Any]) -> SdmEvent:
 
 def _json(data: bytes | str) -> Any:
     try:
-        return json.loads(data)
+        return parse_json(data)
+    except PayloadTooLarge as exc:
+        raise PayloadError(f"the event is refused: {exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PayloadError(f"the event is not JSON: {exc}") from None
 

@@ -26,6 +26,7 @@ from roost.model import (
     Thermostat,
     ThermostatMode,
 )
+from roost.providers.readers import Fields, Problems
 from roost.providers.sdm.messages import PayloadError, SdmEvent, parse_time
 from roost.providers.sdm.records import DeviceRecord
 
@@ -47,6 +48,9 @@ EVENT_TYPES: dict[str, type[DeviceEvent]] = {
     "DoorbellChime.Chime": Chime,
 }  # CameraClipPreview.ClipPreview carries media for the events above: not an event itself
 _HVAC = {"HEATING": HvacActivity.HEATING, "COOLING": HvacActivity.COOLING, "OFF": HvacActivity.IDLE}
+_ONLINE = {"ONLINE": True, "OFFLINE": False}
+_ECO = {"MANUAL_ECO": True, "OFF": False}
+_FAN = {"ON": True, "OFF": False}
 
 
 def short_id(name: str) -> str:
@@ -83,12 +87,17 @@ def home(account: str, structures: Iterable[Structure], records: Iterable[Device
     return Home(account, by_id, devices)
 
 
-def device(record: DeviceRecord, structures: Mapping[str, Structure]) -> Device | None:
-    """The normalized device, or None for a type roost does not model."""
+def device(
+    record: DeviceRecord, structures: Mapping[str, Structure], problems: Problems | None = None
+) -> Device | None:
+    """The normalized device, or None for a type roost does not model. Unreadable trait
+    values are unknown (None) and noted in `problems`."""
     kind = record.type.removeprefix(TYPE)
-    common = _common(record, structures)
+    found = problems if problems is not None else Problems()
+    traits = found.fields(record.traits, short_id(record.name))
+    common = _common(record, structures, traits)
     if kind == "THERMOSTAT":
-        return _thermostat(record, common)
+        return _thermostat(traits, common)
     if kind == "DOORBELL":
         return Doorbell(**common)
     if kind in ("CAMERA", "DISPLAY"):
@@ -142,94 +151,91 @@ def available_modes(traits: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return [m for m in modes if isinstance(m, str)] if isinstance(modes, list) else []
 
 
-def _common(record: DeviceRecord, structures: Mapping[str, Structure]) -> dict[str, Any]:
+def _common(
+    record: DeviceRecord, structures: Mapping[str, Structure], traits: Fields
+) -> dict[str, Any]:
     device_id = short_id(record.name)
     parent, room = record.parents[0] if record.parents else ("", "")
     sid = structure_id_of(parent)
     if sid is None:
         sid = next(iter(structures)) if len(structures) == 1 else UNKNOWN_STRUCTURE
-    info = _trait(record.traits, TRAIT + "Info")
-    connectivity = _trait(record.traits, TRAIT + "Connectivity")
+    info = traits.child(TRAIT + "Info")
+    connectivity = traits.child(TRAIT + "Connectivity")
     return {
         "id": device_id,
-        "name": _text(info.get("customName")) or room or device_id,
+        "name": info.text("customName") or room or device_id,
         "structure_id": sid,
         "room": room or None,
-        "online": connectivity.get("status", "ONLINE") != "OFFLINE",
+        "online": connectivity.enum("status", _ONLINE, default="ONLINE"),
     }
 
 
-def _thermostat(record: DeviceRecord, common: dict[str, Any]) -> Thermostat:
-    traits = record.traits
-    where = f"thermostat {record.name}"
-    raw_mode = base_mode(traits) or "OFF"
-    if raw_mode not in MODES:
-        raise PayloadError(f"{where}: unknown ThermostatMode {raw_mode!r}")
-    eco = _trait(traits, TRAIT + "ThermostatEco")
-    eco_range = _pair(eco, where)
-    setpoint = _trait(traits, TRAIT + "ThermostatTemperatureSetpoint")
-    mode = ThermostatMode.ECO if eco_on(traits) else MODES[raw_mode]
-    heat, cool = _active_setpoints(mode, setpoint, eco_range, where)
-    modes = available_modes(traits)
-    fan = traits.get(TRAIT + "Fan")
-    fan_on = fan is not None and fan.get("timerMode") == "ON"
-    hvac = _trait(traits, TRAIT + "ThermostatHvac").get("status", "OFF")
+def _thermostat(traits: Fields, common: dict[str, Any]) -> Thermostat:
+    base = traits.child(TRAIT + "ThermostatMode")
+    eco = traits.child(TRAIT + "ThermostatEco")
+    eco_range = _pair(eco.celsius("heatCelsius"), eco.celsius("coolCelsius"))
+    eco_mode = eco.enum("mode", _ECO, default="OFF")
+    mode = (
+        ThermostatMode.ECO
+        if eco_mode is True
+        else None
+        if eco_mode is None
+        else base.enum("mode", MODES, default="OFF")
+    )
+    heat, cool = _active_setpoints(
+        mode, traits.child(TRAIT + "ThermostatTemperatureSetpoint"), eco_range
+    )
+    modes = _available_modes(base)
+    fan = traits.child(TRAIT + "Fan")
+    has_fan = traits.has(TRAIT + "Fan")
+    fan_on = fan.enum("timerMode", _FAN, default="OFF") if has_fan else False
     return Thermostat(
         **common,
         mode=mode,
         heat_setpoint_c=heat,
         cool_setpoint_c=cool,
-        ambient_c=_number(
-            _trait(traits, TRAIT + "Temperature"), "ambientTemperatureCelsius", where
-        ),
-        humidity=_number(_trait(traits, TRAIT + "Humidity"), "ambientHumidityPercent", where),
-        hvac=_HVAC.get(str(hvac), HvacActivity.IDLE),
-        can_heat="HEAT" in modes,
-        can_cool="COOL" in modes,
-        has_fan=fan is not None,
+        ambient_c=traits.child(TRAIT + "Temperature").celsius("ambientTemperatureCelsius"),
+        humidity=traits.child(TRAIT + "Humidity").percent("ambientHumidityPercent"),
+        hvac=traits.child(TRAIT + "ThermostatHvac").enum("status", _HVAC, default="OFF"),
+        can_heat=None if modes is None else "HEAT" in modes,
+        can_cool=None if modes is None else "COOL" in modes,
+        has_fan=has_fan,
         fan_timer_active=fan_on,
-        fan_timer_until=parse_time(fan.get("timerTimeout")) if fan is not None and fan_on else None,
+        fan_timer_until=parse_time(fan.raw("timerTimeout")) if fan_on else None,
         allowed_range_c=ALLOWED_RANGE_C,
         eco_range_c=eco_range,
     )
 
 
+def _available_modes(base: Fields) -> list[str] | None:
+    modes = base.raw("availableModes", [])
+    if not isinstance(modes, list):
+        base.bad("availableModes", "wrong type", modes)
+        return None
+    return [m for m in modes if isinstance(m, str)]
+
+
 def _active_setpoints(
-    mode: ThermostatMode,
-    setpoint: Mapping[str, Any],
-    eco_range: tuple[float, float] | None,
-    where: str,
+    mode: ThermostatMode | None, setpoint: Fields, eco_range: tuple[float, float] | None
 ) -> tuple[float | None, float | None]:
-    heat = _number(setpoint, "heatCelsius", where)
-    cool = _number(setpoint, "coolCelsius", where)
     if mode is ThermostatMode.HEAT:
-        return heat, None
+        return setpoint.celsius("heatCelsius"), None
     if mode is ThermostatMode.COOL:
-        return None, cool
+        return None, setpoint.celsius("coolCelsius")
     if mode is ThermostatMode.HEAT_COOL:
-        return heat, cool
+        return setpoint.celsius("heatCelsius"), setpoint.celsius("coolCelsius")
     if mode is ThermostatMode.ECO:
         return eco_range if eco_range is not None else (None, None)
-    return None, None
+    return None, None  # off, or unknown
 
 
-def _pair(eco: Mapping[str, Any], where: str) -> tuple[float, float] | None:
-    low, high = _number(eco, "heatCelsius", where), _number(eco, "coolCelsius", where)
+def _pair(low: float | None, high: float | None) -> tuple[float, float] | None:
     return None if low is None or high is None else (low, high)
 
 
 def _trait(traits: Any, name: str) -> Mapping[str, Any]:
     value = traits.get(name) if isinstance(traits, Mapping) else None
     return value if isinstance(value, Mapping) else {}
-
-
-def _number(values: Mapping[str, Any], key: str, where: str) -> float | None:
-    value = values.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PayloadError(f"{where}: {key} is not a number: {value!r}")
-    return float(value)
 
 
 def _text(value: Any) -> str | None:

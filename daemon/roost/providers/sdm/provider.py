@@ -39,8 +39,11 @@ from roost.providers.base import (
     TokenStore,
     WriteLimits,
 )
+from roost.providers.bounds import check_devices
 from roost.providers.core import ProviderCore
+from roost.providers.health import PayloadHealth
 from roost.providers.oauth import REFRESH_MARGIN, RefreshTokenKeeper
+from roost.providers.readers import Problems
 from roost.providers.sdm import normalize
 from roost.providers.sdm.api import SdmClient
 from roost.providers.sdm.encode import encode
@@ -321,7 +324,7 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
             for name in attributes(new)
             if getattr(old, name) != getattr(new, name)
         ]
-        self.home = self._build_home()
+        self.home = self._build_home(sink.payload_health(self.account))
         if changes:
             await sink.patch(self.account, changes, self._clock.now())
 
@@ -371,20 +374,24 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
         return DeviceRecord.from_resource(answer.body, answer.server_time or self._clock.now())
 
     async def _publish_home(self, sink: ChangeSink) -> None:
-        self.home = self._build_home()
+        self.home = self._build_home(sink.payload_health(self.account))
         await sink.snapshot(self.account, self.home, self._clock.now())
 
-    def _build_home(self) -> Home:
+    def _build_home(self, health: PayloadHealth) -> Home:
+        """The home from the records; its unreadable fields go to `health`."""
+        check_devices(len(self._records))
         devices: dict[str, Device] = {}
+        problems = Problems()
         for record in self._records.values():
             try:
-                device = normalize.device(record, self._structures)
+                device = normalize.device(record, self._structures, problems)
             except PayloadError as exc:
                 self.stats.malformed += 1
                 log.warning("sdm.unusable_device", account=self.account, error=str(exc))
                 continue
             if device is not None:
                 devices[device.id] = device
+        health.review(problems, keep=devices.keys() | self._structures.keys())
         return Home(self.account, dict(self._structures), devices)
 
     # --- writes ----------------------------------------------------------------------------

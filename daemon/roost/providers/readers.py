@@ -1,0 +1,215 @@
+"""Typed readers for vendor payload fields that never raise on what the cloud sends.
+
+Every normalizer reads a device's fields through `Fields`. A value that is missing,
+of the wrong type, not in the allowed set, not finite or physically impossible becomes
+`None` (the model's "unknown") and is noted as a `Problem` in the normalization's
+`Problems`: one odd field costs one attribute of one device, never the whole payload.
+Missing (or null) optional values are not problems; they are simply unknown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+V = TypeVar("V")
+
+CELSIUS: Final = (-50.0, 100.0)  # any temperature a home can report
+PERCENT: Final = (0.0, 100.0)
+_SHOWN_CHARS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One field of one device (or structure) that could not be read."""
+
+    target: str
+    field: str
+    kind: str  # "unknown value", "wrong type", "not finite", "out of range"
+    value: str  # a short rendering of what came, for the log
+
+    def describe(self) -> str:
+        return f"{self.target} {self.field}: {self.kind} ({self.value})"
+
+
+class Problems:
+    """What one normalization read (device and structure ids) and could not read."""
+
+    __slots__ = ("found", "read")
+
+    def __init__(self) -> None:
+        self.read: set[str] = set()
+        self.found: list[Problem] = []
+
+    def note(self, target: str, field: str, kind: str, value: Any) -> None:
+        self.found.append(Problem(target, field, kind, shown(value)))
+
+    def fields(self, raw: Any, target: str, prefix: str = "") -> Fields:
+        """A reader over one device's (or structure's) raw object."""
+        self.read.add(target)
+        fields = Fields(raw, target, self, prefix)
+        if raw is not None and not isinstance(raw, Mapping):
+            self.note(target, prefix.rstrip(".") or "(object)", "wrong type", raw)
+        return fields
+
+    def extend(self, other: Problems) -> None:
+        self.read |= other.read
+        self.found.extend(other.found)
+
+
+def shown(value: Any) -> str:
+    """A short, single-line rendering of a raw value (never the whole of a huge one)."""
+    if isinstance(value, Mapping):
+        return f"an object of {len(value)} keys"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return "a huge integer"
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
+
+
+class Fields:
+    """The fields of one raw object, read for one target; bad values noted, never raised."""
+
+    __slots__ = ("_problems", "_raw", "prefix", "target")
+
+    def __init__(self, raw: Any, target: str, problems: Problems, prefix: str = "") -> None:
+        self._raw: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        self.target = target
+        self._problems = problems
+        self.prefix = prefix
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        return self._raw.get(key, default)
+
+    def has(self, key: str) -> bool:
+        return self._raw.get(key) is not None
+
+    def bad(self, key: str, kind: str, value: Any) -> None:
+        """Note a problem with `key` found by the caller's own check."""
+        self._problems.note(self.target, self.prefix + key, kind, value)
+
+    def child(self, key: str) -> Fields:
+        """The nested object at `key` (empty when missing; noted when not an object)."""
+        value = self._raw.get(key)
+        if value is not None and not isinstance(value, Mapping):
+            self.bad(key, "wrong type", value)
+        return Fields(value, self.target, self._problems, f"{self.prefix}{key}.")
+
+    def children(self, key: str) -> Iterator[Mapping[str, Any]]:
+        """The objects of the list at `key`; a non-list or a non-object item is noted."""
+        value = self._raw.get(key)
+        if value is None:
+            return
+        if not isinstance(value, list):
+            self.bad(key, "wrong type", value)
+            return
+        for item in value:
+            if isinstance(item, Mapping):
+                yield item
+            else:
+                self.bad(key, "wrong type", item)
+
+    def enum(
+        self, key: str, table: Mapping[str, V], default: str | None = None, *, fold: bool = False
+    ) -> V | None:
+        """The table's value for the string at `key` (lower-cased first with `fold`);
+        `default` stands for a missing key."""
+        value = self._raw.get(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.bad(key, "wrong type", value)
+            return None
+        found = table.get(value.lower() if fold else value)
+        if found is None:
+            self.bad(key, "unknown value", value)
+        return found
+
+    def number(self, key: str, low: float, high: float) -> float | None:
+        """A finite number within [low, high]; None when missing or unusable."""
+        return self.checked(key, self._raw.get(key), low, high)
+
+    def checked(self, key: str, value: Any, low: float, high: float) -> float | None:
+        """`value` (read from `key`) as a finite number within [low, high], or None."""
+        if value is None:
+            return None
+        number = finite(value)
+        if number is None:
+            kind = (
+                "wrong type"
+                if not _is_number(value)
+                else "out of range"
+                if isinstance(value, int)
+                else "not finite"
+            )
+            self.bad(key, kind, value)
+            return None
+        if not low <= number <= high:
+            self.bad(key, "out of range", value)
+            return None
+        return number
+
+    def celsius(self, key: str) -> float | None:
+        return self.number(key, *CELSIUS)
+
+    def fahrenheit(self, key: str) -> float | None:
+        """A °F reading, as °C (the range is checked in °C)."""
+        value = self._raw.get(key)
+        number = finite(value) if value is not None else None
+        if number is None:
+            return self.checked(key, value, *CELSIUS)  # notes the problem, if any
+        return self.checked(key, (number - 32.0) * 5.0 / 9.0, *CELSIUS)
+
+    def percent(self, key: str) -> float | None:
+        return self.number(key, *PERCENT)
+
+    def integer(self, key: str, low: int, high: int) -> int | None:
+        value = self._raw.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.bad(key, "wrong type", value)
+            return None
+        if not low <= value <= high:
+            self.bad(key, "out of range", value)
+            return None
+        return value
+
+    def flag(self, key: str, default: bool | None = None) -> bool | None:
+        """A boolean; `default` for a missing key, None (noted) for anything else."""
+        value = self._raw.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.bad(key, "wrong type", value)
+            return None
+        return value
+
+    def text(self, key: str) -> str | None:
+        """A non-empty string, or None (a non-string is noted)."""
+        value = self._raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.bad(key, "wrong type", value)
+            return None
+        return value or None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def finite(value: Any) -> float | None:
+    """`value` as a finite float: None for non-numbers, NaN, ±inf and ints beyond float."""
+    if not _is_number(value):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond 1e308
+        return None
+    return number if math.isfinite(number) else None
