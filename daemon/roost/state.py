@@ -90,16 +90,33 @@ class AccountState:
     baseline_seen: anyio.Event = field(default_factory=anyio.Event)
     settled: anyio.Event = field(default_factory=anyio.Event)  # connected or said why not
 
-    # structure id → its device ids; rebuilt when membership may have changed (a device
-    # added, removed or moved), not on every reading.
+    # structure id → its device ids, and → its smoke/CO alarms' ids; rebuilt when
+    # membership may have changed (a device added, removed, moved or replaced by a snapshot:
+    # `members` is set to None), not on every reading.
     members: dict[str, list[str]] | None = None
+    alarm_members: dict[str, list[str]] = field(default_factory=dict)
 
     def devices_in(self, structure: str) -> list[Device]:
+        members = self.members if self.members is not None else self._index_members()
+        return [self.devices[i] for i in members.get(structure, ())]
+
+    def alarms_in(self, structure: str) -> list[Device]:
+        """The structure's smoke/CO alarms as they are now (what the alarm guard reads,
+        without listing every device of the structure per command)."""
         if self.members is None:
-            self.members = {}
-            for device in self.devices.values():
-                self.members.setdefault(device.structure_id, []).append(device.id)
-        return [self.devices[i] for i in self.members.get(structure, ())]
+            self._index_members()
+        ids = self.alarm_members.get(structure)
+        return [self.devices[i] for i in ids] if ids else []
+
+    def _index_members(self) -> dict[str, list[str]]:
+        members: dict[str, list[str]] = {}
+        alarms: dict[str, list[str]] = {}
+        for device in self.devices.values():
+            members.setdefault(device.structure_id, []).append(device.id)
+            if isinstance(device, SmokeCoAlarm):
+                alarms.setdefault(device.structure_id, []).append(device.id)
+        self.members, self.alarm_members = members, alarms
+        return members
 
     def entity(self, target: str) -> Entity | None:
         return self.devices.get(target) or self.structures.get(target)
@@ -174,6 +191,10 @@ class HomeState:
     def devices_in(self, account: str, structure: str) -> list[Device]:
         """The devices of one structure (a structure belongs to one account)."""
         return self.account(account).devices_in(structure)
+
+    def alarms_in(self, account: str, structure: str) -> list[Device]:
+        """The smoke/CO alarms of one structure, as they are now."""
+        return self.account(account).alarms_in(structure)
 
     def home(self, account: str) -> Home:
         acc = self.account(account)
