@@ -59,9 +59,16 @@ def ha_rate(python: Path, script: tuple[Path, str]) -> float:
     return float(found.group(1))
 
 
-def roost_rates() -> dict[str, float]:
+def roost_rates(daemon: Path | None = None) -> dict[str, float]:
+    env = dict(os.environ)
+    if daemon is not None:  # another checkout's daemon code (a before/after comparison)
+        env["PYTHONPATH"] = str(daemon)
     out = subprocess.run(
-        [sys.executable, str(HERE / "anchor_roost.py")], capture_output=True, text=True, check=True
+        [sys.executable, str(HERE / "anchor_roost.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     ).stdout
     rates: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return rates
@@ -75,22 +82,30 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ha-python", type=Path, default=HA_PYTHON)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also measure the daemon code in this directory (e.g. another checkout's "
+        "daemon/), alternated with this one: before/after figures in one session",
+    )
     args = parser.parse_args()
     if not args.ha_python.exists():
         print(f"no Home Assistant venv at {args.ha_python}: `make bench-anchor` builds it")
         return 2
     ha: dict[str, list[float]] = {"automation": [], "state": []}
     ours: dict[str, list[float]] = {name: [] for name in FIGURES}
+    before: dict[str, list[float]] = {name: [] for name in FIGURES}
     loads: list[float] = []
     print("== anchor: roost against Home Assistant 2024.3.3, per CPU-second, alternated runs")
     for n in range(1, args.rounds + 1):
         loads.append(load())
-        ha["automation"].append(ha_rate(args.ha_python, HA_AUTOMATION))
-        for name, rate in roost_rates().items():
-            ours[name].append(rate)
-        ha["state"].append(ha_rate(args.ha_python, HA_STATE))
-        for name, rate in roost_rates().items():
-            ours[name].append(rate)
+        for anchor, script in (("automation", HA_AUTOMATION), ("state", HA_STATE)):
+            ha[anchor].append(ha_rate(args.ha_python, script))
+            if args.before is not None:
+                for name, rate in roost_rates(args.before).items():
+                    before[name].append(rate)
+            for name, rate in roost_rates().items():
+                ours[name].append(rate)
         print(
             f"   round {n}: HA automations {ha['automation'][-1]:,.0f}/s, HA state "
             f"{ha['state'][-1]:,.0f}/s, roost fire {ours['fire, engine path'][-1]:,.0f}/s; "
@@ -112,6 +127,10 @@ def main() -> int:
             + ("MEETS target" if ratio >= target else "MISSES target")
         )
         print(f"   {name:<22} {rate:>9,.0f}/s = {ratio:5.1f}× HA {anchor}{verdict}")
+        if args.before is not None:
+            old = statistics.median(before[name])
+            was = old / statistics.median(ha[anchor])
+            print(f"   {'':<13}(before) {old:>9,.0f}/s = {was:5.1f}× HA {anchor}")
     print(f"   1-min load average {min(loads):.2f}–{max(loads):.2f} over the rounds")
     return 0
 

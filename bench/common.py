@@ -91,6 +91,20 @@ def figure(label: str, rates: Sequence[tuple[float, float]], unit: str, target: 
     )
 
 
+READING_WRAP = 99_000  # readings stay within 0.001-99.0 %: a valid humidity for every reader
+
+
+def reading(n: int) -> float:
+    """The humidity (%) that names change n in the stream benchmarks: never 0 (a home's
+    first reading) and inside 0-100 %, so no normalizer drops it as out of range."""
+    return (n % READING_WRAP + 1) / 1000
+
+
+def change_of(humidity: float) -> int:
+    """The change (modulo READING_WRAP) a humidity reading from `reading` names."""
+    return round(humidity * 1000) - 1
+
+
 def thermostat_id(i: int) -> str:
     return f"thermostat-{i:04d}"
 

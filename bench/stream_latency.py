@@ -10,8 +10,9 @@ over HTTP/SSE on loopback, state, bus, engine, dispatcher, store and journal) wi
 
     when("attribute", attribute="humidity") → home.device().set_heat(setpoint(event.new))
 
-Change n sets a reading to n, and the rule writes a setpoint that encodes n (10 + n/10⁴ °C,
-see `stream_sim.py`), so every decision and every write names its change exactly.
+Change n sets a reading that names n (`common.reading`), and the rule writes a setpoint
+that encodes n (10 + n/10⁴ °C, see `stream_sim.py`),
+so every decision and every write names its change exactly.
 
 A change travels: SimHome → SSE `put` of the whole document → provider (parse, normalize) →
 state diff (durable change versions) → bus → engine → rule run → guards → dispatcher lane
@@ -65,7 +66,7 @@ import anyio
 from anyio.streams.buffered import BufferedByteReceiveStream
 from pydantic import SecretStr
 
-from common import Summary, header, load, quiet_logging, verdict
+from common import Summary, change_of, header, load, quiet_logging, verdict
 from roost.api import RuleHome
 from roost.config import GuardSettings, NestWwnAccount, Settings
 from roost.events import AttributeChanged
@@ -96,7 +97,7 @@ class Decisions:
             thermostat = home.device()
             if thermostat is None or not isinstance(event.new, float):
                 return
-            n = int(event.new)
+            n = change_of(event.new)
             outcome = await thermostat.set_heat(setpoint(n))
             self.decided[n] = time.time()
             self.stamped[n] = event.at.timestamp()
