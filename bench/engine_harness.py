@@ -47,6 +47,7 @@ from roost.notify import Notification
 from roost.persist import Persister
 from roost.rules import Rule, RuleBody, when
 from roost.runtime import engine as build_engine
+from roost.service import settle_memory
 from roost.state import HomeState
 from roost.store import Store
 
@@ -179,6 +180,7 @@ async def feed(pipeline: Pipeline, feed_patches: list[list[Change]], rule_runs: 
             if pipeline.persister is not None:
                 tg.start_soon(pipeline.persister.run)
             await anyio.sleep(0.01)  # the engine is up (its start-up work is not timed)
+            settle_memory()  # as `roost run` does once ready (GC: freeze, young threshold)
             started, cpu_started = time.perf_counter(), time.process_time()
             for changes in feed_patches:
                 await pipeline.state.patch(ACCOUNT, changes, datetime.now(UTC))
@@ -310,6 +312,7 @@ async def engine_alone(
     send, receive = anyio.create_memory_object_stream[Sequence[Event]](runs)
     for batch in events:
         send.send_nowait(batch)
+    settle_memory()
     async with anyio.create_task_group() as tg:
         started, cpu_started = time.perf_counter(), time.process_time()
         tg.start_soon(pipeline.engine.run, receive)
