@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import anyio
@@ -394,15 +395,25 @@ class HomeState:
 def _with_values(entity: Entity, values: dict[str, Any]) -> Entity | None:
     """A copy of a frozen entity with some attributes changed; None if one is unknown.
 
-    Ten times cheaper than dataclasses.replace, which re-runs __init__ with every field.
+    Ten times cheaper than dataclasses.replace, which re-runs __init__ with every field:
+    every value is read in one C call, set, then the changed ones set over them.
     """
     if not values.keys() <= attribute_set(entity):
         return None
-    names = attributes(entity)
-    copy = object.__new__(type(entity))
-    for name in names:
-        object.__setattr__(copy, name, values[name] if name in values else getattr(entity, name))
+    cls = type(entity)
+    read = _READERS.get(cls)
+    if read is None:
+        read = _READERS[cls] = attrgetter(*attributes(entity))
+    copy = object.__new__(cls)
+    for name, value in zip(attributes(entity), read(entity), strict=True):
+        _set(copy, name, value)
+    for name, value in values.items():
+        _set(copy, name, value)
     return copy
+
+
+_READERS: dict[type[Any], attrgetter[Any]] = {}
+_set = object.__setattr__
 
 
 def _change_id(acc: AccountState, target: str, attribute: str, value: Any, catch_up: bool) -> str:
