@@ -37,8 +37,8 @@ from roost.commands import Command, CommandResult, FailureReason
 from roost.echo import EchoTracker, Place, outcome_event
 from roost.events import CommandOutcome, Outcome
 from roost.guards import Limits, Refusal, WriteBudget, check
-from roost.logfold import LogFold
 from roost.log import enabled
+from roost.logfold import LogFold
 from roost.model import Device, Structure
 from roost.providers.base import Provider, write_limits
 from roost.ratelimits import WriteThrottle
