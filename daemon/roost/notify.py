@@ -13,10 +13,7 @@ notifications that carry one of its tags.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -107,31 +104,12 @@ class NotifyConfigError(ValueError):
     pass
 
 
-# apprise and its ~210 plugin modules (~17 MiB) load on the first notification, not at start:
-# most days a daemon sends none. The schemes allowed are applied when it loads.
-_allowed_schemes: tuple[str, ...] | None = None
-_apprise: Any = None
-
-
 def restrict_schemes(schemes: Sequence[str]) -> None:
     """Allow only these apprise schemes process-wide (apprise's manager is a singleton)."""
-    global _allowed_schemes
-    _allowed_schemes = tuple(schemes)
-    if _apprise is not None:
-        _apprise.NotificationManager().enable_only(*_allowed_schemes)
+    import apprise
 
-
-def load_apprise() -> Any:
-    """The apprise module, imported on first use, with the allowed schemes applied."""
-    global _apprise
-    if _apprise is None:
-        import apprise
-
-        if _allowed_schemes is not None:
-            manager: Any = apprise.NotificationManager
-            manager().enable_only(*_allowed_schemes)
-        _apprise = apprise
-    return _apprise
+    manager: Any = apprise.NotificationManager
+    manager().enable_only(*schemes)
 
 
 def _with_key(target: Target, key: str) -> str:
@@ -142,9 +120,8 @@ def _with_key(target: Target, key: str) -> str:
 
 
 async def _send(target: Target, notification: Notification) -> bool:
-    """One delivery through apprise (the first loads it in a worker thread, ~0.3 s, so
-    the event loop, and the rules and alarms on it, go on meanwhile)."""
-    apprise = _apprise if _apprise is not None else await anyio.to_thread.run_sync(load_apprise)
+    """One delivery through apprise (imported lazily: it costs ~0.3 s to load)."""
+    import apprise
 
     kind = {
         Priority.LOW: apprise.NotifyType.INFO,
@@ -161,40 +138,12 @@ async def _send(target: Target, notification: Notification) -> bool:
     return bool(result)
 
 
-# Validates the targets in a short-lived child, so that loading every apprise plugin to
-# parse the URLs does not stay in the daemon's memory. Reads JSON on stdin (the URLs hold
-# secrets: never on the command line), writes the indices of the bad ones.
-_VALIDATE = """
-import json, sys
-import apprise
-job = json.load(sys.stdin)
-if job["schemes"] is not None:
-    apprise.NotificationManager().enable_only(*job["schemes"])
-json.dump([i for i, url in enumerate(job["urls"]) if not apprise.Apprise().add(url)], sys.stdout)
-"""
-
-
 def validate_targets(targets: Sequence[Target]) -> None:
-    if not targets:
-        return
-    job = {"schemes": _allowed_schemes, "urls": [t.url for t in targets]}
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _VALIDATE],
-            input=json.dumps(job),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        bad: list[int] = json.loads(done.stdout)
-    except (OSError, subprocess.SubprocessError, ValueError) as exc:
-        log.warning("notify targets checked in-process", reason=type(exc).__name__)
-        apprise = load_apprise()
-        bad = [i for i, t in enumerate(targets) if not apprise.Apprise().add(t.url)]
-    if bad:
-        target = targets[bad[0]]
-        raise NotifyConfigError(f"notify target {target.scheme}:// is invalid or not allowed")
+    import apprise
+
+    for target in targets:
+        if not apprise.Apprise().add(target.url):
+            raise NotifyConfigError(f"notify target {target.scheme}:// is invalid or not allowed")
 
 
 class Notifier:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roost.config import Settings
-from roost.notify import Target, load_apprise
+from roost.notify import Target
 
 TITLE = "roost: test notification"
 
@@ -59,7 +59,8 @@ def chosen(all_targets: Sequence[Target], tag: str | None) -> list[Target]:
 
 async def send_test(all_targets: Sequence[Target], tag: str | None) -> list[TestResult]:
     """Send the test push to each chosen target on its own; never raises for a target."""
-    apprise = load_apprise()
+    import apprise
+
     results = []
     for target in chosen(all_targets, tag):
         scheme, digest = url_label(target.url)
