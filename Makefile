@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench clean systemd-test
+.PHONY: demo test lint typecheck pytest bench bench-anchor clean systemd-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,18 @@ systemd-test: $(VENV)/.dev-installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run_all.py
+
+# Home Assistant 2024.3.3 from PyPI, once, in its own venv (bench/.ha-venv, ~1 GiB): the
+# anchor the performance targets are ratios to (../shared/anchors/README.md).
+HA_VENV := bench/.ha-venv
+$(HA_VENV)/.installed:
+	$(PYTHON) -m venv $(HA_VENV)
+	$(HA_VENV)/bin/python -m pip install --quiet homeassistant==2024.3.3 securetar janus \
+		psutil-home-assistant pillow
+	touch $@
+
+bench-anchor: $(VENV)/.installed $(HA_VENV)/.installed
+	$(BIN)/python bench/anchor.py
 
 clean:
 	rm -rf $(VENV)

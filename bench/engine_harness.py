@@ -40,13 +40,14 @@ from roost.config import Settings
 from roost.dispatch import Dispatcher
 from roost.echo import EchoTracker
 from roost.engine import Engine
-from roost.events import CommandOutcome, Event, Outcome, TemperatureChanged
+from roost.events import CommandOutcome, Event, Outcome, Started, TemperatureChanged
 from roost.guards import Limits
 from roost.model import Change, Home, ThermostatMode
 from roost.notify import Notification
 from roost.persist import Persister
 from roost.rules import Rule, RuleBody, when
 from roost.runtime import engine as build_engine
+from roost.service import settle_memory
 from roost.state import HomeState
 from roost.store import Store
 
@@ -169,7 +170,8 @@ class Timing:
 async def feed(pipeline: Pipeline, feed_patches: list[list[Change]], rule_runs: int) -> Timing:
     """Run the engine, push every patch, wait until the engine is idle and `rule_runs`
     commands have their outcome; the time from the first patch to that point."""
-    pipeline.expected_outcomes = rule_runs
+    if rule_runs >= 0:  # a negative count: the caller sets `all_done` itself
+        pipeline.expected_outcomes = rule_runs
     if rule_runs == 0:
         pipeline.all_done.set()
     with anyio.fail_after(TIMEOUT_S):
@@ -178,6 +180,7 @@ async def feed(pipeline: Pipeline, feed_patches: list[list[Change]], rule_runs: 
             if pipeline.persister is not None:
                 tg.start_soon(pipeline.persister.run)
             await anyio.sleep(0.01)  # the engine is up (its start-up work is not timed)
+            settle_memory()  # as `roost run` does once ready (GC: freeze, young threshold)
             started, cpu_started = time.perf_counter(), time.process_time()
             for changes in feed_patches:
                 await pipeline.state.patch(ACCOUNT, changes, datetime.now(UTC))
@@ -219,6 +222,45 @@ def check(pipeline: Pipeline, rule_runs: int) -> None:
             f"expected {rule_runs} runs ending in dry run; fired {fired}, "
             f"errors/timeouts/skips {problems}, outcomes {pipeline.outcomes}"
         )
+
+
+# ---- HA's shape: a body that only publishes an event ------------------------------------
+
+
+async def measure_publishing(
+    thermostats: int, rule_count: int, feed_patches: list[list[Change]], rule_runs: int
+) -> tuple[float, float]:
+    """As `measure` on the engine path, but each rule's body only publishes one event on
+    the bus (what a Home Assistant automation whose action fires an event does): no
+    command, guards or dispatcher. Every run is checked to have published."""
+    pipeline = await build(thermostats, 0)
+    published = 0
+
+    async def publish(event: TemperatureChanged, home: RuleHome) -> None:
+        nonlocal published
+        await pipeline.bus.publish([Started(id=event.id + "/done", at=event.at, account=ACCOUNT)])
+        published += 1
+        if published == rule_runs:
+            pipeline.all_done.set()
+
+    pipeline.engine.load(
+        [
+            Rule(
+                name=f"publish {i}",
+                triggers=(when("temperature", device=thermostat_id(i)),),
+                body=publish,
+                condition=is_cold_and_heating,
+                max_runs=MAX_RUNS,
+            )
+            for i in range(rule_count)
+        ]
+    )
+    pipeline.expected_outcomes = rule_runs + 1  # never reached by `count`: no commands
+    timing = await feed(pipeline, feed_patches, -1)
+    if published != rule_runs:
+        raise AssertionError(f"expected {rule_runs} published events, got {published}")
+    changes = sum(len(p) for p in feed_patches)
+    return changes / timing.wall_s, changes / timing.cpu_s
 
 
 # ---- the engine by itself -------------------------------------------------------------------
@@ -270,6 +312,7 @@ async def engine_alone(
     send, receive = anyio.create_memory_object_stream[Sequence[Event]](runs)
     for batch in events:
         send.send_nowait(batch)
+    settle_memory()
     async with anyio.create_task_group() as tg:
         started, cpu_started = time.perf_counter(), time.process_time()
         tg.start_soon(pipeline.engine.run, receive)

@@ -22,12 +22,12 @@ import argparse
 
 import anyio
 
-from common import figure, header, load, quiet_logging, thermostat_id
+from common import HA_STATE_CHANGES_PER_CPU_S, figure, header, load, quiet_logging, thermostat_id
 from engine_harness import measure, patches
 
 WATCHED = 1_000
 RULES = 1_000
-TARGET_CHANGES_PER_S = 150_000
+TARGET_CHANGES_PER_S = 4 * HA_STATE_CHANGES_PER_CPU_S  # per CPU-second
 
 # kind → (thermostats in the home, attribute changed, the devices changed, the two values)
 KINDS = {

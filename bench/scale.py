@@ -41,7 +41,7 @@ import httpx
 from anyio.streams.buffered import BufferedByteReceiveStream
 from pydantic import SecretStr
 
-from common import header, load, quiet_logging
+from common import change_of, header, load, quiet_logging
 from roost.api import RuleHome
 from roost.config import NestWwnAccount, Settings
 from roost.events import AttributeChanged
@@ -116,7 +116,7 @@ async def one(args: argparse.Namespace) -> None:
 
     async def note(event: AttributeChanged, home: RuleHome) -> None:
         if isinstance(event.new, int | float):
-            ran[int(event.new)] = time.time()
+            ran[change_of(event.new)] = time.time()
 
     rule = Rule(name="note", triggers=(when("attribute", attribute="humidity"),), body=note)
     command = [sys.executable, str(SIM_SCRIPT), f"--homes={n}", f"--keepalive={args.keepalive}"]

@@ -9,7 +9,8 @@ Protocol on stdin/stdout, as `stream_sim.py`:
 
 1. prints `READY <url>` once listening;
 2. on a line `go <rate> <seconds>` makes `rate` changes a second for `seconds`: change n
-   sets the humidity of thermostat 0 of home n mod N to n (the reading names the change),
+   sets the humidity of thermostat 0 of home n mod N to `common.reading(n)` (it names the
+   change; never 0, every home's first reading, which made change 0 no change at all),
    then prints one JSON line with the time of every change (`time.time()`);
 3. on a line `streams` prints the number of open streams; on EOF it exits.
 """
@@ -26,7 +27,7 @@ import time
 import anyio
 import anyio.to_thread
 
-from common import quiet_logging
+from common import quiet_logging, reading
 from roost.simulator import http
 from roost.simulator.home import SimHome, SimStructure, SimThermostat
 from roost.simulator.nest_wwn import NestWwnSimulator
@@ -82,7 +83,7 @@ async def generate(homes: Homes, rate: float, seconds: float) -> list[float]:
     for n in range(int(rate * seconds)):
         await anyio.sleep(max(0.0, start + n / rate - time.monotonic()))
         h = homes.sims[n % n_homes].home
-        h.thermostats[f"t-{n % n_homes}-0"].humidity = n
+        h.thermostats[f"t-{n % n_homes}-0"].humidity = reading(n)  # type: ignore[assignment]
         h.changed()
         changed_at.append(time.time())
     return changed_at

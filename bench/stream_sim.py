@@ -10,10 +10,10 @@ Not a benchmark by itself; `stream_latency.py` starts it. Protocol on stdin/stdo
    write it applied as `[n, time]`, and the count of writes it refused. Times are
    `time.time()`, one clock for every process of the machine.
 
-Change n sets the humidity reading of thermostat n mod 10 to n: the reading is the
-change's sequence number. The benchmark's rule writes the setpoint `setpoint(n)`, so each
-write names the change that caused it, exactly, even when two changes of one thermostat
-reach the daemon in one put.
+Change n sets the humidity reading of thermostat n mod 10 to `common.reading(n)`, (n + 1)
+/ 1000 %: the reading names the change, and stays a valid humidity. The benchmark's rule
+writes the setpoint `setpoint(n)`, so each write names the change that caused it,
+exactly, even when two changes of one thermostat reach the daemon in one put.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ import time
 
 import anyio
 
-from common import quiet_logging
+from common import READING_WRAP, quiet_logging, reading
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimHome, SimStructure, SimThermostat
 
 STRUCTURE = "structure-bench"
 BASE_C = 10.0
 SCALE = 10_000
-WRAP = 100_000  # setpoints stay within 10.0-19.9999 °C, inside every guard's band
+WRAP = READING_WRAP  # setpoints stay within 10.0-19.9 °C, inside every guard's band
 
 
 def setpoint(n: int) -> float:
@@ -70,7 +70,7 @@ def build_home(thermostats: int) -> TimedHome:
                 mode="heat",
                 target_c=20.0,
                 ambient_c=20.0,
-                humidity=WRAP,  # no change number: the first change is a change
+                humidity=0,  # no change's reading: the first change is a change
             )
         )
     return home
@@ -84,7 +84,7 @@ async def generate(home: SimHome, rate: float, seconds: float) -> list[float]:
     start = time.monotonic()
     for n in range(int(rate * seconds)):
         await anyio.sleep(max(0.0, start + n / rate - time.monotonic()))
-        thermostats[n % len(thermostats)].humidity = n % WRAP
+        thermostats[n % len(thermostats)].humidity = reading(n)  # type: ignore[assignment]
         home.changed()
         changed_at.append(time.time())
     return changed_at

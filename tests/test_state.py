@@ -192,3 +192,50 @@ async def test_an_unrelated_change_is_not_taken_for_an_echo() -> None:
     assert all(e.context.causation is None for e in events)
     assert not any(isinstance(e, CommandOutcome) for e in events)
     assert h.echoes.is_pending(command)
+
+
+# ---- the per-structure alarm index the alarm guard reads ----------------------------------
+
+
+async def _heat_outcome(state: HomeState, bus: Bus, echoes: EchoTracker) -> CommandOutcome:
+    from roost.dispatch import Dispatcher
+    from roost.guards import Limits
+
+    dispatcher = Dispatcher(state, bus, echoes, Limits(), dry_run=True)
+    command = Command(
+        id="c-heat",
+        account="acct",
+        target="t1",
+        action=SetHeat(23.0),  # above the 20 °C held: may start the heating
+        issued_at=AT,
+        deadline=AT + timedelta(minutes=5),
+    )
+    return await dispatcher.submit(command)
+
+
+async def test_the_alarm_guard_sees_alarms_that_patches_snapshots_and_moves_bring() -> None:
+    bus, echoes = Bus(), EchoTracker()
+    bus.subscribe("sink", buffer=100)
+    state = HomeState(bus, echoes)
+    other = Structure(id="s2", name="Cabin")
+    await state.snapshot("acct", home(HOUSE, other, DEN), AT)
+    assert (await _heat_outcome(state, bus, echoes)).outcome is Outcome.DRY_RUN
+
+    # an alarm arrives in the house by a snapshot, already sounding
+    sounding = replace(HALL, smoke=AlarmState.EMERGENCY)
+    await state.snapshot("acct", home(HOUSE, other, DEN, sounding), AT)
+    refused = await _heat_outcome(state, bus, echoes)
+    assert (refused.outcome, refused.guard) == (Outcome.REFUSED, "alarm")
+
+    # it goes quiet by a patch, then sounds again by a patch
+    await state.patch("acct", [Change("a1", "smoke", AlarmState.OK)], AT)
+    assert (await _heat_outcome(state, bus, echoes)).outcome is Outcome.DRY_RUN
+    await state.patch("acct", [Change("a1", "co", AlarmState.WARNING)], AT)
+    assert (await _heat_outcome(state, bus, echoes)).guard == "alarm"
+
+    # moved to the other structure, it no longer holds the house back
+    moved = replace(HALL, structure_id="s2", co=AlarmState.WARNING)
+    await state.snapshot("acct", home(HOUSE, other, DEN, moved), AT)
+    assert (await _heat_outcome(state, bus, echoes)).outcome is Outcome.DRY_RUN
+    assert [d.id for d in state.alarms_in("acct", "s2")] == ["a1"]
+    assert state.alarms_in("acct", "s1") == []

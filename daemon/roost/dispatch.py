@@ -20,6 +20,7 @@ failed (typed vendor reason), dropped (stale or queue full), superseded, dry run
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ from roost.commands import Command, CommandResult, FailureReason
 from roost.echo import EchoTracker, Place, outcome_event
 from roost.events import CommandOutcome, Outcome
 from roost.guards import Limits, Refusal, WriteBudget, check
+from roost.log import enabled
 from roost.logfold import LogFold
 from roost.model import Device, Structure
 from roost.providers.base import Provider, write_limits
@@ -124,7 +126,8 @@ class Dispatcher:
         if refusal is not None:
             return await self._refuse(command, refusal, "submit")
         if command.dry_run or self.dry_run:
-            log.info("dry run: command not sent", **_fields(command))
+            if enabled(logging.INFO):
+                log.info("dry run: command not sent", **_fields(command))
             return await self._publish(command, Outcome.DRY_RUN, "dry run: guards passed")
         if command.account not in self._providers:
             return await self._publish(
@@ -163,9 +166,10 @@ class Dispatcher:
         return check(command, entity, neighbours, self._limits, recent)
 
     def _neighbours(self, account: str, entity: Structure | Device) -> list[Device]:
-        """The devices of the entity's structure (a structure belongs to one account)."""
+        """The neighbours the guards read: the smoke/CO alarms of the entity's structure
+        (kept per structure by the state, so no guard check lists the whole structure)."""
         structure = entity.id if isinstance(entity, Structure) else entity.structure_id
-        return self._state.devices_in(account, structure)
+        return self._state.alarms_in(account, structure)
 
     async def _refuse(self, command: Command, refusal: Refusal, stage: str) -> CommandOutcome:
         # One line per rule per minute; the outcome event and the trace still get each one.

@@ -23,6 +23,7 @@ __all__ = ["REDACTED", "configure_logging", "get_logger", "redact_secrets", "red
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 LEVELS |= {"error": logging.ERROR, "critical": logging.CRITICAL}
+_threshold = logging.DEBUG  # what `configure_logging` last set (structlog's default: all)
 _SYSLOG_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
 
 _SECRET_KEY = re.compile(
@@ -152,6 +153,8 @@ def configure_logging(level: str, fmt: str, stream: TextIO | None = None) -> Non
     if threshold is None or fmt.lower() not in ("auto", "json", "console"):
         raise ValueError(f"unknown log level {level!r} or format {fmt!r}")
     exception_step, renderer = _renderer(fmt.lower(), out)
+    global _threshold
+    _threshold = threshold
     chain = _shared_chain(exception_step)
     structlog.configure(
         processors=[*chain, renderer],
@@ -160,6 +163,12 @@ def configure_logging(level: str, fmt: str, stream: TextIO | None = None) -> Non
         cache_logger_on_first_use=True,
     )
     _configure_stdlib(threshold, chain, renderer, out)
+
+
+def enabled(level: int) -> bool:
+    """Whether a line at `level` is written: a hot path asks before it builds the line's
+    fields (a filtered call still costs the logger proxy and the arguments)."""
+    return level >= _threshold
 
 
 def get_logger(name: str | None = None, **initial: Any) -> structlog.typing.FilteringBoundLogger:

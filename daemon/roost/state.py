@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import anyio
@@ -92,16 +93,33 @@ class AccountState:
     settled: anyio.Event = field(default_factory=anyio.Event)  # connected or said why not
     health: PayloadHealth | None = None  # unreadable fields, skipped payloads (see health)
 
-    # structure id → its device ids; rebuilt when membership may have changed (a device
-    # added, removed or moved), not on every reading.
+    # structure id → its device ids, and → its smoke/CO alarms' ids; rebuilt when
+    # membership may have changed (a device added, removed, moved or replaced by a snapshot:
+    # `members` is set to None), not on every reading.
     members: dict[str, list[str]] | None = None
+    alarm_members: dict[str, list[str]] = field(default_factory=dict)
 
     def devices_in(self, structure: str) -> list[Device]:
+        members = self.members if self.members is not None else self._index_members()
+        return [self.devices[i] for i in members.get(structure, ())]
+
+    def alarms_in(self, structure: str) -> list[Device]:
+        """The structure's smoke/CO alarms as they are now (what the alarm guard reads,
+        without listing every device of the structure per command)."""
         if self.members is None:
-            self.members = {}
-            for device in self.devices.values():
-                self.members.setdefault(device.structure_id, []).append(device.id)
-        return [self.devices[i] for i in self.members.get(structure, ())]
+            self._index_members()
+        ids = self.alarm_members.get(structure)
+        return [self.devices[i] for i in ids] if ids else []
+
+    def _index_members(self) -> dict[str, list[str]]:
+        members: dict[str, list[str]] = {}
+        alarms: dict[str, list[str]] = {}
+        for device in self.devices.values():
+            members.setdefault(device.structure_id, []).append(device.id)
+            if isinstance(device, SmokeCoAlarm):
+                alarms.setdefault(device.structure_id, []).append(device.id)
+        self.members, self.alarm_members = members, alarms
+        return members
 
     def entity(self, target: str) -> Entity | None:
         return self.devices.get(target) or self.structures.get(target)
@@ -176,6 +194,10 @@ class HomeState:
     def devices_in(self, account: str, structure: str) -> list[Device]:
         """The devices of one structure (a structure belongs to one account)."""
         return self.account(account).devices_in(structure)
+
+    def alarms_in(self, account: str, structure: str) -> list[Device]:
+        """The smoke/CO alarms of one structure, as they are now."""
+        return self.account(account).alarms_in(structure)
 
     def home(self, account: str) -> Home:
         acc = self.account(account)
@@ -392,15 +414,25 @@ class HomeState:
 def _with_values(entity: Entity, values: dict[str, Any]) -> Entity | None:
     """A copy of a frozen entity with some attributes changed; None if one is unknown.
 
-    Ten times cheaper than dataclasses.replace, which re-runs __init__ with every field.
+    Ten times cheaper than dataclasses.replace, which re-runs __init__ with every field:
+    every value is read in one C call, set, then the changed ones set over them.
     """
     if not values.keys() <= attribute_set(entity):
         return None
-    names = attributes(entity)
-    copy = object.__new__(type(entity))
-    for name in names:
-        object.__setattr__(copy, name, values[name] if name in values else getattr(entity, name))
+    cls = type(entity)
+    read = _READERS.get(cls)
+    if read is None:
+        read = _READERS[cls] = attrgetter(*attributes(entity))
+    copy = object.__new__(cls)
+    for name, value in zip(attributes(entity), read(entity), strict=True):
+        _set(copy, name, value)
+    for name, value in values.items():
+        _set(copy, name, value)
     return copy
+
+
+_READERS: dict[type[Any], attrgetter[Any]] = {}
+_set = object.__setattr__
 
 
 def _change_id(acc: AccountState, target: str, attribute: str, value: Any, catch_up: bool) -> str:
