@@ -491,8 +491,14 @@ class NotifySettings(_Section):
 
 
 def _targets_from_lines(text: str) -> list[NotifyTarget]:
-    lines = (line.strip() for line in text.splitlines())
-    return [NotifyTarget(url=SecretStr(line)) for line in lines if line and line[0] != "#"]
+    """apprise's text (`TAGS=URL` lines) or YAML configuration, from the credential file."""
+    from roost.notifyurls import NotifyUrlsError, parse
+
+    try:
+        entries = parse(text)
+    except NotifyUrlsError as exc:
+        raise ValueError(f"notify.urls_credential: {exc}") from None
+    return [NotifyTarget(url=SecretStr(url), tags=tags) for url, tags in entries]
 
 
 # Guard name -> (default, direction that loosens it: -1 lower is looser, +1 higher is looser).
