@@ -32,16 +32,7 @@ causation, as a real cloud's would). Installed as a pytest plugin, it also offer
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
+from roost_pytest import simulate_home
 from roost.sandbox import SentCommand, SimulatedHome, build_home, simulate
 
 __all__ = ["SentCommand", "SimulatedHome", "build_home", "simulate", "simulate_home"]
-
-
-@pytest.fixture
-def simulate_home() -> Any:
-    """The `simulate` context manager, as a fixture."""
-    return simulate
