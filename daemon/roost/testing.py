@@ -32,7 +32,7 @@ causation, as a real cloud's would). Installed as a pytest plugin, it also offer
 
 from __future__ import annotations
 
-from roost_pytest import simulate_home
 from roost.sandbox import SentCommand, SimulatedHome, build_home, simulate
+from roost_pytest import simulate_home
 
 __all__ = ["SentCommand", "SimulatedHome", "build_home", "simulate", "simulate_home"]
