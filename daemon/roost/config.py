@@ -157,6 +157,10 @@ class DaemonSettings(_Section):
     record_events: Path | None = None
     # On SIGTERM, how long in-flight commands get to finish (keep it below TimeoutStopSec).
     drain_timeout_s: float = Field(default=10, ge=0)
+    # Retention: the event journal by age and by size, delivered notifications by age.
+    journal_keep_days: float = Field(default=30, gt=0)
+    journal_keep_rows: int = Field(default=1_000_000, ge=1000)
+    outbox_keep_days: float = Field(default=7, gt=0)
 
     @field_validator("notify_per_tag")
     @classmethod

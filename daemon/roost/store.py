@@ -355,6 +355,19 @@ class Store:
 
         return await self._run(self._transaction(retry))
 
+    async def outbox_prune(self, delivered_before: datetime) -> int:
+        """Forget notifications delivered before then (dead ones stay for `roost outbox`)."""
+
+        def prune(conn: sqlite3.Connection) -> int:
+            return int(
+                conn.execute(
+                    "DELETE FROM outbox WHERE state = 'delivered' AND finished_at < ?",
+                    (_iso(delivered_before),),
+                ).rowcount
+            )
+
+        return await self._run(self._transaction(prune))
+
     # ---- timers and rule state ----------------------------------------------------------
 
     async def timer_put(
