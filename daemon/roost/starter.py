@@ -37,12 +37,14 @@ def _rule_files(rules: Path) -> list[Path]:
 
 
 def starter_config(directory: Path) -> str:
-    """The example settings, pointed at DIR/rules and DIR/state."""
-    text = example_file(CONFIG_NAME)
-    text = re.sub(
-        r'^rules_dir = ".*"$', f'rules_dir = "{directory / RULES_NAME}"', text, flags=re.M
+    """The example settings, pointed at DIR/rules. The state directory keeps its default
+    ($STATE_DIRECTORY under systemd, else ./state), so the same starter serves a service."""
+    return re.sub(
+        r'^rules_dir = ".*"$',
+        f'rules_dir = "{directory / RULES_NAME}"',
+        example_file(CONFIG_NAME),
+        flags=re.M,
     )
-    return re.sub(r'^# state_dir = ".*"$', f'state_dir = "{directory / "state"}"', text, flags=re.M)
 
 
 def init(directory: Path, out: TextIO) -> int:
