@@ -9,17 +9,28 @@ letting apprise itself parse it: the priority apprise would send.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from roost.notify import Notification, Priority, Target, _send
+from roost.config import SAFE_NOTIFY_SCHEMES
+from roost.notify import Notification, Priority, Target, _send, restrict_schemes
 from roost.priorities import SERVICE_PRIORITIES, with_priority
 from roost.simulator.http import Request, Response, serve
 
 pytestmark = pytest.mark.anyio
 
 LEVELS = list(Priority)
+
+
+@pytest.fixture(autouse=True)
+def allow_every_mapped_scheme() -> Iterator[None]:
+    """apprise's scheme allow-list is process-wide: each daemon sets it from its settings
+    (by default without Bark, Join, …), so allow here what the priority table names."""
+    restrict_schemes([scheme for schemes in SERVICE_PRIORITIES for scheme in schemes])
+    yield
+    restrict_schemes(SAFE_NOTIFY_SCHEMES)
 
 
 async def deliver(url_of: Any, priority: Priority) -> Request:
