@@ -97,8 +97,8 @@ def check_command(args: argparse.Namespace) -> int:
     checked_names = _against_home(result, settings, tags=args.config is not None)
     ordered = sorted(result.errors, key=lambda e: (str(e.path), e.line))
     if args.json:
-        errors = [{"file": str(e.path), "line": e.line, "message": e.message} for e in ordered]
-        report = {"rules": len(result.rules), "files": len(result.files), "errors": errors}
+        rows = [{"file": str(e.path), "line": e.line, "message": e.message} for e in ordered]
+        report = {"rules": len(result.rules), "files": len(result.files), "errors": rows}
         print(json.dumps({**report, "names_checked": checked_names}))
         return 1 if result.errors else 0
     for error in ordered:
