@@ -134,17 +134,17 @@ async def test_the_metrics_endpoint(tmp_path: Path) -> None:
         async with httpx.AsyncClient() as client:
             text = ""
             with anyio.fail_after(15):
-                while 'roost_commands_total{outcome="confirmed"} 2' not in text:
+                while 'roost_commands_total{outcome="confirmed"} 2.0' not in text:
                     response = await client.get(f"http://127.0.0.1:{port}/metrics")
                     text = response.text
                     await anyio.sleep(0.1)
             assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
             assert (await client.get(f"http://127.0.0.1:{port}/nope")).status_code == 404
         samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line[0] != "#")
-        assert samples['roost_rule_runs_total{rule="eco_when_away"}'] == "1"
-        assert samples['roost_account_connected{account="home"}'] == "1"
-        assert samples['roost_reconnects_total{account="home"}'] == "0"
-        assert int(samples['roost_events_total{event="presence"}']) >= 1
+        assert float(samples['roost_rule_runs_total{rule="eco_when_away"}']) == 1
+        assert float(samples['roost_account_connected{account="home"}']) == 1
+        assert float(samples['roost_reconnects_total{account="home"}']) == 0
+        assert float(samples['roost_events_total{event="presence"}']) >= 1
         assert 'roost_outbox_entries{state="pending"}' in samples
         assert "roost_notifications_total" in text
         assert float(samples['roost_stream_lag_seconds{account="home"}']) < 5

@@ -102,7 +102,7 @@ def test_exception_message_and_locals_are_not_rendered() -> None:
     assert exc["exc_type"] == "PermissionError"
     assert "[REDACTED]" in exc["exc_value"]
     assert [frame["name"] for frame in exc["frames"]][-1] == "leaky"
-    assert all("locals" not in frame for frame in exc["frames"])
+    assert all(not frame.get("locals") for frame in exc["frames"])  # structlog <24.3: None
 
 
 def test_stdlib_records_are_redacted() -> None:
@@ -120,7 +120,7 @@ def test_stdlib_records_are_redacted() -> None:
     assert apprise["event"] == "posting to json://[REDACTED]"
     assert httpx["event"] == "GET https://h.local/?access_token=[REDACTED]"
     assert failure["exception"][0]["exc_type"] == "PermissionError"
-    assert all("locals" not in frame for frame in failure["exception"][0]["frames"])
+    assert all(not frame.get("locals") for frame in failure["exception"][0]["frames"])
 
 
 def test_levels_filter_ours_and_quiet_httpx() -> None:
@@ -222,3 +222,32 @@ def test_unknown_level_is_refused() -> None:
 )
 def test_redact_text(text: str, expected: str) -> None:
     assert redact_text(text) == expected
+
+
+def test_roost_lines_name_their_logger() -> None:
+    stream, _ = json_log()
+    structlog.get_logger("roost.notify").warning("notification not delivered")
+    structlog.get_logger().info("anonymous")
+    named, anonymous = json_lines(stream.getvalue())
+    assert named["logger"] == "roost.notify"
+    assert "logger" not in anonymous
+
+
+class _FakeTty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("no_color", "coloured"), [(None, True), ("1", False), ("", True)])
+def test_no_color_turns_colours_off(
+    monkeypatch: pytest.MonkeyPatch, no_color: str | None, coloured: bool
+) -> None:
+    if no_color is None:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    else:
+        monkeypatch.setenv("NO_COLOR", no_color)
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    stream = _FakeTty()
+    configure_logging("info", "auto", stream)
+    structlog.get_logger("roost.test").warning("careful")
+    assert ("\x1b[" in stream.getvalue()) is coloured

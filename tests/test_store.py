@@ -197,3 +197,20 @@ async def test_an_undeliverable_notification_retries_dies_and_can_be_retried(
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def test_calls_let_through_together_still_take_turns_on_the_connection(
+    tmp_path: Path,
+) -> None:
+    """anyio before 4.14 could let two tasks through the store's CapacityLimiter(1) (a task
+    reaching `acquire` while the freed token was on its way to a waiter got in too). Even
+    then each transaction must have the connection to itself: here the limiter is widened
+    on purpose and long transactions overlap in two worker threads."""
+    store = Store.open(tmp_path)
+    store._limiter = anyio.CapacityLimiter(4)  # what the old anyio did by accident
+    entries = [JournalEntry(NOW, "temperature", "a", {"x": i}) for i in range(2000)]
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(store.journal_append, entries)
+    assert len(await store.journal(limit=100_000)) == 4 * len(entries)
+    store.close()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from roost import __version__, rulecli, simcli, statuscli
+from roost.configpath import ConfigPathError, resolve_config
 
 STOCK_RULES = Path("rules")  # the example rules, relative to the repository
 
@@ -24,13 +25,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if "config" in args:
+        try:
+            args.config = resolve_config(args.config)
+        except ConfigPathError as exc:
+            print(f"roost: {exc}", file=sys.stderr)
+            return 1
     result: int = args.func(args)
     return result
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="roost", description="Rules for cloud smart homes.")
+    import shtab
+
+    parser = argparse.ArgumentParser(
+        prog="roost",
+        description="Rules for cloud smart homes.",
+        epilog="Settings: --config FILE, else $ROOST_CONFIG, else /etc/roost/roost.toml.",
+    )
     parser.add_argument("--version", action="version", version=f"roost {__version__}")
+    shtab.add_argument_to(parser, ["--print-completion"], help="print a shell completion script")
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run the daemon until stopped")
@@ -41,14 +55,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--rules",
         type=Path,
-        default=STOCK_RULES,
-        help="rule directory (default: the example rules; another set is narrated, not judged)",
+        help="rule directory (default: the examples installed with roost; another set is "
+        "narrated, not judged)",
     )
     demo.add_argument("--speed", type=float, default=1.0, help="play the scenario N× faster")
     demo.add_argument(
         "--vendor", default="sdm", help="which simulated cloud: sdm, netatmo, nest_web, nest_wwn"
     )
     demo.set_defaults(func=_demo)
+
+    init = sub.add_parser("init", help="write a starter roost.toml and the example rules")
+    init.add_argument("directory", nargs="?", type=Path, default=Path("."), help="default: .")
+    init.set_defaults(func=_init)
 
     rulecli.add_commands(sub)  # check, trace, reload, replay
     statuscli.add_commands(sub)  # status, events, notify-test, auth
@@ -81,11 +99,12 @@ def _runtime_or_exit(settings: Settings) -> Runtime:
     """The daemon, or exit 1 with every reason it cannot honour its configuration."""
     from roost import faults
     from roost.config import unknown_env_overrides
+    from roost.configpath import ENV as CONFIG_ENV
     from roost.notify import NotifyConfigError
     from roost.runtime import Runtime
     from roost.store import StoreError
 
-    unknown = [name for name in unknown_env_overrides() if name != faults.ENV]
+    unknown = [name for name in unknown_env_overrides() if name not in (faults.ENV, CONFIG_ENV)]
     problems = [f"${name}: names no setting (a typo?)" for name in unknown]
     if not settings.daemon.rules_dir.is_dir():
         problems.append(f"daemon.rules_dir: {settings.daemon.rules_dir} is not a directory")
@@ -135,13 +154,22 @@ def _demo(args: argparse.Namespace) -> int:
             f"no demo for {args.vendor!r}; choose one of: {', '.join(SCENARIOS)}", file=sys.stderr
         )
         return 2
+    if args.rules is None:
+        from roost.starter import example_rules
+
+        with example_rules() as rules:
+            return demo_main(rules, sys.stdout, args.speed, args.vendor, True)
     if not args.rules.is_dir():
-        print(
-            f"no rule directory at {args.rules}: run the demo from the repository", file=sys.stderr
-        )
+        print(f"no rule directory at {args.rules}", file=sys.stderr)
         return 1
     stock = args.rules.resolve() == STOCK_RULES.resolve()
     return demo_main(args.rules, sys.stdout, args.speed, args.vendor, stock)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from roost.starter import init
+
+    return init(args.directory, sys.stdout)
 
 
 def _outbox(args: argparse.Namespace) -> int:

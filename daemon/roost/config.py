@@ -160,6 +160,10 @@ class DaemonSettings(_Section):
     record_events: Path | None = None
     # On SIGTERM, how long in-flight commands get to finish (keep it below TimeoutStopSec).
     drain_timeout_s: float = Field(default=10, ge=0)
+    # Retention: the event journal by age and by size, delivered notifications by age.
+    journal_keep_days: float = Field(default=30, gt=0)
+    journal_keep_rows: int = Field(default=1_000_000, ge=1000)
+    outbox_keep_days: float = Field(default=7, gt=0)
 
     @field_validator("notify_per_tag")
     @classmethod
@@ -494,8 +498,14 @@ class NotifySettings(_Section):
 
 
 def _targets_from_lines(text: str) -> list[NotifyTarget]:
-    lines = (line.strip() for line in text.splitlines())
-    return [NotifyTarget(url=SecretStr(line)) for line in lines if line and line[0] != "#"]
+    """apprise's text (`TAGS=URL` lines) or YAML configuration, from the credential file."""
+    from roost.notifyurls import NotifyUrlsError, parse
+
+    try:
+        entries = parse(text)
+    except NotifyUrlsError as exc:
+        raise ValueError(f"notify.urls_credential: {exc}") from None
+    return [NotifyTarget(url=SecretStr(url), tags=tags) for url, tags in entries]
 
 
 # Guard name -> (default, direction that loosens it: -1 lower is looser, +1 higher is looser).

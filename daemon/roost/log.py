@@ -92,13 +92,42 @@ def _is_tty(stream: TextIO) -> bool:
         return False
 
 
+def _colors(stream: TextIO) -> bool:
+    """On a terminal, unless NO_COLOR is set to anything (no-color.org)."""
+    return _is_tty(stream) and not os.environ.get("NO_COLOR")
+
+
+class _NamedWriteLogger(structlog.WriteLogger):
+    """A WriteLogger that remembers the name it was asked for (`get_logger(__name__)`)."""
+
+    def __init__(self, file: TextIO, name: str | None) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+class _NamedWriteLoggerFactory:
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+
+    def __call__(self, *args: Any) -> _NamedWriteLogger:
+        return _NamedWriteLogger(self._file, str(args[0]) if args else None)
+
+
+def _add_logger_name(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """`logger` on roost's lines as on the stdlib's (where add_logger_name sets it)."""
+    name = getattr(logger, "name", None)
+    if name and "logger" not in event_dict:
+        event_dict["logger"] = name
+    return event_dict
+
+
 def _renderer(fmt: str, stream: TextIO) -> tuple[list[Processor], Processor]:
     """The exception step and the renderer for `fmt` on `stream`."""
     console = fmt == "console" or (fmt == "auto" and _is_tty(stream) and not _is_journal(stream))
     if console:
         # Traceback as text before redaction; plain_traceback never shows locals (rich would).
         renderer = structlog.dev.ConsoleRenderer(
-            colors=_is_tty(stream), exception_formatter=structlog.dev.plain_traceback
+            colors=_colors(stream), exception_formatter=structlog.dev.plain_traceback
         )
         return [structlog.processors.format_exc_info], renderer
     exceptions = structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
@@ -157,9 +186,9 @@ def configure_logging(level: str, fmt: str, stream: TextIO | None = None) -> Non
     _threshold = threshold
     chain = _shared_chain(exception_step)
     structlog.configure(
-        processors=[*chain, renderer],
+        processors=[_add_logger_name, *chain, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        logger_factory=_NamedWriteLoggerFactory(out),
         cache_logger_on_first_use=True,
     )
     _configure_stdlib(threshold, chain, renderer, out)

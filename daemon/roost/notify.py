@@ -29,6 +29,7 @@ from roost.clock import Clock, SystemClock
 from roost.events import Delivery, NotificationOutcome
 from roost.faults import fault_point
 from roost.ids import new_id
+from roost.priorities import with_priority
 from roost.redact import redact_text
 from roost.store import OutboxEntry, Store
 
@@ -130,7 +131,8 @@ async def _send(target: Target, notification: Notification) -> bool:
         Priority.URGENT: apprise.NotifyType.FAILURE,
     }[notification.priority]
     sender = apprise.Apprise(asset=apprise.AppriseAsset(app_id="roost"))
-    if not sender.add(_with_key(target, notification.key)):
+    url = with_priority(_with_key(target, notification.key), notification.priority.value)
+    if not sender.add(url):
         return False
     result: Any = await sender.async_notify(
         body=notification.body or notification.title, title=notification.title, notify_type=kind

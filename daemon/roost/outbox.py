@@ -18,7 +18,7 @@ import anyio
 
 from roost import terminal
 from roost.codec import dumps
-from roost.store import OutboxEntry, Store, StoreError
+from roost.store import FILE_NAME, OutboxEntry, Store, StoreError
 
 
 def row(entry: OutboxEntry) -> dict[str, object]:
@@ -57,6 +57,13 @@ def show_rows(rows: list[dict[str, Any]], as_json: bool, out: TextIO) -> None:
 def main(state_dir: Path, retry: str | None, as_json: bool, out: TextIO | None = None) -> int:
     """Read (or retry in) the store directly."""
     out = out or sys.stdout  # looked up now: tests (and callers) may have replaced it
+    database = state_dir / FILE_NAME
+    if not (database.is_file() or database.is_symlink()):  # a look must not create one
+        if retry is not None:
+            print(f"no database at {database}: nothing to retry", file=sys.stderr)
+            return 1
+        show_rows([], as_json, out)
+        return 0
 
     async def run() -> int:
         try:

@@ -43,6 +43,7 @@ class Persister:
         *,
         journal_max_age: timedelta = timedelta(days=30),
         journal_max_rows: int = 1_000_000,
+        outbox_keep: timedelta = timedelta(days=7),
         rule_state: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
         self._rule_state = rule_state
@@ -52,6 +53,7 @@ class Persister:
         self._inbox = bus.subscribe("journal", buffer=4096)
         self._max_age = journal_max_age
         self._max_rows = journal_max_rows
+        self._outbox_keep = outbox_keep
         state.keep_versions = store.reserve_versions
         state.keep_baseline = self._save
 
@@ -134,6 +136,9 @@ class Persister:
             )
             if gone:
                 log.info("journal pruned", entries=gone)
+            sent = await self._store.outbox_prune(self._clock.now() - self._outbox_keep)
+            if sent:
+                log.info("outbox pruned", delivered=sent)
             await self._clock.sleep(PRUNE_EVERY_S)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ def add_commands(sub: Any) -> None:
     check.add_argument("files", nargs="*", type=Path, help="only these rule files")
     check.add_argument("--config", type=Path, help="the TOML settings file")
     check.add_argument("--rules", type=Path, help="rule directory (default: from the settings)")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=check_command)
 
     trace = sub.add_parser("trace", help="the latest traces of the running daemon's rules")
@@ -34,6 +37,7 @@ def add_commands(sub: Any) -> None:
     trace.set_defaults(func=trace_command)
 
     reload = sub.add_parser("reload", help="reload the running daemon's rule files")
+    reload.add_argument("--json", action="store_true", help="machine-readable output")
     _socket_options(reload)
     reload.set_defaults(func=reload_command)
 
@@ -42,6 +46,7 @@ def add_commands(sub: Any) -> None:
     )
     replay.add_argument("events", type=Path, help="a JSON-lines event recording")
     replay.add_argument("--rules", type=Path, required=True, help="rule directory or file")
+    replay.add_argument("--json", action="store_true", help="machine-readable output")
     replay.set_defaults(func=replay_command)
 
 
@@ -91,7 +96,13 @@ def check_command(args: argparse.Namespace) -> int:
     else:
         result = load_directory(rules_dir)
     checked_names = _against_home(result, settings, tags=args.config is not None)
-    for error in sorted(result.errors, key=lambda e: (str(e.path), e.line)):
+    ordered = sorted(result.errors, key=lambda e: (str(e.path), e.line))
+    if args.json:
+        rows = [{"file": str(e.path), "line": e.line, "message": e.message} for e in ordered]
+        report = {"rules": len(result.rules), "files": len(result.files), "errors": rows}
+        print(json.dumps({**report, "names_checked": checked_names}))
+        return 1 if result.errors else 0
+    for error in ordered:
         print(error, file=sys.stderr)
     print(
         f"{len(result.rules)} rule(s) in {len(result.files)} file(s); {len(result.errors)} error(s)"
@@ -165,6 +176,9 @@ def reload_command(args: argparse.Namespace) -> int:
     answer = _ask(args, {"command": "reload"})
     if answer is None:
         return 1
+    if args.json:
+        print(json.dumps(answer))
+        return 1 if answer.get("errors") else 0
     for error in answer.get("errors", []):
         print(error, file=sys.stderr)
     print(f"{answer.get('rules')} rule(s) running; {len(answer.get('errors', []))} error(s)")
@@ -179,8 +193,38 @@ def replay_command(args: argparse.Namespace) -> int:
     configure_logging("error", "console")
     try:
         recording = read_recording(args.events)
-        anyio.run(replay, recording, args.rules, sys.stdout)
+        sim = anyio.run(replay, recording, args.rules, io.StringIO() if args.json else sys.stdout)
     except (ReplayError, RuleFileError, ValueError) as exc:
         print(f"roost replay: {exc}", file=sys.stderr)
         return 1
+    if args.json:
+        print(json.dumps(replay_json(sim)))
     return 0
+
+
+def replay_json(sim: Any) -> dict[str, Any]:
+    """What a replay would have done, for machines (`roost replay --json`)."""
+    from roost.traces import Result
+
+    commands = [
+        {
+            "at": c.at.isoformat() if c.at else None,
+            "rule": c.rule,
+            "command": str(c),
+            "outcome": str(c.outcome),
+            "reason": c.reason,
+        }
+        for c in sim.commands
+    ]
+    notifications = [
+        {
+            "at": n.created_at.isoformat(),
+            "rule": n.rule,
+            "title": n.title,
+            "tags": list(n.tags),
+            "priority": str(n.priority),
+        }
+        for n in sim.notifications
+    ]
+    skipped = sum(1 for t in sim.traces() if t.result is Result.SKIPPED)
+    return {"commands": commands, "notifications": notifications, "skipped": skipped}

@@ -8,7 +8,7 @@ together once and runs them in one task group.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import structlog
@@ -106,8 +106,16 @@ class Runtime:
         )
         self.timers = StoreTimers(self.store.path)
         self.engine = engine(settings, services, self.timers)
+        d = settings.daemon
         self.persister = Persister(
-            self.store, self.state, self.bus, self.clock, rule_state=self.engine.export_state
+            self.store,
+            self.state,
+            self.bus,
+            self.clock,
+            journal_max_age=timedelta(days=d.journal_keep_days),
+            journal_max_rows=d.journal_keep_rows,
+            outbox_keep=timedelta(days=d.outbox_keep_days),
+            rule_state=self.engine.export_state,
         )
         self.recorder = (
             EventRecorder(settings.daemon.record_events, self.state, self.bus)

@@ -175,6 +175,8 @@ async def serve(runtime: Runtime) -> None:
 
 def reload(runtime: Runtime) -> None:
     sd_notify("RELOADING=1", "STATUS=reloading the rule files")
+    if runtime.recorder is not None:
+        runtime.recorder.reopen()  # logrotate's postrotate sends SIGHUP too
     started = time.monotonic()
     result = runtime.load_rules()
     log.info(

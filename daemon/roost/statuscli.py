@@ -21,7 +21,6 @@ import anyio
 from roost import terminal
 from roost.codec import dumps
 
-SERVICE_CONFIG = Path("/etc/roost/roost.toml")
 SERVICE_SOCKET = Path("/run/roost/control.sock")
 
 
@@ -59,12 +58,10 @@ def socket_options(parser: argparse.ArgumentParser) -> None:
 
 def socket_path(config: Path | None, explicit: Path | None = None) -> Path:
     """Where the daemon listens: --socket; else `daemon.control_socket` (environment or the
-    settings file, /etc/roost/roost.toml when none is given); else the runtime directory
+    settings file, as `configpath.resolve_config` found it); else the runtime directory
     (/run/roost under systemd); else `control.sock` in the state directory."""
     if explicit is not None:
         return explicit
-    if config is None and SERVICE_CONFIG.is_file():
-        config = SERVICE_CONFIG
     daemon: dict[str, Any] = {}
     if config is not None:
         try:

@@ -177,6 +177,12 @@ class Store:
         self._conn = conn
         self.path = path
         self._limiter = anyio.CapacityLimiter(1)
+        # The connection's owner at any moment. The limiter alone does not guarantee it:
+        # anyio before 4.14 hands a freed token to a waiter only when the waiter runs, so a
+        # task reaching `acquire` in between got in too, and two worker threads ran
+        # transactions on this one connection ("cannot start a transaction within a
+        # transaction"). `close()` runs on the event loop's thread and takes it as well.
+        self._conn_lock = threading.Lock()
         self._versions: list[tuple[str, str, int, Any]] = []
         self._versions_lock = threading.Lock()
 
@@ -186,13 +192,15 @@ class Store:
         return cls(open_connection(path), path)
 
     def close(self) -> None:
-        self._write_versions(self._conn)
-        self._conn.close()
+        with self._conn_lock:
+            self._write_versions(self._conn)
+            self._conn.close()
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def run(conn: sqlite3.Connection) -> T:
-            self._write_versions(conn)  # whatever was reserved before this call lands first
-            return work(conn)
+            with self._conn_lock:
+                self._write_versions(conn)  # whatever was reserved before this call lands first
+                return work(conn)
 
         return await anyio.to_thread.run_sync(run, self._conn, limiter=self._limiter)
 
@@ -347,6 +355,19 @@ class Store:
             return cursor.rowcount == 1
 
         return await self._run(self._transaction(retry))
+
+    async def outbox_prune(self, delivered_before: datetime) -> int:
+        """Forget notifications delivered before then (dead ones stay for `roost outbox`)."""
+
+        def prune(conn: sqlite3.Connection) -> int:
+            return int(
+                conn.execute(
+                    "DELETE FROM outbox WHERE state = 'delivered' AND finished_at < ?",
+                    (_iso(delivered_before),),
+                ).rowcount
+            )
+
+        return await self._run(self._transaction(prune))
 
     # ---- timers and rule state ----------------------------------------------------------
 

@@ -36,16 +36,14 @@ timeout in real time is stopped, and the test fails with `RunawayRule` instead o
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 from roost.sandbox import RunawayRule, SentCommand, SimulatedHome, build_home, simulate
+from roost_pytest import simulate_home
 
-__all__ = ["RunawayRule", "SentCommand", "SimulatedHome", "build_home", "simulate", "simulate_home"]
-
-
-@pytest.fixture
-def simulate_home() -> Any:
-    """The `simulate` context manager, as a fixture."""
-    return simulate
+__all__ = [
+    "RunawayRule",
+    "SentCommand",
+    "SimulatedHome",
+    "build_home",
+    "simulate",
+    "simulate_home",
+]
