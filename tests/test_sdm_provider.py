@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
+from roost.clock import SystemClock
 from roost.commands import (
     Action,
     Command,
@@ -556,3 +557,24 @@ async def test_a_deleted_room_relation_keeps_the_device() -> None:
         await r.sink.wait_for(lambda: r.provider.stats.relations == 1)
         await r.idle()
         assert all(LOUNGE in home.devices for home in r.sink.snapshots[snapshots:])
+
+
+async def test_devices_are_re_listed_every_12_hours_while_healthy() -> None:
+    """A missed or wrong update cannot stick: like google-nest-sdm, the provider re-lists
+    the devices every 12 h even while the pull loop is healthy."""
+
+    class Later(SystemClock):
+        """Real time, twelve hours on once `jump` is set."""
+
+        jump = 0.0
+
+        def monotonic(self) -> float:
+            return super().monotonic() + self.jump
+
+    clock = Later()
+    async with rig(provider_options={"clock": clock}) as r:
+        lists = r.sim.list_calls
+        await anyio.sleep(0.5)
+        assert r.sim.list_calls == lists  # healthy: no re-list
+        clock.jump = 12 * 3600.0
+        await r.sink.wait_for(lambda: r.sim.list_calls > lists)
