@@ -20,7 +20,7 @@ from roost.simulator.home import SimHome
 from roost.store import Store
 from tests.web.bed import CHROMIUM, CHROMIUM_ARGS, HOSTILE, OUTPUT, Bed, chromium_missing, running
 
-REQUIRED = os.environ.get("ROOST_REQUIRE_BROWSER") == "1"  # set by .ci/run
+REQUIRED = os.environ.get("REQUIRE_BROWSER_TESTS") == "1"  # set by .ci/run
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.slow,
