@@ -93,6 +93,9 @@ rules_dir = "/etc/roost/rules"
 state_dir = "/var/lib/roost"
 control_socket = "/run/roost/control.sock"
 drain_timeout_s = 5
+# roost stops a rule that blocks the loop after 0.5 s; the freezer below must really freeze
+# it, to show that systemd's watchdog restarts a daemon that stops answering.
+rule_block_budget_s = 10   # the most it allows; systemd's watchdog (6 s) fires first
 
 [log]
 format = "json"
