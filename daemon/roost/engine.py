@@ -491,8 +491,9 @@ class Engine:
         timeout = r.timeout_s if r.timeout_s is not None else self.timeout_s
         deadline = RunDeadline(self.clock, timeout)
         guard = RunGuard(self.block_budget_s, self.max_commands)
-        home = RuleHome(self.services, r.name, event, r.dry_run, trace, self, deadline, guard)
-        home.run_scope = run.scope
+        home = RuleHome(
+            self.services, r.name, event, r.dry_run, trace, self, deadline, guard, run.scope
+        )
         try:
             if isinstance(self.clock, SystemClock) or self.wall_timeout:
                 run.scope.deadline = anyio.current_time() + timeout
@@ -581,12 +582,11 @@ class Engine:
 
         return report
 
-    def keep_delay(self, home: RuleHome, seconds: float) -> str:
+    def keep_delay(self, home: RuleHome, seconds: float, resume_at: int) -> str:
         """Store where a TOML run resumes after its delay, in case roost stops meanwhile."""
-        assert home.position is not None
         delay_id = f"delay:{home.rule}:{new_id()}"
         due = self.clock.now() + timedelta(seconds=seconds)
-        payload = {"event": event_to_json(home.event), "step": home.position + 1}
+        payload = {"event": event_to_json(home.event), "step": resume_at}
         self.timers.persistence.save(
             TimerRecord(delay_id, home.rule, TimerKind.DELAY, due, payload)
         )

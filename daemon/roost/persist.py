@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from roost.bus import Bus
 from roost.clock import Clock
 from roost.codec import CodecError, dumps, event_to_dict, home_from_dict, home_to_dict
 from roost.events import Event
+from roost.model import Home
 from roost.state import HomeState
 from roost.store import JournalEntry, Store, open_connection
 from roost.timers import TimerRecord
@@ -31,6 +32,21 @@ SAVE_EVERY_S = 1.0
 JOURNAL_GATHER_S = 0.05
 JOURNAL_GATHER_MAX = 5_000  # events: a burst is written without waiting out the window
 PRUNE_EVERY_S = 3600.0
+
+
+class HomeKeeper:
+    """Keeps the state's change identities and first pictures in the store (the state's
+    `StateKeeper`)."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def reserve_versions(self, account: str, reserved: Sequence[tuple[str, int, Any]]) -> None:
+        self._store.reserve_versions(account, reserved)
+
+    async def save_home(self, account: str, home: Home) -> None:
+        await self._store.home_put(account, home_to_dict(home), self._clock.now())
 
 
 class Persister:
@@ -54,8 +70,7 @@ class Persister:
         self._max_age = journal_max_age
         self._max_rows = journal_max_rows
         self._outbox_keep = outbox_keep
-        state.keep_versions = store.reserve_versions
-        state.keep_baseline = self._save
+        self._keeper = HomeKeeper(store, clock)
 
     async def restore(self) -> int:
         """Load the last known state of every home into `state`. Returns how many."""
@@ -126,8 +141,7 @@ class Persister:
             await self._save(account)
 
     async def _save(self, account: str) -> None:
-        home = self._state.home(account)
-        await self._store.home_put(account, home_to_dict(home), self._clock.now())
+        await self._keeper.save_home(account, self._state.home(account))
 
     async def _prune(self) -> None:
         while True:

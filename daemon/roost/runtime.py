@@ -7,7 +7,7 @@ together once and runs them in one task group.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -28,7 +28,7 @@ from roost.guards import Limits
 from roost.isolation import LoopMonitor
 from roost.loader import LoadResult, RuleError, keep_previous, kept_previous, load_directory
 from roost.notify import Notifier, Target, restrict_schemes
-from roost.persist import Persister, StoreTimers
+from roost.persist import HomeKeeper, Persister, StoreTimers
 from roost.providers.backoff import Backoff
 from roost.providers.base import Provider
 from roost.providers.registry import ProviderContext, build_provider
@@ -75,7 +75,7 @@ class Runtime:
         self.store = Store.open(settings.daemon.state_dir)
         self.bus = Bus()
         self.echoes = EchoTracker(settings.dispatch.echo_timeout_s, self.clock)
-        self.state = HomeState(self.bus, self.echoes)
+        self.state = HomeState(self.bus, self.echoes, keeper=HomeKeeper(self.store, self.clock))
         self.dispatcher = Dispatcher(
             self.state,
             self.bus,
@@ -123,8 +123,6 @@ class Runtime:
             else None
         )
         self._inbox = self.bus.subscribe("engine")
-        # More control-socket commands (the service adds status, events, outbox, …).
-        self.control_handlers: dict[str, Handler] = {}
         tokens, memory = StoreTokens(self.store), StoreMemory(self.store)
         self._context = ProviderContext(self.clock, tokens, memory)
         if providers is None:
@@ -152,8 +150,9 @@ class Runtime:
         log.info("rules loaded", rules=len(result.rules), files=len(result.files))
         return result
 
-    async def run(self) -> None:
-        """Run until cancelled."""
+    async def run(self, commands: Mapping[str, Handler] | None = None) -> None:
+        """Run until cancelled. `commands`: more control-socket commands than the rules'
+        (the service adds status, events, outbox, …)."""
         restored = await self.persister.restore()
         self.engine.import_state(await self.store.rule_states())
         log.info("state restored", accounts=restored, timers=len(self.timers.load_all()))
@@ -165,7 +164,7 @@ class Runtime:
                 if self.engine.monitor is not None:
                     tg.start_soon(self.engine.monitor.run)
                 rules = rule_commands(self.engine, self.load_rules, self.store.journal)
-                control = {**rules, **self.control_handlers}
+                control = {**rules, **(commands or {})}
                 tg.start_soon(serve, self.settings.daemon.socket_path(), control)
                 if self.recorder is not None:
                     tg.start_soon(self.recorder.run, [p.account for p in self.providers])

@@ -148,11 +148,10 @@ async def supervise(runtime: Runtime) -> None:
 async def serve(runtime: Runtime) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the rules."""
     observer = Observer(runtime.bus)
-    runtime.control_handlers.update(service_commands(runtime, observer))
-    runtime.control_handlers.update(web_commands(runtime))
+    commands = {**service_commands(runtime, observer), **web_commands(runtime)}
     async with anyio.create_task_group() as tg:
         tg.start_soon(observer.run)
-        tg.start_soon(runtime.run)
+        tg.start_soon(runtime.run, commands)
         tg.start_soon(supervise, runtime)
         address = runtime.settings.metrics.address()
         if address is not None:

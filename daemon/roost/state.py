@@ -8,11 +8,11 @@ a rule author reaches for first (`PresenceChanged`, `CoAlarm`, …). The batch g
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import structlog
@@ -125,22 +125,33 @@ class AccountState:
         return self.devices.get(target) or self.structures.get(target)
 
 
+class StateKeeper(Protocol):
+    """What makes the picture durable (the store, through `persist.HomeKeeper`)."""
+
+    def reserve_versions(self, account: str, reserved: Sequence[tuple[str, int, Any]]) -> None:
+        """Make change identities durable before their events go out (see AccountState)."""
+
+    async def save_home(self, account: str, home: Home) -> None:
+        """Make the first picture of an account durable at once."""
+
+
 class HomeState:
     """The current state of every account, and the diff that makes events."""
 
     def __init__(
-        self, bus: Bus, echoes: EchoTracker, now: Callable[[], datetime] | None = None
+        self,
+        bus: Bus,
+        echoes: EchoTracker,
+        now: Callable[[], datetime] | None = None,
+        keeper: StateKeeper | None = None,
     ) -> None:
         self._bus = bus
         self._echoes = echoes
+        self._keeper = keeper
         self._now = now or (lambda: datetime.now(UTC))
         self.accounts: dict[str, AccountState] = {}
         self._owner: dict[str, str] = {}  # entity id → account, learnt by find()
         self.dirty: set[str] = set()  # accounts changed since the store last saved them
-        # Makes change identities durable before their events go out (see AccountState).
-        self.keep_versions: Callable[[str, list[tuple[str, int, Any]]], None] | None = None
-        # Makes the first picture of an account durable at once (see Persister).
-        self.keep_baseline: Callable[[str], Awaitable[None]] | None = None
 
     # ---- reading -------------------------------------------------------------------
 
@@ -216,8 +227,8 @@ class HomeState:
             acc.baseline = True
             acc.resyncing = False
             self.dirty.add(account)
-            if self.keep_baseline is not None:
-                await self.keep_baseline(account)
+            if self._keeper is not None:
+                await self._keeper.save_home(account, self.home(account))
             acc.baseline_seen.set()
             return
         catch_up = acc.resyncing
@@ -403,8 +414,8 @@ class HomeState:
     async def _publish(self, acc: AccountState, events: list[Event], at: datetime) -> None:
         if acc.reserved:
             reserved, acc.reserved = acc.reserved, []
-            if self.keep_versions is not None:
-                self.keep_versions(acc.account, reserved)
+            if self._keeper is not None:
+                self._keeper.reserve_versions(acc.account, reserved)
         if events:
             acc.last_event_at = at
             self.dirty.add(acc.account)

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from roost.introspect import status
+from roost.introspect import outbox_row, status
 from roost.model import AlarmState, Camera, SmokeCoAlarm, Thermostat
 from roost.observe import Observer
-from roost.outbox import row
 
 if TYPE_CHECKING:
     from roost.model import Device
@@ -150,6 +149,6 @@ async def outbox(runtime: Runtime) -> list[dict[str, Any]]:
     """Given-up entries first, then pending, then the latest delivered ones."""
     open_entries = await runtime.store.outbox_list(("dead", "pending"))
     delivered = (await runtime.store.outbox_list(("delivered",)))[-DELIVERED_SHOWN:]
-    rows = [row(e) for e in open_entries] + [row(e) for e in reversed(delivered)]
+    rows = [outbox_row(e) for e in open_entries] + [outbox_row(e) for e in reversed(delivered)]
     order = {"dead": 0, "pending": 1, "delivered": 2}
     return sorted(rows, key=lambda r: order.get(str(r["state"]), 3))
