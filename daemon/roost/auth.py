@@ -27,17 +27,17 @@ import html
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import anyio
 import httpx
-from anyio.abc import SocketStream
 
-from roost import listeners, redact
+from roost import httpserver, listeners, redact
 from roost.providers.base import TokenSet
 from roost.providers.netatmo import scopes as netatmo_scopes
 from roost.safefs import give_to
@@ -163,35 +163,23 @@ async def receive_code(
     found: dict[str, str] = {}
     done = anyio.Event()
 
-    async def answer(stream: SocketStream) -> None:
-        # The bounded listener closes the stream and logs client errors.
-        head = await listeners.read_until(stream, b"\r\n\r\n", CALLBACK_LIMITS)
-        target = [*head.split(b"\r\n", 1)[0].split(), b"", b""][1].decode("latin-1")
-        parts = urlsplit(target)
-        query = dict(parse_qsl(parts.query))
-        if parts.path != CALLBACK or not ({"code", "error"} & query.keys()):
-            await _send_page(stream, 404, "Not here", "roost is waiting on /callback.")
-            return
+    async def answer(request: httpserver.Request) -> httpserver.Response:
+        query = request.query
+        if request.path != CALLBACK or not ({"code", "error"} & query.keys()):
+            return _page(404, "Not here", "roost is waiting on /callback.")
         if query.get("state") != state:
-            await _send_page(stream, 400, "Wrong state", "Start again with `roost auth`.")
-            return
+            return _page(400, "Wrong state", "Start again with `roost auth`.")
         if "error" in query:
             found["error"] = query["error"]
             title, text = "Not authorized", f"The vendor said: {html.escape(query['error'])}"
         else:
             found["code"] = query["code"]
             title, text = "roost is authorized", "You can close this tab."
-        try:
-            await _send_page(stream, 200, title, text)
-        finally:
-            done.set()  # the answer counts even when the browser left before the page
+        # the answer counts even when the browser left before the page
+        return _page(200, title, text, sent=done.set)
 
     async with anyio.create_task_group() as tg:
-
-        async def serve() -> None:
-            await listeners.serve(listener, answer, "oauth callback", CALLBACK_LIMITS)
-
-        tg.start_soon(serve)
+        tg.start_soon(httpserver.Server(answer, "oauth callback", CALLBACK_LIMITS).serve, listener)
         with anyio.move_on_after(timeout_s):
             await done.wait()
         tg.cancel_scope.cancel()
@@ -200,14 +188,11 @@ async def receive_code(
     return found.get("code"), found.get("error")
 
 
-async def _send_page(stream: SocketStream, status: int, title: str, text: str) -> None:
-    body = _PAGE.format(title=title, text=text).encode()
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}[status]
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    await listeners.send(stream, head.encode() + body, CALLBACK_LIMITS)
+def _page(
+    status: int, title: str, text: str, sent: Callable[[], None] | None = None
+) -> httpserver.Response:
+    body = _PAGE.format(title=title, text=text)
+    return httpserver.Response(status, body, {"content-type": "text/html; charset=utf-8"}, sent)
 
 
 # ---- storing ---------------------------------------------------------------------------
