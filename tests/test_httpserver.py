@@ -123,7 +123,7 @@ async def test_sent_is_called_once_the_response_is_out() -> None:
     calls: list[str] = []
 
     async def handler(request: httpserver.Request) -> httpserver.Answer:
-        return httpserver.Response(200, "ok", sent=lambda: calls.append("sent"))
+        return httpserver.Response(200, b"ok", sent=lambda: calls.append("sent"))
 
     async with httpserver.running(handler, "test", LIMITS) as server:
         assert (await raw(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")).endswith(b"ok")

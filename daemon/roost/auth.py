@@ -191,7 +191,7 @@ async def receive_code(
 def _page(
     status: int, title: str, text: str, sent: Callable[[], None] | None = None
 ) -> httpserver.Response:
-    body = _PAGE.format(title=title, text=text)
+    body = _PAGE.format(title=title, text=text).encode()
     return httpserver.Response(status, body, {"content-type": "text/html; charset=utf-8"}, sent)
 
 

@@ -53,8 +53,8 @@ class Request:
 
 @dataclass(frozen=True)
 class Response:
-    """A whole response. A `bytes` body is sent as is, a `str` as UTF-8, anything else as
-    JSON. `sent` is called once the response is out (or the client is gone)."""
+    """A whole response. A `bytes` body is sent as is; anything else is sent as JSON (a
+    `str` too). `sent` is called once the response is out (or the client is gone)."""
 
     status: int
     body: object = b""
@@ -65,8 +65,6 @@ class Response:
         headers = {name.lower(): value for name, value in self.headers.items()}
         if isinstance(self.body, bytes):
             payload = self.body
-        elif isinstance(self.body, str):
-            payload = self.body.encode()
         else:
             payload = json.dumps(self.body).encode()
             headers.setdefault("content-type", "application/json; charset=UTF-8")

@@ -227,7 +227,7 @@ async def serve_metrics(runtime: Runtime, observer: Observer, address: tuple[str
 async def _answer(request: Request, runtime: Runtime, observer: Observer) -> Response:
     """One request per connection (the server answers malformed or oversize ones itself)."""
     if request.method != "GET":
-        return Response(405, "use GET\n", {"content-type": "text/plain"})
+        return Response(405, b"use GET\n", {"content-type": "text/plain"})
     if request.path not in ("/metrics", "/"):
-        return Response(404, "see /metrics\n", {"content-type": "text/plain"})
-    return Response(200, await render(runtime, observer), {"content-type": CONTENT_TYPE})
+        return Response(404, b"see /metrics\n", {"content-type": "text/plain"})
+    return Response(200, (await render(runtime, observer)).encode(), {"content-type": CONTENT_TYPE})
