@@ -16,7 +16,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -39,6 +39,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from roost.tomllines import find_line
 
 ENV_PREFIX = "ROOST_"
 ENV_DELIMITER = "__"
@@ -798,43 +800,6 @@ def _env_name(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str | None:
         candidate = ENV_PREFIX + ENV_DELIMITER.join(parts)
         if candidate in names:
             return names[candidate]
-    return None
-
-
-def _toml_lines(text: str) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.split("#", 1)[0].strip()
-        if stripped:
-            yield number, stripped
-
-
-def find_line(text: str, loc: tuple[int | str, ...]) -> int | None:
-    """Best effort: the line of the TOML text where the setting at `loc` is written."""
-    lines = list(_toml_lines(text))
-    position, found = 0, None
-    parts = list(loc)
-    for i, part in enumerate(parts):
-        if isinstance(part, int):
-            continue
-        index = parts[i + 1] if i + 1 < len(parts) and isinstance(parts[i + 1], int) else 0
-        hit = _find_key(lines, position, part, int(index))
-        if hit is not None:  # else keep looking for the deeper keys (dotted keys, inline tables)
-            position, found = hit, lines[hit][0]
-    return found
-
-
-def _find_key(lines: list[tuple[int, str]], start: int, key: str, index: int) -> int | None:
-    """Position of the `index`-th `[[key]]`/`[key]` header or `key =` line from `start`."""
-    quoted = re.escape(key)
-    pattern = re.compile(
-        rf"^\[\[?\s*(?:[\w.\"-]+\.)?\"?{quoted}\"?\s*\]\]?$|(?:^|[\s.{{,])\"?{quoted}\"?\s*="
-    )
-    seen = 0
-    for position in range(start, len(lines)):
-        if pattern.search(lines[position][1]):
-            if seen == index:
-                return position
-            seen += 1
     return None
 
 
