@@ -23,12 +23,13 @@ import structlog
 from roost.commands import Command, CommandResult, FailureReason
 from roost.errors import AuthError, ProviderError, RateLimited, StreamEnded, VendorError
 from roost.model import Device, Home, Structure
-from roost.providers.base import ChangeSink, Rate, WriteLimits
+from roost.providers.base import ChangeSink, WriteLimits
 from roost.providers.bounds import parse_json
 from roost.providers.core import ProviderCore, find_in_home
 from roost.providers.health import PayloadHealth
 from roost.providers.http import transport_error
 from roost.providers.nest_wwn import errors
+from roost.providers.nest_wwn.account import WRITE_LIMITS
 from roost.providers.nest_wwn.encode import encode
 from roost.providers.nest_wwn.normalize import (
     Document,
@@ -46,11 +47,6 @@ log = structlog.get_logger(__name__)
 
 _MAX_REDIRECTS = 5
 COMMAND_ID_HEADER = "X-Roost-Command-Id"  # lets a log or a simulator see a duplicate
-
-# PROTOCOLS.md 1.5: writes are limited per device per hour (the numbers are not published)
-# and per token; Nest recommends at most one call a minute. A short burst keeps a scene
-# ("away: eco everywhere, then back") snappy; the sustained rate is one a minute per device.
-WRITE_LIMITS = WriteLimits(per_device=Rate(burst=3, every_s=60.0), per_account=Rate(10, 6.0))
 
 
 @dataclass

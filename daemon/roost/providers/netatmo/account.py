@@ -1,0 +1,99 @@
+"""Netatmo: the account's settings, endpoint, OAuth app and write limits."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from roost.accounts import (
+    AccountBase,
+    check_credential_name,
+    optional_secret,
+    require_loopback,
+    secret,
+)
+from roost.providers.base import OAuthApp, Rate, WriteLimits
+from roost.providers.netatmo import scopes
+
+API_URL = "https://api.netatmo.com"
+SCOPES = " ".join(scopes.SCOPES)  # derived from the endpoints the commands write
+# Writes share the per-user budget with the polls; the budget enforces the hard limits,
+# these keep a burst of rule writes from starving the polls.
+WRITE_LIMITS = WriteLimits(per_device=Rate(3, 10.0), per_account=Rate(10, 1.0))
+
+
+class NetatmoAccount(AccountBase):
+    """Netatmo Connect: an OAuth2 app (client id and secret) and a refresh token that
+    Netatmo rotates on every refresh (roost keeps the live one in its state directory).
+    An adaptive poll, optionally woken by signed webhooks received on `webhook_listen`."""
+
+    provider: Literal["netatmo"]
+    api_url: str = API_URL
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+    client_secret_credential: str | None = None
+    refresh_token: SecretStr | None = None
+    refresh_token_credential: str | None = None
+    # true: no refresh token here; use the tokens `roost auth netatmo` stored.
+    use_stored_tokens: bool = False
+    home_id: str | None = None
+    fast_poll_s: float = Field(default=5, ge=0.1)
+    slow_poll_s: float = Field(default=30, ge=1)
+    fast_window_s: float = Field(default=120, ge=0)
+    eco_mode: Literal["away", "hg"] = "away"
+    webhook_listen: str | None = None
+    webhook_url: str | None = None
+    # A webhook_listen address other than loopback must be meant: roost has no TLS.
+    allow_remote: bool = False
+
+    @field_validator("client_secret_credential", "refresh_token_credential")
+    @classmethod
+    def _credential_name(cls, value: str | None) -> str | None:
+        return check_credential_name(value)
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be host:port, e.g. '127.0.0.1:8765'")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_secrets(self) -> Self:
+        self.client_secret = secret(
+            self.client_secret, self.client_secret_credential, self.owner, "client_secret"
+        )
+        self.refresh_token = optional_secret(
+            self.refresh_token,
+            self.refresh_token_credential,
+            self.owner,
+            "refresh_token",
+            self.use_stored_tokens,
+        )
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_loopback(self) -> Self:
+        require_loopback(self.webhook_listen, self.allow_remote, "webhook_listen")
+        return self
+
+    def webhook_address(self) -> tuple[str, int] | None:
+        if self.webhook_listen is None:
+            return None
+        host, _, port = self.webhook_listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+def oauth(account: NetatmoAccount) -> OAuthApp:
+    """The plain code flow (Netatmo documents no PKCE); the scopes go in the exchange too."""
+    return OAuthApp(
+        account.api_url + "/oauth2/authorize",
+        account.api_url + "/oauth2/token",
+        SCOPES,
+        scope_in_exchange=True,
+        client_id=account.client_id,
+        client_secret=account.client_secret,
+    )
