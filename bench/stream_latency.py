@@ -71,8 +71,8 @@ from roost.api import RuleHome
 from roost.config import GuardSettings, Settings
 from roost.events import AttributeChanged
 from roost.providers.base import Provider, WriteLimits
-from roost.providers.nest_wwn import NestWwnProvider
-from roost.providers.nest_wwn.account import NestWwnAccount
+from roost.providers.nest_wwn import NestWwnAccount
+from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.rules import Rule, when
 from roost.runtime import Runtime
 from roost.service import settle_memory

@@ -38,7 +38,7 @@ from roost.model import (
     Thermostat,
     ThermostatMode,
 )
-from roost.providers.nest_wwn import NestWwnProvider
+from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.simulator import http, nest_wwn
 from roost.simulator.home import SimHome
 from tests.recording import RecordingSink

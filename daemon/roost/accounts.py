@@ -11,8 +11,17 @@ import ipaddress
 import os
 import re
 from pathlib import Path
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 _CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9_@-][A-Za-z0-9_.@-]*$")
 
@@ -100,6 +109,46 @@ class AccountBase(Section):
             raise ValueError("must start with https:// (or http:// for a local simulator)")
         return value.rstrip("/")
 
+    @field_validator("*")
+    @classmethod
+    def _credential_name(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every `<what>_credential` names a plain file in $CREDENTIALS_DIRECTORY."""
+        if info.field_name is not None and info.field_name.endswith("_credential"):
+            return check_credential_name(value)
+        return value
+
     @property
     def owner(self) -> str:
         return f"account {self.name!r}"
+
+
+class OAuthAccount(AccountBase):
+    """An account of an OAuth app (client id and secret) with a refresh token; with
+    `use_stored_tokens` the tokens `roost auth` stored in the state directory instead."""
+
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+    client_secret_credential: str | None = None
+    refresh_token: SecretStr | None = None
+    refresh_token_credential: str | None = None
+    use_stored_tokens: bool = False
+
+    @model_validator(mode="after")
+    def _resolve_oauth_secrets(self) -> Self:
+        self.client_secret = secret(
+            self.client_secret, self.client_secret_credential, self.owner, "client_secret"
+        )
+        self.refresh_token = optional_secret(
+            self.refresh_token,
+            self.refresh_token_credential,
+            self.owner,
+            "refresh_token",
+            self.use_stored_tokens,
+        )
+        return self
+
+    def oauth_secrets(self) -> tuple[str, str]:
+        """The client secret and the refresh token ("": use the tokens `roost auth` stored)."""
+        assert self.client_secret is not None  # resolved by validation
+        refresh = self.refresh_token
+        return self.client_secret.get_secret_value(), refresh.get_secret_value() if refresh else ""

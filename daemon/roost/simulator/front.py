@@ -7,7 +7,7 @@ the server (an event publisher, a bucket follower) in `start`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
@@ -35,17 +35,10 @@ class Front:
     def start(self, server: http.Server) -> None:
         """Start what runs beside the server (none by default)."""
 
-    def fail_next(
-        self,
-        kind: str,
-        n: int = 1,
-        status: int = 503,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        after_apply: bool = False,
-    ) -> None:
-        """Answer the next `n` requests of `kind` with this fault (simulator/faults.py)."""
-        self.faults.fail_next(kind, n, status, body, headers, after_apply)
+    @property
+    def fail_next(self) -> Callable[..., None]:
+        """`fail_next(kind, n, status, body, headers, after_apply)`: see simulator/faults.py."""
+        return self.faults.fail_next
 
     @property
     def server(self) -> http.Server:
@@ -76,6 +69,8 @@ async def serve(front: F, *, physics_interval_s: float | None, port: int) -> Asy
 
 
 Control = Callable[[Any, dict[str, Any]], object]
+
+HOME_READS: dict[str, Callable[[Any], object]] = {"state": lambda s: s.home.to_dict()}
 
 # The controls that act on the simulated home, the same for every front.
 HOME_CONTROLS: dict[str, Control] = {

@@ -870,7 +870,7 @@ async def serve(
 
 
 _READS: control.Reads[NestWebSimulator] = {
-    "state": lambda s: s.home.to_dict(),
+    **front.HOME_READS,
     "writes": lambda s: [{"object_key": key, "value": value} for key, value in s.writes],
     "buckets": lambda s: [_v5_object(b, with_value=True) for b in s.store.buckets()],
 }

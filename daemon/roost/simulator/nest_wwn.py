@@ -831,7 +831,7 @@ async def serve(
 
 
 _READS: control.Reads[NestWwnSimulator] = {
-    "state": lambda s: s.home.to_dict(),
+    **front.HOME_READS,
     "writes": lambda s: [{"path": path, "body": body} for path, body in s.writes],
     "requests": lambda s: [
         {"method": r.method, "path": r.path, "status": r.status} for r in s.requests

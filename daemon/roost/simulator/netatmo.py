@@ -966,7 +966,7 @@ async def serve(
 
 
 _READS: control.Reads[NetatmoSimulator] = {
-    "state": lambda s: s.home.to_dict(),
+    **front.HOME_READS,
     "writes": lambda s: [{"endpoint": e, "params": p} for e, p in s.writes],
     "requests": lambda s: [
         {"at": r.at, "endpoint": r.endpoint, "status": r.status} for r in s.requests

@@ -899,7 +899,7 @@ def demo_home(*, clock: Callable[[], datetime] | None = None) -> SimHome:
 
 
 _READS: control.Reads[SdmSimulator] = {
-    "state": lambda s: s.home.to_dict(),
+    **front.HOME_READS,
     "commands": lambda s: [dataclasses.asdict(c) for c in s.commands],
 }
 

@@ -38,8 +38,7 @@ from roost.providers.base import ChangeSink, TokenSet, TokenStore, WriteLimits
 from roost.providers.bounds import PayloadTooLarge, parse_json
 from roost.providers.core import ProviderCore, find_in_home
 from roost.providers.http import retry_after, transport_error
-from roost.providers.nest_web import errors
-from roost.providers.nest_web.account import WRITE_LIMITS
+from roost.providers.nest_web import WRITE_LIMITS, errors
 from roost.providers.nest_web.buckets import Bucket, BucketSet, parse_objects
 from roost.providers.nest_web.encode import encode
 from roost.providers.nest_web.normalize import ScheduleEntry, base_mode, normalize, schedule

@@ -28,8 +28,7 @@ from roost.providers.bounds import parse_json
 from roost.providers.core import ProviderCore, find_in_home
 from roost.providers.health import PayloadHealth
 from roost.providers.http import transport_error
-from roost.providers.nest_wwn import errors
-from roost.providers.nest_wwn.account import WRITE_LIMITS
+from roost.providers.nest_wwn import WRITE_LIMITS, errors
 from roost.providers.nest_wwn.encode import encode
 from roost.providers.nest_wwn.normalize import (
     Document,

@@ -1,45 +1,95 @@
 """Netatmo Connect (api.netatmo.com): an adaptive poll in, form and JSON writes out.
 
-The vendor boundary: the account model, endpoint, OAuth app and write limits
-(`account.py`), and `build`, which the registry calls for an account of this vendor.
+The vendor boundary: the account model, endpoint, OAuth app, write limits and `build`,
+which the registry calls for an account of this vendor.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal, Self
 
-from roost.providers.netatmo.account import API_URL, SCOPES, WRITE_LIMITS, NetatmoAccount, oauth
+from pydantic import Field, field_validator, model_validator
+
+from roost.accounts import OAuthAccount, require_loopback
+from roost.providers.base import OAuthApp, Rate, WriteLimits
+from roost.providers.netatmo import scopes
 
 if TYPE_CHECKING:
     from roost.providers.base import Provider
     from roost.providers.registry import ProviderContext
 
-Account = NetatmoAccount
+API_URL = "https://api.netatmo.com"
+SCOPES = " ".join(scopes.SCOPES)  # derived from the endpoints the commands write
 # What to do when the account is auth_failed (the status page shows it).
 AUTH_ADVICE = "run `roost auth netatmo`, then restart roost"
-__all__ = [
-    "API_URL",
-    "AUTH_ADVICE",
-    "SCOPES",
-    "WRITE_LIMITS",
-    "Account",
-    "NetatmoProvider",
-    "build",
-    "oauth",
-]
+# Writes share the per-user budget with the polls; the budget enforces the hard limits,
+# these keep a burst of rule writes from starving the polls.
+WRITE_LIMITS = WriteLimits(per_device=Rate(3, 10.0), per_account=Rate(10, 1.0))
+
+
+class NetatmoAccount(OAuthAccount):
+    """Netatmo Connect: an OAuth2 app (client id and secret) and a refresh token that
+    Netatmo rotates on every refresh (roost keeps the live one in its state directory).
+    An adaptive poll, optionally woken by signed webhooks received on `webhook_listen`."""
+
+    provider: Literal["netatmo"]
+    api_url: str = API_URL
+    home_id: str | None = None
+    fast_poll_s: float = Field(default=5, ge=0.1)
+    slow_poll_s: float = Field(default=30, ge=1)
+    fast_window_s: float = Field(default=120, ge=0)
+    eco_mode: Literal["away", "hg"] = "away"
+    webhook_listen: str | None = None
+    webhook_url: str | None = None
+    # A webhook_listen address other than loopback must be meant: roost has no TLS.
+    allow_remote: bool = False
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be host:port, e.g. '127.0.0.1:8765'")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_loopback(self) -> Self:
+        require_loopback(self.webhook_listen, self.allow_remote, "webhook_listen")
+        return self
+
+    def webhook_address(self) -> tuple[str, int] | None:
+        if self.webhook_listen is None:
+            return None
+        host, _, port = self.webhook_listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+Account = NetatmoAccount
+
+
+def oauth(account: NetatmoAccount) -> OAuthApp:
+    """The plain code flow (Netatmo documents no PKCE); the scopes go in the exchange too."""
+    return OAuthApp(
+        account.api_url + "/oauth2/authorize",
+        account.api_url + "/oauth2/token",
+        SCOPES,
+        scope_in_exchange=True,
+        client_id=account.client_id,
+        client_secret=account.client_secret,
+    )
 
 
 def build(account: NetatmoAccount, context: ProviderContext) -> Provider:
     from roost.providers.netatmo.provider import HTTP_TIMEOUT, NetatmoProvider
 
-    secret, refresh = account.client_secret, account.refresh_token
-    assert secret is not None  # resolved by validation
+    client_secret, refresh_token = account.oauth_secrets()
     return NetatmoProvider(
         account.name,
         api_url=account.api_url,
         client_id=account.client_id,
-        client_secret=secret.get_secret_value(),
-        refresh_token=refresh.get_secret_value() if refresh else "",  # "": `roost auth`'s
+        client_secret=client_secret,
+        refresh_token=refresh_token,
         home_id=account.home_id,
         tokens=context.tokens,
         memory=context.memory,
@@ -52,11 +102,3 @@ def build(account: NetatmoAccount, context: ProviderContext) -> Provider:
         webhook_url=account.webhook_url,
         client=context.http_client("netatmo", HTTP_TIMEOUT),
     )
-
-
-def __getattr__(name: str) -> Any:
-    if name == "NetatmoProvider":  # imported on first use: a daemon pays only for its vendors
-        from roost.providers.netatmo.provider import NetatmoProvider
-
-        return NetatmoProvider
-    raise AttributeError(name)

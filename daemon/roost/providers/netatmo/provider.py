@@ -36,8 +36,7 @@ from roost.providers.base import (
 )
 from roost.providers.bounds import PayloadTooLarge
 from roost.providers.core import ProviderCore, find_in_home
-from roost.providers.netatmo import errors
-from roost.providers.netatmo.account import WRITE_LIMITS
+from roost.providers.netatmo import WRITE_LIMITS, errors
 from roost.providers.netatmo.api import NetatmoApi
 from roost.providers.netatmo.budget import RequestBudget
 from roost.providers.netatmo.encode import EcoMode, Write, encode

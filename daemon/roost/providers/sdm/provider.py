@@ -42,8 +42,7 @@ from roost.providers.core import ProviderCore
 from roost.providers.health import PayloadHealth
 from roost.providers.oauth import REFRESH_MARGIN, RefreshTokenKeeper
 from roost.providers.readers import Problems
-from roost.providers.sdm import normalize
-from roost.providers.sdm.account import API_URL, PUBSUB_URL, TOKEN_URL, WRITE_LIMITS
+from roost.providers.sdm import API_URL, PUBSUB_URL, TOKEN_URL, WRITE_LIMITS, normalize
 from roost.providers.sdm.api import SdmClient
 from roost.providers.sdm.encode import encode
 from roost.providers.sdm.errors import ApiError, to_result
