@@ -37,8 +37,14 @@ from roost.model import Device, Structure
 from roost.providers.base import ChangeSink, TokenSet, TokenStore, WriteLimits
 from roost.providers.bounds import PayloadTooLarge, parse_json
 from roost.providers.core import ProviderCore, find_in_home
-from roost.providers.http import retry_after, transport_error
-from roost.providers.nest_web import WRITE_LIMITS, errors
+from roost.providers.http import (
+    failure_for_status,
+    message_of,
+    retry_after,
+    transport_error,
+    transport_failure,
+)
+from roost.providers.nest_web import WRITE_LIMITS
 from roost.providers.nest_web.buckets import Bucket, BucketSet, parse_objects
 from roost.providers.nest_web.encode import encode
 from roost.providers.nest_web.normalize import ScheduleEntry, base_mode, normalize, schedule
@@ -235,7 +241,7 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
         if status == 429:
             raise RateLimited("rate limited (HTTP 429)", retry_after(response))
         if status != 200:
-            raise VendorError(f"HTTP {status}: {errors.detail(response)}", status)
+            raise VendorError(f"HTTP {status}: {message_of(response)}", status)
         try:
             return parse_json(response.content)
         except PayloadTooLarge as exc:
@@ -390,11 +396,11 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
                     f"{session.transport_url}/v5/put", json=body, headers=session.headers()
                 )
             except httpx.RequestError as exc:
-                return errors.from_transport_error(exc)
+                return transport_failure(exc)
             if response.status_code in (401, 403) and attempt == 0:
                 self._forget(session)
                 continue
             if response.is_success:
                 return CommandResult.success()
-            return errors.from_response(response)
+            return failure_for_status(response, message_of(response))
         return CommandResult.failure(FailureReason.UNAUTHORIZED, "session refused twice")
