@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from roost.accounts import AccountBase
 from roost.providers.registry import VENDORS, account_models, vendor
@@ -86,3 +87,13 @@ def test_every_vendor_exports_its_boundary(name: str) -> None:
 
 def test_the_settings_union_is_assembled_from_the_registry() -> None:
     assert {m.__module__.split(".")[2] for m in account_models()} == set(VENDORS)
+
+
+@pytest.mark.parametrize("name", VENDORS)
+def test_every_credential_field_of_every_vendor_names_a_plain_file(name: str) -> None:
+    model = vendor(name).Account
+    fields = [f for f in model.model_fields if f.endswith("_credential")]
+    assert fields, "each vendor reads at least one secret from a credential file"
+    for field in fields:
+        with pytest.raises(ValidationError, match=f"{field}\n.*plain file name"):
+            model.model_validate({"provider": name, "name": "a", field: "../etc/shadow"})
