@@ -1,4 +1,4 @@
-"""One small HTTP/1.1 server (h11 on anyio) for every HTTP listener roost has: the Netatmo
+"""One small HTTP/1.1 server (h11 on anyio) for every HTTP listener roost has: a vendor's
 webhook receiver, the metrics endpoint, the OAuth callback of `roost auth`, and the
 vendor simulators.
 
