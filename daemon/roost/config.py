@@ -39,13 +39,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from roost.accounts import (
-    AccountBase,
-    check_credential_name,
-    is_loopback,
-    read_credential,
-    require_loopback,
-)
+from roost.accounts import AccountBase, is_loopback, require_loopback
+from roost.credentials import check_credential_name, read_credential
 from roost.providers.registry import account_models
 from roost.tomllines import find_line
 
