@@ -84,6 +84,8 @@ def exported(module: types.ModuleType) -> list[str]:
 )
 def test_exported_members(module: types.ModuleType, pinned: list[str]) -> None:
     assert sorted(module.__all__) == pinned
+    for name in module.__all__:
+        getattr(module, name)  # each resolves (roost.testing loads its pytest fixture lazily)
     assert exported(module) == pinned  # nothing public that __all__ does not list
 
 
