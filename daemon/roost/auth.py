@@ -36,6 +36,7 @@ import anyio
 import httpx
 
 from roost import httpserver, listeners, redact
+from roost.credentials import write_credential
 from roost.providers.base import OAuthApp, TokenSet
 from roost.providers.registry import VENDORS, OwnLogin, vendor
 from roost.safefs import give_to
@@ -223,19 +224,6 @@ def give_to_state_owner(state_dir: Path) -> None:
     for path in state_dir.glob(FILE_NAME + "*"):
         if path.lstat().st_uid == 0 and not give_to(path, owner.st_uid, owner.st_gid):
             print(f"roost auth: {path} is not a regular file; not changing its owner")
-
-
-def write_credential(path: Path, value: str) -> None:
-    """The token as a systemd credential file (0600, written atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(path.name + ".new")
-    temporary.unlink(missing_ok=True)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(value + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
 
 
 # ---- the command -----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Secrets as systemd credentials: a setting `<what>_credential` names a file in
 `$CREDENTIALS_DIRECTORY` (systemd's `LoadCredential=`), read while the settings are
 validated. A secret is given inline or as a credential, exactly one of the two.
+`roost auth` writes credential files.
 """
 
 from __future__ import annotations
@@ -61,3 +62,16 @@ def secret(value: SecretStr | None, credential: str | None, owner: str, what: st
         return SecretStr(read_credential(credential, owner))
     assert value is not None
     return value
+
+
+def write_credential(path: Path, value: str) -> None:
+    """The token as a systemd credential file (0600, written atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(path.name + ".new")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(value + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)

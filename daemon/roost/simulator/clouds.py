@@ -21,6 +21,7 @@ from roost.simulator.home import SimHome
 
 ACCOUNT = "demo"
 KEEPALIVE_S = 1.0
+STACK_VENDOR = "nest_wwn"  # a simulated installation's cloud unless told otherwise
 
 
 SimulatedAccount = AbstractAsyncContextManager[tuple[Any, AccountBase]]

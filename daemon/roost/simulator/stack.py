@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from roost.accounts import AccountBase
 from roost.config import NotifyTarget, Settings
 from roost.runtime import Runtime
-from roost.simulator.clouds import ACCOUNT, DEMO_HOMES, VENDORS
+from roost.simulator.clouds import ACCOUNT, DEMO_HOMES, STACK_VENDOR, VENDORS
 from roost.simulator.home import SimHome
 from roost.simulator.sink import NotificationSink, serve_sink
 
@@ -56,7 +56,7 @@ async def running_stack(
     *,
     state_dir: Path,
     home: SimHome | None = None,
-    vendor: str = "nest_wwn",
+    vendor: str = STACK_VENDOR,
     physics_interval_s: float | None = None,
     dry_run: bool = False,
 ) -> AsyncIterator[Stack]:
