@@ -93,6 +93,13 @@ class UnknownDevice(LookupError):
     """`home.device(name)` for a device the home does not have."""
 
 
+class RunScope(Protocol):
+    """A rule run as its home sees it: its cancel scope (a timeout or a restart cancels it)."""
+
+    @property
+    def scope(self) -> anyio.CancelScope | None: ...
+
+
 class RuleRunner(Protocol):
     """The engine, as a rule run sees it: it can run another rule."""
 
@@ -134,7 +141,7 @@ class RuleHome:
         runner: RuleRunner | None = None,
         deadline: RunDeadline | None = None,
         guard: RunGuard | None = None,
-        run_scope: anyio.CancelScope | None = None,
+        run: RunScope | None = None,
     ) -> None:
         self._services = services
         self.rule = rule
@@ -146,7 +153,7 @@ class RuleHome:
         # Counts this run's commands, and marks roost's own code so a block-budget stop
         # waits until the rule's code runs again (no roost state left half-done).
         self._guard = guard or RunGuard()
-        self.run_scope = run_scope  # cancelled by a timeout or a restart
+        self._run = run  # its scope is cancelled by a timeout or a restart
 
     @property
     def now(self) -> datetime:
@@ -332,7 +339,8 @@ class RuleHome:
         except BaseException:
             # A stop keeps the stored resume point (the run goes on after the restart);
             # a timeout or a restart-mode cancel means the run is over for good.
-            if runner is not None and (self.run_scope is None or self.run_scope.cancel_called):
+            scope = self._run.scope if self._run is not None else None
+            if runner is not None and (scope is None or scope.cancel_called):
                 runner.forget_delay(kept)
             raise
         if runner is not None:

@@ -491,9 +491,7 @@ class Engine:
         timeout = r.timeout_s if r.timeout_s is not None else self.timeout_s
         deadline = RunDeadline(self.clock, timeout)
         guard = RunGuard(self.block_budget_s, self.max_commands)
-        home = RuleHome(
-            self.services, r.name, event, r.dry_run, trace, self, deadline, guard, run.scope
-        )
+        home = RuleHome(self.services, r.name, event, r.dry_run, trace, self, deadline, guard, run)
         try:
             if isinstance(self.clock, SystemClock) or self.wall_timeout:
                 run.scope.deadline = anyio.current_time() + timeout
