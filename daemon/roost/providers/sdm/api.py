@@ -16,6 +16,7 @@ import httpx
 from roost.providers.bounds import PayloadTooLarge, parse_json
 from roost.providers.http import transport_error
 from roost.providers.oauth import RefreshTokenKeeper
+from roost.providers.sdm import SdmAccount
 from roost.providers.sdm.errors import ApiError
 from roost.providers.sdm.messages import Delivery, PayloadError, parse_pull
 
@@ -31,20 +32,14 @@ class Answer:
 
 class SdmClient:
     def __init__(
-        self,
-        client: httpx.AsyncClient,
-        auth: RefreshTokenKeeper,
-        *,
-        api_url: str,
-        project_id: str,
-        pubsub_url: str,
-        subscription: str,
+        self, client: httpx.AsyncClient, auth: RefreshTokenKeeper, settings: SdmAccount
     ) -> None:
         self._client = client
         self._auth = auth
-        self._api = api_url.rstrip("/")
-        self.enterprise = f"enterprises/{project_id}"
-        self._subscription = f"{pubsub_url.rstrip('/')}/{subscription.strip('/')}"
+        self._api = settings.api_url.rstrip("/")
+        self.enterprise = f"enterprises/{settings.project_id}"
+        pubsub, subscription = settings.pubsub_url.rstrip("/"), settings.subscription.strip("/")
+        self._subscription = f"{pubsub}/{subscription}"
 
     def device_name(self, device_id: str) -> str:
         return f"{self.enterprise}/devices/{device_id}"
