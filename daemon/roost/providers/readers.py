@@ -10,8 +10,10 @@ Missing (or null) optional values are not problems; they are simply unknown.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from roost.model import ThermostatMode
@@ -21,6 +23,7 @@ V = TypeVar("V")
 CELSIUS: Final = (-50.0, 100.0)  # any temperature a home can report
 PERCENT: Final = (0.0, 100.0)
 _SHOWN_CHARS = 40
+_FRACTION = re.compile(r"\.(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,3 +238,20 @@ def active_setpoints(
     if mode is ThermostatMode.ECO:
         return eco if eco is not None else (None, None)
     return None, None  # off, or unknown
+
+
+def pair(low: float | None, high: float | None) -> tuple[float, float] | None:
+    """A (low, high) range, or None unless both ends are known."""
+    return None if low is None or high is None else (low, high)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 time (`Z`, any number of fractional digits), as aware UTC; else None."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value, count=1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

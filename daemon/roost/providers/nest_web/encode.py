@@ -24,15 +24,7 @@ from roost.commands import (
 )
 from roost.errors import EncodeError
 from roost.model import Device, Presence, Structure, Thermostat, ThermostatMode
-from roost.providers.encoding import (
-    SetpointFields,
-    check_mode,
-    fan_minutes,
-    known_mode,
-    on_structure,
-    on_thermostat,
-    setpoints,
-)
+from roost.providers import encoding
 
 PutObject = tuple[str, dict[str, Any]]
 
@@ -54,11 +46,11 @@ def encode(
 ) -> list[PutObject]:
     """The bucket writes for one action on one target."""
     if isinstance(action, SetPresence):
-        structure = on_structure(action, target)
+        structure = encoding.on_structure(action, target)
         away = action.presence is Presence.AWAY
         fields = {"away": away, "away_timestamp": int(now.timestamp()), "away_setter": 0}
         return [(f"structure.{structure.id}", fields)]
-    target = on_thermostat(action, target)
+    target = encoding.on_thermostat(action, target)
     if isinstance(action, SetEco):
         return [_eco(target, action.on)]
     if isinstance(action, SetMode):
@@ -77,7 +69,7 @@ def _eco(target: Thermostat, on: bool) -> PutObject:
 def _mode(target: Thermostat, mode: ThermostatMode) -> list[PutObject]:
     if mode is ThermostatMode.ECO:
         return [_eco(target, True)]
-    check_mode(mode, target)
+    encoding.check_mode(mode, target)
     writes = [_eco(target, False)] if target.mode is ThermostatMode.ECO else []
     writes.append((f"shared.{target.id}", {"target_temperature_type": TARGET_TYPE[mode]}))
     return writes
@@ -86,13 +78,13 @@ def _mode(target: Thermostat, mode: ThermostatMode) -> list[PutObject]:
 def _setpoints(
     action: SetHeat | SetCool | SetRange, target: Thermostat, base_mode: ThermostatMode | None
 ) -> dict[str, Any]:
-    mode = known_mode(target)
+    mode = encoding.known_mode(target)
     if mode is ThermostatMode.ECO:
         mode = base_mode or (ThermostatMode.HEAT if target.can_heat else ThermostatMode.COOL)
-    return setpoints(action, mode, _SETPOINT_FIELDS)
+    return encoding.setpoints(action, mode, _SETPOINT_FIELDS)
 
 
-_SETPOINT_FIELDS: SetpointFields = {
+_SETPOINT_FIELDS: encoding.SetpointFields = {
     (SetHeat, ThermostatMode.HEAT): ("target_temperature",),
     (SetHeat, ThermostatMode.HEAT_COOL): ("target_temperature_low",),
     (SetCool, ThermostatMode.COOL): ("target_temperature",),
@@ -103,5 +95,5 @@ _SETPOINT_FIELDS: SetpointFields = {
 
 def _fan(action: SetFanTimer, target: Thermostat, now: datetime) -> dict[str, Any]:
     """`fan_timer_timeout` is the unix second the fan stops; 0 stops it now."""
-    minutes = fan_minutes(action, target.has_fan, target.id)
+    minutes = encoding.fan_minutes(action, target.has_fan, target.id)
     return {"fan_timer_timeout": int(now.timestamp()) + minutes * 60 if minutes else 0}

@@ -33,7 +33,7 @@ from roost.model import (
 )
 from roost.providers.bounds import check_devices
 from roost.providers.nest_web.buckets import PayloadError
-from roost.providers.readers import Fields, Problems, active_setpoints
+from roost.providers.readers import Fields, Problems, active_setpoints, pair
 
 Buckets = Mapping[str, Mapping[str, Any]]
 
@@ -44,7 +44,6 @@ TARGET_TYPES = {
     "range": ThermostatMode.HEAT_COOL,
     "off": ThermostatMode.OFF,
 }
-ECO_MODES = frozenset({"manual-eco", "auto-eco"})  # device.eco.mode; "schedule" is eco off
 
 
 def normalize(
@@ -176,11 +175,11 @@ def _thermostat(
         locked=locked,
         locked_range_c=None
         if locked is False
-        else _pair(
+        else pair(
             device.celsius("temperature_lock_low_temp"),
             device.celsius("temperature_lock_high_temp"),
         ),
-        eco_range_c=None if eco_low is None or eco_high is None else (eco_low, eco_high),
+        eco_range_c=pair(eco_low, eco_high),
     )
 
 
@@ -315,10 +314,6 @@ def _number(raw: Mapping[str, Any], key: str, where: str) -> float | None:
     if not math.isfinite(value):
         raise PayloadError(f"{where}: {key} is not finite: {value!r}")
     return float(value)
-
-
-def _pair(low: float | None, high: float | None) -> tuple[float, float] | None:
-    return None if low is None or high is None else (low, high)
 
 
 # --- schedules -----------------------------------------------------------------------------

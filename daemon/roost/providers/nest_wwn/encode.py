@@ -24,15 +24,7 @@ from roost.commands import (
 )
 from roost.errors import EncodeError
 from roost.model import Device, Presence, Structure, Thermostat, ThermostatMode
-from roost.providers.encoding import (
-    SetpointFields,
-    check_mode,
-    fan_minutes,
-    known_mode,
-    on_structure,
-    on_thermostat,
-    setpoints,
-)
+from roost.providers import encoding
 
 Write = tuple[str, dict[str, Any]]
 
@@ -51,8 +43,9 @@ def encode(
     """
     if isinstance(action, SetPresence):
         away = "away" if action.presence is Presence.AWAY else "home"
-        return f"/structures/{on_structure(action, target).id}", {"away": away}
-    target = on_thermostat(action, target)
+        structure = encoding.on_structure(action, target)
+        return f"/structures/{structure.id}", {"away": away}
+    target = encoding.on_thermostat(action, target)
     body = _thermostat_body(action, target, previous_mode, scale)
     return f"/devices/thermostats/{target.id}", body
 
@@ -61,7 +54,7 @@ def _thermostat_body(
     action: Action, target: Thermostat, previous_mode: ThermostatMode | None, scale: str
 ) -> dict[str, Any]:
     if isinstance(action, SetMode):
-        check_mode(action.mode, target)
+        encoding.check_mode(action.mode, target)
         return {"hvac_mode": str(action.mode)}
     if isinstance(action, SetEco):
         return {"hvac_mode": str(_eco_mode(action.on, target, previous_mode))}
@@ -75,8 +68,9 @@ def _thermostat_body(
 def _eco_mode(on: bool, target: Thermostat, previous_mode: ThermostatMode | None) -> ThermostatMode:
     if on:
         return ThermostatMode.ECO
-    if known_mode(target) is not ThermostatMode.ECO:
-        return known_mode(target)  # not in eco: keep the current mode (a harmless echo)
+    mode = encoding.known_mode(target)
+    if mode is not ThermostatMode.ECO:
+        return mode  # not in eco: keep the current mode (a harmless echo)
     return _mode_before_eco(target, previous_mode)
 
 
@@ -94,10 +88,10 @@ def _setpoint_body(
 ) -> dict[str, Any]:
     # In eco WWN refuses setpoint changes with a 400; encode for the mode eco returns to,
     # so the vendor (not roost) gives the authoritative answer.
-    mode = known_mode(target)
+    mode = encoding.known_mode(target)
     if mode is ThermostatMode.ECO:
         mode = _mode_before_eco(target, previous_mode)
-    fields = setpoints(action, mode, _SETPOINT_FIELDS)
+    fields = encoding.setpoints(action, mode, _SETPOINT_FIELDS)
     return {_in_scale(f, scale): _displayed(c, scale) for f, c in fields.items()}
 
 
@@ -112,7 +106,7 @@ def _displayed(celsius: float, scale: str) -> float | int:
     return round(celsius * 2) / 2
 
 
-_SETPOINT_FIELDS: SetpointFields = {
+_SETPOINT_FIELDS: encoding.SetpointFields = {
     (SetHeat, ThermostatMode.HEAT): ("target_temperature_c",),
     (SetHeat, ThermostatMode.HEAT_COOL): ("target_temperature_low_c",),
     (SetCool, ThermostatMode.COOL): ("target_temperature_c",),
@@ -122,7 +116,7 @@ _SETPOINT_FIELDS: SetpointFields = {
 
 
 def _fan_body(action: SetFanTimer, target: Thermostat) -> dict[str, Any]:
-    minutes = fan_minutes(action, target.has_fan, target.id)
+    minutes = encoding.fan_minutes(action, target.has_fan, target.id)
     return (
         {"fan_timer_duration": minutes, "fan_timer_active": True}
         if minutes

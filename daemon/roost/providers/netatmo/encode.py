@@ -25,7 +25,7 @@ from typing import Any, Literal
 from roost.commands import Action, SetEco, SetHeat, SetMode, SetPresence
 from roost.errors import EncodeError
 from roost.model import Device, Presence, Structure, ThermostatMode
-from roost.providers.encoding import on_structure, on_thermostat
+from roost.providers import encoding
 
 EcoMode = Literal["away", "hg"]
 
@@ -51,8 +51,9 @@ def encode(
 ) -> Write:
     """The Netatmo write for one action on one target."""
     if isinstance(action, SetPresence):
-        return _presence(action.presence, on_structure(action, target, "home").id, persons)
-    target = on_thermostat(action, target, "room thermostat")
+        home = encoding.on_structure(action, target, "home")
+        return _presence(action.presence, home.id, persons)
+    target = encoding.on_thermostat(action, target, "room thermostat")
     home_id = target.structure_id
     if isinstance(action, SetEco) or (
         isinstance(action, SetMode) and action.mode is ThermostatMode.ECO

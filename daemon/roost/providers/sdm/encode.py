@@ -26,7 +26,7 @@ from roost.commands import (
 )
 from roost.errors import EncodeError
 from roost.model import ThermostatMode
-from roost.providers.encoding import fan_minutes
+from roost.providers import encoding
 from roost.providers.sdm.normalize import TRAIT, available_modes, base_mode, eco_on
 
 COMMAND = "sdm.devices.commands."
@@ -101,7 +101,8 @@ def _setpoint(action: SetHeat | SetCool | SetRange, device_id: str, traits: Trai
 
 
 def _fan(action: SetFanTimer, device_id: str, traits: Traits) -> Body:
-    minutes = fan_minutes(action, TRAIT + "Fan" in traits, device_id, MAX_FAN_MINUTES)
+    has_fan = TRAIT + "Fan" in traits
+    minutes = encoding.fan_minutes(action, has_fan, device_id, MAX_FAN_MINUTES)
     if minutes == 0:
         return _command("Fan.SetTimer", timerMode="OFF")
     return _command("Fan.SetTimer", timerMode="ON", duration=f"{minutes * 60}s")

@@ -10,7 +10,7 @@ Unknown device types (a future one) are skipped, not fatal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,14 +20,13 @@ from roost.model import (
     Camera,
     Device,
     Doorbell,
-    Home,
     HvacActivity,
     Structure,
     Thermostat,
     ThermostatMode,
 )
-from roost.providers.readers import Fields, Problems, active_setpoints
-from roost.providers.sdm.messages import PayloadError, SdmEvent, parse_time
+from roost.providers.readers import Fields, Problems, active_setpoints, pair, parse_time
+from roost.providers.sdm.messages import PayloadError, SdmEvent
 from roost.providers.sdm.records import DeviceRecord
 
 TRAIT = "sdm.devices.traits."
@@ -76,16 +75,6 @@ def structure(resource: Any) -> Structure:
     sid = short_id(resource["name"])
     info = _trait(resource.get("traits"), "sdm.structures.traits.Info")
     return Structure(id=sid, name=_text(info.get("customName")) or sid)
-
-
-def home(account: str, structures: Iterable[Structure], records: Iterable[DeviceRecord]) -> Home:
-    by_id = {s.id: s for s in structures}
-    devices: dict[str, Device] = {}
-    for record in records:
-        normalized = device(record, by_id)
-        if normalized is not None:
-            devices[normalized.id] = normalized
-    return Home(account, by_id, devices)
 
 
 def device(
@@ -174,7 +163,7 @@ def _common(
 def _thermostat(traits: Fields, common: dict[str, Any]) -> Thermostat:
     base = traits.child(TRAIT + "ThermostatMode")
     eco = traits.child(TRAIT + "ThermostatEco")
-    eco_range = _pair(eco.celsius("heatCelsius"), eco.celsius("coolCelsius"))
+    eco_range = pair(eco.celsius("heatCelsius"), eco.celsius("coolCelsius"))
     eco_mode = eco.enum("mode", _ECO, default="OFF")
     mode = (
         ThermostatMode.ECO
@@ -213,10 +202,6 @@ def _available_modes(base: Fields) -> list[str] | None:
         base.bad("availableModes", "wrong type", modes)
         return None
     return [m for m in modes if isinstance(m, str)]
-
-
-def _pair(low: float | None, high: float | None) -> tuple[float, float] | None:
-    return None if low is None or high is None else (low, high)
 
 
 def _trait(traits: Any, name: str) -> Mapping[str, Any]:
