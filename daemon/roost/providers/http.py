@@ -132,10 +132,18 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         pass
     else:
         return max(0.0, seconds) if math.isfinite(seconds) else None
+    when = http_date(text)
+    if when is None:
+        return None
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def http_date(value: object) -> datetime | None:
+    """An HTTP date (`Date`, `Retry-After`, Nest's `expires_in`), aware; None if unusable."""
+    if not isinstance(value, str) or not value:
+        return None
     try:
-        when = parsedate_to_datetime(text)
+        when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -238,6 +238,14 @@ def active_setpoints(
     if mode is ThermostatMode.ECO:
         return eco if eco is not None else (None, None)
     return None, None  # off, or unknown
+
+
+def eco_or(eco_on: bool | None, mode: Callable[[], ThermostatMode | None]) -> ThermostatMode | None:
+    """A thermostat's mode where eco is a switch beside the mode: ECO while it is on,
+    unknown while that is unknown, else `mode()` (read only then)."""
+    if eco_on is None:
+        return None
+    return ThermostatMode.ECO if eco_on else mode()
 
 
 def pair(low: float | None, high: float | None) -> tuple[float, float] | None:

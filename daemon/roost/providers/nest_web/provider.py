@@ -30,7 +30,7 @@ import httpx
 import structlog
 
 from roost.commands import Command, CommandResult, FailureReason
-from roost.errors import PayloadError, ProviderError, RateLimited, VendorError
+from roost.errors import PayloadError, ProviderError, VendorError
 from roost.model import Device, Structure
 from roost.providers.base import ChangeSink, TokenSet
 from roost.providers.bounds import PayloadTooLarge, parse_json
@@ -38,7 +38,7 @@ from roost.providers.core import CoreOptions, ProviderCore, counters
 from roost.providers.http import (
     failure_for_status,
     message_of,
-    retry_after,
+    refused,
     transport_error,
     transport_failure,
 )
@@ -205,14 +205,12 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
         if status in (401, 403):
             self._forget(session)
             self._refusals_in_a_row += 1
-            refused = VendorError(f"session refused (HTTP {status})", status)
+            expired = VendorError(f"session refused (HTTP {status})", status)
             if self._refusals_in_a_row == 1:
-                refused.retry_after_s = 0.0  # a session that expired: log in again at once
-            raise refused
-        if status == 429:
-            raise RateLimited("rate limited (HTTP 429)", retry_after(response))
+                expired.retry_after_s = 0.0  # a session that expired: log in again at once
+            raise expired
         if status != 200:
-            raise VendorError(f"HTTP {status}: {message_of(response)}", status)
+            raise refused(response, message_of(response))  # 429: RateLimited
         try:
             return parse_json(response.content)
         except PayloadTooLarge as exc:

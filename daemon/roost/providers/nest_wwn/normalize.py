@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from roost import errors
+from roost.errors import PayloadError
 from roost.events import Context, DeviceEvent, Motion, Person, Sound
 from roost.ids import new_id
 from roost.model import (
@@ -54,10 +54,6 @@ _AWAY = {"home": Presence.HOME, "away": Presence.AWAY, "auto-away": Presence.AWA
 _MODES = {m.value: m for m in ThermostatMode}
 _ALARM = {a.value: a for a in AlarmState}
 _BATTERY = {b.value: b for b in BatteryHealth}
-
-
-class PayloadError(errors.PayloadError):
-    """A WWN document (or a part of it) that roost cannot use."""
 
 
 def normalize(document: Mapping[str, Any], account: str, problems: Problems | None = None) -> Home:

@@ -20,7 +20,14 @@ import httpx
 import structlog
 
 from roost.commands import Command, CommandResult, FailureReason
-from roost.errors import AuthError, ProviderError, RateLimited, StreamEnded, VendorError
+from roost.errors import (
+    AuthError,
+    PayloadError,
+    ProviderError,
+    RateLimited,
+    StreamEnded,
+    VendorError,
+)
 from roost.model import Device, Home, Structure
 from roost.providers.base import ChangeSink
 from roost.providers.bounds import parse_json
@@ -32,7 +39,6 @@ from roost.providers.nest_wwn.encode import encode
 from roost.providers.nest_wwn.normalize import (
     Document,
     Normalizer,
-    PayloadError,
     apply_put,
     camera_events,
     display_scale,

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from roost.providers.bounds import PayloadTooLarge, parse_json
-from roost.providers.http import transport_error
+from roost.providers.http import http_date, transport_error
 from roost.providers.oauth import RefreshTokenKeeper
 from roost.providers.sdm import SdmAccount
 from roost.providers.sdm.errors import ApiError
@@ -90,7 +89,7 @@ class SdmClient:
             raise transport_error(exc) from exc
         if not response.is_success:
             raise ApiError.from_response(response)
-        return Answer(_json(response), _server_time(response))
+        return Answer(_json(response), http_date(response.headers.get("date")))
 
 
 def _json(response: httpx.Response) -> Any:
@@ -102,13 +101,3 @@ def _json(response: httpx.Response) -> Any:
         raise PayloadError(f"{response.request.url.path}: {exc}") from None
     except ValueError:
         raise PayloadError(f"{response.request.url.path}: the answer is not JSON") from None
-
-
-def _server_time(response: httpx.Response) -> datetime | None:
-    value = response.headers.get("date")
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None

@@ -25,7 +25,7 @@ from roost.model import (
     Thermostat,
     ThermostatMode,
 )
-from roost.providers.readers import Fields, Problems, active_setpoints, pair, parse_time
+from roost.providers.readers import Fields, Problems, active_setpoints, eco_or, pair, parse_time
 from roost.providers.sdm.messages import PayloadError, SdmEvent
 from roost.providers.sdm.records import DeviceRecord
 
@@ -164,14 +164,7 @@ def _thermostat(traits: Fields, common: dict[str, Any]) -> Thermostat:
     base = traits.child(TRAIT + "ThermostatMode")
     eco = traits.child(TRAIT + "ThermostatEco")
     eco_range = pair(eco.celsius("heatCelsius"), eco.celsius("coolCelsius"))
-    eco_mode = eco.enum("mode", _ECO, default="OFF")
-    mode = (
-        ThermostatMode.ECO
-        if eco_mode is True
-        else None
-        if eco_mode is None
-        else base.enum("mode", MODES, default="OFF")
-    )
+    mode = eco_or(eco.enum("mode", _ECO, default="OFF"), lambda: base.enum("mode", MODES, "OFF"))
     setpoint = traits.child(TRAIT + "ThermostatTemperatureSetpoint")
     heat, cool = active_setpoints(setpoint, mode, SETPOINT_KEYS, eco_range)
     modes = _available_modes(base)
