@@ -49,15 +49,14 @@ def listed() -> dict[str, DeviceRecord]:
 
 
 def test_the_listed_devices_normalize() -> None:
-    devices = {k: normalize.device(record, {}) for k, record in listed().items()}
-    assert {k: type(v) for k, v in devices.items()} == {
+    home = normalize.home("acct", [], listed().values())
+    assert {k: type(v) for k, v in home.devices.items()} == {
         "thermostat-device-id": Thermostat,
         "camera-device-id": Camera,
         "display-device-id": Camera,  # a Nest Hub Max: its camera traits
         "doorbell-device-id": Doorbell,
     }
-    doorbell = devices["doorbell-device-id"]
-    assert doorbell is not None
+    doorbell = home.devices["doorbell-device-id"]
     assert (doorbell.name, doorbell.room, doorbell.structure_id) == (
         "Doorbell Room Name",  # customName is empty: the room's name stands in
         "Doorbell Room Name",

@@ -123,11 +123,8 @@ class Fields:
     ) -> V | None:
         """The table's value for the string at `key` (lower-cased first with `fold`);
         `default` stands for a missing key."""
-        value = self._raw.get(key, default)
+        value = self._typed(key, str) if key in self._raw else default
         if value is None:
-            return None
-        if not isinstance(value, str):
-            self.bad(key, "wrong type", value)
             return None
         found = table.get(value.lower() if fold else value)
         if found is None:
@@ -173,36 +170,28 @@ class Fields:
         return self.number(key, *PERCENT)
 
     def integer(self, key: str, low: int, high: int) -> int | None:
-        value = self._raw.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.bad(key, "wrong type", value)
-            return None
-        if not low <= value <= high:
+        value = self._typed(key, int)
+        if value is not None and not low <= value <= high:
             self.bad(key, "out of range", value)
             return None
         return value
 
     def flag(self, key: str, default: bool | None = None) -> bool | None:
         """A boolean; `default` for a missing key, None (noted) for anything else."""
-        value = self._raw.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.bad(key, "wrong type", value)
-            return None
-        return value
+        return default if self._raw.get(key) is None else self._typed(key, bool)
 
     def text(self, key: str) -> str | None:
         """A non-empty string, or None (a non-string is noted)."""
+        return self._typed(key, str) or None
+
+    def _typed(self, key: str, kind: type[V]) -> V | None:
+        """The value at `key` if it is a `kind` (a bool is no int): None when missing,
+        noted when of another type."""
         value = self._raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.bad(key, "wrong type", value)
-            return None
-        return value or None
+        if value is None or (isinstance(value, kind) and (kind is bool) == isinstance(value, bool)):
+            return value
+        self.bad(key, "wrong type", value)
+        return None
 
 
 def _is_number(value: Any) -> bool:

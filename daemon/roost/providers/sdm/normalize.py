@@ -10,7 +10,7 @@ Unknown device types (a future one) are skipped, not fatal.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from roost.model import (
     Camera,
     Device,
     Doorbell,
+    Home,
     HvacActivity,
     Structure,
     Thermostat,
@@ -75,6 +76,30 @@ def structure(resource: Any) -> Structure:
     sid = short_id(resource["name"])
     info = _trait(resource.get("traits"), "sdm.structures.traits.Info")
     return Structure(id=sid, name=_text(info.get("customName")) or sid)
+
+
+def home(
+    account: str,
+    structures: Iterable[Structure],
+    records: Iterable[DeviceRecord],
+    problems: Problems | None = None,
+    unusable: Callable[[PayloadError], None] | None = None,
+) -> Home:
+    """The home of the records. A record that cannot be normalized at all raises, or with
+    `unusable` is handed to it and left out."""
+    by_id = {s.id: s for s in structures}
+    devices: dict[str, Device] = {}
+    for record in records:
+        try:
+            normalized = device(record, by_id, problems)
+        except PayloadError as exc:
+            if unusable is None:
+                raise
+            unusable(exc)
+            continue
+        if normalized is not None:
+            devices[normalized.id] = normalized
+    return Home(account, by_id, devices)
 
 
 def device(

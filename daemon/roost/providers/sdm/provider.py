@@ -307,17 +307,11 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
     def _build_home(self, health: PayloadHealth) -> Home:
         """The home from the records; its unreadable fields go to `health`."""
         check_devices(len(self._records))
-        devices: dict[str, Device] = {}
         problems = Problems()
-        for record in self._records.values():
-            try:
-                device = normalize.device(record, self._structures, problems)
-            except PayloadError as exc:
-                self._skipped("a device", exc)
-                continue
-            if device is not None:
-                devices[device.id] = device
-        home = Home(self.account, dict(self._structures), devices)
+        structures, records = self._structures.values(), self._records.values()
+        home = normalize.home(
+            self.account, structures, records, problems, lambda e: self._skipped("a device", e)
+        )
         self._review(health, problems, home)
         return home
 
