@@ -5,6 +5,7 @@ the model's bounds: a test polls faster than a real account may."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any, TypeVar
 
 from roost.providers.registry import ProviderContext, vendor
@@ -21,3 +22,10 @@ def make(cls: type[P], vendor_name: str, name: str = "acct", **options: Any) -> 
     settings = model(name=name, provider=vendor_name, **fields).model_copy(update=timings)
     provider: P = cls(settings, context, **options)  # type: ignore[call-arg]
     return provider
+
+
+def loopback_listen() -> str:
+    """A free loopback `host:port` for a listener (the settings refuse port 0)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"

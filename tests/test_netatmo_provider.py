@@ -8,7 +8,6 @@ Every wait is bounded.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from roost.providers.netatmo.provider import NetatmoProvider
 from roost.providers.netatmo.webhook import sign
 from roost.simulator import netatmo
 from roost.simulator.home import SimHome
-from tests.provider_kit import make
+from tests.provider_kit import loopback_listen, make
 from tests.recording import RecordingSink as BaseSink
 
 pytestmark = pytest.mark.anyio
@@ -334,9 +333,7 @@ async def post(url: str, body: bytes, signature: str | None) -> int:
 
 
 async def test_a_signed_webhook_wakes_the_poll_and_a_forged_one_is_refused() -> None:
-    with socket.socket() as probe:  # a free loopback port (the settings refuse port 0)
-        probe.bind(("127.0.0.1", 0))
-        listen = f"127.0.0.1:{probe.getsockname()[1]}"
+    listen = loopback_listen()
     async with running(slow_poll_s=30.0, fast_poll_s=30.0, webhook_listen=listen) as r:
         url = f"http://127.0.0.1:{r.provider.webhooks.port}/"
         rounds = r.provider.stats.polls
