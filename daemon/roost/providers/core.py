@@ -20,8 +20,8 @@ from roost.accounts import AccountBase, OAuthAccount
 from roost.commands import Command, CommandResult, FailureReason
 from roost.errors import EncodeError, ProviderError
 from roost.events import ConnectionState
-from roost.model import Device, Home, Structure
-from roost.providers.base import DEFAULT_WRITE_LIMITS, ChangeSink, HttpClientOwner, WriteLimits
+from roost.model import Home
+from roost.providers.base import DEFAULT_WRITE_LIMITS, ChangeSink, WriteLimits
 from roost.providers.health import PayloadHealth
 from roost.providers.http import result_of, transport_failure
 from roost.providers.oauth import REFRESH_MARGIN, RefreshTokenKeeper
@@ -50,9 +50,10 @@ def counters(*names: str) -> SimpleNamespace:
     return SimpleNamespace(**dict.fromkeys(names, 0))
 
 
-class ProviderCore(HttpClientOwner, Generic[TargetT, WriteT]):
+class ProviderCore(Generic[TargetT, WriteT]):
     """`http_timeout` is the default of the provider's HTTP client; `write_limits` what the
-    dispatcher holds its writes to (base.WriteLimits)."""
+    dispatcher holds its writes to (base.WriteLimits). The client is the provider's own
+    (closed by `aclose`) or one its vendor's accounts share (`ProviderContext.http_client`)."""
 
     http_timeout = httpx.Timeout(5.0)
     write_limits = DEFAULT_WRITE_LIMITS
@@ -77,7 +78,8 @@ class ProviderCore(HttpClientOwner, Generic[TargetT, WriteT]):
         )
         self.context = context or ProviderContext()
         self._clock = self.context.clock
-        self._use_client(client, timeout=self.http_timeout)
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=self.http_timeout)
         if write_limits is not None:
             self.write_limits = write_limits
 
@@ -90,6 +92,16 @@ class ProviderCore(HttpClientOwner, Generic[TargetT, WriteT]):
 
     def __repr__(self) -> str:  # never a token, a password or a secret
         return f"{type(self).__name__}(account={self.account!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
 
     @property
     def state(self) -> ConnectionState | None:
@@ -134,7 +146,10 @@ class ProviderCore(HttpClientOwner, Generic[TargetT, WriteT]):
     def _target(self, target_id: str) -> TargetT | None:
         """The home's device or structure (a vendor whose targets are its own records
         overrides this)."""
-        return cast(TargetT | None, find_in_home(self.home, target_id))
+        if self.home is None:
+            return None
+        found = self.home.devices.get(target_id) or self.home.structures.get(target_id)
+        return cast(TargetT | None, found)
 
     def _no_target(self, target_id: str) -> CommandResult:
         return CommandResult.failure(FailureReason.NOT_FOUND, f"unknown target {target_id}")
@@ -181,9 +196,3 @@ class ProviderCore(HttpClientOwner, Generic[TargetT, WriteT]):
         log.warning("provider.skipped", account=self.account, what=what, error=str(exc)[:200])
         if health is not None:
             health.reject(str(exc)[:200])
-
-
-def find_in_home(home: Home | None, target_id: str) -> Structure | Device | None:
-    if home is None:
-        return None
-    return home.devices.get(target_id) or home.structures.get(target_id)

@@ -103,8 +103,11 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
                         raise self._refused(response)
                     self.stats.connects += 1
                     log.info("nest_wwn.stream_open", account=self.account, host=url.host)
-                    await self._read(response, sink)
+                    await self._handle_events(response, sink)
             raise VendorError("too many redirects")
+        except EventTooLarge as exc:
+            self._skipped("an event", exc)
+            raise
         except httpx.RequestError as exc:
             self._redirected_base = None
             if isinstance(exc, httpx.ReadTimeout):  # httpx's read timeout beat the watchdog
@@ -126,15 +129,8 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
         self._redirected_base = None
         return VendorError(f"HTTP {status}: {message_of(response)}", status)
 
-    async def _read(self, response: httpx.Response, sink: ChangeSink) -> None:
-        """Handle events until the stream ends, fails, or stays silent too long."""
-        try:
-            await self._handle_events(response, sink)
-        except EventTooLarge as exc:
-            self._skipped("an event", exc)
-            raise
-
     async def _handle_events(self, response: httpx.Response, sink: ChangeSink) -> None:
+        """Handle events until the stream ends, fails, or stays silent too long."""
         first_put = True
         async with aclosing(read_sse(response, self._max_event_bytes)) as events:
             while True:
