@@ -57,7 +57,7 @@ def fast_init(cls: C) -> C:
         body.append("    self.__post_init__()")
     signature = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
     source = f"def __init__({signature}) -> None:\n" + ("\n".join(body) or "    pass") + "\n"
-    exec(source, scope)  # noqa: S102 - generated from the class's own field list
+    exec(source, scope)  # generated from the class's own field list
     init = scope["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__

@@ -422,7 +422,7 @@ def _with_values(entity: Entity, values: dict[str, Any]) -> Entity | None:
     copy, setters = copier
     if not values.keys() <= setters.keys():
         return None
-    new = copy(entity)
+    new: Entity = copy(entity)
     for name, value in values.items():
         setters[name](new, value)
     return new
@@ -437,7 +437,7 @@ def _copier(
     scope.update({f"_set_{name}": setter for name, setter in setters.items()})
     lines = [f"    _set_{name}(copy, entity.{name})" for name in names]
     source = "def copy(entity):\n    copy = _new(_cls)\n" + "\n".join(lines) + "\n    return copy\n"
-    exec(source, scope)  # noqa: S102 - generated from the class's own field names
+    exec(source, scope)  # generated from the class's own field names
     return scope["copy"], setters
 
 
