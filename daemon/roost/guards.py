@@ -50,15 +50,31 @@ class Limits:
     writes_per_device_per_hour: int = 20
 
 
-@dataclass
 class Subject:
-    """What a guard looks at: the command, its target, and the rest of the structure."""
+    """What a guard looks at: the command, its target, and the rest of the structure; and
+    the setpoints the command asks for, read once for all the guards."""
 
-    command: Command
-    target: Structure | Device | None
-    neighbours: list[Device]
-    limits: Limits
-    recent_writes: int
+    __slots__ = ("command", "cool", "heat", "limits", "neighbours", "recent_writes", "target")
+
+    def __init__(
+        self,
+        command: Command,
+        target: Structure | Device | None,
+        neighbours: list[Device],
+        limits: Limits,
+        recent_writes: int,
+    ) -> None:
+        self.command = command
+        self.target = target
+        self.neighbours = neighbours
+        self.limits = limits
+        self.recent_writes = recent_writes
+        self.heat = _heat(command.action)
+        self.cool = _cool(command.action)
+
+    @property
+    def setpoints(self) -> list[float]:
+        return [v for v in (self.heat, self.cool) if v is not None]
 
 
 @dataclass(frozen=True)
@@ -122,10 +138,6 @@ def _cool(action: Action) -> float | None:
     return None
 
 
-def _setpoints(action: Action) -> list[float]:
-    return [v for v in (_heat(action), _cool(action)) if v is not None]
-
-
 def _thermostat(s: Subject) -> Thermostat | None:
     return s.target if isinstance(s.target, Thermostat) else None
 
@@ -187,7 +199,7 @@ def _device_range(s: Subject) -> str | None:
     t = _thermostat(s)
     if t is None:
         return None
-    setpoints = _setpoints(s.command.action)
+    setpoints = s.setpoints
     if not setpoints:
         return None
     low, high = _pair(t.allowed_range_c, f"the range of {t.name!r}")
@@ -202,7 +214,7 @@ def _pair(value: object, what: str) -> tuple[float, float]:
 
 
 def _safe_band(s: Subject) -> str | None:
-    heat, cool, lim = _heat(s.command.action), _cool(s.command.action), s.limits
+    heat, cool, lim = s.heat, s.cool, s.limits
     if heat is not None and not lim.heat_min_c <= heat <= lim.heat_max_c:
         return f"heat {heat:g} °C is outside the safe band {lim.heat_min_c:g}–{lim.heat_max_c:g} °C"
     if cool is not None and not lim.cool_min_c <= cool <= lim.cool_max_c:
@@ -230,7 +242,7 @@ def _no_cooling_with_emergency_heat(s: Subject) -> str | None:
 
 def _lock(s: Subject) -> str | None:
     t = _thermostat(s)
-    setpoints = _setpoints(s.command.action)
+    setpoints = s.setpoints
     if t is None or not setpoints or not _flag(t.locked, f"whether {t.name!r} is locked"):
         return None
     if t.locked_range_c is None:
@@ -295,7 +307,7 @@ def _range_after(s: Subject) -> tuple[float, float] | None:
         return action.heat_celsius, action.cool_celsius
     if t is None or t.mode is not ThermostatMode.HEAT_COOL:
         return None
-    heat, cool = _heat(action), _cool(action)
+    heat, cool = s.heat, s.cool
     if heat is None and cool is None:
         return None
     heat = (
@@ -376,7 +388,8 @@ def check(
     guards: tuple[Guard, ...] = GUARDS,
 ) -> Refusal | None:
     """The first guard the command violates, or None when it may go."""
-    subject = Subject(command, target, list(neighbours), limits, recent_writes)
+    around = neighbours if isinstance(neighbours, list) else list(neighbours)
+    subject = Subject(command, target, around, limits, recent_writes)
     for guard in guards:
         try:
             detail = guard.violated(subject)
