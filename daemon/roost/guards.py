@@ -94,31 +94,40 @@ class Unknown(Exception):
     """A value the guard needs cannot be read: the command is refused, with this reason."""
 
 
-def _number(value: object, what: str) -> float:
+_NAMELESS = object()  # `what` names the value by itself
+
+
+def _said(what: str, of: object) -> str:
+    """The name of the value a guard reads: `what` names it, with `{!r}` standing for `of`
+    (a device's name). Built only for a refusal's reason, never on the passing path."""
+    return what if of is _NAMELESS else what.format(of)
+
+
+def _number(value: object, what: str, of: object = _NAMELESS) -> float:
     """`value` as a finite float, or Unknown (None, NaN, ±inf, 1e309, not a number)."""
     if value is None:
-        raise Unknown(f"{what} is unknown")
+        raise Unknown(f"{_said(what, of)} is unknown")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Unknown(f"{what} is not a number ({value!r})")
+        raise Unknown(f"{_said(what, of)} is not a number ({value!r})")
     if not math.isfinite(value):
-        raise Unknown(f"{what} is not a finite number ({value!r})")
+        raise Unknown(f"{_said(what, of)} is not a finite number ({value!r})")
     return float(value)
 
 
 PLAUSIBLE_C = (-50.0, 100.0)  # a temperature outside this is a broken report, not a home
 
 
-def _celsius(value: object, what: str) -> float:
+def _celsius(value: object, what: str, of: object = _NAMELESS) -> float:
     """A current temperature the guard compares with: finite and physically plausible."""
-    celsius = _number(value, what)
+    celsius = _number(value, what, of)
     if not PLAUSIBLE_C[0] <= celsius <= PLAUSIBLE_C[1]:
-        raise Unknown(f"{what} is not a plausible temperature ({celsius:g} °C)")
+        raise Unknown(f"{_said(what, of)} is not a plausible temperature ({celsius:g} °C)")
     return celsius
 
 
-def _flag(value: object, what: str) -> bool:
+def _flag(value: object, what: str, of: object = _NAMELESS) -> bool:
     if not isinstance(value, bool):
-        raise Unknown(f"{what} is unknown")
+        raise Unknown(f"{_said(what, of)} is unknown")
     return value
 
 
@@ -189,7 +198,7 @@ def _fits_target(s: Subject) -> str | None:
 
 def _online(s: Subject) -> str | None:
     if isinstance(s.target, Device) and not _flag(
-        s.target.online, f"whether {s.target.name!r} is online"
+        s.target.online, "whether {!r} is online", s.target.name
     ):
         return f"{s.target.name!r} is offline"
     return None
@@ -202,15 +211,15 @@ def _device_range(s: Subject) -> str | None:
     setpoints = s.setpoints
     if not setpoints:
         return None
-    low, high = _pair(t.allowed_range_c, f"the range of {t.name!r}")
+    low, high = _pair(t.allowed_range_c, "the range of {!r}", t.name)
     bad = [v for v in setpoints if not low <= v <= high]
     return f"{bad[0]:g} °C is outside the device's range {low:g}–{high:g} °C" if bad else None
 
 
-def _pair(value: object, what: str) -> tuple[float, float]:
+def _pair(value: object, what: str, of: object = _NAMELESS) -> tuple[float, float]:
     if not isinstance(value, tuple | list) or len(value) != 2:
-        raise Unknown(f"{what} is unknown")
-    return _number(value[0], what), _number(value[1], what)
+        raise Unknown(f"{_said(what, of)} is unknown")
+    return _number(value[0], what, of), _number(value[1], what, of)
 
 
 def _safe_band(s: Subject) -> str | None:
@@ -235,7 +244,7 @@ def _no_cooling_with_emergency_heat(s: Subject) -> str | None:
     t = _thermostat(s)
     if t is None or not _cools(s.command.action, t):
         return None
-    if _flag(t.emergency_heat, f"whether emergency heat is on at {t.name!r}"):
+    if _flag(t.emergency_heat, "whether emergency heat is on at {!r}", t.name):
         return "emergency heat is on"
     return None
 
@@ -243,11 +252,11 @@ def _no_cooling_with_emergency_heat(s: Subject) -> str | None:
 def _lock(s: Subject) -> str | None:
     t = _thermostat(s)
     setpoints = s.setpoints
-    if t is None or not setpoints or not _flag(t.locked, f"whether {t.name!r} is locked"):
+    if t is None or not setpoints or not _flag(t.locked, "whether {!r} is locked", t.name):
         return None
     if t.locked_range_c is None:
         return f"{t.name!r} is locked and its locked range is unknown"
-    low, high = _pair(t.locked_range_c, f"the locked range of {t.name!r}")
+    low, high = _pair(t.locked_range_c, "the locked range of {!r}", t.name)
     bad = [v for v in setpoints if not low <= v <= high]
     return f"{bad[0]:g} °C is outside the locked range {low:g}–{high:g} °C" if bad else None
 
@@ -278,10 +287,10 @@ def _raises_demand(action: Action, t: Thermostat | None) -> bool:
     if t is None:
         return heat is not None or cool is not None
     # The comparison needs the current setpoint: unknown or not finite refuses (Unknown).
-    if heat is not None and heat > _celsius(t.heat_setpoint_c, f"the heat setpoint of {t.name!r}"):
+    if heat is not None and heat > _celsius(t.heat_setpoint_c, "the heat setpoint of {!r}", t.name):
         return True
     return cool is not None and cool < _celsius(
-        t.cool_setpoint_c, f"the cool setpoint of {t.name!r}"
+        t.cool_setpoint_c, "the cool setpoint of {!r}", t.name
     )
 
 
@@ -313,12 +322,12 @@ def _range_after(s: Subject) -> tuple[float, float] | None:
     heat = (
         heat
         if heat is not None
-        else _celsius(t.heat_setpoint_c, f"the heat setpoint of {t.name!r}")
+        else _celsius(t.heat_setpoint_c, "the heat setpoint of {!r}", t.name)
     )
     cool = (
         cool
         if cool is not None
-        else _celsius(t.cool_setpoint_c, f"the cool setpoint of {t.name!r}")
+        else _celsius(t.cool_setpoint_c, "the cool setpoint of {!r}", t.name)
     )
     return heat, cool
 
