@@ -92,7 +92,9 @@ class Admission:
         @property
         def clock(self) -> Clock: ...
 
-        def _trace(self, r: Rule, label: str, event: Event) -> Trace: ...
+        def _trace(
+            self, r: Rule, label: str, event: Event, now: datetime | None = None
+        ) -> Trace: ...
 
         def _remember_chain(self, event: Event, rule: str) -> None: ...
 
@@ -112,11 +114,11 @@ class Admission:
         """A trigger of `r` fired. Decide whether it runs, trace the answer either way."""
         stats = self.stats[r.name]
         state = self._states[r.name]
+        now = self.clock.now()
         if trace is None:
-            trace = self._trace(r, label, event)
+            trace = self._trace(r, label, event, now)
         else:
             trace.end(Result.RUNNING)
-        now = self.clock.now()
         if event.context.rule == r.name and not r.react_to_own_echo:
             stats.skipped_echo += 1
             return self._skip(trace, "the event is the echo of this rule's own command")
@@ -142,7 +144,7 @@ class Admission:
         if r.condition is not None and not self._condition(r, event, trace):
             stats.skipped_condition += 1
             return self._skip(trace, "condition not met")
-        return self._start(r, event, trace, state)
+        return self._start(r, event, trace, state, now)
 
     def _start_alarm(self, r: Rule, event: Event, trace: Trace, state: RuleState) -> bool:
         """A smoke/CO level change: debounce, cooldown, rate limit and run-mode waiting
@@ -208,7 +210,7 @@ class Admission:
 
     # ---- run modes -----------------------------------------------------------------
 
-    def _start(self, r: Rule, event: Event, trace: Trace, state: RuleState) -> bool:
+    def _start(self, r: Rule, event: Event, trace: Trace, state: RuleState, now: datetime) -> bool:
         if state.running:
             if r.mode is RunMode.SINGLE:
                 self.stats[r.name].skipped_mode += 1
@@ -226,15 +228,23 @@ class Admission:
             elif len(state.running) >= r.max_runs:
                 self.stats[r.name].skipped_mode += 1
                 return self._skip(trace, f"mode parallel: {r.max_runs} runs already going")
-        self._launch(r, event, trace, state)
+        self._launch(r, event, trace, state, now=now)
         return True
 
     def _launch(
-        self, r: Rule, event: Event, trace: Trace, state: RuleState, start: int = 0
+        self,
+        r: Rule,
+        event: Event,
+        trace: Trace,
+        state: RuleState,
+        start: int = 0,
+        now: datetime | None = None,
     ) -> None:
+        """Start an admitted run (`now`: when it was admitted, if that was just now)."""
         if self._tg is None:
             raise RuntimeError("the engine is not running")
-        now = self.clock.now()
+        if now is None:
+            now = self.clock.now()
         self.stats[r.name].fired += 1
         state.last_run = now
         if r.rate is not None:

@@ -231,8 +231,9 @@ class Engine(Matching, Admission, Runner):
         key = event.context.correlation
         return tuple(self._chains.get(key, ())) if key else ()
 
-    def _trace(self, r: Rule, label: str, event: Event) -> Trace:
-        trace = Trace(r.name, label, self.clock.now(), event, self._chain(event))
+    def _trace(self, r: Rule, label: str, event: Event, now: datetime | None = None) -> Trace:
+        at = now if now is not None else self.clock.now()
+        trace = Trace(r.name, label, at, event, self._chain(event))
         self.traces.add(trace)
         return trace
 

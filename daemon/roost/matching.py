@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from roost.api import Services
@@ -74,7 +74,9 @@ class Matching:
             debounced: bool = False,
         ) -> bool: ...
 
-        def _trace(self, r: Rule, label: str, event: Event) -> Trace: ...
+        def _trace(
+            self, r: Rule, label: str, event: Event, now: datetime | None = None
+        ) -> Trace: ...
 
     def handle(self, event: Event) -> None:
         by_device = self._index.get(event.name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Coroutine
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -83,7 +84,13 @@ class Runner:
         def clock(self) -> Clock: ...
 
         def _launch(
-            self, r: Rule, event: Event, trace: Trace, state: RuleState, start: int = 0
+            self,
+            r: Rule,
+            event: Event,
+            trace: Trace,
+            state: RuleState,
+            start: int = 0,
+            now: datetime | None = None,
         ) -> None: ...
 
         async def run_rule(self, name: str, event: Event, caller: str) -> bool: ...
