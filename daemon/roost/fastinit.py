@@ -19,12 +19,22 @@ C = TypeVar("C", bound=type[Any])
 _NO_DEFAULT = dataclasses.MISSING
 
 
+class _Factory:
+    """The default of a field with a default factory (shown as the dataclass shows it)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
 def fast_init(cls: C) -> C:
     """Give the frozen slots dataclass `cls` the descriptor-setting `__init__`."""
     params = dataclasses.fields(cls)
     if not cls.__dataclass_params__.frozen or "__slots__" not in cls.__dict__:
         raise TypeError(f"{cls.__name__} is not a frozen slots dataclass")
-    scope: dict[str, Any] = {"_MISSING": _NO_DEFAULT}
+    scope: dict[str, Any] = {"_FACTORY": _FACTORY}
     positional: list[str] = []
     keyword: list[str] = []
     body: list[str] = []
@@ -40,9 +50,9 @@ def fast_init(cls: C) -> C:
             continue
         if f.default_factory is not _NO_DEFAULT:
             scope[f"_factory_{f.name}"] = f.default_factory
-            param = f"{f.name}=_MISSING"
+            param = f"{f.name}=_FACTORY"
             body.append(
-                f"    _set_{f.name}(self, _factory_{f.name}() if {f.name} is _MISSING "
+                f"    _set_{f.name}(self, _factory_{f.name}() if {f.name} is _FACTORY "
                 f"else {f.name})"
             )
         else:
@@ -62,5 +72,6 @@ def fast_init(cls: C) -> C:
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     init.__doc__ = cls.__init__.__doc__
+    init.__annotations__ = dict(cls.__init__.__annotations__)
     cls.__init__ = init
     return cls
