@@ -48,7 +48,8 @@ def _kinds(with_fast_init: bool) -> type:
 def test_fast_init_builds_what_the_dataclass_init_builds() -> None:
     slow, fast = _kinds(False), _kinds(True)
     assert str(inspect.signature(fast)) == str(inspect.signature(slow))
-    for args, kwargs in [((1,), {"required": "r"}), ((2, "x", [3]), {"named": 1.5, "required": "q"})]:
+    calls = [((1,), {"required": "r"}), ((2, "x", [3]), {"named": 1.5, "required": "q"})]
+    for args, kwargs in calls:
         a, b = slow(*args, **kwargs), fast(*args, **kwargs)
         assert dataclasses.astuple(a) == dataclasses.astuple(b)
     assert fast(1, required="r").made is not fast(1, required="r").made  # a fresh default
@@ -90,7 +91,8 @@ def test_a_patched_entity_is_a_full_copy_with_the_new_values() -> None:
 
     before = Thermostat(id="t1", structure_id="s1", name="Den", ambient_c=18.0, locked=True)
     after = _with_values(before, {"ambient_c": 19.0})
-    assert after is not None and after is not before
+    assert after is not None
+    assert after is not before
     assert after == dataclasses.replace(before, ambient_c=19.0)
     assert before.ambient_c == 18.0  # the held one is untouched
     assert _with_values(before, {"no_such_attribute": 1}) is None
@@ -116,7 +118,7 @@ def test_a_recurring_text_is_redacted_the_same_every_time() -> None:
 def test_the_journal_encoder_writes_what_dumps_writes() -> None:
     events = [
         AttributeChanged(
-            id="a/t1.x/1", at=AT, account="a", device="t1", attribute="x", old="é\"", new=None
+            id="a/t1.x/1", at=AT, account="a", device="t1", attribute="x", old='é"', new=None
         ),
         TemperatureChanged(id="e2", at=AT, account="a", device="t1", old=math.nan, new=math.inf),
         CommandOutcome(
