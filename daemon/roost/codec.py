@@ -33,6 +33,7 @@ class CodecError(ValueError):
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+_SEQUENCES = (tuple, list)  # a tuple: `tuple | list` would build a union on every call
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
 
 
@@ -52,7 +53,7 @@ def to_json(value: Any) -> Any:
         return value.value
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, tuple | list):
+    if isinstance(value, _SEQUENCES):
         return [to_json(v) for v in value]
     if isinstance(value, dict):
         return {k: to_json(v) for k, v in value.items()}

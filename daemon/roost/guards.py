@@ -95,6 +95,10 @@ class Unknown(Exception):
 
 
 _NAMELESS = object()  # `what` names the value by itself
+# isinstance with a tuple: `int | float` would build a union object on every check.
+_NUMBER = (int, float)
+_PAIR = (tuple, list)
+_COOLING = (SetCool, SetRange)
 
 
 def _said(what: str, of: object) -> str:
@@ -107,7 +111,7 @@ def _number(value: object, what: str, of: object = _NAMELESS) -> float:
     """`value` as a finite float, or Unknown (None, NaN, ±inf, 1e309, not a number)."""
     if value is None:
         raise Unknown(f"{_said(what, of)} is unknown")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
         raise Unknown(f"{_said(what, of)} is not a number ({value!r})")
     if not math.isfinite(value):
         raise Unknown(f"{_said(what, of)} is not a finite number ({value!r})")
@@ -217,7 +221,7 @@ def _device_range(s: Subject) -> str | None:
 
 
 def _pair(value: object, what: str, of: object = _NAMELESS) -> tuple[float, float]:
-    if not isinstance(value, tuple | list) or len(value) != 2:
+    if not isinstance(value, _PAIR) or len(value) != 2:
         raise Unknown(f"{_said(what, of)} is unknown")
     return _number(value[0], what, of), _number(value[1], what, of)
 
@@ -237,7 +241,7 @@ def _cools(action: Action, t: Thermostat) -> bool:
     if isinstance(action, SetEco):  # leaving eco restores a mode roost may not know
         # an unknown mode or can_cool counts as "may cool" (fail closed)
         return not action.on and t.mode in (None, ThermostatMode.ECO) and t.can_cool is not False
-    return isinstance(action, SetCool | SetRange)
+    return isinstance(action, _COOLING)
 
 
 def _no_cooling_with_emergency_heat(s: Subject) -> str | None:
