@@ -10,7 +10,7 @@ import anyio
 import httpx
 import pytest
 
-from roost import httpserver, listeners
+from roost.host import httpserver, listeners
 
 pytestmark = pytest.mark.anyio
 

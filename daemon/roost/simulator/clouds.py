@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from roost.accounts import AccountBase
+from roost.providers.accounts import AccountBase
 from roost.providers.nest_web import NestWebAccount
 from roost.providers.nest_wwn import NestWwnAccount
 from roost.providers.netatmo import NetatmoAccount

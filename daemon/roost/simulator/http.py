@@ -1,4 +1,4 @@
-"""The simulators' side of roost's one HTTP server (`roost.httpserver`): keep-alive as a
+"""The simulators' side of roost's one HTTP server (`roost.host.httpserver`): keep-alive as a
 cloud's front ends do, streaming responses (chunked, each chunk flushed at once) and
 hang-ups for fault injection. The simulators are the far side of the network in tests,
 not a listener the daemon must protect, so their limits are wide and their descriptors
@@ -15,8 +15,8 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from roost import httpserver, listeners
-from roost.httpserver import Answer, Handler, Hangup, Request, Response, StreamingResponse
+from roost.host import httpserver, listeners
+from roost.host.httpserver import Answer, Handler, Hangup, Request, Response, StreamingResponse
 
 __all__ = [
     "Answer",

@@ -23,8 +23,8 @@ import anyio
 import anyio.abc
 import structlog
 
-from roost import listeners
-from roost.httpserver import Request, Response, Server
+from roost.host import listeners
+from roost.host.httpserver import Request, Response, Server
 
 log = structlog.get_logger(__name__)
 
