@@ -7,6 +7,10 @@ the event classes.
 
 __version__ = "0.1.0"
 
+import sys
+
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 from roost.api import UnknownDevice
 from roost.conditions import (
     all_of,

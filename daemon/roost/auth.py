@@ -39,13 +39,11 @@ from anyio.abc import SocketStream
 
 from roost import listeners, redact
 from roost.providers.base import TokenSet
-from roost.providers.netatmo import scopes as netatmo_scopes
 from roost.safefs import give_to
 from roost.store import FILE_NAME, Store
 
 SDM_AUTHORIZE = "https://nestservices.google.com/partnerconnections/{project_id}/auth"
 SDM_SCOPES = "https://www.googleapis.com/auth/sdm.service https://www.googleapis.com/auth/pubsub"
-NETATMO_SCOPES = " ".join(netatmo_scopes.SCOPES)  # derived from what the commands write
 WWN_AUTHORIZE = "https://home.nest.com/login/oauth2"
 WWN_TOKEN = "https://api.home.nest.com/oauth2/access_token"
 CALLBACK = "/callback"
@@ -251,6 +249,14 @@ def write_credential(path: Path, value: str) -> None:
 # ---- the command -----------------------------------------------------------------------
 
 
+def netatmo_scopes() -> str:
+    """Derived from what the commands write (imported here only: the netatmo provider is
+    no part of a daemon without a Netatmo account)."""
+    from roost.providers.netatmo.scopes import SCOPES
+
+    return " ".join(SCOPES)
+
+
 def add_command(sub: Any) -> None:
     auth = sub.add_parser(
         "auth",
@@ -326,7 +332,7 @@ def make_flow(args: argparse.Namespace, account: Any) -> Flow:
             args.token_url or account.api_url + "/oauth2/token",
             account.client_id,
             account.client_secret.get_secret_value(),
-            NETATMO_SCOPES,
+            netatmo_scopes(),
         )
     if not args.client_id or args.client_secret_file is None:
         raise AuthError("WWN needs --client-id and --client-secret-file (the product's)")
