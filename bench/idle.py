@@ -97,7 +97,8 @@ def uptime() -> str:
 async def wait_logged(log: Path, event: str, timeout_s: float = 30) -> None:
     with anyio.fail_after(timeout_s):
         while True:
-            for line in log.read_text(errors="replace").splitlines():
+            text = await anyio.Path(log).read_text(errors="replace")
+            for line in text.splitlines():
                 if line.startswith("{") and json.loads(line).get("event") == event:
                     return
             await anyio.sleep(0.05)
