@@ -1,9 +1,13 @@
 """The notification helper: apprise and its ~210 plugin modules (~25 MiB) in a process of
 their own, so the daemon never loads them (roost/notifyproc.py starts and feeds it).
 
-Run as a script (`python -I notifyhelper.py SCHEME,SCHEME,...`), never as `roost.…`:
-importing the roost package would load the whole daemon into this process too. So this
-file imports nothing of roost's.
+Run as a script (`python -I notifyhelper.py ALLOWED NEEDED`: comma-separated schemes, those
+apprise may use and those the targets use), never as `roost.…`: importing the roost package
+would load the whole daemon into this process too. So this file imports nothing of roost's.
+
+apprise loads all its plugin modules on first use (~25 MiB); the helper loads only the
+modules that serve the targets' schemes (found by reading the plugins' `protocol` lines),
+through apprise's own `load_modules(path, name)`, and everything if that misses a scheme.
 
 stdin, one JSON object a line: `{"id": n, "url": …, "title": …, "body": …, "type": …}`
 sends one notification (`type` is apprise's notify type: info, warning, failure);
@@ -15,7 +19,10 @@ for each request, in the order they finish. The helper ends when stdin closes.
 from __future__ import annotations
 
 import json
+import re
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,13 +30,48 @@ import anyio
 APP_ID = "roost"
 
 
-class Helper:
-    def __init__(self, schemes: list[str]) -> None:
-        import apprise
+PROTOCOL = re.compile(r"^\s+(?:secure_)?protocol\s*=\s*(\([^)]*\)|\"[^\"]*\")", re.M)
 
-        manager: Any = apprise.NotificationManager
-        manager().enable_only(*schemes)
-        self._apprise = apprise
+
+def plugin_modules(plugins: Path, schemes: set[str]) -> set[str]:
+    """The plugin modules (files or packages under apprise/plugins) that declare one of
+    `schemes` as their protocol."""
+    found = set()
+    for source in plugins.rglob("*.py"):
+        module = source.relative_to(plugins).parts[0].removesuffix(".py")
+        for declared in PROTOCOL.findall(source.read_text(encoding="utf-8", errors="replace")):
+            if schemes.intersection(re.findall(r"\"([^\"]+)\"", declared)):
+                found.add(module)
+    return found
+
+
+def load_plugins(manager: Any, schemes: set[str]) -> None:
+    """Only the modules for `schemes`: apprise's `load_modules` scans a directory that
+    names just those (the imports themselves go to apprise.plugins as usual)."""
+    plugins = Path(manager.module_path)
+    with tempfile.TemporaryDirectory() as names:
+        for module in plugin_modules(plugins, schemes):
+            (Path(names) / f"{module}.py").touch()
+        manager.load_modules(path=names, name=manager.module_name_prefix)
+    if not all(scheme in manager for scheme in schemes):
+        manager.load_modules()  # a plugin declared itself some other way: all of them
+
+
+def prepare(allowed: list[str], needed: list[str]) -> Any:
+    """apprise with the plugins for `needed` loaded and only `allowed` enabled (process-wide:
+    apprise's manager is a singleton). The daemon's own fall-back uses it too."""
+    import apprise
+
+    manager_class: Any = apprise.NotificationManager
+    manager = manager_class()
+    load_plugins(manager, set(needed))
+    manager.enable_only(*allowed)
+    return apprise
+
+
+class Helper:
+    def __init__(self, allowed: list[str], needed: list[str]) -> None:
+        self._apprise = prepare(allowed, needed)
         self._out = anyio.Lock()
         # The answers own stdout: anything a plugin prints goes to stderr instead.
         self._stdout, sys.stdout = sys.stdout, sys.stderr
@@ -61,8 +103,8 @@ class Helper:
         return bool(result)
 
 
-async def main(schemes: list[str]) -> None:
-    helper = Helper(schemes)
+async def main(allowed: list[str], needed: list[str]) -> None:
+    helper = Helper(allowed, needed)
     await helper.answer({"ready": True})
     stdin = anyio.wrap_file(sys.stdin)
     async with anyio.create_task_group() as tg:
@@ -75,4 +117,5 @@ async def main(schemes: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, [s for s in sys.argv[1].split(",") if s])
+    allowed, needed = ([s for s in arg.split(",") if s] for arg in sys.argv[1:3])
+    anyio.run(main, allowed, needed)

@@ -25,12 +25,12 @@ from anyio.abc import ByteSendStream, Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from roost.notify import DELIVERY_LIMIT_S, Notification, Target, _send, request_for
-from roost.notify import restrict_schemes as _restrict_schemes
+from roost.notifyhelper import prepare
 from roost.providers.backoff import Backoff
 
 log = structlog.get_logger(__name__)
 
-HELPER = Path(__file__).with_name("notifyhelper.py")
+HELPER = Path(__file__).with_name("notifyhelper.py")  # run as a script: see there
 RESTART_S = (1.0, 60.0)
 HEALTHY_S = 60.0  # a helper up this long starts its back-off afresh when it dies
 MAX_LINE = 64 * 1024
@@ -51,6 +51,7 @@ class NotifyHelper:
     def __init__(self, targets: Sequence[Target], schemes: Sequence[str]) -> None:
         self._targets = list(targets)
         self._schemes = list(schemes)
+        self._needed = sorted({target.scheme for target in targets})
         self._stdin: ByteSendStream | None = None
         self._pending: dict[int, _Reply] = {}
         self._ids = itertools.count(1)
@@ -76,8 +77,8 @@ class NotifyHelper:
 
     async def _send_in_process(self, target: Target, notification: Notification) -> bool:
         if not self._in_process_ready:
-            # Loading apprise takes ~0.3 s of CPU: off the event loop.
-            await anyio.to_thread.run_sync(_restrict_schemes, self._schemes)
+            # Loading apprise (the targets' plugins only) takes CPU: off the event loop.
+            await anyio.to_thread.run_sync(prepare, self._schemes, self._needed)
             self._in_process_ready = True
         return await _send(target, notification)
 
@@ -114,7 +115,8 @@ class NotifyHelper:
                 await anyio.sleep(max(backoff.next(), RESTART_S[0] / 4))
 
     async def _run_once(self, tg: TaskGroup) -> None:
-        command = [sys.executable, "-I", str(HELPER), ",".join(self._schemes)]
+        schemes = [",".join(self._schemes), ",".join(self._needed)]
+        command = [sys.executable, "-I", str(HELPER), *schemes]
         process = await anyio.open_process(command, stderr=None)
         self.pid = process.pid
         log.info("notification helper started", pid=process.pid)
