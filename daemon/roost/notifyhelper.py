@@ -37,9 +37,13 @@ def plugin_modules(plugins: Path, schemes: set[str]) -> set[str]:
     """The plugin modules (files or packages under apprise/plugins) that declare one of
     `schemes` as their protocol."""
     found = set()
+    quoted = [f'"{scheme}"'.encode() for scheme in schemes]
     for source in plugins.rglob("*.py"):
+        text = source.read_bytes()
+        if not any(q in text for q in quoted):
+            continue  # most files: no need to look closer
         module = source.relative_to(plugins).parts[0].removesuffix(".py")
-        for declared in PROTOCOL.findall(source.read_text(encoding="utf-8", errors="replace")):
+        for declared in PROTOCOL.findall(text.decode("utf-8", errors="replace")):
             if schemes.intersection(re.findall(r"\"([^\"]+)\"", declared)):
                 found.add(module)
     return found
