@@ -5,8 +5,8 @@ stays small (apprise loaded in the daemon is ~25 MiB of its idle RSS).
 The outbox stays the one record of what was sent: a delivery counts once the helper
 confirms it, so a helper killed mid-delivery costs a retry with the same dedupe key, never
 a notification. A helper that dies is started again with back-off. Alarms fail open: when
-the helper is not up, or dies while an alarm is on its way, the alarm goes out through
-apprise in the daemon itself, at once.
+the helper is down (between restarts, or did not come up within `START_WAIT_S`), or dies
+while an alarm is on its way, the alarm goes out through apprise in the daemon itself.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ log = structlog.get_logger(__name__)
 HELPER = Path(__file__).with_name("notifyhelper.py")  # run as a script: see there
 RESTART_S = (1.0, 60.0)
 HEALTHY_S = 60.0  # a helper up this long starts its back-off afresh when it dies
+# A push while the helper is starting waits for it (its start is ~0.5 s of CPU, as long as
+# loading apprise here would take); only a helper that does not come up is failed over.
+START_WAIT_S = 5.0
 MAX_LINE = 64 * 1024
 
 
@@ -57,6 +60,8 @@ class NotifyHelper:
         self._ids = itertools.count(1)
         self._write = anyio.Lock()
         self._up = anyio.Event()
+        self._starting = True  # from construction: run() starts it with the daemon
+        self._settled = anyio.Event()  # this start came up or ended
         self._in_process_ready = False
         self.pid: int | None = None
 
@@ -83,6 +88,9 @@ class NotifyHelper:
         return await _send(target, notification)
 
     async def _ask(self, request: dict[str, Any]) -> bool:
+        if self._stdin is None and self._starting:
+            with anyio.move_on_after(START_WAIT_S):
+                await self._settled.wait()
         stdin = self._stdin
         if stdin is None:
             raise HelperGone
@@ -117,7 +125,13 @@ class NotifyHelper:
     async def _run_once(self, tg: TaskGroup) -> None:
         schemes = [",".join(self._schemes), ",".join(self._needed)]
         command = [sys.executable, "-I", str(HELPER), *schemes]
-        process = await anyio.open_process(command, stderr=None)
+        self._starting, self._settled = True, anyio.Event()
+        try:
+            process = await anyio.open_process(command, stderr=None)
+        except OSError:
+            self._starting = False
+            self._settled.set()
+            raise
         self.pid = process.pid
         log.info("notification helper started", pid=process.pid)
         assert process.stdout is not None
@@ -136,6 +150,8 @@ class NotifyHelper:
             if message.get("ready"):
                 self._stdin = process.stdin
                 self._up.set()
+                self._starting = False
+                self._settled.set()
                 tg.start_soon(self._check_targets)
             else:
                 self._resolve(message)
@@ -149,7 +165,8 @@ class NotifyHelper:
     async def _wind_down(self, replies: BufferedByteReceiveStream, process: Process) -> None:
         """Take no more; on a stop, let what the helper has in hand go out (bounded), then
         fail the rest: the outbox still has them as pending."""
-        self._stdin, self._up = None, anyio.Event()
+        self._stdin, self._up, self._starting = None, anyio.Event(), False
+        self._settled.set()
         assert process.stdin is not None
         with anyio.move_on_after(DELIVERY_LIMIT_S):
             with suppress(OSError, anyio.BrokenResourceError):
