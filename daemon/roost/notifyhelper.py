@@ -13,13 +13,15 @@ stdin, one JSON object a line: `{"id": n, "url": …, "title": …, "body": …,
 sends one notification (`type` is apprise's notify type: info, warning, failure);
 `{"id": n, "check": url}` only asks whether apprise accepts the URL.
 stdout: `{"ready": true}` once apprise and its plugins are loaded, then `{"id": n, "ok": b}`
-for each request, in the order they finish. The helper ends when stdin closes.
+for each request, in the order they finish. The helper ends when stdin closes (it ignores
+SIGTERM and SIGINT: the daemon decides when it ends).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -121,5 +123,10 @@ async def main(allowed: list[str], needed: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    # The daemon ends the helper by closing its stdin, once what it has in hand is sent;
+    # a stop signal sent to the whole service (systemd's control group, Ctrl-C) must not
+    # cut a delivery short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     allowed, needed = ([s for s in arg.split(",") if s] for arg in sys.argv[1:3])
     anyio.run(main, allowed, needed)

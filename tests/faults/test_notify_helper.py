@@ -164,3 +164,25 @@ async def test_a_helper_killed_mid_delivery_loses_no_notification(tmp_path: Path
         assert len({key for _, _, key in held.titled(AWAY_TITLE)}) == 1
         await wait_for(lambda: outbox_states(bed).get(AWAY_TITLE) == "delivered")
         TALLY.duplicates["notification helper killed mid-delivery"] += 1  # same key
+
+
+async def test_a_stop_lets_the_delivery_in_hand_finish(tmp_path: Path) -> None:
+    """systemd's stop signals the whole service, the helper too: the helper finishes the
+    delivery it has in hand and the outbox records it (nothing is sent again next start)."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "away.toml").write_text(AWAY_RULE)
+    async with held_bed(tmp_path, rules) as (bed, held):
+        await ready(bed)
+        bed.home.set_away("structure-home", True)
+        with anyio.fail_after(10):
+            await held.holding.wait()
+        assert bed.daemon.process is not None
+        (pid,) = helper_pids(bed)
+        bed.daemon.process.send_signal(signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM)
+        await anyio.sleep(1.0)
+        held.release.set()
+        assert await bed.daemon.wait_exit() == 0
+        assert outbox_states(bed).get(AWAY_TITLE) == "delivered"
+        assert len(held.titled(AWAY_TITLE)) == 1
