@@ -163,13 +163,17 @@ async def measure(label: str, web: bool, idle_s: float, settle_s: float, push: b
                 await stop(process)
 
 
-async def idle_cpu(process: Process, idle_s: float) -> float:
-    before = cpu_seconds(process.pid)
+async def idle_cpu(process: Process, idle_s: float) -> tuple[float, float]:
+    """CPU % of the daemon, and of its notification helper, over the window."""
+    helpers = children(process.pid)
+    before = cpu_seconds(process.pid), sum(cpu_seconds(pid) for pid in helpers)
     await anyio.sleep(idle_s)
-    return (cpu_seconds(process.pid) - before) / idle_s * 100
+    after = cpu_seconds(process.pid), sum(cpu_seconds(pid) for pid in helpers)
+    return (after[0] - before[0]) / idle_s * 100, (after[1] - before[1]) / idle_s * 100
 
 
-def report(label: str, process: Process, idle_s: float, cpu: float) -> None:
+def report(label: str, process: Process, idle_s: float, cpus: tuple[float, float]) -> None:
+    cpu, helper_cpu = cpus
     rss = status_kib(process.pid, "VmRSS") / 1024
     hwm = status_kib(process.pid, "VmHWM") / 1024
     helpers = children(process.pid)
@@ -180,7 +184,8 @@ def report(label: str, process: Process, idle_s: float, cpu: float) -> None:
         f"  {label:<34} RSS {rss:5.1f} MiB (target ≤ {TARGET_RSS_MIB:.0f}: {verdict}), "
         f"peak {hwm:5.1f}; CPU {cpu:4.2f} % over {idle_s:.0f} s "
         f"({'ok' if cpu <= TARGET_CPU_PCT else 'MISSED'}); "
-        f"helper RSS {helper_rss:4.1f} MiB; PSS daemon+helper {pss:5.1f} MiB",
+        f"helper RSS {helper_rss:4.1f} MiB, CPU {helper_cpu:4.2f} %; "
+        f"PSS daemon+helper {pss:5.1f} MiB",
         flush=True,
     )
 
