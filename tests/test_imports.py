@@ -12,7 +12,7 @@ KEPT_OUT = {
     "apprise": "~27 MiB with its plugins (in the helper process instead)",
     "click": "httpx's command line, with pygments: 1.6 MiB",
     "pygments": "httpx's command line",
-    "roost.providers.netatmo": "roost auth's scopes, only for a Netatmo account: 0.3 MiB",
+    "roost.providers.netatmo.provider": "a vendor's provider, only for its accounts",
     "starlette": "the web page, only when [web] listen is set",
 }
 
