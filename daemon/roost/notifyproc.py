@@ -24,13 +24,14 @@ import structlog
 from anyio.abc import ByteSendStream, Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from roost import notifyhelper
 from roost.notify import DELIVERY_LIMIT_S, Notification, Target, _send, request_for
 from roost.notifyhelper import prepare
 from roost.providers.backoff import Backoff
 
 log = structlog.get_logger(__name__)
 
-HELPER = Path(__file__).with_name("notifyhelper.py")  # run as a script: see there
+HELPER = Path(notifyhelper.__file__)  # run as a script: see there
 RESTART_S = (1.0, 60.0)
 HEALTHY_S = 60.0  # a helper up this long starts its back-off afresh when it dies
 # A push while the helper is starting waits for it (its start is ~0.5 s of CPU, as long as
