@@ -28,7 +28,8 @@ from roost.engine.loader import LoadResult, RuleError, keep_previous, kept_previ
 from roost.engine.rule_home import Services
 from roost.engine.windows import TagLimiter
 from roost.notify import alerts
-from roost.notify.notifier import Notifier, Target, restrict_schemes
+from roost.notify.notifier import Notifier, Target
+from roost.notifyproc import NotifyHelper
 from roost.providers.backoff import Backoff
 from roost.providers.base import Provider
 from roost.providers.registry import ProviderContext, build_provider
@@ -86,12 +87,17 @@ class Runtime:
             clock=self.clock,
             tuning=tuning(settings),
         )
-        restrict_schemes(settings.notify.allowed_schemes)
         targets = [
             Target(t.url.get_secret_value(), frozenset(t.tags)) for t in settings.notify.targets
         ]
+        self.notify_helper = NotifyHelper(targets, settings.notify.allowed_schemes)
         self.notifier = Notifier(
-            targets, self.bus, self.store, clock=self.clock, retry_for_s=settings.notify.retry_for_s
+            targets,
+            self.bus,
+            self.store,
+            clock=self.clock,
+            retry_for_s=settings.notify.retry_for_s,
+            send=self.notify_helper.send,
         )
         self._alerts = self.bus.subscribe("alerts", buffer=64)
         services = Services(
@@ -171,6 +177,8 @@ class Runtime:
                     tg.start_soon(self.recorder.run, [p.account for p in self.providers])
                 tg.start_soon(self.dispatcher.run)
                 tg.start_soon(self.notifier.run)
+                if self.settings.notify.targets:
+                    tg.start_soon(self.notify_helper.run)
                 for provider in self.providers:
                     tg.start_soon(self._supervise, provider)
         finally:
