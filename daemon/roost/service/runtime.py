@@ -28,8 +28,8 @@ from roost.engine.loader import LoadResult, RuleError, keep_previous, kept_previ
 from roost.engine.rule_home import Services
 from roost.engine.windows import TagLimiter
 from roost.notify import alerts
+from roost.notify.helper_link import NotifyHelper
 from roost.notify.notifier import Notifier, Target
-from roost.notifyproc import NotifyHelper
 from roost.providers.backoff import Backoff
 from roost.providers.base import Provider
 from roost.providers.registry import ProviderContext, build_provider

@@ -1,5 +1,5 @@
 """The notification helper: apprise and its ~210 plugin modules (~25 MiB) in a process of
-their own, so the daemon never loads them (roost/notifyproc.py starts and feeds it).
+their own, so the daemon never loads them (roost/notify/helper_link.py starts and feeds it).
 
 Run as a script (`python -I notifyhelper.py ALLOWED NEEDED`: comma-separated schemes, those
 apprise may use and those the targets use), never as `roost.…`: importing the roost package

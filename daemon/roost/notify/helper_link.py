@@ -1,4 +1,4 @@
-"""The daemon's side of the notification helper (roost/notifyhelper.py): apprise and its
+"""The daemon's side of the notification helper (roost/notify/helper.py): apprise and its
 plugins live in a child process, fed one JSON line per delivery over a pipe, so the daemon
 stays small (apprise loaded in the daemon is ~25 MiB of its idle RSS).
 
@@ -24,9 +24,9 @@ import structlog
 from anyio.abc import ByteSendStream, Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from roost import notifyhelper
-from roost.notify import DELIVERY_LIMIT_S, Notification, Target, _send, request_for
-from roost.notifyhelper import prepare
+from roost.notify import helper as notifyhelper
+from roost.notify.helper import prepare
+from roost.notify.notifier import DELIVERY_LIMIT_S, Notification, Target, _send, request_for
 from roost.providers.backoff import Backoff
 
 log = structlog.get_logger(__name__)
