@@ -27,7 +27,7 @@ from roost.providers.sse import EventTooLarge, SseEvent
 pytestmark = pytest.mark.anyio
 
 OK_HEAD = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"  # noqa: E501
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 )
 TIMEOUTS = httpx.Timeout(2.0)
 KEEPALIVE = b"event: keep-alive\ndata: null\n\n"
