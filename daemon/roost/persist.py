@@ -122,8 +122,9 @@ class Persister:
         if self._rule_state is not None:
             await self._store.rule_state_put(self._rule_state())
         dirty, self._state.dirty = self._state.dirty, set()
-        for account in dirty:
-            await self._save(account)
+        if dirty:
+            homes = [(account, home_to_dict(self._state.home(account))) for account in dirty]
+            await self._store.homes_put(homes, self._clock.now())
 
     async def _save(self, account: str) -> None:
         home = self._state.home(account)
