@@ -22,6 +22,7 @@ BENCHMARKS = (
     "snapshot_diff",
     "startup",
     "scale",  # N = 100 and 1,000; the 10,000 run is `bench/scale.py --accounts 10000`
+    "sse_keepalive",  # CPU per keep-alive read: what 10,000 accounts' idle CPU is made of
 )
 
 

@@ -30,7 +30,7 @@ import time
 import anyio
 import httpx
 
-from common import header
+from common import header, load
 from roost.providers.event_stream import open_stream
 from roost.providers.sse import read_sse
 
@@ -163,6 +163,7 @@ def main() -> None:
             f"{at_10k:.2%} CPU for reading alone; target ≤ {TARGET_IDLE_CPU:.0%}: {verdict}",
             flush=True,
         )
+    print(f"   {load()} at end")
 
 
 if __name__ == "__main__":

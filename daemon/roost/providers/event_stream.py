@@ -20,6 +20,7 @@ through the httpx client instead (`read_sse`), with the same interface.
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import urllib.request
 from collections import deque
@@ -225,7 +226,7 @@ class _StreamProtocol(asyncio.Protocol):
         if self.status == 200:
             self.decoder = SseDecoder(self._max_event_bytes)
             self._last_event_at = self.loop.time()
-            self._watchdog = self.loop.call_at(self._last_event_at + self._silence_s, self._watch)
+            self._watch_at(self._last_event_at + self._silence_s)
             self._wake(self._head_done)
         return rest
 
@@ -253,10 +254,16 @@ class _StreamProtocol(asyncio.Protocol):
         """The silence watchdog: one timer, moved on only when it fires."""
         now, due = self.loop.time(), self._last_event_at + self._silence_s
         if now < due or self.events or self.paused:  # alive, or the reader is behind
-            self._watchdog = self.loop.call_at(max(due, now + self._silence_s), self._watch)
+            self._watch_at(max(due, now + self._silence_s))
             return
         self._watchdog = None
         self._fail(SilentStream(f"no event for {self._silence_s:g} s"))
+
+    def _watch_at(self, when: float) -> None:
+        """Arm the watchdog at `when`, rounded up to a grain of the silence limit (≤ 1 s):
+        thousands of streams' watchdogs then fire together, one loop wake-up a second."""
+        grain = min(1.0, self._silence_s / 4)
+        self._watchdog = self.loop.call_at(math.ceil(when / grain) * grain, self._watch)
 
     def _end(self) -> None:
         if self.decoder is not None:
