@@ -122,6 +122,7 @@ async def test_chunked_events_split_anywhere_keepalives_skipped_and_a_clean_end(
         assert request.startswith(b"GET /stream?x=1 HTTP/1.1\r\n")
         assert b"\r\nAuthorization: Bearer t\r\n" in request
         assert b"\r\nHost: 127.0.0.1:" in request
+        assert b"\r\nUser-Agent: roost/" in request
 
 
 async def test_a_content_length_body_and_a_body_until_close() -> None:
@@ -215,6 +216,20 @@ async def test_a_stream_silent_from_the_start_and_a_server_that_never_answers() 
                 ),
             ):
                 pass
+
+
+async def test_a_proxied_url_is_read_through_httpx_the_same_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pieces = [OK_HEAD, chunk(KEEPALIVE + b"data: via the proxy\n\n"), b"0\r\n\r\n"]
+    wire = Wire(pieces)
+    async with serving(wire) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.setenv("NO_PROXY", "")
+        async with stream_of("http://vendor.invalid") as stream:
+            assert stream.response.status_code == 200
+            assert await events_of(stream) == [SseEvent("message", "via the proxy")]
+    assert wire.requests[0].startswith(b"GET http://vendor.invalid/stream?x=1 HTTP/1.1")
 
 
 async def test_no_server_is_a_connect_error() -> None:

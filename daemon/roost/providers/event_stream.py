@@ -32,6 +32,7 @@ from typing import Final
 import anyio
 import httpx
 
+from roost import __version__
 from roost.providers.sse import SseDecoder, SseEvent, read_sse
 
 MAX_HEAD_BYTES: Final = 64 * 1024  # status line and headers
@@ -127,6 +128,7 @@ def _request(url: httpx.URL, headers: Mapping[str, str]) -> bytes:
         f"Host: {url.netloc.decode('ascii')}",
         "Accept-Encoding: identity",
         "Connection: close",
+        f"User-Agent: roost/{__version__}",
     ]
     for name, value in headers.items():
         if any(c in name or c in value for c in "\r\n\0"):
