@@ -43,6 +43,9 @@ _SHAPES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...
     (re.compile(r"\bc\.[\w-]{40,}"), REDACTED),
     (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), REDACTED),
 )
+# Texts up to this long are remembered with their redacted form, this many at most.
+_CACHED_LEN = 200
+_CACHED_TEXTS = 4096
 # A cheap pre-check, so most strings skip the patterns.
 _MAYBE_SHAPE = re.compile(rf"(?i)bearer|://|=|ya29\.|1//|\bc\.|eyJ|{_KEY_WORDS}")
 
@@ -74,6 +77,10 @@ class Redactor:
         self._known: re.Pattern[str] | _ByPrefix | None = None
         self._stale = False
         self._lock = threading.Lock()
+        # text → its redacted form, for the texts that recur (an outcome's fixed reason,
+        # "dry run: guards passed", runs every pattern: "passed" has "pass" in it). Emptied
+        # whenever a secret is learnt, so a cached answer never misses a known secret.
+        self._seen: dict[str, str] = {}
 
     def remember(self, *values: str | SecretStr | None) -> None:
         """Redact these values (and their URL-encoded forms) from now on."""
@@ -87,6 +94,7 @@ class Redactor:
                 return
             self._values |= fresh
             self._stale = True
+            self._seen = {}
 
     def remember_url(self, url: str) -> None:
         """An apprise URL: the whole of it and each part that could be a token."""
@@ -94,6 +102,18 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """`text` with every known secret and token-shaped part replaced by [REDACTED]."""
+        seen = self._seen
+        done = seen.get(text)
+        if done is not None:
+            return done
+        clean = self._redact(text)
+        if len(text) <= _CACHED_LEN:
+            if len(seen) >= _CACHED_TEXTS:
+                seen.clear()
+            seen[text] = clean
+        return clean
+
+    def _redact(self, text: str) -> str:
         known = self._matcher()
         if known is not None:
             text = known.sub(REDACTED, text)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import attrgetter
 from typing import Any
 
 import anyio
@@ -48,7 +47,6 @@ from roost.model import (
     SmokeCoAlarm,
     Structure,
     Thermostat,
-    attribute_set,
     attributes,
 )
 from roost.providers.health import PayloadHealth
@@ -70,6 +68,20 @@ SEMANTIC: dict[tuple[type[Any], str], type[Changed]] = {
     (SmokeCoAlarm, "co"): CoAlarm,
 }
 _ONLINE = "online"
+_SEMANTICS: dict[type[Any], dict[str, type[Changed]]] = {}
+
+
+def _semantics(cls: type[Any]) -> dict[str, type[Changed]]:
+    """Attribute → its semantic event, for entities of exactly `cls` (as SEMANTIC says,
+    and `online` → ConnectivityChanged where SEMANTIC has nothing for it)."""
+    found = _SEMANTICS.get(cls)
+    if found is None:
+        found = {name: event for (owner, name), event in SEMANTIC.items() if owner is cls}
+        found.setdefault(_ONLINE, ConnectivityChanged)
+        _SEMANTICS[cls] = found
+    return found
+
+
 STALE_DEVICE_EVENT_S = 600.0  # motion, person, sound, chime: older than this means nothing now
 _SKIP = frozenset({"id", "structure_id"})
 
@@ -247,7 +259,13 @@ class HomeState:
                 log.warning("patch names an unknown attribute", account=account, target=target)
                 continue
             self._store(acc, new)
-            self._diff_one(acc, old, new, values.keys(), at, False, events)
+            changed = {
+                name: value
+                for name, value in values.items()
+                if name not in _SKIP and getattr(old, name) != value
+            }
+            if changed:
+                self._events(acc, old, new, changed, at, False, events)
         await self._publish(acc, events, at)
 
     async def device_event(self, account: str, event: DeviceEvent) -> None:
@@ -340,12 +358,27 @@ class HomeState:
             for name in names
             if name not in _SKIP and getattr(old, name) != getattr(new, name)
         }
-        if not changed:
-            return
+        if changed:
+            self._events(acc, old, new, changed, at, catch_up, out)
+
+    def _events(
+        self,
+        acc: AccountState,
+        old: Entity,
+        new: Entity,
+        changed: dict[str, Any],
+        at: datetime,
+        catch_up: bool,
+        out: list[Event],
+    ) -> None:
+        """The events for `changed` (attribute → new value) of one entity."""
         context = self._context(new.id, changed, catch_up, at, out)
-        structure = new.id if isinstance(new, Structure) else new.structure_id
-        device = None if isinstance(new, Structure) else new.id
-        account, cls = acc.account, type(new)
+        if isinstance(new, Structure):
+            structure, device = new.id, None
+        else:
+            structure, device = new.structure_id, new.id
+        account = acc.account
+        semantics = _semantics(type(new))
         for name, value in changed.items():
             before = getattr(old, name)
             change_id = _change_id(acc, new.id, name, value, catch_up)
@@ -362,14 +395,26 @@ class HomeState:
                     new=value,
                 )
             )
-            semantic = SEMANTIC.get((cls, name))
-            if semantic is None and name == _ONLINE:
-                semantic = ConnectivityChanged
+            semantic = semantics.get(name)
             if semantic is None or value is None:
                 # None is "unknown" (an unreadable value) or "none in this mode": no "alarm
                 # cleared", no "mode changed", no "setpoint changed" is made up from it.
                 continue
-            extra = {"attribute": name} if semantic is SetpointChanged else {}
+            if semantic is SetpointChanged:
+                out.append(
+                    SetpointChanged(
+                        id=f"{change_id}/{semantic.name}",
+                        at=at,
+                        account=account,
+                        structure=structure,
+                        device=device,
+                        context=context,
+                        old=before,
+                        new=value,
+                        attribute=name,
+                    )
+                )
+                continue
             out.append(
                 semantic(
                     id=f"{change_id}/{semantic.name}",
@@ -380,7 +425,6 @@ class HomeState:
                     context=context,
                     old=before,
                     new=value,
-                    **extra,
                 )
             )
 
@@ -414,25 +458,36 @@ class HomeState:
 def _with_values(entity: Entity, values: dict[str, Any]) -> Entity | None:
     """A copy of a frozen entity with some attributes changed; None if one is unknown.
 
-    Ten times cheaper than dataclasses.replace, which re-runs __init__ with every field:
-    every value is read in one C call, set, then the changed ones set over them.
+    Far cheaper than dataclasses.replace, which re-runs __init__ with every field: a
+    generated copy per class sets each slot through its own descriptor.
     """
-    if not values.keys() <= attribute_set(entity):
-        return None
     cls = type(entity)
-    read = _READERS.get(cls)
-    if read is None:
-        read = _READERS[cls] = attrgetter(*attributes(entity))
-    copy = object.__new__(cls)
-    for name, value in zip(attributes(entity), read(entity), strict=True):
-        _set(copy, name, value)
+    copier = _COPIERS.get(cls)
+    if copier is None:
+        copier = _COPIERS[cls] = _copier(cls, attributes(entity))
+    copy, setters = copier
+    if not values.keys() <= setters.keys():
+        return None
+    new: Entity = copy(entity)
     for name, value in values.items():
-        _set(copy, name, value)
-    return copy
+        setters[name](new, value)
+    return new
 
 
-_READERS: dict[type[Any], attrgetter[Any]] = {}
-_set = object.__setattr__
+def _copier(
+    cls: type[Any], names: tuple[str, ...]
+) -> tuple[Callable[[Any], Any], dict[str, Callable[[Any, Any], None]]]:
+    """(a function that copies an instance of `cls` slot by slot, each slot's setter)."""
+    setters = {name: getattr(cls, name).__set__ for name in names}
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    scope.update({f"_set_{name}": setter for name, setter in setters.items()})
+    lines = [f"    _set_{name}(copy, entity.{name})" for name in names]
+    source = "def copy(entity):\n    copy = _new(_cls)\n" + "\n".join(lines) + "\n    return copy\n"
+    exec(source, scope)  # generated from the class's own field names
+    return scope["copy"], setters
+
+
+_COPIERS: dict[type[Any], tuple[Callable[[Any], Any], dict[str, Callable[[Any, Any], None]]]] = {}
 
 
 def _change_id(acc: AccountState, target: str, attribute: str, value: Any, catch_up: bool) -> str:

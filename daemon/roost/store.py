@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from roost.codec import dumps
+from roost.codec import dumps, dumps_plain
 from roost.providers.base import TokenSet
 from roost.redact import remember
 from roost.safefs import UnsafePath, private_file, refuse_links
@@ -474,7 +474,7 @@ class Store:
         def append(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT INTO journal (at, event, account, body) VALUES (?, ?, ?, ?)",
-                [(_iso(e.at), e.event, e.account, dumps(e.body)) for e in entries],
+                [(_iso(e.at), e.event, e.account, dumps_plain(e.body)) for e in entries],
             )
 
         await self._run(self._transaction(append))
