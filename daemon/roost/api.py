@@ -300,6 +300,7 @@ class RuleHome:
                 rule=self.rule,
                 cause=self.event.id,
                 created_at=now,
+                alarm=alarm,
             )
         )
         detail = ", ".join(tags) + (" (alarm: not rate-limited)" if alarm else "")

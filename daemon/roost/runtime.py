@@ -27,7 +27,8 @@ from roost.events import ConnectionState
 from roost.guards import Limits
 from roost.isolation import LoopMonitor
 from roost.loader import LoadResult, RuleError, keep_previous, kept_previous, load_directory
-from roost.notify import Notifier, Target, restrict_schemes
+from roost.notify import Notifier, Target
+from roost.notifyproc import NotifyHelper
 from roost.persist import Persister, StoreTimers
 from roost.providers.backoff import Backoff
 from roost.providers.base import Provider
@@ -85,12 +86,17 @@ class Runtime:
             clock=self.clock,
             tuning=tuning(settings),
         )
-        restrict_schemes(settings.notify.allowed_schemes)
         targets = [
             Target(t.url.get_secret_value(), frozenset(t.tags)) for t in settings.notify.targets
         ]
+        self.notify_helper = NotifyHelper(targets, settings.notify.allowed_schemes)
         self.notifier = Notifier(
-            targets, self.bus, self.store, clock=self.clock, retry_for_s=settings.notify.retry_for_s
+            targets,
+            self.bus,
+            self.store,
+            clock=self.clock,
+            retry_for_s=settings.notify.retry_for_s,
+            send=self.notify_helper.send,
         )
         self._alerts = self.bus.subscribe("alerts", buffer=64)
         services = Services(
@@ -171,6 +177,8 @@ class Runtime:
                     tg.start_soon(self.recorder.run, [p.account for p in self.providers])
                 tg.start_soon(self.dispatcher.run)
                 tg.start_soon(self.notifier.run)
+                if self.settings.notify.targets:
+                    tg.start_soon(self.notify_helper.run)
                 for provider in self.providers:
                     tg.start_soon(self._supervise, provider)
         finally:
