@@ -214,3 +214,14 @@ async def test_calls_let_through_together_still_take_turns_on_the_connection(
             tg.start_soon(store.journal_append, entries)
     assert len(await store.journal(limit=100_000)) == 4 * len(entries)
     store.close()
+
+
+async def test_many_homes_are_saved_in_one_call_and_read_back(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    try:
+        at = datetime(2026, 12, 1, tzinfo=UTC)
+        await store.home_put("a", {"v": 0}, at)
+        await store.homes_put([("a", {"v": 1}), ("b", {"v": 2}), ("c", {"v": 3})], at)
+        assert await store.homes() == {"a": {"v": 1}, "b": {"v": 2}, "c": {"v": 3}}
+    finally:
+        store.close()

@@ -63,6 +63,7 @@ class Persister:
         rule_state: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
         self._rule_state = rule_state
+        self._rule_state_saved: str | None = None  # as last written: unchanged, no write
         self._store = store
         self._state = state
         self._clock = clock
@@ -135,10 +136,15 @@ class Persister:
 
     async def _save_dirty(self) -> None:
         if self._rule_state is not None:
-            await self._store.rule_state_put(self._rule_state())
+            states = self._rule_state()
+            text = dumps(states)
+            if text != self._rule_state_saved:  # an idle daemon writes nothing each second
+                await self._store.rule_state_put(states)
+                self._rule_state_saved = text
         dirty, self._state.dirty = self._state.dirty, set()
-        for account in dirty:
-            await self._save(account)
+        if dirty:
+            homes = [(account, home_to_dict(self._state.home(account))) for account in dirty]
+            await self._store.homes_put(homes, self._clock.now())
 
     async def _save(self, account: str) -> None:
         await self._keeper.save_home(account, self._state.home(account))
