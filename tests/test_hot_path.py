@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from roost.codec import dumps, dumps_plain, event_to_dict
-from roost.commands import SetHeat, SetRange
-from roost.events import (
+from roost.core.codec import dumps, dumps_plain, event_to_dict
+from roost.core.commands import SetHeat, SetRange
+from roost.core.events import (
     EVENT_TYPES,
     AttributeChanged,
     CommandOutcome,
@@ -22,8 +22,8 @@ from roost.events import (
     Outcome,
     TemperatureChanged,
 )
-from roost.fastinit import fast_init
-from roost.redact import REDACTED, Redactor
+from roost.core.fastinit import fast_init
+from roost.core.redact import REDACTED, Redactor
 
 AT = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -86,8 +86,8 @@ def test_every_event_class_has_the_fast_init_and_its_dataclass_behaviour() -> No
 
 
 def test_a_patched_entity_is_a_full_copy_with_the_new_values() -> None:
-    from roost.model import Thermostat
-    from roost.state import _with_values
+    from roost.core.model import Thermostat
+    from roost.state.home_state import _with_values
 
     before = Thermostat(id="t1", structure_id="s1", name="Den", ambient_c=18.0, locked=True)
     after = _with_values(before, {"ambient_c": 19.0})

@@ -1,5 +1,5 @@
 """What `roost run` imports: apprise and its plugins live in the notification helper
-(roost/notifyhelper.py), and modules only some commands need stay out of the daemon
+(roost/notify/helper.py), and modules only some commands need stay out of the daemon
 (each was measured in idle RSS; bench/idle.py prints the total)."""
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ KEPT_OUT = {
     "starlette": "the web page, only when [web] listen is set",
 }
 
-DAEMON_MODULES = "roost.cli, roost.runtime, roost.service, roost.notifyproc"
+DAEMON_MODULES = (
+    "roost.cli.entry, roost.service.runtime, roost.service.systemd, roost.notify.helper_link"
+)
 
 
 def loaded(modules: str) -> set[str]:
@@ -32,7 +34,7 @@ def test_the_daemon_leaves_out_what_it_does_not_run() -> None:
 
 def test_the_helper_is_a_script_that_imports_nothing_of_roost() -> None:
     """Run as `python -I notifyhelper.py`; importing roost there would load the daemon."""
-    from roost import notifyhelper
+    from roost.notify import helper as notifyhelper
 
     with open(notifyhelper.__file__, encoding="utf-8") as source:
         imports = [line for line in source if line.startswith(("import ", "from "))]

@@ -1,5 +1,5 @@
 """The notification helper loads only the apprise plugins the targets' schemes need
-(roost/notifyhelper.py), and every scheme roost allows by default is found that way."""
+(roost/notify/helper.py), and every scheme roost allows by default is found that way."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import subprocess
 import sys
 
-from roost.config import SAFE_NOTIFY_SCHEMES
+from roost.config.settings import SAFE_NOTIFY_SCHEMES
 
 PROBE = """
 import json, sys
-from roost.notifyhelper import prepare
+from roost.notify.helper import prepare
 allowed, needed = sys.argv[1].split(","), sys.argv[2].split(",")
 apprise = prepare(allowed, needed)
 manager = apprise.NotificationManager()

@@ -7,7 +7,7 @@ import random
 import string
 import time
 
-from roost.redact import MANY_VALUES, REDACTED, Redactor
+from roost.core.redact import MANY_VALUES, REDACTED, Redactor
 
 ALPHABET = string.ascii_letters + string.digits + "-_./%"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.store import FILE_NAME
+from roost.store.sqlite import FILE_NAME
 from tests.faults.harness import TALLY, Bed, fault_bed, wait_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

@@ -1,4 +1,4 @@
-"""apprise runs in a helper process (roost/notifyhelper.py): the first alarm push still goes
+"""apprise runs in a helper process (roost/notify/helper.py): the first alarm push still goes
 out within a second of the event, and a helper killed with SIGKILL mid-delivery loses
 nothing (the alarm fails open at once, other notifications wait for the next helper)."""
 

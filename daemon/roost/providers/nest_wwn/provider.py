@@ -17,8 +17,8 @@ from typing import Any, Unpack
 import httpx
 import structlog
 
-from roost.commands import Command, CommandResult, FailureReason
-from roost.errors import (
+from roost.core.commands import Command, CommandResult, FailureReason
+from roost.core.errors import (
     AuthError,
     PayloadError,
     ProviderError,
@@ -26,7 +26,7 @@ from roost.errors import (
     StreamEnded,
     VendorError,
 )
-from roost.model import Device, Home, Structure
+from roost.core.model import Device, Home, Structure
 from roost.providers.base import ChangeSink
 from roost.providers.bounds import parse_json
 from roost.providers.core import CoreOptions, ProviderCore, counters

@@ -1,0 +1,214 @@
+"""What the store keeps of a running daemon: the last known state of every home, the rules'
+state (cooldowns, rate windows) and pending timers, and the event journal. On start, the
+last known state is restored so that changes made while roost was away come out of the
+first snapshot as catch-up events."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+
+from roost.core.bus import Bus
+from roost.core.clock import Clock
+from roost.core.codec import CodecError, dumps, event_to_dict, home_from_dict, home_to_dict
+from roost.core.events import Event
+from roost.core.model import Home
+from roost.core.timers import TimerRecord
+from roost.state.home_state import HomeState
+from roost.store.sqlite import JournalEntry, Store, open_connection
+
+log = structlog.get_logger(__name__)
+
+SAVE_EVERY_S = 1.0
+# The journal gathers what comes within this long into one write: one worker-thread trip and
+# one transaction per ~50 ms, not per batch of events (an audit trail, not on the event path).
+JOURNAL_GATHER_S = 0.05
+JOURNAL_GATHER_MAX = 5_000  # events: a burst is written without waiting out the window
+PRUNE_EVERY_S = 3600.0
+
+
+class HomeKeeper:
+    """Keeps the state's change identities and first pictures in the store (the state's
+    `StateKeeper`)."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def reserve_versions(self, account: str, reserved: Sequence[tuple[str, int, Any]]) -> None:
+        self._store.reserve_versions(account, reserved)
+
+    async def save_home(self, account: str, home: Home) -> None:
+        await self._store.home_put(account, home_to_dict(home), self._clock.now())
+
+
+class Persister:
+    def __init__(
+        self,
+        store: Store,
+        state: HomeState,
+        bus: Bus,
+        clock: Clock,
+        *,
+        journal_max_age: timedelta = timedelta(days=30),
+        journal_max_rows: int = 1_000_000,
+        outbox_keep: timedelta = timedelta(days=7),
+        rule_state: Callable[[], dict[str, dict[str, Any]]] | None = None,
+    ) -> None:
+        self._rule_state = rule_state
+        self._rule_state_saved: str | None = None  # as last written: unchanged, no write
+        self._store = store
+        self._state = state
+        self._clock = clock
+        self._inbox = bus.subscribe("journal", buffer=4096)
+        self._max_age = journal_max_age
+        self._max_rows = journal_max_rows
+        self._outbox_keep = outbox_keep
+        self._keeper = HomeKeeper(store, clock)
+
+    async def restore(self) -> int:
+        """Load the last known state of every home into `state`. Returns how many."""
+        restored = 0
+        for account, data in (await self._store.homes()).items():
+            try:
+                home = home_from_dict(data)
+                self._state.restore(home, await self._store.versions(account))
+            except (CodecError, KeyError, TypeError, ValueError) as exc:
+                log.warning(
+                    "stored state unreadable; starting fresh", account=account, error=str(exc)
+                )
+                continue
+            restored += 1
+        return restored
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._journal)
+            tg.start_soon(self._save_homes)
+            tg.start_soon(self._prune)
+
+    async def flush(self) -> None:
+        """Write what is pending now (on shutdown)."""
+        await self._save_dirty()
+        await self._store.flush()
+
+    async def _journal(self) -> None:
+        async with self._inbox:
+            async for batch in self._inbox:
+                # Shielded: a stop waits out the window and writes what was taken off the
+                # bus, rather than losing it.
+                with anyio.CancelScope(shield=True):
+                    events = await self._gather(list(batch))
+                    await self._store.journal_append(_entries(events))
+
+    async def _gather(self, events: list[Event]) -> list[Event]:
+        """`events` and whatever else arrives within the window (or up to the cap)."""
+        until = anyio.current_time() + JOURNAL_GATHER_S
+        while len(events) < JOURNAL_GATHER_MAX:
+            try:
+                events.extend(self._inbox.receive_nowait())
+                continue
+            except anyio.WouldBlock:
+                pass
+            except anyio.EndOfStream:
+                break
+            left = until - anyio.current_time()
+            if left <= 0:
+                break
+            try:
+                with anyio.move_on_after(left):
+                    events.extend(await self._inbox.receive())
+            except anyio.EndOfStream:
+                break
+        return events
+
+    async def _save_homes(self) -> None:
+        while True:
+            await self._clock.sleep(SAVE_EVERY_S)
+            await self._save_dirty()
+
+    async def _save_dirty(self) -> None:
+        if self._rule_state is not None:
+            states = self._rule_state()
+            text = dumps(states)
+            if text != self._rule_state_saved:  # an idle daemon writes nothing each second
+                await self._store.rule_state_put(states)
+                self._rule_state_saved = text
+        dirty, self._state.dirty = self._state.dirty, set()
+        if dirty:
+            homes = [(account, home_to_dict(self._state.home(account))) for account in dirty]
+            await self._store.homes_put(homes, self._clock.now())
+
+    async def _save(self, account: str) -> None:
+        await self._keeper.save_home(account, self._state.home(account))
+
+    async def _prune(self) -> None:
+        while True:
+            gone = await self._store.journal_prune(
+                self._clock.now() - self._max_age, self._max_rows
+            )
+            if gone:
+                log.info("journal pruned", entries=gone)
+            sent = await self._store.outbox_prune(self._clock.now() - self._outbox_keep)
+            if sent:
+                log.info("outbox pruned", delivered=sent)
+            await self._clock.sleep(PRUNE_EVERY_S)
+
+
+def _entries(events: Iterable[Event]) -> list[JournalEntry]:
+    return [JournalEntry(e.at, e.name, e.account, event_to_dict(e)) for e in events]
+
+
+class StoreTimers:
+    """Pending timers in the store, as the engine's (synchronous) `TimerPersistence`.
+
+    Its own connection: a timer changes rarely, and a write of one row in WAL mode costs
+    tens of microseconds, so it is done in place rather than through the worker thread.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn: sqlite3.Connection = open_connection(path)
+
+    def save(self, record: TimerRecord) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO timers VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                " rule=excluded.rule, kind=excluded.kind, due_at=excluded.due_at,"
+                " payload=excluded.payload",
+                (
+                    record.id,
+                    record.rule,
+                    str(record.kind),
+                    record.due_at.isoformat(),
+                    dumps(record.payload),
+                ),
+            )
+
+    def delete(self, timer_id: str) -> None:
+        with self._conn:
+            self._conn.execute("DELETE FROM timers WHERE id = ?", (timer_id,))
+
+    def load_all(self) -> list[TimerRecord]:
+        rows = self._conn.execute("SELECT id, rule, kind, due_at, payload FROM timers").fetchall()
+        return [
+            TimerRecord.from_json(
+                {
+                    "id": r[0],
+                    "rule": r[1],
+                    "kind": r[2],
+                    "due_at": r[3],
+                    "payload": json.loads(r[4]),
+                }
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        self._conn.close()
