@@ -284,10 +284,10 @@ class DispatchSettings(_Section):
     echo_timeout_s: float = Field(default=120.0, gt=0)
 
 
-class MetricsSettings(_Section):
-    """An optional Prometheus text endpoint (off unless `listen` is set)."""
+class ListenerSettings(_Section):
+    """A listener that is off unless `listen` is set, on loopback unless allow_remote."""
 
-    listen: str | None = None  # e.g. "127.0.0.1:9466"; loopback unless allow_remote
+    listen: str | None = None  # "host:port", e.g. "127.0.0.1:9466"
     allow_remote: bool = False
 
     @field_validator("listen")
@@ -312,6 +312,10 @@ class MetricsSettings(_Section):
         return host.strip("[]"), int(port)
 
 
+class MetricsSettings(ListenerSettings):
+    """An optional Prometheus text endpoint (off unless `listen` is set)."""
+
+
 class Place(_Section):
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
@@ -332,38 +336,17 @@ class LocationSettings(_Section):
         return self
 
 
-class WebSettings(_Section):
+class WebSettings(ListenerSettings):
     """The optional local web page (off unless `listen` is set)."""
 
-    listen: str | None = None  # e.g. "127.0.0.1:8470"
-    # A non-loopback address exposes the page to the network: it must be asked for, and
-    # then every page (not only the actions) needs the token.
-    allow_remote: bool = False
+    # listen e.g. "127.0.0.1:8470". A non-loopback address exposes the page to the
+    # network: it must be asked for (allow_remote), and then every page (not only the
+    # actions) needs the token.
     # Host names the page answers to besides its listen address and localhost (a name
     # for a remote listener); any other Host header is refused (DNS rebinding).
     allowed_hosts: list[str] = []
     max_connections: int = Field(default=32, ge=1, le=1024)
     max_live_viewers: int = Field(default=4, ge=1, le=64)
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str | None) -> str | None:
-        if value is not None:
-            host, _, port = value.rpartition(":")
-            if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError("must be host:port, e.g. '127.0.0.1:8470'")
-        return value
-
-    @model_validator(mode="after")
-    def _remote_asked_for(self) -> Self:
-        require_loopback(self.listen, self.allow_remote, "listen")
-        return self
-
-    def address(self) -> tuple[str, int] | None:
-        if self.listen is None:
-            return None
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
 
     def is_remote(self) -> bool:
         address = self.address()
