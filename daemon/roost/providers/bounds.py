@@ -31,17 +31,35 @@ def parse_json(text: str | bytes, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
 
     Raises `PayloadTooLarge`, or `ValueError` (json.JSONDecodeError) for text that is not JSON.
     """
-    if len(text) > max_bytes:
-        raise PayloadTooLarge(f"document of {len(text)} bytes exceeds the cap of {max_bytes}")
-    opened = _count(text, "{") + _count(text, "[")  # an upper bound: brackets in strings count
-    if opened > MAX_CONTAINERS:
-        raise PayloadTooLarge(f"document of {opened} objects and arrays exceeds the cap")
+    check_size(text, max_bytes)
     try:
         value = json.loads(text)
     except RecursionError:
         raise PayloadTooLarge(f"document nested deeper than {MAX_DEPTH} levels") from None
     check_depth(value)
     return value
+
+
+def check_size(text: str | bytes, max_bytes: int = MAX_DOCUMENT_BYTES) -> None:
+    """Raise `PayloadTooLarge` for a text over `max_bytes` or with more than MAX_CONTAINERS
+    objects and arrays (counted before parsing: an upper bound, brackets in strings count)."""
+    check_bytes(text, max_bytes)
+    check_containers(containers(text))
+
+
+def check_bytes(text: str | bytes, max_bytes: int = MAX_DOCUMENT_BYTES) -> None:
+    if len(text) > max_bytes:
+        raise PayloadTooLarge(f"document of {len(text)} bytes exceeds the cap of {max_bytes}")
+
+
+def containers(text: str | bytes) -> int:
+    """The objects and arrays `text` opens, at most (brackets in strings count too)."""
+    return _count(text, "{") + _count(text, "[")
+
+
+def check_containers(opened: int) -> None:
+    if opened > MAX_CONTAINERS:
+        raise PayloadTooLarge(f"document of {opened} objects and arrays exceeds the cap")
 
 
 def _count(text: str | bytes, char: str) -> int:

@@ -28,11 +28,11 @@ from roost.core.errors import (
 )
 from roost.core.model import Device, Home, Structure
 from roost.providers.base import ChangeSink
-from roost.providers.bounds import parse_json
 from roost.providers.core import CoreOptions, ProviderCore, counters
 from roost.providers.event_stream import EventStream, SilentStream, open_stream
 from roost.providers.health import PayloadHealth
 from roost.providers.http import failure_for_status, message_of, retry_after, transport_error
+from roost.providers.json_delta import DeltaParser
 from roost.providers.nest_wwn import WRITE_LIMITS, NestWwnAccount
 from roost.providers.nest_wwn.encode import encode
 from roost.providers.nest_wwn.normalize import (
@@ -83,6 +83,7 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
         self._redirected_base: httpx.URL | None = None
         self._document: Document | None = None
         self._normalize = Normalizer(self.account)
+        self._parse = DeltaParser()  # each put is the whole home again: parse what changed
 
     # --- subscription ----------------------------------------------------------------------
 
@@ -163,7 +164,7 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
         """The document and home after one put; a malformed or oversized put is counted and
         skipped, an unreadable field only makes its attribute unknown (see readers)."""
         try:
-            payload = parse_json(data)
+            payload = self._parse.parse(data)
             if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
                 raise PayloadError("put without a path")
             if "data" not in payload:

@@ -1,0 +1,217 @@
+"""Parsing a stream of whole JSON documents that change a little each time.
+
+A WWN stream sends the whole home again on every change (~1.5 kB per device), so parsing
+each put from scratch costs more than everything else the daemon does with it. A
+`DeltaParser` keeps the last text, its parsed value and where each value at `leaf_depth`
+sits in that text. The next text is compared with the last one (C-speed slice
+comparisons); where they differ only inside leaves, only those leaves are parsed and put
+into a copy of the last value (the containers along their paths are copied, everything
+else is shared, so an unchanged device's dict is the very same object). Anything else
+(a key added or removed, a changed container above the leaves, a duplicate key,
+malformed text) is parsed whole by `parse_json`, with its caps and errors.
+
+The result always equals `parse_json(text)`; it shares parts with earlier results, so it
+must not be changed.
+"""
+
+from __future__ import annotations
+
+import json
+import json.decoder
+from bisect import bisect_right
+from typing import Any, Final
+
+from roost.providers.bounds import (
+    MAX_DEPTH,
+    check_bytes,
+    check_containers,
+    check_depth,
+    containers,
+    parse_json,
+)
+
+_WHITESPACE: Final = json.decoder.WHITESPACE.match
+_scan_once: Final = json.JSONDecoder().scan_once
+_scanstring: Final = json.decoder.scanstring
+
+Path = tuple[str, ...]
+
+
+class _Unindexed(Exception):
+    """The text cannot be indexed (or patched): parse it whole."""
+
+
+class DeltaParser:
+    def __init__(self, leaf_depth: int = 4) -> None:
+        self._leaf_depth = leaf_depth
+        self._text: str | None = None
+        self._value: Any = None
+        self._containers = 0  # of the last text (see bounds.containers)
+        self._starts: list[int] = []  # leaf k spans [starts[k], ends[k]) of the last text
+        self._ends: list[int] = []
+        self._paths: list[Path] = []
+        self.patched = 0  # texts parsed by their changed leaves only
+        self.whole = 0  # texts parsed whole
+
+    def parse(self, text: str) -> Any:
+        """`parse_json(text)`, parsing only the leaves that changed since the last text."""
+        check_bytes(text)
+        if self._text is not None:
+            try:
+                value = self._patch(text)
+            except _Unindexed:
+                pass
+            else:
+                self.patched += 1
+                return value
+        self.whole += 1
+        self._text = None  # a failure below leaves no index behind
+        value = parse_json(text)
+        try:
+            spans: list[tuple[int, int, Path]] = []
+            indexed = self._walk(text, spans)
+        except (_Unindexed, ValueError, StopIteration, RecursionError, IndexError):
+            return value  # a value parse_json accepts that the index cannot follow
+        if indexed != value:  # never expected; an index must not change what is read
+            return value
+        self._remember(text, value, spans)
+        return value
+
+    def _remember(self, text: str, value: Any, spans: list[tuple[int, int, Path]]) -> None:
+        self._text, self._value, self._containers = text, value, containers(text)
+        self._starts = [s[0] for s in spans]
+        self._ends = [s[1] for s in spans]
+        self._paths = [s[2] for s in spans]
+
+    # ---- a whole text, with the span of each leaf ----------------------------------------
+
+    def _walk(self, text: str, spans: list[tuple[int, int, Path]]) -> Any:
+        idx = _WHITESPACE(text, 0).end()
+        value, idx = self._node(text, idx, (), spans)
+        if _WHITESPACE(text, idx).end() != len(text):
+            raise _Unindexed
+        return value
+
+    def _node(
+        self, text: str, idx: int, path: Path, spans: list[tuple[int, int, Path]]
+    ) -> tuple[Any, int]:
+        if len(path) < self._leaf_depth and text.startswith("{", idx):
+            return self._object(text, idx, path, spans)
+        value, end = _scan_once(text, idx)
+        spans.append((idx, end, path))
+        return value, end
+
+    def _object(
+        self, text: str, idx: int, path: Path, spans: list[tuple[int, int, Path]]
+    ) -> tuple[dict[str, Any], int]:
+        found: dict[str, Any] = {}
+        idx = _WHITESPACE(text, idx + 1).end()
+        if text.startswith("}", idx):
+            return found, idx + 1
+        while True:
+            if not text.startswith('"', idx):
+                raise _Unindexed
+            key, idx = _scanstring(text, idx + 1, True)
+            if key in found:  # json keeps the last one; an index would keep both
+                raise _Unindexed
+            idx = _WHITESPACE(text, idx).end()
+            if not text.startswith(":", idx):
+                raise _Unindexed
+            idx = _WHITESPACE(text, idx + 1).end()
+            found[key], idx = self._node(text, idx, (*path, key), spans)
+            idx = _WHITESPACE(text, idx).end()
+            if text.startswith("}", idx):
+                return found, idx + 1
+            if not text.startswith(",", idx):
+                raise _Unindexed
+            idx = _WHITESPACE(text, idx + 1).end()
+
+    # ---- a text that differs from the last one inside leaves only --------------------------
+
+    def _patch(self, text: str) -> Any:
+        old = self._text
+        assert old is not None
+        if text == old:
+            return self._value
+        starts, ends = self._starts, self._ends
+        replaced: list[tuple[int, Any, int, int]] = []  # leaf, value, new start, new end
+        old_at, new_at, last = 0, 0, -1
+        opened = self._containers  # counted again only where the texts differ
+        while True:
+            same = _common_prefix(old, old_at, text, new_at, known_to_differ=not replaced)
+            old_at, new_at = old_at + same, new_at + same
+            if old_at == len(old) and new_at == len(text):
+                break
+            # The first difference must lie in a leaf after the last one replaced (or at
+            # its very end: a number that grew a digit).
+            leaf = bisect_right(starts, old_at) - 1
+            if leaf <= last or old_at > ends[leaf]:
+                raise _Unindexed
+            start = new_at - (old_at - starts[leaf])
+            try:
+                value, end = _scan_once(text, start)
+            except (StopIteration, ValueError, RecursionError):
+                raise _Unindexed from None
+            check_depth(value, MAX_DEPTH - len(self._paths[leaf]))
+            opened += containers(text[start:end]) - containers(old[starts[leaf] : ends[leaf]])
+            replaced.append((leaf, value, start, end))
+            old_at, new_at, last = ends[leaf], end, leaf
+        check_containers(opened)
+        value = self._rebuilt(replaced)
+        self._reindex(replaced)
+        self._text, self._value, self._containers = text, value, opened
+        return value
+
+    def _rebuilt(self, replaced: list[tuple[int, Any, int, int]]) -> Any:
+        """The last value with the replaced leaves: containers along their paths copied."""
+        copies: dict[Path, dict[str, Any]] = {}
+        root: Any = self._value
+        for leaf, value, _, _ in replaced:
+            path = self._paths[leaf]
+            if not path:
+                return value  # the whole document is one leaf
+            if () not in copies:
+                copies[()] = root = dict(root)
+            node: dict[str, Any] = root
+            for depth in range(1, len(path)):
+                at = path[:depth]
+                copied = copies.get(at)
+                if copied is None:
+                    copied = copies[at] = dict(node[path[depth - 1]])
+                    node[path[depth - 1]] = copied
+                node = copied
+            node[path[-1]] = value
+        return root
+
+    def _reindex(self, replaced: list[tuple[int, Any, int, int]]) -> None:
+        starts, ends = self._starts, self._ends
+        shift, upto = 0, 0
+        for leaf, _, start, end in replaced:
+            if shift:
+                _shift(starts, ends, upto, leaf, shift)
+            shift = end - ends[leaf]
+            starts[leaf], ends[leaf], upto = start, end, leaf + 1
+        if shift:
+            _shift(starts, ends, upto, len(starts), shift)
+
+
+def _shift(starts: list[int], ends: list[int], lo: int, hi: int, by: int) -> None:
+    starts[lo:hi] = [s + by for s in starts[lo:hi]]
+    ends[lo:hi] = [e + by for e in ends[lo:hi]]
+
+
+def _common_prefix(a: str, a_at: int, b: str, b_at: int, *, known_to_differ: bool) -> int:
+    """How many characters `a[a_at:]` and `b[b_at:]` have in common at their start.
+
+    A binary search whose probes halve: about twice the shorter tail copied in all."""
+    lo, hi = 0, min(len(a) - a_at, len(b) - b_at)
+    if not known_to_differ and a[a_at : a_at + hi] == b[b_at : b_at + hi]:
+        return hi
+    # invariant: the first `lo` characters agree, and the answer is at most `hi`
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[a_at + lo : a_at + mid] == b[b_at + lo : b_at + mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
