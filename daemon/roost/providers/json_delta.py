@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import json.decoder
+import re
 from bisect import bisect_right
+from collections.abc import Callable
 from typing import Any, Final
 
 from roost.providers.bounds import (
@@ -30,9 +32,10 @@ from roost.providers.bounds import (
     parse_json,
 )
 
-_WHITESPACE: Final = json.decoder.WHITESPACE.match
-_scan_once: Final = json.JSONDecoder().scan_once
-_scanstring: Final = json.decoder.scanstring
+# json's own scanner pieces (C on CPython), which its stubs do not declare.
+_WHITESPACE: Final[Callable[[str, int], re.Match[str]]] = json.decoder.WHITESPACE.match
+_scan_once: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder().scan_once
+_scanstring: Final[Callable[[str, int, bool], tuple[str, int]]] = json.decoder.scanstring
 
 Path = tuple[str, ...]
 
