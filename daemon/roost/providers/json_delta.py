@@ -33,9 +33,9 @@ from roost.providers.bounds import (
 )
 
 # json's own scanner pieces (C on CPython), which its stubs do not declare.
-_WHITESPACE: Final[Callable[[str, int], re.Match[str]]] = json.decoder.WHITESPACE.match
-_scan_once: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder().scan_once
-_scanstring: Final[Callable[[str, int, bool], tuple[str, int]]] = json.decoder.scanstring
+_WHITESPACE: Final[Callable[[str, int], re.Match[str]]] = json.decoder.WHITESPACE.match  # type: ignore[attr-defined]
+_scan_once: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_scanstring: Final[Callable[[str, int, bool], tuple[str, int]]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
 Path = tuple[str, ...]
 
