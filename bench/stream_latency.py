@@ -104,6 +104,8 @@ class Decisions:
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     cpu_share: float = 0.0  # the daemon's CPU time (all its threads) / elapsed, over the load
     cpu_s: float = 0.0  # the daemon's CPU time over the load
+    puts: int = 0  # whole-document puts the provider read over the load
+    blocked: dict[str, int] = field(default_factory=dict)  # bus subscribers that held a publisher
 
     def rule(self) -> Rule:
         async def follow(event: AttributeChanged, home: RuleHome) -> None:
@@ -173,10 +175,14 @@ async def run_stack(
                         await anyio.sleep(0.01)
                 settle_memory()  # as `roost run` does once it is ready
                 cpu0, wall0 = time.process_time(), time.perf_counter()
+                puts0 = sum(p.stats.puts for p in runtime.providers)
                 await sim.stdin.send(b"go\n")
                 line = await out.receive_until(b"\n", 100 * 1024 * 1024)
                 decisions.cpu_s = time.process_time() - cpu0
                 decisions.cpu_share = decisions.cpu_s / (time.perf_counter() - wall0)
+                decisions.puts = sum(p.stats.puts for p in runtime.providers) - puts0
+                blocked = {n: s.blocked for n, s in runtime.bus.stats().items() if s.blocked}
+                decisions.blocked = blocked
                 tg.cancel_scope.cancel()
             stats = {k: v for k, v in vars(runtime.engine.stats[rule.name]).items() if v}
     return json.loads(line), decisions, stats
@@ -248,11 +254,17 @@ def report(
     per_change_ms = d.cpu_s / max(1, len(changed_at)) * 1000
     per_change = verdict(per_change_ms, TARGET_CPU_PER_CHANGE_MS, higher_is_better=False)
     per_run_ms = d.cpu_s / max(1, stats.get("fired", 0)) * 1000
+    per_put_ms = d.cpu_s / max(1, d.puts) * 1000
     print(
         f"   daemon CPU over the load: {d.cpu_share:.0%} of one core; "
         f"target < {TARGET_CPU_SHARE:.0%}: {cpu}; {per_change_ms:.3f} ms per change, "
         f"target ≤ {TARGET_CPU_PER_CHANGE_MS:g} ms: {per_change}; {per_run_ms:.3f} ms per rule "
-        "run (a daemon that falls behind reads two changes of a thermostat in one put)"
+        f"run, {per_put_ms:.3f} ms per put read ({d.puts} puts: a daemon or simulator that "
+        "falls behind carries two changes of a thermostat in one put)"
+    )
+    print(
+        f"   bus publishers held by a full subscriber: {d.blocked or 'never'}; the simulator "
+        f"process used {result.get('cpu', 0):.0%} of a core"
     )
     first = int(args.warmup * args.rate)
     per_run = int(args.window * args.rate)
@@ -296,10 +308,12 @@ def scan(args: argparse.Namespace, rates: Sequence[float]) -> None:
         result, d, stats = anyio.run(run_stack, args, False)
         p99 = p99_median(args, result, d)
         per_change_ms = d.cpu_s / max(1, len(result["changes"])) * 1000
+        per_put_ms = d.cpu_s / max(1, d.puts) * 1000
         print(
             f"   {rate:>6g} changes/s: p99 {p99:9.2f} ms (median of {args.runs}), daemon "
-            f"{d.cpu_share:.0%} of one core, {per_change_ms:.3f} ms CPU per change; "
-            f"rule {stats}; {load()}",
+            f"{d.cpu_share:.0%} of one core, {per_change_ms:.3f} ms CPU per change, "
+            f"{per_put_ms:.3f} per put ({d.puts} puts); rule {stats}; bus held "
+            f"{d.blocked or 'never'}; simulator {result.get('cpu', 0):.0%} of a core; {load()}",
             flush=True,
         )
         if saturated is None and p99 > SATURATED_P99_MS:

@@ -7,7 +7,9 @@ Not a benchmark by itself; `stream_latency.py` starts it. Protocol on stdin/stdo
    second for `--seconds`, round-robin over its thermostats, waits `--drain` seconds for
    the last writes, and
 3. prints one JSON line: the time of every change (change n at index n), every setpoint
-   write it applied as `[n, time]`, and the count of writes it refused. Times are
+   write it applied as `[n, time]`, the count of writes it refused, and its own CPU share
+   over the load (it shares the machine with the daemon: the benchmark must not be the
+   bottleneck). Times are
    `time.time()`, one clock for every process of the machine.
 
 Change n sets the humidity reading of thermostat n mod 10 to `common.reading(n)`, (n + 1)
@@ -95,10 +97,12 @@ async def main(args: argparse.Namespace) -> None:
     async with nest_wwn.serve(home, keepalive_s=2.0) as cloud:
         print(f"READY {cloud.url} {cloud.token}", flush=True)
         await anyio.to_thread.run_sync(sys.stdin.readline)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         changes = await generate(home, args.rate, args.seconds)
+        share = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
         await anyio.sleep(args.drain)
         refused = sum(1 for r in cloud.requests if r.status >= 400)
-        result = {"changes": changes, "writes": home.written, "refused": refused}
+        result = {"changes": changes, "writes": home.written, "refused": refused, "cpu": share}
         print(json.dumps(result), flush=True)
 
 

@@ -171,6 +171,77 @@ async def test_a_rate_limit_delays_a_write_and_does_not_refuse_it(tmp_path: Path
         assert gaps(stack)[0] >= 0.45
 
 
+async def held(stack: CommandStack, target: str) -> None:
+    """Until the device's lane holds a command back for the rate limit."""
+    lanes = stack.runtime.dispatcher._lanes
+    await stack.until(lambda: target in lanes and lanes[target].holding)
+
+
+async def test_newer_setpoints_take_the_place_of_one_held_by_the_rate_limit(
+    tmp_path: Path,
+) -> None:
+    """Each newer setpoint replaces the held one in place: the last is sent, once, when
+    the limit allows, and each replaced one is superseded by the next."""
+    spaced = WriteLimits(per_device=Rate(burst=1, every_s=1.0))
+    async with command_stack(tmp_path, limits=spaced) as stack:
+        first = await stack.submit(LIVING, SetHeat(21.0))
+        assert (await stack.settled(first.command)).outcome is Outcome.CONFIRMED
+        queued = [await stack.submit(LIVING, SetHeat(22.0))]
+        await held(stack, LIVING)
+        queued += [await stack.submit(LIVING, SetHeat(c)) for c in (22.5, 23.0, 23.5)]
+        last = queued[-1].command
+        assert (await stack.settled(last)).outcome is Outcome.CONFIRMED
+        for older, newer in itertools.pairwise(queued):
+            superseded = await stack.settled(older.command)
+            assert superseded.outcome is Outcome.SUPERSEDED
+            assert superseded.reason == f"superseded by {newer.command}"
+        assert stack.kinds(last) == [Outcome.QUEUED, Outcome.SENT, Outcome.CONFIRMED]
+        assert [json.loads(r.body) for r in stack.answered()] == [
+            {"target_temperature_c": 21.0},
+            {"target_temperature_c": 23.5},
+        ]
+
+
+async def test_a_held_setpoint_is_not_replaced_past_a_command_waiting_behind_it(
+    tmp_path: Path,
+) -> None:
+    """Per-device order: a newer setpoint never jumps the fan timer queued before it."""
+    spaced = WriteLimits(per_device=Rate(burst=1, every_s=0.6))
+    async with command_stack(tmp_path, limits=spaced) as stack:
+        first = await stack.submit(LIVING, SetHeat(21.0))
+        assert (await stack.settled(first.command)).outcome is Outcome.CONFIRMED
+        await stack.submit(LIVING, SetHeat(22.0))
+        await held(stack, LIVING)
+        fan = await stack.submit(LIVING, SetFanTimer(15))
+        last = await stack.submit(LIVING, SetHeat(23.0))
+        assert (await stack.settled(last.command, timeout_s=8)).outcome is Outcome.CONFIRMED
+        assert (await stack.settled(fan.command)).outcome is Outcome.CONFIRMED
+        assert [json.loads(r.body) for r in stack.answered()] == [
+            {"target_temperature_c": 21.0},
+            {"fan_timer_active": True, "fan_timer_duration": 15},
+            {"target_temperature_c": 23.0},
+        ]
+
+
+async def test_a_held_setpoint_is_not_replaced_by_one_with_a_nearer_deadline(
+    tmp_path: Path,
+) -> None:
+    """The held command's wait may be timed by its deadline: a newer command due sooner
+    gets its own wait, so it is dropped when its deadline passes, not when the limit
+    lets the held one go."""
+    slow = WriteLimits(per_device=Rate(burst=1, every_s=4.0))
+    async with command_stack(tmp_path, limits=slow) as stack:
+        first = await stack.submit(LIVING, SetHeat(21.0))
+        assert (await stack.settled(first.command)).outcome is Outcome.CONFIRMED
+        await stack.submit(LIVING, SetHeat(22.0))
+        await held(stack, LIVING)
+        started = anyio.current_time()
+        hasty = await stack.submit(LIVING, SetHeat(23.0), deadline_s=0.3)
+        dropped = await stack.settled(hasty.command)
+        assert dropped.outcome is Outcome.DROPPED
+        assert anyio.current_time() - started < 2.5  # the limit would hold it ~4 s
+
+
 async def test_the_echo_confirms_with_latency_and_causation(tmp_path: Path) -> None:
     async with command_stack(tmp_path) as stack:
         queued = await stack.submit(LIVING, SetHeat(22.5))
