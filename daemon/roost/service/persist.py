@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import structlog
 
 from roost.core.bus import Bus
@@ -106,7 +107,10 @@ class Persister:
                 # bus, rather than losing it.
                 with anyio.CancelScope(shield=True):
                     events = await self._gather(list(batch))
-                    await self._store.journal_append(_entries(events))
+                    # Turned into JSON-ready rows in a worker thread, not on the event
+                    # loop (events are immutable); the store's thread writes them.
+                    entries = await anyio.to_thread.run_sync(_entries, events)
+                    await self._store.journal_append(entries)
 
     async def _gather(self, events: list[Event]) -> list[Event]:
         """`events` and whatever else arrives within the window (or up to the cap)."""
