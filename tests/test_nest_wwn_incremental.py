@@ -6,8 +6,10 @@ from __future__ import annotations
 import copy
 import json
 import random
+from datetime import UTC, datetime
 
-from roost.providers.nest_wwn.normalize import Normalizer, apply_put, normalize
+from roost.providers.json_delta import DeltaParser
+from roost.providers.nest_wwn.normalize import Normalizer, apply_put, camera_events, normalize
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimCamera, SimHome, SimSmokeCoAlarm, SimStructure, SimThermostat
 
@@ -73,3 +75,42 @@ def test_subtree_puts_and_renamed_rooms_match() -> None:
     doc = apply_put(renamed, "/devices/cameras/c0", None)
     assert inc(doc) == normalize(doc, "acc")
     assert "c0" not in inc(doc).devices
+
+
+def test_documents_that_share_unchanged_parts_read_as_fresh_ones() -> None:
+    """Through the stream's own parser, each put shares every unchanged section and device
+    with the last one (providers/json_delta.py); the normalizer reuses them by identity and
+    must still give what a full `normalize` of a fresh parse gives, camera events included."""
+    home = _home()
+    parser, inc = DeltaParser(), Normalizer("acc")
+    rng = random.Random(11)
+    previous_shared: dict[str, object] | None = None
+    previous_fresh: dict[str, object] | None = None
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    reported = 0
+    for step in range(80):
+        choice = step % 5
+        if choice == 0:
+            home.thermostats[f"t{rng.randrange(2)}{rng.randrange(4)}"].humidity = step
+        elif choice == 1:
+            home.structures[f"s{rng.randrange(2)}"].away = rng.random() < 0.5
+        elif choice == 2:
+            home.structures[f"s{rng.randrange(2)}"].name = f"Home {step}"
+        elif choice == 3:
+            home.camera_event(f"c{rng.randrange(2)}", person=rng.random() < 0.5)
+        else:
+            home.alarms[f"a{rng.randrange(2)}"].co = rng.choice(["ok", "warning"])
+        home.changed()
+        text = json.dumps({"path": "/", "data": nest_wwn.document(home, token="t", base_url="x")})
+        shared = apply_put(previous_shared, "/", parser.parse(text)["data"])
+        fresh = json.loads(text)["data"]
+        assert inc(shared) == normalize(fresh, "acc")
+        found = camera_events(previous_shared, shared, "acc", at=at)
+        expected = camera_events(previous_fresh, fresh, "acc", at=at)
+        assert [(type(e), e.device, e.vendor_id) for e in found] == [
+            (type(e), e.device, e.vendor_id) for e in expected
+        ]
+        reported += len(found)
+        previous_shared, previous_fresh = shared, fresh
+    assert parser.patched > 60
+    assert reported >= 16  # each camera event of the loop, one kind or two

@@ -75,8 +75,10 @@ class Normalizer:
     def __init__(self, account: str) -> None:
         self.account = account
         self._structures: dict[str, tuple[Any, Structure]] = {}
-        self._devices: dict[tuple[str, str], tuple[Any, Device]] = {}
+        self._devices: dict[str, _Section] = {}  # by section (thermostats, cameras…)
         self._wheres: dict[str, str] = {}
+        self._structures_raw: Any = None  # as last read: the very same object, same result
+        self._home_structures: dict[str, Structure] = {}
 
     def __call__(self, document: Mapping[str, Any], problems: Problems | None = None) -> Home:
         found = problems if problems is not None else Problems()
@@ -84,27 +86,56 @@ class Normalizer:
         structures_raw = _section(doc, "structures")
         devices_raw = _section(doc, "devices")
         check_devices(sum(len(v) for v in devices_raw.values() if isinstance(v, Mapping)))
-        wheres = _wheres(structures_raw)
+        same_structures = structures_raw is self._structures_raw
+        wheres = self._wheres if same_structures else _wheres(structures_raw)
         if wheres != self._wheres:  # room names come from the structures: redo them all
             self._devices = {}
             self._wheres = wheres
-        held_devices, devices = self._devices, {}
-        fresh: dict[tuple[str, str], tuple[Any, Device]] = {}
+        devices: dict[str, Device] = {}
+        sections: dict[str, _Section] = {}
         for section, build in _BUILDERS.items():
             raws = devices_raw.get(section)
-            if raws is not None and not isinstance(raws, Mapping):
-                found.note("devices", section, "wrong type", raws)
-                raws = {k[1]: v[0] for k, v in held_devices.items() if k[0] == section}
-            for device_id, raw in (raws or {}).items():
-                key = (section, device_id)
-                held = held_devices.get(key)
-                if held is None or not _same(held[0], raw):
-                    built = _device(build, device_id, raw, wheres, found, held)
-                    if built is None:
-                        continue
-                    held = (raw, built)
-                fresh[key] = held
-                devices[device_id] = held[1]
+            held = self._devices.get(section)
+            if held is None or raws is not held.raws or raws is None:
+                held = self._section(section, raws, build, held, wheres, found)
+            sections[section] = held
+            devices.update(held.devices)
+        self._devices = sections
+        if not same_structures:
+            self._home_structures = self._read_structures(structures_raw, found)
+            self._structures_raw = structures_raw
+        return Home(self.account, dict(self._home_structures), devices)
+
+    def _section(
+        self,
+        section: str,
+        raws: Any,
+        build: Builder,
+        held: _Section | None,
+        wheres: dict[str, str],
+        found: Problems,
+    ) -> _Section:
+        """One section of devices, each device rebuilt only if its raw dict changed."""
+        held_entries = held.entries if held is not None else {}
+        seen = raws
+        if raws is not None and not isinstance(raws, Mapping):
+            found.note("devices", section, "wrong type", raws)
+            raws, seen = {k: v[0] for k, v in held_entries.items()}, None
+        fresh = _Section(seen)
+        for device_id, raw in (raws or {}).items():
+            entry = held_entries.get(device_id)
+            if entry is None or not _same(entry[0], raw):
+                built = _device(build, device_id, raw, wheres, found, entry)
+                if built is None:
+                    continue
+                entry = (raw, built)
+            fresh.entries[device_id] = entry
+            fresh.devices[device_id] = entry[1]
+        return fresh
+
+    def _read_structures(
+        self, structures_raw: Mapping[str, Any], found: Problems
+    ) -> dict[str, Structure]:
         held_structures, structures = self._structures, {}
         kept: dict[str, tuple[Any, Structure]] = {}
         for sid, raw in structures_raw.items():
@@ -118,8 +149,18 @@ class Normalizer:
                     known = (raw, _structure(sid, fields))
             kept[sid] = known
             structures[sid] = known[1]
-        self._devices, self._structures = fresh, kept
-        return Home(self.account, structures, devices)
+        self._structures = kept
+        return structures
+
+
+class _Section:
+    """One section's devices as last read: its raw mapping (None if unusable), each
+    device's raw dict with its normalized object, and the devices by id."""
+
+    def __init__(self, raws: Any) -> None:
+        self.raws = raws
+        self.entries: dict[str, tuple[Any, Device]] = {}
+        self.devices: dict[str, Device] = {}
 
 
 def _device(
@@ -198,8 +239,8 @@ def camera_events(
     A camera seen for the first time (or the very first document) is a baseline: its
     `last_event` may be hours old, so it is not reported.
     """
-    if previous is None:
-        return []
+    if previous is None or _cameras_raw(previous) is _cameras_raw(current):
+        return []  # the very same cameras as before (or none): nothing new
     before = _cameras(previous)
     context = Context(catch_up=catch_up)
     found: list[DeviceEvent] = []
@@ -354,9 +395,13 @@ def _replace(node: Mapping[str, Any], keys: list[str], data: Any) -> Document:
     return copy
 
 
-def _cameras(document: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def _cameras_raw(document: Mapping[str, Any]) -> Any:
     devices = document.get("devices")
-    cameras = devices.get("cameras") if isinstance(devices, Mapping) else None
+    return devices.get("cameras") if isinstance(devices, Mapping) else None
+
+
+def _cameras(document: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    cameras = _cameras_raw(document)
     if not isinstance(cameras, Mapping):
         return {}
     return {k: v for k, v in cameras.items() if isinstance(v, Mapping)}
