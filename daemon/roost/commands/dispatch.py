@@ -139,7 +139,9 @@ class Dispatcher:
                 f"no provider for account {command.account!r}",
                 failure=FailureReason.NOT_FOUND,
             )
-        lane = self._lanes.setdefault(command.target, _Lane(command.target))
+        lane = self._lanes.get(command.target)
+        if lane is None:  # not setdefault: a lane's default would be built on every call
+            lane = self._lanes[command.target] = _Lane(command.target)
         if len(lane.pending) >= LANE_SIZE:
             log.warning("command dropped: queue full", **_fields(command))
             return await self._publish(command, Outcome.DROPPED, "the device's queue is full")

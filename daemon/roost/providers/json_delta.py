@@ -155,8 +155,10 @@ class DeltaParser:
                 value, end = _scan_once(text, start)
             except (StopIteration, ValueError, RecursionError):
                 raise _Unindexed from None
-            check_depth(value, MAX_DEPTH - len(self._paths[leaf]))
-            opened += containers(text[start:end]) - containers(old[starts[leaf] : ends[leaf]])
+            inside = containers(text[start:end])
+            if inside > MAX_DEPTH - len(self._paths[leaf]):  # else it cannot nest that deep
+                check_depth(value, MAX_DEPTH - len(self._paths[leaf]))
+            opened += inside - containers(old[starts[leaf] : ends[leaf]])
             replaced.append((leaf, value, start, end))
             old_at, new_at, last = ends[leaf], end, leaf
         check_containers(opened)
