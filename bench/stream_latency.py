@@ -6,7 +6,8 @@
 Two processes: `stream_sim.py` runs the real WWN simulator (`roost.simulator.nest_wwn.serve`)
 with a home of 10 heating thermostats and changes one humidity reading every millisecond,
 round-robin; this process runs the real daemon (`roost.service.runtime.Runtime`: the WWN provider
-over HTTP/SSE on loopback, state, bus, engine, dispatcher, store and journal) with one rule:
+over HTTP/SSE on loopback, state, bus, engine, dispatcher, store and journal, and the
+observer `roost run` adds) with one rule:
 
     when("attribute", attribute="humidity") → home.device().set_heat(setpoint(event.new))
 
@@ -82,6 +83,7 @@ from roost.providers.base import Provider, WriteLimits
 from roost.providers.nest_wwn import NestWwnAccount
 from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.rules.author import Rule, when
+from roost.service.observe import Observer
 from roost.service.runtime import Runtime
 from roost.service.systemd import settle_memory
 from stream_sim import setpoint
@@ -168,7 +170,9 @@ async def run_stack(
             runtime = Runtime(s, providers(ready[1], ready[2], unthrottled))
             rule = decisions.rule()
             runtime.engine.load([rule])
+            observer = Observer(runtime.bus)  # as `roost run` has it (service.systemd.serve)
             async with anyio.create_task_group() as tg:
+                tg.start_soon(observer.run)
                 tg.start_soon(runtime.run)
                 with anyio.fail_after(10):
                     while not runtime.state.account(ACCOUNT).baseline:

@@ -93,3 +93,17 @@ class Bus:
         for sub in self._subscribers:
             sub.send.close()
         self._subscribers.clear()
+
+
+def take_waiting(inbox: MemoryObjectReceiveStream[Batch]) -> list[Batch]:
+    """Every batch waiting in `inbox` now, without yielding. A subscriber's `async for`
+    gets one batch per turn of the event loop (each anyio `receive` is a checkpoint), while
+    a flood of rule runs publishes hundreds between two turns: a reader that takes only one
+    falls behind until its inbox is full and holds every publisher (and the held runs fill
+    their rule's run limit, so later runs are skipped)."""
+    waiting: list[Batch] = []
+    try:
+        while True:
+            waiting.append(inbox.receive_nowait())
+    except (anyio.WouldBlock, anyio.EndOfStream):
+        return waiting

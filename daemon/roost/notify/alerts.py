@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from roost.core.bus import take_waiting
 from roost.core.events import AccountStatus, ConnectionState, Event
 from roost.notify.notifier import Notification, Priority
 
@@ -32,8 +33,9 @@ async def watch(
     notify: Callable[[Notification], Awaitable[None]],
 ) -> None:
     async with inbox:
-        async for batch in inbox:
-            for event in batch:
-                alert = alert_for(event)
-                if alert is not None:
-                    await notify(alert)
+        async for first in inbox:
+            for batch in (first, *take_waiting(inbox)):
+                for event in batch:
+                    alert = alert_for(event)
+                    if alert is not None:
+                        await notify(alert)

@@ -17,7 +17,7 @@ import anyio.lowlevel
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from roost.core.bus import Batch, Bus
+from roost.core.bus import Batch, Bus, take_waiting
 from roost.core.commands import FailureReason
 from roost.core.events import (
     AccountStatus,
@@ -58,9 +58,10 @@ class Observer:
 
     async def run(self) -> None:
         async with self._inbox:
-            async for batch in self._inbox:
-                for event in batch:
-                    self.see(event)
+            async for first in self._inbox:
+                for batch in (first, *take_waiting(self._inbox)):
+                    for event in batch:
+                        self.see(event)
 
     def see(self, event: Event) -> None:
         now = datetime.now(UTC)

@@ -15,7 +15,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from roost.core.bus import Bus
+from roost.core.bus import Bus, take_waiting
 from roost.core.codec import dumps, event_to_json, home_to_dict
 from roost.core.events import AccountStatus, ConnectionState, Event
 from roost.state.home_state import HomeState
@@ -53,11 +53,12 @@ class EventRecorder:
             async with anyio.create_task_group() as tg, self._inbox:
                 for account in accounts:
                     tg.start_soon(self._home_when_ready, account)
-                async for batch in self._inbox:
+                async for first in self._inbox:
                     if self._reopen:
                         await self._switch_file()
-                    await self._write([event_line(e) for e in batch])
-                    await self._after_reconnect(batch)
+                    # Every waiting batch in one write (one worker-thread trip), each
+                    # reconnect's home line right after its batch, as before.
+                    await self._write(self._lines((first, *take_waiting(self._inbox))))
         finally:
             self._out.close()
 
@@ -78,10 +79,14 @@ class EventRecorder:
         await self._state.wait_baseline(account)
         await self._write([home_line(self._state, account)])
 
-    async def _after_reconnect(self, batch: Sequence[Event]) -> None:
-        for event in batch:
-            if isinstance(event, AccountStatus) and event.state is ConnectionState.CONNECTED:
-                await self._write([home_line(self._state, event.account)])
+    def _lines(self, batches: Sequence[Sequence[Event]]) -> list[dict[str, Any]]:
+        lines: list[dict[str, Any]] = []
+        for batch in batches:
+            lines.extend(event_line(e) for e in batch)
+            for event in batch:
+                if isinstance(event, AccountStatus) and event.state is ConnectionState.CONNECTED:
+                    lines.append(home_line(self._state, event.account))
+        return lines
 
     async def _write(self, lines: list[dict[str, Any]]) -> None:
         text = "".join(dumps(line, default=str) + "\n" for line in lines)
