@@ -123,7 +123,8 @@ class JournalEntry:
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
+    # Every event's time is already UTC: no new datetime per journal row for it.
+    return value.isoformat() if value.tzinfo is UTC else value.astimezone(UTC).isoformat()
 
 
 def _parse(value: str | None) -> datetime | None:
