@@ -69,19 +69,24 @@ class DeltaParser:
                 return value
         self.whole += 1
         self._text = None  # a failure below leaves no index behind
-        value = parse_json(text)
+        opened = containers(text)
+        check_containers(opened)
+        spans: list[tuple[int, int, Path]] = []
         try:
-            spans: list[tuple[int, int, Path]] = []
-            indexed = self._walk(text, spans)
+            # json's own scanner reads the leaves: the same value json.loads makes
+            value = self._walk(text, spans)
         except (_Unindexed, ValueError, StopIteration, RecursionError, IndexError):
-            return value  # a value parse_json accepts that the index cannot follow
-        if indexed != value:  # never expected; an index must not change what is read
-            return value
-        self._remember(text, value, spans)
+            # not JSON (parse_json says why), too deep, or a shape the index cannot
+            # follow (a duplicate key): parsed whole, not indexed
+            return parse_json(text)
+        check_depth(value)
+        self._remember(text, value, spans, opened)
         return value
 
-    def _remember(self, text: str, value: Any, spans: list[tuple[int, int, Path]]) -> None:
-        self._text, self._value, self._containers = text, value, containers(text)
+    def _remember(
+        self, text: str, value: Any, spans: list[tuple[int, int, Path]], opened: int
+    ) -> None:
+        self._text, self._value, self._containers = text, value, opened
         self._starts = [s[0] for s in spans]
         self._ends = [s[1] for s in spans]
         self._paths = [s[2] for s in spans]
