@@ -53,9 +53,7 @@ class PgServer:
         kwargs: dict[str, object] = {}
         if self._user is not None:
             kwargs = {"user": self._user, "group": pwd.getpwnam(self._user).pw_gid}
-        subprocess.run(
-            args, check=True, capture_output=True, cwd=self.dir, timeout=120, **kwargs
-        )  # type: ignore[call-overload]
+        subprocess.run(args, check=True, capture_output=True, cwd=self.dir, timeout=120, **kwargs)  # type: ignore[call-overload]
 
     def start(self) -> None:
         data = self.dir / "data"
@@ -88,7 +86,9 @@ class PgServer:
 
     def stop(self) -> None:
         try:
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop")
+            self._run(
+                str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop"
+            )
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 

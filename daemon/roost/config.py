@@ -567,6 +567,42 @@ class DispatchSettings(_Section):
     echo_timeout_s: float = Field(default=120.0, gt=0)
 
 
+class StoreSettings(_Section):
+    """Where the durable state lives: SQLite in state_dir (the default), or a PostgreSQL
+    database shared by a fleet of workers (`url = "postgresql://roost@db/roost"`, the
+    password as the systemd credential `password_credential`; needs roost[postgres])."""
+
+    url: str | None = None
+    password_credential: str | None = None
+    password: SecretStr | None = None
+    pool_size: int = Field(default=4, ge=1, le=100)
+
+    @field_validator("password_credential")
+    @classmethod
+    def _credential_name(cls, value: str | None) -> str | None:
+        return _check_credential_name(value)
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, _, rest = value.partition("://")
+        if scheme not in ("postgresql", "postgres") or not rest:
+            raise ValueError("store.url: a postgresql://user@host/database URL (or unset)")
+        if ":" in rest.partition("@")[0] and "@" in rest:
+            raise ValueError("store.url: no password in the URL; use password_credential")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Self:
+        if self.password_credential is not None:
+            self.password = SecretStr(
+                read_credential(self.password_credential, "store.password_credential")
+            )
+        return self
+
+
 class MetricsSettings(_Section):
     """An optional Prometheus text endpoint (off unless `listen` is set)."""
 
@@ -667,6 +703,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     location: LocationSettings = Field(default_factory=LocationSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
     @field_validator("accounts")
     @classmethod

@@ -20,7 +20,8 @@ from roost.clock import Clock
 from roost.codec import CodecError, dumps, event_to_dict, home_from_dict, home_to_dict
 from roost.events import Event
 from roost.state import HomeState
-from roost.store import JournalEntry, Store, open_connection
+from roost.store import JournalEntry, open_connection
+from roost.store_api import StateStore
 from roost.timers import TimerRecord
 
 log = structlog.get_logger(__name__)
@@ -36,7 +37,7 @@ PRUNE_EVERY_S = 3600.0
 class Persister:
     def __init__(
         self,
-        store: Store,
+        store: StateStore,
         state: HomeState,
         bus: Bus,
         clock: Clock,

@@ -28,14 +28,15 @@ from roost.guards import Limits
 from roost.isolation import LoopMonitor
 from roost.loader import LoadResult, RuleError, keep_previous, kept_previous, load_directory
 from roost.notify import Notifier, Target, restrict_schemes
-from roost.persist import Persister, StoreTimers
+from roost.persist import Persister
 from roost.providers.backoff import Backoff
 from roost.providers.base import Provider
 from roost.providers.registry import ProviderContext, build_provider
 from roost.recorder import EventRecorder
 from roost.rules import Rule
 from roost.state import HomeState
-from roost.store import Store, StoreMemory, StoreTokens
+from roost.store import StoreMemory, StoreTokens
+from roost.stores import open_store
 from roost.sun import Location
 from roost.timers import TimerPersistence
 from roost.windows import TagLimiter
@@ -72,7 +73,7 @@ class Runtime:
         self.settings = settings
         redact.remember_settings(settings)
         self.clock = SystemClock()
-        self.store = Store.open(settings.daemon.state_dir)
+        self.store = open_store(settings)
         self.bus = Bus()
         self.echoes = EchoTracker(settings.dispatch.echo_timeout_s, self.clock)
         self.state = HomeState(self.bus, self.echoes)
@@ -104,7 +105,7 @@ class Runtime:
             memory=StoreMemory(self.store),
             locations=locations(settings),
         )
-        self.timers = StoreTimers(self.store.path)
+        self.timers = self.store.timer_persistence()
         self.engine = engine(settings, services, self.timers)
         d = settings.daemon
         self.persister = Persister(
@@ -180,7 +181,7 @@ class Runtime:
                 await self._context.aclose()  # the HTTP clients the providers shared
                 await self.persister.flush()
                 self.timers.close()
-                self.store.close()
+                await self.store.aclose()
 
     async def _supervise(self, provider: Provider) -> None:
         """A provider that crashes is restarted with back-off (it reports its status afresh

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -24,6 +24,9 @@ from roost.codec import dumps
 from roost.providers.base import TokenSet
 from roost.redact import remember
 from roost.safefs import UnsafePath, private_file, refuse_links
+
+if TYPE_CHECKING:
+    from roost.store_api import StateStore, StoredTimers
 
 T = TypeVar("T")
 
@@ -195,6 +198,14 @@ class Store:
         with self._conn_lock:
             self._write_versions(self._conn)
             self._conn.close()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def timer_persistence(self) -> StoredTimers:
+        from roost.persist import StoreTimers  # persist builds on this module
+
+        return StoreTimers(self.path)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def run(conn: sqlite3.Connection) -> T:
@@ -544,7 +555,7 @@ def _entry(row: Sequence[Any]) -> OutboxEntry:
 class StoreTokens:
     """The store as a provider's `TokenStore`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StateStore) -> None:
         self._store = store
 
     async def load(self, account: str) -> TokenSet | None:
@@ -561,7 +572,7 @@ class StoreTokens:
 class StoreMemory:
     """The store as a provider's `ProviderMemory`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StateStore) -> None:
         self._store = store
 
     async def get(self, account: str, key: str) -> str | None:
