@@ -97,6 +97,27 @@ MIGRATIONS: tuple[str, ...] = (
         value text NOT NULL
     );
     """,
+    # A fleet (roost.cluster): who owns each account group, in which epoch. The epoch is
+    # raised by each new owner; every fenced write checks it in its own transaction.
+    """
+    CREATE TABLE cluster_groups (
+        grp text PRIMARY KEY,
+        epoch bigint NOT NULL DEFAULT 0,
+        owner text NOT NULL DEFAULT '',
+        owned_at timestamptz
+    );
+    CREATE TABLE cluster_commands (
+        id text PRIMARY KEY,
+        grp text NOT NULL,
+        epoch bigint NOT NULL,
+        worker text NOT NULL,
+        account text NOT NULL,
+        body text NOT NULL,
+        at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX outbox_group ON outbox (grp, state);
+    CREATE INDEX timers_group ON timers (grp);
+    """,
 )
 
 
