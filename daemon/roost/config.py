@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -603,6 +604,18 @@ class StoreSettings(_Section):
         return self
 
 
+class ClusterSettings(_Section):
+    """A fleet of workers on one PostgreSQL store (README "Running a fleet"). Each worker
+    serves a fair share of the account groups; `groups` lists the accounts that share
+    rules (a home's Nest and Netatmo accounts), every other account is a group of its own."""
+
+    enabled: bool = False
+    worker: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    groups: list[list[str]] = []
+    check_s: float = Field(default=0.5, gt=0, le=10)
+    lock_timeout_s: float = Field(default=2.0, gt=0, le=30)
+
+
 class MetricsSettings(_Section):
     """An optional Prometheus text endpoint (off unless `listen` is set)."""
 
@@ -704,6 +717,7 @@ class Settings(BaseSettings):
     location: LocationSettings = Field(default_factory=LocationSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @field_validator("accounts")
     @classmethod
@@ -714,6 +728,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"account name {account.name!r} is used twice")
             seen.add(account.name)
         return accounts
+
+    @model_validator(mode="after")
+    def _cluster_needs_postgres(self) -> Self:
+        if self.cluster.enabled and self.store.url is None:
+            raise ValueError("cluster.enabled needs [store] url (a PostgreSQL database)")
+        names = {a.name for a in self.accounts}
+        for group in self.cluster.groups:
+            unknown = [n for n in group if n not in names]
+            if unknown:
+                raise ValueError(f"cluster.groups names unknown accounts: {unknown}")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
@@ -40,6 +41,9 @@ from roost.stores import open_store
 from roost.sun import Location
 from roost.timers import TimerPersistence
 from roost.windows import TagLimiter
+
+if TYPE_CHECKING:
+    from roost.cluster.worker import ClusterWorker
 
 log = structlog.get_logger(__name__)
 
@@ -133,6 +137,7 @@ class Runtime:
         self.providers = list(providers)
         for provider in self.providers:
             self.dispatcher.add_provider(provider)
+        self.cluster = cluster_worker(self) if settings.cluster.enabled else None
         for loosened in settings.guards.loosened():
             log.warning("guard loosened by configuration", setting=loosened)
 
@@ -155,7 +160,8 @@ class Runtime:
 
     async def run(self) -> None:
         """Run until cancelled."""
-        restored = await self.persister.restore()
+        # A fleet worker restores each group's accounts when it gains the group.
+        restored = await self.persister.restore() if self.cluster is None else 0
         self.engine.import_state(await self.store.rule_states())
         log.info("state restored", accounts=restored, timers=len(self.timers.load_all()))
         try:
@@ -172,8 +178,11 @@ class Runtime:
                     tg.start_soon(self.recorder.run, [p.account for p in self.providers])
                 tg.start_soon(self.dispatcher.run)
                 tg.start_soon(self.notifier.run)
-                for provider in self.providers:
-                    tg.start_soon(self._supervise, provider)
+                if self.cluster is not None:
+                    tg.start_soon(self.cluster.run, self._supervise)  # its groups' accounts
+                else:
+                    for provider in self.providers:
+                        tg.start_soon(self._supervise, provider)
         finally:
             with anyio.CancelScope(shield=True):
                 for provider in self.providers:
@@ -198,6 +207,20 @@ class Runtime:
                     provider.account, ConnectionState.RECOVERING, f"crashed: {type(exc).__name__}"
                 )
                 await anyio.sleep(max(backoff.next(), PROVIDER_RESTART_S[0]))
+
+
+def cluster_worker(runtime: Runtime) -> ClusterWorker:
+    from roost.cluster.worker import attach  # psycopg: only a fleet worker needs it
+
+    password = runtime.settings.store.password
+    return attach(
+        runtime.settings.cluster,
+        runtime.store,
+        runtime.state,
+        runtime.providers,
+        runtime.dispatcher.add_provider,
+        password.get_secret_value() if password else None,
+    )
 
 
 def engine(

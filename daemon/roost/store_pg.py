@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import psycopg
@@ -115,6 +115,7 @@ MIGRATIONS: tuple[str, ...] = (
         body text NOT NULL,
         at timestamptz NOT NULL DEFAULT now()
     );
+    ALTER TABLE outbox ADD COLUMN writer text NOT NULL DEFAULT '';
     CREATE INDEX outbox_group ON outbox (grp, state);
     CREATE INDEX timers_group ON timers (grp);
     """,
@@ -147,6 +148,23 @@ def connect(url: str, password: str | None = None) -> psycopg.Connection[Any]:
         raise StoreError(f"cannot connect to the PostgreSQL store: {exc}") from None
 
 
+class StoreFence(Protocol):
+    """A fleet worker (roost.cluster.worker): whose rows it writes and when it may."""
+
+    worker: str
+
+    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Raise (roost.cluster.fence.Fenced) if this worker may no longer write."""
+
+    def owns(self, account: str) -> bool: ...
+
+
+LIVE_WRITERS = (
+    "SELECT coalesce(array_agg(substr(application_name, 12)), '{}') FROM pg_stat_activity"
+    " WHERE application_name LIKE 'roost-lock:%%'"
+)
+
+
 class PgStore:
     """The store on a PostgreSQL connection pool."""
 
@@ -165,6 +183,12 @@ class PgStore:
         self._open_lock = anyio.Lock()
         self._versions: list[tuple[str, str, int, Any]] = []
         self._versions_lock = threading.Lock()
+        # Set by a fleet worker: outbox writes are then fenced by its lock session, rows
+        # carry it as their writer, and homes it does not own are not written.
+        self.fence: StoreFence | None = None
+
+    async def pool(self) -> AsyncConnectionPool:
+        return await self._connection()
 
     async def _connection(self) -> AsyncConnectionPool:
         if not self._opened:
@@ -181,7 +205,11 @@ class PgStore:
             self._opened = False
 
     def timer_persistence(self) -> PgTimers:
-        return PgTimers(self.url, self._password)
+        return PgTimers(self.url, self._password, scope=self._scope)
+
+    def _scope(self) -> str:
+        """Whose timers and rule state: a fleet worker's own (by its name), else ''."""
+        return self.fence.worker if self.fence is not None else ""
 
     async def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One statement in its own transaction (after the queued versions); rows changed."""
@@ -244,23 +272,58 @@ class PgStore:
     # ---- notification outbox -------------------------------------------------------------
 
     async def outbox_add(self, key: str, payload: dict[str, Any], at: datetime) -> bool:
-        added = await self._execute(
-            "INSERT INTO outbox (key, payload, state, created_at, next_attempt_at)"
-            " VALUES (%s, %s, 'pending', %s, %s) ON CONFLICT (key) DO NOTHING",
-            (key, dumps(payload), at, at),
+        """In a fleet, fenced: a worker that lost its lock session adds nothing (raises
+        Fenced), except an urgent notification (alarms fail open): that row is written
+        anyway and a live worker takes it over, so it goes out, at worst twice with one
+        dedupe key."""
+        sql = (
+            "INSERT INTO outbox (key, payload, state, created_at, next_attempt_at, writer)"
+            " VALUES (%s, %s, 'pending', %s, %s, %s) ON CONFLICT (key) DO NOTHING"
         )
+        params = (key, dumps(payload), at, at, self.fence.worker if self.fence else "")
+        urgent = payload.get("priority") == "urgent"
+        added = await self._outbox_write(sql, params, fenced=not urgent)
         return added == 1
+
+    async def _outbox_write(self, sql: str, params: Sequence[Any], fenced: bool = True) -> int:
+        if self.fence is None or not fenced:
+            return await self._execute(sql, params)
+        pool = await self._connection()
+        async with pool.connection() as conn, conn.transaction():
+            await self.fence.check(conn)
+            cursor = await conn.execute(sql.encode(), params)
+            return cursor.rowcount
 
     async def outbox_due(
         self, now: datetime, horizon: datetime | None = None, limit: int = 100
     ) -> list[OutboxEntry]:
-        rows = await self._fetch(
-            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending'"
-            " AND (next_attempt_at <= %s OR next_attempt_at > %s)"
-            " ORDER BY created_at LIMIT %s",
-            (now, horizon or datetime.max.replace(tzinfo=UTC), limit),
-        )
-        return [outbox_entry(r) for r in rows]
+        due = "state = 'pending' AND (next_attempt_at <= %s OR next_attempt_at > %s)"
+        params = (now, horizon or datetime.max.replace(tzinfo=UTC))
+        if self.fence is None:
+            rows = await self._fetch(
+                f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {due} ORDER BY created_at LIMIT %s",
+                (*params, limit),
+            )
+            return [outbox_entry(r) for r in rows]
+        # A fleet: this worker's rows, and those of writers no longer alive (taken over
+        # here, each by one worker: SKIP LOCKED, then the writer is this one).
+        me = self.fence.worker
+        pool = await self._connection()
+        async with pool.connection() as conn, conn.transaction():
+            if not await self._may_write(conn):
+                return []  # nothing to deliver until this worker holds a lock session
+            cursor = await conn.execute(
+                (
+                    f"UPDATE outbox SET writer = %s WHERE key IN (SELECT key FROM outbox"
+                    f" WHERE {due} AND (writer = %s::text"
+                    f" OR writer <> ALL(({LIVE_WRITERS})::text[]))"
+                    f" ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+                    f" RETURNING {OUTBOX_COLUMNS}"
+                ).encode(),
+                (me, *params, me, limit),
+            )
+            entries = [outbox_entry(r) for r in await cursor.fetchall()]
+        return sorted(entries, key=lambda e: e.created_at)
 
     async def outbox_next_due(self) -> datetime | None:
         rows = await self._fetch("SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'")
@@ -285,11 +348,38 @@ class PgStore:
         last_error: str = "",
         finished_at: datetime | None = None,
     ) -> None:
-        await self._execute(
+        sql = (
             "UPDATE outbox SET state=%s, attempts=%s, delivered_to=%s, next_attempt_at=%s,"
-            " last_error=%s, finished_at=%s WHERE key=%s",
-            (state, attempts, dumps(delivered_to), next_attempt_at, last_error, finished_at, key),
+            " last_error=%s, finished_at=%s WHERE key=%s"
         )
+        params = (
+            state,
+            attempts,
+            dumps(delivered_to),
+            next_attempt_at,
+            last_error,
+            finished_at,
+            key,
+        )
+        if self.fence is None:
+            await self._execute(sql, params)
+            return
+        pool = await self._connection()
+        async with pool.connection() as conn, conn.transaction():
+            # A worker that lost its session records nothing: the row stays pending and a
+            # live worker sends it again, with the same dedupe key (the documented window).
+            if await self._may_write(conn):
+                await conn.execute(sql.encode(), params)
+
+    async def _may_write(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        from roost.cluster.fence import Fenced  # the fleet's own module
+
+        assert self.fence is not None
+        try:
+            await self.fence.check(conn)
+        except Fenced:
+            return False
+        return True
 
     async def outbox_retry(self, key: str, now: datetime) -> bool:
         changed = await self._execute(
@@ -322,18 +412,22 @@ class PgStore:
     async def rule_state_put(self, states: dict[str, dict[str, Any]]) -> None:
         if states:
             await self._many(
-                "INSERT INTO rule_state (rule, state) VALUES (%s, %s)"
+                "INSERT INTO rule_state (grp, rule, state) VALUES (%s, %s, %s)"
                 " ON CONFLICT (grp, rule) DO UPDATE SET state=excluded.state",
-                [(rule, dumps(state)) for rule, state in states.items()],
+                [(self._scope(), rule, dumps(state)) for rule, state in states.items()],
             )
 
     async def rule_states(self) -> dict[str, dict[str, Any]]:
-        rows = await self._fetch("SELECT rule, state FROM rule_state WHERE grp = ''")
+        rows = await self._fetch(
+            "SELECT rule, state FROM rule_state WHERE grp = %s", (self._scope(),)
+        )
         return {str(r[0]): json.loads(r[1]) for r in rows}
 
     # ---- last known state of each home ---------------------------------------------------
 
     async def home_put(self, account: str, snapshot: dict[str, Any], at: datetime) -> None:
+        if self.fence is not None and not self.fence.owns(account):
+            return  # its new owner keeps it now
         await self._execute(
             "INSERT INTO home_state VALUES (%s, %s, %s) ON CONFLICT (account) DO UPDATE SET"
             " snapshot=excluded.snapshot, saved_at=excluded.saved_at",
@@ -344,6 +438,12 @@ class PgStore:
         rows = await self._fetch("SELECT account, snapshot FROM home_state")
         return {str(r[0]): json.loads(r[1]) for r in rows}
 
+    async def homes_of(self, accounts: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = await self._fetch(
+            "SELECT account, snapshot FROM home_state WHERE account = ANY(%s)", (list(accounts),)
+        )
+        return {str(r[0]): json.loads(r[1]) for r in rows}
+
     def reserve_versions(self, account: str, items: Sequence[tuple[str, int, Any]]) -> None:
         with self._versions_lock:
             self._versions.extend((account, k, v, value) for k, v, value in items)
@@ -351,6 +451,8 @@ class PgStore:
     async def _write_versions(self, conn: psycopg.AsyncConnection[Any]) -> None:
         with self._versions_lock:
             pending, self._versions = self._versions, []
+        if self.fence is not None:
+            pending = [p for p in pending if self.fence.owns(p[0])]
         if not pending:
             return
         async with conn.cursor() as cursor:
@@ -444,22 +546,39 @@ def outbox_entry(row: Sequence[Any]) -> OutboxEntry:
 
 class PgTimers:
     """Pending timers as the engine's synchronous `TimerPersistence`, on a connection of its
-    own (a timer changes rarely; one row's write on a local server is a fraction of a ms)."""
+    own (a timer changes rarely; one row's write on a local server is a fraction of a ms).
+    In a fleet each worker keeps its own (`scope`, its name)."""
 
-    def __init__(self, url: str, password: str | None = None) -> None:
+    def __init__(
+        self, url: str, password: str | None = None, scope: Callable[[], str] = lambda: ""
+    ) -> None:
         self._conn = connect(url, password)
+        self._scope = scope
 
     def save(self, record: TimerRecord) -> None:
         self._conn.execute(
-            TIMER_UPSERT.encode(),
-            (record.id, record.rule, str(record.kind), record.due_at, dumps(record.payload)),
+            b"INSERT INTO timers (id, rule, kind, due_at, payload, grp)"
+            b" VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+            b" rule=excluded.rule, kind=excluded.kind, due_at=excluded.due_at,"
+            b" payload=excluded.payload, grp=excluded.grp",
+            (
+                record.id,
+                record.rule,
+                str(record.kind),
+                record.due_at,
+                dumps(record.payload),
+                self._scope(),
+            ),
         )
 
     def delete(self, timer_id: str) -> None:
         self._conn.execute(b"DELETE FROM timers WHERE id = %s", (timer_id,))
 
     def load_all(self) -> list[TimerRecord]:
-        rows = self._conn.execute(b"SELECT id, rule, kind, due_at, payload FROM timers").fetchall()
+        rows = self._conn.execute(
+            b"SELECT id, rule, kind, due_at, payload FROM timers WHERE grp = %s",
+            (self._scope(),),
+        ).fetchall()
         return [
             TimerRecord.from_json(
                 {

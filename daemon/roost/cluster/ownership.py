@@ -26,6 +26,7 @@ import anyio
 import psycopg
 import structlog
 
+from roost.cluster.fence import Fenced
 from roost.store_pg import OPTIONS
 
 log = structlog.get_logger(__name__)
@@ -62,6 +63,7 @@ class Ownership:
     owned: dict[str, int] = field(default_factory=dict)  # group -> epoch
     counters: Counters = field(default_factory=Counters)
     _keys: dict[int, str] = field(default_factory=dict)
+    _session: tuple[int, Any] | None = None  # the lock session: (pid, backend_start)
 
     def __post_init__(self) -> None:
         self._keys = {lock_key(g): g for g in self.groups}
@@ -73,12 +75,31 @@ class Ownership:
             try:
                 async with await self._connect() as conn:
                     await self._register(conn)
+                    cursor = await conn.execute(
+                        b"SELECT pid, backend_start FROM pg_stat_activity"
+                        b" WHERE pid = pg_backend_pid()"
+                    )
+                    row = await cursor.fetchone()
+                    self._session = (int(row[0]), row[1]) if row else None
                     while True:
                         await self._balance(conn)
                         await anyio.sleep(self.check_s)
             except (psycopg.Error, TimeoutError, OSError) as exc:
+                self._session = None
                 await self._lose_all(str(exc) or type(exc).__name__)
                 await anyio.sleep(self.check_s)
+
+    async def check_session(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Raise `Fenced` unless the lock session is alive, seen from `conn` (another
+        connection, inside the transaction of the write this guards)."""
+        session = self._session
+        if session is None:
+            raise Fenced("no lock session")
+        cursor = await conn.execute(
+            b"SELECT 1 FROM pg_stat_activity WHERE pid = %s AND backend_start = %s", session
+        )
+        if await cursor.fetchone() is None:
+            raise Fenced("the lock session is gone")
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         with anyio.fail_after(self.timeout_s * 5):
