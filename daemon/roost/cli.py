@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from roost import __version__, rulecli, simcli, statuscli
+from roost.cluster import cli as clustercli
 from roost.configpath import ConfigPathError, resolve_config
 
 STOCK_RULES = Path("rules")  # the example rules, relative to the repository
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     rulecli.add_commands(sub)  # check, trace, reload, replay
     statuscli.add_commands(sub)  # status, events, notify-test, auth
     simcli.add_command(sub)  # sim
+    clustercli.add_commands(sub)  # fleet, cluster
 
     outbox = sub.add_parser("outbox", help="pending and given-up notifications; retry one")
     outbox.add_argument("--config", type=Path, help="the TOML settings file")

@@ -220,6 +220,7 @@ def cluster_worker(runtime: Runtime) -> ClusterWorker:
         runtime.providers,
         runtime.dispatcher.add_provider,
         password.get_secret_value() if password else None,
+        runtime.dispatcher.submit,
     )
 
 

@@ -119,6 +119,27 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_group ON outbox (grp, state);
     CREATE INDEX timers_group ON timers (grp);
     """,
+    # Fleet commands (roost.cluster.fleet): one command, one row per account.
+    """
+    CREATE TABLE fleet_commands (
+        id text PRIMARY KEY,
+        selection text NOT NULL,
+        setting text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE fleet_targets (
+        fleet text NOT NULL REFERENCES fleet_commands (id),
+        account text NOT NULL,
+        grp text NOT NULL,
+        state text NOT NULL DEFAULT 'pending',
+        detail text NOT NULL DEFAULT '',
+        worker text NOT NULL DEFAULT '',
+        epoch bigint,
+        done_at timestamptz,
+        PRIMARY KEY (fleet, account)
+    );
+    CREATE INDEX fleet_pending ON fleet_targets (state, grp);
+    """,
 )
 
 
@@ -464,6 +485,16 @@ class PgStore:
 
     async def flush(self) -> None:
         await self._fetch("SELECT 1")
+
+    async def versions_of(self, accounts: Sequence[str]) -> dict[str, dict[str, tuple[int, Any]]]:
+        rows = await self._fetch(
+            "SELECT account, key, version, value FROM change_versions WHERE account = ANY(%s)",
+            (list(accounts),),
+        )
+        found: dict[str, dict[str, tuple[int, Any]]] = {}
+        for account, key, version, value in rows:
+            found.setdefault(str(account), {})[str(key)] = (int(version), json.loads(value))
+        return found
 
     async def versions(self, account: str) -> dict[str, tuple[int, Any]]:
         rows = await self._fetch(

@@ -60,6 +60,7 @@ class Ownership:
     password: str | None = None
     check_s: float = 0.5
     timeout_s: float = 2.0
+    settle_s: float = 1.0
     owned: dict[str, int] = field(default_factory=dict)  # group -> epoch
     counters: Counters = field(default_factory=Counters)
     _keys: dict[int, str] = field(default_factory=dict)
@@ -81,6 +82,9 @@ class Ownership:
                     )
                     row = await cursor.fetchone()
                     self._session = (int(row[0]), row[1]) if row else None
+                    # Workers started together see each other before claiming, rather
+                    # than the first taking everything and handing most of it back.
+                    await anyio.sleep(self.settle_s)
                     while True:
                         await self._balance(conn)
                         await anyio.sleep(self.check_s)

@@ -19,6 +19,7 @@ import structlog
 from anyio.abc import TaskGroup
 
 from roost.cluster import fence
+from roost.cluster.fleet import FleetRunner, Submit
 from roost.cluster.ownership import Ownership
 from roost.codec import CodecError, home_from_dict
 from roost.commands import Command, CommandResult, FailureReason
@@ -54,8 +55,10 @@ class ClusterWorker:
         state: HomeState,
         providers: Sequence[Provider],
         password: str | None = None,
+        submit: Submit | None = None,
     ) -> None:
         self.worker = settings.worker
+        self._submit = submit
         self._store = store
         self._state = state
         self._providers = {p.account: p for p in providers}
@@ -95,11 +98,15 @@ class ClusterWorker:
         self._supervise = supervise
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            if self._submit is not None:
+                runner = FleetRunner(
+                    self._store.pool, self.worker, self.epochs, self._state, self._submit
+                )
+                tg.start_soon(runner.run)
             await self.ownership.run()
 
     async def _gain(self, group: str, epoch: int) -> None:
         accounts = self.groups[group]
-        await self._catch_up(accounts)
         self.epochs[group] = epoch
         scope = anyio.CancelScope()
         self._scopes[group] = scope
@@ -114,17 +121,20 @@ class ClusterWorker:
 
     async def _catch_up(self, accounts: Sequence[str]) -> None:
         homes = await self._store.homes_of(accounts)
+        versions = await self._store.versions_of(list(homes))
         for account, data in homes.items():
             try:
                 home = home_from_dict(data)
             except (CodecError, KeyError, TypeError, ValueError) as exc:
                 log.warning("stored state unreadable", account=account, error=str(exc))
                 continue
-            self._state.restore(home, await self._store.versions(account))
+            self._state.restore(home, versions.get(account, {}))
 
     async def _serve(self, scope: anyio.CancelScope, accounts: Sequence[str]) -> None:
         assert self._supervise is not None
         with scope:
+            # The last known state first: what changed during the gap becomes catch-up.
+            await self._catch_up(accounts)
             async with anyio.create_task_group() as tg:
                 for account in accounts:
                     tg.start_soon(self._supervise, self._providers[account])
@@ -179,11 +189,12 @@ def attach(
     providers: Sequence[Provider],
     add_provider: Callable[[Provider], None],
     password: str | None = None,
+    submit: Submit | None = None,
 ) -> ClusterWorker:
     """Make a runtime a fleet worker: its store fenced, its providers' writes fenced."""
     if not isinstance(store, PgStore):
         raise TypeError("a fleet worker needs the PostgreSQL store ([store] url)")
-    worker = ClusterWorker(settings, store, state, providers, password)
+    worker = ClusterWorker(settings, store, state, providers, password, submit)
     for provider in providers:
         add_provider(worker.fenced(provider))
     return worker
