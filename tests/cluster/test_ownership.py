@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import anyio
 import psycopg
 import pytest
+from prometheus_client.core import CollectorRegistry, Metric
+from prometheus_client.exposition import generate_latest
 from psycopg_pool import AsyncConnectionPool
 
 from roost.cluster import fence
+from roost.cluster.metrics import families
 from roost.cluster.ownership import LOCK_APP, Ownership
 from roost.store_pg import PgStore
 
@@ -49,6 +52,19 @@ async def until(condition: Callable[[], bool], within: float = 15.0) -> float:
     return anyio.current_time() - start
 
 
+def exposition(name: str, worker: Worker) -> str:
+    """The worker's cluster metrics as Prometheus would scrape them."""
+    own = worker.ownership
+
+    class Collector:
+        def collect(self) -> Iterator[Metric]:
+            return families(name, len(own.owned), own.counters, 0)
+
+    registry = CollectorRegistry()
+    registry.register(Collector())
+    return generate_latest(registry).decode()
+
+
 def disjoint_cover(workers: list[Worker]) -> bool:
     owned = [g for w in workers for g in w.serving]
     return sorted(owned) == GROUPS
@@ -84,10 +100,11 @@ async def test_a_worker_whose_lock_session_dies_stops_at_once_and_is_fenced(
     async with anyio.create_task_group() as tg:
         tg.start_soon(a.run)
         await until(lambda: len(a.serving) == 30)
-        group, old_epoch = "g00", a.serving["g00"]
-        assert await fence.outbox_add(pool, group, old_epoch, "n1", {}, datetime.now(UTC))
         tg.start_soon(b.run)
-        await until(lambda: len(b.serving) == 15)
+        await until(lambda: len(b.serving) == 15 and len(a.serving) == 15)
+        group = min(a.serving)
+        old_epoch = a.serving[group]
+        assert await fence.outbox_add(pool, group, old_epoch, "n1", {}, datetime.now(UTC))
         # the partition: a's lock session is cut by the server; a's other connections
         # (and its vendor streams) stay up
         with psycopg.connect(pg_url, autocommit=True) as admin:
@@ -97,19 +114,29 @@ async def test_a_worker_whose_lock_session_dies_stops_at_once_and_is_fenced(
                 (LOCK_APP + "a",),
             )
             cut = anyio.current_time()
-        await until(lambda: not a.serving or len(b.serving) == 30, within=10)
-        await until(lambda: len(b.serving) == 30)
-        assert a.serving == {} or set(a.serving).isdisjoint(b.serving)
-        stopped = max(a.lost_at.values()) - cut
+        await until(lambda: a.lost_at.get(group, 0.0) > cut, within=10)
+        stopped = a.lost_at[group] - cut
         assert stopped < 2.0 + 0.2 + 1.0  # within the lock timeout (+ scheduling slack)
-        assert b.serving[group] > old_epoch
+
+        def epoch_now() -> int:
+            return a.serving.get(group) or b.serving.get(group) or 0
+
+        # every group served again, once (a's new session claims its share afresh)
+        await until(lambda: disjoint_cover([a, b]) and epoch_now() > old_epoch)
+        owner = "a" if group in a.serving else "b"
         with pytest.raises(fence.Fenced):
             await fence.outbox_add(pool, group, old_epoch, "n2", {}, datetime.now(UTC))
         with pytest.raises(fence.Fenced):
             await fence.command(pool, group, old_epoch, "a", "c1", group, {})
-        assert await fence.command(pool, group, b.serving[group], "b", "c1", group, {})
+        assert await fence.command(pool, group, epoch_now(), owner, "c1", group, {})
         # the row written before the cut is b's to deliver now
         assert await fence.pending_outbox(pool, group) == ["n1"]
+        text = exposition("a", a)
+        assert 'roost_cluster_lock_sessions_lost_total{worker="a"} 1.0' in text
+        gained = a.ownership.counters.gained
+        assert gained >= 30
+        assert f'roost_cluster_groups_gained_total{{worker="a"}} {gained:.1f}' in text
+        assert 'roost_cluster_lock_sessions_lost_total{worker="b"} 0.0' in exposition("b", b)
         tg.cancel_scope.cancel()
     await pool.close()
 

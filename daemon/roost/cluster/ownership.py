@@ -141,7 +141,9 @@ class Ownership:
         extra = list(self.owned)[share:]
         if extra:
             await self._release(conn, extra)
-        want = share - len(self.owned)
+        # At most a quarter of the share a round: a worker that briefly looks alone (its
+        # peers still starting) does not claim everything only to hand most of it back.
+        want = min(share - len(self.owned), max(1, math.ceil(share / 4)))
         if want <= 0:
             return
         with anyio.fail_after(self.timeout_s):

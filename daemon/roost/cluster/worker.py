@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import psycopg
 import structlog
 from anyio.abc import TaskGroup
@@ -65,7 +66,9 @@ class ClusterWorker:
         self.groups = account_groups(list(self._providers), settings.groups)
         self._group_of = {a: g for g, members in self.groups.items() for a in members}
         self.epochs: dict[str, int] = {}  # the groups this worker may write for, now
+        self.commands_fenced = 0  # commands refused for want of ownership
         self._scopes: dict[str, anyio.CancelScope] = {}
+        self._gained: list[str] = []  # claimed, not yet caught up and started
         self._tg: TaskGroup | None = None
         self._supervise: Supervise | None = None
         self.ownership = Ownership(
@@ -106,12 +109,24 @@ class ClusterWorker:
             await self.ownership.run()
 
     async def _gain(self, group: str, epoch: int) -> None:
-        accounts = self.groups[group]
         self.epochs[group] = epoch
-        scope = anyio.CancelScope()
-        self._scopes[group] = scope
+        self._scopes[group] = anyio.CancelScope()
+        self._gained.append(group)
+        if len(self._gained) == 1:  # the first of a claim round: one catch-up for them all
+            assert self._tg is not None
+            self._tg.start_soon(self._start_gained)
+
+    async def _start_gained(self) -> None:
+        await anyio.lowlevel.checkpoint()  # the rest of this claim round joins the batch
+        groups, self._gained = self._gained, []
+        live = [g for g in groups if g in self._scopes]
+        # The last known state first: what changed during the gap becomes catch-up.
+        await self._catch_up([a for g in live for a in self.groups[g]])
         assert self._tg is not None
-        self._tg.start_soon(self._serve, scope, accounts)
+        for group in live:
+            scope = self._scopes.get(group)
+            if scope is not None:
+                self._tg.start_soon(self._serve, scope, self.groups[group])
 
     async def _lose(self, group: str) -> None:
         self.epochs.pop(group, None)  # fenced at once: nothing more is written for it
@@ -133,8 +148,6 @@ class ClusterWorker:
     async def _serve(self, scope: anyio.CancelScope, accounts: Sequence[str]) -> None:
         assert self._supervise is not None
         with scope:
-            # The last known state first: what changed during the gap becomes catch-up.
-            await self._catch_up(accounts)
             async with anyio.create_task_group() as tg:
                 for account in accounts:
                     tg.start_soon(self._supervise, self._providers[account])
@@ -174,6 +187,7 @@ class FencedProvider:
     async def execute(self, command: Command) -> CommandResult:
         refused = await self._worker.command(command)
         if refused is not None:
+            self._worker.commands_fenced += 1
             log.warning("command fenced", account=command.account, reason=refused)
             return CommandResult.failure(FailureReason.INVALID, f"fenced: {refused}")
         return await self._inner.execute(command)
