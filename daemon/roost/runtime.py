@@ -221,6 +221,7 @@ def cluster_worker(runtime: Runtime) -> ClusterWorker:
         runtime.dispatcher.add_provider,
         password.get_secret_value() if password else None,
         runtime.dispatcher.submit,
+        runtime.engine.timers,
     )
 
 

@@ -117,7 +117,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE outbox ADD COLUMN writer text NOT NULL DEFAULT '';
     CREATE INDEX outbox_group ON outbox (grp, state);
-    CREATE INDEX timers_group ON timers (grp);
+    ALTER TABLE timers DROP CONSTRAINT timers_pkey;
+    ALTER TABLE timers ADD PRIMARY KEY (grp, id);
     """,
     # Fleet commands (roost.cluster.fleet): one command, one row per account.
     """
@@ -421,13 +422,19 @@ class PgStore:
     async def timer_put(
         self, timer_id: str, rule: str, kind: str, due_at: datetime, payload: dict[str, Any]
     ) -> None:
-        await self._execute(TIMER_UPSERT, (timer_id, rule, kind, due_at, dumps(payload)))
+        await self._execute(
+            TIMER_UPSERT, (timer_id, rule, kind, due_at, dumps(payload), self._scope())
+        )
 
     async def timer_delete(self, timer_id: str) -> None:
-        await self._execute("DELETE FROM timers WHERE id = %s", (timer_id,))
+        await self._execute(
+            "DELETE FROM timers WHERE id = %s AND grp = %s", (timer_id, self._scope())
+        )
 
     async def timers(self) -> list[tuple[str, str, str, datetime, dict[str, Any]]]:
-        rows = await self._fetch("SELECT id, rule, kind, due_at, payload FROM timers")
+        rows = await self._fetch(
+            "SELECT id, rule, kind, due_at, payload FROM timers WHERE grp = %s", (self._scope(),)
+        )
         return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
     async def rule_state_put(self, states: dict[str, dict[str, Any]]) -> None:
@@ -555,8 +562,8 @@ OUTBOX_COLUMNS = (
     "key, payload, state, attempts, delivered_to, created_at, next_attempt_at, last_error"
 )
 TIMER_UPSERT = (
-    "INSERT INTO timers (id, rule, kind, due_at, payload) VALUES (%s, %s, %s, %s, %s)"
-    " ON CONFLICT (id) DO UPDATE SET rule=excluded.rule, kind=excluded.kind,"
+    "INSERT INTO timers (id, rule, kind, due_at, payload, grp) VALUES (%s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (grp, id) DO UPDATE SET rule=excluded.rule, kind=excluded.kind,"
     " due_at=excluded.due_at, payload=excluded.payload"
 )
 
@@ -588,10 +595,7 @@ class PgTimers:
 
     def save(self, record: TimerRecord) -> None:
         self._conn.execute(
-            b"INSERT INTO timers (id, rule, kind, due_at, payload, grp)"
-            b" VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
-            b" rule=excluded.rule, kind=excluded.kind, due_at=excluded.due_at,"
-            b" payload=excluded.payload, grp=excluded.grp",
+            TIMER_UPSERT.encode(),
             (
                 record.id,
                 record.rule,
@@ -603,7 +607,9 @@ class PgTimers:
         )
 
     def delete(self, timer_id: str) -> None:
-        self._conn.execute(b"DELETE FROM timers WHERE id = %s", (timer_id,))
+        self._conn.execute(
+            b"DELETE FROM timers WHERE id = %s AND grp = %s", (timer_id, self._scope())
+        )
 
     def load_all(self) -> list[TimerRecord]:
         rows = self._conn.execute(

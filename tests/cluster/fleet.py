@@ -32,6 +32,11 @@ async def co_alarm(event, home):
     await home.notify(f"CO {event.account}", f"{alarm.name}: {event.new}", tags=["urgent"])
     for thermostat in home.thermostats(structure=event.structure):
         await thermostat.set_mode("off")
+
+
+@rule(on=when("co", to="warning", hold="6s"))
+async def co_held(event, home):
+    await home.notify(f"CO held {event.account}", "still there after 6 s", tags=["urgent"])
 """
 
 
@@ -102,7 +107,7 @@ def worker_config(
     path.write_text(
         f'[daemon]\nrules_dir = "{rules}"\nstate_dir = "{state}"\n'
         f'control_socket = "{state}/control.sock"\n'
-        f'[log]\nlevel = "warning"\nformat = "json"\n'
+        f'[log]\nlevel = "info"\nformat = "json"\n'
         f'[store]\nurl = "{pg_url}"\n'
         f'[cluster]\nenabled = true\nworker = "{name}"\ncheck_s = 0.5\nlock_timeout_s = 2\n'
         f'[[notify.targets]]\nurl = "{sink_url}"\n{accounts}'

@@ -36,9 +36,8 @@ async def main(url: str, worker: str, groups: int, tick_s: float) -> None:
                     await fence.outbox_finish(pool, group, epoch, key, "delivered", _now())
                 except fence.Fenced:
                     break
-            timers = await fence.group_timers(pool, group)
-            if timers:
-                print(f"timers {group} {len(timers)}", flush=True)
+            for timer in await fence.adopt_timers(pool, worker, [group]):
+                print(f"timers {group} {timer[0]}", flush=True)
 
     async def lose(group: str) -> None:
         print(f"lose {group}", flush=True)

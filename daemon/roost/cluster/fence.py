@@ -8,6 +8,7 @@ row it wrote (pending outbox rows and commands are taken over, never lost nor do
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -95,7 +96,25 @@ async def pending_outbox(pool: AsyncConnectionPool, group: str) -> list[str]:
         return [str(r[0]) for r in await cursor.fetchall()]
 
 
-async def group_timers(pool: AsyncConnectionPool, group: str) -> list[str]:
+async def adopt_timers(
+    pool: AsyncConnectionPool,
+    worker: str,
+    accounts: list[str],
+    kinds: tuple[str, ...] = ("hold", "debounce", "delay"),
+) -> list[tuple[str, str, str, datetime, dict[str, Any]]]:
+    """Take over the pending timers about these accounts, just gained (holds, debounces
+    and delays name their event's account), from whichever worker kept them: (id, rule,
+    kind, due_at, payload) of each, now this worker's. A previous owner still alive may
+    fire its copy too: the same stored event, so the same dedupe key."""
     async with pool.connection() as conn:
-        cursor = await conn.execute(b"SELECT id FROM timers WHERE grp = %s ORDER BY id", (group,))
-        return [str(r[0]) for r in await cursor.fetchall()]
+        cursor = await conn.execute(
+            b"UPDATE timers SET grp = %s WHERE grp <> '' AND grp <> %s"
+            b" AND (payload::json -> 'event' ->> 'account') = ANY(%s)"
+            b" AND id NOT IN (SELECT id FROM timers WHERE grp = %s) AND kind = ANY(%s)"
+            b" RETURNING id, rule, kind, due_at, payload",
+            (worker, worker, accounts, worker, list(kinds)),
+        )
+        return [
+            (str(r[0]), str(r[1]), str(r[2]), r[3], json.loads(r[4]))
+            for r in await cursor.fetchall()
+        ]

@@ -28,9 +28,11 @@ from roost.config import ClusterSettings
 from roost.providers.base import ChangeSink, Provider, WriteLimits, write_limits
 from roost.state import HomeState
 from roost.store_pg import PgStore
+from roost.timers import TimerKind, TimerRecord, Timers
 
 log = structlog.get_logger(__name__)
 
+WHEEL_KINDS = ("hold", "debounce")  # (a delay resumes at the next start of its worker)
 Supervise = Callable[[Provider], Coroutine[Any, Any, None]]
 
 
@@ -57,8 +59,10 @@ class ClusterWorker:
         providers: Sequence[Provider],
         password: str | None = None,
         submit: Submit | None = None,
+        timers: Timers | None = None,
     ) -> None:
         self.worker = settings.worker
+        self._timers = timers
         self._submit = submit
         self._store = store
         self._state = state
@@ -121,7 +125,9 @@ class ClusterWorker:
         groups, self._gained = self._gained, []
         live = [g for g in groups if g in self._scopes]
         # The last known state first: what changed during the gap becomes catch-up.
-        await self._catch_up([a for g in live for a in self.groups[g]])
+        accounts = [a for g in live for a in self.groups[g]]
+        await self._catch_up(accounts)
+        await self._adopt_timers(accounts)
         assert self._tg is not None
         for group in live:
             scope = self._scopes.get(group)
@@ -144,6 +150,21 @@ class ClusterWorker:
                 log.warning("stored state unreadable", account=account, error=str(exc))
                 continue
             self._state.restore(home, versions.get(account, {}))
+
+    async def _adopt_timers(self, accounts: list[str]) -> None:
+        """The pending holds and debounces about these accounts, from their last owner."""
+        if self._timers is None or not accounts:
+            return
+        pool = await self._store.pool()
+        try:
+            adopted = await fence.adopt_timers(pool, self.worker, accounts, WHEEL_KINDS)
+        except psycopg.Error as exc:
+            log.warning("timers not taken over", error=str(exc))
+            return
+        for timer_id, rule, kind, due_at, payload in adopted:
+            self._timers.add(TimerRecord(timer_id, rule, TimerKind(kind), due_at, payload))
+        if adopted:
+            log.info("timers taken over", timers=len(adopted))
 
     async def _serve(self, scope: anyio.CancelScope, accounts: Sequence[str]) -> None:
         assert self._supervise is not None
@@ -204,11 +225,12 @@ def attach(
     add_provider: Callable[[Provider], None],
     password: str | None = None,
     submit: Submit | None = None,
+    timers: Timers | None = None,
 ) -> ClusterWorker:
     """Make a runtime a fleet worker: its store fenced, its providers' writes fenced."""
     if not isinstance(store, PgStore):
         raise TypeError("a fleet worker needs the PostgreSQL store ([store] url)")
-    worker = ClusterWorker(settings, store, state, providers, password, submit)
+    worker = ClusterWorker(settings, store, state, providers, password, submit, timers)
     for provider in providers:
         add_provider(worker.fenced(provider))
     return worker
