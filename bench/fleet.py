@@ -10,7 +10,7 @@ package must be installed), one simulator serving N WWN homes (in this process),
 1. accounts per worker: once every account streams, the groups each worker owns;
 2. PostgreSQL writes at `--rate` changes a second for `--seconds` s (humidity of home
    n mod N): committed transactions and rows written per second, from pg_stat_database,
-   beside the change rate achieved;
+   beside the change rate achieved and the journal rows added (counted directly);
 3. failover, `--kills` times: SIGKILL the worker owning most, time until every one of its
    accounts streams again from another worker; the killed worker is restarted and the
    fleet rebalances before the next kill. Median and worst.
@@ -60,6 +60,16 @@ def groups_of(url: str, worker: str) -> list[str]:
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT grp FROM cluster_groups WHERE owner = %s", (worker,))
         return [str(r[0]) for r in rows.fetchall()]
+
+
+# PostgreSQL 15's backends report their counts to pg_stat_database within ~10 s when idle
+STATS_FLUSH_S = 11.0
+
+
+def journal_rows(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM journal").fetchone()
+    return int(row[0]) if row else 0
 
 
 def db_counters(url: str) -> tuple[int, int]:
@@ -124,14 +134,19 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await anyio.sleep(2)
             per_worker = owners(url)
 
-            before, at = db_counters(url), time.monotonic()
+            await anyio.sleep(STATS_FLUSH_S)
+            before, journal_before = db_counters(url), journal_rows(url)
             made = await changes(homes, args.rate, args.seconds)
-            await anyio.sleep(1.5)  # the last second's saves
-            after, elapsed = db_counters(url), time.monotonic() - at
+            await anyio.sleep(1.5)  # the last second's saves and journal batches
+            journal_after = journal_rows(url)
+            await anyio.sleep(STATS_FLUSH_S)  # every backend has reported its counts
+            after = db_counters(url)
+            window = args.seconds + 1.5  # what the writes were spread over
             writes = {
                 "changes_per_s": round(made / args.seconds, 1),
-                "transactions_per_s": round((after[0] - before[0]) / elapsed, 1),
-                "rows_written_per_s": round((after[1] - before[1]) / elapsed, 1),
+                "transactions_per_s": round((after[0] - before[0]) / window, 1),
+                "rows_written_per_s": round((after[1] - before[1]) / window, 1),
+                "journal_rows_per_s": round((journal_after - journal_before) / window, 1),
             }
 
             failovers: list[float] = []

@@ -1,12 +1,16 @@
-"""`roost run` as a fleet: 3 workers x N simulated WWN accounts on one PostgreSQL, 10 homes
-raising CO alarms, one worker killed with SIGKILL mid-run."""
+"""`roost run` as a fleet: 3 workers x 1,000 simulated WWN accounts on one PostgreSQL, 10
+homes raising CO alarms, one worker killed with SIGKILL mid-run; then a fleet command to
+every account (one process start-up serves both checks: it is the slow part)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import psycopg
@@ -19,7 +23,7 @@ from tests.cluster.fleet import Homes, dedupe_keys, start_worker, stop, worker_c
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-ACCOUNTS = int(os.environ.get("ROOST_TEST_FLEET_ACCOUNTS", "300"))
+ACCOUNTS = int(os.environ.get("ROOST_TEST_FLEET_ACCOUNTS", "1000"))
 ALARMED = 10
 HOLD_S = 12.0  # an alarm stays raised longer than a failover may take (10 s)
 
@@ -38,7 +42,7 @@ async def test_a_killed_worker_s_accounts_resume_elsewhere_with_no_alarm_lost(
             config = worker_config(tmp_path, name, server.url, pg_url, sink.url, ACCOUNTS)
             procs[name] = start_worker(config, tmp_path / f"{name}.log")
         try:
-            with anyio.fail_after(120):
+            with anyio.fail_after(300):  # ~110 s for 3 x 1,000 at a load of 10 on 2 cores
                 while homes.connected() < ACCOUNTS:
                     await anyio.sleep(0.2)
             await anyio.sleep(2)  # first snapshots saved as the last known state
@@ -75,7 +79,15 @@ async def test_a_killed_worker_s_accounts_resume_elsewhere_with_no_alarm_lost(
             with anyio.fail_after(30):
                 while len({p["title"] for p in sink.received}) < 2 * ALARMED:
                     await anyio.sleep(0.2)
-            await anyio.sleep(2)
+            # a fleet command to every account, run by the survivors
+            survivor = next(n for n in procs if n != victim)
+            config = tmp_path / f"{survivor}.toml"
+            report = await fleet_command(config, "heat=18.5")
+            refused = await fleet_command(config, "heat=99")  # past the guards' maximum
+            with anyio.fail_after(60):  # (the alarmed homes are off: the vendor refuses)
+                while not all(_wrote(homes, i, 18.5) for i in queued(report) if i >= ALARMED):
+                    await anyio.sleep(0.2)
+            view = json.loads((await cli("cluster", "--config", str(config), "--json")).stdout)
         finally:
             for proc in procs.values():
                 stop(proc)
@@ -104,6 +116,52 @@ async def test_a_killed_worker_s_accounts_resume_elsewhere_with_no_alarm_lost(
     for i, writes in homes.writes().items():
         assert writes <= recorded.get(f"h{i}", 0), (i, writes, recorded)
     assert homes.writes(), "the alarms made no command at all"
+    # the fleet command: one row and one outcome per account, each run by its owner
+    rows = report["accounts"]
+    assert sorted(r["account"] for r in rows) == sorted(f"h{i}" for i in range(ACCOUNTS))
+    assert {r["worker"] for r in rows} == set(procs) - {victim}
+    assert len(queued(report)) >= ACCOUNTS - ALARMED, report["counts"]  # (CO: refused)
+    assert {r["state"] for r in rows} <= {"queued", "refused"}, report["counts"]
+    for i, sim in enumerate(homes.sims):
+        fleet_writes = [body for _, body in sim.writes if 18.5 in body.values()]
+        if i >= ALARMED:
+            assert len(fleet_writes) == (1 if i in queued(report) else 0), (i, sim.writes)
+        assert len(fleet_writes) <= 1, (i, sim.writes)
+        assert not [body for _, body in sim.writes if 99 in body.values()]
+    assert refused["counts"] == {"refused": ACCOUNTS}
+    assert sorted(w["worker"] for w in view["workers"]) == sorted(set(procs) - {victim})
+    assert view["groups_without_live_owner"] == 0
+
+
+async def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+    command = [sys.executable, "-m", "roost", *args]
+    done = await anyio.to_thread.run_sync(
+        lambda: subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+async def fleet_command(config: Path, setting: str) -> dict[str, Any]:
+    """`roost fleet send`, then `roost fleet status` until no row is pending."""
+    sent = await cli("fleet", "send", "--config", str(config), "--set", setting)
+    fleet_id = sent.stdout.split()[2].rstrip(":")
+    with anyio.fail_after(120):
+        while True:
+            shown = await cli("fleet", "status", fleet_id, "--config", str(config), "--json")
+            report: dict[str, Any] = json.loads(shown.stdout)
+            if "pending" not in report["counts"]:
+                return report
+            await anyio.sleep(0.5)
+
+
+def queued(report: dict[str, Any]) -> set[int]:
+    return {int(r["account"][1:]) for r in report["accounts"] if r["state"] == "queued"}
+
+
+def _wrote(homes: Homes, i: int, value: float) -> bool:
+    return any(value in body.values() for _, body in homes.sims[i].writes)
 
 
 def _owner(pg_url: str, group: str) -> str:
