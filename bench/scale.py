@@ -43,8 +43,9 @@ from pydantic import SecretStr
 
 from common import change_of, header, load, quiet_logging
 from roost.api import RuleHome
-from roost.config import NestWwnAccount, Settings
+from roost.config import Settings
 from roost.events import AttributeChanged
+from roost.providers.nest_wwn import NestWwnAccount
 from roost.providers.registry import ProviderContext
 from roost.rules import Rule, when
 from roost.runtime import Runtime

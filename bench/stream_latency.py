@@ -68,10 +68,11 @@ from pydantic import SecretStr
 
 from common import Summary, change_of, header, load, quiet_logging, verdict
 from roost.api import RuleHome
-from roost.config import GuardSettings, NestWwnAccount, Settings
+from roost.config import GuardSettings, Settings
 from roost.events import AttributeChanged
 from roost.providers.base import Provider, WriteLimits
-from roost.providers.nest_wwn import NestWwnProvider
+from roost.providers.nest_wwn import NestWwnAccount
+from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.rules import Rule, when
 from roost.runtime import Runtime
 from roost.service import settle_memory

@@ -23,7 +23,7 @@ from roost.dispatch import Tuning
 from roost.events import CommandOutcome, Event, Outcome
 from roost.ids import new_id
 from roost.providers.base import WriteLimits
-from roost.providers.nest_wwn import NestWwnProvider
+from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.runtime import Runtime
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimHome

@@ -64,7 +64,7 @@ async def test_superseded_setpoints_coalesce_and_the_last_wins(tmp_path: Path) -
 
 async def test_a_retrying_command_is_superseded_by_a_newer_one(tmp_path: Path) -> None:
     async with command_stack(tmp_path) as stack:
-        stack.cloud.fail_next_writes(1, 429, retry_after=1.0)
+        stack.cloud.fail_next("write", 1, 429, headers={"Retry-After": "1.0"})
         old = await stack.submit(LIVING, SetHeat(21.0))
         await stack.until(lambda: len(stack.answered()) == 1)
         new = await stack.submit(LIVING, SetHeat(22.0))
@@ -75,7 +75,7 @@ async def test_a_retrying_command_is_superseded_by_a_newer_one(tmp_path: Path) -
 
 async def test_a_5xx_is_retried_with_growing_back_off(tmp_path: Path) -> None:
     async with command_stack(tmp_path) as stack:
-        stack.cloud.fail_next_writes(2, 503)
+        stack.cloud.fail_next("write", 2, 503)
         queued = await stack.submit(LIVING, SetHeat(21.5))
         done = await stack.settled(queued.command)
         assert done.outcome is Outcome.CONFIRMED
@@ -91,7 +91,7 @@ async def test_a_5xx_is_retried_with_growing_back_off(tmp_path: Path) -> None:
 async def test_a_5xx_that_persists_fails_with_a_typed_reason(tmp_path: Path) -> None:
     async with command_stack(tmp_path) as stack:
         stack.runtime.dispatcher.tuning = replace(FAST, max_attempts=3)
-        stack.cloud.fail_next_writes(5, 500)
+        stack.cloud.fail_next("write", 5, 500)
         queued = await stack.submit(LIVING, SetHeat(21.5))
         failed = await stack.settled(queued.command)
         assert (failed.outcome, failed.failure, failed.attempt) == (
@@ -105,7 +105,7 @@ async def test_a_5xx_that_persists_fails_with_a_typed_reason(tmp_path: Path) -> 
 
 async def test_a_429_waits_for_its_retry_after(tmp_path: Path) -> None:
     async with command_stack(tmp_path) as stack:
-        stack.cloud.fail_next_writes(1, 429, retry_after=0.6)
+        stack.cloud.fail_next("write", 1, 429, headers={"Retry-After": "0.6"})
         queued = await stack.submit(LIVING, SetHeat(21.5))
         await stack.until(lambda: len(stack.answered()) == 1)
         other = await stack.submit(BEDROOM, SetHeat(18.5))  # the pause holds the account
@@ -136,7 +136,7 @@ async def test_a_retry_never_applies_twice(tmp_path: Path) -> None:
     """The cloud applies the write but the answer is lost (500): the echo settles it."""
     tuning = replace(FAST, echo_grace_s=1.0)
     async with command_stack(tmp_path, tuning=tuning) as stack:
-        stack.cloud.fail_next_writes(1, 500, after_apply=True)
+        stack.cloud.fail_next("write", 1, 500, after_apply=True)
         queued = await stack.submit(LIVING, SetHeat(23.0))
         done = await stack.settled(queued.command)
         assert done.outcome is Outcome.CONFIRMED

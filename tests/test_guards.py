@@ -198,7 +198,9 @@ async def test_the_write_budget_refuses_once_spent(tmp_path: Path) -> None:
 async def test_a_guard_is_checked_again_just_before_sending(tmp_path: Path) -> None:
     """A command that waits (here behind a slow first write) meets the house as it is then."""
     async with command_stack(tmp_path) as stack:
-        stack.cloud.fail_next_writes(1, 429, retry_after=0.5)  # the first write must wait
+        stack.cloud.fail_next(
+            "write", 1, 429, headers={"Retry-After": "0.5"}
+        )  # the first write must wait
         first = await stack.submit(LIVING, SetHeat(21.0))
         second = await stack.submit(LIVING, SetFanTimer(15))
         assert (first.outcome, second.outcome) == (Outcome.QUEUED, Outcome.QUEUED)

@@ -37,7 +37,7 @@ from roost.model import (
     Thermostat,
     ThermostatMode,
 )
-from roost.providers.nest_web import errors
+from roost.providers.http import failure_for_status, message_of
 from roost.providers.nest_web.buckets import Bucket, BucketSet, PayloadError, parse_objects
 from roost.providers.nest_web.encode import EncodeError, encode
 from roost.providers.nest_web.normalize import ScheduleEntry, base_mode, normalize, schedule
@@ -337,7 +337,7 @@ def test_actions_that_do_not_apply_are_refused_before_any_put(action: Action) ->
 )
 def test_http_errors_map_to_typed_failures(status: int, reason: FailureReason) -> None:
     response = httpx.Response(status, json={"error": "x", "message": "why"})
-    result = errors.from_response(response)
+    result = failure_for_status(response, message_of(response))
     assert (result.ok, result.reason, result.detail) == (False, reason, f"HTTP {status}: why")
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from roost.events import ConnectionState
 from roost.model import AlarmState
-from roost.providers.nest_web import NestWebProvider
+from roost.providers.nest_web.provider import NestWebProvider
 from roost.providers.nest_web.session import GoogleLogin
 from roost.simulator import nest_web
 from roost.simulator.home import SimHome

@@ -28,12 +28,11 @@ from roost.commands import (
     SetMode,
     SetPresence,
 )
-from roost.config import NestWebAccount
 from roost.events import ConnectionState
 from roost.model import AlarmState, Home, Presence, SmokeCoAlarm, Thermostat, ThermostatMode
 from roost.providers.base import MemoryTokenStore, TokenSet, write_limits
-from roost.providers.nest_web import NestWebProvider
-from roost.providers.nest_web.provider import WRITE_LIMITS
+from roost.providers.nest_web import NestWebAccount
+from roost.providers.nest_web.provider import WRITE_LIMITS, NestWebProvider
 from roost.providers.registry import ProviderContext, build_provider
 from roost.simulator import nest_web
 from roost.simulator.home import SimHome, SimSmokeCoAlarm

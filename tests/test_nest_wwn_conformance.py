@@ -39,7 +39,7 @@ from roost.model import (
     Thermostat,
     ThermostatMode,
 )
-from roost.providers.nest_wwn import errors
+from roost.providers.http import parse_retry_after, transport_failure
 from roost.providers.nest_wwn.encode import EncodeError, encode
 from roost.providers.nest_wwn.normalize import (
     PayloadError,
@@ -48,6 +48,7 @@ from roost.providers.nest_wwn.normalize import (
     normalize,
     previous_mode,
 )
+from roost.providers.nest_wwn.provider import write_failure
 from roost.providers.readers import Problems
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nest_wwn"
@@ -506,14 +507,14 @@ def wwn_error(status: int, message: str, headers: dict[str, str] | None = None) 
     ],
 )
 def test_error_mapping(status: int, message: str, reason: FailureReason) -> None:
-    result = errors.from_response(wwn_error(status, message))
+    result = write_failure(wwn_error(status, message))
     assert (result.ok, result.reason) == (False, reason)
     assert message in result.detail
     assert str(status) in result.detail
 
 
 def test_error_without_json_body() -> None:
-    result = errors.from_response(httpx.Response(502, text="<html>Bad gateway</html>"))
+    result = write_failure(httpx.Response(502, text="<html>Bad gateway</html>"))
     assert (result.reason, result.detail) == (
         FailureReason.SERVER_ERROR,
         "HTTP 502: <html>Bad gateway</html>",
@@ -521,21 +522,21 @@ def test_error_without_json_body() -> None:
 
 
 def test_retry_after_as_seconds() -> None:
-    result = errors.from_response(wwn_error(429, "Blocked", {"Retry-After": "120"}))
+    result = write_failure(wwn_error(429, "Blocked", {"Retry-After": "120"}))
     assert (result.reason, result.retry_after_s) == (FailureReason.RATE_LIMITED, 120.0)
 
 
 def test_retry_after_as_http_date() -> None:
     now = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
     headers = {"Retry-After": "Sun, 01 Mar 2026 12:01:30 GMT"}
-    result = errors.from_response(wwn_error(429, "Blocked", headers), now=now)
+    result = write_failure(wwn_error(429, "Blocked", headers), now=now)
     assert result.retry_after_s == 90.0
-    assert errors.parse_retry_after("Sun, 01 Mar 2026 11:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("Sun, 01 Mar 2026 11:00:00 GMT", now=now) == 0.0
 
 
 @pytest.mark.parametrize("value", [None, "", "soon", "nan"])
 def test_retry_after_unusable(value: str | None) -> None:
-    assert errors.parse_retry_after(value) is None
+    assert parse_retry_after(value) is None
 
 
 @pytest.mark.parametrize(
@@ -548,6 +549,6 @@ def test_retry_after_unusable(value: str | None) -> None:
     ],
 )
 def test_transport_errors(exc: httpx.TransportError, reason: FailureReason) -> None:
-    result = errors.from_transport_error(exc)
+    result = transport_failure(exc)
     assert (result.ok, result.reason) == (False, reason)
     assert reason.retryable

@@ -38,7 +38,7 @@ from roost.model import (
     Thermostat,
     ThermostatMode,
 )
-from roost.providers.nest_wwn import NestWwnProvider
+from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.simulator import http, nest_wwn
 from roost.simulator.home import SimHome
 from tests.recording import RecordingSink
@@ -171,7 +171,7 @@ async def test_redirect_is_followed_and_its_host_cached_for_writes() -> None:
 async def test_write_follows_a_307_after_the_cached_host_failed() -> None:
     async with running() as r:
         await r.sink.wait_for(lambda: bool(r.sink.snapshots))
-        r.sim.fail_next_writes(1, 503)
+        r.sim.fail_next("write", 1, 503)
         failed = await r.provider.execute(command(LIVING, SetHeat(21.0)))
         assert (failed.ok, failed.reason) == (False, FailureReason.SERVER_ERROR)
         result = await r.provider.execute(command(LIVING, SetHeat(21.5)))
@@ -320,7 +320,7 @@ async def test_execute_maps_a_400_in_eco_mode_to_invalid() -> None:
 async def test_execute_maps_429_and_offline() -> None:
     async with running() as r:
         await r.sink.wait_for(lambda: bool(r.sink.snapshots))
-        r.sim.fail_next_writes(1, 429, retry_after=7)
+        r.sim.fail_next("write", 1, 429, headers={"Retry-After": "7"})
         limited = await r.provider.execute(command(LIVING, SetHeat(21.0)))
         assert (limited.reason, limited.retry_after_s) == (FailureReason.RATE_LIMITED, 7.0)
         assert "Blocked" in limited.detail

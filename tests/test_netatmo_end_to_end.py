@@ -21,9 +21,9 @@ import pytest
 
 from roost.clock import VirtualClock
 from roost.commands import Command, CommandResult, FailureReason, SetHeat
-from roost.config import NetatmoAccount
 from roost.events import CoAlarm, NotificationOutcome
-from roost.providers.netatmo import NetatmoProvider
+from roost.providers.netatmo import NetatmoAccount
+from roost.providers.netatmo.provider import NetatmoProvider
 from roost.runtime import Runtime
 from roost.simulator import netatmo
 from roost.simulator.home import SimHome

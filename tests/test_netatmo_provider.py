@@ -33,8 +33,8 @@ from roost.commands import (
 from roost.events import ConnectionState, Person
 from roost.model import AlarmState, Presence, Thermostat, ThermostatMode
 from roost.providers.base import MemoryProviderMemory, MemoryTokenStore, TokenSet
-from roost.providers.netatmo import NetatmoProvider
 from roost.providers.netatmo.budget import RequestBudget, Window
+from roost.providers.netatmo.provider import NetatmoProvider
 from roost.providers.netatmo.webhook import sign
 from roost.simulator import netatmo
 from roost.simulator.home import SimHome

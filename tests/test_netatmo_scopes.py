@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from roost.auth import NETATMO_SCOPES
 from roost.commands import SetPresence
 from roost.model import Presence
+from roost.providers.netatmo import SCOPES as AUTH_SCOPES
 from roost.providers.netatmo import encode as netatmo_encode
 from roost.providers.netatmo.scopes import SCOPES, WRITE
 from roost.simulator import netatmo
@@ -28,7 +28,7 @@ def test_every_endpoint_the_encoder_writes_to_has_its_scope_requested() -> None:
     for endpoint in written:
         needed = netatmo.ENDPOINTS[endpoint][1]
         assert needed & set(SCOPES), endpoint
-    assert NETATMO_SCOPES.split() == list(SCOPES)
+    assert AUTH_SCOPES.split() == list(SCOPES)
 
 
 def test_the_readme_lists_the_scopes_roost_asks_for() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from roost.model import AlarmState, SmokeCoAlarm
 from roost.providers.bounds import MAX_DEVICES, MAX_DOCUMENT_BYTES
-from roost.providers.nest_wwn import NestWwnProvider
+from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.simulator import http, nest_wwn
 from roost.simulator.home import SimHome
 from tests.faults.harness import RULES, config_text

@@ -24,10 +24,10 @@ import pytest
 from roost.events import ConnectionState
 from roost.model import Change, Home
 from roost.providers.core import ProviderCore
-from roost.providers.nest_web import NestWebProvider
-from roost.providers.nest_wwn import NestWwnProvider
-from roost.providers.netatmo import NetatmoProvider
-from roost.providers.sdm import SdmProvider
+from roost.providers.nest_web.provider import NestWebProvider
+from roost.providers.nest_wwn.provider import NestWwnProvider
+from roost.providers.netatmo.provider import NetatmoProvider
+from roost.providers.sdm.provider import SdmProvider
 from roost.simulator import nest_web, nest_wwn, netatmo, sdm
 from roost.simulator.faults import DROP, SILENT
 from roost.simulator.home import SimHome

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from roost.config import ConfigError, SdmAccount, load_settings
+from roost.config import ConfigError, load_settings
 from roost.providers.registry import ProviderContext, build_provider
-from roost.providers.sdm import SdmProvider
+from roost.providers.sdm import SdmAccount
+from roost.providers.sdm.provider import SdmProvider
 
 ACCOUNT = """
 [[accounts]]

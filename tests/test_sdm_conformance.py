@@ -20,9 +20,10 @@ from roost.commands import FailureReason
 from roost.events import Chime, DeviceEvent, Motion, Person, Sound
 from roost.model import Camera, Doorbell, HvacActivity, Thermostat, ThermostatMode
 from roost.providers.health import PayloadHealth
-from roost.providers.sdm import SdmProvider, normalize
+from roost.providers.sdm import normalize
 from roost.providers.sdm.errors import ApiError, to_result
 from roost.providers.sdm.messages import PayloadError, parse_event, parse_pull
+from roost.providers.sdm.provider import SdmProvider
 from roost.providers.sdm.records import DeviceRecord
 from roost.simulator import sdm
 from roost.simulator.home import SimCamera, SimHome, SimStructure

@@ -14,8 +14,10 @@ import anyio
 import pytest
 from pydantic import SecretStr
 
-from roost.config import NestWwnAccount, NotifyTarget, SdmAccount, Settings
+from roost.config import NotifyTarget, Settings
 from roost.events import Chime, CommandOutcome, Event, Outcome, TemperatureChanged
+from roost.providers.nest_wwn import NestWwnAccount
+from roost.providers.sdm import SdmAccount
 from roost.runtime import Runtime
 from roost.simulator import nest_wwn, sdm
 from roost.simulator.home import SimHome

@@ -34,7 +34,7 @@ from roost.commands import (
 from roost.events import Chime, ConnectionState, Motion, Person
 from roost.model import Camera, Doorbell, Thermostat, ThermostatMode
 from roost.providers.base import MemoryProviderMemory, MemoryTokenStore, TokenSet
-from roost.providers.sdm import SdmProvider
+from roost.providers.sdm.provider import SdmProvider
 from roost.simulator import sdm
 from roost.simulator.home import SimCamera, SimHome
 from tests.recording import RecordingSink

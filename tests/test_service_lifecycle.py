@@ -229,7 +229,7 @@ RETRY_FAST = "\n[dispatch]\nretry_initial_s = 0.5\nretry_max_s = 1.0\n"
 
 async def test_sigterm_lets_in_flight_commands_finish_then_exits_0(tmp_path: Path) -> None:
     async with daemon(tmp_path, {"away.py": AWAY_ECO}, RETRY_FAST) as bed:
-        bed.cloud.fail_next_writes(2, 503)
+        bed.cloud.fail_next("write", 2, 503)
         bed.home.set_away(STRUCTURE, True)
         await wait_for(lambda: sum(r.status == 503 for r in bed.cloud.requests) >= 2)
         assert await bed.stop() == 0  # both commands are waiting for their retry now
@@ -247,7 +247,7 @@ async def test_sigterm_lets_in_flight_commands_finish_then_exits_0(tmp_path: Pat
 async def test_a_command_still_open_at_the_drain_deadline_is_recorded(tmp_path: Path) -> None:
     drain = {"ROOST_DAEMON__DRAIN_TIMEOUT_S": "1"}
     async with daemon(tmp_path, {"away.py": AWAY_ECO}, RETRY_FAST, env=drain) as bed:
-        bed.cloud.fail_next_writes(100, 503)
+        bed.cloud.fail_next("write", 100, 503)
         bed.home.set_away(STRUCTURE, True)
         await wait_for(lambda: sum(r.status == 503 for r in bed.cloud.requests) >= 2)
         started = time.monotonic()

@@ -575,8 +575,8 @@ async def test_known_error_types_match_the_documented_slugs() -> None:
 
 async def test_injected_write_failures_then_recovery() -> None:
     async with running() as (sim, client):
-        sim.fail_next_writes(1, 429, retry_after=7)
-        sim.fail_next_writes(1, 503)
+        sim.fail_next("write", 1, 429, headers={"Retry-After": "7"})
+        sim.fail_next("write", 1, 503)
         url = api(sim, THERMOSTAT)
         blocked = await client.put(url, json={"target_temperature_c": 21})
         assert_wwn_error(blocked, 429, "Blocked", "blocked")

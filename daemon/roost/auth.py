@@ -1,18 +1,16 @@
-"""`roost auth sdm|netatmo|nest`: authorize roost once, with the vendor's OAuth
-authorization-code flow, and keep the tokens in roost's store.
+"""`roost auth VENDOR`: authorize roost once, with the vendor's OAuth authorization-code
+flow, and keep the tokens in roost's store.
 
 roost prints the URL to open (in any browser: on a headless box, forward the port with
 `ssh -L PORT:127.0.0.1:PORT box`), listens on 127.0.0.1 for the vendor's redirect,
 checks its `state`, exchanges the code and stores the tokens for the account, where the
 provider finds them (`use_stored_tokens = true` in that account's settings).
 
-- Google SDM: PKCE (S256) with the code, `access_type=offline` and `prompt=consent` so
-  Google hands out a refresh token; the consent page is the Device Access partner page.
-- Netatmo: the plain code flow (Netatmo documents no PKCE); the refresh token rotates.
-- Works with Nest: no PKCE and no refresh token; the product's page shows a PIN (the
-  code) to paste here, or redirects to a loopback URL if the product is set up so
-  (`--loopback`). The token is long-lived; the WWN provider reads it from the settings
-  (`token_credential`), so `--credential-file` writes it where `LoadCredential=` reads.
+Each vendor's package says how (`oauth(account)` → `OAuthApp`: its consent page, token
+endpoint, scopes, PKCE or not). A vendor whose app is not in the account's settings takes
+it from `--client-id` and `--client-secret-file`; one that shows the code as a PIN has it
+pasted here (or redirects to the loopback with `--loopback`); a vendor whose provider
+reads its long-lived token from the settings gets it written by `--credential-file`.
 
 Tokens are never printed. Run it as the daemon's user, or as root (then the store files
 it creates are given to the state directory's owner, the service's dynamic user).
@@ -30,7 +28,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import anyio
@@ -38,19 +36,25 @@ import httpx
 from anyio.abc import SocketStream
 
 from roost import listeners, redact
-from roost.providers.base import TokenSet
-from roost.providers.netatmo import scopes as netatmo_scopes
+from roost.providers.base import OAuthApp, TokenSet
+from roost.providers.registry import VENDORS, OwnLogin, vendor
 from roost.safefs import give_to
 from roost.store import FILE_NAME, Store
 
-SDM_AUTHORIZE = "https://nestservices.google.com/partnerconnections/{project_id}/auth"
-SDM_SCOPES = "https://www.googleapis.com/auth/sdm.service https://www.googleapis.com/auth/pubsub"
-NETATMO_SCOPES = " ".join(netatmo_scopes.SCOPES)  # derived from what the commands write
-WWN_AUTHORIZE = "https://home.nest.com/login/oauth2"
-WWN_TOKEN = "https://api.home.nest.com/oauth2/access_token"
 CALLBACK = "/callback"
 CALLBACK_LIMITS = listeners.Limits(max_connections=16, max_request=16384)
-PROVIDERS = {"sdm": "sdm", "netatmo": "netatmo", "nest": "nest_wwn"}
+# `roost auth NAME` → vendor: the vendors with an OAuth app, by their command name ...
+PROVIDERS = {
+    getattr(vendor(name), "AUTH_COMMAND", name): name
+    for name in VENDORS
+    if vendor(name).oauth is not None
+}
+# ... and those with a login of their own (copied by hand from a browser, say).
+LOGINS: dict[str, OwnLogin] = {
+    getattr(vendor(name), "AUTH_COMMAND", name): cast(OwnLogin, vendor(name))
+    for name in VENDORS
+    if getattr(vendor(name), "login_command", None) is not None
+}
 
 
 class AuthError(Exception):
@@ -68,6 +72,7 @@ class Flow:
     scope: str = ""
     pkce: bool = False
     pin: bool = False  # the code is shown to the person, not redirected
+    scope_in_exchange: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -117,7 +122,7 @@ async def exchange(flow: Flow, request: Request, code: str) -> TokenSet:
         form["redirect_uri"] = request.redirect_uri
     if flow.pkce:
         form["code_verifier"] = request.verifier
-    if flow.scope and flow.vendor == "netatmo":
+    if flow.scope and flow.scope_in_exchange:
         form["scope"] = flow.scope
     async with httpx.AsyncClient(timeout=30) as client:
         try:
@@ -258,35 +263,20 @@ def add_command(sub: Any) -> None:
         description="Runs the vendor's OAuth authorization-code flow: prints a URL to open, "
         "receives the answer on 127.0.0.1 and stores the tokens for the account.",
     )
-    auth.add_argument(
-        "vendor",
-        choices=[*sorted(PROVIDERS), "nest-web"],
-        help="sdm, netatmo, nest-web (a browser login copied by hand) or nest (WWN)",
-    )
+    auth.add_argument("vendor", choices=sorted([*PROVIDERS, *LOGINS]), help="the vendor")
     auth.add_argument("--account", help="the account's name (default: the only one)")
     auth.add_argument("--config", type=Path, help="the TOML settings file")
     auth.add_argument("--port", type=int, default=0, help="loopback port (default: any free)")
     auth.add_argument("--timeout", type=float, default=600, help="seconds to wait (600)")
     auth.add_argument("--authorize-url", help="the vendor's consent page (default: the real)")
     auth.add_argument("--token-url", help="the token endpoint (default: from the settings)")
-    nest = auth.add_argument_group(
-        "Works with Nest (retired by Google: only roost's simulator still answers; "
-        "its account settings hold no OAuth client)"
-    )
-    nest.add_argument("--client-id", help="the WWN product's client id")
-    nest.add_argument("--client-secret-file", type=Path, help="a file with the product secret")
-    nest.add_argument("--loopback", action="store_true", help="redirect instead of a PIN")
-    nest.add_argument("--credential-file", type=Path, help="also write the token here (0600)")
-    web = auth.add_argument_group("Nest web API (a Google account's browser login)")
-    web.add_argument(
-        "--credential-dir",
-        type=Path,
-        default=Path("/etc/roost/credentials"),
-        help="where to write nest_web_issue_token and nest_web_cookies (0600)",
-    )
-    web.add_argument("--google-api-key", help="the web app's key: check the login at once")
-    web.add_argument("--api-url", default="https://home.nest.com", help=argparse.SUPPRESS)
-    web.add_argument("--auth-proxy-url", help=argparse.SUPPRESS)
+    app = auth.add_argument_group("a vendor whose account settings hold no OAuth client")
+    app.add_argument("--client-id", help="the app's client id")
+    app.add_argument("--client-secret-file", type=Path, help="a file with the app's secret")
+    app.add_argument("--loopback", action="store_true", help="redirect instead of a PIN")
+    app.add_argument("--credential-file", type=Path, help="also write the token here (0600)")
+    for login in LOGINS.values():
+        login.add_login_arguments(auth)
     auth.set_defaults(func=auth_command)
 
 
@@ -306,50 +296,42 @@ def _account(settings: Any, vendor: str, name: str | None) -> Any:
 
 
 def make_flow(args: argparse.Namespace, account: Any) -> Flow:
-    if args.vendor == "sdm":
-        return Flow(
-            "sdm",
-            account.name,
-            args.authorize_url or SDM_AUTHORIZE.format(project_id=account.project_id),
-            args.token_url or account.token_url,
-            account.client_id,
-            account.client_secret.get_secret_value(),
-            SDM_SCOPES,
-            pkce=True,
-            extra={"access_type": "offline", "prompt": "consent"},
-        )
-    if args.vendor == "netatmo":
-        return Flow(
-            "netatmo",
-            account.name,
-            args.authorize_url or account.api_url + "/oauth2/authorize",
-            args.token_url or account.api_url + "/oauth2/token",
-            account.client_id,
-            account.client_secret.get_secret_value(),
-            NETATMO_SCOPES,
-        )
+    oauth = vendor(account.provider).oauth
+    assert oauth is not None  # PROVIDERS holds only vendors with an app
+    app: OAuthApp = oauth(account)
+    client_id, secret = app.client_id, app.client_secret
+    if client_id is not None and secret is not None:
+        client = (client_id, secret.get_secret_value())
+    else:
+        client = _client_from_args(args)
+    return Flow(
+        args.vendor,
+        account.name,
+        args.authorize_url or app.authorize_url,
+        args.token_url or app.token_url,
+        *client,
+        app.scope,
+        pkce=app.pkce,
+        pin=app.pin and not args.loopback,
+        scope_in_exchange=app.scope_in_exchange,
+        extra=dict(app.extra),
+    )
+
+
+def _client_from_args(args: argparse.Namespace) -> tuple[str, str]:
     if not args.client_id or args.client_secret_file is None:
-        raise AuthError("WWN needs --client-id and --client-secret-file (the product's)")
+        raise AuthError("this vendor needs --client-id and --client-secret-file (the app's)")
     try:
-        secret = args.client_secret_file.read_text(encoding="utf-8").strip()
+        return args.client_id, args.client_secret_file.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise AuthError(f"cannot read {args.client_secret_file}: {exc.strerror}") from None
-    return Flow(
-        "nest",
-        account.name,
-        args.authorize_url or WWN_AUTHORIZE,
-        args.token_url or WWN_TOKEN,
-        args.client_id,
-        secret,
-        pin=not args.loopback,
-    )
 
 
 def auth_command(args: argparse.Namespace) -> int:
     from roost.config import ConfigError, load_settings
 
-    if args.vendor == "nest-web":
-        return browser_login_command(args)
+    if args.vendor in LOGINS:
+        return LOGINS[args.vendor].login_command(args)
     try:
         settings = load_settings(args.config)
         account = _account(settings, args.vendor, args.account)
@@ -368,38 +350,13 @@ def auth_command(args: argparse.Namespace) -> int:
         + (expires if tokens.expires_at else "")
         + ("; with a refresh token" if tokens.refresh_token else "")
     )
-    if args.vendor in ("sdm", "netatmo") and not getattr(account, "use_stored_tokens", False):
+    if hasattr(account, "use_stored_tokens") and not account.use_stored_tokens:
         print(
             f"set use_stored_tokens = true in account {account.name!r} (and drop its "
             "refresh_token) so the daemon uses them; then `systemctl restart roost`"
         )
-    if args.vendor == "nest" and args.credential_file is None:
-        print("WWN reads its token from the settings: rerun with --credential-file to write it")
-    return 0
-
-
-def browser_login_command(args: argparse.Namespace) -> int:
-    """Explain, collect, check (with --google-api-key) and store a browser login."""
-    from roost.providers.nest_web import browser_login as web
-
-    print(web.INSTRUCTIONS)
-    try:
-        issue_token, cookies = web.collect(input)
-        if args.google_api_key:
-            proxy = args.auth_proxy_url or web.AUTH_PROXY_URL
-            login = web.GoogleLogin(issue_token, cookies, args.google_api_key, proxy)
-            user = anyio.run(web.check, login, args.api_url)
-            print(f"logged in: Nest user {user}")
-        paths = web.store(args.credential_dir, issue_token, cookies)
-    except (web.BrowserLoginError, EOFError) as exc:
-        print(f"roost auth nest-web: {exc or 'no input'}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"roost auth nest-web: cannot write credentials: {exc}", file=sys.stderr)
-        return 1
-    print(f"written: {paths[0]} and {paths[1]} (0600). Add to the settings:\n")
-    print(web.settings_snippet(args.account or "home", args.google_api_key))
-    print("and hand both files to the service with LoadCredential= (README, Nest web API).")
+    if not hasattr(account, "use_stored_tokens") and args.credential_file is None:
+        print("this account reads its token from the settings: rerun with --credential-file")
     return 0
 
 

@@ -12,6 +12,8 @@ import anyio
 from roost import __version__, rulecli, simcli, statuscli
 from roost.cluster import cli as clustercli
 from roost.configpath import ConfigPathError, resolve_config
+from roost.providers.registry import DEMO_VENDOR as DEFAULT_VENDOR
+from roost.providers.registry import VENDORS
 
 STOCK_RULES = Path("rules")  # the example rules, relative to the repository
 
@@ -61,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--speed", type=float, default=1.0, help="play the scenario N× faster")
     demo.add_argument(
-        "--vendor", default="sdm", help="which simulated cloud: sdm, netatmo, nest_web, nest_wwn"
+        "--vendor", default=DEFAULT_VENDOR, help=f"which simulated cloud: {', '.join(VENDORS)}"
     )
     demo.set_defaults(func=_demo)
 
@@ -146,9 +148,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from roost.demo import SCENARIOS
     from roost.demo import main as demo_main
     from roost.log import configure_logging
+    from roost.simulator.scenarios import SCENARIOS
 
     configure_logging("error", "console")
     if args.vendor not in SCENARIOS:

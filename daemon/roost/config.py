@@ -12,7 +12,6 @@ read while the settings are validated. Relative paths are relative to the workin
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import socket
@@ -20,7 +19,7 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Literal, Self, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -40,6 +39,17 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from roost.accounts import (
+    AccountBase,
+    check_credential_name,
+    is_loopback,
+    read_credential,
+    require_loopback,
+)
+from roost.providers.registry import account_models
+
+__all__ = ["AccountBase", "AccountSettings", "ConfigError", "Settings", "read_credential"]
 
 ENV_PREFIX = "ROOST_"
 ENV_DELIMITER = "__"
@@ -64,7 +74,6 @@ SAFE_NOTIFY_SCHEMES = (
     "signals",
 )
 
-_CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9_@-][A-Za-z0-9_.@-]*$")
 # The TOML file of the Settings() being built. load_settings() sets it, because a constructor
 # argument can't reach settings_customise_sources; no file is read at import time.
 _toml_file: ContextVar[Path | None] = ContextVar("roost_toml_file", default=None)
@@ -76,32 +85,6 @@ class ConfigError(Exception):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def read_credential(name: str, owner: str) -> str:
-    """The content of credential `name` (stripped), or ValueError naming `owner`."""
-    directory = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not directory:
-        raise ValueError(
-            f"{owner}: credential {name!r} needs $CREDENTIALS_DIRECTORY "
-            "(set by systemd for LoadCredential=)"
-        )
-    path = Path(directory) / name
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise ValueError(f"{owner}: credential file {path} is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{owner}: credential file {path} can't be read: {exc}") from None
-    if not value:
-        raise ValueError(f"{owner}: credential file {path} is empty")
-    return value
-
-
-def _check_credential_name(name: str | None) -> str | None:
-    if name is not None and not _CREDENTIAL_NAME.fullmatch(name):
-        raise ValueError("must be a plain file name in $CREDENTIALS_DIRECTORY")
-    return name
 
 
 def _system_zone() -> ZoneInfo:
@@ -116,24 +99,6 @@ def _system_zone() -> ZoneInfo:
             return ZoneInfo.from_file(f, key="localtime")
     except (OSError, ValueError):
         return ZoneInfo("UTC")
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name other than localhost may resolve anywhere
-
-
-def _require_loopback(listen: str | None, allow_remote: bool, what: str) -> None:
-    if listen is not None and not allow_remote and not is_loopback(listen.rpartition(":")[0]):
-        raise ValueError(
-            f"{what} = {listen!r} is reachable from other machines; use a loopback address "
-            "(127.0.0.1, ::1) or set allow_remote = true to mean it"
-        )
 
 
 def _default_state_dir() -> Path:
@@ -208,255 +173,11 @@ class LogSettings(_Section):
         return value.lower() if isinstance(value, str) else value
 
 
-def _optional_secret(
-    value: SecretStr | None, credential: str | None, owner: str, what: str, stored: bool
-) -> SecretStr | None:
-    """Like `_secret`; with `stored` (`use_stored_tokens = true`) neither is fine too: the
-    provider then uses the tokens that `roost auth` stored in the state directory."""
-    if stored and value is None and credential is None:
-        return None
-    try:
-        return _secret(value, credential, owner, what)
-    except ValueError as exc:
-        raise ValueError(f"{exc} (or run `roost auth` and set use_stored_tokens = true)") from None
-
-
-def _secret(value: SecretStr | None, credential: str | None, owner: str, what: str) -> SecretStr:
-    """A secret given either inline or as a systemd credential file: exactly one of the two."""
-    if (value is None) == (credential is None):
-        raise ValueError(f"{owner}: set exactly one of {what} or {what}_credential")
-    if credential is not None:
-        return SecretStr(read_credential(credential, owner))
-    assert value is not None
-    return value
-
-
-class AccountBase(_Section):
-    name: str = Field(min_length=1)
-    api_url: str
-
-    @field_validator("api_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must start with https:// (or http:// for a local simulator)")
-        return value.rstrip("/")
-
-    @property
-    def owner(self) -> str:
-        return f"account {self.name!r}"
-
-
-class NestWwnAccount(AccountBase):
-    """Works with Nest: a long-lived access token, REST streaming."""
-
-    provider: Literal["nest_wwn"]
-    api_url: str = "https://developer-api.nest.com"
-    token: SecretStr | None = None
-    token_credential: str | None = None
-    # WWN sends a keep-alive every 30 s: a silent stream is detected well within two of them.
-    keepalive_timeout_s: float = Field(default=45, gt=0)
-
-    @field_validator("token_credential")
-    @classmethod
-    def _credential_name(cls, value: str | None) -> str | None:
-        return _check_credential_name(value)
-
-    @model_validator(mode="after")
-    def _resolve_token(self) -> Self:
-        self.token = _secret(self.token, self.token_credential, self.owner, "token")
-        return self
-
-
-class NestWebAccount(AccountBase):
-    """The Nest web API (home.nest.com): a session, a subscribe long poll, puts.
-
-    A Google account (every Nest account today) logs in with the web app's `issue_token`
-    URL and the browser's Google cookies (`roost auth nest-web` explains how to copy them),
-    renewed every hour until the cookies expire. A legacy Nest account may log in with
-    `email` and a password. Or give the `access_token` of a session opened elsewhere (the
-    `cztoken` cookie of a browser session; it cannot be renewed).
-    """
-
-    provider: Literal["nest_web"]
-    api_url: str = "https://home.nest.com"
-    issue_token: SecretStr | None = None
-    issue_token_credential: str | None = None
-    cookies: SecretStr | None = None
-    cookies_credential: str | None = None
-    # The web app's own (public) API key for the Nest auth proxy; copy it from the
-    # x-goog-api-key header of the browser's issue_jwt request.
-    google_api_key: str | None = None
-    auth_proxy_url: str = "https://nestauthproxyservice-pa.googleapis.com"
-    email: str | None = None
-    password: SecretStr | None = None
-    password_credential: str | None = None
-    access_token: SecretStr | None = None
-    access_token_credential: str | None = None
-    subscribe_timeout_s: float = Field(default=120, gt=0)
-
-    @field_validator(
-        "password_credential",
-        "access_token_credential",
-        "issue_token_credential",
-        "cookies_credential",
-    )
-    @classmethod
-    def _credential_name(cls, value: str | None) -> str | None:
-        return _check_credential_name(value)
-
-    @model_validator(mode="after")
-    def _resolve_secrets(self) -> Self:
-        google = self.issue_token is not None or self.issue_token_credential is not None
-        token_given = self.access_token is not None or self.access_token_credential is not None
-        chosen = [google, self.email is not None, token_given]
-        if sum(chosen) > 1:
-            raise ValueError(
-                f"{self.owner}: choose one login: issue_token and cookies (a Google account), "
-                "email and password (a legacy Nest account), or access_token"
-            )
-        if self.email is None and (self.password or self.password_credential):
-            raise ValueError(f"{self.owner}: a password needs the account's email")
-        if google:
-            self._resolve_google()
-        elif self.email is not None:
-            self.password = _secret(self.password, self.password_credential, self.owner, "password")
-        elif token_given:
-            self.access_token = _secret(
-                self.access_token, self.access_token_credential, self.owner, "access_token"
-            )
-        else:
-            raise ValueError(
-                f"{self.owner}: set issue_token_credential and cookies_credential (a Google "
-                "account: see `roost auth nest-web`), email and password, or access_token"
-            )
-        return self
-
-    def _resolve_google(self) -> None:
-        if self.google_api_key is None:
-            raise ValueError(f"{self.owner}: a Google login needs google_api_key")
-        self.issue_token = _secret(
-            self.issue_token, self.issue_token_credential, self.owner, "issue_token"
-        )
-        self.cookies = _secret(self.cookies, self.cookies_credential, self.owner, "cookies")
-
-
-class NetatmoAccount(AccountBase):
-    """Netatmo Connect: an OAuth2 app (client id and secret) and a refresh token that
-    Netatmo rotates on every refresh (roost keeps the live one in its state directory).
-    An adaptive poll, optionally woken by signed webhooks received on `webhook_listen`."""
-
-    provider: Literal["netatmo"]
-    api_url: str = "https://api.netatmo.com"
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr | None = None
-    client_secret_credential: str | None = None
-    refresh_token: SecretStr | None = None
-    refresh_token_credential: str | None = None
-    # true: no refresh token here; use the tokens `roost auth netatmo` stored.
-    use_stored_tokens: bool = False
-    home_id: str | None = None
-    fast_poll_s: float = Field(default=5, ge=0.1)
-    slow_poll_s: float = Field(default=30, ge=1)
-    fast_window_s: float = Field(default=120, ge=0)
-    eco_mode: Literal["away", "hg"] = "away"
-    webhook_listen: str | None = None
-    webhook_url: str | None = None
-    # A webhook_listen address other than loopback must be meant: roost has no TLS.
-    allow_remote: bool = False
-
-    @field_validator("client_secret_credential", "refresh_token_credential")
-    @classmethod
-    def _credential_name(cls, value: str | None) -> str | None:
-        return _check_credential_name(value)
-
-    @field_validator("webhook_listen")
-    @classmethod
-    def _host_port(cls, value: str | None) -> str | None:
-        if value is not None:
-            host, _, port = value.rpartition(":")
-            if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError("must be host:port, e.g. '127.0.0.1:8765'")
-        return value
-
-    @model_validator(mode="after")
-    def _resolve_secrets(self) -> Self:
-        self.client_secret = _secret(
-            self.client_secret, self.client_secret_credential, self.owner, "client_secret"
-        )
-        self.refresh_token = _optional_secret(
-            self.refresh_token,
-            self.refresh_token_credential,
-            self.owner,
-            "refresh_token",
-            self.use_stored_tokens,
-        )
-        return self
-
-    @model_validator(mode="after")
-    def _webhook_loopback(self) -> Self:
-        _require_loopback(self.webhook_listen, self.allow_remote, "webhook_listen")
-        return self
-
-    def webhook_address(self) -> tuple[str, int] | None:
-        if self.webhook_listen is None:
-            return None
-        host, _, port = self.webhook_listen.rpartition(":")
-        return host.strip("[]"), int(port)
-
-
-class SdmAccount(AccountBase):
-    """Google Smart Device Management: a Device Access project, an OAuth client and a
-    refresh token (scopes sdm.service and pubsub), and the Pub/Sub pull subscription on
-    the project's event topic."""
-
-    provider: Literal["sdm"]
-    api_url: str = "https://smartdevicemanagement.googleapis.com/v1"
-    project_id: str = Field(min_length=1)  # the Device Access project id
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr | None = None
-    client_secret_credential: str | None = None
-    refresh_token: SecretStr | None = None
-    refresh_token_credential: str | None = None
-    # true: no refresh token here; use the tokens `roost auth sdm` stored.
-    use_stored_tokens: bool = False
-    token_url: str = "https://www.googleapis.com/oauth2/v4/token"
-    pubsub_url: str = "https://pubsub.googleapis.com/v1"
-    subscription: str = Field(pattern=r"^projects/[^/]+/subscriptions/[^/]+$")
-    max_messages: int = Field(default=100, ge=1, le=1000)
-    pull_timeout_s: float = Field(default=90, gt=0)
-
-    @field_validator("token_url", "pubsub_url")
-    @classmethod
-    def _http_urls(cls, value: str) -> str:
-        return cls._http_url(value)
-
-    @field_validator("client_secret_credential", "refresh_token_credential")
-    @classmethod
-    def _credential_name(cls, value: str | None) -> str | None:
-        return _check_credential_name(value)
-
-    @model_validator(mode="after")
-    def _resolve_secrets(self) -> Self:
-        self.client_secret = _secret(
-            self.client_secret, self.client_secret_credential, self.owner, "client_secret"
-        )
-        self.refresh_token = _optional_secret(
-            self.refresh_token,
-            self.refresh_token_credential,
-            self.owner,
-            "refresh_token",
-            self.use_stored_tokens,
-        )
-        return self
-
-
-# One class per vendor; the `provider` key picks the class. A new vendor adds its class
-# above and its name to this union (and a factory in providers/registry.py).
-AccountSettings = Annotated[
-    NestWwnAccount | NestWebAccount | NetatmoAccount | SdmAccount,
-    Field(discriminator="provider"),
-]
+# One model per vendor, from its package; the `provider` key picks the model.
+if TYPE_CHECKING:
+    AccountSettings = AccountBase
+else:
+    AccountSettings = Annotated[Union[account_models()], Field(discriminator="provider")]  # noqa: UP007
 
 
 class NotifyTarget(_Section):
@@ -477,7 +198,7 @@ class NotifySettings(_Section):
     @field_validator("urls_credential")
     @classmethod
     def _credential_name(cls, value: str | None) -> str | None:
-        return _check_credential_name(value)
+        return check_credential_name(value)
 
     @field_validator("allowed_schemes")
     @classmethod
@@ -634,7 +355,7 @@ class MetricsSettings(_Section):
 
     @model_validator(mode="after")
     def _loopback(self) -> Self:
-        _require_loopback(self.listen, self.allow_remote, "listen")
+        require_loopback(self.listen, self.allow_remote, "listen")
         return self
 
     def address(self) -> tuple[str, int] | None:
@@ -688,7 +409,7 @@ class WebSettings(_Section):
 
     @model_validator(mode="after")
     def _remote_asked_for(self) -> Self:
-        _require_loopback(self.listen, self.allow_remote, "listen")
+        require_loopback(self.listen, self.allow_remote, "listen")
         return self
 
     def address(self) -> tuple[str, int] | None:
@@ -834,7 +555,7 @@ def _describe(error: ErrorDetails, path: Path | None, text: str, env: Mapping[st
 
 
 def _without_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    """Drop the union tag pydantic inserts after a list index: accounts[0].nest_wwn.token."""
+    """Drop the union tag pydantic inserts after a list index: accounts[0].<vendor>.token."""
     parts = list(loc)
     if len(parts) > 2 and parts[0] == "accounts" and isinstance(parts[1], int):
         del parts[2]

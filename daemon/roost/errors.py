@@ -14,7 +14,7 @@
 A provider's subscription raises these and the supervisor (providers/supervisor.py) turns
 each into a status and a delay; a write maps them to a `CommandResult` failure
 (providers/http.py). Vendors subclass them to carry vendor details (an error code, a
-google.rpc status) but never add a branch the supervisor has to know about.
+status name) but never add a branch the supervisor has to know about.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ journal, the outbox, pushes, traces and control-socket errors.
 It knows two kinds of secret. The configured ones, by value: every `SecretStr` of the
 settings (tokens, client secrets, refresh tokens, passwords, apprise URLs and their
 parts), and every token the token store saves or loads. And common shapes, by pattern:
-`Bearer …`, Google's `ya29.` / `1//` / `c.` tokens, JWTs, `access_token=…` and friends in
+`Bearer …`, OAuth tokens shaped `ya29.` / `1//` / `c.`, JWTs, `access_token=…` and friends in
 URLs and bodies, `password: …` in text, user:password in URLs, and every part of a
 non-web URL (apprise URLs carry tokens in the host and the path).
 """

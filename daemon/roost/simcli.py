@@ -20,8 +20,7 @@ import anyio
 from pydantic import SecretStr
 
 from roost.config import AccountSettings
-
-DEFAULT_VENDOR = "sdm"
+from roost.providers.registry import DEMO_VENDOR, VENDORS
 
 
 def add_command(sub: Any) -> None:
@@ -29,7 +28,9 @@ def add_command(sub: Any) -> None:
         "sim",
         help="start a simulated vendor cloud and print the settings that point roost run at it",
     )
-    sim.add_argument("--vendor", default=DEFAULT_VENDOR, help="sdm, netatmo, nest_web, nest_wwn")
+    sim.add_argument(
+        "--vendor", default=DEMO_VENDOR, help=f"which simulated cloud: {', '.join(VENDORS)}"
+    )
     sim.add_argument("--rules", type=Path, default=Path("rules"), help="rule directory to use")
     sim.add_argument("--state-dir", type=Path, help="roost's state directory (default: a temp one)")
     sim.add_argument("--config-out", type=Path, help="also write the settings to this file")

@@ -182,7 +182,7 @@ async def fault_bed(
         finally:
             tally.unsafe_commands += len(judge.unsafe)
             with anyio.CancelScope(shield=True):
-                await daemon.stop()
+                await bed.daemon.stop()  # a test may swap in its own daemon
 
 
 async def wait_for(predicate: Any, timeout_s: float = 20.0) -> None:

@@ -7,13 +7,14 @@ sees only through a `ChangeSink` (implemented by `state`), and answers every wri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 import httpx
+from pydantic import SecretStr
 
 from roost.commands import Command, CommandResult
 from roost.events import ConnectionState, DeviceEvent
@@ -84,6 +85,23 @@ def write_limits(provider: object) -> WriteLimits:
     """The provider's declared `write_limits`, or the default."""
     declared = getattr(provider, "write_limits", None)
     return declared if isinstance(declared, WriteLimits) else DEFAULT_WRITE_LIMITS
+
+
+@dataclass(frozen=True)
+class OAuthApp:
+    """How `roost auth` authorizes an account of a vendor. Without `client_id` the app is
+    the person's own (given on the command line); `pin`: the vendor shows the code to
+    the person instead of redirecting."""
+
+    authorize_url: str
+    token_url: str
+    scope: str = ""
+    pkce: bool = False
+    pin: bool = False
+    scope_in_exchange: bool = False
+    extra: Mapping[str, str] = field(default_factory=dict)
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,17 @@ def reason_for_status(status: int) -> FailureReason:
 
 
 def failure_for_status(
-    response: httpx.Response, detail: str, reason: FailureReason | None = None
+    response: httpx.Response,
+    detail: str,
+    reason: FailureReason | None = None,
+    *,
+    now: datetime | None = None,
 ) -> CommandResult:
     """The failure a non-2xx answer to a write means; `detail` is the vendor's message."""
     status = response.status_code
     text = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
     reason = reason or reason_for_status(status)
-    retry = retry_after(response) if reason is FailureReason.RATE_LIMITED else None
+    retry = retry_after(response, now=now) if reason is FailureReason.RATE_LIMITED else None
     return CommandResult.failure(reason, text, retry)
 
 

@@ -19,7 +19,7 @@ authorize roost again. A token endpoint that fails for now raises `RateLimited`,
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -85,6 +85,30 @@ class RefreshTokenKeeper:
             if tokens is None or not self._fresh(tokens):
                 tokens = await self._refresh()
             return tokens.access_token
+
+    async def request(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        url: str,
+        *,
+        rejected: Callable[[httpx.Response], bool] = lambda response: response.status_code == 401,
+        before: Callable[[], Awaitable[None]] | None = None,
+        **options: Any,
+    ) -> httpx.Response:
+        """`method url` with a valid access token; when the API `rejected` the token
+        (expired or revoked early), once more with a new one. `before` runs before each
+        attempt (a request budget's slot); a transport failure raises `httpx.RequestError`."""
+        for retry in (False, True):
+            if before is not None:
+                await before()
+            token = await self.access_token()
+            headers = {"Authorization": f"Bearer {token}"}
+            response = await client.request(method, url, headers=headers, **options)
+            if retry or not rejected(response):
+                break
+            self.invalidate(token)
+        return response
 
     def invalidate(self, access_token: str) -> None:
         """An API refused this token: the next `access_token()` refreshes (unless another

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from roost.model import ThermostatMode
+
 V = TypeVar("V")
 
 CELSIUS: Final = (-50.0, 100.0)  # any temperature a home can report
@@ -213,3 +215,23 @@ def finite(value: Any) -> float | None:
     except OverflowError:  # an int beyond 1e308
         return None
     return number if math.isfinite(number) else None
+
+
+def active_setpoints(
+    fields: Fields,
+    mode: ThermostatMode | None,
+    keys: tuple[str, str, str, str],
+    eco: tuple[float | None, float | None] | None,
+) -> tuple[float | None, float | None]:
+    """The (heat, cool) setpoints a thermostat holds in `mode`, read from `fields` under
+    `keys` = (heat, cool, heat-cool low, heat-cool high); in eco mode the `eco` pair."""
+    heat, cool, low, high = keys
+    if mode is ThermostatMode.HEAT:
+        return fields.celsius(heat), None
+    if mode is ThermostatMode.COOL:
+        return None, fields.celsius(cool)
+    if mode is ThermostatMode.HEAT_COOL:
+        return fields.celsius(low), fields.celsius(high)
+    if mode is ThermostatMode.ECO:
+        return eco if eco is not None else (None, None)
+    return None, None  # off, or unknown

@@ -1,30 +1,73 @@
-"""From an account's settings to its provider. One entry per vendor; imports are lazy so a
-daemon pays only for the vendors it uses."""
+"""The vendors roost knows, and from an account's settings to its provider.
+
+Each vendor is one package, `providers/<vendor>/`, whose `__init__` is its boundary: the
+account settings model (`Account`), its endpoints and defaults, its OAuth app (`oauth`,
+or None), its `WRITE_LIMITS` and `build(account, context)`. Adding a vendor means adding
+its package, its name here and a simulator front. Provider modules are imported only by
+`build`, so a daemon pays only for the vendors it uses.
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from roost.accounts import AccountBase
 from roost.clock import Clock, SystemClock
-from roost.config import (
-    AccountSettings,
-    NestWebAccount,
-    NestWwnAccount,
-    NetatmoAccount,
-    SdmAccount,
-)
 from roost.providers.base import (
     MemoryProviderMemory,
     MemoryTokenStore,
+    OAuthApp,
     Provider,
     ProviderMemory,
     TokenStore,
+    WriteLimits,
 )
 
 if TYPE_CHECKING:
     import httpx
+
+VENDORS = ("nest_wwn", "nest_web", "netatmo", "sdm")
+DEMO_VENDOR = "sdm"  # `roost demo`'s simulated cloud unless --vendor says otherwise
+
+
+class Vendor(Protocol):
+    Account: type[AccountBase]
+    WRITE_LIMITS: WriteLimits
+    oauth: Callable[[Any], OAuthApp] | None
+
+    def build(self, account: Any, context: ProviderContext) -> Provider: ...
+
+
+class OwnLogin(Protocol):
+    """A vendor whose `roost auth` is a login of its own rather than an OAuth app's."""
+
+    def add_login_arguments(self, auth: Any) -> None: ...
+
+    def login_command(self, args: argparse.Namespace) -> int: ...
+
+
+def vendor(name: str) -> Vendor:
+    if name not in VENDORS:
+        raise ValueError(f"no vendor {name!r} (known: {', '.join(VENDORS)})")
+    return cast(Vendor, importlib.import_module(f"roost.providers.{name}"))
+
+
+def auth_advice(name: str) -> str:
+    """What to do when an account of vendor `name` is no longer authorized."""
+    try:
+        return getattr(vendor(name), "AUTH_ADVICE", "renew its credentials")
+    except ValueError:
+        return "renew its credentials"
+
+
+def account_models() -> tuple[type[AccountBase], ...]:
+    """Every vendor's account settings model, for the settings' account union."""
+    return tuple(vendor(name).Account for name in VENDORS)
 
 
 @dataclass
@@ -61,89 +104,5 @@ class ProviderContext:
             await client.aclose()
 
 
-def build_provider(account: AccountSettings, context: ProviderContext) -> Provider:
-    if isinstance(account, NestWwnAccount):
-        from roost.providers.nest_wwn import NestWwnProvider
-
-        assert account.token is not None  # resolved by the settings' validation
-        return NestWwnProvider(
-            account.name,
-            api_url=account.api_url,
-            token=account.token.get_secret_value(),
-            keepalive_timeout_s=account.keepalive_timeout_s,
-            client=context.http_client("nest_wwn"),
-        )
-    if isinstance(account, NestWebAccount):
-        from roost.providers.nest_web import NestWebProvider
-        from roost.providers.nest_web.provider import HTTP_TIMEOUT as NEST_WEB_TIMEOUT
-        from roost.providers.nest_web.session import GoogleLogin
-
-        password, token = account.password, account.access_token  # resolved by validation
-        google = None
-        if account.issue_token is not None and account.cookies is not None:
-            google = GoogleLogin(
-                account.issue_token.get_secret_value(),
-                account.cookies.get_secret_value(),
-                account.google_api_key or "",
-                account.auth_proxy_url,
-            )
-        return NestWebProvider(
-            account.name,
-            api_url=account.api_url,
-            google=google,
-            email=account.email,
-            password=password.get_secret_value() if password is not None else None,
-            access_token=token.get_secret_value() if token is not None else None,
-            tokens=context.tokens,
-            clock=context.clock,
-            subscribe_timeout_s=account.subscribe_timeout_s,
-            client=context.http_client("nest_web", NEST_WEB_TIMEOUT),
-        )
-    if isinstance(account, NetatmoAccount):
-        from roost.providers.netatmo import NetatmoProvider
-        from roost.providers.netatmo.provider import HTTP_TIMEOUT as NETATMO_TIMEOUT
-
-        secret, refresh = account.client_secret, account.refresh_token
-        assert secret is not None  # resolved by validation
-        return NetatmoProvider(
-            account.name,
-            api_url=account.api_url,
-            client_id=account.client_id,
-            client_secret=secret.get_secret_value(),
-            refresh_token=refresh.get_secret_value() if refresh else "",  # "": `roost auth`'s
-            home_id=account.home_id,
-            tokens=context.tokens,
-            memory=context.memory,
-            clock=context.clock,
-            fast_poll_s=account.fast_poll_s,
-            slow_poll_s=account.slow_poll_s,
-            fast_window_s=account.fast_window_s,
-            eco_mode=account.eco_mode,
-            webhook_listen=account.webhook_address(),
-            webhook_url=account.webhook_url,
-            client=context.http_client("netatmo", NETATMO_TIMEOUT),
-        )
-    if isinstance(account, SdmAccount):
-        from roost.providers.sdm import SdmProvider
-        from roost.providers.sdm.provider import HTTP_TIMEOUT as SDM_TIMEOUT
-
-        secret, refresh = account.client_secret, account.refresh_token
-        assert secret is not None  # resolved by validation
-        return SdmProvider(
-            account.name,
-            project_id=account.project_id,
-            client_id=account.client_id,
-            client_secret=secret.get_secret_value(),
-            refresh_token=refresh.get_secret_value() if refresh else "",  # "": `roost auth`'s
-            subscription=account.subscription,
-            api_url=account.api_url,
-            token_url=account.token_url,
-            pubsub_url=account.pubsub_url,
-            tokens=context.tokens,
-            memory=context.memory,
-            clock=context.clock,
-            max_messages=account.max_messages,
-            pull_timeout_s=account.pull_timeout_s,
-            client=context.http_client("sdm", SDM_TIMEOUT),
-        )
-    raise ValueError(f"no provider for {type(account).__name__}")
+def build_provider(account: AccountBase, context: ProviderContext) -> Provider:
+    return vendor(account.provider).build(account, context)

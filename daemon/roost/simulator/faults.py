@@ -5,7 +5,9 @@ subscription's read: the stream's opening, the long poll, the pull, the poll) an
 the next fault at that point. A fault answers with `status` and `body` (None: the
 front's own error envelope for the status; bytes as they are; anything else as JSON),
 or, with the two special statuses, `DROP` (the connection closes without an answer)
-and `SILENT` (headers, then nothing: the client's own timeout has to notice).
+and `SILENT` (headers, then nothing: the client's own timeout has to notice). A front
+that can applies an `after_apply` fault's write first and only then fails the answer:
+a response lost after the cloud acted, as a client sees it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Fault:
     status: int
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    after_apply: bool = False
 
     def answer(self, envelope: Envelope) -> http.Answer:
         if self.status == DROP:
@@ -54,8 +57,9 @@ class Injected(Exception):
 
 
 class Faults:
-    def __init__(self, kinds: Iterable[str]) -> None:
+    def __init__(self, kinds: Iterable[str], *, after_apply: Iterable[str] = ()) -> None:
         self._queues: dict[str, deque[Fault]] = {kind: deque() for kind in kinds}
+        self._after_apply = frozenset(after_apply)  # the kinds that can fail after acting
 
     def fail_next(
         self,
@@ -64,11 +68,15 @@ class Faults:
         status: int = 503,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        after_apply: bool = False,
     ) -> None:
         """Answer the next `n` requests of `kind` with this fault instead."""
         if kind not in self._queues:
             raise ValueError(f"no fault kind {kind!r} here (known: {', '.join(self._queues)})")
-        self._queues[kind].extend(Fault(status, body, headers or {}) for _ in range(n))
+        if after_apply and kind not in self._after_apply:
+            raise ValueError(f"this front cannot fail {kind!r} after applying it")
+        fault = Fault(status, body, headers or {}, after_apply)
+        self._queues[kind].extend(fault for _ in range(n))
 
     def take(self, kind: str) -> Fault | None:
         queue = self._queues[kind]
@@ -94,4 +102,5 @@ def fail_next_command(front: Any, args: dict[str, Any]) -> None:
         arg(args, "status", int),
         args.get("body"),
         args.get("headers"),
+        bool(args.get("after_apply", False)),
     )

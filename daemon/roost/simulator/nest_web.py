@@ -51,10 +51,10 @@ from typing import Any
 import anyio
 import structlog
 
-from roost.simulator import control, http
+from roost.simulator import control, front, http
 from roost.simulator.buckets import Bucket, BucketStore
-from roost.simulator.control import arg
-from roost.simulator.faults import Faults, Injected, fail_next_command
+from roost.simulator.faults import Faults, Injected
+from roost.simulator.front import Front
 from roost.simulator.home import (
     Mode,
     SimHome,
@@ -440,7 +440,7 @@ class RequestRecord:
     status: int
 
 
-class NestWebSimulator:
+class NestWebSimulator(Front):
     """The Nest web service over one `SimHome`. Created and started by `serve`."""
 
     def __init__(
@@ -464,24 +464,14 @@ class NestWebSimulator:
         self._schedules = {t.id: default_schedule(t) for t in home.thermostats.values()}
         self._kept: dict[str, dict[str, Any]] = {}
         self._since_ms = int(home.clock().timestamp() * 1000)
-        self._server: http.Server | None = None
         self._stale_answers = 0
         # "login", "read" (a subscribe) and "write" (a put)
         self.faults = Faults(["login", "read", "write"])
-        self.fail_next = self.faults.fail_next
         self._odd: dict[tuple[str, str], Any] = {}
         self.sync()
 
-    @property
-    def server(self) -> http.Server:
-        if self._server is None:
-            raise RuntimeError("the simulator is not serving; use nest_web.serve()")
-        return self._server
-
-    @property
-    def url(self) -> str:
-        """Where a client logs in, like https://home.nest.com."""
-        return self.server.url
+    def start(self, server: http.Server) -> None:
+        server.start_soon(self.follow_home, name="nest_web buckets")
 
     @property
     def transport_url(self) -> str:
@@ -872,12 +862,7 @@ async def serve(
 ) -> AsyncIterator[NestWebSimulator]:
     """Serve the Nest web API for `home` on 127.0.0.1:port (0 picks a free port)."""
     simulator = NestWebSimulator(home, email=email, password=password, hold_s=hold_s, seed=seed)
-    async with http.serve(simulator.handle, port=port) as server:
-        simulator._server = server
-        server.start_soon(simulator.follow_home, name="nest_web buckets")
-        if physics_interval_s is not None:
-            server.start_soon(partial(home.run_physics, physics_interval_s), name="sim physics")
-        log.info("nest_web simulator listening", url=server.url)
+    async with front.serve(simulator, physics_interval_s=physics_interval_s, port=port):
         yield simulator
 
 
@@ -885,21 +870,14 @@ async def serve(
 
 
 _READS: control.Reads[NestWebSimulator] = {
-    "state": lambda s: s.home.to_dict(),
+    **front.HOME_READS,
     "writes": lambda s: [{"object_key": key, "value": value} for key, value in s.writes],
     "buckets": lambda s: [_v5_object(b, with_value=True) for b in s.store.buckets()],
 }
 
-_NUMBER = (int, float)
-_CONTROLS: dict[str, Callable[[NestWebSimulator, dict[str, Any]], object]] = {
-    "away": lambda s, a: s.home.set_away(arg(a, "structure", str), arg(a, "away", bool)),
-    "co": lambda s, a: s.home.set_co(arg(a, "device", str), arg(a, "state", str)),
-    "smoke": lambda s, a: s.home.set_smoke(arg(a, "device", str), arg(a, "state", str)),
-    "online": lambda s, a: s.home.set_online(arg(a, "device", str), arg(a, "online", bool)),
-    "ambient": lambda s, a: s.home.set_ambient(arg(a, "device", str), arg(a, "c", _NUMBER)),
-    "tick": lambda s, a: s.home.tick(arg(a, "dt_s", _NUMBER)),
+_CONTROLS: dict[str, front.Control] = {
+    **front.HOME_CONTROLS,
     "drop_subscriptions": lambda s, a: s.drop_subscriptions(),
     "expire_sessions": lambda s, a: s.expire_sessions(),
     "sign_out_google": lambda s, a: s.sign_out_google(),
-    "fail_next": fail_next_command,
 }

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
@@ -30,9 +29,10 @@ from urllib.parse import parse_qsl
 import anyio
 import structlog
 
-from roost.simulator import control, http
+from roost.simulator import control, front, http
 from roost.simulator.control import arg
 from roost.simulator.faults import Faults
+from roost.simulator.front import Front
 from roost.simulator.home import (
     HEAT_RATE_C_PER_S,
     MODES,
@@ -124,7 +124,10 @@ def _invalid_content() -> WwnError:
 
 
 def _envelope(status: int, message: str) -> object:
-    return _injected(status, None).response().body
+    if status == 429:
+        return WwnError(429, "Blocked", "blocked").response().body
+    phrase = HTTPStatus(status).phrase
+    return WwnError(status, phrase, phrase.lower().replace(" ", "-")).response().body
 
 
 async def _put_first(data: object, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -133,14 +136,6 @@ async def _put_first(data: object, events: AsyncIterator[bytes]) -> AsyncIterato
     yield f"event: put\ndata: {text}\n\n".encode()
     async for chunk in events:
         yield chunk
-
-
-def _injected(status: int, retry_after: float | None) -> WwnError:
-    headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
-    if status == 429:
-        return WwnError(429, "Blocked", "blocked", headers=headers)
-    phrase = HTTPStatus(status).phrase
-    return WwnError(status, phrase, phrase.lower().replace(" ", "-"), headers=headers)
 
 
 # -- the document ----------------------------------------------------------------------------
@@ -524,7 +519,7 @@ class WriteRequest:
     at: float = 0.0  # when it arrived (time.monotonic)
 
 
-class NestWwnSimulator:
+class NestWwnSimulator(Front):
     """The WWN service over one `SimHome`. Created and started by `serve`."""
 
     def __init__(self, home: SimHome, *, token: str, keepalive_s: float, redirect: bool):
@@ -534,12 +529,10 @@ class NestWwnSimulator:
         self.redirect = redirect
         self.writes: list[tuple[str, dict[str, Any]]] = []
         self.requests: list[WriteRequest] = []
-        self._server: http.Server | None = None
         self._revoked = False
         self._silent = False
-        self._write_failures: deque[tuple[WwnError, bool]] = deque()  # (error, after apply)
-        self.faults = Faults(["read"])  # "read": a stream opening (after auth and redirect)
-        self.fail_next = self.faults.fail_next
+        # "read": a stream opening, "write": a PUT (both after auth and redirect)
+        self.faults = Faults(["read", "write"], after_apply=["write"])
         self._stream_faults: deque[str] = deque()
         self._waits: set[anyio.CancelScope] = set()
         self._raw: dict[str, str] = {}  # document path → JSON text served there
@@ -548,17 +541,6 @@ class NestWwnSimulator:
         self.write_observers: list[Callable[[SimHome, str, dict[str, Any]], None]] = []
         self.code_grants = CodeGrants(OAUTH_CLIENT_ID)  # no PKCE on WWN
         self._odd: dict[tuple[str, ...], Any] = {}
-
-    @property
-    def server(self) -> http.Server:
-        if self._server is None:
-            raise RuntimeError("the simulator is not serving; use nest_wwn.serve()")
-        return self._server
-
-    @property
-    def url(self) -> str:
-        """Where a client starts, like https://developer-api.nest.com."""
-        return self.server.url
 
     @property
     def stream_host_url(self) -> str:
@@ -632,17 +614,6 @@ class NestWwnSimulator:
 
     def silence_keepalives(self, silent: bool = True) -> None:
         self._silent = silent
-
-    def fail_next_writes(
-        self, n: int, status: int, retry_after: float | None = None, *, after_apply: bool = False
-    ) -> None:
-        """Refuse the next n writes (after auth and redirect) with status: 429 or 5xx.
-
-        With `after_apply` each write is validated and applied first, and only its answer
-        is the error: a response lost after the cloud acted, as a client sees it.
-        """
-        failure = (_injected(status, retry_after), after_apply)
-        self._write_failures.extend(failure for _ in range(n))
 
     def corrupt_stream(self, fault: str) -> None:
         """Damage the next put on the open streams, once (see STREAM_FAULTS)."""
@@ -725,13 +696,10 @@ class NestWwnSimulator:
         except KeyError:
             raise _not_found("/" + "/".join(parts)) from None
 
-    def _apply_write(self, parts: list[str], request: http.Request) -> http.Response:
-        failure: WwnError | None = None
-        after_apply = False
-        if self._write_failures:
-            failure, after_apply = self._write_failures.popleft()
-        if failure is not None and not after_apply:
-            raise failure
+    def _apply_write(self, parts: list[str], request: http.Request) -> http.Answer:
+        fault = self.faults.take("write")
+        if fault is not None and not fault.after_apply:
+            return fault.answer(_envelope)
         try:
             body = request.json()
         except ValueError:
@@ -742,8 +710,8 @@ class NestWwnSimulator:
         _write(self.home, parts, body)
         self.writes.append((path, body))
         log.info("nest_wwn simulator applied a write", path=path, fields=sorted(body))
-        if failure is not None:
-            raise failure
+        if fault is not None:
+            return fault.answer(_envelope)
         return http.Response(200, body)
 
     # -- streaming -----------------------------------------------------------------------
@@ -855,11 +823,7 @@ async def serve(
 ) -> AsyncIterator[NestWwnSimulator]:
     """Serve the WWN API for `home` on 127.0.0.1:port (0 picks a free port)."""
     simulator = NestWwnSimulator(home, token=token, keepalive_s=keepalive_s, redirect=redirect)
-    async with http.serve(simulator.handle, port=port) as server:
-        simulator._server = server
-        if physics_interval_s is not None:
-            server.start_soon(partial(home.run_physics, physics_interval_s), name="sim physics")
-        log.info("nest_wwn simulator listening", url=server.url)
+    async with front.serve(simulator, physics_interval_s=physics_interval_s, port=port):
         yield simulator
 
 
@@ -867,7 +831,7 @@ async def serve(
 
 
 _READS: control.Reads[NestWwnSimulator] = {
-    "state": lambda s: s.home.to_dict(),
+    **front.HOME_READS,
     "writes": lambda s: [{"path": path, "body": body} for path, body in s.writes],
     "requests": lambda s: [
         {"method": r.method, "path": r.path, "status": r.status} for r in s.requests
@@ -875,39 +839,10 @@ _READS: control.Reads[NestWwnSimulator] = {
     "document": lambda s: s.document(),
 }
 
-_Control = Callable[[NestWwnSimulator, dict[str, Any]], object]
-_NUMBER = (int, float)
-
-_CONTROLS: dict[str, _Control] = {
-    "away": lambda s, a: s.home.set_away(arg(a, "structure", str), arg(a, "away", bool)),
-    "co": lambda s, a: s.home.set_co(arg(a, "device", str), arg(a, "state", str)),
-    "smoke": lambda s, a: s.home.set_smoke(arg(a, "device", str), arg(a, "state", str)),
-    "battery": lambda s, a: s.home.set_battery(arg(a, "device", str), arg(a, "state", str)),
-    "online": lambda s, a: s.home.set_online(arg(a, "device", str), arg(a, "online", bool)),
-    "ambient": lambda s, a: s.home.set_ambient(arg(a, "device", str), arg(a, "c", _NUMBER)),
-    "camera_event": lambda s, a: s.home.camera_event(
-        arg(a, "device", str),
-        motion=bool(a.get("motion", True)),
-        person=bool(a.get("person", False)),
-        sound=bool(a.get("sound", False)),
-    ),
-    "chime": lambda s, a: s.home.doorbell_chime(arg(a, "device", str)),
-    "tick": lambda s, a: s.home.tick(arg(a, "dt_s", _NUMBER)),
+_CONTROLS: dict[str, front.Control] = {
+    **front.HOME_CONTROLS,
     "drop_streams": lambda s, a: s.drop_streams(),
     "revoke": lambda s, a: s.revoke_token(),
     "token": lambda s, a: s.set_token(arg(a, "token", str)),
     "keepalives": lambda s, a: s.silence_keepalives(not arg(a, "on", bool)),
-    "fail_writes": lambda s, a: s.fail_next_writes(
-        arg(a, "n", int),
-        arg(a, "status", int),
-        a.get("retry_after"),
-        after_apply=bool(a.get("after_apply", False)),
-    ),
-    "fail_next": lambda s, a: s.fail_next(
-        arg(a, "kind", str),
-        arg(a, "n", int),
-        arg(a, "status", int),
-        a.get("body"),
-        a.get("headers"),
-    ),
 }

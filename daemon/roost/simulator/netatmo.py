@@ -32,7 +32,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -40,9 +39,9 @@ import anyio
 import httpx
 import structlog
 
-from roost.simulator import control, http
-from roost.simulator.control import arg
-from roost.simulator.faults import Faults, Injected, fail_next_command
+from roost.simulator import control, front, http
+from roost.simulator.faults import Faults, Injected
+from roost.simulator.front import Front
 from roost.simulator.home import SimCamera, SimHome, SimSmokeCoAlarm, SimStructure, SimThermostat
 from roost.simulator.oauth import CodeGrants
 
@@ -146,7 +145,7 @@ class HomeMode:
     schedules: list[dict[str, Any]] = field(default_factory=list)
 
 
-class NetatmoSimulator:
+class NetatmoSimulator(Front):
     """The Netatmo service over one `SimHome`. Created and started by `serve`."""
 
     def __init__(
@@ -181,25 +180,16 @@ class NetatmoSimulator:
         self.modes: dict[str, HomeMode] = {s: _home_mode(home, s) for s in home.structures}
         self.manual: dict[str, Manual] = {}
         self.faults = Faults(["read", "write"])  # an API call that reads, or that writes
-        self.fail_next = self.faults.fail_next
         self._seen_alarms = _alarm_states(home)
         self._seen_cameras = _camera_states(home)
         self._seen_away = {s.id: s.away for s in home.structures.values()}
         self._seen_version = home.version
         self._odd: dict[tuple[str, str], Any] = {}
         self._outbox_send, self._outbox = anyio.create_memory_object_stream[dict[str, Any]](256)
-        self._server: http.Server | None = None
 
-    @property
-    def server(self) -> http.Server:
-        if self._server is None:
-            raise RuntimeError("the simulator is not serving; use netatmo.serve()")
-        return self._server
-
-    @property
-    def url(self) -> str:
-        """Where a client starts, like https://api.netatmo.com."""
-        return self.server.url
+    def start(self, server: http.Server) -> None:
+        server.start_soon(self.watch, name="netatmo sim events")
+        server.start_soon(self.send_webhooks, name="netatmo sim webhooks")
 
     def now(self) -> datetime:
         return self.home.clock()
@@ -968,13 +958,7 @@ async def serve(
 ) -> AsyncIterator[NetatmoSimulator]:
     """Serve the Netatmo API for `home` on 127.0.0.1:port (0 picks a free port)."""
     simulator = NetatmoSimulator(home, **options)
-    async with http.serve(simulator.handle, port=port) as server:
-        simulator._server = server
-        server.start_soon(simulator.watch, name="netatmo sim events")
-        server.start_soon(simulator.send_webhooks, name="netatmo sim webhooks")
-        if physics_interval_s is not None:
-            server.start_soon(partial(home.run_physics, physics_interval_s), name="sim physics")
-        log.info("netatmo simulator listening", url=server.url)
+    async with front.serve(simulator, physics_interval_s=physics_interval_s, port=port):
         yield simulator
 
 
@@ -982,7 +966,7 @@ async def serve(
 
 
 _READS: control.Reads[NetatmoSimulator] = {
-    "state": lambda s: s.home.to_dict(),
+    **front.HOME_READS,
     "writes": lambda s: [{"endpoint": e, "params": p} for e, p in s.writes],
     "requests": lambda s: [
         {"at": r.at, "endpoint": r.endpoint, "status": r.status} for r in s.requests
@@ -990,21 +974,8 @@ _READS: control.Reads[NetatmoSimulator] = {
     "events": lambda s: s.events,
 }
 
-_Control = Callable[[NetatmoSimulator, dict[str, Any]], object]
-_NUMBER = (int, float)
-
-_CONTROLS: dict[str, _Control] = {
-    "away": lambda s, a: s.home.set_away(arg(a, "structure", str), arg(a, "away", bool)),
-    "co": lambda s, a: s.home.set_co(arg(a, "device", str), arg(a, "state", str)),
-    "smoke": lambda s, a: s.home.set_smoke(arg(a, "device", str), arg(a, "state", str)),
-    "online": lambda s, a: s.home.set_online(arg(a, "device", str), arg(a, "online", bool)),
-    "ambient": lambda s, a: s.home.set_ambient(arg(a, "device", str), arg(a, "c", _NUMBER)),
-    "camera_event": lambda s, a: s.home.camera_event(
-        arg(a, "device", str), person=bool(a.get("person", False))
-    ),
-    "chime": lambda s, a: s.home.doorbell_chime(arg(a, "device", str)),
-    "tick": lambda s, a: s.home.tick(arg(a, "dt_s", _NUMBER)),
+_CONTROLS: dict[str, front.Control] = {
+    **front.HOME_CONTROLS,
     "expire_tokens": lambda s, a: s.expire_access_tokens(),
     "revoke": lambda s, a: s.revoke(),
-    "fail_next": fail_next_command,
 }

@@ -37,8 +37,8 @@ from urllib.parse import parse_qsl
 import anyio
 import structlog
 
-from roost.simulator import control, http, pubsub
-from roost.simulator.faults import fail_next_command
+from roost.simulator import control, front, http, pubsub
+from roost.simulator.front import Front
 from roost.simulator.home import (
     SimCamera,
     SimCameraEvent,
@@ -415,7 +415,7 @@ class CommandRequest:
     rpc_status: str = ""
 
 
-class SdmSimulator:
+class SdmSimulator(Front):
     """SDM, its OAuth server and its Pub/Sub subscription over one `SimHome`."""
 
     def __init__(
@@ -443,7 +443,7 @@ class SdmSimulator:
         self.subscription = Subscription(
             subscription, ack_deadline_s=ack_deadline_s, max_wait_s=pull_wait_s, clock=home.clock
         )
-        self.fail_next = self.subscription.faults.fail_next  # "read": a pull
+        self.faults = self.subscription.faults  # "read": a pull
         self.commands: list[CommandRequest] = []
         self.published: list[dict[str, Any]] = []  # every SDM event payload, in publish order
         self.token_requests = 0
@@ -452,19 +452,11 @@ class SdmSimulator:
         self._windows = _Windows(quotas.window_s)
         self._events_on = False
         self._sent = _Published()
-        self._server: http.Server | None = None
         self._tokens = 0
         self.code_grants = CodeGrants(client_id, pkce_required=True)  # `roost auth sdm`
 
-    @property
-    def server(self) -> http.Server:
-        if self._server is None:
-            raise RuntimeError("the simulator is not serving; use sdm.serve()")
-        return self._server
-
-    @property
-    def url(self) -> str:
-        return self.server.url
+    def start(self, server: http.Server) -> None:
+        server.start_soon(partial(self.run_publisher, self.home.version), name="sdm publisher")
 
     @property
     def token_url(self) -> str:
@@ -854,12 +846,7 @@ async def serve(
         thread_end_s=thread_end_s,
         quotas=quotas or Quotas(),
     )
-    async with http.serve(simulator.handle, port=port) as server:
-        simulator._server = server
-        server.start_soon(partial(simulator.run_publisher, home.version), name="sdm publisher")
-        if physics_interval_s is not None:
-            server.start_soon(partial(home.run_physics, physics_interval_s), name="sim physics")
-        log.info("sdm simulator listening", url=server.url)
+    async with front.serve(simulator, physics_interval_s=physics_interval_s, port=port):
         yield simulator
 
 
@@ -912,21 +899,12 @@ def demo_home(*, clock: Callable[[], datetime] | None = None) -> SimHome:
 
 
 _READS: control.Reads[SdmSimulator] = {
-    "state": lambda s: s.home.to_dict(),
+    **front.HOME_READS,
     "commands": lambda s: [dataclasses.asdict(c) for c in s.commands],
 }
 
-_CONTROLS: dict[str, Callable[[SdmSimulator, dict[str, Any]], object]] = {
-    "fail_next": fail_next_command,
-    "ambient": lambda s, a: s.home.set_ambient(str(a["device"]), float(a["c"])),
-    "online": lambda s, a: s.home.set_online(str(a["device"]), bool(a["online"])),
-    "camera_event": lambda s, a: s.home.camera_event(
-        str(a["device"]),
-        motion=bool(a.get("motion", True)),
-        person=bool(a.get("person", False)),
-        sound=bool(a.get("sound", False)),
-    ),
-    "chime": lambda s, a: s.home.doorbell_chime(str(a["device"])),
+_CONTROLS: dict[str, front.Control] = {
+    **front.HOME_CONTROLS,
     "publish": lambda s, a: s.publish_event(dict(a)),
     "revoke": lambda s, a: s.revoke(),
     "expire_tokens": lambda s, a: s.expire_access_tokens(),

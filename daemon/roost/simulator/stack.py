@@ -17,15 +17,11 @@ from typing import Any
 import anyio
 from pydantic import SecretStr
 
-from roost.config import (
-    AccountSettings,
-    NestWebAccount,
-    NestWwnAccount,
-    NetatmoAccount,
-    NotifyTarget,
-    SdmAccount,
-    Settings,
-)
+from roost.config import AccountSettings, NotifyTarget, Settings
+from roost.providers.nest_web import NestWebAccount
+from roost.providers.nest_wwn import NestWwnAccount
+from roost.providers.netatmo import NetatmoAccount
+from roost.providers.sdm import SdmAccount
 from roost.runtime import Runtime
 from roost.simulator import nest_web, nest_wwn, netatmo, sdm
 from roost.simulator.home import SimHome

@@ -14,18 +14,11 @@ from roost.introspect import status
 from roost.model import AlarmState, Camera, SmokeCoAlarm, Thermostat
 from roost.observe import Observer
 from roost.outbox import row
+from roost.providers.registry import auth_advice
 
 if TYPE_CHECKING:
     from roost.model import Device
     from roost.runtime import Runtime
-
-# What to do about an account in each state (provider-specific where it differs).
-_AUTH_ADVICE = {
-    "nest_wwn": "renew its token (`roost auth nest`; Works with Nest is retired), then restart",
-    "nest_web": "run `roost auth nest-web` again (fresh browser cookies), then restart roost",
-    "sdm": "run `roost auth sdm`, then restart roost",
-    "netatmo": "run `roost auth netatmo`, then restart roost",
-}
 
 
 def advice(state: str, provider: str, detail: str) -> str:
@@ -33,7 +26,7 @@ def advice(state: str, provider: str, detail: str) -> str:
     if state == "connected":
         return ""
     if state == "auth_failed":
-        return "not authorized: " + _AUTH_ADVICE.get(provider, "renew its credentials")
+        return "not authorized: " + auth_advice(provider)
     if state == "degraded":
         return f"degraded: {detail}" if detail else "degraded: some values are unusable"
     if state == "disconnected":

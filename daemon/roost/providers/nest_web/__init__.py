@@ -1,5 +1,134 @@
-"""The old Nest web API (home.nest.com): versioned buckets, a subscribe long poll, puts."""
+"""The Nest web API (home.nest.com): versioned buckets, a subscribe long poll, puts.
 
-from roost.providers.nest_web.provider import NestWebProvider
+The vendor boundary: the account model, endpoint, write limits, its own login for
+`roost auth` (no OAuth app) and `build`, which the registry calls for an account of this
+vendor.
+"""
 
-__all__ = ["NestWebProvider"]
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+
+from roost.accounts import AccountBase, secret
+from roost.providers.base import Rate, WriteLimits
+
+if TYPE_CHECKING:
+    from roost.providers.base import Provider
+    from roost.providers.registry import ProviderContext
+
+API_URL = "https://home.nest.com"
+oauth = None
+AUTH_COMMAND = "nest-web"  # `roost auth nest-web`: a browser login copied by hand
+# What to do when the account is auth_failed (the status page shows it).
+AUTH_ADVICE = "run `roost auth nest-web` again (fresh browser cookies), then restart roost"
+# Gentle: homebridge-nest debounces puts by 2 s and leaves 7 s after a mode change; a rule
+# may still set eco on every thermostat of a house at once.
+WRITE_LIMITS = WriteLimits(per_device=Rate(burst=2, every_s=10.0), per_account=Rate(5, 3.0))
+
+
+class NestWebAccount(AccountBase):
+    """The Nest web API (home.nest.com): a session, a subscribe long poll, puts.
+
+    A Google account (every Nest account today) logs in with the web app's `issue_token`
+    URL and the browser's Google cookies (`roost auth nest-web` explains how to copy them),
+    renewed every hour until the cookies expire. A legacy Nest account may log in with
+    `email` and a password. Or give the `access_token` of a session opened elsewhere (the
+    `cztoken` cookie of a browser session; it cannot be renewed).
+    """
+
+    provider: Literal["nest_web"]
+    api_url: str = API_URL
+    issue_token: SecretStr | None = None
+    issue_token_credential: str | None = None
+    cookies: SecretStr | None = None
+    cookies_credential: str | None = None
+    # The web app's own (public) API key for the Nest auth proxy; copy it from the
+    # x-goog-api-key header of the browser's issue_jwt request.
+    google_api_key: str | None = None
+    auth_proxy_url: str = "https://nestauthproxyservice-pa.googleapis.com"
+    email: str | None = None
+    password: SecretStr | None = None
+    password_credential: str | None = None
+    access_token: SecretStr | None = None
+    access_token_credential: str | None = None
+    subscribe_timeout_s: float = Field(default=120, gt=0)
+
+    @model_validator(mode="after")
+    def _resolve_secrets(self) -> Self:
+        google = self.issue_token is not None or self.issue_token_credential is not None
+        token_given = self.access_token is not None or self.access_token_credential is not None
+        chosen = [google, self.email is not None, token_given]
+        if sum(chosen) > 1:
+            raise ValueError(
+                f"{self.owner}: choose one login: issue_token and cookies (a Google account), "
+                "email and password (a legacy Nest account), or access_token"
+            )
+        if self.email is None and (self.password or self.password_credential):
+            raise ValueError(f"{self.owner}: a password needs the account's email")
+        if google:
+            self._resolve_google()
+        elif self.email is not None:
+            self.password = secret(self.password, self.password_credential, self.owner, "password")
+        elif token_given:
+            self.access_token = secret(
+                self.access_token, self.access_token_credential, self.owner, "access_token"
+            )
+        else:
+            raise ValueError(
+                f"{self.owner}: set issue_token_credential and cookies_credential (a Google "
+                "account: see `roost auth nest-web`), email and password, or access_token"
+            )
+        return self
+
+    def _resolve_google(self) -> None:
+        if self.google_api_key is None:
+            raise ValueError(f"{self.owner}: a Google login needs google_api_key")
+        self.issue_token = secret(
+            self.issue_token, self.issue_token_credential, self.owner, "issue_token"
+        )
+        self.cookies = secret(self.cookies, self.cookies_credential, self.owner, "cookies")
+
+
+Account = NestWebAccount
+
+
+def add_login_arguments(auth: Any) -> None:
+    from roost.providers.nest_web import browser_login
+
+    browser_login.add_arguments(auth)
+
+
+def login_command(args: argparse.Namespace) -> int:
+    from roost.providers.nest_web import browser_login
+
+    return browser_login.command(args)
+
+
+def build(account: NestWebAccount, context: ProviderContext) -> Provider:
+    from roost.providers.nest_web.provider import HTTP_TIMEOUT, NestWebProvider
+    from roost.providers.nest_web.session import GoogleLogin
+
+    password, token = account.password, account.access_token  # resolved by validation
+    google = None
+    if account.issue_token is not None and account.cookies is not None:
+        google = GoogleLogin(
+            account.issue_token.get_secret_value(),
+            account.cookies.get_secret_value(),
+            account.google_api_key or "",
+            account.auth_proxy_url,
+        )
+    return NestWebProvider(
+        account.name,
+        api_url=account.api_url,
+        google=google,
+        email=account.email,
+        password=password.get_secret_value() if password is not None else None,
+        access_token=token.get_secret_value() if token is not None else None,
+        tokens=context.tokens,
+        clock=context.clock,
+        subscribe_timeout_s=account.subscribe_timeout_s,
+        client=context.http_client("nest_web", HTTP_TIMEOUT),
+    )

@@ -9,9 +9,13 @@ files that the account's `issue_token_credential` / `cookies_credential` name.
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import anyio
 import httpx
 
 from roost.providers.nest_web.session import (
@@ -92,13 +96,52 @@ def settings_snippet(account: str, api_key: str | None) -> str:
     )
 
 
+def add_arguments(auth: Any) -> None:
+    """`roost auth nest-web`'s options, on the `roost auth` parser."""
+    web = auth.add_argument_group("Nest web API (a Google account's browser login)")
+    web.add_argument(
+        "--credential-dir",
+        type=Path,
+        default=Path("/etc/roost/credentials"),
+        help="where to write nest_web_issue_token and nest_web_cookies (0600)",
+    )
+    web.add_argument("--google-api-key", help="the web app's key: check the login at once")
+    web.add_argument("--api-url", default="https://home.nest.com", help=argparse.SUPPRESS)
+    web.add_argument("--auth-proxy-url", help=argparse.SUPPRESS)
+
+
+def command(args: argparse.Namespace) -> int:
+    """Explain, collect, check (with --google-api-key) and store a browser login."""
+    print(INSTRUCTIONS)
+    try:
+        issue_token, cookies = collect(input)
+        if args.google_api_key:
+            proxy = args.auth_proxy_url or AUTH_PROXY_URL
+            login = GoogleLogin(issue_token, cookies, args.google_api_key, proxy)
+            user = anyio.run(check, login, args.api_url)
+            print(f"logged in: Nest user {user}")
+        paths = store(args.credential_dir, issue_token, cookies)
+    except (BrowserLoginError, EOFError) as exc:
+        print(f"roost auth nest-web: {exc or 'no input'}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"roost auth nest-web: cannot write credentials: {exc}", file=sys.stderr)
+        return 1
+    print(f"written: {paths[0]} and {paths[1]} (0600). Add to the settings:\n")
+    print(settings_snippet(args.account or "home", args.google_api_key))
+    print("and hand both files to the service with LoadCredential= (README, Nest web API).")
+    return 0
+
+
 __all__ = [
     "AUTH_PROXY_URL",
     "INSTRUCTIONS",
     "BrowserLoginError",
     "GoogleLogin",
+    "add_arguments",
     "check",
     "collect",
+    "command",
     "settings_snippet",
     "store",
 ]

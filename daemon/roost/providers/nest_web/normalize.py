@@ -33,7 +33,7 @@ from roost.model import (
 )
 from roost.providers.bounds import check_devices
 from roost.providers.nest_web.buckets import PayloadError
-from roost.providers.readers import Fields, Problems
+from roost.providers.readers import Fields, Problems, active_setpoints
 
 Buckets = Mapping[str, Mapping[str, Any]]
 
@@ -150,7 +150,8 @@ def _thermostat(
         else shared.enum("target_temperature_type", TARGET_TYPES, default="off", fold=True)
     )
     eco_low, eco_high = _eco_setpoints(device)
-    heat, cool = _active_setpoints(shared, mode, (eco_low, eco_high))
+    eco = eco_low, (eco_high if shared.flag("can_cool", default=False) else None)
+    heat, cool = active_setpoints(shared, mode, SETPOINT_KEYS, eco)
     locked = device.flag("temperature_lock", default=False)
     fan_until = _fan_timer_until(device, now)
     room = rooms.get(device.text("where_id") or "")
@@ -183,6 +184,13 @@ def _thermostat(
     )
 
 
+# Where the (heat, cool, heat-cool low, heat-cool high) setpoints are.
+SETPOINT_KEYS = (
+    "target_temperature",
+    "target_temperature",
+    "target_temperature_low",
+    "target_temperature_high",
+)
 _ECO: Mapping[str, bool] = {"manual-eco": True, "auto-eco": True, "schedule": False}
 _UNKNOWN: Final = datetime.min.replace(tzinfo=UTC)  # a fan timer that cannot be read
 
@@ -200,21 +208,6 @@ def _eco_setpoints(device: Fields) -> tuple[float | None, float | None]:
     low_on = device.flag("away_temperature_low_enabled", default=True)
     high_on = device.flag("away_temperature_high_enabled", default=True)
     return (low if low_on else None), (high if high_on else None)
-
-
-def _active_setpoints(
-    shared: Fields, mode: ThermostatMode | None, eco: tuple[float | None, float | None]
-) -> tuple[float | None, float | None]:
-    if mode is ThermostatMode.HEAT:
-        return shared.celsius("target_temperature"), None
-    if mode is ThermostatMode.COOL:
-        return None, shared.celsius("target_temperature")
-    if mode is ThermostatMode.HEAT_COOL:
-        return shared.celsius("target_temperature_low"), shared.celsius("target_temperature_high")
-    if mode is ThermostatMode.ECO:
-        can_cool = shared.flag("can_cool", default=False)
-        return eco[0], (eco[1] if can_cool else None)
-    return None, None  # off, or unknown
 
 
 def _hvac(shared: Fields) -> HvacActivity | None:

@@ -34,11 +34,17 @@ from roost.clock import Clock, SystemClock
 from roost.commands import Command, CommandResult, FailureReason
 from roost.errors import PayloadError, ProviderError, RateLimited, VendorError
 from roost.model import Device, Structure
-from roost.providers.base import ChangeSink, Rate, TokenSet, TokenStore, WriteLimits
+from roost.providers.base import ChangeSink, TokenSet, TokenStore, WriteLimits
 from roost.providers.bounds import PayloadTooLarge, parse_json
 from roost.providers.core import ProviderCore, find_in_home
-from roost.providers.http import retry_after, transport_error
-from roost.providers.nest_web import errors
+from roost.providers.http import (
+    failure_for_status,
+    message_of,
+    retry_after,
+    transport_error,
+    transport_failure,
+)
+from roost.providers.nest_web import WRITE_LIMITS
 from roost.providers.nest_web.buckets import Bucket, BucketSet, parse_objects
 from roost.providers.nest_web.encode import encode
 from roost.providers.nest_web.normalize import ScheduleEntry, base_mode, normalize, schedule
@@ -69,9 +75,6 @@ QUICK_REPLY_S = 0.15  # an empty reply sooner than this did not hold the poll op
 QUICK_EMPTY_BACKOFF_S = 1.0  # after quick empty replies: 1, 2, 4 … s between subscribes
 QUICK_EMPTY_BACKOFF_MAX_S = 30.0
 JWT_RENEW_MARGIN = timedelta(minutes=5)  # a Google login's JWT lasts an hour (homebridge: 55 min)
-# Gentle: homebridge-nest debounces puts by 2 s and leaves 7 s after a mode change; a rule
-# may still set eco on every thermostat of a house at once.
-WRITE_LIMITS = WriteLimits(per_device=Rate(burst=2, every_s=10.0), per_account=Rate(5, 3.0))
 
 
 @dataclass
@@ -238,7 +241,7 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
         if status == 429:
             raise RateLimited("rate limited (HTTP 429)", retry_after(response))
         if status != 200:
-            raise VendorError(f"HTTP {status}: {errors.detail(response)}", status)
+            raise VendorError(f"HTTP {status}: {message_of(response)}", status)
         try:
             return parse_json(response.content)
         except PayloadTooLarge as exc:
@@ -393,11 +396,11 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
                     f"{session.transport_url}/v5/put", json=body, headers=session.headers()
                 )
             except httpx.RequestError as exc:
-                return errors.from_transport_error(exc)
+                return transport_failure(exc)
             if response.status_code in (401, 403) and attempt == 0:
                 self._forget(session)
                 continue
             if response.is_success:
                 return CommandResult.success()
-            return errors.from_response(response)
+            return failure_for_status(response, message_of(response))
         return CommandResult.failure(FailureReason.UNAUTHORIZED, "session refused twice")

@@ -27,8 +27,7 @@ from typing import Any
 import httpx
 
 from roost.errors import AuthError, ProviderError
-from roost.providers.http import describe, retry_after
-from roost.providers.nest_web.errors import detail
+from roost.providers.http import describe, message_of, retry_after
 
 # The service is a browser's back end; clients that work today present a browser's agent.
 USER_AGENT = (
@@ -174,7 +173,7 @@ async def password_login(
     body = {"email": email, "password": password}
     response = await _request(client, "POST", f"{api_url}/session", json=body)
     if response.status_code == 400:
-        raise LoginRefused(f"email or password refused (HTTP 400: {detail(response)})")
+        raise LoginRefused(f"email or password refused (HTTP 400: {message_of(response)})")
     if response.status_code == 401:
         wants_pin = _field(response, "2fa_token") is not None
         reason = "two-factor authentication is on" if wants_pin else "login refused"
@@ -209,7 +208,7 @@ def _session(response: httpx.Response) -> Session:
     if status == 429:
         raise SessionUnavailable("login rate limited (HTTP 429)", retry_after(response))
     if status != 200:
-        raise SessionUnavailable(f"session call answered HTTP {status}: {detail(response)}")
+        raise SessionUnavailable(f"session call answered HTTP {status}: {message_of(response)}")
     try:
         body = response.json()
         token, user_id = body["access_token"], body["userid"]

@@ -1,5 +1,68 @@
-"""Works with Nest (developer-api.nest.com): REST streaming in, REST `PUT` out."""
+"""Works with Nest (developer-api.nest.com): REST streaming in, REST `PUT` out.
 
-from roost.providers.nest_wwn.provider import NestWwnProvider
+The vendor boundary: the account model, endpoints, OAuth app, write limits and `build`,
+which the registry calls for an account of this vendor.
+"""
 
-__all__ = ["NestWwnProvider"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+
+from roost.accounts import AccountBase, secret
+from roost.providers.base import OAuthApp, Rate, WriteLimits
+
+if TYPE_CHECKING:
+    from roost.providers.base import Provider
+    from roost.providers.registry import ProviderContext
+
+API_URL = "https://developer-api.nest.com"
+AUTHORIZE_URL = "https://home.nest.com/login/oauth2"
+TOKEN_URL = "https://api.home.nest.com/oauth2/access_token"
+AUTH_COMMAND = "nest"  # `roost auth nest`
+# What to do when the account is auth_failed (the status page shows it).
+AUTH_ADVICE = "renew its token (`roost auth nest`; Works with Nest is retired), then restart"
+
+# PROTOCOLS.md 1.5: writes are limited per device per hour (the numbers are not published)
+# and per token; Nest recommends at most one call a minute. A short burst keeps a scene
+# ("away: eco everywhere, then back") snappy; the sustained rate is one a minute per device.
+WRITE_LIMITS = WriteLimits(per_device=Rate(burst=3, every_s=60.0), per_account=Rate(10, 6.0))
+
+
+class NestWwnAccount(AccountBase):
+    """Works with Nest: a long-lived access token, REST streaming."""
+
+    provider: Literal["nest_wwn"]
+    api_url: str = API_URL
+    token: SecretStr | None = None
+    token_credential: str | None = None
+    # WWN sends a keep-alive every 30 s: a silent stream is detected well within two of them.
+    keepalive_timeout_s: float = Field(default=45, gt=0)
+
+    @model_validator(mode="after")
+    def _resolve_token(self) -> Self:
+        self.token = secret(self.token, self.token_credential, self.owner, "token")
+        return self
+
+
+Account = NestWwnAccount
+
+
+def oauth(account: NestWwnAccount) -> OAuthApp:
+    """The PIN flow of a WWN product: its client id and secret are the product's, given to
+    `roost auth` (no PKCE, no refresh token; the token is long-lived)."""
+    return OAuthApp(AUTHORIZE_URL, TOKEN_URL, pin=True)
+
+
+def build(account: NestWwnAccount, context: ProviderContext) -> Provider:
+    from roost.providers.nest_wwn.provider import NestWwnProvider
+
+    assert account.token is not None  # resolved by the settings' validation
+    return NestWwnProvider(
+        account.name,
+        api_url=account.api_url,
+        token=account.token.get_secret_value(),
+        keepalive_timeout_s=account.keepalive_timeout_s,
+        client=context.http_client("nest_wwn"),
+    )

@@ -31,13 +31,20 @@ from roost.model import (
     ThermostatMode,
 )
 from roost.providers.bounds import check_devices, check_path
-from roost.providers.readers import Fields, Problems
+from roost.providers.readers import Fields, Problems, active_setpoints
 
 Document = dict[str, Any]
 Builder = Callable[[str, Fields, dict[str, str]], Device]
 
 ALLOWED_RANGE_C = (9.0, 32.0)  # WWN's documented target-temperature bounds
 
+# Where the (heat, cool, heat-cool low, heat-cool high) setpoints are.
+SETPOINT_KEYS = (
+    "target_temperature_c",
+    "target_temperature_c",
+    "target_temperature_low_c",
+    "target_temperature_high_c",
+)
 _HVAC_STATE = {
     "heating": HvacActivity.HEATING,
     "cooling": HvacActivity.COOLING,
@@ -243,7 +250,7 @@ _EVENT_KINDS: tuple[tuple[str, type[DeviceEvent]], ...] = (
 def _thermostat(structure_id: str, f: Fields, wheres: dict[str, str]) -> Thermostat:
     mode = f.enum("hvac_mode", _MODES, default="off")
     eco_range = _pair(f.celsius("eco_temperature_low_c"), f.celsius("eco_temperature_high_c"))
-    heat, cool = _active_setpoints(f, mode, eco_range)
+    heat, cool = active_setpoints(f, mode, SETPOINT_KEYS, eco_range)
     locked = f.flag("is_locked", default=False)
     fan_active = f.flag("fan_timer_active", default=False)
     return Thermostat(
@@ -267,20 +274,6 @@ def _thermostat(structure_id: str, f: Fields, wheres: dict[str, str]) -> Thermos
         else _pair(f.celsius("locked_temp_min_c"), f.celsius("locked_temp_max_c")),
         eco_range_c=eco_range,
     )
-
-
-def _active_setpoints(
-    f: Fields, mode: ThermostatMode | None, eco_range: tuple[float, float] | None
-) -> tuple[float | None, float | None]:
-    if mode is ThermostatMode.HEAT:
-        return f.celsius("target_temperature_c"), None
-    if mode is ThermostatMode.COOL:
-        return None, f.celsius("target_temperature_c")
-    if mode is ThermostatMode.HEAT_COOL:
-        return f.celsius("target_temperature_low_c"), f.celsius("target_temperature_high_c")
-    if mode is ThermostatMode.ECO:
-        return eco_range if eco_range is not None else (None, None)
-    return None, None  # off, or unknown
 
 
 def _fan_timer_until(f: Fields) -> datetime | None:

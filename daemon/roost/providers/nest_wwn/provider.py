@@ -23,12 +23,12 @@ import structlog
 from roost.commands import Command, CommandResult, FailureReason
 from roost.errors import AuthError, ProviderError, RateLimited, StreamEnded, VendorError
 from roost.model import Device, Home, Structure
-from roost.providers.base import ChangeSink, Rate, WriteLimits
+from roost.providers.base import ChangeSink, WriteLimits
 from roost.providers.bounds import parse_json
 from roost.providers.core import ProviderCore, find_in_home
 from roost.providers.health import PayloadHealth
-from roost.providers.http import transport_error
-from roost.providers.nest_wwn import errors
+from roost.providers.http import failure_for_status, message_of, retry_after, transport_error
+from roost.providers.nest_wwn import WRITE_LIMITS
 from roost.providers.nest_wwn.encode import encode
 from roost.providers.nest_wwn.normalize import (
     Document,
@@ -46,11 +46,6 @@ log = structlog.get_logger(__name__)
 
 _MAX_REDIRECTS = 5
 COMMAND_ID_HEADER = "X-Roost-Command-Id"  # lets a log or a simulator see a duplicate
-
-# PROTOCOLS.md 1.5: writes are limited per device per hour (the numbers are not published)
-# and per token; Nest recommends at most one call a minute. A short burst keeps a scene
-# ("away: eco everywhere, then back") snappy; the sustained rate is one a minute per device.
-WRITE_LIMITS = WriteLimits(per_device=Rate(burst=3, every_s=60.0), per_account=Rate(10, 6.0))
 
 
 @dataclass
@@ -137,11 +132,11 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
     def _refused(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
         if status == 401:
-            return AuthError(f"token rejected (HTTP 401): {errors.vendor_message(response)}")
+            return AuthError(f"token rejected (HTTP 401): {message_of(response)}")
         if status == 429:
-            return RateLimited("rate limited (HTTP 429)", errors.retry_after(response))
+            return RateLimited("rate limited (HTTP 429)", retry_after(response))
         self._redirected_base = None
-        return VendorError(f"HTTP {status}: {errors.vendor_message(response)}", status)
+        return VendorError(f"HTTP {status}: {message_of(response)}", status)
 
     async def _read(self, response: httpx.Response, sink: ChangeSink) -> None:
         """Handle events until the stream ends, fails, or stays silent too long."""
@@ -248,7 +243,7 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
                 return CommandResult.success()
             if response.status_code >= 500:
                 self._redirected_base = None
-            return errors.from_response(response)
+            return write_failure(response)
         return CommandResult.failure(FailureReason.SERVER_ERROR, "too many redirects")
 
     # --- redirect host cache ---------------------------------------------------------------
@@ -265,3 +260,12 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
         self._redirected_base = location.copy_with(path=prefix or "/")
         log.info("nest_wwn.redirected", account=self.account, host=location.host)
         return location
+
+
+def write_failure(response: httpx.Response, *, now: datetime | None = None) -> CommandResult:
+    """The failure a non-2xx answer to a PUT means: the shared table, but a 400 whose
+    `message` says the device is not online is OFFLINE."""
+    message = message_of(response)
+    offline = response.status_code == 400 and "not online" in message.lower()
+    reason = FailureReason.OFFLINE if offline else None
+    return failure_for_status(response, message, reason, now=now)

@@ -66,23 +66,24 @@ class NetatmoApi:
         self, method: str, endpoint: str, *, poll: bool, enveloped: bool = True, **options: Any
     ) -> Body:
         url = f"{self._base}/api/{endpoint}" if enveloped else f"{self._base}/{endpoint}"
-        refreshed = False
-        while True:
+
+        async def slot() -> None:  # a repeated call takes another slot
             await self.budget.acquire(poll=poll)
-            token = await self._keeper.access_token()
-            headers = {"Authorization": f"Bearer {token}"}
             self.requests += 1
-            try:
-                response = await self._client.request(method, url, headers=headers, **options)
-            except httpx.RequestError as exc:
-                raise from_transport(exc) from None
-            if response.is_success:
-                return _body(response) if enveloped else {}
-            error = from_response(response)
-            if not error.token_rejected or refreshed:
-                raise error
-            self._keeper.invalidate(token)
-            refreshed = True
+
+        try:
+            response = await self._keeper.request(
+                self._client, method, url, rejected=_token_rejected, before=slot, **options
+            )
+        except httpx.RequestError as exc:
+            raise from_transport(exc) from None
+        if not response.is_success:
+            raise from_response(response)
+        return _body(response) if enveloped else {}
+
+
+def _token_rejected(response: httpx.Response) -> bool:
+    return not response.is_success and from_response(response).token_rejected
 
 
 def _body(response: httpx.Response) -> Body:

@@ -32,13 +32,11 @@ from roost.providers.base import (
     MemoryProviderMemory,
     MemoryTokenStore,
     ProviderMemory,
-    Rate,
     TokenStore,
-    WriteLimits,
 )
 from roost.providers.bounds import PayloadTooLarge
 from roost.providers.core import ProviderCore, find_in_home
-from roost.providers.netatmo import errors
+from roost.providers.netatmo import WRITE_LIMITS, errors
 from roost.providers.netatmo.api import NetatmoApi
 from roost.providers.netatmo.budget import RequestBudget
 from roost.providers.netatmo.encode import EcoMode, Write, encode
@@ -79,9 +77,7 @@ class PollStats:
 class NetatmoProvider(ProviderCore[Structure | Device, Write]):
     """One Netatmo account: `run` holds the adaptive poll, `execute` performs writes."""
 
-    # Writes share the per-user budget with the polls; the budget enforces the hard limits,
-    # these keep a burst of rule writes from starving the polls.
-    write_limits = WriteLimits(per_device=Rate(3, 10.0), per_account=Rate(10, 1.0))
+    write_limits = WRITE_LIMITS
 
     def __init__(
         self,

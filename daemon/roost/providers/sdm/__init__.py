@@ -1,5 +1,89 @@
-"""Google Smart Device Management: Cloud Pub/Sub pull in, SDM `executeCommand` out."""
+"""Google Smart Device Management: Cloud Pub/Sub pull in, SDM `executeCommand` out.
 
-from roost.providers.sdm.provider import SdmProvider
+The vendor boundary: the account model, endpoints, OAuth app, write limits and `build`,
+which the registry calls for an account of this vendor.
+"""
 
-__all__ = ["SdmProvider"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator
+
+from roost.accounts import OAuthAccount
+from roost.providers.base import OAuthApp, Rate, WriteLimits
+
+if TYPE_CHECKING:
+    from roost.providers.base import Provider
+    from roost.providers.registry import ProviderContext
+
+API_URL = "https://smartdevicemanagement.googleapis.com/v1"
+TOKEN_URL = "https://www.googleapis.com/oauth2/v4/token"
+PUBSUB_URL = "https://pubsub.googleapis.com/v1"
+AUTHORIZE_URL = "https://nestservices.google.com/partnerconnections/{project_id}/auth"
+SCOPES = "https://www.googleapis.com/auth/sdm.service https://www.googleapis.com/auth/pubsub"
+# What to do when the account is auth_failed (the status page shows it).
+AUTH_ADVICE = "run `roost auth sdm`, then restart roost"
+# Sandbox limits (PROTOCOLS.md §3.4): executeCommand 10 QPM per user; each trait command
+# 5 QPM per device (held here for all of a device's commands together, to stay clear of
+# the device-instance limit other projects share).
+WRITE_LIMITS = WriteLimits(per_device=Rate(burst=5, every_s=12.0), per_account=Rate(10, 6.0))
+
+
+class SdmAccount(OAuthAccount):
+    """Google Smart Device Management: a Device Access project, an OAuth client and a
+    refresh token (scopes sdm.service and pubsub), and the Pub/Sub pull subscription on
+    the project's event topic."""
+
+    provider: Literal["sdm"]
+    api_url: str = API_URL
+    project_id: str = Field(min_length=1)  # the Device Access project id
+    token_url: str = TOKEN_URL
+    pubsub_url: str = PUBSUB_URL
+    subscription: str = Field(pattern=r"^projects/[^/]+/subscriptions/[^/]+$")
+    max_messages: int = Field(default=100, ge=1, le=1000)
+    pull_timeout_s: float = Field(default=90, gt=0)
+
+    @field_validator("token_url", "pubsub_url")
+    @classmethod
+    def _http_urls(cls, value: str) -> str:
+        return cls._http_url(value)
+
+
+Account = SdmAccount
+
+
+def oauth(account: SdmAccount) -> OAuthApp:
+    """The Device Access partner page, with PKCE; offline access for a refresh token."""
+    return OAuthApp(
+        AUTHORIZE_URL.format(project_id=account.project_id),
+        account.token_url,
+        SCOPES,
+        pkce=True,
+        extra={"access_type": "offline", "prompt": "consent"},
+        client_id=account.client_id,
+        client_secret=account.client_secret,
+    )
+
+
+def build(account: SdmAccount, context: ProviderContext) -> Provider:
+    from roost.providers.sdm.provider import HTTP_TIMEOUT, SdmProvider
+
+    client_secret, refresh_token = account.oauth_secrets()
+    return SdmProvider(
+        account.name,
+        project_id=account.project_id,
+        client_id=account.client_id,
+        client_secret=client_secret,
+        refresh_token=refresh_token,
+        subscription=account.subscription,
+        api_url=account.api_url,
+        token_url=account.token_url,
+        pubsub_url=account.pubsub_url,
+        tokens=context.tokens,
+        memory=context.memory,
+        clock=context.clock,
+        max_messages=account.max_messages,
+        pull_timeout_s=account.pull_timeout_s,
+        client=context.http_client("sdm", HTTP_TIMEOUT),
+    )

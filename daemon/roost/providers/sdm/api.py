@@ -87,31 +87,15 @@ class SdmClient:
         timeout = REQUEST_TIMEOUT
         if read_timeout_s is not None:
             timeout = httpx.Timeout(REQUEST_TIMEOUT_S, read=read_timeout_s)
-        token = await self._auth.access_token()
-        response = await self._send(method, url, body, token, timeout)
-        if response.status_code == 401:  # expired or revoked early: one more, with a new one
-            self._auth.invalidate(token)
-            token = await self._auth.access_token()
-            response = await self._send(method, url, body, token, timeout)
-        if not response.is_success:
-            raise ApiError.from_response(response)
-        return Answer(_json(response), _server_time(response))
-
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        body: Any,
-        token: str,
-        limits: httpx.Timeout,
-    ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"}
         try:
-            return await self._client.request(
-                method, url, json=body, headers=headers, timeout=limits
+            response = await self._auth.request(
+                self._client, method, url, json=body, timeout=timeout
             )
         except httpx.RequestError as exc:
             raise transport_error(exc) from exc
+        if not response.is_success:
+            raise ApiError.from_response(response)
+        return Answer(_json(response), _server_time(response))
 
 
 def _json(response: httpx.Response) -> Any:

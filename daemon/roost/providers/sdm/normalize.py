@@ -26,7 +26,7 @@ from roost.model import (
     Thermostat,
     ThermostatMode,
 )
-from roost.providers.readers import Fields, Problems
+from roost.providers.readers import Fields, Problems, active_setpoints
 from roost.providers.sdm.messages import PayloadError, SdmEvent, parse_time
 from roost.providers.sdm.records import DeviceRecord
 
@@ -47,6 +47,7 @@ EVENT_TYPES: dict[str, type[DeviceEvent]] = {
     "CameraSound.Sound": Sound,
     "DoorbellChime.Chime": Chime,
 }  # CameraClipPreview.ClipPreview carries media for the events above: not an event itself
+SETPOINT_KEYS = ("heatCelsius", "coolCelsius", "heatCelsius", "coolCelsius")
 _HVAC = {"HEATING": HvacActivity.HEATING, "COOLING": HvacActivity.COOLING, "OFF": HvacActivity.IDLE}
 _ONLINE = {"ONLINE": True, "OFFLINE": False}
 _ECO = {"MANUAL_ECO": True, "OFF": False}
@@ -182,9 +183,8 @@ def _thermostat(traits: Fields, common: dict[str, Any]) -> Thermostat:
         if eco_mode is None
         else base.enum("mode", MODES, default="OFF")
     )
-    heat, cool = _active_setpoints(
-        mode, traits.child(TRAIT + "ThermostatTemperatureSetpoint"), eco_range
-    )
+    setpoint = traits.child(TRAIT + "ThermostatTemperatureSetpoint")
+    heat, cool = active_setpoints(setpoint, mode, SETPOINT_KEYS, eco_range)
     modes = _available_modes(base)
     fan = traits.child(TRAIT + "Fan")
     has_fan = traits.has(TRAIT + "Fan")
@@ -213,20 +213,6 @@ def _available_modes(base: Fields) -> list[str] | None:
         base.bad("availableModes", "wrong type", modes)
         return None
     return [m for m in modes if isinstance(m, str)]
-
-
-def _active_setpoints(
-    mode: ThermostatMode | None, setpoint: Fields, eco_range: tuple[float, float] | None
-) -> tuple[float | None, float | None]:
-    if mode is ThermostatMode.HEAT:
-        return setpoint.celsius("heatCelsius"), None
-    if mode is ThermostatMode.COOL:
-        return None, setpoint.celsius("coolCelsius")
-    if mode is ThermostatMode.HEAT_COOL:
-        return setpoint.celsius("heatCelsius"), setpoint.celsius("coolCelsius")
-    if mode is ThermostatMode.ECO:
-        return eco_range if eco_range is not None else (None, None)
-    return None, None  # off, or unknown
 
 
 def _pair(low: float | None, high: float | None) -> tuple[float, float] | None:

@@ -35,16 +35,14 @@ from roost.providers.base import (
     MemoryProviderMemory,
     MemoryTokenStore,
     ProviderMemory,
-    Rate,
     TokenStore,
-    WriteLimits,
 )
 from roost.providers.bounds import check_devices
 from roost.providers.core import ProviderCore
 from roost.providers.health import PayloadHealth
 from roost.providers.oauth import REFRESH_MARGIN, RefreshTokenKeeper
 from roost.providers.readers import Problems
-from roost.providers.sdm import normalize
+from roost.providers.sdm import API_URL, PUBSUB_URL, TOKEN_URL, WRITE_LIMITS, normalize
 from roost.providers.sdm.api import SdmClient
 from roost.providers.sdm.encode import encode
 from roost.providers.sdm.errors import ApiError, to_result
@@ -55,14 +53,7 @@ from roost.providers.sdm.seen import Seen
 
 log = structlog.get_logger(__name__)
 
-API_URL = "https://smartdevicemanagement.googleapis.com/v1"
-TOKEN_URL = "https://www.googleapis.com/oauth2/v4/token"
-PUBSUB_URL = "https://pubsub.googleapis.com/v1"
 HTTP_TIMEOUT = httpx.Timeout(15.0)  # the client's; a pull sets its own
-# Sandbox limits (PROTOCOLS.md §3.4): executeCommand 10 QPM per user; each trait command
-# 5 QPM per device (held here for all of a device's commands together, to stay clear of
-# the device-instance limit other projects share).
-WRITE_LIMITS = WriteLimits(per_device=Rate(burst=5, every_s=12.0), per_account=Rate(10, 6.0))
 EXECUTE_QUOTA = "executeCommand"
 RELIST_S = 12 * 3600.0  # re-list while healthy, as google-nest-sdm does
 MODE_TRAIT = "sdm.devices.traits.ThermostatMode"
