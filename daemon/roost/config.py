@@ -302,7 +302,7 @@ class StoreSettings(_Section):
     @field_validator("password_credential")
     @classmethod
     def _credential_name(cls, value: str | None) -> str | None:
-        return _check_credential_name(value)
+        return check_credential_name(value)
 
     @field_validator("url")
     @classmethod
