@@ -328,7 +328,7 @@ class StoreSettings(_Section):
 class ClusterSettings(_Section):
     """A fleet of workers on one PostgreSQL store (README "Running a fleet"). Each worker
     serves a fair share of the account groups; `groups` lists the accounts that share
-    rules (a home's Nest and Netatmo accounts), every other account is a group of its own."""
+    rules (one home's accounts at two vendors), every other account is a group of its own."""
 
     enabled: bool = False
     worker: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
