@@ -32,6 +32,7 @@ from common import Summary, header, load, quiet_logging
 from roost.bus import Bus
 from roost.clock import SystemClock
 from roost.echo import EchoTracker
+from roost.providers.nest_wwn import NestWwnAccount
 from roost.providers.nest_wwn.normalize import normalize
 from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.simulator import nest_wwn
@@ -80,7 +81,8 @@ async def diff_rate(data: list[str], full: bool) -> float:
     bus = Bus()
     inbox = bus.subscribe("engine", buffer=len(data) + 16)
     state = HomeState(bus, EchoTracker(clock=SystemClock()))
-    provider = NestWwnProvider(ACCOUNT, api_url="http://127.0.0.1:1", token="bench-token")
+    settings = {"api_url": "http://127.0.0.1:1", "token": "bench-token"}
+    provider = NestWwnProvider(NestWwnAccount(name=ACCOUNT, provider="nest_wwn", **settings))
     if full:
         provider._normalize = lambda document: normalize(document, ACCOUNT)  # type: ignore[assignment,method-assign]
     try:

@@ -126,7 +126,8 @@ def providers(url: str, token: str, unthrottled: bool) -> list[Provider] | None:
     """None: the daemon builds its providers from the settings, as `roost run` does."""
     if not unthrottled:
         return None
-    return [NestWwnProvider(ACCOUNT, api_url=url, token=token, write_limits=WriteLimits())]
+    settings = NestWwnAccount(name=ACCOUNT, provider="nest_wwn", api_url=url, token=token)
+    return [NestWwnProvider(settings, write_limits=WriteLimits())]
 
 
 async def run_stack(

@@ -28,6 +28,7 @@ from roost.runtime import Runtime
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimHome
 from roost.simulator.nest_wwn import NestWwnSimulator, WriteRequest
+from tests.provider_kit import make
 
 ACCOUNT = "demo"
 HOME = "structure-home"
@@ -121,7 +122,9 @@ async def command_stack(
         settings.daemon.state_dir = tmp_path / "state"
         if configure is not None:
             configure(settings)
-        provider = NestWwnProvider(
+        provider = make(
+            NestWwnProvider,
+            "nest_wwn",
             ACCOUNT,
             api_url=cloud.url,
             token=cloud.token,

@@ -21,9 +21,9 @@ import pytest
 from roost.events import ConnectionState
 from roost.model import AlarmState
 from roost.providers.nest_web.provider import NestWebProvider
-from roost.providers.nest_web.session import GoogleLogin
 from roost.simulator import nest_web
 from roost.simulator.home import SimHome
+from tests.provider_kit import make
 from tests.recording import RecordingSink
 
 pytestmark = pytest.mark.anyio
@@ -35,9 +35,15 @@ async def google_account(
 ) -> AsyncIterator[tuple[nest_web.NestWebSimulator, RecordingSink, NestWebProvider]]:
     async with nest_web.serve(SimHome.demo(), hold_s=0.2) as sim:
         sim.jwt_lifetime_s = jwt_lifetime_s
-        login = GoogleLogin(sim.issue_token_url(), cookies, nest_web.GOOGLE_API_KEY, sim.url)
-        options: dict[str, Any] = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}
-        async with NestWebProvider("acct", api_url=sim.url, google=login, **options) as web:
+        options: dict[str, Any] = {
+            "issue_token": sim.issue_token_url(),
+            "cookies": cookies,
+            "google_api_key": nest_web.GOOGLE_API_KEY,
+            "auth_proxy_url": sim.url,
+            "backoff_initial_s": 0.05,
+            "backoff_max_s": 0.2,
+        }
+        async with make(NestWebProvider, "nest_web", api_url=sim.url, **options) as web:
             sink = RecordingSink()
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(web.run, sink)

@@ -36,6 +36,7 @@ from roost.providers.nest_web.provider import WRITE_LIMITS, NestWebProvider
 from roost.providers.registry import ProviderContext, build_provider
 from roost.simulator import nest_web
 from roost.simulator.home import SimHome, SimSmokeCoAlarm
+from tests.provider_kit import make
 from tests.recording import RecordingSink as BaseSink
 
 pytestmark = pytest.mark.anyio
@@ -76,7 +77,7 @@ async def running(home: SimHome | None = None, **provider: Any) -> AsyncIterator
             "backoff_initial_s": 0.05,
             "backoff_max_s": 0.2,
         } | provider
-        async with NestWebProvider("acct", api_url=sim.url, **options) as web:
+        async with make(NestWebProvider, "nest_web", api_url=sim.url, **options) as web:
             sink = RecordingSink()
             done = anyio.Event()
 
@@ -205,7 +206,7 @@ async def test_an_access_token_alone_works_until_it_expires() -> None:
     async with nest_web.serve(SimHome.demo(), email=EMAIL, password=PASSWORD, hold_s=0.2) as sim:
         token = sim.login()
         options = {"access_token": token, "backoff_initial_s": 0.05, "subscribe_timeout_s": 2.0}
-        async with NestWebProvider("acct", api_url=sim.url, **options) as web:
+        async with make(NestWebProvider, "nest_web", api_url=sim.url, **options) as web:
             sink = RecordingSink()
             with anyio.fail_after(WAIT_S):
                 async with anyio.create_task_group() as tasks:
@@ -222,7 +223,7 @@ async def test_a_stored_session_token_is_resumed_instead_of_logging_in() -> None
         tokens = MemoryTokenStore()
         await tokens.save("acct", TokenSet(sim.login()))
         options = {"email": EMAIL, "password": PASSWORD, "tokens": tokens}
-        async with NestWebProvider("acct", api_url=sim.url, **options) as web:
+        async with make(NestWebProvider, "nest_web", api_url=sim.url, **options) as web:
             sink = RecordingSink()
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(web.run, sink)
@@ -383,7 +384,7 @@ async def test_immediate_empty_replies_are_paced_not_polled_in_a_tight_loop() ->
     subscribe ~1,200 times a second; now the subscribes back off (0.1 s, then 1, 2, 4 s…)."""
     async with nest_web.serve(SimHome.demo(), email=EMAIL, password=PASSWORD, hold_s=0) as sim:
         options: dict[str, Any] = {"email": EMAIL, "password": PASSWORD}
-        async with NestWebProvider("acct", api_url=sim.url, **options) as web:
+        async with make(NestWebProvider, "nest_web", api_url=sim.url, **options) as web:
             sink = RecordingSink()
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(web.run, sink)

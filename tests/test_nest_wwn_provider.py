@@ -41,6 +41,7 @@ from roost.model import (
 from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.simulator import http, nest_wwn
 from roost.simulator.home import SimHome
+from tests.provider_kit import make
 from tests.recording import RecordingSink
 
 TOKEN = "c.test-token"
@@ -69,7 +70,9 @@ async def running(*, token: str = TOKEN, **provider: Any) -> AsyncIterator[Runni
             "backoff_initial_s": 0.05,
             "backoff_max_s": 0.2,
         } | provider
-        async with NestWwnProvider("acct", api_url=sim.url, token=token, **options) as wwn:
+        async with make(
+            NestWwnProvider, "nest_wwn", api_url=sim.url, token=token, **options
+        ) as wwn:
             sink = RecordingSink()
             done = anyio.Event()
 
@@ -346,7 +349,7 @@ async def test_execute_without_a_server_is_a_network_failure() -> None:
         await r.sink.wait_for(lambda: bool(r.sink.snapshots))
         home = r.provider.home
     # The simulator is gone; the provider still holds the last picture.
-    async with NestWwnProvider("acct", api_url=r.sim.url, token=TOKEN) as orphan:
+    async with make(NestWwnProvider, "nest_wwn", api_url=r.sim.url, token=TOKEN) as orphan:
         orphan.home = home
         result = await orphan.execute(command(LIVING, SetHeat(21.0)))
         assert (result.ok, result.reason) == (False, FailureReason.NETWORK)
@@ -382,7 +385,9 @@ async def test_malformed_puts_are_skipped_and_a_clean_end_is_a_disconnect() -> N
     opened, handler = scripted_stream(document)
     sink = RecordingSink()
     async with http.serve(handler) as server:
-        wwn = NestWwnProvider("acct", api_url=server.url, token=TOKEN, backoff_initial_s=0.01)
+        wwn = make(
+            NestWwnProvider, "nest_wwn", api_url=server.url, token=TOKEN, backoff_initial_s=0.01
+        )
         async with wwn, anyio.create_task_group() as tasks:
             tasks.start_soon(wwn.run, sink)
             await sink.wait_for(lambda: len(sink.statuses) >= 4)

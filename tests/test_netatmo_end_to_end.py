@@ -29,6 +29,7 @@ from roost.simulator import netatmo
 from roost.simulator.home import SimHome
 from roost.simulator.sink import NotificationSink, serve_sink
 from roost.simulator.stack import running_stack, stack_settings
+from tests.provider_kit import loopback_listen
 from tests.test_netatmo_provider import RecordingSink, provider_for
 
 pytestmark = pytest.mark.anyio
@@ -154,7 +155,7 @@ async def test_a_two_minute_burst_never_exceeds_netatmos_limits() -> None:
     home = SimHome.demo(clock=clock.now)
     async with netatmo.serve(home) as sim:
         provider = provider_for(
-            sim, clock=clock, fast_poll_s=1.0, slow_poll_s=10.0, webhook_listen=("127.0.0.1", 0)
+            sim, clock=clock, fast_poll_s=1.0, slow_poll_s=10.0, webhook_listen=loopback_listen()
         )
         sink = RecordingSink()
         results: list[CommandResult] = []

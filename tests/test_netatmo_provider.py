@@ -38,6 +38,7 @@ from roost.providers.netatmo.provider import NetatmoProvider
 from roost.providers.netatmo.webhook import sign
 from roost.simulator import netatmo
 from roost.simulator.home import SimHome
+from tests.provider_kit import loopback_listen, make
 from tests.recording import RecordingSink as BaseSink
 
 pytestmark = pytest.mark.anyio
@@ -74,7 +75,7 @@ def provider_for(sim: netatmo.NetatmoSimulator, **options: Any) -> NetatmoProvid
         "backoff_initial_s": 0.05,
         "backoff_max_s": 0.2,
     } | options
-    return NetatmoProvider("acct", **settings)
+    return make(NetatmoProvider, "netatmo", **settings)
 
 
 @asynccontextmanager
@@ -332,7 +333,7 @@ async def post(url: str, body: bytes, signature: str | None) -> int:
 
 
 async def test_a_signed_webhook_wakes_the_poll_and_a_forged_one_is_refused() -> None:
-    listen = ("127.0.0.1", 0)
+    listen = loopback_listen()
     async with running(slow_poll_s=30.0, fast_poll_s=30.0, webhook_listen=listen) as r:
         url = f"http://127.0.0.1:{r.provider.webhooks.port}/"
         rounds = r.provider.stats.polls

@@ -48,7 +48,9 @@ def status(config: Path) -> dict[str, object]:
 
 @pytest.mark.anyio
 async def test_wwn_co_emergency_beside_odd_values_reaches_the_sink(tmp_path: Path) -> None:
-    async with fault_bed(tmp_path) as bed:
+    # The bed's 2 s silence limit (keep-alives every 0.5 s) trips under heavy CPU load and
+    # shows the account disconnected instead of degraded: this test is not about silence.
+    async with fault_bed(tmp_path, keepalive_timeout_s=30) as bed:
         config = bed.daemon.config
         with config.open("a") as extra:  # the metrics endpoint, on a free loopback port
             extra.write(f'\n[metrics]\nlisten = "127.0.0.1:{free_port()}"\n')
@@ -61,7 +63,7 @@ async def test_wwn_co_emergency_beside_odd_values_reaches_the_sink(tmp_path: Pat
         bed.home.set_co(ALARM, "emergency")
         await wait_for(lambda: any("CO emergency" in t for t in bed.titles()), timeout_s=30)
         log = bed.daemon.log()
-        assert "malformed_put" not in log  # the put was not dropped
+        assert "payload skipped" not in log  # the put was not dropped
         assert log.count('"field": "hvac_state"') == 1  # logged once, not once per put
         assert log.count('"field": "ambient_temperature_c"') == 1
         account = status(config)["accounts"][0]  # type: ignore[index]

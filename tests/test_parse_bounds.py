@@ -21,6 +21,7 @@ from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.simulator import http, nest_wwn
 from roost.simulator.home import SimHome
 from tests.faults.harness import RULES, config_text
+from tests.provider_kit import make
 from tests.recording import RecordingSink
 
 TOKEN = "c.test-token"
@@ -78,7 +79,7 @@ async def test_oversized_payloads_are_skipped_and_counted_and_the_stream_goes_on
     ]
     sink = RecordingSink()
     async with http.serve(sse_server(lambda: pieces)) as server:
-        wwn = NestWwnProvider("acct", api_url=server.url, token=TOKEN)
+        wwn = make(NestWwnProvider, "nest_wwn", api_url=server.url, token=TOKEN)
         async with wwn, anyio.create_task_group() as tasks:
             tasks.start_soon(wwn.run, sink)
             await sink.wait_for(lambda: len(sink.snapshots) >= 2, limit_s=20)

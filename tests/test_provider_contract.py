@@ -31,6 +31,7 @@ from roost.providers.sdm.provider import SdmProvider
 from roost.simulator import nest_web, nest_wwn, netatmo, sdm
 from roost.simulator.faults import DROP, SILENT
 from roost.simulator.home import SimHome
+from tests.provider_kit import make
 from tests.recording import RecordingSink
 
 VENDORS = ("nest_wwn", "nest_web", "netatmo", "sdm")
@@ -64,9 +65,8 @@ async def cloud(vendor: str) -> AsyncIterator[Cloud]:
     home = SimHome.demo()
     if vendor == "nest_wwn":
         async with nest_wwn.serve(home, keepalive_s=0.2) as wwn:
-            provider = NestWwnProvider(
-                "acct", api_url=wwn.url, token=wwn.token, keepalive_timeout_s=1.0, **FAST
-            )
+            options = {"api_url": wwn.url, "token": wwn.token, "keepalive_timeout_s": 1.0}
+            provider = make(NestWwnProvider, "nest_wwn", **options, **FAST)
             yield Cloud(wwn, home, provider, wwn.revoke_token, wwn.drop_streams)
     elif vendor == "nest_web":
         async with nest_web.serve(home, hold_s=0.2) as web:
@@ -76,12 +76,15 @@ async def cloud(vendor: str) -> AsyncIterator[Cloud]:
                 web.expire_sessions()
 
             options = {"email": web.email, "password": web.password, **FAST}
-            provider = NestWebProvider("acct", api_url=web.url, subscribe_timeout_s=1.0, **options)
+            provider = make(
+                NestWebProvider, "nest_web", api_url=web.url, subscribe_timeout_s=1.0, **options
+            )
             yield Cloud(web, home, provider, change_password)
     elif vendor == "netatmo":
         async with netatmo.serve(home) as atmo, httpx.AsyncClient(timeout=1.0) as client:
-            provider = NetatmoProvider(
-                "acct",
+            provider = make(
+                NetatmoProvider,
+                "netatmo",
                 api_url=atmo.url,
                 client_id=atmo.client_id,
                 client_secret=atmo.client_secret,
@@ -95,8 +98,9 @@ async def cloud(vendor: str) -> AsyncIterator[Cloud]:
             yield Cloud(atmo, home, provider, atmo.revoke)
     else:
         async with sdm.serve(home, pull_wait_s=0.2) as google:
-            provider = SdmProvider(
-                "acct",
+            provider = make(
+                SdmProvider,
+                "sdm",
                 project_id=google.names.project_id,
                 client_id=google.client_id,
                 client_secret=google.client_secret,

@@ -27,6 +27,7 @@ from roost.providers.sdm.provider import SdmProvider
 from roost.providers.sdm.records import DeviceRecord
 from roost.simulator import sdm
 from roost.simulator.home import SimCamera, SimHome, SimStructure
+from tests.provider_kit import make
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sdm"
 AT = datetime(2019, 1, 1, tzinfo=UTC)
@@ -229,8 +230,9 @@ async def deliver(project: str, device: str, payloads: list[dict[str, Any]]) -> 
     )
     sink = Sink()
     async with sdm.serve(home, project_id=project, pull_wait_s=0.2, ack_deadline_s=0.5) as sim:
-        provider = SdmProvider(
-            "acct",
+        provider = make(
+            SdmProvider,
+            "sdm",
             project_id=project,
             client_id=sim.client_id,
             client_secret=sim.client_secret,

@@ -37,6 +37,7 @@ from roost.providers.base import MemoryProviderMemory, MemoryTokenStore, TokenSe
 from roost.providers.sdm.provider import SdmProvider
 from roost.simulator import sdm
 from roost.simulator.home import SimCamera, SimHome
+from tests.provider_kit import make
 from tests.recording import RecordingSink
 
 pytestmark = pytest.mark.anyio
@@ -84,7 +85,7 @@ def make_provider(sim: sdm.SdmSimulator, **overrides: Any) -> SdmProvider:
         "backoff_max_s": 0.2,
     }
     options.update(overrides)
-    return SdmProvider("acct", **options)
+    return make(SdmProvider, "sdm", **options)
 
 
 @asynccontextmanager

@@ -60,7 +60,13 @@ TALLY = Tally()
 
 
 def config_text(
-    cloud_url: str, token: str, sink_url: str, state_dir: Path, rules: Path, extra: str = ""
+    cloud_url: str,
+    token: str,
+    sink_url: str,
+    state_dir: Path,
+    rules: Path,
+    extra: str = "",
+    keepalive_timeout_s: float = 2.0,
 ) -> str:
     return f"""
 [daemon]
@@ -76,7 +82,7 @@ name = "home"
 provider = "nest_wwn"
 api_url = "{cloud_url}"
 token = "{token}"
-keepalive_timeout_s = 2
+keepalive_timeout_s = {keepalive_timeout_s:g}
 
 [[notify.targets]]
 url = "{sink_url}"
@@ -161,15 +167,20 @@ async def fault_bed(
     *,
     config: str = "",
     tally: Tally = TALLY,
+    keepalive_timeout_s: float = 2.0,
     **cloud: Any,
 ) -> AsyncIterator[Bed]:
     """The cloud, the sink and the daemon. Every write that reaches the cloud is judged
-    against the guard invariants there; the unsafe ones are added to `tally`."""
+    against the guard invariants there; the unsafe ones are added to `tally`.
+    `keepalive_timeout_s` is how long the daemon lets the stream stay silent."""
     home = SimHome.demo()
     async with nest_wwn.serve(home, keepalive_s=0.5, **cloud) as sim, serve_sink() as sink:
         state_dir = tmp_path / "state"
         path = tmp_path / "roost.toml"
-        path.write_text(config_text(sim.url, sim.token, sink.url, state_dir, rules, config))
+        text = config_text(
+            sim.url, sim.token, sink.url, state_dir, rules, config, keepalive_timeout_s
+        )
+        path.write_text(text)
         daemon = Daemon(path, tmp_path / "daemon.log")
         judge = Judge()
         sim.write_observers.append(judge)

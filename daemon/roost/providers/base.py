@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Protocol
 
-import httpx
 from pydantic import SecretStr
 
 from roost.commands import Command, CommandResult
@@ -160,30 +158,3 @@ class MemoryProviderMemory:
 
     async def put(self, account: str, key: str, value: str) -> None:
         self._values[(account, key)] = value
-
-
-class HttpClientOwner:
-    """A provider's HTTP client: its own, or one shared by every account of its vendor
-    (see `ProviderContext.http_client`). `aclose` closes it only if it is its own."""
-
-    _client: httpx.AsyncClient
-    _owns_client: bool
-
-    def _use_client(self, shared: httpx.AsyncClient | None, **own: Any) -> None:
-        self._owns_client = shared is None
-        self._client = shared if shared is not None else httpx.AsyncClient(**own)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()

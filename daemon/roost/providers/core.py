@@ -9,17 +9,24 @@ provider error or a transport failure by providers/http.py.
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any, Generic, Self, TypedDict, TypeVar, cast
 
 import httpx
 import structlog
 
+from roost.accounts import AccountBase, OAuthAccount
 from roost.commands import Command, CommandResult, FailureReason
 from roost.errors import EncodeError, ProviderError
 from roost.events import ConnectionState
-from roost.model import Device, Home, Structure
-from roost.providers.base import ChangeSink, HttpClientOwner
+from roost.model import Home
+from roost.providers.base import DEFAULT_WRITE_LIMITS, ChangeSink, WriteLimits
+from roost.providers.health import PayloadHealth
 from roost.providers.http import result_of, transport_failure
+from roost.providers.oauth import REFRESH_MARGIN, RefreshTokenKeeper
+from roost.providers.readers import Problems
+from roost.providers.registry import ProviderContext
 from roost.providers.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -28,17 +35,73 @@ TargetT = TypeVar("TargetT")
 WriteT = TypeVar("WriteT")
 
 
-class ProviderCore(HttpClientOwner, Generic[TargetT, WriteT]):
-    account: str
-    home: Home | None
-    supervisor: Supervisor
+class CoreOptions(TypedDict, total=False):
+    """What a provider's constructor takes besides its account's settings and context."""
 
-    def _supervise(self, account: str, backoff_initial_s: float, backoff_max_s: float) -> None:
-        self.account = account
-        self.home = None
+    client: httpx.AsyncClient | None  # else the context's client of the vendor, or its own
+    write_limits: WriteLimits | None  # else the vendor's WRITE_LIMITS
+    backoff_initial_s: float
+    backoff_max_s: float
+
+
+def counters(*names: str) -> SimpleNamespace:
+    """A provider's event counts, for metrics and tests, each starting at 0 (a name not
+    given here is an AttributeError, never a silent 0)."""
+    return SimpleNamespace(**dict.fromkeys(names, 0))
+
+
+class ProviderCore(Generic[TargetT, WriteT]):
+    """`http_timeout` is the default of the provider's HTTP client; `write_limits` what the
+    dispatcher holds its writes to (base.WriteLimits). The client is the provider's own
+    (closed by `aclose`) or one its vendor's accounts share (`ProviderContext.http_client`)."""
+
+    http_timeout = httpx.Timeout(5.0)
+    write_limits = DEFAULT_WRITE_LIMITS
+    stats: SimpleNamespace  # counters(...)
+
+    def __init__(
+        self,
+        settings: AccountBase,
+        context: ProviderContext | None = None,
+        *,
+        client: httpx.AsyncClient | None = None,
+        write_limits: WriteLimits | None = None,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 300.0,
+    ) -> None:
+        """`context` lends the daemon's clock, token store and memory (without one: a clock
+        and stores of the provider's own); without a `client` it has its own too."""
+        self.account = settings.name
+        self.home: Home | None = None
         self.supervisor = Supervisor(
-            account, backoff_initial_s=backoff_initial_s, backoff_max_s=backoff_max_s
+            self.account, backoff_initial_s=backoff_initial_s, backoff_max_s=backoff_max_s
         )
+        self.context = context or ProviderContext()
+        self._clock = self.context.clock
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=self.http_timeout)
+        if write_limits is not None:
+            self.write_limits = write_limits
+
+    @classmethod
+    def build(cls, settings: AccountBase, context: ProviderContext) -> Self:
+        """The provider the daemon runs: on the HTTP client its vendor's accounts share."""
+        return cls(
+            settings, context, client=context.http_client(settings.provider, cls.http_timeout)
+        )
+
+    def __repr__(self) -> str:  # never a token, a password or a secret
+        return f"{type(self).__name__}(account={self.account!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
 
     @property
     def state(self) -> ConnectionState | None:
@@ -81,7 +144,12 @@ class ProviderCore(HttpClientOwner, Generic[TargetT, WriteT]):
         return result
 
     def _target(self, target_id: str) -> TargetT | None:
-        raise NotImplementedError
+        """The home's device or structure (a vendor whose targets are its own records
+        overrides this)."""
+        if self.home is None:
+            return None
+        found = self.home.devices.get(target_id) or self.home.structures.get(target_id)
+        return cast(TargetT | None, found)
 
     def _no_target(self, target_id: str) -> CommandResult:
         return CommandResult.failure(FailureReason.NOT_FOUND, f"unknown target {target_id}")
@@ -96,8 +164,35 @@ class ProviderCore(HttpClientOwner, Generic[TargetT, WriteT]):
         """What the log says was sent."""
         return {}
 
+    def _keeper(
+        self, settings: OAuthAccount, token_url: str, margin: timedelta = REFRESH_MARGIN
+    ) -> RefreshTokenKeeper:
+        """The account's OAuth tokens, refreshed over the provider's client and kept in
+        the context's token store."""
+        client_secret, refresh_token = settings.oauth_secrets()
+        return RefreshTokenKeeper(
+            self.account,
+            client=self._client,
+            token_url=token_url,
+            client_id=settings.client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+            store=self.context.tokens,
+            clock=self._clock,
+            margin=margin,
+        )
 
-def find_in_home(home: Home | None, target_id: str) -> Structure | Device | None:
-    if home is None:
-        return None
-    return home.devices.get(target_id) or home.structures.get(target_id)
+    # --- what a subscription read ----------------------------------------------------------
+
+    def _review(self, health: PayloadHealth, problems: Problems, home: Home) -> None:
+        """Hand a normalization's problems to the account's health; those of targets no
+        longer in `home` are forgotten."""
+        health.review(problems, keep=home.devices.keys() | home.structures.keys())
+
+    def _skipped(self, what: str, exc: Exception, health: PayloadHealth | None = None) -> None:
+        """A payload (or a part of one) that could not be used: counted, logged and, with
+        `health`, reported as skipped."""
+        self.stats.malformed += 1
+        log.warning("provider.skipped", account=self.account, what=what, error=str(exc)[:200])
+        if health is not None:
+            health.reject(str(exc)[:200])

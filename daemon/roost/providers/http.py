@@ -12,6 +12,7 @@ import json
 import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
@@ -95,15 +96,24 @@ def refused(response: httpx.Response, detail: str) -> ProviderError:
 
 def message_of(response: httpx.Response, keys: tuple[str, ...] = ("message", "error")) -> str:
     """The first of `keys` that a JSON object body has as text, else a short piece of the body."""
+    for key in keys:
+        value = member(response, key)
+        if isinstance(value, str) and value:
+            return value[:MAX_DETAIL]
+    return text_of(response)
+
+
+def member(response: httpx.Response, key: str) -> Any:
+    """`key` of a JSON object body (Google's and Netatmo's `error`), or None."""
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        body = None
-    if isinstance(body, dict):
-        for key in keys:
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return value[:MAX_DETAIL]
+        return None
+    return body.get(key) if isinstance(body, dict) else None
+
+
+def text_of(response: httpx.Response) -> str:
+    """A short piece of the body, for a message."""
     return response.text.strip()[:MAX_DETAIL]
 
 
@@ -122,10 +132,18 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         pass
     else:
         return max(0.0, seconds) if math.isfinite(seconds) else None
+    when = http_date(text)
+    if when is None:
+        return None
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def http_date(value: object) -> datetime | None:
+    """An HTTP date (`Date`, `Retry-After`, Nest's `expires_in`), aware; None if unusable."""
+    if not isinstance(value, str) or not value:
+        return None
     try:
-        when = parsedate_to_datetime(text)
+        when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -10,8 +10,10 @@ Missing (or null) optional values are not problems; they are simply unknown.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from roost.model import ThermostatMode
@@ -21,6 +23,7 @@ V = TypeVar("V")
 CELSIUS: Final = (-50.0, 100.0)  # any temperature a home can report
 PERCENT: Final = (0.0, 100.0)
 _SHOWN_CHARS = 40
+_FRACTION = re.compile(r"\.(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +123,8 @@ class Fields:
     ) -> V | None:
         """The table's value for the string at `key` (lower-cased first with `fold`);
         `default` stands for a missing key."""
-        value = self._raw.get(key, default)
+        value = self._typed(key, str) if key in self._raw else default
         if value is None:
-            return None
-        if not isinstance(value, str):
-            self.bad(key, "wrong type", value)
             return None
         found = table.get(value.lower() if fold else value)
         if found is None:
@@ -170,36 +170,28 @@ class Fields:
         return self.number(key, *PERCENT)
 
     def integer(self, key: str, low: int, high: int) -> int | None:
-        value = self._raw.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.bad(key, "wrong type", value)
-            return None
-        if not low <= value <= high:
+        value = self._typed(key, int)
+        if value is not None and not low <= value <= high:
             self.bad(key, "out of range", value)
             return None
         return value
 
     def flag(self, key: str, default: bool | None = None) -> bool | None:
         """A boolean; `default` for a missing key, None (noted) for anything else."""
-        value = self._raw.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.bad(key, "wrong type", value)
-            return None
-        return value
+        return default if self._raw.get(key) is None else self._typed(key, bool)
 
     def text(self, key: str) -> str | None:
         """A non-empty string, or None (a non-string is noted)."""
+        return self._typed(key, str) or None
+
+    def _typed(self, key: str, kind: type[V]) -> V | None:
+        """The value at `key` if it is a `kind` (a bool is no int): None when missing,
+        noted when of another type."""
         value = self._raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.bad(key, "wrong type", value)
-            return None
-        return value or None
+        if value is None or (isinstance(value, kind) and (kind is bool) == isinstance(value, bool)):
+            return value
+        self.bad(key, "wrong type", value)
+        return None
 
 
 def _is_number(value: Any) -> bool:
@@ -235,3 +227,28 @@ def active_setpoints(
     if mode is ThermostatMode.ECO:
         return eco if eco is not None else (None, None)
     return None, None  # off, or unknown
+
+
+def eco_or(eco_on: bool | None, mode: Callable[[], ThermostatMode | None]) -> ThermostatMode | None:
+    """A thermostat's mode where eco is a switch beside the mode: ECO while it is on,
+    unknown while that is unknown, else `mode()` (read only then)."""
+    if eco_on is None:
+        return None
+    return ThermostatMode.ECO if eco_on else mode()
+
+
+def pair(low: float | None, high: float | None) -> tuple[float, float] | None:
+    """A (low, high) range, or None unless both ends are known."""
+    return None if low is None or high is None else (low, high)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 time (`Z`, any number of fractional digits), as aware UTC; else None."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value, count=1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -108,27 +108,6 @@ def login_command(args: argparse.Namespace) -> int:
 
 
 def build(account: NestWebAccount, context: ProviderContext) -> Provider:
-    from roost.providers.nest_web.provider import HTTP_TIMEOUT, NestWebProvider
-    from roost.providers.nest_web.session import GoogleLogin
+    from roost.providers.nest_web.provider import NestWebProvider
 
-    password, token = account.password, account.access_token  # resolved by validation
-    google = None
-    if account.issue_token is not None and account.cookies is not None:
-        google = GoogleLogin(
-            account.issue_token.get_secret_value(),
-            account.cookies.get_secret_value(),
-            account.google_api_key or "",
-            account.auth_proxy_url,
-        )
-    return NestWebProvider(
-        account.name,
-        api_url=account.api_url,
-        google=google,
-        email=account.email,
-        password=password.get_secret_value() if password is not None else None,
-        access_token=token.get_secret_value() if token is not None else None,
-        tokens=context.tokens,
-        clock=context.clock,
-        subscribe_timeout_s=account.subscribe_timeout_s,
-        client=context.http_client("nest_web", HTTP_TIMEOUT),
-    )
+    return NestWebProvider.build(account, context)

@@ -14,11 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from roost import errors
-
-
-class PayloadError(errors.PayloadError):
-    """A reply (or a part of it) that roost cannot use."""
+from roost.errors import PayloadError
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from roost import errors
 from roost.commands import (
     Action,
     SetCool,
@@ -23,7 +22,9 @@ from roost.commands import (
     SetPresence,
     SetRange,
 )
+from roost.errors import EncodeError
 from roost.model import Device, Presence, Structure, Thermostat, ThermostatMode
+from roost.providers import encoding
 
 PutObject = tuple[str, dict[str, Any]]
 
@@ -36,10 +37,6 @@ TARGET_TYPE = {
 }
 
 
-class EncodeError(errors.EncodeError):
-    """The action does not apply to this target (wrong kind, mode or capability)."""
-
-
 def encode(
     action: Action,
     target: Structure | Device,
@@ -49,13 +46,11 @@ def encode(
 ) -> list[PutObject]:
     """The bucket writes for one action on one target."""
     if isinstance(action, SetPresence):
-        if not isinstance(target, Structure):
-            raise EncodeError(f"{action.describe()} applies to a structure, not {target.id}")
+        structure = encoding.on_structure(action, target)
         away = action.presence is Presence.AWAY
         fields = {"away": away, "away_timestamp": int(now.timestamp()), "away_setter": 0}
-        return [(f"structure.{target.id}", fields)]
-    if not isinstance(target, Thermostat):
-        raise EncodeError(f"{action.describe()} applies to a thermostat, not {target.id}")
+        return [(f"structure.{structure.id}", fields)]
+    target = encoding.on_thermostat(action, target)
     if isinstance(action, SetEco):
         return [_eco(target, action.on)]
     if isinstance(action, SetMode):
@@ -74,10 +69,7 @@ def _eco(target: Thermostat, on: bool) -> PutObject:
 def _mode(target: Thermostat, mode: ThermostatMode) -> list[PutObject]:
     if mode is ThermostatMode.ECO:
         return [_eco(target, True)]
-    needs_heat = mode in (ThermostatMode.HEAT, ThermostatMode.HEAT_COOL)
-    needs_cool = mode in (ThermostatMode.COOL, ThermostatMode.HEAT_COOL)
-    if (needs_heat and not target.can_heat) or (needs_cool and not target.can_cool):
-        raise EncodeError(f"thermostat {target.id} cannot run in {mode} mode")
+    encoding.check_mode(mode, target)
     writes = [_eco(target, False)] if target.mode is ThermostatMode.ECO else []
     writes.append((f"shared.{target.id}", {"target_temperature_type": TARGET_TYPE[mode]}))
     return writes
@@ -86,20 +78,13 @@ def _mode(target: Thermostat, mode: ThermostatMode) -> list[PutObject]:
 def _setpoints(
     action: SetHeat | SetCool | SetRange, target: Thermostat, base_mode: ThermostatMode | None
 ) -> dict[str, Any]:
-    mode = target.mode
-    if mode is None:
-        raise EncodeError(f"thermostat {target.id}: its mode is unknown")
+    mode = encoding.known_mode(target)
     if mode is ThermostatMode.ECO:
         mode = base_mode or (ThermostatMode.HEAT if target.can_heat else ThermostatMode.COOL)
-    fields = _SETPOINT_FIELDS.get((type(action), mode))
-    if fields is None:
-        raise EncodeError(f"{action.describe()} does not apply in {mode} mode")
-    if isinstance(action, SetRange):
-        return {fields[0]: action.heat_celsius, fields[1]: action.cool_celsius}
-    return {fields[0]: action.celsius}
+    return encoding.setpoints(action, mode, _SETPOINT_FIELDS)
 
 
-_SETPOINT_FIELDS: dict[tuple[type[Action], ThermostatMode], tuple[str, ...]] = {
+_SETPOINT_FIELDS: encoding.SetpointFields = {
     (SetHeat, ThermostatMode.HEAT): ("target_temperature",),
     (SetHeat, ThermostatMode.HEAT_COOL): ("target_temperature_low",),
     (SetCool, ThermostatMode.COOL): ("target_temperature",),
@@ -110,10 +95,5 @@ _SETPOINT_FIELDS: dict[tuple[type[Action], ThermostatMode], tuple[str, ...]] = {
 
 def _fan(action: SetFanTimer, target: Thermostat, now: datetime) -> dict[str, Any]:
     """`fan_timer_timeout` is the unix second the fan stops; 0 stops it now."""
-    if not target.has_fan:
-        raise EncodeError(f"thermostat {target.id} has no fan")
-    if action.minutes < 0:
-        raise EncodeError(f"fan timer minutes must not be negative: {action.minutes}")
-    if action.minutes == 0:
-        return {"fan_timer_timeout": 0}
-    return {"fan_timer_timeout": int(now.timestamp()) + action.minutes * 60}
+    minutes = encoding.fan_minutes(action, target.has_fan, target.id)
+    return {"fan_timer_timeout": int(now.timestamp()) + minutes * 60 if minutes else 0}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from roost.errors import PayloadError
 from roost.model import (
     AlarmState,
     BatteryHealth,
@@ -32,8 +33,7 @@ from roost.model import (
     ThermostatMode,
 )
 from roost.providers.bounds import check_devices
-from roost.providers.nest_web.buckets import PayloadError
-from roost.providers.readers import Fields, Problems, active_setpoints
+from roost.providers.readers import Fields, Problems, active_setpoints, eco_or, pair
 
 Buckets = Mapping[str, Mapping[str, Any]]
 
@@ -44,7 +44,6 @@ TARGET_TYPES = {
     "range": ThermostatMode.HEAT_COOL,
     "off": ThermostatMode.OFF,
 }
-ECO_MODES = frozenset({"manual-eco", "auto-eco"})  # device.eco.mode; "schedule" is eco off
 
 
 def normalize(
@@ -65,12 +64,12 @@ def normalize(
             continue
         structures[structure_id] = _structure(problems.fields(value, structure_id))
         rooms = _rooms(buckets.get(f"where.{structure_id}"))
+        site = _Site(structure_id, buckets, rooms, now, problems)
         for ref in _swarm(value):
             kind, _, serial = ref.partition(".")
             build = _BUILDERS.get(kind)
             if build is not None:
-                device = build(serial, structure_id, buckets, rooms, now, problems)
-                _store(devices, serial, device, previous)
+                _store(devices, serial, build(serial, site), previous)
     check_devices(len(devices))
     return Home(account, structures, devices), problems
 
@@ -127,40 +126,24 @@ def _rooms(raw: Mapping[str, Any] | None) -> dict[str, str]:
 # --- thermostats -------------------------------------------------------------------------
 
 
-def _thermostat(
-    serial: str,
-    structure_id: str,
-    buckets: Buckets,
-    rooms: dict[str, str],
-    now: datetime,
-    problems: Problems,
-) -> Thermostat | None:
-    raw_device, raw_shared = buckets.get(f"device.{serial}"), buckets.get(f"shared.{serial}")
-    if not isinstance(raw_device, Mapping) or not isinstance(raw_shared, Mapping):
-        problems.note(serial, "device./shared.", "missing bucket", None)
+def _thermostat(serial: str, site: _Site) -> Thermostat | None:
+    raw_device, raw_shared = site.bucket("device", serial), site.bucket("shared", serial)
+    if raw_device is None or raw_shared is None:
+        site.problems.note(serial, "device./shared.", "missing bucket", None)
         return None
-    device = problems.fields(raw_device, serial, "device.")
-    shared = problems.fields(raw_shared, serial, "shared.")
-    eco_on = _eco_on(device)
-    mode = (
-        ThermostatMode.ECO
-        if eco_on is True
-        else None
-        if eco_on is None
-        else shared.enum("target_temperature_type", TARGET_TYPES, default="off", fold=True)
+    device = site.problems.fields(raw_device, serial, "device.")
+    shared = site.problems.fields(raw_shared, serial, "shared.")
+    mode = eco_or(
+        _eco_on(device),
+        lambda: shared.enum("target_temperature_type", TARGET_TYPES, default="off", fold=True),
     )
     eco_low, eco_high = _eco_setpoints(device)
     eco = eco_low, (eco_high if shared.flag("can_cool", default=False) else None)
     heat, cool = active_setpoints(shared, mode, SETPOINT_KEYS, eco)
     locked = device.flag("temperature_lock", default=False)
-    fan_until = _fan_timer_until(device, now)
-    room = rooms.get(device.text("where_id") or "")
+    fan_until = _fan_timer_until(device, site.now)
     return Thermostat(
-        id=serial,
-        name=shared.text("name") or room or "Thermostat",
-        structure_id=structure_id,
-        room=room,
-        online=_online(buckets, serial, problems),
+        **site.common(serial, device, shared.text("name"), "Thermostat"),
         mode=mode,
         heat_setpoint_c=heat,
         cool_setpoint_c=cool,
@@ -176,11 +159,11 @@ def _thermostat(
         locked=locked,
         locked_range_c=None
         if locked is False
-        else _pair(
+        else pair(
             device.celsius("temperature_lock_low_temp"),
             device.celsius("temperature_lock_high_temp"),
         ),
-        eco_range_c=None if eco_low is None or eco_high is None else (eco_low, eco_high),
+        eco_range_c=pair(eco_low, eco_high),
     )
 
 
@@ -241,37 +224,48 @@ def _fan_timer_until(device: Fields, now: datetime) -> datetime | None:
 _LATEST_TIMESTAMP: Final = 253402300799.0  # 9999-12-31, the last time datetime can hold
 
 
-def _online(buckets: Buckets, serial: str, problems: Problems) -> bool | None:
-    track = buckets.get(f"track.{serial}")
-    if track is None:
-        return True
-    return problems.fields(track, serial, "track.").flag("online", default=True)
+@dataclass(frozen=True, slots=True)
+class _Site:
+    """What a device's builder reads besides its own buckets: the structure it is in."""
+
+    structure_id: str
+    buckets: Buckets
+    rooms: dict[str, str]
+    now: datetime
+    problems: Problems
+
+    def bucket(self, kind: str, serial: str) -> Mapping[str, Any] | None:
+        raw = self.buckets.get(f"{kind}.{serial}")
+        return raw if isinstance(raw, Mapping) else None
+
+    def common(self, serial: str, f: Fields, name: str | None, kind: str) -> dict[str, Any]:
+        """What every device has; one without a name is named after its room, or `kind`."""
+        room = self.rooms.get(f.text("where_id") or "")
+        track = self.buckets.get(f"track.{serial}")
+        online = track is None or self.problems.fields(track, serial, "track.").flag(
+            "online", default=True
+        )
+        return {
+            "id": serial,
+            "name": name or room or kind,
+            "structure_id": self.structure_id,
+            "room": room,
+            "online": online,
+        }
 
 
 # --- Protects ----------------------------------------------------------------------------
 
 
-def _smoke_co_alarm(
-    serial: str,
-    structure_id: str,
-    buckets: Buckets,
-    rooms: dict[str, str],
-    now: datetime,
-    problems: Problems,
-) -> SmokeCoAlarm | None:
-    raw = buckets.get(f"topaz.{serial}")
-    if not isinstance(raw, Mapping):
-        problems.note(serial, "topaz.", "missing bucket", None)
+def _smoke_co_alarm(serial: str, site: _Site) -> SmokeCoAlarm | None:
+    raw = site.bucket("topaz", serial)
+    if raw is None:
+        site.problems.note(serial, "topaz.", "missing bucket", None)
         return None
-    topaz = problems.fields(raw, serial, "topaz.")
-    room = rooms.get(topaz.text("where_id") or "")
+    topaz = site.problems.fields(raw, serial, "topaz.")
     battery = topaz.integer("battery_health_state", 0, _MAX_LEVEL)
     return SmokeCoAlarm(
-        id=serial,
-        name=topaz.text("description") or room or "Nest Protect",
-        structure_id=structure_id,
-        room=room,
-        online=_online(buckets, serial, problems),
+        **site.common(serial, topaz, topaz.text("description"), "Nest Protect"),
         smoke=_alarm(topaz, "smoke_status"),
         co=_alarm(topaz, "co_status"),
         battery=None
@@ -296,7 +290,7 @@ def _alarm(topaz: Fields, key: str) -> AlarmState | None:
     return AlarmState.WARNING if value <= 2 else AlarmState.EMERGENCY
 
 
-Builder = Callable[[str, str, Buckets, dict[str, str], datetime, Problems], Device | None]
+Builder = Callable[[str, _Site], Device | None]
 _BUILDERS: dict[str, Builder] = {
     "device": _thermostat,
     "topaz": _smoke_co_alarm,
@@ -315,10 +309,6 @@ def _number(raw: Mapping[str, Any], key: str, where: str) -> float | None:
     if not math.isfinite(value):
         raise PayloadError(f"{where}: {key} is not finite: {value!r}")
     return float(value)
-
-
-def _pair(low: float | None, high: float | None) -> tuple[float, float] | None:
-    return None if low is None or high is None else (low, high)
 
 
 # --- schedules -----------------------------------------------------------------------------

@@ -22,29 +22,27 @@ and retries once.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Unpack
 
 import anyio
 import httpx
 import structlog
 
-from roost.clock import Clock, SystemClock
 from roost.commands import Command, CommandResult, FailureReason
-from roost.errors import PayloadError, ProviderError, RateLimited, VendorError
+from roost.errors import PayloadError, ProviderError, VendorError
 from roost.model import Device, Structure
-from roost.providers.base import ChangeSink, TokenSet, TokenStore, WriteLimits
+from roost.providers.base import ChangeSink, TokenSet
 from roost.providers.bounds import PayloadTooLarge, parse_json
-from roost.providers.core import ProviderCore, find_in_home
+from roost.providers.core import CoreOptions, ProviderCore, counters
 from roost.providers.http import (
     failure_for_status,
     message_of,
-    retry_after,
+    refused,
     transport_error,
     transport_failure,
 )
-from roost.providers.nest_web import WRITE_LIMITS
+from roost.providers.nest_web import WRITE_LIMITS, NestWebAccount
 from roost.providers.nest_web.buckets import Bucket, BucketSet, parse_objects
 from roost.providers.nest_web.encode import encode
 from roost.providers.nest_web.normalize import ScheduleEntry, base_mode, normalize, schedule
@@ -60,6 +58,7 @@ from roost.providers.nest_web.session import (
     resume,
 )
 from roost.providers.readers import Problems
+from roost.providers.registry import ProviderContext
 
 log = structlog.get_logger(__name__)
 
@@ -77,20 +76,6 @@ QUICK_EMPTY_BACKOFF_MAX_S = 30.0
 JWT_RENEW_MARGIN = timedelta(minutes=5)  # a Google login's JWT lasts an hour (homebridge: 55 min)
 
 
-@dataclass
-class SubscribeStats:
-    """Counters for the subscription, for metrics and tests."""
-
-    logins: int = 0
-    resumes: int = 0
-    refreshes: int = 0
-    subscribes: int = 0
-    updates: int = 0  # replies that changed at least one bucket
-    empty_replies: int = 0
-    client_timeouts: int = 0
-    malformed: int = 0
-
-
 Writes = list[tuple[str, dict[str, Any]]]
 
 
@@ -103,38 +88,27 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
     so a restart does not log in again.
     """
 
+    http_timeout = HTTP_TIMEOUT
+    write_limits = WRITE_LIMITS
+
     def __init__(
         self,
-        account: str,
-        *,
-        api_url: str,
-        email: str | None = None,
-        password: str | None = None,
-        google: GoogleLogin | None = None,
-        access_token: str | None = None,
-        tokens: TokenStore | None = None,
-        clock: Clock | None = None,
-        subscribe_timeout_s: float = 120.0,
-        backoff_initial_s: float = 1.0,
-        backoff_max_s: float = 300.0,
-        write_limits: WriteLimits = WRITE_LIMITS,
-        client: httpx.AsyncClient | None = None,
+        settings: NestWebAccount,
+        context: ProviderContext | None = None,
+        **core: Unpack[CoreOptions],
     ) -> None:
-        if (email is None or password is None) and google is None and access_token is None:
-            raise ValueError("give a Google login, email and password, or an access_token")
-        self._supervise(account, backoff_initial_s, backoff_max_s)
+        super().__init__(settings, context, **core)
         self.schedules: dict[str, tuple[ScheduleEntry, ...]] = {}  # thermostat → set-points
-        self.stats = SubscribeStats()
-        self.write_limits = write_limits  # read by the dispatcher
-        self._api_url = api_url.rstrip("/")
-        self._method: LoginMethod | None = google or (
-            PasswordLogin(email, password) if email is not None and password else None
+        # updates: replies that changed at least one bucket
+        self.stats = counters(
+            *("logins", "resumes", "refreshes", "subscribes", "updates", "empty_replies"),
+            *("client_timeouts", "malformed"),
         )
-        self._access_token = access_token
-        self._tokens = tokens
-        self._clock = clock or SystemClock()
-        self._subscribe_timeout_s = subscribe_timeout_s
-        self._use_client(client, timeout=HTTP_TIMEOUT)
+        self._api_url = settings.api_url.rstrip("/")
+        self._method = _login_method(settings)
+        token = settings.access_token
+        self._access_token = token.get_secret_value() if token is not None else None
+        self._subscribe_timeout_s = settings.subscribe_timeout_s
         self._session: Session | None = None
         self._session_since = 0.0  # clock.monotonic() when the session was opened
         self._session_lock = anyio.Lock()
@@ -145,9 +119,6 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
         self._stale_replies = 0
         self._subscribe_began = float("-inf")
         self._quick_empties = 0  # empty replies in a row that came back at once
-
-    def __repr__(self) -> str:  # never show the password or a token
-        return f"NestWebProvider(account={self.account!r}, api_url={self._api_url!r})"
 
     # --- subscription ----------------------------------------------------------------------
 
@@ -234,14 +205,12 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
         if status in (401, 403):
             self._forget(session)
             self._refusals_in_a_row += 1
-            refused = VendorError(f"session refused (HTTP {status})", status)
+            expired = VendorError(f"session refused (HTTP {status})", status)
             if self._refusals_in_a_row == 1:
-                refused.retry_after_s = 0.0  # a session that expired: log in again at once
-            raise refused
-        if status == 429:
-            raise RateLimited("rate limited (HTTP 429)", retry_after(response))
+                expired.retry_after_s = 0.0  # a session that expired: log in again at once
+            raise expired
         if status != 200:
-            raise VendorError(f"HTTP {status}: {message_of(response)}", status)
+            raise refused(response, message_of(response))  # 429: RateLimited
         try:
             return parse_json(response.content)
         except PayloadTooLarge as exc:
@@ -256,8 +225,7 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
             raise self._malformed(exc) from None
 
     def _malformed(self, exc: PayloadError) -> PayloadError:
-        self.stats.malformed += 1
-        log.warning("nest_web.malformed_reply", account=self.account, error=str(exc)[:200])
+        self._skipped("a reply", exc)
         return PayloadError(f"malformed reply: {exc}")
 
     def _follow_transport(self, session: Session, reply: Any) -> None:
@@ -278,11 +246,10 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
         try:
             home, problems = normalize(buckets, self.account, now=at, previous=self.home)
         except PayloadTooLarge as exc:
-            self.stats.malformed += 1
-            health.reject(str(exc))
+            self._skipped("the buckets", exc, health)
             return
         self.schedules = self._schedules(buckets, problems)
-        health.review(problems, keep=home.devices.keys() | home.structures.keys())
+        self._review(health, problems, home)
         self.home = home
         await sink.snapshot(self.account, home, at)
 
@@ -328,17 +295,15 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
             return await self._login()
 
     async def _resumable_tokens(self) -> list[str]:
-        stored = await self._tokens.load(self.account) if self._tokens is not None else None
+        stored = await self.context.tokens.load(self.account)
         candidates = [stored.access_token if stored else None, self._access_token]
         return [t for t in dict.fromkeys(candidates) if t and t not in self._refused_tokens]
 
     async def _login(self) -> Session:
         assert self._method is not None
         session = self._use(await login(self._client, self._api_url, self._method), "login")
-        if self._tokens is not None:
-            await self._tokens.save(
-                self.account, TokenSet(session.token, expires_at=session.expires_at)
-            )
+        tokens = TokenSet(session.token, expires_at=session.expires_at)
+        await self.context.tokens.save(self.account, tokens)
         return session
 
     def _use(self, session: Session, how: str) -> Session:
@@ -366,9 +331,6 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
             self._session = None
 
     # --- writes ----------------------------------------------------------------------------
-
-    def _target(self, target_id: str) -> Structure | Device | None:
-        return find_in_home(self.home, target_id)
 
     def _encode(self, command: Command, target: Structure | Device) -> Writes:
         base = base_mode(self._buckets.values(), target.id)
@@ -404,3 +366,15 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
                 return CommandResult.success()
             return failure_for_status(response, message_of(response))
         return CommandResult.failure(FailureReason.UNAUTHORIZED, "session refused twice")
+
+
+def _login_method(settings: NestWebAccount) -> LoginMethod | None:
+    """How the account logs in again: Google, a password, or not at all (a session token)."""
+    if settings.issue_token is not None and settings.cookies is not None:
+        issue_token, cookies = settings.issue_token, settings.cookies
+        api_key, proxy = settings.google_api_key or "", settings.auth_proxy_url
+        return GoogleLogin(
+            issue_token.get_secret_value(), cookies.get_secret_value(), api_key, proxy
+        )
+    password = settings.password.get_secret_value() if settings.password is not None else ""
+    return PasswordLogin(settings.email, password) if settings.email and password else None

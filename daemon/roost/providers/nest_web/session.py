@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from roost.errors import AuthError, ProviderError
-from roost.providers.http import describe, message_of, retry_after
+from roost.providers.http import describe, http_date, member, message_of, retry_after
+from roost.providers.readers import parse_time
 
 # The service is a browser's back end; clients that work today present a browser's agent.
 USER_AGENT = (
@@ -143,7 +143,7 @@ async def _google_token(client: httpx.AsyncClient, method: GoogleLogin) -> str:
     response = await _request(client, "GET", method.issue_token_url, headers=headers)
     if response.status_code == 429 or response.status_code >= 500:
         raise SessionUnavailable(f"Google's issue_token answered HTTP {response.status_code}")
-    error, token = _field(response, "error"), _field(response, "access_token")
+    error, token = member(response, "error"), member(response, "access_token")
     if error is not None or not isinstance(token, str) or not token:
         raise LoginRefused(
             f"Google refused the browser cookies ({error or 'no access token'}): sign in to "
@@ -155,15 +155,11 @@ async def _google_token(client: httpx.AsyncClient, method: GoogleLogin) -> str:
 def _jwt(response: httpx.Response) -> tuple[str, datetime | None]:
     if response.status_code != 200:
         raise SessionUnavailable(f"issue_jwt answered HTTP {response.status_code}")
-    jwt, claims = _field(response, "jwt"), _field(response, "claims")
+    jwt, claims = member(response, "jwt"), member(response, "claims")
     if not isinstance(jwt, str) or not jwt:
         raise SessionUnavailable("malformed issue_jwt reply")
     ends = claims.get("expirationTime") if isinstance(claims, dict) else None
-    try:
-        expires_at = datetime.fromisoformat(ends.replace("Z", "+00:00")) if ends else None
-    except (AttributeError, ValueError):
-        expires_at = None
-    return jwt, expires_at
+    return jwt, parse_time(ends)
 
 
 async def password_login(
@@ -175,7 +171,7 @@ async def password_login(
     if response.status_code == 400:
         raise LoginRefused(f"email or password refused (HTTP 400: {message_of(response)})")
     if response.status_code == 401:
-        wants_pin = _field(response, "2fa_token") is not None
+        wants_pin = member(response, "2fa_token") is not None
         reason = "two-factor authentication is on" if wants_pin else "login refused"
         raise LoginRefused(f"{reason} (HTTP 401); configure a session access_token instead")
     return _session(response)
@@ -221,24 +217,5 @@ def _session(response: httpx.Response) -> Session:
         token=token,
         user_id=str(user_id),
         transport_url=transport_url.rstrip("/"),
-        expires_at=_expiry(body.get("expires_in")),
+        expires_at=http_date(body.get("expires_in")),
     )
-
-
-def _expiry(value: object) -> datetime | None:
-    """`expires_in` is an HTTP date in the replies clients log; anything else is ignored."""
-    if not isinstance(value, str):
-        return None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return when if when.tzinfo is not None else None
-
-
-def _field(response: httpx.Response, name: str) -> object:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body.get(name) if isinstance(body, dict) else None

@@ -58,11 +58,4 @@ def oauth(account: NestWwnAccount) -> OAuthApp:
 def build(account: NestWwnAccount, context: ProviderContext) -> Provider:
     from roost.providers.nest_wwn.provider import NestWwnProvider
 
-    assert account.token is not None  # resolved by the settings' validation
-    return NestWwnProvider(
-        account.name,
-        api_url=account.api_url,
-        token=account.token.get_secret_value(),
-        keepalive_timeout_s=account.keepalive_timeout_s,
-        client=context.http_client("nest_wwn"),
-    )
+    return NestWwnProvider.build(account, context)

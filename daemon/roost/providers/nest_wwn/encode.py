@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from roost import errors
 from roost.commands import (
     Action,
     SetCool,
@@ -23,13 +22,11 @@ from roost.commands import (
     SetPresence,
     SetRange,
 )
+from roost.errors import EncodeError
 from roost.model import Device, Presence, Structure, Thermostat, ThermostatMode
+from roost.providers import encoding
 
 Write = tuple[str, dict[str, Any]]
-
-
-class EncodeError(errors.EncodeError):
-    """The action does not apply to this target (wrong kind, mode or capability)."""
 
 
 def encode(
@@ -45,12 +42,10 @@ def encode(
     it is only used by `SetEco(False)`. `scale` is the thermostat's display scale.
     """
     if isinstance(action, SetPresence):
-        if not isinstance(target, Structure):
-            raise EncodeError(f"{action.describe()} applies to a structure, not {target.id}")
         away = "away" if action.presence is Presence.AWAY else "home"
-        return f"/structures/{target.id}", {"away": away}
-    if not isinstance(target, Thermostat):
-        raise EncodeError(f"{action.describe()} applies to a thermostat, not {target.id}")
+        structure = encoding.on_structure(action, target)
+        return f"/structures/{structure.id}", {"away": away}
+    target = encoding.on_thermostat(action, target)
     body = _thermostat_body(action, target, previous_mode, scale)
     return f"/devices/thermostats/{target.id}", body
 
@@ -59,7 +54,7 @@ def _thermostat_body(
     action: Action, target: Thermostat, previous_mode: ThermostatMode | None, scale: str
 ) -> dict[str, Any]:
     if isinstance(action, SetMode):
-        _check_mode_supported(action.mode, target)
+        encoding.check_mode(action.mode, target)
         return {"hvac_mode": str(action.mode)}
     if isinstance(action, SetEco):
         return {"hvac_mode": str(_eco_mode(action.on, target, previous_mode))}
@@ -70,20 +65,12 @@ def _thermostat_body(
     raise EncodeError(f"{action.describe()} is not supported by Works with Nest")
 
 
-def _check_mode_supported(mode: ThermostatMode, target: Thermostat) -> None:
-    needs_heat = mode in (ThermostatMode.HEAT, ThermostatMode.HEAT_COOL)
-    needs_cool = mode in (ThermostatMode.COOL, ThermostatMode.HEAT_COOL)
-    if (needs_heat and not target.can_heat) or (needs_cool and not target.can_cool):
-        raise EncodeError(f"thermostat {target.id} cannot run in {mode} mode")
-
-
 def _eco_mode(on: bool, target: Thermostat, previous_mode: ThermostatMode | None) -> ThermostatMode:
     if on:
         return ThermostatMode.ECO
-    if target.mode is None:
-        raise EncodeError(f"thermostat {target.id}: its mode is unknown")
-    if target.mode is not ThermostatMode.ECO:
-        return target.mode  # not in eco: keep the current mode (a harmless echo)
+    mode = encoding.known_mode(target)
+    if mode is not ThermostatMode.ECO:
+        return mode  # not in eco: keep the current mode (a harmless echo)
     return _mode_before_eco(target, previous_mode)
 
 
@@ -101,20 +88,11 @@ def _setpoint_body(
 ) -> dict[str, Any]:
     # In eco WWN refuses setpoint changes with a 400; encode for the mode eco returns to,
     # so the vendor (not roost) gives the authoritative answer.
-    mode = target.mode
-    if mode is None:
-        raise EncodeError(f"thermostat {target.id}: its mode is unknown")
+    mode = encoding.known_mode(target)
     if mode is ThermostatMode.ECO:
         mode = _mode_before_eco(target, previous_mode)
-    fields = _SETPOINT_FIELDS.get((type(action), mode))
-    if fields is None:
-        raise EncodeError(f"{action.describe()} does not apply in {target.mode} mode")
-    values: tuple[float, ...]
-    if isinstance(action, SetRange):
-        values = (action.heat_celsius, action.cool_celsius)
-    else:
-        values = (action.celsius,)
-    return {_in_scale(f, scale): _displayed(c, scale) for f, c in zip(fields, values, strict=True)}
+    fields = encoding.setpoints(action, mode, _SETPOINT_FIELDS)
+    return {_in_scale(f, scale): _displayed(c, scale) for f, c in fields.items()}
 
 
 def _in_scale(field: str, scale: str) -> str:
@@ -128,7 +106,7 @@ def _displayed(celsius: float, scale: str) -> float | int:
     return round(celsius * 2) / 2
 
 
-_SETPOINT_FIELDS: dict[tuple[type[Action], ThermostatMode], tuple[str, ...]] = {
+_SETPOINT_FIELDS: encoding.SetpointFields = {
     (SetHeat, ThermostatMode.HEAT): ("target_temperature_c",),
     (SetHeat, ThermostatMode.HEAT_COOL): ("target_temperature_low_c",),
     (SetCool, ThermostatMode.COOL): ("target_temperature_c",),
@@ -138,10 +116,9 @@ _SETPOINT_FIELDS: dict[tuple[type[Action], ThermostatMode], tuple[str, ...]] = {
 
 
 def _fan_body(action: SetFanTimer, target: Thermostat) -> dict[str, Any]:
-    if not target.has_fan:
-        raise EncodeError(f"thermostat {target.id} has no fan")
-    if action.minutes < 0:
-        raise EncodeError(f"fan timer minutes must not be negative: {action.minutes}")
-    if action.minutes == 0:
-        return {"fan_timer_active": False}
-    return {"fan_timer_duration": action.minutes, "fan_timer_active": True}
+    minutes = encoding.fan_minutes(action, target.has_fan, target.id)
+    return (
+        {"fan_timer_duration": minutes, "fan_timer_active": True}
+        if minutes
+        else {"fan_timer_active": False}
+    )

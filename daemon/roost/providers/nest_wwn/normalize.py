@@ -10,10 +10,10 @@ All functions are pure: they never change their arguments.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from roost import errors
+from roost.errors import PayloadError
 from roost.events import Context, DeviceEvent, Motion, Person, Sound
 from roost.ids import new_id
 from roost.model import (
@@ -31,7 +31,7 @@ from roost.model import (
     ThermostatMode,
 )
 from roost.providers.bounds import check_devices, check_path
-from roost.providers.readers import Fields, Problems, active_setpoints
+from roost.providers.readers import Fields, Problems, active_setpoints, pair, parse_time
 
 Document = dict[str, Any]
 Builder = Callable[[str, Fields, dict[str, str]], Device]
@@ -54,10 +54,6 @@ _AWAY = {"home": Presence.HOME, "away": Presence.AWAY, "auto-away": Presence.AWA
 _MODES = {m.value: m for m in ThermostatMode}
 _ALARM = {a.value: a for a in AlarmState}
 _BATTERY = {b.value: b for b in BatteryHealth}
-
-
-class PayloadError(errors.PayloadError):
-    """A WWN document (or a part of it) that roost cannot use."""
 
 
 def normalize(document: Mapping[str, Any], account: str, problems: Problems | None = None) -> Home:
@@ -211,7 +207,7 @@ def camera_events(
         if device_id not in before:
             continue
         new, old = _last_event(camera), _last_event(before[device_id])
-        started = _parse_time(new.get("start_time")) if new is not None else None
+        started = parse_time(new.get("start_time")) if new is not None else None
         if new is None or started is None:
             continue
         for cls in _new_kinds(new, old):
@@ -249,7 +245,7 @@ _EVENT_KINDS: tuple[tuple[str, type[DeviceEvent]], ...] = (
 
 def _thermostat(structure_id: str, f: Fields, wheres: dict[str, str]) -> Thermostat:
     mode = f.enum("hvac_mode", _MODES, default="off")
-    eco_range = _pair(f.celsius("eco_temperature_low_c"), f.celsius("eco_temperature_high_c"))
+    eco_range = pair(f.celsius("eco_temperature_low_c"), f.celsius("eco_temperature_high_c"))
     heat, cool = active_setpoints(f, mode, SETPOINT_KEYS, eco_range)
     locked = f.flag("is_locked", default=False)
     fan_active = f.flag("fan_timer_active", default=False)
@@ -271,13 +267,13 @@ def _thermostat(structure_id: str, f: Fields, wheres: dict[str, str]) -> Thermos
         locked=locked,
         locked_range_c=None
         if locked is False
-        else _pair(f.celsius("locked_temp_min_c"), f.celsius("locked_temp_max_c")),
+        else pair(f.celsius("locked_temp_min_c"), f.celsius("locked_temp_max_c")),
         eco_range_c=eco_range,
     )
 
 
 def _fan_timer_until(f: Fields) -> datetime | None:
-    until = _parse_time(f.raw("fan_timer_timeout"))
+    until = parse_time(f.raw("fan_timer_timeout"))
     if until is None or until.year <= 1970:
         return None
     return until
@@ -385,20 +381,6 @@ def _section(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return {} if value is None else _mapping(value, key)
 
 
-def _pair(low: float | None, high: float | None) -> tuple[float, float] | None:
-    return None if low is None or high is None else (low, high)
-
-
 def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
     value = raw.get(key)
     return value if isinstance(value, str) and value else None
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -12,51 +12,46 @@ connections and writes and forgotten when it fails.
 from __future__ import annotations
 
 from contextlib import aclosing
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 import anyio
 import httpx
 import structlog
 
 from roost.commands import Command, CommandResult, FailureReason
-from roost.errors import AuthError, ProviderError, RateLimited, StreamEnded, VendorError
+from roost.errors import (
+    AuthError,
+    PayloadError,
+    ProviderError,
+    RateLimited,
+    StreamEnded,
+    VendorError,
+)
 from roost.model import Device, Home, Structure
-from roost.providers.base import ChangeSink, WriteLimits
+from roost.providers.base import ChangeSink
 from roost.providers.bounds import parse_json
-from roost.providers.core import ProviderCore, find_in_home
+from roost.providers.core import CoreOptions, ProviderCore, counters
 from roost.providers.health import PayloadHealth
 from roost.providers.http import failure_for_status, message_of, retry_after, transport_error
-from roost.providers.nest_wwn import WRITE_LIMITS
+from roost.providers.nest_wwn import WRITE_LIMITS, NestWwnAccount
 from roost.providers.nest_wwn.encode import encode
 from roost.providers.nest_wwn.normalize import (
     Document,
     Normalizer,
-    PayloadError,
     apply_put,
     camera_events,
     display_scale,
     previous_mode,
 )
 from roost.providers.readers import Problems
+from roost.providers.registry import ProviderContext
 from roost.providers.sse import EventTooLarge, read_sse
 
 log = structlog.get_logger(__name__)
 
 _MAX_REDIRECTS = 5
 COMMAND_ID_HEADER = "X-Roost-Command-Id"  # lets a log or a simulator see a duplicate
-
-
-@dataclass
-class StreamStats:
-    """Counters for the subscription, for metrics and tests."""
-
-    connects: int = 0
-    puts: int = 0
-    malformed: int = 0
-    vendor_errors: int = 0
-    watchdog_timeouts: int = 0
 
 
 # A whole-home put is a few kB per device; anything near this is not a home document.
@@ -66,35 +61,28 @@ MAX_EVENT_BYTES = 4 * 1024 * 1024
 class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]]]):
     """One Works with Nest account: `run` holds the stream, `execute` performs writes."""
 
+    write_limits = WRITE_LIMITS
+
     def __init__(
         self,
-        account: str,
+        settings: NestWwnAccount,
+        context: ProviderContext | None = None,
         *,
-        api_url: str,
-        token: str,
-        keepalive_timeout_s: float = 75.0,
-        backoff_initial_s: float = 1.0,
-        backoff_max_s: float = 300.0,
-        client: httpx.AsyncClient | None = None,
-        write_limits: WriteLimits = WRITE_LIMITS,
         max_event_bytes: int = MAX_EVENT_BYTES,
+        **core: Unpack[CoreOptions],
     ) -> None:
-        self._supervise(account, backoff_initial_s, backoff_max_s)
+        super().__init__(settings, context, **core)
+        self.stats = counters("connects", "puts", "malformed", "vendor_errors", "watchdog_timeouts")
         self._max_event_bytes = max_event_bytes
-        self.write_limits = write_limits
-        self.stats = StreamStats()
-        self._api_url = httpx.URL(api_url)
-        self._auth = {"Authorization": f"Bearer {token}"}
-        self._keepalive_timeout_s = keepalive_timeout_s
+        self._api_url = httpx.URL(settings.api_url)
+        assert settings.token is not None  # resolved by the settings' validation
+        self._auth = {"Authorization": f"Bearer {settings.token.get_secret_value()}"}
+        self._keepalive_timeout_s = keepalive = settings.keepalive_timeout_s
         # Set on each request: the client may be shared with other accounts.
-        self._timeout = httpx.Timeout(connect=10, read=keepalive_timeout_s, write=10, pool=10)
-        self._use_client(client, follow_redirects=False)
+        self._timeout = httpx.Timeout(connect=10, read=keepalive, write=10, pool=10)
         self._redirected_base: httpx.URL | None = None
         self._document: Document | None = None
-        self._normalize = Normalizer(account)
-
-    def __repr__(self) -> str:  # never show the token
-        return f"NestWwnProvider(account={self.account!r}, api_url={str(self._api_url)!r})"
+        self._normalize = Normalizer(self.account)
 
     # --- subscription ----------------------------------------------------------------------
 
@@ -115,8 +103,11 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
                         raise self._refused(response)
                     self.stats.connects += 1
                     log.info("nest_wwn.stream_open", account=self.account, host=url.host)
-                    await self._read(response, sink)
+                    await self._handle_events(response, sink)
             raise VendorError("too many redirects")
+        except EventTooLarge as exc:
+            self._skipped("an event", exc)
+            raise
         except httpx.RequestError as exc:
             self._redirected_base = None
             if isinstance(exc, httpx.ReadTimeout):  # httpx's read timeout beat the watchdog
@@ -138,16 +129,8 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
         self._redirected_base = None
         return VendorError(f"HTTP {status}: {message_of(response)}", status)
 
-    async def _read(self, response: httpx.Response, sink: ChangeSink) -> None:
-        """Handle events until the stream ends, fails, or stays silent too long."""
-        try:
-            await self._handle_events(response, sink)
-        except EventTooLarge as exc:
-            self.stats.malformed += 1
-            log.error("nest_wwn.event_too_large", account=self.account, error=str(exc))
-            raise
-
     async def _handle_events(self, response: httpx.Response, sink: ChangeSink) -> None:
+        """Handle events until the stream ends, fails, or stays silent too long."""
         first_put = True
         async with aclosing(read_sse(response, self._max_event_bytes)) as events:
             while True:
@@ -183,12 +166,10 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
             document = apply_put(self._document, payload["path"], payload["data"])
             problems = Problems()
             home = self._normalize(document, problems)
-        except (ValueError, PayloadError) as exc:  # JSONDecodeError, PayloadTooLarge
-            self.stats.malformed += 1
-            log.warning("nest_wwn.malformed_put", account=self.account, error=str(exc)[:200])
-            health.reject(str(exc)[:200])
+        except ValueError as exc:  # JSONDecodeError, PayloadTooLarge, PayloadError
+            self._skipped("a put", exc, health)
             return None
-        health.review(problems, keep=home.devices.keys() | home.structures.keys())
+        self._review(health, problems, home)
         return document, home
 
     async def _publish(
@@ -205,9 +186,6 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
             await sink.device_event(self.account, event)
 
     # --- writes ----------------------------------------------------------------------------
-
-    def _target(self, target_id: str) -> Structure | Device | None:
-        return find_in_home(self.home, target_id)
 
     def _encode(self, command: Command, target: Structure | Device) -> tuple[str, dict[str, Any]]:
         return encode(

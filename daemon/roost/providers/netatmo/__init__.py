@@ -81,24 +81,6 @@ def oauth(account: NetatmoAccount) -> OAuthApp:
 
 
 def build(account: NetatmoAccount, context: ProviderContext) -> Provider:
-    from roost.providers.netatmo.provider import HTTP_TIMEOUT, NetatmoProvider
+    from roost.providers.netatmo.provider import NetatmoProvider
 
-    client_secret, refresh_token = account.oauth_secrets()
-    return NetatmoProvider(
-        account.name,
-        api_url=account.api_url,
-        client_id=account.client_id,
-        client_secret=client_secret,
-        refresh_token=refresh_token,
-        home_id=account.home_id,
-        tokens=context.tokens,
-        memory=context.memory,
-        clock=context.clock,
-        fast_poll_s=account.fast_poll_s,
-        slow_poll_s=account.slow_poll_s,
-        fast_window_s=account.fast_window_s,
-        eco_mode=account.eco_mode,
-        webhook_listen=account.webhook_address(),
-        webhook_url=account.webhook_url,
-        client=context.http_client("netatmo", HTTP_TIMEOUT),
-    )
+    return NetatmoProvider.build(account, context)

@@ -22,15 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from roost import errors
 from roost.commands import Action, SetEco, SetHeat, SetMode, SetPresence
-from roost.model import Device, Presence, Structure, Thermostat, ThermostatMode
+from roost.errors import EncodeError
+from roost.model import Device, Presence, Structure, ThermostatMode
+from roost.providers import encoding
 
 EcoMode = Literal["away", "hg"]
-
-
-class EncodeError(errors.EncodeError):
-    """The action does not apply to this target on Netatmo."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +51,9 @@ def encode(
 ) -> Write:
     """The Netatmo write for one action on one target."""
     if isinstance(action, SetPresence):
-        if not isinstance(target, Structure):
-            raise EncodeError(f"{action.describe()} applies to a home, not {target.id}")
-        return _presence(action.presence, target.id, persons)
-    if not isinstance(target, Thermostat):
-        raise EncodeError(f"{action.describe()} applies to a room thermostat, not {target.id}")
+        home = encoding.on_structure(action, target, "home")
+        return _presence(action.presence, home.id, persons)
+    target = encoding.on_thermostat(action, target, "room thermostat")
     home_id = target.structure_id
     if isinstance(action, SetEco) or (
         isinstance(action, SetMode) and action.mode is ThermostatMode.ECO

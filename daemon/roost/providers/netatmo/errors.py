@@ -7,7 +7,6 @@ per-module errors in `body.errors` (code 6: unreachable, 23: already in that sta
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +14,7 @@ import httpx
 
 from roost.commands import CommandResult, FailureReason
 from roost.errors import AuthError, VendorError
-from roost.providers.http import describe, retry_after
+from roost.providers.http import MAX_DETAIL, describe, member, retry_after, text_of
 
 __all__ = ["ApiError", "AuthError", "failure", "from_response", "from_transport"]
 
@@ -34,7 +33,6 @@ USER_USAGE_REACHED = 26
 DEVICE_UNREACHABLE = 41
 
 TOKEN_REJECTED = frozenset({INVALID_TOKEN, TOKEN_EXPIRED})
-_MAX_DETAIL = 200
 
 
 class ApiError(VendorError):
@@ -71,7 +69,7 @@ def from_response(response: httpx.Response) -> ApiError:
 
 
 def from_transport(exc: httpx.RequestError) -> ApiError:
-    return ApiError(0, None, describe(exc)[:_MAX_DETAIL])
+    return ApiError(0, None, describe(exc)[:MAX_DETAIL])
 
 
 def module_errors(body: Mapping[str, Any]) -> dict[str, int]:
@@ -118,18 +116,14 @@ def partial_failure(body: Mapping[str, Any]) -> CommandResult | None:
 
 
 def _error_of(response: httpx.Response) -> tuple[int | None, str]:
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None, response.text.strip()[:_MAX_DETAIL] or response.reason_phrase
-    error = body.get("error") if isinstance(body, dict) else None
+    error = member(response, "error")
     if isinstance(error, dict):
         code = error.get("code")
         message = error.get("message")
         return (
             code if isinstance(code, int) else None,
-            str(message)[:_MAX_DETAIL] if message is not None else response.reason_phrase,
+            str(message)[:MAX_DETAIL] if message is not None else response.reason_phrase,
         )
     if isinstance(error, str):  # the OAuth form: {"error": "invalid_grant"}
-        return None, error[:_MAX_DETAIL]
-    return None, response.text.strip()[:_MAX_DETAIL]
+        return None, error[:MAX_DETAIL]
+    return None, text_of(response) or response.reason_phrase

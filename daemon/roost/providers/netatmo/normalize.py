@@ -303,8 +303,3 @@ def _text(raw: Mapping[str, Any], key: str, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise PayloadError(f"{where}: {key} is missing or not a string")
     return value
-
-
-def _optional_text(raw: Mapping[str, Any], key: str) -> str | None:
-    value = raw.get(key)
-    return value if isinstance(value, str) and value else None

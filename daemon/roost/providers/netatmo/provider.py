@@ -15,31 +15,23 @@ polls leave a reserve so a write never waits behind them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 import anyio
 import httpx
 import structlog
 
-from roost.clock import Clock, SystemClock
 from roost.commands import Command, CommandResult, FailureReason
 from roost.errors import AuthError, RateLimited
 from roost.model import Change, Device, Structure
-from roost.providers.base import (
-    ChangeSink,
-    MemoryProviderMemory,
-    MemoryTokenStore,
-    ProviderMemory,
-    TokenStore,
-)
+from roost.providers.base import ChangeSink
 from roost.providers.bounds import PayloadTooLarge
-from roost.providers.core import ProviderCore, find_in_home
-from roost.providers.netatmo import WRITE_LIMITS, errors
+from roost.providers.core import CoreOptions, ProviderCore, counters
+from roost.providers.netatmo import WRITE_LIMITS, NetatmoAccount, errors
 from roost.providers.netatmo.api import NetatmoApi
 from roost.providers.netatmo.budget import RequestBudget
-from roost.providers.netatmo.encode import EcoMode, Write, encode
+from roost.providers.netatmo.encode import Write, encode
 from roost.providers.netatmo.errors import ApiError
 from roost.providers.netatmo.normalize import (
     SECURITY_MODULES,
@@ -50,8 +42,8 @@ from roost.providers.netatmo.normalize import (
 )
 from roost.providers.netatmo.timeline import AlarmChange, Timeline, events_of, interpret
 from roost.providers.netatmo.webhook import WebhookReceiver
-from roost.providers.oauth import RefreshTokenKeeper
 from roost.providers.readers import Problems
+from roost.providers.registry import ProviderContext
 
 log = structlog.get_logger(__name__)
 
@@ -62,72 +54,31 @@ WEBHOOK_RETRY_S = 600.0  # a refused webhook registration is tried again this of
 MIN_POLL_GAP_S = 0.25  # even when woken, polls are at least this far apart
 
 
-@dataclass
-class PollStats:
-    """Counters for the subscription, for metrics and tests."""
-
-    polls: int = 0
-    failures: int = 0
-    malformed: int = 0
-    rate_limited: int = 0
-    events: int = 0
-    webhooks: int = 0
-
-
 class NetatmoProvider(ProviderCore[Structure | Device, Write]):
     """One Netatmo account: `run` holds the adaptive poll, `execute` performs writes."""
 
+    http_timeout = HTTP_TIMEOUT
     write_limits = WRITE_LIMITS
 
     def __init__(
         self,
-        account: str,
+        settings: NetatmoAccount,
+        context: ProviderContext | None = None,
         *,
-        api_url: str,
-        client_id: str,
-        client_secret: str,
-        refresh_token: str,
-        home_id: str | None = None,
-        tokens: TokenStore | None = None,
-        memory: ProviderMemory | None = None,
-        clock: Clock | None = None,
-        fast_poll_s: float = 5.0,
-        slow_poll_s: float = 30.0,
-        fast_window_s: float = 120.0,
-        webhook_listen: tuple[str, int] | None = None,
-        webhook_url: str | None = None,
-        eco_mode: EcoMode = "away",
         budget: RequestBudget | None = None,
         rate_limited_pause_s: float = RATE_LIMITED_PAUSE_S,
-        backoff_initial_s: float = 1.0,
-        backoff_max_s: float = 300.0,
-        client: httpx.AsyncClient | None = None,
+        **core: Unpack[CoreOptions],
     ) -> None:
-        self._supervise(account, backoff_initial_s, backoff_max_s)
-        self.stats = PollStats()
-        self._clock = clock or SystemClock()
-        self._home_id = home_id
-        self._memory = memory or MemoryProviderMemory()
-        self._fast_poll_s, self._slow_poll_s = fast_poll_s, slow_poll_s
-        self._fast_window_s = fast_window_s
-        self._webhook_listen = webhook_listen
-        self._webhook_url = webhook_url
-        self._eco_mode: EcoMode = eco_mode
-        self._rate_limited_pause_s = rate_limited_pause_s
-        self._use_client(client, timeout=HTTP_TIMEOUT)
-        self.budget = budget or RequestBudget(self._clock)
-        self.keeper = RefreshTokenKeeper(
-            account,
-            token_url=f"{api_url.rstrip('/')}/oauth2/token",
-            client_id=client_id,
-            client_secret=client_secret,
-            refresh_token=refresh_token,
-            store=tokens or MemoryTokenStore(),
-            clock=self._clock,
-            client=self._client,
+        super().__init__(settings, context, **core)
+        self.settings = settings
+        self.stats = counters(
+            "polls", "failures", "malformed", "rate_limited", "events", "webhooks"
         )
-        self.api = NetatmoApi(api_url, self.keeper, self.budget, self._client)
-        self.webhooks = WebhookReceiver(client_secret, self._on_webhook)
+        self._rate_limited_pause_s = rate_limited_pause_s
+        self.budget = budget or RequestBudget(self._clock)
+        self.keeper = self._keeper(settings, f"{settings.api_url.rstrip('/')}/oauth2/token")
+        self.api = NetatmoApi(settings.api_url, self.keeper, self.budget, self._client)
+        self.webhooks = WebhookReceiver(settings.oauth_secrets()[0], self._on_webhook)
         self._topology: dict[str, Mapping[str, Any]] | None = None
         self._readings: dict[str, HomeReading] = {}
         self._timelines: dict[str, Timeline] = {}
@@ -139,16 +90,14 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
         self._last_poll = -MIN_POLL_GAP_S
         self._wake = anyio.Event()
 
-    def __repr__(self) -> str:  # never show a token or the secret
-        return f"NetatmoProvider(account={self.account!r})"
-
     # --- subscription ----------------------------------------------------------------------
 
     async def run(self, sink: ChangeSink) -> None:
         """Poll until cancelled; returns only when the authorization is gone."""
         async with anyio.create_task_group() as tg:
-            if self._webhook_listen is not None:
-                await tg.start(self.webhooks.serve, *self._webhook_listen)
+            listen = self.settings.webhook_address()
+            if listen is not None:
+                await tg.start(self.webhooks.serve, *listen)
             await super().run(sink)
             tg.cancel_scope.cancel()
 
@@ -160,9 +109,7 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
             except ApiError as exc:
                 raise self._failed(exc) from exc
             except (PayloadError, PayloadTooLarge) as exc:
-                self.stats.malformed += 1
-                log.warning("netatmo.malformed", account=self.account, error=str(exc)[:200])
-                sink.payload_health(self.account).reject(str(exc)[:200])
+                self._skipped("an answer", exc, sink.payload_health(self.account))
                 if isinstance(exc, PayloadTooLarge):
                     raise PayloadError(str(exc)) from exc
                 raise
@@ -218,12 +165,13 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
         return [(timeline, entry) for entry in await timeline.news(events_of(body))]
 
     async def _read_topology(self) -> None:
-        body = await self.api.read("homesdata", {"home_id": self._home_id} if self._home_id else {})
+        home_id = self.settings.home_id
+        body = await self.api.read("homesdata", {"home_id": home_id} if home_id else {})
         homes = [h for h in body.get("homes", []) if isinstance(h, Mapping) and "id" in h]
-        if self._home_id is not None:
-            homes = [h for h in homes if h["id"] == self._home_id]
+        if home_id is not None:
+            homes = [h for h in homes if h["id"] == home_id]
             if not homes:
-                raise ApiError(404, errors.NOT_FOUND, f"no home {self._home_id!r} in homesdata")
+                raise ApiError(404, errors.NOT_FOUND, f"no home {home_id!r} in homesdata")
         self._topology = {h["id"]: h for h in homes}
         self._readings = {k: v for k, v in self._readings.items() if k in self._topology}
         log.info("netatmo.topology", account=self.account, homes=len(homes))
@@ -232,12 +180,13 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
         """Register the webhook URL, never at the poll's expense: a refusal (code 21 for a
         URL Netatmo cannot reach, a conflict, an outage) is reported as degraded and
         retried every WEBHOOK_RETRY_S, while polling goes on."""
-        due = self._webhook_url is not None and not self._webhook_registered
-        if not due or self._clock.monotonic() < self._webhook_retry_at:
+        url = self.settings.webhook_url
+        if url is None or self._webhook_registered:
             return
-        assert self._webhook_url is not None
+        if self._clock.monotonic() < self._webhook_retry_at:
+            return
         try:
-            await self._post_webhook(self._webhook_url)
+            await self._post_webhook(url)
         except ApiError as exc:
             if exc.rate_limited or exc.token_rejected:
                 raise
@@ -271,7 +220,9 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
     async def _timeline(self, home_id: str) -> Timeline:
         timeline = self._timelines.get(home_id)
         if timeline is None:
-            timeline = self._timelines[home_id] = Timeline(self._memory, self.account, home_id)
+            timeline = self._timelines[home_id] = Timeline(
+                self.context.memory, self.account, home_id
+            )
         await timeline.load()
         return timeline
 
@@ -302,8 +253,7 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
         alarms = {m: s for t in self._timelines.values() for m, s in t.alarms.items()}
         problems = Problems()
         home = normalize(list(self._readings.values()), self.account, alarms, problems)
-        keep = home.devices.keys() | home.structures.keys()
-        sink.payload_health(self.account).review(problems, keep=keep)
+        self._review(sink.payload_health(self.account), problems, home)
         if home != self.home:
             self.home = home
             await sink.snapshot(self.account, home, now)
@@ -312,11 +262,11 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
 
     def _interval(self) -> float:
         fast = self._clock.monotonic() < self._fast_until
-        return self._fast_poll_s if fast else self._slow_poll_s
+        return self.settings.fast_poll_s if fast else self.settings.slow_poll_s
 
     def _hurry(self) -> None:
         """Something happened: poll fast for a while."""
-        self._fast_until = self._clock.monotonic() + self._fast_window_s
+        self._fast_until = self._clock.monotonic() + self.settings.fast_window_s
 
     def wake(self) -> None:
         """Poll now (after the minimum gap), and fast for a while."""
@@ -348,9 +298,6 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
 
     # --- writes ----------------------------------------------------------------------------
 
-    def _target(self, target_id: str) -> Structure | Device | None:
-        return find_in_home(self.home, target_id)
-
     def _describe(self, write: Write) -> dict[str, Any]:
         return {"endpoint": write.endpoint}
 
@@ -369,7 +316,7 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
             target,
             now=self._clock.now(),
             manual_duration=timedelta(minutes=minutes),
-            eco_mode=self._eco_mode,
+            eco_mode=self.settings.eco_mode,
             persons=persons,
         )
 

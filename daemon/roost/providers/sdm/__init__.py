@@ -67,23 +67,6 @@ def oauth(account: SdmAccount) -> OAuthApp:
 
 
 def build(account: SdmAccount, context: ProviderContext) -> Provider:
-    from roost.providers.sdm.provider import HTTP_TIMEOUT, SdmProvider
+    from roost.providers.sdm.provider import SdmProvider
 
-    client_secret, refresh_token = account.oauth_secrets()
-    return SdmProvider(
-        account.name,
-        project_id=account.project_id,
-        client_id=account.client_id,
-        client_secret=client_secret,
-        refresh_token=refresh_token,
-        subscription=account.subscription,
-        api_url=account.api_url,
-        token_url=account.token_url,
-        pubsub_url=account.pubsub_url,
-        tokens=context.tokens,
-        memory=context.memory,
-        clock=context.clock,
-        max_messages=account.max_messages,
-        pull_timeout_s=account.pull_timeout_s,
-        client=context.http_client("sdm", HTTP_TIMEOUT),
-    )
+    return SdmProvider.build(account, context)

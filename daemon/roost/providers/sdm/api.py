@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from roost.providers.bounds import PayloadTooLarge, parse_json
-from roost.providers.http import transport_error
+from roost.providers.http import http_date, transport_error
 from roost.providers.oauth import RefreshTokenKeeper
+from roost.providers.sdm import SdmAccount
 from roost.providers.sdm.errors import ApiError
 from roost.providers.sdm.messages import Delivery, PayloadError, parse_pull
 
@@ -31,20 +31,14 @@ class Answer:
 
 class SdmClient:
     def __init__(
-        self,
-        client: httpx.AsyncClient,
-        auth: RefreshTokenKeeper,
-        *,
-        api_url: str,
-        project_id: str,
-        pubsub_url: str,
-        subscription: str,
+        self, client: httpx.AsyncClient, auth: RefreshTokenKeeper, settings: SdmAccount
     ) -> None:
         self._client = client
         self._auth = auth
-        self._api = api_url.rstrip("/")
-        self.enterprise = f"enterprises/{project_id}"
-        self._subscription = f"{pubsub_url.rstrip('/')}/{subscription.strip('/')}"
+        self._api = settings.api_url.rstrip("/")
+        self.enterprise = f"enterprises/{settings.project_id}"
+        pubsub, subscription = settings.pubsub_url.rstrip("/"), settings.subscription.strip("/")
+        self._subscription = f"{pubsub}/{subscription}"
 
     def device_name(self, device_id: str) -> str:
         return f"{self.enterprise}/devices/{device_id}"
@@ -95,7 +89,7 @@ class SdmClient:
             raise transport_error(exc) from exc
         if not response.is_success:
             raise ApiError.from_response(response)
-        return Answer(_json(response), _server_time(response))
+        return Answer(_json(response), http_date(response.headers.get("date")))
 
 
 def _json(response: httpx.Response) -> Any:
@@ -107,13 +101,3 @@ def _json(response: httpx.Response) -> Any:
         raise PayloadError(f"{response.request.url.path}: {exc}") from None
     except ValueError:
         raise PayloadError(f"{response.request.url.path}: the answer is not JSON") from None
-
-
-def _server_time(response: httpx.Response) -> datetime | None:
-    value = response.headers.get("date")
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from roost import errors
 from roost.commands import (
     Action,
     SetCool,
@@ -25,7 +24,9 @@ from roost.commands import (
     SetPresence,
     SetRange,
 )
+from roost.errors import EncodeError
 from roost.model import ThermostatMode
+from roost.providers import encoding
 from roost.providers.sdm.normalize import TRAIT, available_modes, base_mode, eco_on
 
 COMMAND = "sdm.devices.commands."
@@ -40,10 +41,6 @@ _MODE_TO_SDM = {
     ThermostatMode.HEAT_COOL: "HEATCOOL",
     ThermostatMode.OFF: "OFF",
 }
-
-
-class EncodeError(errors.EncodeError):
-    """The action does not apply to this device (wrong kind, mode or capability)."""
 
 
 def encode(action: Action, device_id: str, traits: Traits) -> Body:
@@ -104,10 +101,8 @@ def _setpoint(action: SetHeat | SetCool | SetRange, device_id: str, traits: Trai
 
 
 def _fan(action: SetFanTimer, device_id: str, traits: Traits) -> Body:
-    if TRAIT + "Fan" not in traits:
-        raise EncodeError(f"thermostat {device_id} has no fan")
-    if not 0 <= action.minutes <= MAX_FAN_MINUTES:
-        raise EncodeError(f"fan timer minutes must be 0 to {MAX_FAN_MINUTES}: {action.minutes}")
-    if action.minutes == 0:
+    has_fan = TRAIT + "Fan" in traits
+    minutes = encoding.fan_minutes(action, has_fan, device_id, MAX_FAN_MINUTES)
+    if minutes == 0:
         return _command("Fan.SetTimer", timerMode="OFF")
-    return _command("Fan.SetTimer", timerMode="ON", duration=f"{action.minutes * 60}s")
+    return _command("Fan.SetTimer", timerMode="ON", duration=f"{minutes * 60}s")

@@ -8,17 +8,14 @@ PERMISSION_DENIED, NOT_FOUND, RESOURCE_EXHAUSTED (quota), INTERNAL / UNAVAILABLE
 
 from __future__ import annotations
 
-import json
-
 import httpx
 
 from roost.commands import CommandResult, FailureReason
 from roost.errors import AuthError, VendorError
-from roost.providers.http import reason_for_status, retry_after
+from roost.providers.http import MAX_DETAIL, member, reason_for_status, retry_after, text_of
 
 __all__ = ["QUOTA_RETRY_S", "ApiError", "AuthError", "to_result"]
 
-_MAX_DETAIL = 200
 # A quota window lasts until the end of the minute that began with its first request.
 QUOTA_RETRY_S = 60.0
 
@@ -74,15 +71,11 @@ def to_result(error: ApiError) -> CommandResult:
 
 
 def _google_status(response: httpx.Response) -> tuple[str, str]:
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return "", response.text.strip()[:_MAX_DETAIL]
-    error = body.get("error") if isinstance(body, dict) else None
+    error = member(response, "error")
     if not isinstance(error, dict):
-        return "", response.text.strip()[:_MAX_DETAIL]
+        return "", text_of(response)
     status, message = error.get("status"), error.get("message")
     return (
         status if isinstance(status, str) else "",
-        message[:_MAX_DETAIL] if isinstance(message, str) else "",
+        message[:MAX_DETAIL] if isinstance(message, str) else "",
     )

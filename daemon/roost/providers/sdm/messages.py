@@ -12,17 +12,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from roost import errors
 from roost.providers.bounds import PayloadTooLarge, parse_json
+from roost.providers.readers import parse_time
 
 EVENT_PREFIX = "sdm.devices.events."
-_FRACTION = re.compile(r"\.(\d+)")
 
 
 class PayloadError(errors.PayloadError):
@@ -179,15 +178,3 @@ def _events(value: Any, event_id: str) -> tuple[DeviceEventItem, ...]:
             )
         )
     return tuple(items)
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 time (`Z`, any number of fractional digits), as aware UTC; else None."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value, count=1)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -10,7 +10,7 @@ Unknown device types (a future one) are skipped, not fatal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,8 +26,8 @@ from roost.model import (
     Thermostat,
     ThermostatMode,
 )
-from roost.providers.readers import Fields, Problems, active_setpoints
-from roost.providers.sdm.messages import PayloadError, SdmEvent, parse_time
+from roost.providers.readers import Fields, Problems, active_setpoints, eco_or, pair, parse_time
+from roost.providers.sdm.messages import PayloadError, SdmEvent
 from roost.providers.sdm.records import DeviceRecord
 
 TRAIT = "sdm.devices.traits."
@@ -78,11 +78,25 @@ def structure(resource: Any) -> Structure:
     return Structure(id=sid, name=_text(info.get("customName")) or sid)
 
 
-def home(account: str, structures: Iterable[Structure], records: Iterable[DeviceRecord]) -> Home:
+def home(
+    account: str,
+    structures: Iterable[Structure],
+    records: Iterable[DeviceRecord],
+    problems: Problems | None = None,
+    unusable: Callable[[PayloadError], None] | None = None,
+) -> Home:
+    """The home of the records. A record that cannot be normalized at all raises, or with
+    `unusable` is handed to it and left out."""
     by_id = {s.id: s for s in structures}
     devices: dict[str, Device] = {}
     for record in records:
-        normalized = device(record, by_id)
+        try:
+            normalized = device(record, by_id, problems)
+        except PayloadError as exc:
+            if unusable is None:
+                raise
+            unusable(exc)
+            continue
         if normalized is not None:
             devices[normalized.id] = normalized
     return Home(account, by_id, devices)
@@ -174,15 +188,8 @@ def _common(
 def _thermostat(traits: Fields, common: dict[str, Any]) -> Thermostat:
     base = traits.child(TRAIT + "ThermostatMode")
     eco = traits.child(TRAIT + "ThermostatEco")
-    eco_range = _pair(eco.celsius("heatCelsius"), eco.celsius("coolCelsius"))
-    eco_mode = eco.enum("mode", _ECO, default="OFF")
-    mode = (
-        ThermostatMode.ECO
-        if eco_mode is True
-        else None
-        if eco_mode is None
-        else base.enum("mode", MODES, default="OFF")
-    )
+    eco_range = pair(eco.celsius("heatCelsius"), eco.celsius("coolCelsius"))
+    mode = eco_or(eco.enum("mode", _ECO, default="OFF"), lambda: base.enum("mode", MODES, "OFF"))
     setpoint = traits.child(TRAIT + "ThermostatTemperatureSetpoint")
     heat, cool = active_setpoints(setpoint, mode, SETPOINT_KEYS, eco_range)
     modes = _available_modes(base)
@@ -213,10 +220,6 @@ def _available_modes(base: Fields) -> list[str] | None:
         base.bad("availableModes", "wrong type", modes)
         return None
     return [m for m in modes if isinstance(m, str)]
-
-
-def _pair(low: float | None, high: float | None) -> tuple[float, float] | None:
-    return None if low is None or high is None else (low, high)
 
 
 def _trait(traits: Any, name: str) -> Mapping[str, Any]:

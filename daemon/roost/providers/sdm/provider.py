@@ -18,31 +18,24 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 import anyio
 import httpx
 import structlog
 
-from roost.clock import Clock, SystemClock
 from roost.commands import Command, CommandResult, FailureReason
 from roost.errors import AuthError, ProviderError
 from roost.model import Change, Device, Home, Structure, attributes
-from roost.providers.base import (
-    ChangeSink,
-    MemoryProviderMemory,
-    MemoryTokenStore,
-    ProviderMemory,
-    TokenStore,
-)
+from roost.providers.base import ChangeSink
 from roost.providers.bounds import check_devices
-from roost.providers.core import ProviderCore
+from roost.providers.core import CoreOptions, ProviderCore, counters
 from roost.providers.health import PayloadHealth
-from roost.providers.oauth import REFRESH_MARGIN, RefreshTokenKeeper
+from roost.providers.oauth import REFRESH_MARGIN
 from roost.providers.readers import Problems
-from roost.providers.sdm import API_URL, PUBSUB_URL, TOKEN_URL, WRITE_LIMITS, normalize
+from roost.providers.registry import ProviderContext
+from roost.providers.sdm import WRITE_LIMITS, SdmAccount, normalize
 from roost.providers.sdm.api import SdmClient
 from roost.providers.sdm.encode import encode
 from roost.providers.sdm.errors import ApiError, to_result
@@ -60,84 +53,37 @@ MODE_TRAIT = "sdm.devices.traits.ThermostatMode"
 SETTLE_TIMEOUT_S = 5.0  # to remember and acknowledge a handled batch, even while stopping
 
 
-@dataclass
-class PullStats:
-    """Counters for the subscription, for metrics and tests."""
-
-    sessions: int = 0
-    pulls: int = 0
-    messages: int = 0
-    duplicates: int = 0
-    stale_values: int = 0
-    malformed: int = 0
-    relations: int = 0
-    glitches: int = 0  # updates refused as invalid (availableModes ["OFF"]) and re-read
-    device_events: int = 0
-    repeated_device_events: int = 0
-    nacked: int = 0
-    ack_failures: int = 0
-
-
 class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
     """One Google SDM account: `run` holds the Pub/Sub pull loop, `execute` sends commands."""
 
+    http_timeout = HTTP_TIMEOUT  # a pull sets its own
+    write_limits = WRITE_LIMITS
+
     def __init__(
         self,
-        account: str,
+        settings: SdmAccount,
+        context: ProviderContext | None = None,
         *,
-        project_id: str,
-        client_id: str,
-        client_secret: str,
-        refresh_token: str,
-        subscription: str,
-        api_url: str = API_URL,
-        token_url: str = TOKEN_URL,
-        pubsub_url: str = PUBSUB_URL,
-        tokens: TokenStore | None = None,
-        memory: ProviderMemory | None = None,
-        clock: Clock | None = None,
-        max_messages: int = 100,
-        pull_timeout_s: float = 90.0,
         token_margin_s: float = REFRESH_MARGIN.total_seconds(),
-        backoff_initial_s: float = 1.0,
-        backoff_max_s: float = 300.0,
-        client: httpx.AsyncClient | None = None,
+        **core: Unpack[CoreOptions],
     ) -> None:
-        self._supervise(account, backoff_initial_s, backoff_max_s)
-        self.stats = PullStats()
-        self.write_limits = WRITE_LIMITS  # read by the dispatcher
-        self._clock = clock or SystemClock()
+        super().__init__(settings, context, **core)
+        self.stats = counters(
+            *("sessions", "pulls", "messages", "duplicates", "stale_values", "malformed"),
+            *("relations", "glitches", "device_events", "repeated_device_events"),
+            *("nacked", "ack_failures"),
+        )  # glitches: updates refused as invalid (availableModes ["OFF"]) and re-read
         self._sent = SendLog(self._clock.monotonic)
-        self._max_messages = max_messages
-        self._pull_timeout_s = pull_timeout_s
-        self._use_client(client, timeout=HTTP_TIMEOUT)
-        self.auth = RefreshTokenKeeper(
-            account,
-            client=self._client,
-            token_url=token_url,
-            client_id=client_id,
-            client_secret=client_secret,
-            refresh_token=refresh_token,
-            store=tokens or MemoryTokenStore(),
-            clock=self._clock,
-            margin=timedelta(seconds=token_margin_s),
-        )
-        self._api = SdmClient(
-            self._client,
-            self.auth,
-            api_url=api_url,
-            project_id=project_id,
-            pubsub_url=pubsub_url,
-            subscription=subscription,
-        )
-        self._seen = Seen(memory or MemoryProviderMemory(), account)
+        self._max_messages = settings.max_messages
+        self._pull_timeout_s = settings.pull_timeout_s
+        margin = timedelta(seconds=token_margin_s)
+        self.auth = self._keeper(settings, settings.token_url, margin)
+        self._api = SdmClient(self._client, self.auth, settings)
+        self._seen = Seen(self.context.memory, self.account)
         self._structures: dict[str, Structure] = {}
         self._records: dict[str, DeviceRecord] = {}  # by resource name
         self._listed_at: datetime | None = None  # server time of this session's list
         self._listed_mono = float("-inf")  # clock.monotonic() of the last full list
-
-    def __repr__(self) -> str:
-        return f"SdmProvider(account={self.account!r}, enterprise={self._api.enterprise!r})"
 
     # --- subscription ----------------------------------------------------------------------
 
@@ -181,8 +127,7 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
             try:
                 record = DeviceRecord.from_resource(resource, at)
             except PayloadError as exc:
-                self.stats.malformed += 1
-                log.warning("sdm.malformed_device", account=self.account, error=str(exc))
+                self._skipped("a device", exc)
                 continue
             records[record.name] = record
         self._records, self._listed_at = records, at
@@ -203,7 +148,7 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
                 try:
                     parsed.append((parse_event(delivery.data), delivery))
                 except PayloadError as exc:
-                    self._malformed(exc, delivery)
+                    self._skipped(f"message {delivery.message_id}", exc)
                     acks.append(delivery.ack_id)
             parsed.sort(key=lambda pair: pair[0].timestamp)
             for event, delivery in parsed:
@@ -223,7 +168,7 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
         try:
             await self._apply(event, sink)
         except PayloadError as exc:
-            self._malformed(exc, delivery)
+            self._skipped(f"message {delivery.message_id}", exc)
         except AuthError:
             raise
         except ProviderError as exc:
@@ -247,15 +192,6 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
             # Unacknowledged deliveries come again after the ack deadline; the ids are known.
             self.stats.ack_failures += 1
             log.warning("sdm.ack_failed", account=self.account, error=str(exc) or repr(exc))
-
-    def _malformed(self, exc: PayloadError, delivery: Delivery) -> None:
-        self.stats.malformed += 1
-        log.warning(
-            "sdm.malformed_message",
-            account=self.account,
-            message=delivery.message_id,
-            error=str(exc)[:200],
-        )
 
     async def _apply(self, event: SdmEvent, sink: ChangeSink) -> None:
         if event.relation is not None:
@@ -371,19 +307,13 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
     def _build_home(self, health: PayloadHealth) -> Home:
         """The home from the records; its unreadable fields go to `health`."""
         check_devices(len(self._records))
-        devices: dict[str, Device] = {}
         problems = Problems()
-        for record in self._records.values():
-            try:
-                device = normalize.device(record, self._structures, problems)
-            except PayloadError as exc:
-                self.stats.malformed += 1
-                log.warning("sdm.unusable_device", account=self.account, error=str(exc))
-                continue
-            if device is not None:
-                devices[device.id] = device
-        health.review(problems, keep=devices.keys() | self._structures.keys())
-        return Home(self.account, dict(self._structures), devices)
+        structures, records = self._structures.values(), self._records.values()
+        home = normalize.home(
+            self.account, structures, records, problems, lambda e: self._skipped("a device", e)
+        )
+        self._review(health, problems, home)
+        return home
 
     # --- writes ----------------------------------------------------------------------------
 
