@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from roost.timers import TimerRecord
 from roost.codec import dumps
 from roost.providers.base import TokenSet
 from roost.redact import remember
@@ -203,8 +204,6 @@ class Store:
         self.close()
 
     def timer_persistence(self) -> StoredTimers:
-        from roost.persist import StoreTimers  # persist builds on this module
-
         return StoreTimers(self.path)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -580,3 +579,51 @@ class StoreMemory:
 
     async def put(self, account: str, key: str, value: str) -> None:
         await self._store.memory_put(account, key, value)
+
+
+class StoreTimers:
+    """Pending timers in the store, as the engine's (synchronous) `TimerPersistence`.
+
+    Its own connection: a timer changes rarely, and a write of one row in WAL mode costs
+    tens of microseconds, so it is done in place rather than through the worker thread.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn: sqlite3.Connection = open_connection(path)
+
+    def save(self, record: TimerRecord) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO timers VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                " rule=excluded.rule, kind=excluded.kind, due_at=excluded.due_at,"
+                " payload=excluded.payload",
+                (
+                    record.id,
+                    record.rule,
+                    str(record.kind),
+                    record.due_at.isoformat(),
+                    dumps(record.payload),
+                ),
+            )
+
+    def delete(self, timer_id: str) -> None:
+        with self._conn:
+            self._conn.execute("DELETE FROM timers WHERE id = ?", (timer_id,))
+
+    def load_all(self) -> list[TimerRecord]:
+        rows = self._conn.execute("SELECT id, rule, kind, due_at, payload FROM timers").fetchall()
+        return [
+            TimerRecord.from_json(
+                {
+                    "id": r[0],
+                    "rule": r[1],
+                    "kind": r[2],
+                    "due_at": r[3],
+                    "payload": json.loads(r[4]),
+                }
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        self._conn.close()
