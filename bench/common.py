@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from roost.log import configure_logging
-from roost.model import Structure, Thermostat, ThermostatMode
+from roost.core.model import Structure, Thermostat, ThermostatMode
+from roost.host.log import configure_logging
 
 ACCOUNT = "bench"
 THERMOSTATS_PER_STRUCTURE = 20  # 1,000 thermostats = 50 homes of 20 (a landlord's account)

@@ -35,7 +35,7 @@ import anyio
 
 from common import HA_AUTOMATION_RUNS_PER_CPU_S, figure, header, load, quiet_logging, thermostat_id
 from engine_harness import engine_alone, measure, patches
-from roost.isolation import INTERRUPTER, RunGuard, guarded_steps, timed_steps
+from roost.engine.isolation import INTERRUPTER, RunGuard, guarded_steps, timed_steps
 
 THERMOSTATS = 1_000
 RULES = 1_000

@@ -1,7 +1,7 @@
 """The in-process pipeline the engine benchmarks drive: state diff → bus → engine → dispatch.
 
-Everything is the daemon's own code, wired as `roost.runtime.Runtime` wires it: `HomeState`,
-`Bus`, `EchoTracker`, the `Engine` built by `roost.runtime.engine` from default settings,
+Everything is the daemon's own code, wired as `roost.service.runtime.Runtime` wires it: `HomeState`,
+`Bus`, `EchoTracker`, the `Engine` built by `roost.service.runtime.engine` from default settings,
 and a `Dispatcher` with the real guards in dry-run mode, so every command passes the guards
 and ends as a DRY_RUN outcome on the bus; nothing is sent. The benchmark plays the provider
 and calls `HomeState.patch` itself.
@@ -32,24 +32,24 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from common import ACCOUNT, build_devices, thermostat_id
-from roost.api import RuleHome, Services
-from roost.bus import Batch, Bus
-from roost.clock import SystemClock
-from roost.commands import Command
-from roost.config import Settings
-from roost.dispatch import Dispatcher
-from roost.echo import EchoTracker
-from roost.engine import Engine
-from roost.events import CommandOutcome, Event, Outcome, Started, TemperatureChanged
-from roost.guards import Limits
-from roost.model import Change, Home, ThermostatMode
-from roost.notify import Notification
-from roost.persist import Persister
-from roost.rules import Rule, RuleBody, when
-from roost.runtime import engine as build_engine
-from roost.service import settle_memory
-from roost.state import HomeState
-from roost.store import Store
+from roost.commands.dispatch import Dispatcher
+from roost.commands.guards import Limits
+from roost.config.settings import Settings
+from roost.core.bus import Batch, Bus
+from roost.core.clock import SystemClock
+from roost.core.commands import Command
+from roost.core.events import CommandOutcome, Event, Outcome, Started, TemperatureChanged
+from roost.core.model import Change, Home, ThermostatMode
+from roost.engine.engine import Engine
+from roost.engine.rule_home import RuleHome, Services
+from roost.notify.notifier import Notification
+from roost.rules.author import Rule, RuleBody, when
+from roost.service.persist import Persister
+from roost.service.runtime import engine as build_engine
+from roost.service.systemd import settle_memory
+from roost.state.echo import EchoTracker
+from roost.state.home_state import HomeState
+from roost.store.sqlite import Store
 
 HEAT_TO_C = 21.0
 COLD_BELOW_C = 21.0

@@ -44,7 +44,7 @@ from tests.pgserver import PgServer, binaries  # noqa: E402
 
 from roost.simulator import http  # noqa: E402
 from roost.simulator.sink import serve_sink  # noqa: E402
-from roost.store_pg import PgStore  # noqa: E402
+from roost.store.postgres import PgStore  # noqa: E402
 
 
 def owners(url: str) -> dict[str, int]:

@@ -5,7 +5,7 @@
         [--idle 10] [--rate 200] [--seconds 10] [--keepalive 30]
 
 `scale_sim.py` (its own process) serves N WWN homes of 2 thermostats behind one HTTP server,
-each with its own token; this process runs the real daemon (`roost.runtime.Runtime`, built
+each with its own token; this process runs the real daemon (`roost.service.runtime.Runtime`, built
 from settings with N `nest_wwn` accounts, as `roost run` builds it: providers, state, store
 and journal, bus, engine, dispatcher) with one rule, `when("attribute",
 attribute="humidity")`, whose body notes when it ran. Both processes lift their open-file
@@ -42,14 +42,14 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from pydantic import SecretStr
 
 from common import change_of, header, load, quiet_logging
-from roost.api import RuleHome
-from roost.config import Settings
-from roost.events import AttributeChanged
+from roost.config.settings import Settings
+from roost.core.events import AttributeChanged
+from roost.engine.rule_home import RuleHome
 from roost.providers.nest_wwn import NestWwnAccount
 from roost.providers.registry import ProviderContext
-from roost.rules import Rule, when
-from roost.runtime import Runtime
-from roost.service import settle_memory
+from roost.rules.author import Rule, when
+from roost.service.runtime import Runtime
+from roost.service.systemd import settle_memory
 from scale_sim import raise_fd_limit, token
 from stream_latency import percentile
 

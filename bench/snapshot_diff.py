@@ -29,15 +29,15 @@ import time
 import anyio
 
 from common import Summary, header, load, quiet_logging
-from roost.bus import Bus
-from roost.clock import SystemClock
-from roost.echo import EchoTracker
+from roost.core.bus import Bus
+from roost.core.clock import SystemClock
 from roost.providers.nest_wwn import NestWwnAccount
 from roost.providers.nest_wwn.normalize import normalize
 from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimCamera, SimHome, SimSmokeCoAlarm, SimStructure, SimThermostat
-from roost.state import HomeState
+from roost.state.echo import EchoTracker
+from roost.state.home_state import HomeState
 
 ACCOUNT = "bench"
 TARGET_RATIO = 0.5

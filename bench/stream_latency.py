@@ -5,7 +5,7 @@
 
 Two processes: `stream_sim.py` runs the real WWN simulator (`roost.simulator.nest_wwn.serve`)
 with a home of 10 heating thermostats and changes one humidity reading every millisecond,
-round-robin; this process runs the real daemon (`roost.runtime.Runtime`: the WWN provider
+round-robin; this process runs the real daemon (`roost.service.runtime.Runtime`: the WWN provider
 over HTTP/SSE on loopback, state, bus, engine, dispatcher, store and journal) with one rule:
 
     when("attribute", attribute="humidity") → home.device().set_heat(setpoint(event.new))
@@ -67,15 +67,15 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from pydantic import SecretStr
 
 from common import Summary, change_of, header, load, quiet_logging, verdict
-from roost.api import RuleHome
-from roost.config import GuardSettings, Settings
-from roost.events import AttributeChanged
+from roost.config.settings import GuardSettings, Settings
+from roost.core.events import AttributeChanged
+from roost.engine.rule_home import RuleHome
 from roost.providers.base import Provider, WriteLimits
 from roost.providers.nest_wwn import NestWwnAccount
 from roost.providers.nest_wwn.provider import NestWwnProvider
-from roost.rules import Rule, when
-from roost.runtime import Runtime
-from roost.service import settle_memory
+from roost.rules.author import Rule, when
+from roost.service.runtime import Runtime
+from roost.service.systemd import settle_memory
 from stream_sim import setpoint
 
 ACCOUNT = "bench"

@@ -17,14 +17,14 @@ from pathlib import Path
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from roost.commands import Action, Command
-from roost.config import Settings
-from roost.dispatch import Tuning
-from roost.events import CommandOutcome, Event, Outcome
-from roost.ids import new_id
+from roost.commands.dispatch import Tuning
+from roost.config.settings import Settings
+from roost.core.commands import Action, Command
+from roost.core.events import CommandOutcome, Event, Outcome
+from roost.core.ids import new_id
 from roost.providers.base import WriteLimits
 from roost.providers.nest_wwn.provider import NestWwnProvider
-from roost.runtime import Runtime
+from roost.service.runtime import Runtime
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimHome
 from roost.simulator.nest_wwn import NestWwnSimulator, WriteRequest

@@ -13,8 +13,8 @@ from typing import Any
 
 import anyio
 
-from roost.events import ConnectionState, DeviceEvent
-from roost.model import Change, Home
+from roost.core.events import ConnectionState, DeviceEvent
+from roost.core.model import Change, Home
 from roost.providers.health import PayloadHealth
 
 WAIT_S = 5.0

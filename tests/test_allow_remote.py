@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.config import ConfigError, load_settings, remote_listeners
-from roost.service import sd_notify
+from roost.config.settings import ConfigError, load_settings, remote_listeners
+from roost.service.systemd import sd_notify
 from tests.faults.harness import fault_bed, wait_for
 
 NETATMO = """

@@ -19,7 +19,7 @@ from anyio.streams.text import TextReceiveStream
 from roost.providers.base import TokenSet
 from roost.simulator import nest_wwn, netatmo, sdm
 from roost.simulator.home import SimHome
-from roost.store import Store
+from roost.store.sqlite import Store
 from tests.test_service_lifecycle import Notifications, clean_env
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.cli import main
+from roost.cli.entry import main
 from tests.rulekit import rule_file
 from tests.test_replay import RULES, record
 

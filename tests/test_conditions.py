@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.loader import load_directory
+from roost.engine.loader import load_directory
 from roost.testing import simulate
 from tests.rulekit import HOME, rule_file
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from roost.config import (
+from roost.config.settings import (
     ConfigError,
     GuardSettings,
     Settings,

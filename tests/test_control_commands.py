@@ -155,11 +155,11 @@ async def test_the_metrics_endpoint(tmp_path: Path) -> None:
 async def test_a_viewer_that_never_reads_does_not_hold_the_bus_up(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from roost.config import DaemonSettings, Settings
-    from roost.events import Started
-    from roost.ids import new_id
-    from roost.introspect import VIEWER_BUFFER, EventFilter, _live
-    from roost.runtime import Runtime
+    from roost.config.settings import DaemonSettings, Settings
+    from roost.core.events import Started
+    from roost.core.ids import new_id
+    from roost.service.introspect import VIEWER_BUFFER, EventFilter, _live
+    from roost.service.runtime import Runtime
 
     settings = Settings(daemon=DaemonSettings(state_dir=tmp_path, rules_dir=tmp_path))
     runtime = Runtime(settings, providers=[])

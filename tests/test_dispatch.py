@@ -15,10 +15,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.commands import FailureReason, SetFanTimer, SetHeat, SetMode
-from roost.config import Settings
-from roost.events import CommandOutcome, Outcome, SetpointChanged
-from roost.model import ThermostatMode
+from roost.config.settings import Settings
+from roost.core.commands import FailureReason, SetFanTimer, SetHeat, SetMode
+from roost.core.events import CommandOutcome, Outcome, SetpointChanged
+from roost.core.model import ThermostatMode
 from roost.providers.base import Rate, WriteLimits
 from tests.command_stack import BEDROOM, FAST, HOME, LIVING, CommandStack, command_stack
 

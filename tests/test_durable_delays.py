@@ -8,8 +8,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.simulator.stack import Stack, running_stack
-from roost.timers import TimerKind
+from roost.core.timers import TimerKind
+from roost.testing.stack import Stack, running_stack
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from roost.core.timers import MemoryTimerPersistence, TimerRecord
 from roost.testing import simulate
-from roost.timers import MemoryTimerPersistence, TimerRecord
 from tests.rulekit import HOME, rule_file
 
 pytestmark = pytest.mark.anyio

@@ -7,8 +7,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.events import CoAlarm, CommandOutcome, Outcome, ThermostatModeChanged
-from roost.simulator.stack import running_stack
+from roost.core.events import CoAlarm, CommandOutcome, Outcome, ThermostatModeChanged
+from roost.testing.stack import running_stack
 
 pytestmark = pytest.mark.anyio
 
@@ -88,7 +88,7 @@ async def test_a_change_made_while_the_stream_was_down_is_caught_up(tmp_path: Pa
 async def test_the_demo_runs_its_scenario_and_passes(capsys: pytest.CaptureFixture[str]) -> None:
     import sys
 
-    from roost.demo import run_demo
+    from roost.cli.demo import run_demo
 
     assert await run_demo(RULES, sys.stdout, speed=10.0, vendor="nest_wwn") == 0
     out = capsys.readouterr().out

@@ -12,17 +12,17 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.api import Services
-from roost.bus import Bus
-from roost.dispatch import Dispatcher
-from roost.echo import EchoTracker
-from roost.engine import Engine
-from roost.events import CommandOutcome, Context, Event, Outcome
-from roost.guards import Limits
-from roost.loader import load_directory
-from roost.model import AlarmState, Change, Home, Presence, SmokeCoAlarm, Structure, Thermostat
-from roost.notify import Notification
-from roost.state import HomeState
+from roost.commands.dispatch import Dispatcher
+from roost.commands.guards import Limits
+from roost.core.bus import Bus
+from roost.core.events import CommandOutcome, Context, Event, Outcome
+from roost.core.model import AlarmState, Change, Home, Presence, SmokeCoAlarm, Structure, Thermostat
+from roost.engine.engine import Engine
+from roost.engine.loader import load_directory
+from roost.engine.rule_home import Services
+from roost.notify.notifier import Notification
+from roost.state.echo import EchoTracker
+from roost.state.home_state import HomeState
 
 pytestmark = pytest.mark.anyio
 
@@ -200,8 +200,8 @@ async def test_a_rule_is_not_retriggered_by_its_own_echo(tmp_path: Path) -> None
 
 
 def _setpoint_event(value: float, context: Context) -> Event:
-    from roost.events import SetpointChanged
-    from roost.ids import new_id
+    from roost.core.events import SetpointChanged
+    from roost.core.ids import new_id
 
     return SetpointChanged(
         id=new_id(),

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.auth import give_to_state_owner
-from roost.store import Store, StoreError
+from roost.cli.auth import give_to_state_owner
+from roost.store.sqlite import Store, StoreError
 
 SERVICE_UID = 4242
 
@@ -155,7 +155,7 @@ def test_check_as_root_runs_rule_files_only_root_can_change(open_dir: Path) -> N
 
 
 def test_the_instance_lock_refuses_a_planted_symlink(tmp_path: Path) -> None:
-    from roost.lock import AlreadyRunning, acquire
+    from roost.host.lock import AlreadyRunning, acquire
 
     target = victim(tmp_path)
     state = tmp_path / "state"
@@ -167,7 +167,7 @@ def test_the_instance_lock_refuses_a_planted_symlink(tmp_path: Path) -> None:
 
 
 def test_the_instance_lock_is_exclusive_and_names_its_holder(tmp_path: Path) -> None:
-    from roost.lock import AlreadyRunning, acquire
+    from roost.host.lock import AlreadyRunning, acquire
 
     held = acquire(tmp_path)
     with pytest.raises(AlreadyRunning, match=f"PID {os.getpid()}"):

@@ -6,7 +6,7 @@ and CO states), lets the cloud report odd current setpoints beside it (unknown, 
 actions of every kind, with odd arguments too. The whole daemon runs
 against the simulator over HTTP. Then every write the simulator received is judged by an
 oracle written here from the invariants themselves, in the vendor's own field names, and
-independent of `roost.guards`: the house as the simulator held it when the write arrived
+independent of `roost.commands.guards`: the house as the simulator held it when the write arrived
 (replayed from the writes it applied) must not be put in danger by it. Every command
 also ends with a final outcome: nothing is lost.
 """
@@ -24,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from roost.config import DispatchSettings, GuardSettings, Settings
-from roost.events import Outcome
+from roost.config.settings import DispatchSettings, GuardSettings, Settings
+from roost.core.events import Outcome
 from roost.simulator.home import SimHome, SimThermostat
 from roost.simulator.nest_wwn import WriteRequest
 from tests.command_stack import ALARM, BEDROOM, HOME, LIVING, CommandStack, command_stack

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from roost.commands import SetFanTimer, SetHeat
-from roost.config import GuardSettings, Settings
-from roost.events import CoAlarm, CommandOutcome, Outcome
+from roost.config.settings import GuardSettings, Settings
+from roost.core.commands import SetFanTimer, SetHeat
+from roost.core.events import CoAlarm, CommandOutcome, Outcome
 from roost.simulator.home import SimHome
 from tests.command_stack import ALARM, LIVING, CommandStack, command_stack
 

@@ -11,7 +11,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roost.commands import (
+from roost.commands.guards import Limits, check
+from roost.core.commands import (
     Action,
     Command,
     SetCool,
@@ -22,8 +23,14 @@ from roost.commands import (
     SetPresence,
     SetRange,
 )
-from roost.guards import Limits, check
-from roost.model import AlarmState, Presence, SmokeCoAlarm, Structure, Thermostat, ThermostatMode
+from roost.core.model import (
+    AlarmState,
+    Presence,
+    SmokeCoAlarm,
+    Structure,
+    Thermostat,
+    ThermostatMode,
+)
 
 NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
 ODD = [None, math.nan, math.inf, -math.inf, float("1e309"), 1e6, -1e6]

@@ -14,7 +14,8 @@ import anyio
 import pytest
 from anyio.abc import SocketStream
 
-from roost import auth, listeners
+from roost.cli import auth
+from roost.host import listeners
 
 pytestmark = pytest.mark.anyio
 

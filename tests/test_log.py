@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
-from roost.log import configure_logging, redact_text
+from roost.host.log import configure_logging, redact_text
 
 NEST_TOKEN = "c.Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG8xMjM0NTY3ODk"
 SECRETS = (NEST_TOKEN, "hunter2", "ya29.a0AfH6SMB", "1//0gTkz9Qx7Lm", "s3cr3t-value")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from roost.engine import LoopLimits
+from roost.engine.engine import LoopLimits
 from roost.testing import simulate
 from tests.rulekit import HOME, rule_file
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.events import Outcome
-from roost.store import Store, StoreMemory
+from roost.core.events import Outcome
+from roost.store.sqlite import Store, StoreMemory
 from roost.testing import simulate
 from tests.rulekit import HOME, rule_file
 

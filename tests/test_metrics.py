@@ -11,9 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from roost import __version__
-from roost.metrics import render
-from roost.observe import Observer
-from roost.simulator.stack import running_stack
+from roost.service.metrics import render
+from roost.service.observe import Observer
+from roost.testing.stack import running_stack
 
 pytestmark = pytest.mark.anyio
 

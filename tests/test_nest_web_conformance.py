@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from roost.commands import (
+from roost.core.commands import (
     Action,
     FailureReason,
     SetCool,
@@ -27,7 +27,7 @@ from roost.commands import (
     SetPresence,
     SetRange,
 )
-from roost.model import (
+from roost.core.model import (
     AlarmState,
     BatteryHealth,
     HvacActivity,

@@ -9,8 +9,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.events import CoAlarm, CommandOutcome, Event, Outcome, ThermostatModeChanged
-from roost.simulator.stack import running_stack
+from roost.core.events import CoAlarm, CommandOutcome, Event, Outcome, ThermostatModeChanged
+from roost.testing.stack import running_stack
 
 pytestmark = pytest.mark.anyio
 
@@ -82,7 +82,7 @@ async def test_a_dropped_long_poll_resyncs_without_losing_a_change(tmp_path: Pat
 async def test_the_nest_web_demo_runs_its_scenario_and_passes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from roost.demo import run_demo
+    from roost.cli.demo import run_demo
 
     assert await run_demo(RULES, sys.stdout, speed=10.0, vendor="nest_web") == 0
     out = capsys.readouterr().out

@@ -18,8 +18,8 @@ from typing import Any
 import anyio
 import pytest
 
-from roost.events import ConnectionState
-from roost.model import AlarmState
+from roost.core.events import ConnectionState
+from roost.core.model import AlarmState
 from roost.providers.nest_web.provider import NestWebProvider
 from roost.simulator import nest_web
 from roost.simulator.home import SimHome

@@ -17,8 +17,8 @@ import anyio
 import httpx
 import pytest
 
-from roost.clock import VirtualClock
-from roost.commands import (
+from roost.core.clock import VirtualClock
+from roost.core.commands import (
     Action,
     Command,
     FailureReason,
@@ -28,8 +28,8 @@ from roost.commands import (
     SetMode,
     SetPresence,
 )
-from roost.events import ConnectionState
-from roost.model import AlarmState, Home, Presence, SmokeCoAlarm, Thermostat, ThermostatMode
+from roost.core.events import ConnectionState
+from roost.core.model import AlarmState, Home, Presence, SmokeCoAlarm, Thermostat, ThermostatMode
 from roost.providers.base import MemoryTokenStore, TokenSet, write_limits
 from roost.providers.nest_web import NestWebAccount
 from roost.providers.nest_web.provider import WRITE_LIMITS, NestWebProvider

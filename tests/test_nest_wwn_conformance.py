@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from roost.commands import (
+from roost.core.commands import (
     Action,
     FailureReason,
     SetCool,
@@ -26,8 +26,8 @@ from roost.commands import (
     SetPresence,
     SetRange,
 )
-from roost.events import Motion, Person, Sound
-from roost.model import (
+from roost.core.events import Motion, Person, Sound
+from roost.core.model import (
     AlarmState,
     BatteryHealth,
     Camera,

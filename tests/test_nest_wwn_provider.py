@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
-from roost.commands import (
+from roost.core.commands import (
     Action,
     Command,
     CommandResult,
@@ -27,8 +27,8 @@ from roost.commands import (
     SetMode,
     SetPresence,
 )
-from roost.events import ConnectionState, Motion, Person
-from roost.model import (
+from roost.core.events import ConnectionState, Motion, Person
+from roost.core.model import (
     AlarmState,
     Camera,
     Doorbell,

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from roost.commands import FailureReason
-from roost.events import Motion, Person
-from roost.model import (
+from roost.core.commands import FailureReason
+from roost.core.events import Motion, Person
+from roost.core.model import (
     AlarmState,
     Camera,
     Doorbell,

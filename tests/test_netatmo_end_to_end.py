@@ -19,16 +19,16 @@ import anyio
 import httpx
 import pytest
 
-from roost.clock import VirtualClock
-from roost.commands import Command, CommandResult, FailureReason, SetHeat
-from roost.events import CoAlarm, NotificationOutcome
+from roost.core.clock import VirtualClock
+from roost.core.commands import Command, CommandResult, FailureReason, SetHeat
+from roost.core.events import CoAlarm, NotificationOutcome
 from roost.providers.netatmo import NetatmoAccount
 from roost.providers.netatmo.provider import NetatmoProvider
-from roost.runtime import Runtime
+from roost.service.runtime import Runtime
 from roost.simulator import netatmo
 from roost.simulator.home import SimHome
 from roost.simulator.sink import NotificationSink, serve_sink
-from roost.simulator.stack import running_stack, stack_settings
+from roost.testing.stack import running_stack, stack_settings
 from tests.provider_kit import loopback_listen
 from tests.test_netatmo_provider import RecordingSink, provider_for
 
@@ -194,7 +194,7 @@ async def test_a_two_minute_burst_never_exceeds_netatmos_limits() -> None:
 
 
 async def test_the_demo_runs_its_scenario_on_netatmo(capsys: pytest.CaptureFixture[str]) -> None:
-    from roost.demo import run_demo
+    from roost.cli.demo import run_demo
 
     assert await run_demo(RULES, sys.stdout, speed=10.0, vendor="netatmo") == 0
     out = capsys.readouterr().out

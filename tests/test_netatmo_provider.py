@@ -18,8 +18,8 @@ import anyio
 import httpx
 import pytest
 
-from roost.clock import VirtualClock
-from roost.commands import (
+from roost.core.clock import VirtualClock
+from roost.core.commands import (
     Action,
     Command,
     CommandResult,
@@ -30,8 +30,8 @@ from roost.commands import (
     SetMode,
     SetPresence,
 )
-from roost.events import ConnectionState, Person
-from roost.model import AlarmState, Presence, Thermostat, ThermostatMode
+from roost.core.events import ConnectionState, Person
+from roost.core.model import AlarmState, Presence, Thermostat, ThermostatMode
 from roost.providers.base import MemoryProviderMemory, MemoryTokenStore, TokenSet
 from roost.providers.netatmo.budget import RequestBudget, Window
 from roost.providers.netatmo.provider import NetatmoProvider

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.commands import SetPresence
-from roost.model import Presence
+from roost.core.commands import SetPresence
+from roost.core.model import Presence
 from roost.providers.netatmo import SCOPES as AUTH_SCOPES
 from roost.providers.netatmo import encode as netatmo_encode
 from roost.providers.netatmo.scopes import SCOPES, WRITE

@@ -14,7 +14,7 @@ import anyio
 import httpx
 import pytest
 
-from roost.clock import VirtualClock
+from roost.core.clock import VirtualClock
 from roost.simulator import http, netatmo
 from roost.simulator.home import SimHome
 

@@ -23,9 +23,8 @@ import anyio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from roost.bus import Bus
-from roost.echo import EchoTracker
-from roost.events import (
+from roost.core.bus import Bus
+from roost.core.events import (
     AttributeChanged,
     CoAlarm,
     DeviceAdded,
@@ -33,7 +32,7 @@ from roost.events import (
     Event,
     TemperatureChanged,
 )
-from roost.model import AlarmState, Home
+from roost.core.model import AlarmState, Home
 from roost.providers.nest_web.normalize import normalize as nest_web_normalize
 from roost.providers.nest_wwn.normalize import Normalizer
 from roost.providers.netatmo.normalize import AlarmStates, HomeReading
@@ -41,7 +40,8 @@ from roost.providers.netatmo.normalize import normalize as netatmo_normalize
 from roost.providers.readers import CELSIUS, PERCENT, Problems
 from roost.providers.sdm import normalize as sdm
 from roost.providers.sdm.records import DeviceRecord
-from roost.state import HomeState
+from roost.state.echo import EchoTracker
+from roost.state.home_state import HomeState
 
 FIXTURES = Path(__file__).parent / "fixtures"
 AT = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.config import ConfigError, load_settings
+from roost.config.settings import ConfigError, load_settings
 
 SECRET = "tk_s3cr3t"
 

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from roost.simulator import sdm
 from roost.simulator.home import SimHome
 from roost.simulator.sink import serve_sink
-from roost.simulator.stack import DEMO_HOMES, VENDORS
+from roost.testing.stack import DEMO_HOMES, VENDORS
 from tests.faults.harness import RULES, Daemon, fault_bed, wait_for
 
 LIVING, BEDROOM, ALARM = "thermostat-living-room", "thermostat-bedroom", "alarm-hallway"

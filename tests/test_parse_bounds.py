@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
-from roost.model import AlarmState, SmokeCoAlarm
+from roost.core.model import AlarmState, SmokeCoAlarm
 from roost.providers.bounds import MAX_DEVICES, MAX_DOCUMENT_BYTES
 from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.simulator import http, nest_wwn

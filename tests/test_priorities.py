@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from roost.config import SAFE_NOTIFY_SCHEMES
-from roost.notify import Notification, Priority, Target, _send, restrict_schemes
-from roost.priorities import SERVICE_PRIORITIES, with_priority
+from roost.config.settings import SAFE_NOTIFY_SCHEMES
+from roost.notify.notifier import Notification, Priority, Target, _send, restrict_schemes
+from roost.notify.priorities import SERVICE_PRIORITIES, with_priority
 from roost.simulator.http import Request, Response, serve
 
 pytestmark = pytest.mark.anyio

@@ -21,8 +21,8 @@ import anyio
 import httpx
 import pytest
 
-from roost.events import ConnectionState
-from roost.model import Change, Home
+from roost.core.events import ConnectionState
+from roost.core.model import Change, Home
 from roost.providers.core import ProviderCore
 from roost.providers.nest_web.provider import NestWebProvider
 from roost.providers.nest_wwn.provider import NestWwnProvider

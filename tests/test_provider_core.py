@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from roost.commands import SetCool, SetFanTimer, SetHeat, SetPresence, SetRange
-from roost.errors import EncodeError
-from roost.model import Presence, SmokeCoAlarm, Structure, Thermostat, ThermostatMode
+from roost.core.commands import SetCool, SetFanTimer, SetHeat, SetPresence, SetRange
+from roost.core.errors import EncodeError
+from roost.core.model import Presence, SmokeCoAlarm, Structure, Thermostat, ThermostatMode
 from roost.providers import encoding
 from roost.providers.core import counters
 from roost.providers.http import http_date, parse_retry_after

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import structlog
 
-from roost.model import ThermostatMode
+from roost.core.model import ThermostatMode
 from roost.providers.bounds import (
     MAX_DEPTH,
     MAX_PATH_SEGMENTS,

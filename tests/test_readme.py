@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from roost.loader import load_directory
-from roost.rules import Rule
+from roost.engine.loader import load_directory
+from roost.rules.author import Rule
+from roost.rules.triggers import Cron, Every, Startup, Trigger
 from roost.testing import simulate
-from roost.triggers import Cron, Every, Startup, Trigger
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"

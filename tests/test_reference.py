@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from roost import rule_model
-from roost.events import EVENT_TYPES
-from roost.reference import reference
+from roost.core.events import EVENT_TYPES
+from roost.rules import toml_model as rule_model
+from roost.rules.reference import reference
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
 
 
 def test_the_reference_is_current() -> None:
     assert DOC.read_text(encoding="utf-8") == reference(), (
-        "docs/reference.md is stale: run `.venv/bin/python -m roost.reference > docs/reference.md`"
+        "docs/reference.md is stale: run `.venv/bin/python -m roost.rules.reference > docs/reference.md`"
     )
 
 

@@ -10,16 +10,16 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.cli import main
-from roost.codec import event_to_dict
-from roost.config import Settings
-from roost.events import CoAlarm
-from roost.loader import keep_previous, load_directory
-from roost.model import AlarmState
-from roost.runtime import Runtime
-from roost.sandbox import SimulatedHome
-from roost.store import JournalEntry
+from roost.cli.entry import main
+from roost.config.settings import Settings
+from roost.core.codec import event_to_dict
+from roost.core.events import CoAlarm
+from roost.core.model import AlarmState
+from roost.engine.loader import keep_previous, load_directory
+from roost.service.runtime import Runtime
+from roost.store.sqlite import JournalEntry
 from roost.testing import simulate
+from roost.testing.sandbox import SimulatedHome
 from tests.rulekit import HOME, rule_file
 
 pytestmark = pytest.mark.anyio

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from roost.cli import main
-from roost.recorder import event_line, home_line
-from roost.replay import read_recording, replay
+from roost.cli.entry import main
+from roost.service.recorder import event_line, home_line
 from roost.testing import simulate
+from roost.testing.replay import read_recording, replay
 from tests.rulekit import HOME, rule_file
 
 pytestmark = pytest.mark.anyio

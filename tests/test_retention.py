@@ -11,13 +11,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.bus import Bus
-from roost.echo import EchoTracker
-from roost.events import Started
-from roost.ids import new_id
-from roost.recorder import EventRecorder
-from roost.state import HomeState
-from roost.store import Store
+from roost.core.bus import Bus
+from roost.core.events import Started
+from roost.core.ids import new_id
+from roost.service.recorder import EventRecorder
+from roost.state.echo import EchoTracker
+from roost.state.home_state import HomeState
+from roost.store.sqlite import Store
 
 pytestmark = pytest.mark.anyio
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.api import UnknownDevice
-from roost.cli import main
-from roost.codec import home_to_dict
-from roost.loader import load_directory
-from roost.sandbox import build_home
-from roost.store import Store
+from roost.cli.entry import main
+from roost.core.codec import home_to_dict
+from roost.engine.loader import load_directory
+from roost.engine.rule_home import UnknownDevice
+from roost.store.sqlite import Store
 from roost.testing import simulate
+from roost.testing.sandbox import build_home
 from tests.rulekit import HOME, rule_file
 
 RULE_HEAD = '[[rule]]\nname = "r"\non = { event = "co" }\n'

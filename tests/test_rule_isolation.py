@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import structlog
 
-from roost.clock import settle
-from roost.events import Outcome
-from roost.isolation import INTERRUPT_SIGNAL
-from roost.model import Change
+from roost.core.clock import settle
+from roost.core.events import Outcome
+from roost.core.model import Change
+from roost.engine.isolation import INTERRUPT_SIGNAL
 from roost.testing import RunawayRule, simulate
 from tests.rulekit import HOME, rule_file
 

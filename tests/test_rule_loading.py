@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.cli import main
-from roost.loader import load_directory
+from roost.cli.entry import main
+from roost.engine.loader import load_directory
 
 GOOD_PY = """
 from roost import rule, when

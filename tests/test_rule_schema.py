@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.rule_model import RuleFile, schema_text
+from roost.rules.toml_model import RuleFile, schema_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "docs" / "roost-rules.schema.json"
@@ -16,7 +16,7 @@ SCHEMA = ROOT / "docs" / "roost-rules.schema.json"
 def test_the_shipped_schema_is_current() -> None:
     assert SCHEMA.read_text(encoding="utf-8") == schema_text(), (
         "docs/roost-rules.schema.json is stale: run "
-        "`.venv/bin/python -m roost.rule_model > docs/roost-rules.schema.json`"
+        "`.venv/bin/python -m roost.rules.toml_model > docs/roost-rules.schema.json`"
     )
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from roost.engine.windows import TagLimiter
 from roost.testing import simulate
-from roost.windows import TagLimiter
 from tests.rulekit import HOME, rule_file
 
 pytestmark = pytest.mark.anyio
@@ -197,7 +197,7 @@ async def test_a_flapping_sensor_does_not_send_a_hundred_pushes(tmp_path: Path) 
     ],
 )
 def test_bad_options_are_load_errors(tmp_path: Path, text: str, message: str) -> None:
-    from roost.loader import load_directory
+    from roost.engine.loader import load_directory
 
     rule_file(
         tmp_path,

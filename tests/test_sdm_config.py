@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.config import ConfigError, load_settings
+from roost.config.settings import ConfigError, load_settings
 from roost.providers.registry import ProviderContext, build_provider
 from roost.providers.sdm import SdmAccount
 from roost.providers.sdm.provider import SdmProvider

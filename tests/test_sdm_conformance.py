@@ -16,9 +16,9 @@ import anyio
 import httpx
 import pytest
 
-from roost.commands import FailureReason
-from roost.events import Chime, DeviceEvent, Motion, Person, Sound
-from roost.model import Camera, Doorbell, HvacActivity, Thermostat, ThermostatMode
+from roost.core.commands import FailureReason
+from roost.core.events import Chime, DeviceEvent, Motion, Person, Sound
+from roost.core.model import Camera, Doorbell, HvacActivity, Thermostat, ThermostatMode
 from roost.providers.health import PayloadHealth
 from roost.providers.sdm import normalize
 from roost.providers.sdm.errors import ApiError, to_result

@@ -14,15 +14,15 @@ import anyio
 import pytest
 from pydantic import SecretStr
 
-from roost.config import NotifyTarget, Settings
-from roost.events import Chime, CommandOutcome, Event, Outcome, TemperatureChanged
+from roost.config.settings import NotifyTarget, Settings
+from roost.core.events import Chime, CommandOutcome, Event, Outcome, TemperatureChanged
 from roost.providers.nest_wwn import NestWwnAccount
 from roost.providers.sdm import SdmAccount
-from roost.runtime import Runtime
+from roost.service.runtime import Runtime
 from roost.simulator import nest_wwn, sdm
 from roost.simulator.home import SimHome
 from roost.simulator.sink import serve_sink
-from roost.simulator.stack import running_stack
+from roost.testing.stack import running_stack
 
 pytestmark = pytest.mark.anyio
 
@@ -112,7 +112,7 @@ async def test_redelivered_and_out_of_order_messages_neither_double_fire_nor_rol
 async def test_the_sdm_demo_runs_its_scenario_and_passes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from roost.demo import run_demo
+    from roost.cli.demo import run_demo
 
     assert await run_demo(RULES, sys.stdout, speed=10.0, vendor="sdm") == 0
     out = capsys.readouterr().out

@@ -17,8 +17,8 @@ from typing import Any
 import anyio
 import pytest
 
-from roost.clock import SystemClock
-from roost.commands import (
+from roost.core.clock import SystemClock
+from roost.core.commands import (
     Action,
     Command,
     CommandResult,
@@ -31,8 +31,8 @@ from roost.commands import (
     SetPresence,
     SetRange,
 )
-from roost.events import Chime, ConnectionState, Motion, Person
-from roost.model import Camera, Doorbell, Thermostat, ThermostatMode
+from roost.core.events import Chime, ConnectionState, Motion, Person
+from roost.core.model import Camera, Doorbell, Thermostat, ThermostatMode
 from roost.providers.base import MemoryProviderMemory, MemoryTokenStore, TokenSet
 from roost.providers.sdm.provider import SdmProvider
 from roost.simulator import sdm

@@ -22,7 +22,7 @@ from anyio.abc import Process
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimHome
 from roost.simulator.sink import NotificationSink, serve_sink
-from roost.store import Store
+from roost.store.sqlite import Store
 from tests.faults.harness import RULES, config_text
 
 pytestmark = pytest.mark.anyio

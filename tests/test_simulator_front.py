@@ -9,7 +9,7 @@ import pytest
 from roost.simulator.faults import DROP
 from roost.simulator.front import HOME_CONTROLS, Front
 from roost.simulator.home import SimHome
-from roost.simulator.stack import DEMO_HOMES, VENDORS
+from roost.testing.stack import DEMO_HOMES, VENDORS
 
 pytestmark = pytest.mark.anyio
 

@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import pytest
 
-from roost.bus import Bus
-from roost.commands import Command, SetEco, SetHeat
-from roost.echo import EchoTracker
-from roost.events import (
+from roost.core.bus import Bus
+from roost.core.commands import Command, SetEco, SetHeat
+from roost.core.events import (
     AttributeChanged,
     CoAlarm,
     CommandOutcome,
@@ -25,7 +24,7 @@ from roost.events import (
     TemperatureChanged,
     ThermostatModeChanged,
 )
-from roost.model import (
+from roost.core.model import (
     AlarmState,
     Change,
     Home,
@@ -35,7 +34,8 @@ from roost.model import (
     Thermostat,
     ThermostatMode,
 )
-from roost.state import HomeState
+from roost.state.echo import EchoTracker
+from roost.state.home_state import HomeState
 
 pytestmark = pytest.mark.anyio
 
@@ -198,8 +198,8 @@ async def test_an_unrelated_change_is_not_taken_for_an_echo() -> None:
 
 
 async def _heat_outcome(state: HomeState, bus: Bus, echoes: EchoTracker) -> CommandOutcome:
-    from roost.dispatch import Dispatcher
-    from roost.guards import Limits
+    from roost.commands.dispatch import Dispatcher
+    from roost.commands.guards import Limits
 
     dispatcher = Dispatcher(state, bus, echoes, Limits(), dry_run=True)
     command = Command(

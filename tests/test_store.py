@@ -15,13 +15,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.bus import Bus
-from roost.cli import main
-from roost.events import Delivery, NotificationOutcome
-from roost.notify import Notification, Notifier, Target
+from roost.cli.entry import main
+from roost.core.bus import Bus
+from roost.core.events import Delivery, NotificationOutcome
+from roost.notify.notifier import Notification, Notifier, Target
 from roost.simulator.sink import serve_sink
-from roost.store import FILE_NAME, MIGRATIONS, JournalEntry, Store, StoreError
-from roost.store_api import StateStore
+from roost.store.interface import StateStore
+from roost.store.sqlite import FILE_NAME, MIGRATIONS, JournalEntry, Store, StoreError
 from tests.test_store_contract import store_fixture  # noqa: F401  (SQLite and PostgreSQL)
 
 pytestmark = pytest.mark.anyio
@@ -53,7 +53,7 @@ ROTATE = """
 import anyio, sys
 from pathlib import Path
 from roost.providers.base import TokenSet
-from roost.store import Store
+from roost.store.sqlite import Store
 
 async def main():
     store = Store.open(Path(sys.argv[1]))

@@ -1,4 +1,4 @@
-"""The store contract (roost.store_api.StateStore), run against SQLite and PostgreSQL."""
+"""The store contract (roost.store.interface.StateStore), run against SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from roost.core.timers import TimerKind, TimerRecord
 from roost.providers.base import TokenSet
-from roost.store import JournalEntry, Store
-from roost.store_api import StateStore
-from roost.timers import TimerKind, TimerRecord
+from roost.store.interface import StateStore
+from roost.store.sqlite import JournalEntry, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +26,7 @@ async def store_fixture(
     if request.param == "sqlite":
         opened = Store.open(tmp_path)
     else:
-        from roost.store_pg import PgStore
+        from roost.store.postgres import PgStore
 
         opened = PgStore(request.getfixturevalue("pg_url"))
     try:
@@ -161,8 +161,8 @@ async def test_the_journal_keeps_order_and_is_pruned_by_age_and_size(store: Stat
 def test_a_postgres_store_from_a_newer_roost_is_refused(pg_url: str) -> None:
     import psycopg
 
-    from roost.store import StoreError
-    from roost.store_pg import MIGRATIONS, PgStore
+    from roost.store.postgres import MIGRATIONS, PgStore
+    from roost.store.sqlite import StoreError
 
     PgStore(pg_url)  # migrated
     with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -172,8 +172,8 @@ def test_a_postgres_store_from_a_newer_roost_is_refused(pg_url: str) -> None:
 
 
 def test_an_unreachable_postgres_store_is_a_clear_error() -> None:
-    from roost.store import StoreError
-    from roost.store_pg import PgStore
+    from roost.store.postgres import PgStore
+    from roost.store.sqlite import StoreError
 
     with pytest.raises(StoreError, match="cannot connect to the PostgreSQL store"):
         PgStore("postgresql://roost@127.0.0.1:1/roost?connect_timeout=2")
@@ -182,9 +182,9 @@ def test_an_unreachable_postgres_store_is_a_clear_error() -> None:
 def test_the_settings_pick_the_store_and_read_its_password_as_a_credential(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from roost.config import ConfigError, load_settings
-    from roost.store import StoreError
-    from roost.stores import open_store
+    from roost.config.settings import ConfigError, load_settings
+    from roost.service.stores import open_store
+    from roost.store.sqlite import StoreError
 
     (tmp_path / "pg_password").write_text("s3cret\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))

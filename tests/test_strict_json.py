@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from roost.codec import dumps, event_to_dict
-from roost.events import SetpointChanged
-from roost.store import JournalEntry, Store
+from roost.core.codec import dumps, event_to_dict
+from roost.core.events import SetpointChanged
+from roost.store.sqlite import JournalEntry, Store
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.cli import main
+from roost.cli.entry import main
 from roost.testing import simulate
 from tests.rulekit import HOME, rule_file
 

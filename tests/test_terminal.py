@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost import terminal
+from roost.cli import terminal
 from tests.faults.harness import fault_bed, wait_for
 
 HOSTILE = "Hall\x1b[2J\x1b]0;pwned\x07\rway\u202egnp.exe\u2066\ud800\x9b31m\n> ok"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from roost.accounts import AccountBase
+from roost.providers.accounts import AccountBase
 from roost.providers.registry import VENDORS, account_models, vendor
 
 ROOT = Path(__file__).resolve().parent.parent / "daemon" / "roost"

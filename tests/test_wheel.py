@@ -45,7 +45,7 @@ def test_the_wheel_works_on_its_own(tmp_path: Path) -> None:
     unit = run(
         bin_dir / "python",
         "-c",
-        "from roost.starter import example_file; print(example_file('roost.service'))",
+        "from roost.cli.starter import example_file; print(example_file('roost.service'))",
         cwd=home,
     )
     assert "ExecStart=" in unit

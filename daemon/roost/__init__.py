@@ -7,18 +7,7 @@ the event classes.
 
 __version__ = "0.1.0"
 
-from roost.api import UnknownDevice
-from roost.conditions import (
-    all_of,
-    any_of,
-    device_state,
-    not_,
-    presence,
-    structure_state,
-    time_between,
-    weekday,
-)
-from roost.events import (
+from roost.core.events import (
     AccountStatus,
     AttributeChanged,
     Chime,
@@ -41,11 +30,22 @@ from roost.events import (
     TemperatureChanged,
     ThermostatModeChanged,
 )
-from roost.model import AlarmState, HvacActivity, Presence, Structure, ThermostatMode
-from roost.notify import Priority
-from roost.rules import cron, every, rule, startup, when
-from roost.sun import sun, sun_between
-from roost.surface import Alarm, Camera, Device, Doorbell, Home, Thermostat
+from roost.core.model import AlarmState, HvacActivity, Presence, Structure, ThermostatMode
+from roost.engine.rule_home import UnknownDevice
+from roost.notify.notifier import Priority
+from roost.rules.author import cron, every, rule, startup, when
+from roost.rules.conditions import (
+    all_of,
+    any_of,
+    device_state,
+    not_,
+    presence,
+    structure_state,
+    time_between,
+    weekday,
+)
+from roost.rules.sun import sun, sun_between
+from roost.rules.surface import Alarm, Camera, Device, Doorbell, Home, Thermostat
 
 __all__ = [
     "AccountStatus",

@@ -1,5 +1,5 @@
 import sys
 
-from roost.cli import main
+from roost.cli.entry import main
 
 sys.exit(main())

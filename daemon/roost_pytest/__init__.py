@@ -15,6 +15,6 @@ import pytest
 @pytest.fixture
 def simulate_home() -> Any:
     """The `roost.testing.simulate` context manager, as a fixture."""
-    from roost.sandbox import simulate
+    from roost.testing.sandbox import simulate
 
     return simulate

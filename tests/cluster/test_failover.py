@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from roost.cluster.ownership import LOCK_APP, lock_key
-from roost.store_pg import PgStore
+from roost.store.postgres import PgStore
 
 ACCOUNTS = 1000
 WORKER = Path(__file__).with_name("worker.py")

@@ -18,7 +18,7 @@ import pytest
 
 from roost.simulator import http
 from roost.simulator.sink import serve_sink
-from roost.store_pg import PgStore
+from roost.store.postgres import PgStore
 from tests.cluster.fleet import Homes, dedupe_keys, start_worker, stop, worker_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

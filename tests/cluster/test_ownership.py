@@ -12,10 +12,10 @@ from prometheus_client.core import CollectorRegistry, Metric
 from prometheus_client.exposition import generate_latest
 from psycopg_pool import AsyncConnectionPool
 
-from roost.cluster import fence
 from roost.cluster.metrics import families
 from roost.cluster.ownership import LOCK_APP, Ownership
-from roost.store_pg import PgStore
+from roost.store import fence
+from roost.store.postgres import PgStore
 
 pytestmark = pytest.mark.anyio
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import anyio
 from psycopg_pool import AsyncConnectionPool
 
-from roost.cluster import fence
 from roost.cluster.ownership import Ownership
+from roost.store import fence
 
 ACCOUNTS_MAX = 100_000
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.bus import Bus
-from roost.clock import VirtualClock
-from roost.notify import Notification, Notifier, Target
+from roost.core.bus import Bus
+from roost.core.clock import VirtualClock
+from roost.notify.notifier import Notification, Notifier, Target
 from roost.simulator.sink import serve_sink
-from roost.store import Store
+from roost.store.sqlite import Store
 from tests.faults.harness import TALLY
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost import control
+from roost.service import control
 from tests.faults.harness import TALLY, fault_bed
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

@@ -19,8 +19,8 @@ import anyio
 import httpx
 import pytest
 
+from roost.core.redact import REDACTED
 from roost.providers.netatmo import errors
-from roost.redact import REDACTED
 from roost.simulator import netatmo
 from roost.simulator.home import SimHome
 from tests.faults.harness import TALLY, Daemon, config_text, fault_bed, wait_for

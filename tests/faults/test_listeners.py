@@ -22,8 +22,8 @@ import anyio.lowlevel
 import httpx
 import pytest
 
-from roost import control
 from roost.providers.netatmo.webhook import sign
+from roost.service import control
 from roost.simulator import netatmo
 from roost.simulator.home import SimHome
 from tests.faults.harness import TALLY, Bed, Daemon, config_text, fault_bed, wait_for

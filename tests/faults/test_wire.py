@@ -10,8 +10,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from roost.events import AccountStatus, CoAlarm, ConnectionState, Event
-from roost.simulator.stack import KEEPALIVE_S, Stack, running_stack
+from roost.core.events import AccountStatus, CoAlarm, ConnectionState, Event
+from roost.testing.stack import KEEPALIVE_S, Stack, running_stack
 from tests.faults.harness import RULES, TALLY, wait_for
 
 pytestmark = pytest.mark.anyio

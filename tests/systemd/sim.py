@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 
-from roost.service import sd_notify
+from roost.service.systemd import sd_notify
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimHome
 from roost.simulator.http import serve

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from roost.simulator.home import SimHome
-from roost.store import Store
+from roost.store.sqlite import Store
 from tests.web.bed import CHROMIUM, CHROMIUM_ARGS, HOSTILE, OUTPUT, Bed, chromium_missing, running
 
 REQUIRED = os.environ.get("REQUIRE_BROWSER_TESTS") == "1"  # set by .ci/run
@@ -32,7 +32,7 @@ pytestmark = [
 RULES = Path(__file__).parent.parent.parent / "rules"
 CO_WHEN_AWAY = """
 from roost import rule, when
-from roost.conditions import presence
+from roost.rules.conditions import presence
 
 @rule(on=when("co"), condition=presence("away", structure="Home"))
 async def co_when_away(event, home):

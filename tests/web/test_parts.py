@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from markupsafe import Markup
 
-from roost.config import ConfigError, WebSettings, load_settings, remote_listeners
-from roost.model import HvacActivity, Thermostat, ThermostatMode
-from roost.store import JournalEntry
+from roost.config.settings import ConfigError, WebSettings, load_settings, remote_listeners
+from roost.core.model import HvacActivity, Thermostat, ThermostatMode
+from roost.store.sqlite import JournalEntry
 from roost.web import charts
 from roost.web.chains import Chains, event_row
 from roost.web.text import visible
@@ -167,7 +167,7 @@ def test_control_and_bidi_characters_are_made_visible() -> None:
 
 def test_the_default_daemon_does_not_import_the_web_stack() -> None:
     code = (
-        "import sys, roost.cli, roost.service, roost.runtime, roost.web.link;"
+        "import sys, roost.cli.entry, roost.service.systemd, roost.service.runtime, roost.web.link;"
         "print(sorted(m for m in ('starlette', 'uvicorn', 'jinja2') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from roost.config import DaemonSettings, Settings, WebSettings
-from roost.observe import Observer
-from roost.runtime import Runtime
+from roost.config.settings import DaemonSettings, Settings, WebSettings
+from roost.service.observe import Observer
+from roost.service.runtime import Runtime
 from roost.web.access import ensure_token, read_token, token_path
 from roost.web.app import create_app
 from roost.web.link import web_commands

@@ -21,12 +21,12 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from roost.cluster import fence
-from roost.codec import dumps
-from roost.commands import Action, Command, SetCool, SetHeat, SetMode
-from roost.events import CommandOutcome
-from roost.model import Thermostat, ThermostatMode
-from roost.state import HomeState
+from roost.core.codec import dumps
+from roost.core.commands import Action, Command, SetCool, SetHeat, SetMode
+from roost.core.events import CommandOutcome
+from roost.core.model import Thermostat, ThermostatMode
+from roost.state.home_state import HomeState
+from roost.store import fence
 
 log = structlog.get_logger(__name__)
 

@@ -6,7 +6,7 @@ workers are the lock sessions PostgreSQL sees; each claims unowned groups up to 
 share (ceil(groups / workers)) and releases what it holds beyond that, so a joining worker
 gets its share and a leaving one's groups are taken. Winning a lock raises the group's
 epoch (cluster_groups); every outbox and command write checks that epoch in its own
-transaction (roost.cluster.fence), so a worker that lost a group cannot write for it.
+transaction (roost.store.fence), so a worker that lost a group cannot write for it.
 
 The lock session is checked every `check_s`; if it fails or does not answer within
 `timeout_s`, the worker stops every group at once (on_lose) before anything else: its locks
@@ -26,8 +26,8 @@ import anyio
 import psycopg
 import structlog
 
-from roost.cluster.fence import Fenced
-from roost.store_pg import OPTIONS
+from roost.store.fence import Fenced
+from roost.store.postgres import OPTIONS
 
 log = structlog.get_logger(__name__)
 

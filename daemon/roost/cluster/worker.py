@@ -5,7 +5,7 @@ changed during the gap comes out of the first snapshot as catch-up events), then
 providers start. On losing one (a rebalance, or the lock session gone): the group is fenced
 first (no command or notification write passes any more), then its providers stop.
 Commands pass `FencedProvider`, which records each one under the group's epoch before the
-vendor write; notifications are fenced by the store (roost.store_pg.PgStore.fence).
+vendor write; notifications are fenced by the store (roost.store.postgres.PgStore.fence).
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ import psycopg
 import structlog
 from anyio.abc import TaskGroup
 
-from roost.cluster import fence
 from roost.cluster.fleet import FleetRunner, Submit
 from roost.cluster.ownership import Ownership
-from roost.codec import CodecError, home_from_dict
-from roost.commands import Command, CommandResult, FailureReason
-from roost.config import ClusterSettings
+from roost.config.settings import ClusterSettings
+from roost.core.codec import CodecError, home_from_dict
+from roost.core.commands import Command, CommandResult, FailureReason
+from roost.core.timers import TimerKind, TimerRecord, Timers
 from roost.providers.base import ChangeSink, Provider, WriteLimits, write_limits
-from roost.state import HomeState
-from roost.store_pg import PgStore
-from roost.timers import TimerKind, TimerRecord, Timers
+from roost.state.home_state import HomeState
+from roost.store import fence
+from roost.store.postgres import PgStore
 
 log = structlog.get_logger(__name__)
 

@@ -14,9 +14,9 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
-from roost.commands import Command, CommandResult
-from roost.events import ConnectionState, DeviceEvent
-from roost.model import Change, Home
+from roost.core.commands import Command, CommandResult
+from roost.core.events import ConnectionState, DeviceEvent
+from roost.core.model import Change, Home
 from roost.providers.health import PayloadHealth
 
 

@@ -16,11 +16,11 @@ from typing import Any, Generic, Self, TypedDict, TypeVar, cast
 import httpx
 import structlog
 
-from roost.accounts import AccountBase, OAuthAccount
-from roost.commands import Command, CommandResult, FailureReason
-from roost.errors import EncodeError, ProviderError
-from roost.events import ConnectionState
-from roost.model import Home
+from roost.core.commands import Command, CommandResult, FailureReason
+from roost.core.errors import EncodeError, ProviderError
+from roost.core.events import ConnectionState
+from roost.core.model import Home
+from roost.providers.accounts import AccountBase, OAuthAccount
 from roost.providers.base import DEFAULT_WRITE_LIMITS, ChangeSink, WriteLimits
 from roost.providers.health import PayloadHealth
 from roost.providers.http import result_of, transport_failure

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from roost.commands import Action, SetCool, SetFanTimer, SetHeat, SetRange
-from roost.errors import EncodeError
-from roost.model import Device, Structure, Thermostat, ThermostatMode
+from roost.core.commands import Action, SetCool, SetFanTimer, SetHeat, SetRange
+from roost.core.errors import EncodeError
+from roost.core.model import Device, Structure, Thermostat, ThermostatMode
 
 SetpointFields = Mapping[tuple[type[Action], ThermostatMode], tuple[str, ...]]
 

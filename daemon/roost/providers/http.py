@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from roost.commands import CommandResult, FailureReason
-from roost.errors import AuthError, ProviderError, RateLimited, TransportError, VendorError
+from roost.core.commands import CommandResult, FailureReason
+from roost.core.errors import AuthError, ProviderError, RateLimited, TransportError, VendorError
 
 MAX_DETAIL = 200
 

@@ -13,7 +13,7 @@ refresh (Netatmo: the spent one stops working), so:
 
 When no refresh token works, or the client itself is refused, `AuthError`: a person has to
 authorize roost again. A token endpoint that fails for now raises `RateLimited`,
-`VendorError`, `PayloadError` or `TransportError` (roost/errors.py).
+`VendorError`, `PayloadError` or `TransportError` (roost/core/errors.py).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import anyio
 import httpx
 import structlog
 
-from roost.clock import Clock
-from roost.errors import AuthError, PayloadError, RateLimited, VendorError
+from roost.core.clock import Clock
+from roost.core.errors import AuthError, PayloadError, RateLimited, VendorError
 from roost.providers.base import TokenSet, TokenStore
 from roost.providers.http import MAX_DETAIL, retry_after, transport_error
 

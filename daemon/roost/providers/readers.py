@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
-from roost.model import ThermostatMode
+from roost.core.model import ThermostatMode
 
 V = TypeVar("V")
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from roost.accounts import AccountBase
-from roost.clock import Clock, SystemClock
+from roost.core.clock import Clock, SystemClock
+from roost.providers.accounts import AccountBase
 from roost.providers.base import (
     MemoryProviderMemory,
     MemoryTokenStore,

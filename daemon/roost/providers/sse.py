@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from roost.errors import PayloadError
+from roost.core.errors import PayloadError
 
 
 class EventTooLarge(PayloadError):

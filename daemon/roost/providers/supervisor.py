@@ -2,7 +2,7 @@
 
 A vendor supplies only the session: open one subscription and read it until it ends,
 calling `connected()` once it delivers. How it ended is read from roost's error tree
-(roost/errors.py), the same for every vendor:
+(roost/core/errors.py), the same for every vendor:
 
 - `AuthError`: AUTH_FAILED, and `run` returns (a person must act);
 - any other `ProviderError` (rate limited, vendor error, silent, closed, malformed,
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import anyio
 import structlog
 
-from roost.errors import AuthError, ProviderError
-from roost.events import ConnectionState
+from roost.core.errors import AuthError, ProviderError
+from roost.core.events import ConnectionState
 from roost.providers.backoff import Backoff
 from roost.providers.base import ChangeSink
 from roost.providers.http import describe

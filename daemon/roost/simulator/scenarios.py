@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from roost.providers.registry import DEMO_VENDOR
 from roost.simulator.home import SimCamera
-from roost.simulator.stack import Stack
+from roost.testing.stack import Stack
 
 DEFAULT_VENDOR = DEMO_VENDOR
 

@@ -29,19 +29,19 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from roost.bus import Batch, Overflow
-from roost.codec import event_to_dict
-from roost.config import WebSettings
-from roost.introspect import EventFilter
-from roost.model import Thermostat
-from roost.observe import Observer
+from roost.config.settings import WebSettings
+from roost.core.bus import Batch, Overflow
+from roost.core.codec import event_to_dict
+from roost.core.model import Thermostat
+from roost.service.introspect import EventFilter
+from roost.service.observe import Observer
 from roost.web import charts, views
 from roost.web.access import derive, same
 from roost.web.chains import Chains, event_row, twin
 from roost.web.text import visible
 
 if TYPE_CHECKING:
-    from roost.runtime import Runtime
+    from roost.service.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -413,7 +413,7 @@ async def retry_entry(web: Web, form: dict[str, str]) -> str:
 
 
 async def reload_rules(web: Web, form: dict[str, str]) -> str:
-    from roost.service import reload
+    from roost.service.systemd import reload
 
     reload(web.runtime)
     return "/rules"

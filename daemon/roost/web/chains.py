@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from roost.state import SEMANTIC
+from roost.state.home_state import SEMANTIC
 
 EVENTS_KEPT = 2000  # recent events, to find the cause of a command
 CHAINS_KEPT = 200

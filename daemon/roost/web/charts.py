@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
-from roost.model import Thermostat
-from roost.store import JournalEntry
+from roost.core.model import Thermostat
+from roost.store.sqlite import JournalEntry
 from roost.web.text import visible
 
 CHART_EVENTS = ("temperature", "setpoint", "thermostat_mode", "hvac", "command")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from roost.config import WebSettings
-from roost.control import Handler, Stream
+from roost.config.settings import WebSettings
+from roost.service.control import Handler, Stream
 from roost.web.access import ensure_token
 
 if TYPE_CHECKING:
-    from roost.runtime import Runtime
+    from roost.service.runtime import Runtime
 
 OFF = 'the web page is off: set [web] listen = "127.0.0.1:8470" in the settings and restart'
 

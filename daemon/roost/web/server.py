@@ -4,7 +4,7 @@ bounded like the other listeners.
 uvicorn's `Server` is used with three changes: it never touches signal handlers (the
 daemon owns SIGTERM/SIGHUP), it ticks once a second instead of ten times (idle CPU), and
 its h11 protocol is bounded: at most `max_connections` open connections, counted in the
-one descriptor budget of all listeners (`roost.listeners`; the next is closed at once),
+one descriptor budget of all listeners (`roost.host.listeners`; the next is closed at once),
 and a connection that has not sent a complete request head within `HEAD_TIMEOUT_S` is
 closed (uvicorn alone keeps a silent connection forever).
 """
@@ -22,14 +22,14 @@ import structlog
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from roost.config import WebSettings
-from roost.listeners import shared_budget
-from roost.observe import Observer
+from roost.config.settings import WebSettings
+from roost.host.listeners import shared_budget
+from roost.service.observe import Observer
 from roost.web.access import ensure_token
 from roost.web.app import MAX_HEAD, create_app
 
 if TYPE_CHECKING:
-    from roost.runtime import Runtime
+    from roost.service.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 

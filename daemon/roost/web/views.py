@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from roost.introspect import status
-from roost.model import AlarmState, Camera, SmokeCoAlarm, Thermostat
-from roost.observe import Observer
-from roost.outbox import row
+from roost.cli.outbox import row
+from roost.core.model import AlarmState, Camera, SmokeCoAlarm, Thermostat
 from roost.providers.registry import auth_advice
+from roost.service.introspect import status
+from roost.service.observe import Observer
 
 if TYPE_CHECKING:
-    from roost.model import Device
-    from roost.runtime import Runtime
+    from roost.core.model import Device
+    from roost.service.runtime import Runtime
 
 
 def advice(state: str, provider: str, detail: str) -> str:

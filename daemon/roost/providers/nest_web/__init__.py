@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 
-from roost.accounts import AccountBase, secret
+from roost.providers.accounts import AccountBase, secret
 from roost.providers.base import Rate, WriteLimits
 
 if TYPE_CHECKING:

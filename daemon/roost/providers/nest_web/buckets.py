@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from roost.errors import PayloadError
+from roost.core.errors import PayloadError
 
 
 @dataclass(frozen=True, slots=True)

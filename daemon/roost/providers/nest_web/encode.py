@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from roost.commands import (
+from roost.core.commands import (
     Action,
     SetCool,
     SetEco,
@@ -22,8 +22,8 @@ from roost.commands import (
     SetPresence,
     SetRange,
 )
-from roost.errors import EncodeError
-from roost.model import Device, Presence, Structure, Thermostat, ThermostatMode
+from roost.core.errors import EncodeError
+from roost.core.model import Device, Presence, Structure, Thermostat, ThermostatMode
 from roost.providers import encoding
 
 PutObject = tuple[str, dict[str, Any]]

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from roost.errors import PayloadError
-from roost.model import (
+from roost.core.errors import PayloadError
+from roost.core.model import (
     AlarmState,
     BatteryHealth,
     Device,

@@ -29,9 +29,9 @@ import anyio
 import httpx
 import structlog
 
-from roost.commands import Command, CommandResult, FailureReason
-from roost.errors import PayloadError, ProviderError, VendorError
-from roost.model import Device, Structure
+from roost.core.commands import Command, CommandResult, FailureReason
+from roost.core.errors import PayloadError, ProviderError, VendorError
+from roost.core.model import Device, Structure
 from roost.providers.base import ChangeSink, TokenSet
 from roost.providers.bounds import PayloadTooLarge, parse_json
 from roost.providers.core import CoreOptions, ProviderCore, counters

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from roost.errors import AuthError, ProviderError
+from roost.core.errors import AuthError, ProviderError
 from roost.providers.http import describe, http_date, member, message_of, retry_after
 from roost.providers.readers import parse_time
 

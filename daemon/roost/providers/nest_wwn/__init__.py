@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 
-from roost.accounts import AccountBase, secret
+from roost.providers.accounts import AccountBase, secret
 from roost.providers.base import OAuthApp, Rate, WriteLimits
 
 if TYPE_CHECKING:

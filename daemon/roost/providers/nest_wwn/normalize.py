@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from roost.errors import PayloadError
-from roost.events import Context, DeviceEvent, Motion, Person, Sound
-from roost.ids import new_id
-from roost.model import (
+from roost.core.errors import PayloadError
+from roost.core.events import Context, DeviceEvent, Motion, Person, Sound
+from roost.core.ids import new_id
+from roost.core.model import (
     AlarmState,
     BatteryHealth,
     Camera,

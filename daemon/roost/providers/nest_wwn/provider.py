@@ -19,8 +19,8 @@ import anyio
 import httpx
 import structlog
 
-from roost.commands import Command, CommandResult, FailureReason
-from roost.errors import (
+from roost.core.commands import Command, CommandResult, FailureReason
+from roost.core.errors import (
     AuthError,
     PayloadError,
     ProviderError,
@@ -28,7 +28,7 @@ from roost.errors import (
     StreamEnded,
     VendorError,
 )
-from roost.model import Device, Home, Structure
+from roost.core.model import Device, Home, Structure
 from roost.providers.base import ChangeSink
 from roost.providers.bounds import parse_json
 from roost.providers.core import CoreOptions, ProviderCore, counters

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from roost.accounts import OAuthAccount, require_loopback
+from roost.providers.accounts import OAuthAccount, require_loopback
 from roost.providers.base import OAuthApp, Rate, WriteLimits
 from roost.providers.netatmo import scopes
 

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from roost.clock import Clock
+from roost.core.clock import Clock
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from roost.commands import Action, SetEco, SetHeat, SetMode, SetPresence
-from roost.errors import EncodeError
-from roost.model import Device, Presence, Structure, ThermostatMode
+from roost.core.commands import Action, SetEco, SetHeat, SetMode, SetPresence
+from roost.core.errors import EncodeError
+from roost.core.model import Device, Presence, Structure, ThermostatMode
 from roost.providers import encoding
 
 EcoMode = Literal["away", "hg"]

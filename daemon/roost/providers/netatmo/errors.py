@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from roost.commands import CommandResult, FailureReason
-from roost.errors import AuthError, VendorError
+from roost.core.commands import CommandResult, FailureReason
+from roost.core.errors import AuthError, VendorError
 from roost.providers.http import MAX_DETAIL, describe, member, retry_after, text_of
 
 __all__ = ["ApiError", "AuthError", "failure", "from_response", "from_transport"]

@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from roost import errors
-from roost.model import (
+from roost.core import errors
+from roost.core.model import (
     AlarmState,
     BatteryHealth,
     Camera,

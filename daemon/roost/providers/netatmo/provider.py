@@ -22,9 +22,9 @@ import anyio
 import httpx
 import structlog
 
-from roost.commands import Command, CommandResult, FailureReason
-from roost.errors import AuthError, RateLimited
-from roost.model import Change, Device, Structure
+from roost.core.commands import Command, CommandResult, FailureReason
+from roost.core.errors import AuthError, RateLimited
+from roost.core.model import Change, Device, Structure
 from roost.providers.base import ChangeSink
 from roost.providers.bounds import PayloadTooLarge
 from roost.providers.core import CoreOptions, ProviderCore, counters

@@ -19,9 +19,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from roost.events import Chime, Context, DeviceEvent, Motion, Person
-from roost.ids import new_id
-from roost.model import AlarmState
+from roost.core.events import Chime, Context, DeviceEvent, Motion, Person
+from roost.core.ids import new_id
+from roost.core.model import AlarmState
 from roost.providers.base import ProviderMemory
 from roost.providers.netatmo.normalize import AlarmStates
 

@@ -24,7 +24,7 @@ import anyio.abc
 import h11
 import structlog
 
-from roost import listeners
+from roost.host import listeners
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
-from roost.accounts import OAuthAccount
+from roost.providers.accounts import OAuthAccount
 from roost.providers.base import OAuthApp, Rate, WriteLimits
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from roost.commands import (
+from roost.core.commands import (
     Action,
     SetCool,
     SetEco,
@@ -24,8 +24,8 @@ from roost.commands import (
     SetPresence,
     SetRange,
 )
-from roost.errors import EncodeError
-from roost.model import ThermostatMode
+from roost.core.errors import EncodeError
+from roost.core.model import ThermostatMode
 from roost.providers import encoding
 from roost.providers.sdm.normalize import TRAIT, available_modes, base_mode, eco_on
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import httpx
 
-from roost.commands import CommandResult, FailureReason
-from roost.errors import AuthError, VendorError
+from roost.core.commands import CommandResult, FailureReason
+from roost.core.errors import AuthError, VendorError
 from roost.providers.http import MAX_DETAIL, member, reason_for_status, retry_after, text_of
 
 __all__ = ["QUOTA_RETRY_S", "ApiError", "AuthError", "to_result"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from roost import errors
+from roost.core import errors
 from roost.providers.bounds import PayloadTooLarge, parse_json
 from roost.providers.readers import parse_time
 

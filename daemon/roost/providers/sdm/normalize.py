@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from roost.events import Chime, Context, DeviceEvent, Motion, Person, Sound
-from roost.ids import new_id
-from roost.model import (
+from roost.core.events import Chime, Context, DeviceEvent, Motion, Person, Sound
+from roost.core.ids import new_id
+from roost.core.model import (
     Camera,
     Device,
     Doorbell,

@@ -25,9 +25,9 @@ import anyio
 import httpx
 import structlog
 
-from roost.commands import Command, CommandResult, FailureReason
-from roost.errors import AuthError, ProviderError
-from roost.model import Change, Device, Home, Structure, attributes
+from roost.core.commands import Command, CommandResult, FailureReason
+from roost.core.errors import AuthError, ProviderError
+from roost.core.model import Change, Device, Home, Structure, attributes
 from roost.providers.base import ChangeSink
 from roost.providers.bounds import check_devices
 from roost.providers.core import CoreOptions, ProviderCore, counters

@@ -1,0 +1,1 @@
+"""From a rule's command to the vendor: guards, write limits, dispatch."""

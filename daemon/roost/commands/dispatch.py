@@ -1,0 +1,421 @@
+"""Command dispatch: guards first, then the vendor, with every outcome on the bus.
+
+`submit` is the only way a rule reaches a device. It checks the guards against the current
+state, records a dry run, or queues the command in its target's lane. Each lane (one per
+device or structure) sends one write at a time, in order: a newer command that writes the
+same attributes supersedes an older one still waiting (the last setpoint wins). Before
+each write the lane waits for the vendor's rate limits, checks the deadline and the guards
+again (the house may have changed while it waited), and after a write it waits a little
+for the device's echo, so the next write to that device starts from what it shows.
+
+Timeouts, network errors and 5xx are retried with exponential back-off and jitter; a 429
+waits for its Retry-After (and pauses the account); semantic 4xx are never retried. A
+retry is never sent when the first attempt's effect already shows (its echo arrived, or
+the state shows it): the vendors have no idempotency keys, so this check is the key.
+
+Outcomes, all on the bus with the full causation (see `echo.outcome_event`): queued,
+sent (each attempt), confirmed (the echo, with its latency), refused (which guard, why),
+failed (typed vendor reason), dropped (stale or queue full), superseded, dry run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup
+
+from roost.commands.guards import Limits, Refusal, WriteBudget, check
+from roost.commands.ratelimits import WriteThrottle
+from roost.core.bus import Bus
+from roost.core.clock import Clock, SystemClock
+from roost.core.commands import Command, CommandResult, FailureReason
+from roost.core.events import CommandOutcome, Outcome
+from roost.core.model import Device, Structure
+from roost.core.redact import redact_text
+from roost.host.log import enabled
+from roost.host.logfold import LogFold
+from roost.providers.base import Provider, write_limits
+from roost.state.echo import EchoTracker, Place, outcome_event
+from roost.state.home_state import HomeState
+
+log = structlog.get_logger(__name__)
+
+LANE_SIZE = 32  # commands waiting per device; beyond this a new one is dropped
+SWEEP_S = 1.0  # how often writes whose echo never came are looked for
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Retry and echo timing (the `[dispatch]` settings)."""
+
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 60.0
+    max_attempts: int = 6
+    echo_wait_s: float = 10.0  # the next write to a device waits this long for the echo
+    echo_grace_s: float = 2.0  # a retry after a maybe-applied failure waits this long for it
+
+
+@dataclass
+class _Lane:
+    """The writes waiting for one device (or structure), sent one at a time, in order."""
+
+    target: str
+    pending: deque[Command] = field(default_factory=deque)
+    arrived: anyio.Event = field(default_factory=anyio.Event)
+    busy: bool = False
+    current: Command | None = None
+    superseded: dict[str, str] = field(default_factory=dict)  # in-flight id → newer id
+
+    def wake(self) -> None:
+        self.arrived.set()
+        self.arrived = anyio.Event()
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        state: HomeState,
+        bus: Bus,
+        echoes: EchoTracker,
+        limits: Limits,
+        *,
+        dry_run: bool = False,
+        clock: Clock | None = None,
+        tuning: Tuning | None = None,
+    ) -> None:
+        self._state = state
+        self._bus = bus
+        self._echoes = echoes
+        self._limits = limits
+        self.dry_run = dry_run
+        self._clock = clock or SystemClock()
+        self.tuning = tuning or Tuning()
+        self._budget = WriteBudget()
+        self._refusals = LogFold(60.0)
+        self._providers: dict[str, Provider] = {}
+        self._throttles: dict[str, WriteThrottle] = {}
+        self._lanes: dict[str, _Lane] = {}
+        self._tg: TaskGroup | None = None
+
+    def add_provider(self, provider: Provider) -> None:
+        self._providers[provider.account] = provider
+        self._throttles[provider.account] = WriteThrottle(write_limits(provider))
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            try:
+                for lane in self._lanes.values():
+                    self._start(lane)
+                await self._sweep()
+            finally:
+                self._tg = None
+
+    # ---- submission ----------------------------------------------------------------
+
+    async def submit(self, command: Command) -> CommandOutcome:
+        """Guards, then a dry run or the queue. The outcome says which (never "sent")."""
+        refusal = self._check(command)
+        if refusal is not None:
+            return await self._refuse(command, refusal, "submit")
+        if command.dry_run or self.dry_run:
+            if enabled(logging.INFO):
+                log.info("dry run: command not sent", **_fields(command))
+            return await self._publish(command, Outcome.DRY_RUN, "dry run: guards passed")
+        if command.account not in self._providers:
+            return await self._publish(
+                command,
+                Outcome.FAILED,
+                f"no provider for account {command.account!r}",
+                failure=FailureReason.NOT_FOUND,
+            )
+        lane = self._lanes.setdefault(command.target, _Lane(command.target))
+        if len(lane.pending) >= LANE_SIZE:
+            log.warning("command dropped: queue full", **_fields(command))
+            return await self._publish(command, Outcome.DROPPED, "the device's queue is full")
+        for older in self._coalesce(lane, command):
+            await self._publish(older, Outcome.SUPERSEDED, f"superseded by {command.id}")
+        queued = await self._publish(command, Outcome.QUEUED, "guards passed")
+        lane.pending.append(command)
+        lane.wake()
+        self._start(lane)
+        return queued
+
+    def _coalesce(self, lane: _Lane, command: Command) -> list[Command]:
+        """Take out the waiting commands this one supersedes; mark the one in flight."""
+        replaced = [c for c in lane.pending if command.action.supersedes(c.action)]
+        for older in replaced:
+            lane.pending.remove(older)
+        current = lane.current
+        if current is not None and command.action.supersedes(current.action):
+            lane.superseded.setdefault(current.id, command.id)
+        return replaced
+
+    def _check(self, command: Command) -> Refusal | None:
+        found = self._state.find(command.target)
+        entity = found[1] if found else None
+        recent = self._budget.count(command.target, self._clock.monotonic())
+        neighbours = self._neighbours(*found) if found else []
+        return check(command, entity, neighbours, self._limits, recent)
+
+    def _neighbours(self, account: str, entity: Structure | Device) -> list[Device]:
+        """The neighbours the guards read: the smoke/CO alarms of the entity's structure
+        (kept per structure by the state, so no guard check lists the whole structure)."""
+        structure = entity.id if isinstance(entity, Structure) else entity.structure_id
+        return self._state.alarms_in(account, structure)
+
+    async def _refuse(self, command: Command, refusal: Refusal, stage: str) -> CommandOutcome:
+        # One line per rule per minute; the outcome event and the trace still get each one.
+        folded = self._refusals.admit(command.rule or command.target, self._clock.monotonic())
+        if folded is not None:
+            log.warning(
+                "command refused",
+                **_fields(command),
+                guard=refusal.guard,
+                reason=refusal.reason,
+                stage=stage,
+                **({"refusals_not_logged_before": folded} if folded else {}),
+            )
+        return await self._publish(command, Outcome.REFUSED, refusal.reason, guard=refusal.guard)
+
+    # ---- delivery, one lane at a time ------------------------------------------------
+
+    def _start(self, lane: _Lane) -> None:
+        if self._tg is not None and not lane.busy and lane.pending:
+            lane.busy = True
+            self._tg.start_soon(self._drain, lane, name=f"dispatch {lane.target}")
+
+    async def _drain(self, lane: _Lane) -> None:
+        try:
+            while lane.pending:
+                command = lane.current = lane.pending.popleft()
+                try:
+                    await self._deliver(lane, command)
+                except Exception:  # a bug here must not stop the device's other writes
+                    log.exception("command delivery crashed", **_fields(command))
+                    self._echoes.forget(command)
+                    await self._publish(command, Outcome.FAILED, "internal error in dispatch")
+                finally:
+                    lane.current = None
+                    lane.superseded.pop(command.id, None)
+        finally:
+            lane.busy = False
+
+    async def _deliver(self, lane: _Lane, command: Command) -> None:
+        provider = self._providers[command.account]
+        attempt = 0
+        while await self._wait_turn(lane, command):
+            refusal = self._check(command)  # the house may have changed while it waited
+            if refusal is not None:
+                self._echoes.forget(command)
+                await self._refuse(command, refusal, "send")
+                return
+            attempt += 1
+            self._count_write(command)
+            self._echoes.expect(command, self._place(command))
+            reason = "" if attempt == 1 else "retry"
+            await self._publish(command, Outcome.SENT, reason, attempt=attempt)
+            result = await self._execute(provider, command)
+            if result.ok:
+                await self._settle(command)
+                return
+            if not await self._retry(lane, command, result, attempt):
+                return
+
+    async def _wait_turn(self, lane: _Lane, command: Command) -> bool:
+        """Wait for the vendor's rate limits; False if the command went stale or superseded."""
+        throttle = self._throttles[command.account]
+        logged = False
+        while True:
+            if await self._dropped_while_waiting(lane, command):
+                return False
+            wait = throttle.wait_s(command.target, self._clock.monotonic())
+            if wait <= 0:
+                return True
+            if not logged:
+                log.info("command delayed by rate limit", **_fields(command), wait_s=wait)
+                logged = True
+            left = (command.deadline - self._clock.now()).total_seconds()
+            await self._first(min(wait, max(left, 0.0)), lane.arrived)
+
+    async def _dropped_while_waiting(self, lane: _Lane, command: Command) -> bool:
+        newer = lane.superseded.get(command.id)
+        if newer is not None:
+            self._echoes.forget(command)
+            log.info("command superseded", **_fields(command), by=newer)
+            await self._publish(command, Outcome.SUPERSEDED, f"superseded by {newer}")
+            return True
+        if self._clock.now() >= command.deadline:
+            self._echoes.forget(command)
+            log.warning("command dropped: stale", **_fields(command))
+            await self._publish(command, Outcome.DROPPED, "stale: its deadline passed unsent")
+            return True
+        return False
+
+    def _count_write(self, command: Command) -> None:
+        now = self._clock.monotonic()
+        self._budget.record(command.target, now)
+        self._throttles[command.account].take(command.target, now)
+
+    async def _execute(self, provider: Provider, command: Command) -> CommandResult:
+        try:
+            return await provider.execute(command)
+        except Exception as exc:  # a provider must not raise; if one does, it is a failure
+            log.exception("provider raised on execute", **_fields(command))
+            return CommandResult.failure(FailureReason.NETWORK, type(exc).__name__)
+
+    async def _settle(self, command: Command) -> None:
+        """After a write: confirm it from the state if nothing changes, else await the echo."""
+        if self._confirm_if_shown(command, "already so"):
+            await self._publish_confirmed(command, "already so")
+            return
+        settled = self._echoes.settled(command)
+        if settled is not None:
+            await self._first(self.tuning.echo_wait_s, settled)
+
+    def _confirm_if_shown(self, command: Command, why: str) -> bool:
+        """True (and the expectation forgotten) if the state already shows the effect."""
+        if not self._echoes.is_pending(command):
+            return False
+        found = self._state.find(command.target)
+        if found is None or not command.action.shown_by(found[1]):
+            return False
+        self._echoes.forget(command)
+        log.info("command confirmed from the state", **_fields(command), why=why)
+        return True
+
+    async def _publish_confirmed(self, command: Command, why: str) -> None:
+        await self._publish(command, Outcome.CONFIRMED, why, latency_s=0.0)
+
+    # ---- retries -------------------------------------------------------------------
+
+    async def _retry(
+        self, lane: _Lane, command: Command, result: CommandResult, attempt: int
+    ) -> bool:
+        """Wait before the next attempt; False when there is none (its outcome published)."""
+        assert result.reason is not None
+        delay = self._retry_delay(result, attempt)
+        if delay is not None and result.reason is FailureReason.RATE_LIMITED:
+            self._throttles[command.account].pause(self._clock.monotonic() + delay)
+        if delay is None or attempt >= self.tuning.max_attempts or self._too_late(command, delay):
+            self._echoes.forget(command)
+            await self._fail(command, result, attempt)
+            return False
+        log.info("command will be retried", **_fields(command), delay_s=delay, attempt=attempt)
+        await self._back_off(lane, command, delay)
+        if not self._echoes.is_pending(command):
+            return False  # its echo came: the failed attempt had been applied after all
+        if command.action.idempotent() and self._confirm_if_shown(command, "applied"):
+            await self._publish_confirmed(command, "the state shows it applied")
+            return False
+        return True
+
+    def _retry_delay(self, result: CommandResult, attempt: int) -> float | None:
+        reason = result.reason
+        if reason is None or not reason.retryable:
+            return None
+        if result.retry_after_s is not None:
+            return result.retry_after_s
+        cap = min(self.tuning.retry_max_s, self.tuning.retry_initial_s * 2 ** (attempt - 1))
+        delay = random.uniform(cap / 2, cap)
+        return max(delay, self.tuning.echo_grace_s) if reason.maybe_applied else delay
+
+    def _too_late(self, command: Command, delay: float) -> bool:
+        return (command.deadline - self._clock.now()).total_seconds() <= delay
+
+    async def _back_off(self, lane: _Lane, command: Command, seconds: float) -> None:
+        """Wait `seconds`, less if the echo settles the command or a newer one supersedes it."""
+        until = self._clock.monotonic() + seconds
+        while command.id not in lane.superseded:
+            left = until - self._clock.monotonic()
+            settled = self._echoes.settled(command)
+            if left <= 0 or settled is None:
+                return
+            await self._first(left, lane.arrived, settled)
+
+    async def _fail(self, command: Command, result: CommandResult, attempt: int) -> None:
+        reason = f"{result.reason}: {result.detail}" if result.detail else str(result.reason)
+        log.warning("command failed", **_fields(command), reason=reason, attempts=attempt)
+        await self._publish(command, Outcome.FAILED, reason, failure=result.reason, attempt=attempt)
+
+    # ---- waiting -------------------------------------------------------------------
+
+    async def _first(self, seconds: float, *events: anyio.Event | None) -> None:
+        """Wait `seconds` on the clock, or less if one of the events is set."""
+        async with anyio.create_task_group() as tg:
+
+            async def wake(wait: Callable[[], Awaitable[object]]) -> None:
+                await wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(wake, partial(self._clock.sleep, seconds))
+            for event in events:
+                if event is not None:
+                    tg.start_soon(wake, event.wait)
+
+    async def _sweep(self) -> None:
+        """Report writes the vendor accepted but the device never showed."""
+        while True:
+            await self._clock.sleep(SWEEP_S)
+            for gone in self._echoes.expired():
+                log.warning("command unconfirmed", **_fields(gone.command), waited_s=gone.waited_s)
+                await self._publish(
+                    gone.command,
+                    Outcome.FAILED,
+                    f"no echo from the device within {gone.waited_s:.0f} s",
+                    failure=FailureReason.UNCONFIRMED,
+                )
+
+    # ---- outcomes ------------------------------------------------------------------
+
+    def _place(self, command: Command) -> Place:
+        found = self._state.find(command.target)
+        if found is None:
+            return Place(None, None)
+        entity = found[1]
+        if isinstance(entity, Structure):
+            return Place(entity.id, None)
+        return Place(entity.structure_id, entity.id)
+
+    async def _publish(
+        self,
+        command: Command,
+        outcome: Outcome,
+        reason: str = "",
+        *,
+        guard: str | None = None,
+        failure: FailureReason | None = None,
+        latency_s: float | None = None,
+        attempt: int = 0,
+    ) -> CommandOutcome:
+        event = outcome_event(
+            command,
+            outcome,
+            self._clock.now(),
+            self._place(command),
+            reason=redact_text(reason),  # a vendor's error body may echo a credential
+            guard=guard,
+            failure=failure,
+            latency_s=latency_s,
+            attempt=attempt,
+        )
+        await self._bus.publish([event])
+        return event
+
+
+def _fields(command: Command) -> dict[str, object]:
+    """What every dispatch log line says about a command (its causation included)."""
+    return {
+        "command": command.describe(),
+        "command_id": command.id,
+        "rule": command.rule,
+        "cause": command.cause,
+        "correlation": command.correlation,
+    }

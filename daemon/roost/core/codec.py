@@ -1,0 +1,177 @@
+"""JSON-ready dicts for the model and the events, and back.
+
+Used to keep the last known state of a home, to journal events and to record and replay
+them. Enums become their values, datetimes ISO 8601 strings, tuples lists; decoding reads
+each dataclass field's type to turn them back. Shared by the store, the journal, timers
+and replay: extend it, don't fork it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+import types
+import typing
+from datetime import datetime
+from typing import Any
+
+from roost.core import model
+from roost.core.events import EVENT_TYPES, Context, Event
+
+ENTITY_TYPES: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (model.Structure, model.Thermostat, model.SmokeCoAlarm, model.Camera, model.Doorbell)
+}
+
+
+class CodecError(ValueError):
+    pass
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def to_json(value: Any) -> Any:
+    """Plain JSON values: this runs for every journaled event, so the common cases go first."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: to_json(getattr(value, name)) for name in _field_names(kind)}
+    return value
+
+
+def dumps(value: Any, **options: Any) -> str:
+    """Strict JSON (RFC 8259) for everything that leaves roost: the journal, the store,
+    the control socket and every `--json`. A non-finite number (NaN, ±inf) is not a value
+    anyone can use, so it is written as null (unknown), the same everywhere."""
+    try:
+        return json.dumps(value, allow_nan=False, **options)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False, **options)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+def _from_json(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        for arm in typing.get_args(hint):
+            if arm is not type(None):
+                try:
+                    return _from_json(arm, value)
+                except (TypeError, ValueError):
+                    continue
+        return value
+    if origin is tuple:
+        return tuple(_from_json(a, v) for a, v in zip(typing.get_args(hint), value, strict=False))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(value)
+    if hint is datetime:
+        return datetime.fromisoformat(value)
+    if hint is float and isinstance(value, int):
+        return float(value)
+    return value
+
+
+def _build(cls: type[Any], data: dict[str, Any], skip: frozenset[str] = frozenset()) -> Any:
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init} - skip
+    unknown = set(data) - names - skip
+    if unknown:
+        raise CodecError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
+    return cls(**{k: _from_json(hints[k], v) for k, v in data.items() if k in names})
+
+
+def entity_to_dict(entity: model.Structure | model.Device) -> dict[str, Any]:
+    return {"type": type(entity).__name__, **to_json(entity)}
+
+
+def entity_from_dict(data: dict[str, Any]) -> model.Structure | model.Device:
+    fields = dict(data)
+    cls = ENTITY_TYPES.get(str(fields.pop("type", "")))
+    if cls is None:
+        raise CodecError(f"unknown entity type {data.get('type')!r}")
+    entity: model.Structure | model.Device = _build(cls, fields)
+    return entity
+
+
+def home_to_dict(home: model.Home) -> dict[str, Any]:
+    return {
+        "account": home.account,
+        "structures": [entity_to_dict(s) for s in home.structures.values()],
+        "devices": [entity_to_dict(d) for d in home.devices.values()],
+    }
+
+
+def home_from_dict(data: dict[str, Any]) -> model.Home:
+    structures = [entity_from_dict(s) for s in data.get("structures", [])]
+    devices = [entity_from_dict(d) for d in data.get("devices", [])]
+    return model.Home(
+        str(data["account"]),
+        {s.id: s for s in structures if isinstance(s, model.Structure)},
+        {d.id: d for d in devices if isinstance(d, model.Device)},
+    )
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    data: dict[str, Any] = {"event": event.name}
+    for name in _field_names(type(event)):
+        data[name] = to_json(getattr(event, name))
+    return data
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    fields = dict(data)
+    name = str(fields.pop("event", ""))
+    cls = EVENT_TYPES.get(name)
+    if cls is None:
+        raise CodecError(f"unknown event {name!r}")
+    context = fields.pop("context", None)
+    event: Event = _build(cls, fields, frozenset({"context"}))
+    if context:
+        event = dataclasses.replace(event, context=Context(**context))
+    return event
+
+
+# The names the engine's replay and timers use.
+event_to_json = event_to_dict
+event_from_json = event_from_dict

@@ -1,0 +1,224 @@
+"""Vendor-free commands: what a rule asks a device (or a structure) to do.
+
+An `Action` says what; a `Command` wraps it with who asked (rule, causing event), an
+idempotency key (its id) and a deadline. `expected()` says which normalized attributes
+the device's echo will show, so the echo can be recognised and the command confirmed; it
+also says which attributes the action writes, so a newer action that writes all of them
+supersedes an older one still waiting (`supersedes`: the last setpoint wins).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from roost.core.model import Presence, ThermostatMode
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    """An expected value that is anything but this one (e.g. eco off: mode is not eco)."""
+
+    value: Any
+
+
+SETPOINT_RESOLUTION_C = 0.56  # a whole °F (0.56 °C) is the coarsest step a vendor rounds to
+
+
+def satisfies(actual: Any, expected: Any) -> bool:
+    """Does an observed attribute value show what the command expected?"""
+    if isinstance(expected, Not):
+        return actual is not None and not satisfies(actual, expected.value)
+    if isinstance(actual, float) or isinstance(expected, float):
+        if actual is None or expected is None:
+            return False
+        # Vendors round what they are sent (half degrees, or whole °F on a Fahrenheit
+        # display), so a setpoint's echo can differ from the request by up to that step.
+        return abs(float(actual) - float(expected)) <= SETPOINT_RESOLUTION_C
+    return bool(actual == expected)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    def expected(self) -> dict[str, Any]:
+        return {}
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+    def idempotent(self) -> bool:
+        """Once the device shows `expected()`, sending the action again changes nothing."""
+        return True
+
+    def supersedes(self, older: Action) -> bool:
+        """This action writes every attribute `older` writes, so `older` need not be sent."""
+        mine, theirs = self.expected(), older.expected()
+        return bool(theirs) and theirs.keys() <= mine.keys()
+
+    def shown_by(self, entity: object) -> bool:
+        """Does the entity (a normalized device or structure) already show the effect?"""
+        expected = self.expected()
+        return bool(expected) and all(
+            satisfies(getattr(entity, name, None), value) for name, value in expected.items()
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SetMode(Action):
+    mode: ThermostatMode
+
+    def expected(self) -> dict[str, Any]:
+        return {"mode": self.mode}
+
+    def describe(self) -> str:
+        return f"set mode {self.mode}"
+
+
+@dataclass(frozen=True, slots=True)
+class SetEco(Action):
+    on: bool
+
+    def expected(self) -> dict[str, Any]:
+        return {"mode": ThermostatMode.ECO if self.on else Not(ThermostatMode.ECO)}
+
+    def describe(self) -> str:
+        return "eco on" if self.on else "eco off"
+
+
+@dataclass(frozen=True, slots=True)
+class SetHeat(Action):
+    celsius: float
+
+    def expected(self) -> dict[str, Any]:
+        return {"heat_setpoint_c": self.celsius}
+
+    def describe(self) -> str:
+        return f"heat to {self.celsius:g} °C"
+
+
+@dataclass(frozen=True, slots=True)
+class SetCool(Action):
+    celsius: float
+
+    def expected(self) -> dict[str, Any]:
+        return {"cool_setpoint_c": self.celsius}
+
+    def describe(self) -> str:
+        return f"cool to {self.celsius:g} °C"
+
+
+@dataclass(frozen=True, slots=True)
+class SetRange(Action):
+    heat_celsius: float
+    cool_celsius: float
+
+    def expected(self) -> dict[str, Any]:
+        return {"heat_setpoint_c": self.heat_celsius, "cool_setpoint_c": self.cool_celsius}
+
+    def describe(self) -> str:
+        return f"range {self.heat_celsius:g}–{self.cool_celsius:g} °C"
+
+
+@dataclass(frozen=True, slots=True)
+class SetFanTimer(Action):
+    """Run the fan for `minutes`; 0 stops it."""
+
+    minutes: int
+
+    def expected(self) -> dict[str, Any]:
+        return {"fan_timer_active": self.minutes > 0}
+
+    def idempotent(self) -> bool:
+        return self.minutes == 0  # starting the timer again restarts it
+
+    def describe(self) -> str:
+        return f"fan for {self.minutes} min" if self.minutes else "fan off"
+
+
+@dataclass(frozen=True, slots=True)
+class SetPresence(Action):
+    """Applies to a structure, not a device."""
+
+    presence: Presence
+
+    def expected(self) -> dict[str, Any]:
+        return {"presence": self.presence}
+
+    def describe(self) -> str:
+        return f"presence {self.presence}"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    id: str
+    account: str
+    target: str
+    action: Action
+    issued_at: datetime
+    deadline: datetime
+    rule: str | None = None
+    cause: str | None = None
+    correlation: str | None = None
+    depth: int = 0
+    dry_run: bool = False
+
+    def describe(self) -> str:
+        return f"{self.action.describe()} on {self.target}"
+
+
+class FailureReason(StrEnum):
+    """A vendor error, mapped to what it means for the command."""
+
+    INVALID = "invalid"  # the vendor refused the value or the state (a semantic 4xx)
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "not_found"
+    RATE_LIMITED = "rate_limited"
+    OFFLINE = "offline"
+    SERVER_ERROR = "server_error"
+    NETWORK = "network"
+    TIMEOUT = "timeout"
+    UNCONFIRMED = "unconfirmed"  # the vendor accepted the write; the device never showed it
+
+    @property
+    def retryable(self) -> bool:
+        return self in _RETRYABLE
+
+    @property
+    def maybe_applied(self) -> bool:
+        """The vendor may have applied the write although the answer says it failed."""
+        return self in _MAYBE_APPLIED
+
+
+_RETRYABLE = frozenset(
+    {
+        FailureReason.RATE_LIMITED,
+        FailureReason.SERVER_ERROR,
+        FailureReason.NETWORK,
+        FailureReason.TIMEOUT,
+    }
+)
+_MAYBE_APPLIED = frozenset(
+    {FailureReason.SERVER_ERROR, FailureReason.NETWORK, FailureReason.TIMEOUT}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The answer to one vendor write. `ok` false always comes with a reason."""
+
+    ok: bool
+    reason: FailureReason | None = None
+    detail: str = ""
+    retry_after_s: float | None = None
+
+    @classmethod
+    def success(cls) -> CommandResult:
+        return cls(True)
+
+    @classmethod
+    def failure(
+        cls, reason: FailureReason, detail: str = "", retry_after_s: float | None = None
+    ) -> CommandResult:
+        return cls(False, reason, detail, retry_after_s)

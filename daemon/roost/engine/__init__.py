@@ -1,0 +1,1 @@
+"""Running rules: matching, admission, runs, timers, traces, and loading rule files."""

@@ -1,0 +1,1 @@
+"""The process on its machine: files, the lock, logs, listening sockets, kill points."""

@@ -1,0 +1,1 @@
+"""Push notifications: the durable outbox, priorities, alarms and roost's own alerts."""

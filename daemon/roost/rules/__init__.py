@@ -1,0 +1,1 @@
+"""What a rule is: the Python face, triggers, conditions, schedules, TOML's schema."""

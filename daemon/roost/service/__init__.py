@@ -1,0 +1,1 @@
+"""The running daemon: wiring, systemd, the control socket, metrics, persistence."""

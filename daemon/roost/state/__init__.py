@@ -1,0 +1,1 @@
+"""From vendor payloads to events: the current picture of each home."""

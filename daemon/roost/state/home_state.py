@@ -1,0 +1,466 @@
+"""Per-account current picture of the home; turns snapshots and patches into events.
+
+`HomeState` is the providers' only way in (it implements `ChangeSink`). A snapshot is
+diffed against what is held, a patch is applied attribute by attribute, and each
+difference becomes a generic `AttributeChanged` plus, where one exists, the semantic event
+a rule author reaches for first (`PresenceChanged`, `CoAlarm`, …). The batch goes to the bus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any
+
+import anyio
+import structlog
+
+from roost.core.bus import Bus
+from roost.core.codec import to_json
+from roost.core.events import (
+    NO_CONTEXT,
+    AccountStatus,
+    AttributeChanged,
+    Changed,
+    CoAlarm,
+    ConnectionState,
+    ConnectivityChanged,
+    Context,
+    DeviceAdded,
+    DeviceEvent,
+    DeviceRemoved,
+    Event,
+    HvacChanged,
+    PresenceChanged,
+    SetpointChanged,
+    SmokeAlarm,
+    TemperatureChanged,
+    ThermostatModeChanged,
+)
+from roost.core.ids import new_id
+from roost.core.model import (
+    Change,
+    Device,
+    Home,
+    SmokeCoAlarm,
+    Structure,
+    Thermostat,
+    attribute_set,
+    attributes,
+)
+from roost.core.redact import redact_text
+from roost.providers.health import PayloadHealth
+from roost.state.echo import EchoTracker
+
+log = structlog.get_logger(__name__)
+
+Entity = Structure | Device
+
+# (class, attribute) → the semantic event for a change of that attribute.
+SEMANTIC: dict[tuple[type[Any], str], type[Changed]] = {
+    (Structure, "presence"): PresenceChanged,
+    (Thermostat, "mode"): ThermostatModeChanged,
+    (Thermostat, "ambient_c"): TemperatureChanged,
+    (Thermostat, "heat_setpoint_c"): SetpointChanged,
+    (Thermostat, "cool_setpoint_c"): SetpointChanged,
+    (Thermostat, "hvac"): HvacChanged,
+    (SmokeCoAlarm, "smoke"): SmokeAlarm,
+    (SmokeCoAlarm, "co"): CoAlarm,
+}
+_ONLINE = "online"
+STALE_DEVICE_EVENT_S = 600.0  # motion, person, sound, chime: older than this means nothing now
+_SKIP = frozenset({"id", "structure_id"})
+
+
+@dataclass
+class AccountState:
+    account: str
+    structures: dict[str, Structure] = field(default_factory=dict)
+    devices: dict[str, Device] = field(default_factory=dict)
+    connection: ConnectionState = ConnectionState.CONNECTING
+    baseline: bool = False  # a first snapshot has been seen
+    resyncing: bool = False  # the next snapshot follows a disconnect: its news is catch-up
+    last_event_at: datetime | None = None
+    # "target.attribute" → (how many times it has changed, its value then): a change's
+    # identity. It is stored before the change's events go out, so a change re-detected
+    # after a crash (the stored home lags behind) gets the same event id, and a rule's
+    # notification for it the same dedupe key.
+    versions: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    reserved: list[tuple[str, int, Any]] = field(default_factory=list)
+    baseline_seen: anyio.Event = field(default_factory=anyio.Event)
+    settled: anyio.Event = field(default_factory=anyio.Event)  # connected or said why not
+    health: PayloadHealth | None = None  # unreadable fields, skipped payloads (see health)
+
+    # structure id → its device ids, and → its smoke/CO alarms' ids; rebuilt when
+    # membership may have changed (a device added, removed, moved or replaced by a snapshot:
+    # `members` is set to None), not on every reading.
+    members: dict[str, list[str]] | None = None
+    alarm_members: dict[str, list[str]] = field(default_factory=dict)
+
+    def devices_in(self, structure: str) -> list[Device]:
+        members = self.members if self.members is not None else self._index_members()
+        return [self.devices[i] for i in members.get(structure, ())]
+
+    def alarms_in(self, structure: str) -> list[Device]:
+        """The structure's smoke/CO alarms as they are now (what the alarm guard reads,
+        without listing every device of the structure per command)."""
+        if self.members is None:
+            self._index_members()
+        ids = self.alarm_members.get(structure)
+        return [self.devices[i] for i in ids] if ids else []
+
+    def _index_members(self) -> dict[str, list[str]]:
+        members: dict[str, list[str]] = {}
+        alarms: dict[str, list[str]] = {}
+        for device in self.devices.values():
+            members.setdefault(device.structure_id, []).append(device.id)
+            if isinstance(device, SmokeCoAlarm):
+                alarms.setdefault(device.structure_id, []).append(device.id)
+        self.members, self.alarm_members = members, alarms
+        return members
+
+    def entity(self, target: str) -> Entity | None:
+        return self.devices.get(target) or self.structures.get(target)
+
+
+class HomeState:
+    """The current state of every account, and the diff that makes events."""
+
+    def __init__(
+        self, bus: Bus, echoes: EchoTracker, now: Callable[[], datetime] | None = None
+    ) -> None:
+        self._bus = bus
+        self._echoes = echoes
+        self._now = now or (lambda: datetime.now(UTC))
+        self.accounts: dict[str, AccountState] = {}
+        self._owner: dict[str, str] = {}  # entity id → account, learnt by find()
+        self.dirty: set[str] = set()  # accounts changed since the store last saved them
+        # Makes change identities durable before their events go out (see AccountState).
+        self.keep_versions: Callable[[str, list[tuple[str, int, Any]]], None] | None = None
+        # Makes the first picture of an account durable at once (see Persister).
+        self.keep_baseline: Callable[[str], Awaitable[None]] | None = None
+
+    # ---- reading -------------------------------------------------------------------
+
+    def account(self, account: str) -> AccountState:
+        state = self.accounts.get(account)
+        if state is None:
+            state = self.accounts[account] = AccountState(account)
+        return state
+
+    def restore(self, home: Home, versions: dict[str, tuple[int, Any]]) -> None:
+        """Start from the last known state (from the store): the first live snapshot is
+        then diffed against it, and what changed while roost was away becomes catch-up."""
+        acc = self.account(home.account)
+        acc.versions = dict(versions)
+        acc.structures, acc.devices, acc.members = dict(home.structures), dict(home.devices), None
+        acc.baseline = True
+        acc.resyncing = True
+
+    async def wait_baseline(self, account: str) -> None:
+        """Wait until the account's first live full snapshot has arrived."""
+        await self.account(account).baseline_seen.wait()
+
+    def devices(self) -> Iterator[Device]:
+        for acc in self.accounts.values():
+            yield from acc.devices.values()
+
+    def structures(self) -> Iterator[Structure]:
+        for acc in self.accounts.values():
+            yield from acc.structures.values()
+
+    def find(self, target: str) -> tuple[str, Entity] | None:
+        """The account and entity with this id (remembered: 10,000 accounts are not
+        scanned per command)."""
+        account = self._owner.get(target)
+        if account is not None:
+            entity = self.accounts[account].entity(target)
+            if entity is not None:
+                return account, entity
+        for acc in self.accounts.values():
+            entity = acc.entity(target)
+            if entity is not None:
+                self._owner[target] = acc.account
+                return acc.account, entity
+        self._owner.pop(target, None)
+        return None
+
+    def device(self, device_id: str) -> Device | None:
+        found = self.find(device_id)
+        return found[1] if found is not None and isinstance(found[1], Device) else None
+
+    def devices_in(self, account: str, structure: str) -> list[Device]:
+        """The devices of one structure (a structure belongs to one account)."""
+        return self.account(account).devices_in(structure)
+
+    def alarms_in(self, account: str, structure: str) -> list[Device]:
+        """The smoke/CO alarms of one structure, as they are now."""
+        return self.account(account).alarms_in(structure)
+
+    def home(self, account: str) -> Home:
+        acc = self.account(account)
+        return Home(account, dict(acc.structures), dict(acc.devices))
+
+    # ---- the ChangeSink ------------------------------------------------------------
+
+    async def snapshot(self, account: str, home: Home, at: datetime) -> None:
+        acc = self.account(account)
+        if not acc.baseline:
+            acc.structures, acc.devices, acc.members = (
+                dict(home.structures),
+                dict(home.devices),
+                None,
+            )
+            acc.baseline = True
+            acc.resyncing = False
+            self.dirty.add(account)
+            if self.keep_baseline is not None:
+                await self.keep_baseline(account)
+            acc.baseline_seen.set()
+            return
+        catch_up = acc.resyncing
+        acc.resyncing = False
+        events: list[Event] = []
+        self._diff_all(acc, acc.structures, dict(home.structures), at, catch_up, events)
+        self._diff_all(acc, acc.devices, dict(home.devices), at, catch_up, events)
+        acc.baseline_seen.set()
+        self.dirty.add(account)
+        if catch_up and events:
+            log.info("resync found changes", account=account, events=len(events))
+        await self._publish(acc, events, at)
+
+    async def patch(self, account: str, changes: Sequence[Change], at: datetime) -> None:
+        acc = self.account(account)
+        by_target: dict[str, dict[str, Any]] = {}
+        for change in changes:
+            by_target.setdefault(change.target, {})[change.attribute] = change.value
+        events: list[Event] = []
+        for target, values in by_target.items():
+            old = acc.entity(target)
+            if old is None:
+                log.warning("patch for unknown target skipped", account=account, target=target)
+                continue
+            new = _with_values(old, values)
+            if new is None:
+                log.warning("patch names an unknown attribute", account=account, target=target)
+                continue
+            self._store(acc, new)
+            self._diff_one(acc, old, new, values.keys(), at, False, events)
+        await self._publish(acc, events, at)
+
+    async def device_event(self, account: str, event: DeviceEvent) -> None:
+        age_s = (self._now() - event.started_at).total_seconds()
+        if age_s > STALE_DEVICE_EVENT_S:
+            # A chime from yesterday, found in a backlog on start: nobody is at the door.
+            log.info("stale device event not fired", account=account, kind=event.name, age_s=age_s)
+            return
+        await self._publish(self.account(account), [event], event.at)
+
+    async def status(self, account: str, state: ConnectionState, detail: str = "") -> None:
+        acc = self.account(account)
+        if state is acc.connection and not detail:
+            return
+        acc.connection = state
+        if state is not ConnectionState.CONNECTING:
+            acc.settled.set()
+        if not state.up and acc.baseline:
+            acc.resyncing = True
+        event = AccountStatus(
+            id=new_id(),
+            at=self._now(),
+            account=account,
+            state=state,
+            detail=redact_text(detail),  # vendor error texts may echo a credential
+        )
+        await self._bus.publish([event])
+
+    def payload_health(self, account: str) -> PayloadHealth:
+        acc = self.account(account)
+        if acc.health is None:
+            acc.health = PayloadHealth(account)
+        return acc.health
+
+    def shown_state(self, account: str) -> tuple[ConnectionState, str]:
+        """The account's state as status and metrics show it: connected but with unreadable
+        fields or a skipped payload is "degraded", with the reason."""
+        acc = self.account(account)
+        reason = acc.health.reason if acc.health is not None else None
+        if acc.connection is ConnectionState.CONNECTED and reason is not None:
+            return ConnectionState.DEGRADED, redact_text(reason)  # it quotes a cloud value
+        return acc.connection, ""
+
+    # ---- the diff ------------------------------------------------------------------
+
+    def _store(self, acc: AccountState, entity: Entity) -> None:
+        if isinstance(entity, Structure):
+            acc.structures[entity.id] = entity
+            return
+        old = acc.devices.get(entity.id)
+        if old is None or old.structure_id != entity.structure_id:
+            acc.members = None
+        acc.devices[entity.id] = entity
+
+    def _diff_all(
+        self,
+        acc: AccountState,
+        held: dict[str, Any],
+        fresh: dict[str, Any],
+        at: datetime,
+        catch_up: bool,
+        out: list[Event],
+    ) -> None:
+        context = Context(catch_up=True) if catch_up else NO_CONTEXT
+        for key, new in fresh.items():
+            old = held.get(key)
+            if old is None:
+                out.append(_presence_event(DeviceAdded, acc.account, new, at, context))
+            elif old != new:
+                self._diff_one(acc, old, new, attributes(new), at, catch_up, out)
+        for key, old in held.items():
+            if key not in fresh:
+                out.append(_presence_event(DeviceRemoved, acc.account, old, at, context))
+        acc.members = None
+        held.clear()
+        held.update(fresh)
+
+    def _diff_one(
+        self,
+        acc: AccountState,
+        old: Entity,
+        new: Entity,
+        names: Any,
+        at: datetime,
+        catch_up: bool,
+        out: list[Event],
+    ) -> None:
+        changed = {
+            name: getattr(new, name)
+            for name in names
+            if name not in _SKIP and getattr(old, name) != getattr(new, name)
+        }
+        if not changed:
+            return
+        context = self._context(new.id, changed, catch_up, at, out)
+        structure = new.id if isinstance(new, Structure) else new.structure_id
+        device = None if isinstance(new, Structure) else new.id
+        account, cls = acc.account, type(new)
+        for name, value in changed.items():
+            before = getattr(old, name)
+            change_id = _change_id(acc, new.id, name, value, catch_up)
+            out.append(
+                AttributeChanged(
+                    id=change_id,
+                    at=at,
+                    account=account,
+                    structure=structure,
+                    device=device,
+                    context=context,
+                    attribute=name,
+                    old=before,
+                    new=value,
+                )
+            )
+            semantic = SEMANTIC.get((cls, name))
+            if semantic is None and name == _ONLINE:
+                semantic = ConnectivityChanged
+            if semantic is None or value is None:
+                # None is "unknown" (an unreadable value) or "none in this mode": no "alarm
+                # cleared", no "mode changed", no "setpoint changed" is made up from it.
+                continue
+            extra = {"attribute": name} if semantic is SetpointChanged else {}
+            out.append(
+                semantic(
+                    id=f"{change_id}/{semantic.name}",
+                    at=at,
+                    account=account,
+                    structure=structure,
+                    device=device,
+                    context=context,
+                    old=before,
+                    new=value,
+                    **extra,
+                )
+            )
+
+    def _context(
+        self,
+        target: str,
+        changed: dict[str, Any],
+        catch_up: bool,
+        at: datetime,
+        out: list[Event],
+    ) -> Context:
+        if not self._echoes.is_watching(target):
+            return Context(catch_up=True) if catch_up else NO_CONTEXT
+        cause, confirmed = self._echoes.match(target, changed)
+        out.extend(done.outcome(at) for done in confirmed)
+        if cause is None:
+            return Context(catch_up=True) if catch_up else NO_CONTEXT
+        return Context(cause.id, cause.correlation, cause.rule, catch_up, cause.depth + 1)
+
+    async def _publish(self, acc: AccountState, events: list[Event], at: datetime) -> None:
+        if acc.reserved:
+            reserved, acc.reserved = acc.reserved, []
+            if self.keep_versions is not None:
+                self.keep_versions(acc.account, reserved)
+        if events:
+            acc.last_event_at = at
+            self.dirty.add(acc.account)
+            await self._bus.publish(events)
+
+
+def _with_values(entity: Entity, values: dict[str, Any]) -> Entity | None:
+    """A copy of a frozen entity with some attributes changed; None if one is unknown.
+
+    Ten times cheaper than dataclasses.replace, which re-runs __init__ with every field:
+    every value is read in one C call, set, then the changed ones set over them.
+    """
+    if not values.keys() <= attribute_set(entity):
+        return None
+    cls = type(entity)
+    read = _READERS.get(cls)
+    if read is None:
+        read = _READERS[cls] = attrgetter(*attributes(entity))
+    copy = object.__new__(cls)
+    for name, value in zip(attributes(entity), read(entity), strict=True):
+        _set(copy, name, value)
+    for name, value in values.items():
+        _set(copy, name, value)
+    return copy
+
+
+_READERS: dict[type[Any], attrgetter[Any]] = {}
+_set = object.__setattr__
+
+
+def _change_id(acc: AccountState, target: str, attribute: str, value: Any, catch_up: bool) -> str:
+    key = f"{target}.{attribute}"
+    last = acc.versions.get(key)
+    plain = to_json(value)
+    if last is not None and catch_up and last[1] == plain:
+        return f"{acc.account}/{key}/{last[0]}"  # the same change, seen again after a restart
+    number = last[0] + 1 if last is not None else 1
+    acc.versions[key] = (number, plain)
+    acc.reserved.append((key, number, plain))
+    return f"{acc.account}/{key}/{number}"
+
+
+def _presence_event(
+    cls: type[DeviceAdded] | type[DeviceRemoved],
+    account: str,
+    entity: Entity,
+    at: datetime,
+    context: Context,
+) -> Event:
+    if isinstance(entity, Structure):
+        return cls(id=new_id(), at=at, account=account, structure=entity.id, context=context)
+    return cls(
+        id=new_id(),
+        at=at,
+        account=account,
+        structure=entity.structure_id,
+        device=entity.id,
+        context=context,
+    )
