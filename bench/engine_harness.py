@@ -12,7 +12,7 @@ Two wirings:
   change versions in memory only. This is the path the targets are set for.
 - as `Runtime` wires it (`store=True`): a SQLite `Store` in a temporary directory and the
   `Persister` on top, so every patch first makes its change versions durable
-  (`HomeState.keep_versions`) and every event is also written to the journal.
+  (the state's `HomeKeeper`) and every event is also written to the journal.
 
 A "change" is one `model.Change`: one attribute of one device taking a new value. A patch
 (one vendor push) carries `batch` changes, each for a different device.
@@ -44,7 +44,7 @@ from roost.engine.engine import Engine
 from roost.engine.rule_home import RuleHome, Services
 from roost.notify.notifier import Notification
 from roost.rules.author import Rule, RuleBody, when
-from roost.service.persist import Persister
+from roost.service.persist import HomeKeeper, Persister
 from roost.service.runtime import engine as build_engine
 from roost.service.systemd import settle_memory
 from roost.state.echo import EchoTracker
@@ -120,7 +120,8 @@ async def build(thermostats: int, rule_count: int, store_dir: Path | None = None
     clock = SystemClock()
     bus = Bus()
     echoes = EchoTracker(clock=clock)
-    state = HomeState(bus, echoes)
+    store = Store.open(store_dir) if store_dir is not None else None
+    state = HomeState(bus, echoes, keeper=HomeKeeper(store, clock) if store else None)
     dispatcher = Dispatcher(state, bus, echoes, Limits(), dry_run=True, clock=clock)
 
     async def notify(notification: Notification) -> None:
@@ -135,9 +136,9 @@ async def build(thermostats: int, rule_count: int, store_dir: Path | None = None
     engine = build_engine(Settings(), services)
     engine.load(rules(rule_count))
     pipeline = Pipeline(bus, state, engine, bus.subscribe("engine"))
-    if store_dir is not None:
-        pipeline.store = Store.open(store_dir)
-        pipeline.persister = Persister(pipeline.store, state, bus, clock)
+    if store is not None:
+        pipeline.store = store
+        pipeline.persister = Persister(store, state, bus, clock)
     structures, devices = build_devices(thermostats)
     await state.snapshot(ACCOUNT, Home(ACCOUNT, structures, devices), datetime.now(UTC))
     return pipeline

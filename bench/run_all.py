@@ -21,7 +21,9 @@ BENCHMARKS = (
     "stream_latency",
     "snapshot_diff",
     "startup",
+    "idle",  # RSS and CPU, with and without the web page; the first alarm push
     "scale",  # N = 100 and 1,000; the 10,000 run is `bench/scale.py --accounts 10000`
+    "sse_keepalive",  # CPU per keep-alive read: what 10,000 accounts' idle CPU is made of
 )
 
 

@@ -1,15 +1,21 @@
-"""What-if: CPU per SSE keep-alive, httpx + httpx-sse (the WWN provider's reader) against a
-plain asyncio Protocol.
+"""CPU per SSE keep-alive: the WWN provider's reader (providers/event_stream.py, an asyncio
+Protocol) against the httpx path it replaced.
 
     .venv/bin/python bench/sse_keepalive.py [--streams 1000] [--every 1.0] [--seconds 10]
 
-A server process (this script with `--serve`) holds `--streams` SSE streams, each sending
-WWN's keep-alive (`event: keep-alive` / `data: null`) every `--every` s. This process reads
-them all, first through one shared `httpx.AsyncClient` with `httpx_sse.aconnect_sse` (as
-the provider does, without its own per-event work), then through an `asyncio.Protocol`
-that splits the bytes at blank lines; each reader alone, in a fresh process. Figure: this
-process's CPU time per keep-alive read, and what that makes at 10,000 accounts with WWN's
-30 s keep-alives (333 a second), against the 2 % idle target.
+A server process (this script with `--serve`) holds `--streams` SSE streams (chunked, as the
+simulator and the cloud send them), each sending WWN's keep-alive (`event: keep-alive` /
+`data: null`) every `--every` s. This process reads them all, each reader alone in a fresh
+process, alternated over `--rounds`:
+
+- `httpx`: what the provider did before: one shared `httpx.AsyncClient`, `client.stream`,
+  `roost.providers.sse.read_sse`, and a `move_on_after` watchdog around every event;
+- `protocol`: what it does now: `event_stream.open_stream` with keep-alives skipped (they
+  never wake the reading task) and its one silence timer per stream.
+
+Figure: this process's CPU time per keep-alive (keep-alives sent over the window), and what
+that makes at 10,000 accounts with WWN's 30 s keep-alives (333 a second), against the 2 %
+idle target.
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ import subprocess
 import sys
 import time
 
+import anyio
 import httpx
-import httpx_sse
 
-from common import header
+from common import header, load
+from roost.providers.event_stream import open_stream
+from roost.providers.sse import read_sse
 
 KEEPALIVE = b"event: keep-alive\ndata: null\n\n"
 KEEPALIVES_PER_S_AT_10K = 10_000 / 30
@@ -40,11 +48,14 @@ async def serve(every: float) -> None:
     async def stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while (await reader.readline()) not in (b"\r\n", b""):
             pass
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         try:
             while True:
                 await asyncio.sleep(every)
-                writer.write(KEEPALIVE)
+                writer.write(b"%x\r\n%s\r\n" % (len(KEEPALIVE), KEEPALIVE))
                 await writer.drain()
         except ConnectionError:
             pass
@@ -54,70 +65,46 @@ async def serve(every: float) -> None:
     await server.serve_forever()
 
 
-class Counter:
-    keepalives = 0
+TIMEOUTS = httpx.Timeout(5.0, read=60.0)
+SILENCE_S = 60.0
 
 
 async def read_httpx(client: httpx.AsyncClient, url: str) -> None:
-    timeout = httpx.Timeout(5.0, read=60.0)
-    async with httpx_sse.aconnect_sse(client, "GET", url, timeout=timeout) as source:
-        async for _ in source.aiter_sse():
-            Counter.keepalives += 1
+    async with client.stream("GET", url, timeout=TIMEOUTS) as response:
+        events = read_sse(response, 1 << 20)
+        while True:
+            with anyio.move_on_after(SILENCE_S):
+                await anext(events)
 
 
-class KeepAliveProtocol(asyncio.Protocol):
-    """An SSE body read as bytes: headers skipped, events split at blank lines."""
-
-    def __init__(self, request: bytes) -> None:
-        self.request = request
-        self.buffer = b""
-        self.in_body = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(self.request)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if not self.in_body:
-            _, found, rest = self.buffer.partition(b"\r\n\r\n")
-            if not found:
-                return
-            self.in_body, self.buffer = True, rest
-        *events, self.buffer = self.buffer.split(b"\n\n")
-        Counter.keepalives += len(events)
+async def read_protocol(client: httpx.AsyncClient, url: str) -> None:
+    skip = frozenset({"keep-alive"})
+    async with open_stream(
+        client,
+        httpx.URL(url),
+        {},
+        timeouts=TIMEOUTS,
+        silence_s=SILENCE_S,
+        max_event_bytes=1 << 20,
+        skip=skip,
+    ) as stream:
+        await stream.next()  # never returns: keep-alives are only signs of life
 
 
-async def measure(seconds: float) -> tuple[int, float]:
-    await asyncio.sleep(3.0)  # every stream connected and reading
-    Counter.keepalives, started = 0, time.process_time()
-    await asyncio.sleep(seconds)
-    return Counter.keepalives, time.process_time() - started
-
-
-async def read(kind: str, port: int, streams: int, seconds: float) -> tuple[int, float]:
+async def read(kind: str, port: int, streams: int, seconds: float) -> float:
+    """CPU seconds over `seconds` with every stream connected and reading."""
     url = f"http://127.0.0.1:{port}/"
-    if kind == "httpx":
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-        async with httpx.AsyncClient(limits=limits) as client:
-            readers = [asyncio.create_task(read_httpx(client, url)) for _ in range(streams)]
-            result = await measure(seconds)
-            for task in readers:
-                task.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
-            return result
-    loop = asyncio.get_running_loop()
-    request = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-    transports = []
-    for _ in range(streams):
-        transport, _ = await loop.create_connection(
-            lambda: KeepAliveProtocol(request), "127.0.0.1", port
-        )
-        transports.append(transport)
-    result = await measure(seconds)
-    for transport in transports:
-        transport.close()
-    return result
+    reader = read_httpx if kind == "httpx" else read_protocol
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    async with httpx.AsyncClient(limits=limits) as client, anyio.create_task_group() as tg:
+        for _ in range(streams):
+            tg.start_soon(reader, client, url)
+        await anyio.sleep(3.0)  # every stream connected and reading
+        started = time.process_time()
+        await anyio.sleep(seconds)
+        spent = time.process_time() - started
+        tg.cancel_scope.cancel()
+    return spent
 
 
 def main() -> None:
@@ -135,11 +122,10 @@ def main() -> None:
         asyncio.run(serve(args.every))
         return
     if args.read:
-        count, cpu = asyncio.run(read(args.read, args.port, args.streams, args.seconds))
-        print(count, cpu, flush=True)
+        print(anyio.run(read, args.read, args.port, args.streams, args.seconds), flush=True)
         return
     header(
-        "sse_keepalive: CPU per keep-alive read, httpx + httpx-sse vs an asyncio Protocol",
+        "sse_keepalive: CPU per keep-alive read, the Protocol reader vs httpx (before)",
         f"{args.streams} streams, a keep-alive every {args.every:g} s each, "
         f"{args.rounds} alternated rounds of {args.seconds:g} s",
     )
@@ -163,9 +149,9 @@ def main() -> None:
                         capture_output=True,
                         text=True,
                         check=True,
-                    ).stdout.split()
-                    count, cpu = int(out[0]), float(out[1])
-                    costs[kind].append(cpu / count)
+                    ).stdout
+                    keepalives = args.streams * args.seconds / args.every
+                    costs[kind].append(float(out) / keepalives)
         finally:
             server.terminate()
     for kind, each in costs.items():
@@ -177,6 +163,7 @@ def main() -> None:
             f"{at_10k:.2%} CPU for reading alone; target ≤ {TARGET_IDLE_CPU:.0%}: {verdict}",
             flush=True,
         )
+    print(f"   {load()} at end")
 
 
 if __name__ == "__main__":

@@ -157,7 +157,8 @@ async def test_the_oauth_callback_gets_its_code_after_an_attack() -> None:
             s.close()
         with anyio.fail_after(15):
             while not got:
-                answer = await ask(port, b"GET /callback?code=C&state=S HTTP/1.1\r\n\r\n")
+                request = b"GET /callback?code=C&state=S HTTP/1.1\r\nHost: x\r\n\r\n"
+                answer = await ask(port, request)
                 if b"authorized" not in answer:
                     await anyio.sleep(0.2)
                 else:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,12 +34,11 @@ def free_port() -> int:
         return port
 
 
-def status(config: Path) -> dict[str, object]:
-    answer = subprocess.run(
-        [sys.executable, "-m", "roost", "status", "--config", str(config), "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
+async def status(config: Path) -> dict[str, object]:
+    """`roost status --json`, off the event loop: the simulated cloud in this process must
+    keep sending its keep-alives meanwhile (a blocked loop for 2 s reads as a dead stream)."""
+    answer = await anyio.run_process(
+        [sys.executable, "-m", "roost", "status", "--config", str(config), "--json"]
     )
     parsed: dict[str, object] = json.loads(answer.stdout)
     return parsed
@@ -66,14 +64,14 @@ async def test_wwn_co_emergency_beside_odd_values_reaches_the_sink(tmp_path: Pat
         assert "payload skipped" not in log  # the put was not dropped
         assert log.count('"field": "hvac_state"') == 1  # logged once, not once per put
         assert log.count('"field": "ambient_temperature_c"') == 1
-        account = status(config)["accounts"][0]  # type: ignore[index]
+        account = (await status(config))["accounts"][0]  # type: ignore[index]
         assert account["state"] == "degraded"
         assert "unreadable field" in account["detail"]
         assert account["unreadable_fields"] == 2
         # the same odd values on later puts are not new problems
         bed.home.set_ambient(LIVING, 21.0)
         await anyio.sleep(1.0)
-        assert status(config)["accounts"][0]["unreadable_fields_total"] == 2  # type: ignore[index]
+        assert (await status(config))["accounts"][0]["unreadable_fields_total"] == 2  # type: ignore[index]
         assert bed.daemon.log().count('"field": "hvac_state"') == 1
         with anyio.fail_after(20):  # a reconnect under CPU load shows "disconnected" a moment
             while 'roost_account_degraded{account="home"} 1' not in (
@@ -158,7 +156,7 @@ async def test_an_alarm_beside_odd_values_reaches_the_sink(tmp_path: Path, vendo
                 lambda: any(title in str(p.get("title")) for p in sink.received), timeout_s=30
             )
             await wait_for(lambda: daemon.log().count("unreadable field") >= 2, timeout_s=10)
-            account_status = status(config)["accounts"][0]  # type: ignore[index]
+            account_status = (await status(config))["accounts"][0]  # type: ignore[index]
         finally:
             await daemon.stop()
     assert account_status["state"] == "degraded", account_status

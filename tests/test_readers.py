@@ -164,6 +164,18 @@ def test_deep_json_is_refused_not_a_recursion_error() -> None:
     assert parse_json("[" * MAX_DEPTH + "]" * MAX_DEPTH) is not None
 
 
+def test_depth_counts_objects_and_arrays_alike_beside_shallow_siblings() -> None:
+    def nested(levels: int) -> str:  # {"k": [{"k": [ ... ]}]}, beside a shallow sibling
+        text = "[]"
+        for level in range(1, levels):
+            text = f'{{"k": {text}, "flat": 2}}' if level % 2 else f"[{text}, 3, [4]]"
+        return text
+
+    assert parse_json(nested(MAX_DEPTH)) is not None
+    with pytest.raises(PayloadTooLarge, match="nested deeper"):
+        parse_json(nested(MAX_DEPTH + 1))
+
+
 def test_size_path_and_device_caps() -> None:
     with pytest.raises(PayloadTooLarge, match="exceeds the cap"):
         parse_json(b" " * 100 + b"{}", max_bytes=100)

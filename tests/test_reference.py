@@ -9,11 +9,12 @@ from roost.rules import toml_model as rule_model
 from roost.rules.reference import reference
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
+REGENERATE = ".venv/bin/python -m roost.rules.reference > docs/reference.md"
 
 
 def test_the_reference_is_current() -> None:
     assert DOC.read_text(encoding="utf-8") == reference(), (
-        "docs/reference.md is stale: run `.venv/bin/python -m roost.rules.reference > docs/reference.md`"
+        f"docs/reference.md is stale: run `{REGENERATE}`"
     )
 
 

@@ -25,10 +25,14 @@ BLOCKERS = {
     "sleep": "time.sleep(30)",
     "busy loop": "while True:\n        pass",
     "socket read": "socket.create_connection(ADDRESS).recv(10)",
+    # Past its first await the run goes on in its own cancel scope (the first stretch runs
+    # inline, without one): the watchdog stops a later stretch just the same.
+    "sleep after an await": "await anyio.sleep(0)\n    time.sleep(30)",
 }
 
 BLOCKING_RULE = """
 import socket, time
+import anyio
 from roost import rule, when
 
 ADDRESS = {address!r}

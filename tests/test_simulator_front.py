@@ -6,10 +6,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from roost.simulator.clouds import DEMO_HOMES, VENDORS
 from roost.simulator.faults import DROP
 from roost.simulator.front import HOME_CONTROLS, Front
 from roost.simulator.home import SimHome
-from roost.testing.stack import DEMO_HOMES, VENDORS
 
 pytestmark = pytest.mark.anyio
 

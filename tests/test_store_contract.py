@@ -141,6 +141,14 @@ async def test_homes_and_change_identities(store: StateStore) -> None:
     assert await store.versions("b") == {}
 
 
+async def test_many_homes_are_saved_in_one_call_and_read_back(store: StateStore) -> None:
+    await store.home_put("a", {"v": 0}, NOW)
+    await store.homes_put([("a", {"v": 1}), ("b", {"v": 2}), ("c", {"v": 3})], NOW)
+    assert await store.homes() == {"a": {"v": 1}, "b": {"v": 2}, "c": {"v": 3}}
+    await store.homes_put([], NOW)  # nothing to save: no error
+    assert len(await store.homes()) == 3
+
+
 async def test_the_journal_keeps_order_and_is_pruned_by_age_and_size(store: StateStore) -> None:
     old = [JournalEntry(NOW - timedelta(days=40), "co", "a", {"n": i}) for i in range(3)]
     new = [JournalEntry(NOW - timedelta(minutes=i), "temperature", "a", {"n": i}) for i in range(5)]

@@ -7,6 +7,7 @@ the event classes.
 
 __version__ = "0.1.0"
 
+from roost import leanimports  # noqa: F401  (first: before anything imports httpx)
 from roost.core.events import (
     AccountStatus,
     AttributeChanged,

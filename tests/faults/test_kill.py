@@ -4,11 +4,14 @@ except where the suite says it can (and then with the same dedupe key)."""
 from __future__ import annotations
 
 import signal
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import anyio
 import pytest
 
+from roost.store.sqlite import FILE_NAME
 from tests.faults.harness import TALLY, Bed, fault_bed, wait_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -90,6 +93,13 @@ async def test_repeated_kills_during_an_alarm_storm_lose_nothing(tmp_path: Path)
         for round_number, step in enumerate(steps, start=1):
             await bed.daemon.start(kill_at="outbox_committed")
             await bed.daemon.wait_connected(round_number)
+            # The last round's push goes out after this start; the next kill must not land
+            # between its send and its record (that is the `notification_sent` kill point,
+            # whose duplicate is by design): on a loaded machine the delivery can take longer
+            # than the start-up, so wait until the outbox records it.
+            if round_number > 1:
+                earlier = round_number - 1
+                await wait_for(lambda n=earlier: _delivered(bed.state_dir) >= n)
             bed.home.set_co(ALARM, step)
             assert await bed.daemon.wait_exit() == -signal.SIGKILL
             TALLY.faults["kill -9 at outbox_committed (storm)"] += 1
@@ -102,6 +112,14 @@ async def test_repeated_kills_during_an_alarm_storm_lose_nothing(tmp_path: Path)
             TALLY.notifications_lost += max(0, count - got)
             TALLY.duplicates["outbox_committed (storm)"] += max(0, got - count)
             assert got == count, (title, got)
+
+
+def _delivered(state_dir: Path) -> int:
+    """Notifications the outbox has recorded as delivered (read beside the daemon)."""
+    uri = f"file:{state_dir / FILE_NAME}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True, timeout=5)) as conn:
+        row = conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'delivered'").fetchone()
+    return int(row[0])
 
 
 HOLD_RULE = """

@@ -11,7 +11,8 @@ import anyio
 import pytest
 
 from roost.core.events import AccountStatus, CoAlarm, ConnectionState, Event
-from roost.testing.stack import KEEPALIVE_S, Stack, running_stack
+from roost.simulator.clouds import KEEPALIVE_S
+from roost.testing.stack import Stack, running_stack
 from tests.faults.harness import RULES, TALLY, wait_for
 
 pytestmark = pytest.mark.anyio

@@ -25,18 +25,19 @@ import html
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import anyio
 import httpx
-from anyio.abc import SocketStream
 
 from roost.core import redact
-from roost.host import listeners
+from roost.host import httpserver, listeners
+from roost.host.credentials import write_credential
 from roost.host.safefs import give_to
 from roost.providers.base import OAuthApp, TokenSet
 from roost.providers.registry import VENDORS, OwnLogin, vendor
@@ -169,35 +170,23 @@ async def receive_code(
     found: dict[str, str] = {}
     done = anyio.Event()
 
-    async def answer(stream: SocketStream) -> None:
-        # The bounded listener closes the stream and logs client errors.
-        head = await listeners.read_until(stream, b"\r\n\r\n", CALLBACK_LIMITS)
-        target = [*head.split(b"\r\n", 1)[0].split(), b"", b""][1].decode("latin-1")
-        parts = urlsplit(target)
-        query = dict(parse_qsl(parts.query))
-        if parts.path != CALLBACK or not ({"code", "error"} & query.keys()):
-            await _send_page(stream, 404, "Not here", "roost is waiting on /callback.")
-            return
+    async def answer(request: httpserver.Request) -> httpserver.Response:
+        query = request.query
+        if request.path != CALLBACK or not ({"code", "error"} & query.keys()):
+            return _page(404, "Not here", "roost is waiting on /callback.")
         if query.get("state") != state:
-            await _send_page(stream, 400, "Wrong state", "Start again with `roost auth`.")
-            return
+            return _page(400, "Wrong state", "Start again with `roost auth`.")
         if "error" in query:
             found["error"] = query["error"]
             title, text = "Not authorized", f"The vendor said: {html.escape(query['error'])}"
         else:
             found["code"] = query["code"]
             title, text = "roost is authorized", "You can close this tab."
-        try:
-            await _send_page(stream, 200, title, text)
-        finally:
-            done.set()  # the answer counts even when the browser left before the page
+        # the answer counts even when the browser left before the page
+        return _page(200, title, text, sent=done.set)
 
     async with anyio.create_task_group() as tg:
-
-        async def serve() -> None:
-            await listeners.serve(listener, answer, "oauth callback", CALLBACK_LIMITS)
-
-        tg.start_soon(serve)
+        tg.start_soon(httpserver.Server(answer, "oauth callback", CALLBACK_LIMITS).serve, listener)
         with anyio.move_on_after(timeout_s):
             await done.wait()
         tg.cancel_scope.cancel()
@@ -206,14 +195,11 @@ async def receive_code(
     return found.get("code"), found.get("error")
 
 
-async def _send_page(stream: SocketStream, status: int, title: str, text: str) -> None:
+def _page(
+    status: int, title: str, text: str, sent: Callable[[], None] | None = None
+) -> httpserver.Response:
     body = _PAGE.format(title=title, text=text).encode()
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}[status]
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    await listeners.send(stream, head.encode() + body, CALLBACK_LIMITS)
+    return httpserver.Response(status, body, {"content-type": "text/html; charset=utf-8"}, sent)
 
 
 # ---- storing ---------------------------------------------------------------------------
@@ -239,19 +225,6 @@ def give_to_state_owner(state_dir: Path) -> None:
     for path in state_dir.glob(FILE_NAME + "*"):
         if path.lstat().st_uid == 0 and not give_to(path, owner.st_uid, owner.st_gid):
             print(f"roost auth: {path} is not a regular file; not changing its owner")
-
-
-def write_credential(path: Path, value: str) -> None:
-    """The token as a systemd credential file (0600, written atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(path.name + ".new")
-    temporary.unlink(missing_ok=True)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(value + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
 
 
 # ---- the command -----------------------------------------------------------------------

@@ -18,24 +18,12 @@ import anyio
 
 from roost.cli import terminal
 from roost.core.codec import dumps
+from roost.service.introspect import outbox_row
 from roost.store.sqlite import FILE_NAME, OutboxEntry, Store, StoreError
 
 
-def row(entry: OutboxEntry) -> dict[str, object]:
-    return {
-        "key": entry.key,
-        "state": entry.state,
-        "title": entry.payload.get("title"),
-        "rule": entry.payload.get("rule"),
-        "attempts": entry.attempts,
-        "created_at": entry.created_at.isoformat(),
-        "next_attempt_at": entry.next_attempt_at.isoformat(),
-        "last_error": entry.last_error,
-    }
-
-
 def _show(entries: list[OutboxEntry], as_json: bool, out: TextIO) -> None:
-    show_rows([row(e) for e in entries], as_json, out)
+    show_rows([outbox_row(e) for e in entries], as_json, out)
 
 
 def show_rows(rows: list[dict[str, Any]], as_json: bool, out: TextIO) -> None:

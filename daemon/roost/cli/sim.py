@@ -38,7 +38,7 @@ def add_command(sub: Any) -> None:
 
 
 def sim_command(args: argparse.Namespace) -> int:
-    from roost.testing.stack import VENDORS
+    from roost.simulator.clouds import VENDORS
 
     if args.vendor not in VENDORS:
         print(f"no simulator for {args.vendor!r}; one of: {', '.join(VENDORS)}", file=sys.stderr)
@@ -59,9 +59,9 @@ async def run_sim(
     vendor: str, rules_dir: Path, state_dir: Path, out: TextIO, config_out: Path | None
 ) -> None:
     """Serve until SIGINT/SIGTERM."""
+    from roost.simulator.clouds import DEMO_HOMES, VENDORS
     from roost.simulator.home import SimHome
     from roost.simulator.sink import serve_sink
-    from roost.testing.stack import DEMO_HOMES, VENDORS
 
     home = DEMO_HOMES.get(vendor, SimHome.demo)()
     async with (

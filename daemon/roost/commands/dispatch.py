@@ -122,13 +122,15 @@ class Dispatcher:
 
     async def submit(self, command: Command) -> CommandOutcome:
         """Guards, then a dry run or the queue. The outcome says which (never "sent")."""
-        refusal = self._check(command)
+        found = self._state.find(command.target)
+        refusal = self._verdict(command, found)
         if refusal is not None:
             return await self._refuse(command, refusal, "submit")
         if command.dry_run or self.dry_run:
             if enabled(logging.INFO):
                 log.info("dry run: command not sent", **_fields(command))
-            return await self._publish(command, Outcome.DRY_RUN, "dry run: guards passed")
+            place = _place_of(found)
+            return await self._publish(command, Outcome.DRY_RUN, "dry run: guards passed", place)
         if command.account not in self._providers:
             return await self._publish(
                 command,
@@ -159,7 +161,12 @@ class Dispatcher:
         return replaced
 
     def _check(self, command: Command) -> Refusal | None:
-        found = self._state.find(command.target)
+        return self._verdict(command, self._state.find(command.target))
+
+    def _verdict(
+        self, command: Command, found: tuple[str, Structure | Device] | None
+    ) -> Refusal | None:
+        """The guards' verdict on the house as it is now (`found`: the target's lookup)."""
         entity = found[1] if found else None
         recent = self._budget.count(command.target, self._clock.monotonic())
         neighbours = self._neighbours(*found) if found else []
@@ -376,19 +383,14 @@ class Dispatcher:
     # ---- outcomes ------------------------------------------------------------------
 
     def _place(self, command: Command) -> Place:
-        found = self._state.find(command.target)
-        if found is None:
-            return Place(None, None)
-        entity = found[1]
-        if isinstance(entity, Structure):
-            return Place(entity.id, None)
-        return Place(entity.structure_id, entity.id)
+        return _place_of(self._state.find(command.target))
 
     async def _publish(
         self,
         command: Command,
         outcome: Outcome,
         reason: str = "",
+        place: Place | None = None,
         *,
         guard: str | None = None,
         failure: FailureReason | None = None,
@@ -399,7 +401,7 @@ class Dispatcher:
             command,
             outcome,
             self._clock.now(),
-            self._place(command),
+            place if place is not None else self._place(command),
             reason=redact_text(reason),  # a vendor's error body may echo a credential
             guard=guard,
             failure=failure,
@@ -408,6 +410,16 @@ class Dispatcher:
         )
         await self._bus.publish([event])
         return event
+
+
+def _place_of(found: tuple[str, Structure | Device] | None) -> Place:
+    """Where a command's outcome happens: its target's structure and device."""
+    if found is None:
+        return Place(None, None)
+    entity = found[1]
+    if isinstance(entity, Structure):
+        return Place(entity.id, None)
+    return Place(entity.structure_id, entity.id)
 
 
 def _fields(command: Command) -> dict[str, object]:

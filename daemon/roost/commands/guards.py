@@ -50,15 +50,31 @@ class Limits:
     writes_per_device_per_hour: int = 20
 
 
-@dataclass
 class Subject:
-    """What a guard looks at: the command, its target, and the rest of the structure."""
+    """What a guard looks at: the command, its target, and the rest of the structure; and
+    the setpoints the command asks for, read once for all the guards."""
 
-    command: Command
-    target: Structure | Device | None
-    neighbours: list[Device]
-    limits: Limits
-    recent_writes: int
+    __slots__ = ("command", "cool", "heat", "limits", "neighbours", "recent_writes", "target")
+
+    def __init__(
+        self,
+        command: Command,
+        target: Structure | Device | None,
+        neighbours: list[Device],
+        limits: Limits,
+        recent_writes: int,
+    ) -> None:
+        self.command = command
+        self.target = target
+        self.neighbours = neighbours
+        self.limits = limits
+        self.recent_writes = recent_writes
+        self.heat = _heat(command.action)
+        self.cool = _cool(command.action)
+
+    @property
+    def setpoints(self) -> list[float]:
+        return [v for v in (self.heat, self.cool) if v is not None]
 
 
 @dataclass(frozen=True)
@@ -78,31 +94,44 @@ class Unknown(Exception):
     """A value the guard needs cannot be read: the command is refused, with this reason."""
 
 
-def _number(value: object, what: str) -> float:
+_NAMELESS = object()  # `what` names the value by itself
+# isinstance with a tuple: `int | float` would build a union object on every check.
+_NUMBER = (int, float)
+_PAIR = (tuple, list)
+_COOLING = (SetCool, SetRange)
+
+
+def _said(what: str, of: object) -> str:
+    """The name of the value a guard reads: `what` names it, with `{!r}` standing for `of`
+    (a device's name). Built only for a refusal's reason, never on the passing path."""
+    return what if of is _NAMELESS else what.format(of)
+
+
+def _number(value: object, what: str, of: object = _NAMELESS) -> float:
     """`value` as a finite float, or Unknown (None, NaN, ±inf, 1e309, not a number)."""
     if value is None:
-        raise Unknown(f"{what} is unknown")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Unknown(f"{what} is not a number ({value!r})")
+        raise Unknown(f"{_said(what, of)} is unknown")
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
+        raise Unknown(f"{_said(what, of)} is not a number ({value!r})")
     if not math.isfinite(value):
-        raise Unknown(f"{what} is not a finite number ({value!r})")
+        raise Unknown(f"{_said(what, of)} is not a finite number ({value!r})")
     return float(value)
 
 
 PLAUSIBLE_C = (-50.0, 100.0)  # a temperature outside this is a broken report, not a home
 
 
-def _celsius(value: object, what: str) -> float:
+def _celsius(value: object, what: str, of: object = _NAMELESS) -> float:
     """A current temperature the guard compares with: finite and physically plausible."""
-    celsius = _number(value, what)
+    celsius = _number(value, what, of)
     if not PLAUSIBLE_C[0] <= celsius <= PLAUSIBLE_C[1]:
-        raise Unknown(f"{what} is not a plausible temperature ({celsius:g} °C)")
+        raise Unknown(f"{_said(what, of)} is not a plausible temperature ({celsius:g} °C)")
     return celsius
 
 
-def _flag(value: object, what: str) -> bool:
+def _flag(value: object, what: str, of: object = _NAMELESS) -> bool:
     if not isinstance(value, bool):
-        raise Unknown(f"{what} is unknown")
+        raise Unknown(f"{_said(what, of)} is unknown")
     return value
 
 
@@ -120,10 +149,6 @@ def _cool(action: Action) -> float | None:
     if isinstance(action, SetRange):
         return action.cool_celsius
     return None
-
-
-def _setpoints(action: Action) -> list[float]:
-    return [v for v in (_heat(action), _cool(action)) if v is not None]
 
 
 def _thermostat(s: Subject) -> Thermostat | None:
@@ -177,7 +202,7 @@ def _fits_target(s: Subject) -> str | None:
 
 def _online(s: Subject) -> str | None:
     if isinstance(s.target, Device) and not _flag(
-        s.target.online, f"whether {s.target.name!r} is online"
+        s.target.online, "whether {!r} is online", s.target.name
     ):
         return f"{s.target.name!r} is offline"
     return None
@@ -187,22 +212,22 @@ def _device_range(s: Subject) -> str | None:
     t = _thermostat(s)
     if t is None:
         return None
-    setpoints = _setpoints(s.command.action)
+    setpoints = s.setpoints
     if not setpoints:
         return None
-    low, high = _pair(t.allowed_range_c, f"the range of {t.name!r}")
+    low, high = _pair(t.allowed_range_c, "the range of {!r}", t.name)
     bad = [v for v in setpoints if not low <= v <= high]
     return f"{bad[0]:g} °C is outside the device's range {low:g}–{high:g} °C" if bad else None
 
 
-def _pair(value: object, what: str) -> tuple[float, float]:
-    if not isinstance(value, tuple | list) or len(value) != 2:
-        raise Unknown(f"{what} is unknown")
-    return _number(value[0], what), _number(value[1], what)
+def _pair(value: object, what: str, of: object = _NAMELESS) -> tuple[float, float]:
+    if not isinstance(value, _PAIR) or len(value) != 2:
+        raise Unknown(f"{_said(what, of)} is unknown")
+    return _number(value[0], what, of), _number(value[1], what, of)
 
 
 def _safe_band(s: Subject) -> str | None:
-    heat, cool, lim = _heat(s.command.action), _cool(s.command.action), s.limits
+    heat, cool, lim = s.heat, s.cool, s.limits
     if heat is not None and not lim.heat_min_c <= heat <= lim.heat_max_c:
         return f"heat {heat:g} °C is outside the safe band {lim.heat_min_c:g}–{lim.heat_max_c:g} °C"
     if cool is not None and not lim.cool_min_c <= cool <= lim.cool_max_c:
@@ -216,26 +241,26 @@ def _cools(action: Action, t: Thermostat) -> bool:
     if isinstance(action, SetEco):  # leaving eco restores a mode roost may not know
         # an unknown mode or can_cool counts as "may cool" (fail closed)
         return not action.on and t.mode in (None, ThermostatMode.ECO) and t.can_cool is not False
-    return isinstance(action, SetCool | SetRange)
+    return isinstance(action, _COOLING)
 
 
 def _no_cooling_with_emergency_heat(s: Subject) -> str | None:
     t = _thermostat(s)
     if t is None or not _cools(s.command.action, t):
         return None
-    if _flag(t.emergency_heat, f"whether emergency heat is on at {t.name!r}"):
+    if _flag(t.emergency_heat, "whether emergency heat is on at {!r}", t.name):
         return "emergency heat is on"
     return None
 
 
 def _lock(s: Subject) -> str | None:
     t = _thermostat(s)
-    setpoints = _setpoints(s.command.action)
-    if t is None or not setpoints or not _flag(t.locked, f"whether {t.name!r} is locked"):
+    setpoints = s.setpoints
+    if t is None or not setpoints or not _flag(t.locked, "whether {!r} is locked", t.name):
         return None
     if t.locked_range_c is None:
         return f"{t.name!r} is locked and its locked range is unknown"
-    low, high = _pair(t.locked_range_c, f"the locked range of {t.name!r}")
+    low, high = _pair(t.locked_range_c, "the locked range of {!r}", t.name)
     bad = [v for v in setpoints if not low <= v <= high]
     return f"{bad[0]:g} °C is outside the locked range {low:g}–{high:g} °C" if bad else None
 
@@ -266,10 +291,10 @@ def _raises_demand(action: Action, t: Thermostat | None) -> bool:
     if t is None:
         return heat is not None or cool is not None
     # The comparison needs the current setpoint: unknown or not finite refuses (Unknown).
-    if heat is not None and heat > _celsius(t.heat_setpoint_c, f"the heat setpoint of {t.name!r}"):
+    if heat is not None and heat > _celsius(t.heat_setpoint_c, "the heat setpoint of {!r}", t.name):
         return True
     return cool is not None and cool < _celsius(
-        t.cool_setpoint_c, f"the cool setpoint of {t.name!r}"
+        t.cool_setpoint_c, "the cool setpoint of {!r}", t.name
     )
 
 
@@ -295,18 +320,18 @@ def _range_after(s: Subject) -> tuple[float, float] | None:
         return action.heat_celsius, action.cool_celsius
     if t is None or t.mode is not ThermostatMode.HEAT_COOL:
         return None
-    heat, cool = _heat(action), _cool(action)
+    heat, cool = s.heat, s.cool
     if heat is None and cool is None:
         return None
     heat = (
         heat
         if heat is not None
-        else _celsius(t.heat_setpoint_c, f"the heat setpoint of {t.name!r}")
+        else _celsius(t.heat_setpoint_c, "the heat setpoint of {!r}", t.name)
     )
     cool = (
         cool
         if cool is not None
-        else _celsius(t.cool_setpoint_c, f"the cool setpoint of {t.name!r}")
+        else _celsius(t.cool_setpoint_c, "the cool setpoint of {!r}", t.name)
     )
     return heat, cool
 
@@ -376,7 +401,8 @@ def check(
     guards: tuple[Guard, ...] = GUARDS,
 ) -> Refusal | None:
     """The first guard the command violates, or None when it may go."""
-    subject = Subject(command, target, list(neighbours), limits, recent_writes)
+    around = neighbours if isinstance(neighbours, list) else list(neighbours)
+    subject = Subject(command, target, around, limits, recent_writes)
     for guard in guards:
         try:
             detail = guard.violated(subject)

@@ -16,7 +16,7 @@ import os
 import re
 import socket
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Self, Union
@@ -40,13 +40,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from roost.providers.accounts import (
-    AccountBase,
-    check_credential_name,
-    is_loopback,
-    read_credential,
-    require_loopback,
-)
+from roost.config.tomllines import find_line
+from roost.host.credentials import check_credential_name, read_credential
+from roost.providers.accounts import AccountBase, is_loopback, require_loopback
 from roost.providers.registry import account_models
 
 __all__ = ["AccountBase", "AccountSettings", "ConfigError", "Settings", "read_credential"]
@@ -337,10 +333,10 @@ class ClusterSettings(_Section):
     lock_timeout_s: float = Field(default=2.0, gt=0, le=30)
 
 
-class MetricsSettings(_Section):
-    """An optional Prometheus text endpoint (off unless `listen` is set)."""
+class ListenerSettings(_Section):
+    """A listener that is off unless `listen` is set, on loopback unless allow_remote."""
 
-    listen: str | None = None  # e.g. "127.0.0.1:9466"; loopback unless allow_remote
+    listen: str | None = None  # "host:port", e.g. "127.0.0.1:9466"
     allow_remote: bool = False
 
     @field_validator("listen")
@@ -365,6 +361,10 @@ class MetricsSettings(_Section):
         return host.strip("[]"), int(port)
 
 
+class MetricsSettings(ListenerSettings):
+    """An optional Prometheus text endpoint (off unless `listen` is set)."""
+
+
 class Place(_Section):
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
@@ -385,38 +385,17 @@ class LocationSettings(_Section):
         return self
 
 
-class WebSettings(_Section):
+class WebSettings(ListenerSettings):
     """The optional local web page (off unless `listen` is set)."""
 
-    listen: str | None = None  # e.g. "127.0.0.1:8470"
-    # A non-loopback address exposes the page to the network: it must be asked for, and
-    # then every page (not only the actions) needs the token.
-    allow_remote: bool = False
+    # listen e.g. "127.0.0.1:8470". A non-loopback address exposes the page to the
+    # network: it must be asked for (allow_remote), and then every page (not only the
+    # actions) needs the token.
     # Host names the page answers to besides its listen address and localhost (a name
     # for a remote listener); any other Host header is refused (DNS rebinding).
     allowed_hosts: list[str] = []
     max_connections: int = Field(default=32, ge=1, le=1024)
     max_live_viewers: int = Field(default=4, ge=1, le=64)
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str | None) -> str | None:
-        if value is not None:
-            host, _, port = value.rpartition(":")
-            if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError("must be host:port, e.g. '127.0.0.1:8470'")
-        return value
-
-    @model_validator(mode="after")
-    def _remote_asked_for(self) -> Self:
-        require_loopback(self.listen, self.allow_remote, "listen")
-        return self
-
-    def address(self) -> tuple[str, int] | None:
-        if self.listen is None:
-            return None
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
 
     def is_remote(self) -> bool:
         address = self.address()
@@ -581,43 +560,6 @@ def _env_name(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str | None:
         candidate = ENV_PREFIX + ENV_DELIMITER.join(parts)
         if candidate in names:
             return names[candidate]
-    return None
-
-
-def _toml_lines(text: str) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.split("#", 1)[0].strip()
-        if stripped:
-            yield number, stripped
-
-
-def find_line(text: str, loc: tuple[int | str, ...]) -> int | None:
-    """Best effort: the line of the TOML text where the setting at `loc` is written."""
-    lines = list(_toml_lines(text))
-    position, found = 0, None
-    parts = list(loc)
-    for i, part in enumerate(parts):
-        if isinstance(part, int):
-            continue
-        index = parts[i + 1] if i + 1 < len(parts) and isinstance(parts[i + 1], int) else 0
-        hit = _find_key(lines, position, part, int(index))
-        if hit is not None:  # else keep looking for the deeper keys (dotted keys, inline tables)
-            position, found = hit, lines[hit][0]
-    return found
-
-
-def _find_key(lines: list[tuple[int, str]], start: int, key: str, index: int) -> int | None:
-    """Position of the `index`-th `[[key]]`/`[key]` header or `key =` line from `start`."""
-    quoted = re.escape(key)
-    pattern = re.compile(
-        rf"^\[\[?\s*(?:[\w.\"-]+\.)?\"?{quoted}\"?\s*\]\]?$|(?:^|[\s.{{,])\"?{quoted}\"?\s*="
-    )
-    seen = 0
-    for position in range(start, len(lines)):
-        if pattern.search(lines[position][1]):
-            if seen == index:
-                return position
-            seen += 1
     return None
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import json.encoder
 import math
 import types
 import typing
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +33,7 @@ class CodecError(ValueError):
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+_SEQUENCES = (tuple, list)  # a tuple: `tuple | list` would build a union on every call
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
 
 
@@ -50,7 +53,7 @@ def to_json(value: Any) -> Any:
         return value.value
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, tuple | list):
+    if isinstance(value, _SEQUENCES):
         return [to_json(v) for v in value]
     if isinstance(value, dict):
         return {k: to_json(v) for k, v in value.items()}
@@ -67,6 +70,41 @@ def dumps(value: Any, **options: Any) -> str:
         return json.dumps(value, allow_nan=False, **options)
     except ValueError:
         return json.dumps(_finite(value), allow_nan=False, **options)
+
+
+def _not_plain(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# The C encoder json.dumps builds per call, built once: no per-call encoder set-up. No
+# check for cycles, so only for values made of plain JSON values (to_json's output).
+_C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)  # None off CPython
+_PLAIN_ENCODER: Callable[[Any, int], tuple[str, ...]] | None = (
+    None
+    if _C_MAKE_ENCODER is None
+    else _C_MAKE_ENCODER(
+        None,
+        _not_plain,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ": ",
+        ", ",
+        False,
+        False,
+        False,
+    )
+)
+
+
+def dumps_plain(value: Any) -> str:
+    """`dumps(value)` for a value of plain JSON values (dicts, lists, str, numbers, bool,
+    None; no cycles), as `to_json` makes them: the journal writes one per event."""
+    if _PLAIN_ENCODER is None:
+        return dumps(value)
+    try:
+        return "".join(_PLAIN_ENCODER(value, 0))
+    except ValueError:
+        return dumps(value)
 
 
 def _finite(value: Any) -> Any:

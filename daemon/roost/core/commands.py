@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from roost.core.fastinit import fast_init
 from roost.core.model import Presence, ThermostatMode
 
 
@@ -65,6 +66,7 @@ class Action:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetMode(Action):
     mode: ThermostatMode
@@ -76,6 +78,7 @@ class SetMode(Action):
         return f"set mode {self.mode}"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetEco(Action):
     on: bool
@@ -87,6 +90,7 @@ class SetEco(Action):
         return "eco on" if self.on else "eco off"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetHeat(Action):
     celsius: float
@@ -98,6 +102,7 @@ class SetHeat(Action):
         return f"heat to {self.celsius:g} °C"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetCool(Action):
     celsius: float
@@ -109,6 +114,7 @@ class SetCool(Action):
         return f"cool to {self.celsius:g} °C"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetRange(Action):
     heat_celsius: float
@@ -121,6 +127,7 @@ class SetRange(Action):
         return f"range {self.heat_celsius:g}–{self.cool_celsius:g} °C"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetFanTimer(Action):
     """Run the fan for `minutes`; 0 stops it."""
@@ -137,6 +144,7 @@ class SetFanTimer(Action):
         return f"fan for {self.minutes} min" if self.minutes else "fan off"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetPresence(Action):
     """Applies to a structure, not a device."""
@@ -150,6 +158,7 @@ class SetPresence(Action):
         return f"presence {self.presence}"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Command:
     id: str

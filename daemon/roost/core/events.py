@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from roost.core.commands import FailureReason
+from roost.core.fastinit import fast_init
 from roost.core.model import AlarmState, HvacActivity, Presence, ThermostatMode
 
 
@@ -284,3 +285,16 @@ class Started(Event):
 
 EVENT_TYPES[Scheduled.name] = Scheduled
 EVENT_TYPES[Started.name] = Started
+
+
+def _fast_inits(cls: type[Any]) -> None:
+    """Every event class (and `Context`) built with the cheaper `__init__` (see fastinit).
+    A class without its own `__slots__` is the discarded original of a slots dataclass."""
+    if "__slots__" in cls.__dict__:
+        fast_init(cls)
+    for sub in cls.__subclasses__():
+        _fast_inits(sub)
+
+
+fast_init(Context)
+_fast_inits(Event)

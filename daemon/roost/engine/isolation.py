@@ -168,6 +168,63 @@ class Interrupter:
 INTERRUPTER = Interrupter()
 
 
+_START: Any = object()  # guarded_steps: no stretch has run yet
+
+
+def first_stretch(
+    coro: Coroutine[Any, Any, Any],
+    guard: RunGuard,
+    interrupter: Interrupter | None,
+    threshold_s: float,
+    on_slow: Callable[[float], None],
+) -> tuple[bool, Any]:
+    """Run `coro` up to its first wait, watched: (True, its result) if it returned, or
+    (False, what it waits on) to hand to `guarded_steps` in the task that goes on."""
+    return _stretch(coro, guard, interrupter, threshold_s, on_slow, None, None)
+
+
+def _stretch(
+    coro: Coroutine[Any, Any, Any],
+    guard: RunGuard,
+    interrupter: Interrupter | None,
+    threshold_s: float,
+    on_slow: Callable[[float], None],
+    value: Any,
+    error: BaseException | None,
+) -> tuple[bool, Any]:
+    """One stretch of `coro` (the code between two awaits), watched by `interrupter` (None:
+    only timed); one that held the loop longer than `threshold_s` is reported."""
+    started = time.perf_counter()
+    try:
+        try:
+            if interrupter is not None:
+                interrupter.stretch = (guard, started)
+            yielded = coro.throw(error) if error is not None else coro.send(value)
+        finally:
+            if interrupter is not None:
+                interrupter.stretch = None
+    except StopIteration as stop:
+        _check(started, threshold_s, on_slow)
+        if guard.interrupted:  # it caught the stop and went on: still stopped
+            raise RuleBlocked("caught the stop and went on") from None
+        return True, stop.value
+    except RuleStopped:
+        if interrupter is not None:
+            interrupter.stretch = None
+        _check(started, threshold_s, on_slow)
+        coro.close()
+        raise
+    except BaseException:
+        _check(started, threshold_s, on_slow)
+        raise
+    _check(started, threshold_s, on_slow)
+    guard.deferred = False  # it awaited: the loop has it back
+    if guard.interrupted:
+        coro.close()
+        raise RuleBlocked("caught the stop and went on")
+    return False, yielded
+
+
 @types.coroutine
 def guarded_steps(
     coro: Coroutine[Any, Any, Any],
@@ -175,48 +232,27 @@ def guarded_steps(
     interrupter: Interrupter | None,
     threshold_s: float,
     on_slow: Callable[[float], None],
+    waiting: Any = _START,
 ) -> Generator[Any, Any, Any]:
-    """Drive `coro` one stretch at a time: each stretch is watched by `interrupter` (None:
-    only timed), and one that held the loop longer than `threshold_s` is reported."""
-    value: Any = None
-    error: BaseException | None = None
+    """Drive `coro` one watched stretch at a time (see `_stretch`). `waiting`: its first
+    stretch already ran (`first_stretch`) and it waits on this."""
+    if waiting is _START:
+        done, waiting = _stretch(coro, guard, interrupter, threshold_s, on_slow, None, None)
+        if done:
+            return waiting
     while True:
-        started = time.perf_counter()
+        value: Any = None
+        error: BaseException | None = None
         try:
-            try:
-                if interrupter is not None:
-                    interrupter.stretch = (guard, started)
-                yielded = coro.throw(error) if error is not None else coro.send(value)
-            finally:
-                if interrupter is not None:
-                    interrupter.stretch = None
-        except StopIteration as stop:
-            _check(started, threshold_s, on_slow)
-            if guard.interrupted:  # it caught the stop and went on: still stopped
-                raise RuleBlocked("caught the stop and went on") from None
-            return stop.value
-        except RuleStopped:
-            if interrupter is not None:
-                interrupter.stretch = None
-            _check(started, threshold_s, on_slow)
-            coro.close()
-            raise
-        except BaseException:
-            _check(started, threshold_s, on_slow)
-            raise
-        _check(started, threshold_s, on_slow)
-        guard.deferred = False  # it awaited: the loop has it back
-        if guard.interrupted:
-            coro.close()
-            raise RuleBlocked("caught the stop and went on")
-        value, error = None, None
-        try:
-            value = yield yielded
+            value = yield waiting
         except GeneratorExit:
             coro.close()
             raise
         except BaseException as exc:  # cancellation and the like go to the rule's code
             error = exc
+        done, waiting = _stretch(coro, guard, interrupter, threshold_s, on_slow, value, error)
+        if done:
+            return waiting
 
 
 @types.coroutine

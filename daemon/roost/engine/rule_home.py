@@ -93,13 +93,21 @@ class UnknownDevice(LookupError):
     """`home.device(name)` for a device the home does not have."""
 
 
+class RunScope(Protocol):
+    """A rule run as its home sees it: its cancel scope (a timeout or a restart cancels it)."""
+
+    @property
+    def scope(self) -> anyio.CancelScope | None: ...
+
+
 class RuleRunner(Protocol):
     """The engine, as a rule run sees it: it can run another rule."""
 
     async def run_rule(self, name: str, event: Event, caller: str) -> bool: ...
 
-    def keep_delay(self, home: RuleHome, seconds: float) -> str:
-        """Store where the run will resume after this delay (TOML rules); its id."""
+    def keep_delay(self, home: RuleHome, seconds: float, resume_at: int) -> str:
+        """Store where the run will resume after this delay (step `resume_at` of a TOML
+        rule); its id."""
         ...
 
     def forget_delay(self, delay_id: str) -> None: ...
@@ -133,6 +141,7 @@ class RuleHome:
         runner: RuleRunner | None = None,
         deadline: RunDeadline | None = None,
         guard: RunGuard | None = None,
+        run: RunScope | None = None,
     ) -> None:
         self._services = services
         self.rule = rule
@@ -144,8 +153,7 @@ class RuleHome:
         # Counts this run's commands, and marks roost's own code so a block-budget stop
         # waits until the rule's code runs again (no roost state left half-done).
         self._guard = guard or RunGuard()
-        self.position: int | None = None  # the TOML step being run (resumable after a delay)
-        self.run_scope: anyio.CancelScope | None = None  # cancelled by a timeout or a restart
+        self._run = run  # its scope is cancelled by a timeout or a restart
 
     @property
     def now(self) -> datetime:
@@ -300,6 +308,7 @@ class RuleHome:
                 rule=self.rule,
                 cause=self.event.id,
                 created_at=now,
+                alarm=alarm,
             )
         )
         detail = ", ".join(tags) + (" (alarm: not rate-limited)" if alarm else "")
@@ -312,19 +321,27 @@ class RuleHome:
         with self._guard:
             await self._delay(duration)
 
-    async def _delay(self, duration: str | float) -> None:
+    async def delay_resumable(self, duration: str | float, resume_at: int) -> None:
+        """A TOML rule's delay: kept in the store, so after a restart the run resumes at
+        step `resume_at` when the delay is over."""
+        with self._guard:
+            await self._delay(duration, resume_at)
+
+    async def _delay(self, duration: str | float, resume_at: int | None = None) -> None:
         seconds = parse_duration(duration)
         self._step(f"delay {seconds:g}s", "waiting")
         if self._deadline is not None:
             self._deadline.extend(seconds)  # a delay is not a hang
-        runner = self._runner if self.position is not None else None
-        kept = runner.keep_delay(self, seconds) if runner is not None else ""
+        runner, kept = None, ""
+        if resume_at is not None and self._runner is not None:
+            runner, kept = self._runner, self._runner.keep_delay(self, seconds, resume_at)
         try:
             await self._services.clock.sleep(seconds)
         except BaseException:
             # A stop keeps the stored resume point (the run goes on after the restart);
             # a timeout or a restart-mode cancel means the run is over for good.
-            if runner is not None and (self.run_scope is None or self.run_scope.cancel_called):
+            scope = self._run.scope if self._run is not None else None
+            if runner is not None and (scope is None or scope.cancel_called):
                 runner.forget_delay(kept)
             raise
         if runner is not None:

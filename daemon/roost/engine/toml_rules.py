@@ -134,7 +134,6 @@ def _build(
 
     async def run_from(event: Event, home: RuleHome, start: int) -> None:
         for index in range(start, len(steps)):
-            home.position = index
             await steps[index](event, home)
 
     async def body(event: Event, home: RuleHome) -> None:
@@ -268,7 +267,7 @@ def _steps(
     out = []
     for index, action in enumerate(spec.do):
         try:
-            out.append(_compile_step(action, fields))
+            out.append(_compile_step(action, fields, index))
         except RuleDefinitionError as exc:
             problems.append((("do", index, exc.key) if exc.key else ("do", index), str(exc)))
     return out
@@ -318,11 +317,11 @@ _THERMOSTAT_METHODS: dict[type[BaseModel], tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _compile_step(action: BaseModel, fields: dict[str, frozenset[str]]) -> Step:
+def _compile_step(action: BaseModel, fields: dict[str, frozenset[str]], index: int) -> Step:
     if isinstance(action, m.Notify):
         return _compile_notify(action, fields)
     if isinstance(action, m.Delay):
-        return _compile_delay(action)
+        return _compile_delay(action, index)
     if isinstance(action, m.RunRule):
         return _compile_run_rule(action)
     if isinstance(action, m.Snapshot | m.Restore):
@@ -346,11 +345,11 @@ def _compile_memory(action: m.Snapshot | m.Restore) -> Step:
     return snapshot
 
 
-def _compile_delay(action: m.Delay) -> Step:
+def _compile_delay(action: m.Delay, index: int) -> Step:
     seconds = _seconds(action.for_, "for")
 
     async def delay(event: Event, home: RuleHome) -> None:
-        await home.delay(seconds)
+        await home.delay_resumable(seconds, resume_at=index + 1)
 
     return delay
 

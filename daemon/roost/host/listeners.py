@@ -39,7 +39,8 @@ class Limits:
     max_connections: int = 64
     read_timeout_s: float = 10.0  # the whole request, so a slow drip (slowloris) ends too
     write_timeout_s: float = 10.0  # each send, so a client that never reads ends too
-    max_request: int = 64 * 1024
+    max_request: int = 64 * 1024  # a line, or an HTTP request's head
+    max_body: int = 64 * 1024  # an HTTP request's body (httpserver.py)
 
 
 class RequestTooLarge(Exception):

@@ -11,10 +11,12 @@ from __future__ import annotations
 from roost.core.events import CoAlarm, Event, SmokeAlarm
 from roost.notify.notifier import Priority
 
+_ALARMS = (SmokeAlarm, CoAlarm)  # a tuple: `A | B` would build a union on every call
+
 
 def is_alarm(event: Event) -> bool:
     """A smoke or CO alarm that moved to a new level (a repeat of the same level is not)."""
-    return isinstance(event, SmokeAlarm | CoAlarm) and event.new != event.old
+    return isinstance(event, _ALARMS) and event.new != event.old
 
 
 def is_alarm_notification(priority: Priority | str, event: Event | None) -> bool:

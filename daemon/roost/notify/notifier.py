@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -58,6 +58,11 @@ class Notification:
     rule: str | None = None
     cause: str | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    alarm: bool = False  # sent for a smoke/CO alarm: its delivery fails open
+
+    @property
+    def must_go_out(self) -> bool:
+        return self.alarm or self.priority is Priority.URGENT
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +72,7 @@ class Notification:
             "priority": self.priority.value,
             "rule": self.rule,
             "cause": self.cause,
+            "alarm": self.alarm,
         }
 
     @classmethod
@@ -81,6 +87,7 @@ class Notification:
             rule=p.get("rule"),
             cause=p.get("cause"),
             created_at=entry.created_at,
+            alarm=bool(p.get("alarm", False)),
         )
 
 
@@ -121,22 +128,41 @@ def _with_key(target: Target, key: str) -> str:
     return f"{target.url}{separator}+X-Roost-Dedupe-Key={quote(key, safe='')}"
 
 
+# apprise's notify type (its values) for each priority: the icon or colour a service shows.
+NOTIFY_TYPES = {
+    Priority.LOW: "info",
+    Priority.NORMAL: "info",
+    Priority.HIGH: "warning",
+    Priority.URGENT: "failure",
+}
+
+Send = Callable[["Target", Notification], Awaitable[bool]]
+
+
+def request_for(target: Target, notification: Notification) -> dict[str, str]:
+    """What apprise is given for one delivery: the URL (with the dedupe key and the
+    priority in the service's terms), title, body and notify type."""
+    return {
+        "url": with_priority(_with_key(target, notification.key), notification.priority.value),
+        "title": notification.title,
+        "body": notification.body or notification.title,
+        "type": NOTIFY_TYPES[notification.priority],
+    }
+
+
 async def _send(target: Target, notification: Notification) -> bool:
-    """One delivery through apprise (imported lazily: it costs ~0.3 s to load)."""
+    """One delivery through apprise in this process (imported on first use: apprise and
+    its plugins cost ~25 MiB and ~0.3 s to load; the daemon uses notifyproc's helper)."""
     import apprise
 
-    kind = {
-        Priority.LOW: apprise.NotifyType.INFO,
-        Priority.NORMAL: apprise.NotifyType.INFO,
-        Priority.HIGH: apprise.NotifyType.WARNING,
-        Priority.URGENT: apprise.NotifyType.FAILURE,
-    }[notification.priority]
+    request = request_for(target, notification)
     sender = apprise.Apprise(asset=apprise.AppriseAsset(app_id="roost"))
-    url = with_priority(_with_key(target, notification.key), notification.priority.value)
-    if not sender.add(url):
+    if not sender.add(request["url"]):
         return False
     result: Any = await sender.async_notify(
-        body=notification.body or notification.title, title=notification.title, notify_type=kind
+        body=request["body"],
+        title=request["title"],
+        notify_type=apprise.NotifyType(request["type"]),
     )
     return bool(result)
 
@@ -161,8 +187,13 @@ class Notifier:
         retry_initial_s: float = 2.0,
         retry_max_s: float = 300.0,
         poll_s: float = POLL_S,
+        send: Send | None = None,
     ) -> None:
-        validate_targets(targets)
+        """`send` delivers one notification to one target; by default apprise in this
+        process (the targets are checked here, at once)."""
+        if send is None:
+            validate_targets(targets)
+        self._send = send or _send
         self._poll_s = poll_s
         self._targets = list(targets)
         self._bus = bus
@@ -277,7 +308,7 @@ class Notifier:
 
     async def _try(self, target: Target, notification: Notification) -> bool:
         try:
-            ok = await _send(target, notification)
+            ok = await self._send(target, notification)
         except Exception:
             log.exception("notification target raised", scheme=target.scheme)
             return False

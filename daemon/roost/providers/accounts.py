@@ -2,15 +2,13 @@
 
 Each vendor's account model lives in its package (`providers/<vendor>/account.py`) and
 derives from `AccountBase`; `config.py` assembles the union of them from the registry.
-Secrets are given inline or as systemd credentials (`<what>_credential`), exactly one.
+Secrets are given inline or as systemd credentials (`<what>_credential`), exactly one
+(`credentials.py`).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
-import re
-from pathlib import Path
 from typing import Any, Self
 
 from pydantic import (
@@ -23,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-_CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9_@-][A-Za-z0-9_.@-]*$")
+from roost.host.credentials import check_credential_name, optional_secret, secret
 
 
 def is_loopback(host: str) -> bool:
@@ -46,55 +44,6 @@ def require_loopback(listen: str | None, allow_remote: bool, what: str) -> None:
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def read_credential(name: str, owner: str) -> str:
-    """The content of credential `name` (stripped), or ValueError naming `owner`."""
-    directory = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not directory:
-        raise ValueError(
-            f"{owner}: credential {name!r} needs $CREDENTIALS_DIRECTORY "
-            "(set by systemd for LoadCredential=)"
-        )
-    path = Path(directory) / name
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise ValueError(f"{owner}: credential file {path} is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{owner}: credential file {path} can't be read: {exc}") from None
-    if not value:
-        raise ValueError(f"{owner}: credential file {path} is empty")
-    return value
-
-
-def check_credential_name(name: str | None) -> str | None:
-    if name is not None and not _CREDENTIAL_NAME.fullmatch(name):
-        raise ValueError("must be a plain file name in $CREDENTIALS_DIRECTORY")
-    return name
-
-
-def optional_secret(
-    value: SecretStr | None, credential: str | None, owner: str, what: str, stored: bool
-) -> SecretStr | None:
-    """Like `secret`; with `stored` (`use_stored_tokens = true`) neither is fine too: the
-    provider then uses the tokens that `roost auth` stored in the state directory."""
-    if stored and value is None and credential is None:
-        return None
-    try:
-        return secret(value, credential, owner, what)
-    except ValueError as exc:
-        raise ValueError(f"{exc} (or run `roost auth` and set use_stored_tokens = true)") from None
-
-
-def secret(value: SecretStr | None, credential: str | None, owner: str, what: str) -> SecretStr:
-    """A secret given either inline or as a systemd credential file: exactly one of the two."""
-    if (value is None) == (credential is None):
-        raise ValueError(f"{owner}: set exactly one of {what} or {what}_credential")
-    if credential is not None:
-        return SecretStr(read_credential(credential, owner))
-    assert value is not None
-    return value
 
 
 class AccountBase(Section):

@@ -16,6 +16,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import roost.providers
 from roost.core import model
 from roost.core.events import EVENT_TYPES, Changed, Event
 from roost.notify.notifier import Priority
@@ -97,7 +98,7 @@ def actions_table() -> list[str]:
 
 
 def vendor_table(providers: Path | None = None) -> list[str]:
-    root = providers or Path(__file__).parent / "providers"
+    root = providers or Path(roost.providers.__file__).parent
     vendors = sorted(p.name for p in root.iterdir() if (p / "normalize.py").is_file())
     names = {vendor: _names_in(root / vendor) for vendor in vendors}
     lines = [f"| event | {' | '.join(vendors)} |", "|---|" + "---|" * len(vendors)]

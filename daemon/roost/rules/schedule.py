@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from croniter import croniter
-
 _MAX_SKIPS = 4
 
 
@@ -35,6 +33,8 @@ def check_cron(expr: str) -> str:
             "minute hour day-of-month month day-of-week (e.g. '30 7 * * mon-fri')"
         )
     normalised = " ".join(fields)
+    from croniter import croniter  # with python-dateutil ~1.4 MiB: only for cron rules
+
     if not croniter.is_valid(normalised):
         raise ScheduleError(f"cron {expr!r} is not a valid cron expression")
     return normalised
@@ -42,6 +42,8 @@ def check_cron(expr: str) -> str:
 
 def next_cron(expr: str, after: datetime, zone: tzinfo) -> datetime:
     """The first fire time strictly after `after` (UTC in, UTC out)."""
+    from croniter import croniter
+
     base = after.astimezone(zone)
     it = croniter(expr, base)
     elapsed_hours = _hour_is_repeating(expr)

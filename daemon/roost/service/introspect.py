@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from roost import __version__
-from roost.cli.outbox import row
 from roost.core.bus import Overflow
 from roost.core.codec import event_to_dict
 from roost.core.events import Event
@@ -27,6 +26,19 @@ JOURNAL_LIMIT = 1000
 
 def _age_s(at: datetime | None, now: datetime) -> float | None:
     return None if at is None else round(max(0.0, (now - at).total_seconds()), 1)
+
+
+def outbox_row(entry: OutboxEntry) -> dict[str, object]:
+    return {
+        "key": entry.key,
+        "state": entry.state,
+        "title": entry.payload.get("title"),
+        "rule": entry.payload.get("rule"),
+        "attempts": entry.attempts,
+        "created_at": entry.created_at.isoformat(),
+        "next_attempt_at": entry.next_attempt_at.isoformat(),
+        "last_error": entry.last_error,
+    }
 
 
 async def status(runtime: Runtime, observer: Observer) -> dict[str, Any]:
@@ -127,7 +139,7 @@ def service_commands(runtime: Runtime, observer: Observer) -> dict[str, Handler]
         key = req.get("retry")
         if key is not None:
             return {"retried": await runtime.store.outbox_retry(str(key), datetime.now(UTC))}
-        return {"entries": [row(e) for e in await runtime.store.outbox_list()]}
+        return {"entries": [outbox_row(e) for e in await runtime.store.outbox_list()]}
 
     async def notify_test_command(req: dict[str, Any]) -> dict[str, Any] | Stream:
         tag = req.get("tag")

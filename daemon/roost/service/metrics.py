@@ -4,7 +4,7 @@ Off unless `[metrics] listen = "127.0.0.1:9466"` is set; loopback only (the sett
 refuse anything else). Each scrape reads the counters the `Observer` keeps, the engine's
 rule statistics and the outbox into a prometheus_client collector (which groups every
 family's samples and escapes labels the way Prometheus parses them), with the process
-metrics (`process_*`) beside. A tiny HTTP/1.0-style responder: one request per
+metrics (`process_*`) beside. Served by `httpserver`: one request per
 connection, then close.
 """
 
@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 import anyio
 import structlog
-from anyio.abc import SocketStream
 from prometheus_client.core import (
     CollectorRegistry,
     CounterMetricFamily,
@@ -33,6 +32,7 @@ from prometheus_client.registry import Collector
 from roost import __version__
 from roost.core.events import ConnectionState
 from roost.host import listeners
+from roost.host.httpserver import Request, Response, Server
 from roost.service.observe import Observer
 
 if TYPE_CHECKING:
@@ -225,35 +225,18 @@ async def serve_metrics(runtime: Runtime, observer: Observer, address: tuple[str
     host, port = address
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
     log.info("metrics endpoint ready", url=f"http://{host}:{port}/metrics")
+
+    async def answer(request: Request) -> Response:
+        return await _answer(request, runtime, observer)
+
     async with listener:
-        await listeners.serve(
-            listener, lambda stream: _answer(stream, runtime, observer), "metrics", LIMITS
-        )
+        await Server(answer, "metrics", LIMITS).serve(listener)
 
 
-async def _answer(stream: SocketStream, runtime: Runtime, observer: Observer) -> None:
-    """One request per connection (the bounded listener ends it on any client error)."""
-    try:
-        head = await listeners.read_until(stream, (b"\r\n\r\n", b"\n\n"), LIMITS)
-    except listeners.RequestTooLarge:
-        await listeners.send(stream, _response(431, "text/plain", "request too large\n"), LIMITS)
-        return
-    parts = head.split(b"\n", 1)[0].split()
-    method, path = [*parts, b"", b""][:2]
-    if method != b"GET":
-        answer = _response(405, "text/plain", "use GET\n")
-    elif path.split(b"?")[0] not in (b"/metrics", b"/"):
-        answer = _response(404, "text/plain", "see /metrics\n")
-    else:
-        answer = _response(200, CONTENT_TYPE, await render(runtime, observer))
-    await listeners.send(stream, answer, LIMITS)
-
-
-def _response(status: int, content_type: str, body: str) -> bytes:
-    reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed"}.get(status, "Too Large")
-    data = body.encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode() + data
+async def _answer(request: Request, runtime: Runtime, observer: Observer) -> Response:
+    """One request per connection (the server answers malformed or oversize ones itself)."""
+    if request.method != "GET":
+        return Response(405, b"use GET\n", {"content-type": "text/plain"})
+    if request.path not in ("/metrics", "/"):
+        return Response(404, b"see /metrics\n", {"content-type": "text/plain"})
+    return Response(200, (await render(runtime, observer)).encode(), {"content-type": CONTENT_TYPE})

@@ -5,11 +5,8 @@ first snapshot as catch-up events."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -19,10 +16,10 @@ from roost.core.bus import Bus
 from roost.core.clock import Clock
 from roost.core.codec import CodecError, dumps, event_to_dict, home_from_dict, home_to_dict
 from roost.core.events import Event
-from roost.core.timers import TimerRecord
+from roost.core.model import Home
 from roost.state.home_state import HomeState
 from roost.store.interface import StateStore
-from roost.store.sqlite import JournalEntry, open_connection
+from roost.store.sqlite import JournalEntry
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +29,21 @@ SAVE_EVERY_S = 1.0
 JOURNAL_GATHER_S = 0.05
 JOURNAL_GATHER_MAX = 5_000  # events: a burst is written without waiting out the window
 PRUNE_EVERY_S = 3600.0
+
+
+class HomeKeeper:
+    """Keeps the state's change identities and first pictures in the store (the state's
+    `StateKeeper`)."""
+
+    def __init__(self, store: StateStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def reserve_versions(self, account: str, reserved: Sequence[tuple[str, int, Any]]) -> None:
+        self._store.reserve_versions(account, reserved)
+
+    async def save_home(self, account: str, home: Home) -> None:
+        await self._store.home_put(account, home_to_dict(home), self._clock.now())
 
 
 class Persister:
@@ -48,6 +60,7 @@ class Persister:
         rule_state: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
         self._rule_state = rule_state
+        self._rule_state_saved: str | None = None  # as last written: unchanged, no write
         self._store = store
         self._state = state
         self._clock = clock
@@ -55,8 +68,7 @@ class Persister:
         self._max_age = journal_max_age
         self._max_rows = journal_max_rows
         self._outbox_keep = outbox_keep
-        state.keep_versions = store.reserve_versions
-        state.keep_baseline = self._save
+        self._keeper = HomeKeeper(store, clock)
 
     async def restore(self) -> int:
         """Load the last known state of every home into `state`. Returns how many."""
@@ -121,14 +133,18 @@ class Persister:
 
     async def _save_dirty(self) -> None:
         if self._rule_state is not None:
-            await self._store.rule_state_put(self._rule_state())
+            states = self._rule_state()
+            text = dumps(states)
+            if text != self._rule_state_saved:  # an idle daemon writes nothing each second
+                await self._store.rule_state_put(states)
+                self._rule_state_saved = text
         dirty, self._state.dirty = self._state.dirty, set()
-        for account in dirty:
-            await self._save(account)
+        if dirty:
+            homes = [(account, home_to_dict(self._state.home(account))) for account in dirty]
+            await self._store.homes_put(homes, self._clock.now())
 
     async def _save(self, account: str) -> None:
-        home = self._state.home(account)
-        await self._store.home_put(account, home_to_dict(home), self._clock.now())
+        await self._keeper.save_home(account, self._state.home(account))
 
     async def _prune(self) -> None:
         while True:

@@ -7,7 +7,7 @@ together once and runs them in one task group.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -29,14 +29,15 @@ from roost.engine.loader import LoadResult, RuleError, keep_previous, kept_previ
 from roost.engine.rule_home import Services
 from roost.engine.windows import TagLimiter
 from roost.notify import alerts
-from roost.notify.notifier import Notifier, Target, restrict_schemes
+from roost.notify.helper_link import NotifyHelper
+from roost.notify.notifier import Notifier, Target
 from roost.providers.backoff import Backoff
 from roost.providers.base import Provider
 from roost.providers.registry import ProviderContext, build_provider
 from roost.rules.author import Rule
 from roost.rules.sun import Location
 from roost.service.control import Handler, rule_commands, serve
-from roost.service.persist import Persister
+from roost.service.persist import HomeKeeper, Persister
 from roost.service.recorder import EventRecorder
 from roost.service.stores import open_store
 from roost.state.echo import EchoTracker
@@ -81,7 +82,7 @@ class Runtime:
         self.store = open_store(settings)
         self.bus = Bus()
         self.echoes = EchoTracker(settings.dispatch.echo_timeout_s, self.clock)
-        self.state = HomeState(self.bus, self.echoes)
+        self.state = HomeState(self.bus, self.echoes, keeper=HomeKeeper(self.store, self.clock))
         self.dispatcher = Dispatcher(
             self.state,
             self.bus,
@@ -91,12 +92,17 @@ class Runtime:
             clock=self.clock,
             tuning=tuning(settings),
         )
-        restrict_schemes(settings.notify.allowed_schemes)
         targets = [
             Target(t.url.get_secret_value(), frozenset(t.tags)) for t in settings.notify.targets
         ]
+        self.notify_helper = NotifyHelper(targets, settings.notify.allowed_schemes)
         self.notifier = Notifier(
-            targets, self.bus, self.store, clock=self.clock, retry_for_s=settings.notify.retry_for_s
+            targets,
+            self.bus,
+            self.store,
+            clock=self.clock,
+            retry_for_s=settings.notify.retry_for_s,
+            send=self.notify_helper.send,
         )
         self._alerts = self.bus.subscribe("alerts", buffer=64)
         services = Services(
@@ -129,8 +135,6 @@ class Runtime:
             else None
         )
         self._inbox = self.bus.subscribe("engine")
-        # More control-socket commands (the service adds status, events, outbox, …).
-        self.control_handlers: dict[str, Handler] = {}
         tokens, memory = StoreTokens(self.store), StoreMemory(self.store)
         self._context = ProviderContext(self.clock, tokens, memory)
         if providers is None:
@@ -159,8 +163,9 @@ class Runtime:
         log.info("rules loaded", rules=len(result.rules), files=len(result.files))
         return result
 
-    async def run(self) -> None:
-        """Run until cancelled."""
+    async def run(self, commands: Mapping[str, Handler] | None = None) -> None:
+        """Run until cancelled. `commands`: more control-socket commands than the rules'
+        (the service adds status, events, outbox, …)."""
         # A fleet worker restores each group's accounts when it gains the group.
         restored = await self.persister.restore() if self.cluster is None else 0
         self.engine.import_state(await self.store.rule_states())
@@ -173,12 +178,14 @@ class Runtime:
                 if self.engine.monitor is not None:
                     tg.start_soon(self.engine.monitor.run)
                 rules = rule_commands(self.engine, self.load_rules, self.store.journal)
-                control = {**rules, **self.control_handlers}
+                control = {**rules, **(commands or {})}
                 tg.start_soon(serve, self.settings.daemon.socket_path(), control)
                 if self.recorder is not None:
                     tg.start_soon(self.recorder.run, [p.account for p in self.providers])
                 tg.start_soon(self.dispatcher.run)
                 tg.start_soon(self.notifier.run)
+                if self.settings.notify.targets:
+                    tg.start_soon(self.notify_helper.run)
                 if self.cluster is not None:
                     tg.start_soon(self.cluster.run, self._supervise)  # its groups' accounts
                 else:

@@ -87,11 +87,15 @@ def status_line(runtime: Runtime) -> str:
 
 
 async def wait_ready(runtime: Runtime, timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Until every account has connected or said why not (bounded: a dead cloud must not
-    keep systemd waiting; the status line says what is missing)."""
+    """Until every account has connected or said why not, and the notification helper is
+    up (bounded: a dead cloud must not keep systemd waiting; the status line says what is
+    missing)."""
+    deadline = anyio.current_time() + timeout_s
     with anyio.move_on_after(timeout_s):
         for provider in runtime.providers:
             await runtime.state.account(provider.account).settled.wait()
+    if runtime.settings.notify.targets:  # a push goes out at once from here on
+        await runtime.notify_helper.wait_up(max(0.0, deadline - anyio.current_time()))
 
 
 class EngineWatch:
@@ -148,11 +152,10 @@ async def supervise(runtime: Runtime) -> None:
 async def serve(runtime: Runtime) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the rules."""
     observer = Observer(runtime.bus)
-    runtime.control_handlers.update(service_commands(runtime, observer))
-    runtime.control_handlers.update(web_commands(runtime))
+    commands = {**service_commands(runtime, observer), **web_commands(runtime)}
     async with anyio.create_task_group() as tg:
         tg.start_soon(observer.run)
-        tg.start_soon(runtime.run)
+        tg.start_soon(runtime.run, commands)
         tg.start_soon(supervise, runtime)
         address = runtime.settings.metrics.address()
         if address is not None:

@@ -5,16 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from roost.providers.registry import DEMO_VENDOR
-from roost.simulator.home import SimCamera
-from roost.testing.stack import Stack
+from roost.simulator.home import SimCamera, SimHome
+from roost.simulator.sink import NotificationSink
 
 DEFAULT_VENDOR = DEMO_VENDOR
 
 HOME = "structure-home"
 VILLA = "structure-villa"
 ALARM = "alarm-hallway"
+
+
+class Stack(Protocol):
+    """What a scenario drives and checks: a simulated installation (testing's stack)."""
+
+    home: SimHome
+    cloud: Any  # the vendor simulator: its controls and write log
+    sink: NotificationSink
+
 
 Step = tuple[float, str, Callable[[Stack], None]]
 

@@ -8,11 +8,10 @@ a rule author reaches for first (`PresenceChanged`, `CoAlarm`, …). The batch g
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import structlog
@@ -40,16 +39,7 @@ from roost.core.events import (
     ThermostatModeChanged,
 )
 from roost.core.ids import new_id
-from roost.core.model import (
-    Change,
-    Device,
-    Home,
-    SmokeCoAlarm,
-    Structure,
-    Thermostat,
-    attribute_set,
-    attributes,
-)
+from roost.core.model import Change, Device, Home, SmokeCoAlarm, Structure, Thermostat, attributes
 from roost.core.redact import redact_text
 from roost.providers.health import PayloadHealth
 from roost.state.echo import EchoTracker
@@ -70,6 +60,20 @@ SEMANTIC: dict[tuple[type[Any], str], type[Changed]] = {
     (SmokeCoAlarm, "co"): CoAlarm,
 }
 _ONLINE = "online"
+_SEMANTICS: dict[type[Any], dict[str, type[Changed]]] = {}
+
+
+def _semantics(cls: type[Any]) -> dict[str, type[Changed]]:
+    """Attribute → its semantic event, for entities of exactly `cls` (as SEMANTIC says,
+    and `online` → ConnectivityChanged where SEMANTIC has nothing for it)."""
+    found = _SEMANTICS.get(cls)
+    if found is None:
+        found = {name: event for (owner, name), event in SEMANTIC.items() if owner is cls}
+        found.setdefault(_ONLINE, ConnectivityChanged)
+        _SEMANTICS[cls] = found
+    return found
+
+
 STALE_DEVICE_EVENT_S = 600.0  # motion, person, sound, chime: older than this means nothing now
 _SKIP = frozenset({"id", "structure_id"})
 
@@ -125,22 +129,33 @@ class AccountState:
         return self.devices.get(target) or self.structures.get(target)
 
 
+class StateKeeper(Protocol):
+    """What makes the picture durable (the store, through `persist.HomeKeeper`)."""
+
+    def reserve_versions(self, account: str, reserved: Sequence[tuple[str, int, Any]]) -> None:
+        """Make change identities durable before their events go out (see AccountState)."""
+
+    async def save_home(self, account: str, home: Home) -> None:
+        """Make the first picture of an account durable at once."""
+
+
 class HomeState:
     """The current state of every account, and the diff that makes events."""
 
     def __init__(
-        self, bus: Bus, echoes: EchoTracker, now: Callable[[], datetime] | None = None
+        self,
+        bus: Bus,
+        echoes: EchoTracker,
+        now: Callable[[], datetime] | None = None,
+        keeper: StateKeeper | None = None,
     ) -> None:
         self._bus = bus
         self._echoes = echoes
+        self._keeper = keeper
         self._now = now or (lambda: datetime.now(UTC))
         self.accounts: dict[str, AccountState] = {}
         self._owner: dict[str, str] = {}  # entity id → account, learnt by find()
         self.dirty: set[str] = set()  # accounts changed since the store last saved them
-        # Makes change identities durable before their events go out (see AccountState).
-        self.keep_versions: Callable[[str, list[tuple[str, int, Any]]], None] | None = None
-        # Makes the first picture of an account durable at once (see Persister).
-        self.keep_baseline: Callable[[str], Awaitable[None]] | None = None
 
     # ---- reading -------------------------------------------------------------------
 
@@ -216,8 +231,8 @@ class HomeState:
             acc.baseline = True
             acc.resyncing = False
             self.dirty.add(account)
-            if self.keep_baseline is not None:
-                await self.keep_baseline(account)
+            if self._keeper is not None:
+                await self._keeper.save_home(account, self.home(account))
             acc.baseline_seen.set()
             return
         catch_up = acc.resyncing
@@ -247,7 +262,13 @@ class HomeState:
                 log.warning("patch names an unknown attribute", account=account, target=target)
                 continue
             self._store(acc, new)
-            self._diff_one(acc, old, new, values.keys(), at, False, events)
+            changed = {
+                name: value
+                for name, value in values.items()
+                if name not in _SKIP and getattr(old, name) != value
+            }
+            if changed:
+                self._events(acc, old, new, changed, at, False, events)
         await self._publish(acc, events, at)
 
     async def device_event(self, account: str, event: DeviceEvent) -> None:
@@ -340,12 +361,27 @@ class HomeState:
             for name in names
             if name not in _SKIP and getattr(old, name) != getattr(new, name)
         }
-        if not changed:
-            return
+        if changed:
+            self._events(acc, old, new, changed, at, catch_up, out)
+
+    def _events(
+        self,
+        acc: AccountState,
+        old: Entity,
+        new: Entity,
+        changed: dict[str, Any],
+        at: datetime,
+        catch_up: bool,
+        out: list[Event],
+    ) -> None:
+        """The events for `changed` (attribute → new value) of one entity."""
         context = self._context(new.id, changed, catch_up, at, out)
-        structure = new.id if isinstance(new, Structure) else new.structure_id
-        device = None if isinstance(new, Structure) else new.id
-        account, cls = acc.account, type(new)
+        if isinstance(new, Structure):
+            structure, device = new.id, None
+        else:
+            structure, device = new.structure_id, new.id
+        account = acc.account
+        semantics = _semantics(type(new))
         for name, value in changed.items():
             before = getattr(old, name)
             change_id = _change_id(acc, new.id, name, value, catch_up)
@@ -362,14 +398,26 @@ class HomeState:
                     new=value,
                 )
             )
-            semantic = SEMANTIC.get((cls, name))
-            if semantic is None and name == _ONLINE:
-                semantic = ConnectivityChanged
+            semantic = semantics.get(name)
             if semantic is None or value is None:
                 # None is "unknown" (an unreadable value) or "none in this mode": no "alarm
                 # cleared", no "mode changed", no "setpoint changed" is made up from it.
                 continue
-            extra = {"attribute": name} if semantic is SetpointChanged else {}
+            if semantic is SetpointChanged:
+                out.append(
+                    SetpointChanged(
+                        id=f"{change_id}/{semantic.name}",
+                        at=at,
+                        account=account,
+                        structure=structure,
+                        device=device,
+                        context=context,
+                        old=before,
+                        new=value,
+                        attribute=name,
+                    )
+                )
+                continue
             out.append(
                 semantic(
                     id=f"{change_id}/{semantic.name}",
@@ -380,7 +428,6 @@ class HomeState:
                     context=context,
                     old=before,
                     new=value,
-                    **extra,
                 )
             )
 
@@ -403,8 +450,8 @@ class HomeState:
     async def _publish(self, acc: AccountState, events: list[Event], at: datetime) -> None:
         if acc.reserved:
             reserved, acc.reserved = acc.reserved, []
-            if self.keep_versions is not None:
-                self.keep_versions(acc.account, reserved)
+            if self._keeper is not None:
+                self._keeper.reserve_versions(acc.account, reserved)
         if events:
             acc.last_event_at = at
             self.dirty.add(acc.account)
@@ -414,25 +461,36 @@ class HomeState:
 def _with_values(entity: Entity, values: dict[str, Any]) -> Entity | None:
     """A copy of a frozen entity with some attributes changed; None if one is unknown.
 
-    Ten times cheaper than dataclasses.replace, which re-runs __init__ with every field:
-    every value is read in one C call, set, then the changed ones set over them.
+    Far cheaper than dataclasses.replace, which re-runs __init__ with every field: a
+    generated copy per class sets each slot through its own descriptor.
     """
-    if not values.keys() <= attribute_set(entity):
-        return None
     cls = type(entity)
-    read = _READERS.get(cls)
-    if read is None:
-        read = _READERS[cls] = attrgetter(*attributes(entity))
-    copy = object.__new__(cls)
-    for name, value in zip(attributes(entity), read(entity), strict=True):
-        _set(copy, name, value)
+    copier = _COPIERS.get(cls)
+    if copier is None:
+        copier = _COPIERS[cls] = _copier(cls, attributes(entity))
+    copy, setters = copier
+    if not values.keys() <= setters.keys():
+        return None
+    new: Entity = copy(entity)
     for name, value in values.items():
-        _set(copy, name, value)
-    return copy
+        setters[name](new, value)
+    return new
 
 
-_READERS: dict[type[Any], attrgetter[Any]] = {}
-_set = object.__setattr__
+def _copier(
+    cls: type[Any], names: tuple[str, ...]
+) -> tuple[Callable[[Any], Any], dict[str, Callable[[Any, Any], None]]]:
+    """(a function that copies an instance of `cls` slot by slot, each slot's setter)."""
+    setters = {name: getattr(cls, name).__set__ for name in names}
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    scope.update({f"_set_{name}": setter for name, setter in setters.items()})
+    lines = [f"    _set_{name}(copy, entity.{name})" for name in names]
+    source = "def copy(entity):\n    copy = _new(_cls)\n" + "\n".join(lines) + "\n    return copy\n"
+    exec(source, scope)  # generated from the class's own field names
+    return scope["copy"], setters
+
+
+_COPIERS: dict[type[Any], tuple[Callable[[Any], Any], dict[str, Callable[[Any, Any], None]]]] = {}
 
 
 def _change_id(acc: AccountState, target: str, attribute: str, value: Any, catch_up: bool) -> str:

@@ -1,6 +1,6 @@
 """The store interface: what the daemon needs of its durable state, whichever engine keeps
-it. `roost.store.sqlite.Store` (SQLite, the default) and `roost.store.postgres.PgStore` (PostgreSQL, for
-a fleet of workers) both satisfy it; the contract tests run against both."""
+it. `roost.store.sqlite.Store` (SQLite, the default) and `roost.store.postgres.PgStore`
+(PostgreSQL, for a fleet of workers) both satisfy it; the contract tests run against both."""
 
 from __future__ import annotations
 
@@ -73,6 +73,10 @@ class StateStore(Protocol):
     async def rule_states(self) -> dict[str, dict[str, Any]]: ...
 
     async def home_put(self, account: str, snapshot: dict[str, Any], at: datetime) -> None: ...
+
+    async def homes_put(
+        self, homes: Sequence[tuple[str, dict[str, Any]]], at: datetime
+    ) -> None: ...
 
     async def homes(self) -> dict[str, dict[str, Any]]: ...
 

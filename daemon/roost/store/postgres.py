@@ -454,13 +454,19 @@ class PgStore:
     # ---- last known state of each home ---------------------------------------------------
 
     async def home_put(self, account: str, snapshot: dict[str, Any], at: datetime) -> None:
-        if self.fence is not None and not self.fence.owns(account):
-            return  # its new owner keeps it now
-        await self._execute(
-            "INSERT INTO home_state VALUES (%s, %s, %s) ON CONFLICT (account) DO UPDATE SET"
-            " snapshot=excluded.snapshot, saved_at=excluded.saved_at",
-            (account, dumps(snapshot), at),
-        )
+        await self.homes_put([(account, snapshot)], at)
+
+    async def homes_put(self, homes: Sequence[tuple[str, dict[str, Any]]], at: datetime) -> None:
+        """Several homes in one transaction; in a fleet only those this worker owns (a home
+        it lost is its new owner's to keep)."""
+        fence = self.fence
+        rows = [
+            (account, dumps(snapshot), at)
+            for account, snapshot in homes
+            if fence is None or fence.owns(account)
+        ]
+        if rows:
+            await self._many(HOME_UPSERT, rows)
 
     async def homes(self) -> dict[str, dict[str, Any]]:
         rows = await self._fetch("SELECT account, snapshot FROM home_state")
@@ -560,6 +566,10 @@ class PgStore:
 
 OUTBOX_COLUMNS = (
     "key, payload, state, attempts, delivered_to, created_at, next_attempt_at, last_error"
+)
+HOME_UPSERT = (
+    "INSERT INTO home_state VALUES (%s, %s, %s) ON CONFLICT (account) DO UPDATE SET"
+    " snapshot=excluded.snapshot, saved_at=excluded.saved_at"
 )
 TIMER_UPSERT = (
     "INSERT INTO timers (id, rule, kind, due_at, payload, grp) VALUES (%s, %s, %s, %s, %s, %s)"

@@ -36,8 +36,12 @@ timeout in real time is stopped, and the test fails with `RunawayRule` instead o
 
 from __future__ import annotations
 
+import typing
+
 from roost.testing.sandbox import RunawayRule, SentCommand, SimulatedHome, build_home, simulate
-from roost_pytest import simulate_home
+
+if typing.TYPE_CHECKING:
+    from roost_pytest import simulate_home
 
 __all__ = [
     "RunawayRule",
@@ -47,3 +51,15 @@ __all__ = [
     "simulate",
     "simulate_home",
 ]
+
+
+def __getattr__(name: str) -> typing.Any:
+    """`simulate_home` (the pytest fixture) imports pytest: only when asked for, so the rest
+    of `roost.testing` (and `roost demo`, which runs a simulated installation) works in an
+    installation without pytest."""
+    if name == "simulate_home":
+        from roost_pytest import simulate_home
+
+        globals()[name] = simulate_home
+        return simulate_home
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from roost.cli.outbox import row
 from roost.core.model import AlarmState, Camera, SmokeCoAlarm, Thermostat
 from roost.providers.registry import auth_advice
-from roost.service.introspect import status
+from roost.service.introspect import outbox_row, status
 from roost.service.observe import Observer
 
 if TYPE_CHECKING:
@@ -143,6 +142,6 @@ async def outbox(runtime: Runtime) -> list[dict[str, Any]]:
     """Given-up entries first, then pending, then the latest delivered ones."""
     open_entries = await runtime.store.outbox_list(("dead", "pending"))
     delivered = (await runtime.store.outbox_list(("delivered",)))[-DELIVERED_SHOWN:]
-    rows = [row(e) for e in open_entries] + [row(e) for e in reversed(delivered)]
+    rows = [outbox_row(e) for e in open_entries] + [outbox_row(e) for e in reversed(delivered)]
     order = {"dead": 0, "pending": 1, "delivered": 2}
     return sorted(rows, key=lambda r: order.get(str(r["state"]), 3))

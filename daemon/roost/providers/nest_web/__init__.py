@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 
-from roost.providers.accounts import AccountBase, secret
+from roost.host.credentials import secret
+from roost.providers.accounts import AccountBase
 from roost.providers.base import Rate, WriteLimits
 
 if TYPE_CHECKING:

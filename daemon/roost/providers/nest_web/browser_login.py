@@ -76,7 +76,7 @@ async def check(login: GoogleLogin, api_url: str = "https://home.nest.com") -> s
 
 def store(directory: Path, issue_token: str, cookies: str) -> tuple[Path, Path]:
     """Both values as credential files (0600) in `directory`."""
-    from roost.cli.auth import write_credential
+    from roost.host.credentials import write_credential
 
     paths = directory / ISSUE_TOKEN_CREDENTIAL, directory / COOKIES_CREDENTIAL
     write_credential(paths[0], issue_token)

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 
-from roost.providers.accounts import AccountBase, secret
+from roost.host.credentials import secret
+from roost.providers.accounts import AccountBase
 from roost.providers.base import OAuthApp, Rate, WriteLimits
 
 if TYPE_CHECKING:

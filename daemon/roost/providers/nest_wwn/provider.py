@@ -11,11 +11,9 @@ connections and writes and forgotten when it fails.
 
 from __future__ import annotations
 
-from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any, Unpack
 
-import anyio
 import httpx
 import structlog
 
@@ -32,6 +30,7 @@ from roost.core.model import Device, Home, Structure
 from roost.providers.base import ChangeSink
 from roost.providers.bounds import parse_json
 from roost.providers.core import CoreOptions, ProviderCore, counters
+from roost.providers.event_stream import EventStream, SilentStream, open_stream
 from roost.providers.health import PayloadHealth
 from roost.providers.http import failure_for_status, message_of, retry_after, transport_error
 from roost.providers.nest_wwn import WRITE_LIMITS, NestWwnAccount
@@ -46,7 +45,7 @@ from roost.providers.nest_wwn.normalize import (
 )
 from roost.providers.readers import Problems
 from roost.providers.registry import ProviderContext
-from roost.providers.sse import EventTooLarge, read_sse
+from roost.providers.sse import EventTooLarge
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +55,7 @@ COMMAND_ID_HEADER = "X-Roost-Command-Id"  # lets a log or a simulator see a dupl
 
 # A whole-home put is a few kB per device; anything near this is not a home document.
 MAX_EVENT_BYTES = 4 * 1024 * 1024
+KEEPALIVE = frozenset({"keep-alive"})  # a sign of life only: it never wakes the reader
 
 
 class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]]]):
@@ -92,18 +92,24 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
         try:
             for _ in range(_MAX_REDIRECTS):
                 headers = {**self._auth, "Accept": "text/event-stream", "Cache-Control": "no-cache"}
-                async with self._client.stream(
-                    "GET", str(url), headers=headers, follow_redirects=False, timeout=self._timeout
-                ) as response:
+                async with open_stream(
+                    self._client,
+                    url,
+                    headers,
+                    timeouts=self._timeout,
+                    silence_s=self._keepalive_timeout_s,
+                    max_event_bytes=self._max_event_bytes,
+                    skip=KEEPALIVE,
+                ) as stream:
+                    response = stream.response
                     if response.is_redirect:
                         url = self._follow(response, "/")
                         continue
                     if response.status_code != 200:
-                        await response.aread()
                         raise self._refused(response)
                     self.stats.connects += 1
                     log.info("nest_wwn.stream_open", account=self.account, host=url.host)
-                    await self._handle_events(response, sink)
+                    await self._handle_events(stream, sink)
             raise VendorError("too many redirects")
         except EventTooLarge as exc:
             self._skipped("an event", exc)
@@ -129,30 +135,29 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
         self._redirected_base = None
         return VendorError(f"HTTP {status}: {message_of(response)}", status)
 
-    async def _handle_events(self, response: httpx.Response, sink: ChangeSink) -> None:
+    async def _handle_events(self, stream: EventStream, sink: ChangeSink) -> None:
         """Handle events until the stream ends, fails, or stays silent too long."""
         first_put = True
-        async with aclosing(read_sse(response, self._max_event_bytes)) as events:
-            while True:
-                with anyio.move_on_after(self._keepalive_timeout_s) as watchdog:
-                    sse = await anext(events, None)
-                if watchdog.cancelled_caught:
-                    self._redirected_base = None
-                    raise self._silent()
-                if sse is None:
-                    raise StreamEnded("stream closed by the server")
-                if sse.event == "put":
-                    update = self._apply_put(sse.data, sink.payload_health(self.account))
-                    if update is not None:
-                        await self.supervisor.connected("streaming")
-                        await self._publish(update, sink, catch_up=first_put)
-                        first_put = False
-                elif sse.event == "auth_revoked":
-                    raise AuthError("authorization revoked by Nest (auth_revoked)")
-                elif sse.event == "error":
-                    self.stats.vendor_errors += 1
-                    log.warning("nest_wwn.stream_error", account=self.account, data=sse.data[:200])
-                    raise VendorError(f"stream error: {sse.data[:200]}")
+        while True:
+            try:
+                sse = await stream.next()
+            except SilentStream:
+                self._redirected_base = None
+                raise self._silent() from None
+            if sse is None:
+                raise StreamEnded("stream closed by the server")
+            if sse.event == "put":
+                update = self._apply_put(sse.data, sink.payload_health(self.account))
+                if update is not None:
+                    await self.supervisor.connected("streaming")
+                    await self._publish(update, sink, catch_up=first_put)
+                    first_put = False
+            elif sse.event == "auth_revoked":
+                raise AuthError("authorization revoked by Nest (auth_revoked)")
+            elif sse.event == "error":
+                self.stats.vendor_errors += 1
+                log.warning("nest_wwn.stream_error", account=self.account, data=sse.data[:200])
+                raise VendorError(f"stream error: {sse.data[:200]}")
 
     def _apply_put(self, data: str, health: PayloadHealth) -> tuple[Document, Home] | None:
         """The document and home after one put; a malformed or oversized put is counted and

@@ -6,8 +6,8 @@ webhook only says "something happened": the receiver checks the signature, refus
 one with 403, and wakes the poll, which reads `homestatus` and `getevents` (so each event
 is still reported once, by the timeline, whether a webhook came or not).
 
-The receiver is plain HTTP/1.1 on the address the user chooses, one request per
-connection, bodies up to 64 KiB; TLS belongs to the reverse proxy in front of it.
+The receiver is plain HTTP/1.1 (`httpserver`) on the address the user chooses, one
+request per connection, bodies up to 64 KiB; TLS belongs to the reverse proxy in front.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import h11
 import structlog
 
 from roost.host import listeners
+from roost.host.httpserver import Request, Response, Server
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +35,8 @@ LIMITS = listeners.Limits(
     max_connections=64,
     read_timeout_s=READ_TIMEOUT_S,
     write_timeout_s=READ_TIMEOUT_S,
-    max_request=MAX_BODY + 16384,
+    max_request=16384,  # the head
+    max_body=MAX_BODY,
 )
 
 
@@ -79,31 +80,23 @@ class WebhookReceiver:
         log.info("netatmo.webhook_listening", host=host, port=self.port)
         task_status.started(self.port)
         async with listener:
-            await listeners.serve(listener, self._connection, "netatmo webhook", LIMITS)
+            await Server(self._answer, "netatmo webhook", LIMITS).serve(listener)
 
-    async def _connection(self, stream: anyio.abc.SocketStream) -> None:
-        """One request (the bounded listener closes the stream and logs client errors)."""
-        connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_BODY)
-        try:
-            with anyio.fail_after(LIMITS.read_timeout_s):
-                request, body = await _read(connection, stream)
-            status = self._handle(request, body)
-        except (TimeoutError, h11.ProtocolError, _TooLarge) as exc:
-            listeners.ERRORS.note("netatmo.webhook_bad_request", error=type(exc).__name__)
-            status = 400
-        with anyio.fail_after(LIMITS.write_timeout_s):
-            await _respond(connection, stream, status)
+    async def _answer(self, request: Request) -> Response:
+        """One request per connection (the server answers malformed, oversize or slow
+        requests itself)."""
+        status = self._handle(request)
+        return Response(status, {"status": "ok" if status == 200 else "refused"})
 
-    def _handle(self, request: h11.Request, body: bytes) -> int:
-        if request.method != b"POST":
+    def _handle(self, request: Request) -> int:
+        if request.method != "POST":
             return 405
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
-        if not verify(self._secret, body, headers.get(SIGNATURE_HEADER)):
+        if not verify(self._secret, request.body, request.headers.get(SIGNATURE_HEADER)):
             self.stats.rejected += 1
             listeners.ERRORS.note("netatmo.webhook_rejected", reason="bad or missing signature")
             return 403
         try:
-            payload = json.loads(body)
+            payload = json.loads(request.body)
         except ValueError:
             return 400
         if not isinstance(payload, dict):
@@ -112,48 +105,3 @@ class WebhookReceiver:
         log.info("netatmo.webhook", push_type=str(payload.get("push_type", ""))[:60])
         self._on_webhook(payload)
         return 200
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read(
-    connection: h11.Connection, stream: anyio.abc.SocketStream
-) -> tuple[h11.Request, bytes]:
-    request: h11.Request | None = None
-    body = bytearray()
-    while True:
-        event = connection.next_event()
-        if event is h11.NEED_DATA:
-            connection.receive_data(await stream.receive(MAX_BODY))
-        elif isinstance(event, h11.Request):
-            request = event
-        elif isinstance(event, h11.Data):
-            body += event.data
-            if len(body) > MAX_BODY:
-                raise _TooLarge
-        elif isinstance(event, h11.EndOfMessage) and request is not None:
-            return request, bytes(body)
-        else:
-            raise h11.RemoteProtocolError("unexpected end of request")
-
-
-async def _respond(connection: h11.Connection, stream: anyio.abc.SocketStream, status: int) -> None:
-    payload = json.dumps({"status": "ok" if status == 200 else "refused"}).encode()
-    headers = [
-        ("content-type", "application/json"),
-        ("content-length", str(len(payload))),
-        ("connection", "close"),
-    ]
-    try:
-        for event in (
-            h11.Response(status_code=status, headers=headers),
-            h11.Data(data=payload),
-            h11.EndOfMessage(),
-        ):
-            data = connection.send(event)
-            if data:
-                await stream.send(data)
-    except (h11.ProtocolError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-        pass

@@ -1,0 +1,275 @@
+"""Running an admitted rule run: its body stepped by hand, isolated, traced.
+
+A run's first stretch (its code up to its first real wait) runs inline, in the task that
+took the event off the bus, watched by the block watchdog (`isolation.Interrupter`) like
+every stretch. A body that returns without waiting (the common case: read the state, queue
+a command) costs nothing more: no task, no cancel scope, no deadline timer. A body that does
+wait goes on in `_carry_on`, which enters the run's cancel scope (its deadline, and what a
+restart cancels) in the task that drives it, and watches each later stretch the same way.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Coroutine
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup
+
+from roost.core.clock import Clock, SystemClock
+from roost.core.events import Event
+from roost.core.redact import redact_text
+from roost.engine.isolation import (
+    Interrupter,
+    LoopMonitor,
+    RuleBlocked,
+    RuleStopped,
+    RunDeadline,
+    RunGuard,
+    first_stretch,
+    guarded_steps,
+)
+from roost.engine.rule_home import RuleHome, Services
+from roost.engine.traces import Result, Trace
+from roost.rules.author import Rule
+
+if TYPE_CHECKING:
+    from roost.engine.admission import RuleState, RuleStats
+
+log = structlog.get_logger(__name__)
+
+RunBody = Coroutine[Any, Any, None]
+
+
+class Run:
+    """One admitted run of a rule: its trace, and once it waits, its cancel scope."""
+
+    __slots__ = ("restarted", "scope", "timed_out", "trace", "watchdog")
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self.scope: anyio.CancelScope | None = None  # its deadline; made when it first waits
+        self.watchdog: anyio.CancelScope | None = None  # the deadline on a virtual clock
+        self.timed_out = False
+        self.restarted = False  # a newer trigger of a restart-mode rule cancelled it
+
+    def restart(self) -> None:
+        """A newer trigger replaces this run (restart mode)."""
+        self.restarted = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+class Runner:
+    """The engine's running side (a part of `Engine`; the fields are the engine's)."""
+
+    services: Services
+    timeout_s: float
+    blocking_s: float
+    block_budget_s: float
+    max_commands: int
+    wall_timeout: bool
+    monitor: LoopMonitor | None
+    stats: dict[str, RuleStats]
+    runaways: list[tuple[str, str]]
+    _tg: TaskGroup | None
+    _interrupter: Interrupter | None
+
+    if TYPE_CHECKING:
+
+        @property
+        def clock(self) -> Clock: ...
+
+        def _launch(
+            self,
+            r: Rule,
+            event: Event,
+            trace: Trace,
+            state: RuleState,
+            start: int = 0,
+            now: datetime | None = None,
+        ) -> None: ...
+
+        async def run_rule(self, name: str, event: Event, caller: str) -> bool: ...
+
+        def keep_delay(self, home: RuleHome, seconds: float, resume_at: int) -> str: ...
+
+        def forget_delay(self, delay_id: str) -> None: ...
+
+    async def _execute(self, r: Rule, event: Event, run: Run, state: RuleState, start: int) -> None:
+        """A run in a task of its own (started while no events were being handled inline)."""
+        rest = self._begin(r, event, run, state, start)
+        if rest is not None:
+            await rest
+
+    def _begin(
+        self, r: Rule, event: Event, run: Run, state: RuleState, start: int
+    ) -> RunBody | None:
+        """Run the first stretch inline. None when the run is over; else what carries it
+        on, to be driven by the calling task (its cancel scope is entered there)."""
+        timeout = r.timeout_s if r.timeout_s is not None else self.timeout_s
+        deadline = RunDeadline(self.clock, timeout)
+        guard = RunGuard(self.block_budget_s, self.max_commands)
+        home = RuleHome(
+            self.services, r.name, event, r.dry_run, run.trace, self, deadline, guard, run
+        )
+        try:
+            body = r.body(event, home) if start == 0 else _resumed(r, event, home, start)
+            if not inspect.iscoroutine(body):
+                return self._carry_on(r, event, run, state, home, deadline, timeout, body, None)
+            slow = self._blocked(r, run.trace)
+            done, waits_for = first_stretch(body, guard, self._interrupter, self.blocking_s, slow)
+        except (Exception, RuleStopped) as exc:
+            self._ended(r, event, run, exc, timeout)
+            self._release(r, run, state)
+            return None
+        except BaseException:
+            self._release(r, run, state)
+            raise
+        if not done:
+            waiting = (guard, waits_for)
+            return self._carry_on(r, event, run, state, home, deadline, timeout, body, waiting)
+        self._ended(r, event, run, None, timeout)
+        self._release(r, run, state)
+        return None
+
+    async def _carry_on(
+        self,
+        r: Rule,
+        event: Event,
+        run: Run,
+        state: RuleState,
+        home: RuleHome,
+        deadline: RunDeadline,
+        timeout_s: float,
+        body: Awaitable[None],
+        waiting: tuple[RunGuard, Any] | None,
+    ) -> None:
+        """The rest of a run that waits: in its cancel scope, each stretch watched. A
+        cancellation from outside (the engine stops) goes on up untraced, as it came."""
+        run.scope = scope = anyio.CancelScope()
+        if run.restarted:
+            scope.cancel()
+        try:
+            error: BaseException | None = None
+            try:
+                if isinstance(self.clock, SystemClock) or self.wall_timeout:
+                    scope.deadline = anyio.current_time() + deadline.left()
+                    deadline.scope = scope
+                if not isinstance(self.clock, SystemClock):
+                    self._watch(deadline, run)
+                with scope:
+                    if waiting is None:
+                        await body
+                    else:
+                        assert inspect.iscoroutine(body)
+                        guard, waits_for = waiting
+                        slow = self._blocked(r, run.trace)
+                        await guarded_steps(
+                            body, guard, self._interrupter, self.blocking_s, slow, waits_for
+                        )
+                if run.watchdog is not None:
+                    run.watchdog.cancel()
+                if not run.restarted and (run.timed_out or scope.cancelled_caught):
+                    error = TimeoutError()
+            except (Exception, RuleStopped) as exc:
+                error = exc
+            self._ended(r, event, run, error, timeout_s)
+        finally:
+            if run.watchdog is not None:
+                run.watchdog.cancel()
+            self._release(r, run, state)
+
+    def _ended(
+        self, r: Rule, event: Event, run: Run, error: BaseException | None, timeout: float
+    ) -> None:
+        """Trace how the run ended (and count and log what went wrong)."""
+        trace = run.trace
+        if error is None:
+            if run.restarted:
+                trace.end(Result.CANCELLED, "restarted by a newer trigger", self.clock.now())
+            else:
+                trace.end(Result.RAN, "", self.clock.now())
+        elif isinstance(error, TimeoutError):
+            self.stats[r.name].timeouts += 1
+            log.error("rule timed out", rule=r.name, source=r.source, timeout_s=timeout)
+            trace.end(Result.TIMED_OUT, f"timed out after {timeout:g}s", self.clock.now())
+            if not run.timed_out and not isinstance(self.clock, SystemClock):
+                self.runaways.append((r.name, f"ran {timeout:g}s of real time"))
+        elif isinstance(error, RuleStopped):
+            self._stopped(r, trace, error)
+        else:
+            self.stats[r.name].errors += 1
+            log.error(
+                "rule raised",
+                rule=r.name,
+                source=r.source,
+                trigger=event.name,
+                exc_info=error,
+            )
+            message = redact_text(f"{type(error).__name__}: {error}")
+            trace.end(Result.FAILED, message, self.clock.now())
+
+    def _release(self, r: Rule, run: Run, state: RuleState) -> None:
+        """The run is over: the next queued one (queued mode) starts."""
+        state.running.remove(run)
+        if state.queue and self._tg is not None:
+            queued_event, queued_trace = state.queue.popleft()
+            self._launch(r, queued_event, queued_trace, state)
+
+    def _stopped(self, r: Rule, trace: Trace, stop: RuleStopped) -> None:
+        """The run was stopped from inside: blocked past its budget, or a runaway."""
+        self.stats[r.name].stopped += 1
+        self.runaways.append((r.name, str(stop)))
+        blocked = isinstance(stop, RuleBlocked)
+        if blocked and self.monitor is not None:
+            self.monitor.blocked_by(r.name)
+        log.error(
+            "rule stopped: it blocked the event loop (use await, or home.run_sync)"
+            if blocked
+            else "rule stopped: too many commands in one run",
+            rule=r.name,
+            source=r.source,
+            reason=str(stop),
+        )
+        result = Result.BLOCKED if blocked else Result.STOPPED
+        trace.end(result, str(stop), self.clock.now())
+
+    def _watch(self, deadline: RunDeadline, run: Run) -> None:
+        """The timeout of a run on a virtual clock (tests, replay): a watchdog task."""
+        assert self._tg is not None
+        assert run.scope is not None
+        run.watchdog = watchdog = anyio.CancelScope()
+        scope = run.scope
+
+        async def watch() -> None:
+            with watchdog:
+                while deadline.left() > 0:
+                    await self.clock.sleep(deadline.left())
+                run.timed_out = True
+                scope.cancel()
+
+        self._tg.start_soon(watch, name="rule watchdog")
+
+    def _blocked(self, r: Rule, trace: Trace) -> Any:
+        def report(seconds: float) -> None:
+            self.stats[r.name].blocked_loop += 1
+            if self.monitor is not None:
+                self.monitor.blocked_by(r.name)
+            log.warning(
+                "rule blocked the event loop (use await, or home.run_sync for blocking code)",
+                rule=r.name,
+                source=r.source,
+                blocked_s=round(seconds, 3),
+            )
+            trace.step("blocked the event loop", "warning", f"{seconds:.2f}s without an await")
+
+        return report
+
+
+async def _resumed(r: Rule, event: Event, home: RuleHome, start: int) -> None:
+    assert r.resume is not None
+    await r.resume(event, home, start)
