@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import json.decoder
 import re
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any, Final
@@ -50,8 +51,10 @@ class DeltaParser:
         self._text: str | None = None
         self._value: Any = None
         self._containers = 0  # of the last text (see bounds.containers)
-        self._starts: list[int] = []  # leaf k spans [starts[k], ends[k]) of the last text
-        self._ends: list[int] = []
+        # Leaf k spans [starts[k], ends[k]) of the last text. Arrays, not lists of ints: a
+        # daemon with 10,000 accounts holds one parser per stream.
+        self._starts = array("q")
+        self._ends = array("q")
         self._paths: list[Path] = []
         self.patched = 0  # texts parsed by their changed leaves only
         self.whole = 0  # texts parsed whole
@@ -87,8 +90,8 @@ class DeltaParser:
         self, text: str, value: Any, spans: list[tuple[int, int, Path]], opened: int
     ) -> None:
         self._text, self._value, self._containers = text, value, opened
-        self._starts = [s[0] for s in spans]
-        self._ends = [s[1] for s in spans]
+        self._starts = array("q", [s[0] for s in spans])
+        self._ends = array("q", [s[1] for s in spans])
         self._paths = [s[2] for s in spans]
 
     # ---- a whole text, with the span of each leaf ----------------------------------------
@@ -205,9 +208,9 @@ class DeltaParser:
             _shift(starts, ends, upto, len(starts), shift)
 
 
-def _shift(starts: list[int], ends: list[int], lo: int, hi: int, by: int) -> None:
-    starts[lo:hi] = [s + by for s in starts[lo:hi]]
-    ends[lo:hi] = [e + by for e in ends[lo:hi]]
+def _shift(starts: array[int], ends: array[int], lo: int, hi: int, by: int) -> None:
+    starts[lo:hi] = array("q", [s + by for s in starts[lo:hi]])
+    ends[lo:hi] = array("q", [e + by for e in ends[lo:hi]])
 
 
 def _common_prefix(a: str, a_at: int, b: str, b_at: int, *, known_to_differ: bool) -> int:
