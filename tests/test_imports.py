@@ -13,7 +13,8 @@ KEPT_OUT = {
     "click": "httpx's command line, with pygments: 1.6 MiB",
     "pygments": "httpx's command line",
     "roost.providers.netatmo.provider": "a vendor's provider, only for its accounts",
-    "starlette": "the web page, only when [web] listen is set",
+    "jinja2": "the web page's templates, only when [web] listen is set",
+    "roost.web.app": "the web page, only when [web] listen is set",
 }
 
 DAEMON_MODULES = (

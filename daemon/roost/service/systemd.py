@@ -163,7 +163,7 @@ async def serve(runtime: Runtime) -> None:
 
             tg.start_soon(serve_metrics, runtime, observer, address)
         if runtime.settings.web.address() is not None:
-            from roost.web.server import serve_web  # Starlette & uvicorn only when enabled
+            from roost.web.server import serve_web  # the page & Jinja2 only when enabled
 
             tg.start_soon(serve_web, runtime, observer, runtime.settings.web)
         with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as signals:
