@@ -135,6 +135,7 @@ class Server:
         self._keep_alive = keep_alive
         self._headers = list(headers)
         self._streams: set[anyio.CancelScope] = set()
+        self._streams_gone: anyio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -143,6 +144,12 @@ class Server:
     @property
     def open_streams(self) -> int:
         return len(self._streams)
+
+    async def streams_ended(self) -> None:
+        """Return once no streaming response is in flight."""
+        while self._streams:
+            self._streams_gone = anyio.Event()
+            await self._streams_gone.wait()
 
     def close_streams(self) -> None:
         """Abort every streaming response in flight: its connection closes mid-body."""
@@ -257,6 +264,8 @@ class Server:
             pass  # the client left mid-stream: a stream's ordinary end
         finally:
             self._streams.discard(scope)
+            if not self._streams and self._streams_gone is not None:
+                self._streams_gone.set()
             if isinstance(response.body, AsyncGenerator):
                 with anyio.CancelScope(shield=True):
                     await response.body.aclose()

@@ -13,11 +13,12 @@ per connection: the browser opens a new one per page, so none is held idle.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
 import structlog
+from anyio.abc import SocketAttribute
 
 from roost.config.settings import WebSettings
 from roost.host import httpserver
@@ -33,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 HEAD_TIMEOUT_S = 5.0
 WRITE_TIMEOUT_S = 10.0
+SHUTDOWN_S = 2.0  # how long live streams get to end at a stop
 NAME = "web page"
 
 
@@ -50,15 +52,29 @@ def limits(settings: WebSettings) -> Limits:
 async def listening(
     page: Page, settings: WebSettings, host: str, port: int
 ) -> AsyncIterator[httpserver.Server]:
-    """The page served on host:port (0: a free port) until the context is left; its live
-    streams end first, so their connections close."""
-    async with httpserver.running(
-        page, NAME, limits(settings), host, port, headers=SECURITY_HEADERS
-    ) as server:
+    """The page served on host:port (0: a free port) until the context is left. Leaving
+    ends the live streams first (each sends its last chunk), so a browser sees a stream
+    that ended rather than a connection cut mid-body, then closes what is left."""
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    bound = listener.extra(SocketAttribute.local_port)
+    server = httpserver.Server(
+        page, NAME, limits(settings), host=host, port=bound, headers=SECURITY_HEADERS
+    )
+    stop = anyio.CancelScope(shield=True)  # the page stops on its own terms, below
+
+    async def run() -> None:
+        with stop:
+            await server.serve(listener)
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(run)
         try:
             yield server
         finally:
             page.web.stop()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_S):
+                await server.streams_ended()
+            stop.cancel()
 
 
 async def serve_web(runtime: Runtime, observer: Observer, settings: WebSettings) -> None:
@@ -68,17 +84,11 @@ async def serve_web(runtime: Runtime, observer: Observer, settings: WebSettings)
     assert address is not None
     host, port = address
     page = create_app(runtime, observer, settings, ensure_token(runtime.settings.daemon.state_dir))
-    try:
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    except OSError as exc:
-        log.error("web page not started: cannot listen", listen=settings.listen, error=str(exc))
-        return
-    server = httpserver.Server(
-        page, NAME, limits(settings), host=host, port=port, headers=SECURITY_HEADERS
-    )
-    log.info("web page ready", url=f"http://{settings.listen}/", actions="roost web-url")
-    async with listener:
+    async with AsyncExitStack() as stack:
         try:
-            await server.serve(listener)
-        finally:
-            page.web.stop()
+            await stack.enter_async_context(listening(page, settings, host, port))
+        except OSError as exc:
+            log.error("web page not started: cannot listen", listen=settings.listen, error=str(exc))
+            return
+        log.info("web page ready", url=f"http://{settings.listen}/", actions="roost web-url")
+        await anyio.sleep_forever()
