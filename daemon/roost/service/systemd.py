@@ -128,6 +128,20 @@ def settle_memory() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+    trim_heap()
+
+
+def trim_heap() -> None:
+    """Hand the C heap's free pages back to the system. Start-up frees more than it keeps
+    (parsed settings and rule files, the first snapshot's JSON, import-time temporaries),
+    and glibc returns only the top of its heap by itself. glibc only; elsewhere nothing."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 async def supervise(runtime: Runtime) -> None:
