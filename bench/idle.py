@@ -1,6 +1,6 @@
 """Idle footprint of `roost run` with one account, against issue 20's and 21's targets.
 
-    .venv/bin/python bench/idle.py [--idle 20] [--settle 5]
+    .venv/bin/python bench/idle.py [--idle 20] [--settle 5] [--python PYTHON]
 
 This process serves the WWN simulator (the demo home) and a push sink. For each row it
 starts `python -m roost run` (the repo's example rules, one `nest_wwn` account, one apprise
@@ -10,6 +10,10 @@ notification helper's RSS (apprise lives in that child process; PSS sums both fa
 Rows: the page off; the page on (`[web] listen`) with one SSE client on the live events
 stream. Last, a CO alarm is raised and the time to the push at the sink is printed. The
 machine's load (`uptime`) is printed beside the figures.
+
+`--python` runs the daemon under another interpreter, e.g. a production venv's
+(`python3 -m venv V && V/bin/pip install .`: no dev extras), which is what users run; the
+dev venv has more packages installed, and some libraries import what they find.
 """
 
 from __future__ import annotations
@@ -130,7 +134,9 @@ def free_port() -> int:
         return port
 
 
-async def measure(label: str, web: bool, idle_s: float, settle_s: float, push: bool) -> None:
+async def measure(
+    label: str, web: bool, idle_s: float, settle_s: float, push: bool, python: str
+) -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         port = free_port()
@@ -146,7 +152,7 @@ async def measure(label: str, web: bool, idle_s: float, settle_s: float, push: b
             env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
             with log.open("wb") as out:
                 process = await anyio.open_process(
-                    [sys.executable, "-m", "roost", "run", "--config", str(config)],
+                    [python, "-m", "roost", "run", "--config", str(config)],
                     stdout=out,
                     stderr=out,
                     env=env,
@@ -211,12 +217,13 @@ async def stop(process: Process) -> None:
         await process.wait()
 
 
-async def main(idle_s: float, settle_s: float) -> None:
+async def main(idle_s: float, settle_s: float, python: str) -> None:
     quiet_logging()
     header("idle RSS and CPU", "`roost run`, one WWN account, one apprise target")
+    print(f"   daemon's interpreter: {python}")
     print(f"   {uptime()}")
-    await measure("page off", False, idle_s, settle_s, push=True)
-    await measure("page on, one SSE client on /live", True, idle_s, settle_s, push=False)
+    await measure("page off", False, idle_s, settle_s, True, python)
+    await measure("page on, one SSE client on /live", True, idle_s, settle_s, False, python)
     print(f"   {uptime()}")
 
 
@@ -224,5 +231,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--idle", type=float, default=20.0)
     parser.add_argument("--settle", type=float, default=5.0)
+    parser.add_argument("--python", default=sys.executable, help="the daemon's interpreter")
     args = parser.parse_args()
-    anyio.run(main, args.idle, args.settle)
+    anyio.run(main, args.idle, args.settle, args.python)
