@@ -7,8 +7,9 @@ starts `python -m roost run` (the repo's example rules, one `nest_wwn` account, 
 target), waits for READY (the `ready` log line) and `--settle` seconds, then reads the
 daemon's VmRSS and VmHWM from /proc, its CPU (user+system) over `--idle` seconds, and the
 notification helper's RSS (apprise lives in that child process; PSS sums both fairly).
-Rows: the page off; the page on (`[web] listen`) with one SSE client on the live events
-stream. Last, a CO alarm is raised and the time to the push at the sink is printed. The
+Rows: the page off; the page on (`[web] listen`) with one browser's worth of client: the
+live events page and its two files loaded, then the page's SSE stream held open. Last, a
+CO alarm is raised and the time to the push at the sink is printed. The
 machine's load (`uptime`) is printed beside the figures.
 
 `--python` runs the daemon under another interpreter, e.g. a production venv's
@@ -109,8 +110,12 @@ async def wait_logged(log: Path, event: str, timeout_s: float = 30) -> None:
 
 
 async def open_sse(stack: AsyncExitStack, port: int) -> None:
-    """One browser's worth: a client on the live events stream, reading it."""
+    """One browser's worth: the live events page and its files loaded, then a client on
+    its stream, reading it."""
     client = await stack.enter_async_context(httpx.AsyncClient(timeout=None))
+    for path in ("/live", "/static/live.js", "/static/roost.css"):
+        page = await client.get(f"http://127.0.0.1:{port}{path}")
+        assert page.status_code == 200, (path, page.status_code)
     request = client.build_request("GET", f"http://127.0.0.1:{port}/live/stream")
     response = await client.send(request, stream=True)
     stack.push_async_callback(response.aclose)
@@ -223,7 +228,7 @@ async def main(idle_s: float, settle_s: float, python: str) -> None:
     print(f"   daemon's interpreter: {python}")
     print(f"   {uptime()}")
     await measure("page off", False, idle_s, settle_s, True, python)
-    await measure("page on, one SSE client on /live", True, idle_s, settle_s, False, python)
+    await measure("page on, /live loaded + its SSE", True, idle_s, settle_s, False, python)
     print(f"   {uptime()}")
 
 
