@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,46 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def writers_by_epoch(sims: Sequence[NestWwnSimulator]) -> dict[int, dict[int | None, set[str]]]:
+    """What the vendor saw: for each home, the workers whose writes arrived in each of its
+    ownership epochs (X-Roost-Worker / X-Roost-Epoch; a write without them: epoch None,
+    worker "?")."""
+    seen: dict[int, dict[int | None, set[str]]] = {}
+    for i, sim in enumerate(sims):
+        for request in sim.requests:
+            by_epoch = seen.setdefault(i, {})
+            by_epoch.setdefault(request.epoch, set()).add(request.worker or "?")
+    return seen
+
+
+def double_writers(sims: Sequence[NestWwnSimulator]) -> dict[int, dict[int | None, set[str]]]:
+    """Homes written by two workers within one epoch, or by a writer naming no epoch."""
+    return {
+        i: {
+            epoch: workers
+            for epoch, workers in by_epoch.items()
+            if len(workers) > 1 or epoch is None
+        }
+        for i, by_epoch in writers_by_epoch(sims).items()
+        if any(len(workers) > 1 or epoch is None for epoch, workers in by_epoch.items())
+    }
+
+
+def stale_writes(sims: Sequence[NestWwnSimulator]) -> dict[int, list[int | None]]:
+    """Homes where a write from an older epoch arrived after one from a newer epoch (an
+    owner that lost the account still sending): each such home's epochs, in arrival order."""
+    stale: dict[int, list[int | None]] = {}
+    for i, sim in enumerate(sims):
+        epochs = [r.epoch for r in sim.requests]
+        newest = -1
+        for epoch in epochs:
+            if epoch is not None and epoch < newest:
+                stale[i] = epochs
+                break
+            newest = max(newest, epoch or -1)
+    return stale
 
 
 def dedupe_keys(received: list[dict[str, Any]]) -> Counter[str]:

@@ -19,7 +19,16 @@ import pytest
 from roost.simulator import http
 from roost.simulator.sink import serve_sink
 from roost.store.postgres import PgStore
-from tests.cluster.fleet import Homes, dedupe_keys, start_worker, stop, worker_config
+from tests.cluster.fleet import (
+    Homes,
+    dedupe_keys,
+    double_writers,
+    stale_writes,
+    start_worker,
+    stop,
+    worker_config,
+    writers_by_epoch,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -116,6 +125,13 @@ async def test_a_killed_worker_s_accounts_resume_elsewhere_with_no_alarm_lost(
     for i, writes in homes.writes().items():
         assert writes <= recorded.get(f"h{i}", 0), (i, writes, recorded)
     assert homes.writes(), "the alarms made no command at all"
+    # at the vendor: every write named its worker and ownership epoch; no home was written
+    # by two workers within one epoch, nor by an old owner after its successor
+    assert double_writers(homes.sims) == {}
+    assert stale_writes(homes.sims) == {}
+    seen = writers_by_epoch(homes.sims)
+    writers = {w for epochs in seen.values() for ws in epochs.values() for w in ws}
+    assert set(procs) - {victim} <= writers <= set(procs)  # (the survivors: the fleet command)
     # the fleet command: one row and one outcome per account, each run by its owner
     rows = report["accounts"]
     assert sorted(r["account"] for r in rows) == sorted(f"h{i}" for i in range(ACCOUNTS))

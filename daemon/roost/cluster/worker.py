@@ -10,6 +10,7 @@ vendor write; notifications are fenced by the store (roost.store.postgres.PgStor
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -173,8 +174,9 @@ class ClusterWorker:
                 for account in accounts:
                     tg.start_soon(self._supervise, self._providers[account])
 
-    async def command(self, command: Command) -> str | None:
-        """Record the command under its group's epoch; why it may not be sent, or None."""
+    async def command(self, command: Command) -> Command | str:
+        """Record the command under its group's epoch: the command to send, naming this
+        worker and that epoch as its writer; or why it may not be sent."""
         group = self._group_of.get(command.account)
         epoch = self.epochs.get(group) if group else None
         if group is None or epoch is None:
@@ -190,7 +192,7 @@ class ClusterWorker:
             return str(exc)
         except psycopg.Error as exc:
             return f"the store did not answer: {exc}"
-        return None
+        return dataclasses.replace(command, writer=(self.worker, epoch))
 
 
 class FencedProvider:
@@ -206,12 +208,12 @@ class FencedProvider:
         await self._inner.run(sink)
 
     async def execute(self, command: Command) -> CommandResult:
-        refused = await self._worker.command(command)
-        if refused is not None:
+        recorded = await self._worker.command(command)
+        if isinstance(recorded, str):
             self._worker.commands_fenced += 1
-            log.warning("command fenced", account=command.account, reason=refused)
-            return CommandResult.failure(FailureReason.INVALID, f"fenced: {refused}")
-        return await self._inner.execute(command)
+            log.warning("command fenced", account=command.account, reason=recorded)
+            return CommandResult.failure(FailureReason.INVALID, f"fenced: {recorded}")
+        return await self._inner.execute(recorded)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
