@@ -115,12 +115,14 @@ async def test_a_killed_worker_s_accounts_resume_elsewhere_with_no_alarm_lost(
             "SELECT grp, epoch FROM cluster_commands GROUP BY grp, epoch"
             " HAVING count(DISTINCT worker) > 1"
         ).fetchall()
+        ungrouped = conn.execute("SELECT key FROM outbox WHERE grp = ''").fetchall()
         recorded = dict(
             conn.execute(
                 "SELECT account, count(*) FROM cluster_commands GROUP BY account"
             ).fetchall()
         )
     assert two_writers == []
+    assert ungrouped == []  # every notification was written under its group's epoch
     # every write the vendor saw went through the fence (a recorded command)
     for i, writes in homes.writes().items():
         assert writes <= recorded.get(f"h{i}", 0), (i, writes, recorded)
