@@ -54,13 +54,14 @@ def home(i: int) -> SimHome:
 
 
 class Homes:
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, keepalive_s: float = 30) -> None:
         self.sims = [
-            NestWwnSimulator(home(i), token=token(i), keepalive_s=30, redirect=False)
+            NestWwnSimulator(home(i), token=token(i), keepalive_s=keepalive_s, redirect=False)
             for i in range(count)
         ]
         self.streams: Counter[int] = Counter()  # home -> streams open (as far as seen)
         self.opened: dict[int, list[float]] = {}  # home -> when each stream opened
+        self.closed: dict[int, list[float]] = {}  # home -> when each stream was seen ending
 
     async def handle(self, request: http.Request) -> http.Response | http.StreamingResponse:
         prefix, _, rest = request.path.lstrip("/").partition("/")
@@ -82,6 +83,7 @@ class Homes:
                 yield chunk
         finally:
             self.streams[i] -= 1
+            self.closed.setdefault(i, []).append(anyio.current_time())
 
     def connected(self) -> int:
         return sum(1 for n in self.streams.values() if n > 0)
@@ -91,11 +93,18 @@ class Homes:
 
 
 def worker_config(
-    directory: Path, name: str, url: str, pg_url: str, sink_url: str, homes: int
+    directory: Path,
+    name: str,
+    url: str,
+    pg_url: str,
+    sink_url: str,
+    homes: int,
+    rule: str = RULE,
+    lock_timeout_s: float = 2,
 ) -> Path:
     rules = directory / "rules"
     rules.mkdir(exist_ok=True)
-    (rules / "co.py").write_text(RULE)
+    (rules / "fleet.py").write_text(rule)
     state = directory / name
     state.mkdir()
     accounts = "".join(
@@ -109,7 +118,8 @@ def worker_config(
         f'control_socket = "{state}/control.sock"\n'
         f'[log]\nlevel = "info"\nformat = "json"\n'
         f'[store]\nurl = "{pg_url}"\n'
-        f'[cluster]\nenabled = true\nworker = "{name}"\ncheck_s = 0.5\nlock_timeout_s = 2\n'
+        f'[cluster]\nenabled = true\nworker = "{name}"\ncheck_s = 0.5\n'
+        f"lock_timeout_s = {lock_timeout_s}\n"
         f'[[notify.targets]]\nurl = "{sink_url}"\n{accounts}'
     )
     return path
