@@ -18,9 +18,17 @@ import pytest
 from roost.cluster import fleet
 from roost.config.settings import Settings
 from roost.core.codec import dumps
-from roost.simulator.home import SimHome
+from roost.simulator.home import SimHome, SimThermostat
 from roost.store.postgres import PgStore
-from tests.command_stack import ACCOUNT, ALARM, BEDROOM, LIVING, CommandStack, command_stack
+from tests.command_stack import (
+    ACCOUNT,
+    ALARM,
+    BEDROOM,
+    HOME,
+    LIVING,
+    CommandStack,
+    command_stack,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -223,3 +231,48 @@ def test_selection_by_tags_and_names_is_an_and() -> None:
     assert fleet.select(tags, fleet.Selection(("b", "c"), tags=("enrolled",))) == ["b"]
     with pytest.raises(ValueError, match="no account is tagged west"):
         fleet.select(tags, fleet.Selection(tags=("west",)))
+
+
+async def test_a_worker_resumes_a_dead_owner_s_restore_keeping_its_decisions(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The event is over; the previous owner decided each restore (the study: kept, the user
+    had changed it), recorded (so sent) the living room's and died: the new owner sends the
+    bedroom's only, and leaves the study as the user set it."""
+    PgStore(pg_url)
+    home = SimHome.demo()
+    home.add(SimThermostat("thermostat-study", "Study", HOME, "Study", target_c=17.0))
+    now = datetime.now(UTC)
+    fleet_id = await send(pg_url, "heat_delta=2", fleet.Window(now, now + timedelta(seconds=1)))
+    base = f"{fleet_id}:{ACCOUNT}:"
+    plan = [
+        fleet.Step(base + LIVING, LIVING, "heat", 20.0, 22.0, "confirmed", restore=SENDING),
+        fleet.Step(base + BEDROOM, BEDROOM, "heat", 19.0, 21.0, "confirmed", restore=SENDING),
+        fleet.Step(base + "thermostat-study", "thermostat-study", "heat", 16.0, 18.0,
+                   "confirmed", restore="kept", restore_reason="kept the user's change"),
+    ]  # fmt: skip
+    home.set_target(BEDROOM, 21.0)  # still the event's setpoint
+    await anyio.sleep(1.2)  # the window closed
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE fleet_targets SET state = 'confirmed', restore = 'sending', plan = %s,"
+            " worker = 'w0', epoch = 1, started_at = now(), done_at = now()",
+            (dumps([s.__dict__ for s in plan]),),
+        )
+        conn.execute(
+            "INSERT INTO cluster_commands (id, grp, epoch, worker, account, body)"
+            " VALUES (%s, %s, 1, 'w0', %s, '{}')",
+            (plan[0].id + ":restore", ACCOUNT, ACCOUNT),
+        )
+    async with worker(tmp_path, pg_url, "w1", home) as s:
+        done = await until_row(pg_url, fleet_id, lambda r: r["restore"] != SENDING)
+    assert done["restore"] == "mixed", done
+    assert f"{LIVING}: restored (sent by the previous owner" in done["restore_detail"]
+    assert f"{BEDROOM}: restored" in done["restore_detail"]
+    assert "thermostat-study: kept" in done["restore_detail"]
+    assert heat_writes(s) == [19.0]  # the bedroom's saved setpoint; nothing else
+    assert (heat(home, LIVING), heat(home, BEDROOM), heat(home, "thermostat-study")) == (
+        20.0,
+        19.0,
+        17.0,
+    )
