@@ -487,7 +487,7 @@ class FleetRunner:
             )
             return
         # The plan (with each setpoint before) is durable before the first command goes.
-        await self._update(
+        planned = await self._update(
             pool,
             group,
             epoch,
@@ -497,7 +497,8 @@ class FleetRunner:
             account,
             b"state = 'pending'",
         )
-        await self._send(_Run(fleet_id, account, group, epoch, "start", steps), steps)
+        if planned:
+            await self._send(_Run(fleet_id, account, group, epoch, "start", steps), steps)
 
     async def _resume(
         self,
@@ -531,7 +532,7 @@ class FleetRunner:
                 step.restore = "restored" if shown else "sent"
                 step.restore_reason = why
         if phase == "restore":
-            # (claims the row for this epoch, so a later round does not resume it again)
+            # (claims the row for this epoch)
             await self._update(
                 pool,
                 group,
@@ -569,7 +570,7 @@ class FleetRunner:
                 step.restore = SENDING
                 todo.append(step)
         # The decisions are durable before the first restore goes (a failover resumes them).
-        await self._update(
+        decided = await self._update(
             pool,
             group,
             epoch,
@@ -579,7 +580,8 @@ class FleetRunner:
             account,
             b"restore = 'due'",
         )
-        await self._send(_Run(fleet_id, account, group, epoch, "restore", steps), todo)
+        if decided:
+            await self._send(_Run(fleet_id, account, group, epoch, "restore", steps), todo)
 
     def _value(self, account: str, step: Step) -> Any:
         for thermostat in self._state.home(account).thermostats():
@@ -673,17 +675,19 @@ class FleetRunner:
         fleet_id: str,
         account: str,
         where: bytes,
-    ) -> None:
-        """One fenced step of a row: only the group's owner in this epoch writes it."""
+    ) -> bool:
+        """One fenced step of a row: only the group's owner in this epoch writes it (False:
+        the row had moved on, nothing written)."""
         async with pool.connection() as conn, conn.transaction():
             await fence.check_epoch(conn, group, epoch)
-            await conn.execute(
+            cursor = await conn.execute(
                 b"UPDATE fleet_targets SET "
                 + sets
                 + b", worker = %s, epoch = %s WHERE fleet = %s AND account = %s AND "
                 + where,
                 (*params, self._worker, epoch, fleet_id, account),
             )
+            return cursor.rowcount == 1
 
 
 def _restore_id(step: Step) -> str:

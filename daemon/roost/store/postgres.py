@@ -151,6 +151,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE fleet_targets ADD COLUMN restore text NOT NULL DEFAULT '';
     ALTER TABLE fleet_targets ADD COLUMN restore_detail text NOT NULL DEFAULT '';
     ALTER TABLE fleet_targets ADD COLUMN restored_at timestamptz;
+    CREATE INDEX fleet_open ON fleet_targets (grp)
+        WHERE state IN ('pending', 'sending') OR restore IN ('due', 'sending');
     """,
 )
 
