@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -276,3 +277,21 @@ async def test_a_worker_resumes_a_dead_owner_s_restore_keeping_its_decisions(
         19.0,
         17.0,
     )
+
+
+async def test_a_rate_limited_or_refusing_vendor_is_the_row_s_final_outcome(
+    pg_url: str, tmp_path: Path
+) -> None:
+    PgStore(pg_url)
+    home = SimHome.demo()
+    async with worker(tmp_path, pg_url, "w1", home) as s:
+        s.runtime.dispatcher.tuning = replace(s.runtime.dispatcher.tuning, max_attempts=2)
+        s.cloud.faults.fail_next("write", 4, 429, headers={"Retry-After": "0.05"})
+        limited = await send(pg_url, "heat=21")
+        done = await until_row(pg_url, limited, lambda r: r["state"] not in ("pending", SENDING))
+        assert done["state"] == "rate_limited", done
+        s.cloud.faults.fail_next("write", 2, 400)
+        refused = await send(pg_url, "heat=21.5")
+        done = await until_row(pg_url, refused, lambda r: r["state"] not in ("pending", SENDING))
+    assert done["state"] == "failed", done
+    assert "400" in done["detail"] or "Bad Request" in done["detail"], done

@@ -178,7 +178,7 @@ CLUSTER_QUERIES = {
         "SELECT writer, count(*), extract(epoch FROM now() - min(created_at))"
         " FROM outbox WHERE state = 'pending' GROUP BY 1"
     ),
-    "fleet": "SELECT count(*) FROM fleet_targets WHERE state = 'pending'",
+    "fleet": "SELECT count(*) FROM fleet_targets WHERE state IN ('pending', 'sending')",
 }
 
 
