@@ -23,6 +23,7 @@ from anyio.abc import TaskGroup
 from roost.cluster.fleet import FleetRunner, Submit
 from roost.cluster.ownership import Ownership
 from roost.config.settings import ClusterSettings
+from roost.core.bus import Bus
 from roost.core.codec import CodecError, home_from_dict
 from roost.core.commands import Command, CommandResult, FailureReason
 from roost.core.timers import TimerKind, TimerRecord, Timers
@@ -61,8 +62,10 @@ class ClusterWorker:
         password: str | None = None,
         submit: Submit | None = None,
         timers: Timers | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self.worker = settings.worker
+        self._bus = bus  # the dispatcher's outcomes, for fleet commands
         self._timers = timers
         self._submit = submit
         self._store = store
@@ -106,9 +109,9 @@ class ClusterWorker:
         self._supervise = supervise
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            if self._submit is not None:
+            if self._submit is not None and self._bus is not None:
                 runner = FleetRunner(
-                    self._store.pool, self.worker, self.epochs, self._state, self._submit
+                    self._store.pool, self.worker, self.epochs, self._state, self._submit, self._bus
                 )
                 tg.start_soon(runner.run)
             await self.ownership.run()
@@ -228,11 +231,12 @@ def attach(
     password: str | None = None,
     submit: Submit | None = None,
     timers: Timers | None = None,
+    bus: Bus | None = None,
 ) -> ClusterWorker:
     """Make a runtime a fleet worker: its store fenced, its providers' writes fenced."""
     if not isinstance(store, PgStore):
         raise TypeError("a fleet worker needs the PostgreSQL store ([store] url)")
-    worker = ClusterWorker(settings, store, state, providers, password, submit, timers)
+    worker = ClusterWorker(settings, store, state, providers, password, submit, timers, bus)
     for provider in providers:
         add_provider(worker.fenced(provider))
     return worker

@@ -141,6 +141,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX fleet_pending ON fleet_targets (state, grp);
     """,
+    # Fleet commands with a window (start, and an end that restores each setpoint saved at
+    # the start, in the row's plan) and the vendor's final outcome per account.
+    """
+    ALTER TABLE fleet_commands ADD COLUMN starts_at timestamptz NOT NULL DEFAULT now();
+    ALTER TABLE fleet_commands ADD COLUMN ends_at timestamptz;
+    ALTER TABLE fleet_targets ADD COLUMN plan text NOT NULL DEFAULT '[]';
+    ALTER TABLE fleet_targets ADD COLUMN started_at timestamptz;
+    ALTER TABLE fleet_targets ADD COLUMN restore text NOT NULL DEFAULT '';
+    ALTER TABLE fleet_targets ADD COLUMN restore_detail text NOT NULL DEFAULT '';
+    ALTER TABLE fleet_targets ADD COLUMN restored_at timestamptz;
+    CREATE INDEX fleet_open ON fleet_targets (grp)
+        WHERE state IN ('pending', 'sending') OR restore IN ('due', 'sending');
+    """,
 )
 
 
