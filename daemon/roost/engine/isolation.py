@@ -342,9 +342,9 @@ class RunDeadline:
     """When a rule run times out, on the engine's clock. Time spent in `home.delay()` is
     added to it: a delay is the rule's intent, not a hang."""
 
-    def __init__(self, clock: Clock, seconds: float) -> None:
+    def __init__(self, clock: Clock, seconds: float, start: float | None = None) -> None:
         self.clock = clock
-        self.at = clock.monotonic() + seconds
+        self.at = (clock.monotonic() if start is None else start) + seconds
         self.scope: anyio.CancelScope | None = None  # fail_after's scope, on the system clock
 
     def extend(self, seconds: float) -> None:
