@@ -84,8 +84,13 @@ class Subject:
         self.neighbours = neighbours
         self.limits = limits
         self.recent_writes = recent_writes
-        self.heat = heat = _heat(action)
-        self.cool = cool = _cool(action)
+        heat: float | None
+        cool: float | None
+        if type(action) is SetHeat:  # the common command: no reader calls
+            heat, cool = action.celsius, None
+        else:
+            heat, cool = _heat(action), _cool(action)
+        self.heat, self.cool = heat, cool
         if cool is None:
             self.setpoints: tuple[float, ...] = () if heat is None else (heat,)
         else:
@@ -236,6 +241,15 @@ def _device_range(s: Subject) -> str | None:
 
 
 def _pair(value: object, what: str, of: object = _NAMELESS) -> tuple[float, float]:
+    if type(value) is tuple and len(value) == 2:  # the common case, as `_number` reads it
+        low, high = value
+        if (
+            type(low) is float
+            and type(high) is float
+            and -_FLOAT_MAX <= low <= _FLOAT_MAX
+            and -_FLOAT_MAX <= high <= _FLOAT_MAX
+        ):
+            return low, high
     if not isinstance(value, _PAIR) or len(value) != 2:
         raise Unknown(f"{_said(what, of)} is unknown")
     return _number(value[0], what, of), _number(value[1], what, of)

@@ -79,6 +79,7 @@ class Admission:
     """The engine's admission side (a part of `Engine`; the fields are the engine's)."""
 
     services: Services
+    clock: Clock
     loop: LoopLimits
     block_budget_s: float
     max_commands: int
@@ -91,9 +92,6 @@ class Admission:
     _inline: bool
 
     if TYPE_CHECKING:
-
-        @property
-        def clock(self) -> Clock: ...
 
         def _trace(
             self, r: Rule, label: str, event: Event, now: datetime | None = None
@@ -281,7 +279,8 @@ class Admission:
         if event.context.causation is not None and state.echoes is not None:
             state.echoes.add(now)
         self._remember_chain(event, r.name)
-        trace.end(Result.RUNNING)
+        if trace.result is not Result.RUNNING:  # queued or pending until now
+            trace.end(Result.RUNNING)
         run = Run(trace, r, self, self.clock, self.block_budget_s, self.max_commands)
         state.running.append(run)
         if self._inline:

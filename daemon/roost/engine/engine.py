@@ -54,6 +54,7 @@ __all__ = ["NOTIFY_STATE_KEY", "Engine", "LoopLimits", "RuleState", "RuleStats"]
 log = structlog.get_logger(__name__)
 
 _CHAINS_KEPT = 512
+_RUNS_PER_DRAIN = 32  # a run publishes a batch or so; the engine's inbox holds 1,024
 _CHAIN_MAX = 32
 NOTIFY_STATE_KEY = "@notifications"
 
@@ -88,16 +89,14 @@ class Engine(Matching, Admission, Runner):
     _interrupter: Interrupter | None = None
     # Runs stopped by the block budget, the command cap or a real-time timeout: (rule, why).
     runaways: list[tuple[str, str]] = field(default_factory=list)
+    clock: Clock = field(init=False, repr=False)  # the services' clock, read on every run
 
     def __post_init__(self) -> None:
+        self.clock = self.services.clock
         self.traces = TraceStore(self.traces_per_rule)
         self.timers = Timers(
             self.services.clock, self._on_due, self._on_missed, self.persistence, self.grace_s
         )
-
-    @property
-    def clock(self) -> Clock:
-        return self.services.clock
 
     # ---- the rule set --------------------------------------------------------------
 
@@ -164,6 +163,7 @@ class Engine(Matching, Admission, Runner):
         this task stays with it (so its cancel scopes stay in one task) and a new task
         takes over the bus."""
         pending, ready = self._pending, self._ready
+        undrained = 0  # runs since the inbox was last emptied into `pending`
         while True:
             self._inline = True
             while ready or pending:
@@ -178,8 +178,12 @@ class Engine(Matching, Admission, Runner):
                         rest = None
                 if rest is None:
                     # A run publishes (its command's outcome) to this very inbox: keep
-                    # room in it, or the next run would wait on the engine itself.
-                    _take_waiting(inbox, pending)
+                    # room in it, or a later run would wait on the engine itself. Taking
+                    # them now or a few runs later handles them in the same order.
+                    undrained += 1
+                    if not pending or undrained >= _RUNS_PER_DRAIN:
+                        _take_waiting(inbox, pending)
+                        undrained = 0
                     continue
                 self._inline = False
                 assert self._tg is not None
@@ -220,19 +224,17 @@ class Engine(Matching, Admission, Runner):
         key = event.context.correlation or event.id
         chain = self._chains.get(key)
         if chain is None:
-            chain = self._chains[key] = []
+            self._chains[key] = [rule]
             if len(self._chains) > _CHAINS_KEPT:
                 self._chains.popitem(last=False)
-        if len(chain) < _CHAIN_MAX:
+        elif len(chain) < _CHAIN_MAX:
             chain.append(rule)
-
-    def _chain(self, event: Event) -> tuple[str, ...]:
-        key = event.context.correlation
-        return tuple(self._chains.get(key, ())) if key else ()
 
     def _trace(self, r: Rule, label: str, event: Event, now: datetime | None = None) -> Trace:
         at = now if now is not None else self.clock.now()
-        trace = Trace(r.name, label, at, event, self._chain(event))
+        key = event.context.correlation  # the rules that ran before in its causation chain
+        chain = self._chains.get(key) if key else None
+        trace = Trace(r.name, label, at, event, tuple(chain) if chain else ())
         self.traces.add(trace)
         return trace
 

@@ -263,35 +263,33 @@ class RuleHome:
             await self.command(target, SetPresence(Presence(presence)))
 
     async def command(self, target: str, action: Action) -> CommandOutcome:
-        guard = self._guard()
+        guard = self._run or self._guard()
         with guard:
             guard.command()
-            return await self._command(target, action)
-
-    async def _command(self, target: str, action: Action) -> CommandOutcome:
-        now = self._services.clock.now()
-        found = self._services.state.find(target)
-        ctx = self.event.context
-        command = Command(
-            id=new_id("c"),
-            account=found[0] if found else self.event.account,
-            target=target,
-            action=action,
-            issued_at=now,
-            deadline=now + COMMAND_DEADLINE,
-            rule=self.rule,
-            cause=self.event.id,
-            correlation=ctx.correlation or self.event.id,
-            depth=ctx.depth,
-            dry_run=self._dry_run,
-        )
-        outcome = await self._services.submit(command)
-        if self._trace is not None:
-            detail = f"{outcome.guard}: {outcome.reason}" if outcome.guard else outcome.reason
-            shown = found[1].name if found else target
-            # the outcome's `action` is the action's description, already made
-            self._trace.step(f"{outcome.action} → {shown}", outcome.outcome, detail)
-        return outcome
+            services, event = self._services, self.event
+            now = services.clock.now()
+            found = services.state.find(target)
+            ctx = event.context
+            command = Command(
+                id=new_id("c"),
+                account=found[0] if found else event.account,
+                target=target,
+                action=action,
+                issued_at=now,
+                deadline=now + COMMAND_DEADLINE,
+                rule=self.rule,
+                cause=event.id,
+                correlation=ctx.correlation or event.id,
+                depth=ctx.depth,
+                dry_run=self._dry_run,
+            )
+            outcome = await services.submit(command)
+            if self._trace is not None:
+                detail = f"{outcome.guard}: {outcome.reason}" if outcome.guard else outcome.reason
+                shown = found[1].name if found else target
+                # the outcome's `action` is the action's description, already made
+                self._trace.step(f"{outcome.action} → {shown}", outcome.outcome, detail)
+            return outcome
 
     async def notify(
         self,

@@ -116,6 +116,7 @@ class Runner:
     """The engine's running side (a part of `Engine`; the fields are the engine's)."""
 
     services: Services
+    clock: Clock
     timeout_s: float
     blocking_s: float
     block_budget_s: float
@@ -128,9 +129,6 @@ class Runner:
     _interrupter: Interrupter | None
 
     if TYPE_CHECKING:
-
-        @property
-        def clock(self) -> Clock: ...
 
         def _launch(
             self,
