@@ -9,7 +9,7 @@ events (see `runner`), else in a task of its own.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -86,7 +86,7 @@ class Admission:
     timers: Timers
     stats: dict[str, RuleStats]
     _states: dict[str, RuleState]
-    _chains: OrderedDict[str, list[str]]
+    _chains: dict[str, list[str]]
     _tg: TaskGroup | None
     _ready: deque[Ready]
     _inline: bool

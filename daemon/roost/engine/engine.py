@@ -14,7 +14,7 @@ a body does wait, that task stays with the run and a new one takes over the bus.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,7 +53,7 @@ __all__ = ["NOTIFY_STATE_KEY", "Engine", "LoopLimits", "RuleState", "RuleStats"]
 
 log = structlog.get_logger(__name__)
 
-_CHAINS_KEPT = 512
+_CHAINS_KEPT = 512  # at least this many (at most twice)
 _RUNS_PER_DRAIN = 32  # a run publishes a batch or so; the engine's inbox holds 1,024
 _CHAIN_MAX = 32
 NOTIFY_STATE_KEY = "@notifications"
@@ -79,7 +79,7 @@ class Engine(Matching, Admission, Runner):
     stats: dict[str, RuleStats] = field(default_factory=dict)
     _index: Index = field(default_factory=dict)
     _states: dict[str, RuleState] = field(default_factory=dict)
-    _chains: OrderedDict[str, list[str]] = field(default_factory=OrderedDict)
+    _chains: dict[str, list[str]] = field(default_factory=dict)  # oldest first
     _tg: TaskGroup | None = None
     # Events taken off the bus and runs admitted, not yet handled/started; `_inline` is
     # True while the bus task works through them (runs admitted then start inline).
@@ -222,11 +222,12 @@ class Engine(Matching, Admission, Runner):
 
     def _remember_chain(self, event: Event, rule: str) -> None:
         key = event.context.correlation or event.id
-        chain = self._chains.get(key)
+        chains = self._chains
+        chain = chains.get(key)
         if chain is None:
-            self._chains[key] = [rule]
-            if len(self._chains) > _CHAINS_KEPT:
-                self._chains.popitem(last=False)
+            chains[key] = [rule]
+            if len(chains) > 2 * _CHAINS_KEPT:  # the older half goes, in one step
+                self._chains = dict(list(chains.items())[-_CHAINS_KEPT:])
         elif len(chain) < _CHAIN_MAX:
             chain.append(rule)
 
