@@ -54,7 +54,9 @@ __all__ = ["NOTIFY_STATE_KEY", "Engine", "LoopLimits", "RuleState", "RuleStats"]
 log = structlog.get_logger(__name__)
 
 _CHAINS_KEPT = 512  # at least this many (at most twice)
-_RUNS_PER_DRAIN = 32  # a run publishes a batch or so; the engine's inbox holds 1,024
+# Runs + their commands between two takes from the inbox (1,024 batches): a run publishes
+# a batch or two per command, and at most `max_commands` (50) commands.
+_DRAIN_AFTER = 32
 _CHAIN_MAX = 32
 NOTIFY_STATE_KEY = "@notifications"
 
@@ -170,18 +172,19 @@ class Engine(Matching, Admission, Runner):
                 if not ready:
                     self.handle(pending.popleft())
                     continue
-                rest = self._begin(*ready.popleft())
+                admitted = ready.popleft()
+                rest = self._begin(*admitted)
                 if rest is not None:
                     try:
                         waits_for = rest.send(None)  # enters its cancel scope in this task
                     except StopIteration:
                         rest = None
                 if rest is None:
-                    # A run publishes (its command's outcome) to this very inbox: keep
+                    # A run publishes (its commands' outcomes) to this very inbox: keep
                     # room in it, or a later run would wait on the engine itself. Taking
                     # them now or a few runs later handles them in the same order.
-                    undrained += 1
-                    if not pending or undrained >= _RUNS_PER_DRAIN:
+                    undrained += 1 + admitted[2].commands
+                    if not pending or undrained >= _DRAIN_AFTER:
                         _take_waiting(inbox, pending)
                         undrained = 0
                     continue
