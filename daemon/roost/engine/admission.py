@@ -128,14 +128,16 @@ class Admission:
             trace = self._trace(r, label, event, now)
         else:
             trace.end(Result.RUNNING)
-        if event.context.rule == r.name and not r.react_to_own_echo:
+        ctx = event.context
+        if ctx.rule == r.name and not r.react_to_own_echo:
             stats.skipped_echo += 1
             return self._skip(trace, "the event is the echo of this rule's own command")
-        cut = self._loop_cut(r, event, state, now)
-        if cut:
-            stats.loop_cuts += 1
-            log.warning("rule loop cut", rule=r.name, reason=cut, rules=list(trace.chain))
-            return self._skip(trace, f"loop cut: {cut}")
+        if ctx.causation is not None or ctx.depth >= self.loop.max_depth:  # else no cut
+            cut = self._loop_cut(r, event, state, now)
+            if cut:
+                stats.loop_cuts += 1
+                log.warning("rule loop cut", rule=r.name, reason=cut, rules=list(trace.chain))
+                return self._skip(trace, f"loop cut: {cut}")
         if is_alarm(event):
             return self._start_alarm(r, event, trace, state)
         if r.debounce_s and not debounced:

@@ -78,7 +78,7 @@ class Run(RunGuard):
         budget_s: float = DEFAULT_BLOCK_BUDGET_S,
         max_commands: int = DEFAULT_MAX_COMMANDS,
     ) -> None:
-        super().__init__(budget_s, max_commands)
+        RunGuard.__init__(self, budget_s, max_commands)
         self.trace = trace
         self.rule = rule
         self.runner = runner
