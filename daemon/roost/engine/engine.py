@@ -170,7 +170,9 @@ class Engine(Matching, Admission, Runner):
             self._inline = True
             while ready or pending:
                 if not ready:
-                    self.handle(pending.popleft())
+                    event = pending.popleft()
+                    if event.name in self._index:  # else no rule can match it
+                        self.handle(event)
                     continue
                 admitted = ready.popleft()
                 rest = self._begin(*admitted)
