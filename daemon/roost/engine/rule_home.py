@@ -288,7 +288,7 @@ class RuleHome:
                 detail = f"{outcome.guard}: {outcome.reason}" if outcome.guard else outcome.reason
                 shown = found[1].name if found else target
                 # the outcome's `action` is the action's description, already made
-                self._trace.step(f"{outcome.action} → {shown}", outcome.outcome, detail)
+                self._trace.step(f"{outcome.action} → {shown}", str(outcome.outcome), detail)
             return outcome
 
     async def notify(
