@@ -202,7 +202,7 @@ def _outbox(args: argparse.Namespace) -> int:
         if code is not None:
             return code
     settings = _settings_or_exit(args.config)
-    return outbox_main(settings.daemon.state_dir, args.retry, args.json)
+    return outbox_main(settings, args.retry, args.json)
 
 
 def _web_url(args: argparse.Namespace) -> int:

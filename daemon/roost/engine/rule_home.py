@@ -328,6 +328,7 @@ class RuleHome:
                 cause=self.event.id,
                 created_at=now,
                 alarm=alarm,
+                account=self.event.account,
             )
         )
         detail = ", ".join(tags) + (" (alarm: not rate-limited)" if alarm else "")
