@@ -106,11 +106,13 @@ class Pipeline:
     store: Store | None = None
     outcomes: dict[Outcome, int] = field(default_factory=dict)
     expected_outcomes: int = 0
+    counted: int = 0  # outcomes so far (the sum of `outcomes`, kept as it grows)
     all_done: anyio.Event = field(default_factory=anyio.Event)
 
     def count(self, outcome: CommandOutcome) -> None:
         self.outcomes[outcome.outcome] = self.outcomes.get(outcome.outcome, 0) + 1
-        if sum(self.outcomes.values()) >= self.expected_outcomes:
+        self.counted += 1
+        if self.counted >= self.expected_outcomes:
             self.all_done.set()
 
 

@@ -134,3 +134,39 @@ async def test_a_rule_that_blocks_the_loop_is_named_and_others_still_run(
             while not home.titles():
                 await anyio.sleep(0.01)
         assert home.titles() == ["still here 499500"]
+
+
+async def test_a_condition_and_the_body_it_admits_share_one_home(tmp_path: Path) -> None:
+    """The home a condition is checked with goes on into the body (one per run), and a
+    run's deadline, made only when it first waits, still counts from the run's start."""
+    rule_file(
+        tmp_path,
+        "r.py",
+        """
+        import anyio
+        from roost import rule, when
+
+        checked = {}
+
+        def remember(event, home):
+            checked[home.rule] = home
+            return True
+
+        @rule(on=when("motion"), condition=remember)
+        async def same(event, home):
+            await home.notify("same" if checked["same"] is home else "another")
+
+        @rule(on=when("motion"), condition=remember, timeout="2s")
+        async def slow(event, home):
+            await home.delay("1s")  # the timeout grows by the delay: 3 s in all
+            await anyio.Event().wait()
+        """,
+    )
+    async with simulate(tmp_path, HOME) as home:
+        await home.motion("Front Door")
+        assert home.titles() == ["same"]
+        await home.advance("2.9s")
+        assert home.traces("slow")[-1].result == "running"
+        await home.advance("0.2s")
+        trace = home.traces("slow")[-1]
+        assert (trace.result, trace.reason) == ("timed_out", "timed out after 2s")

@@ -9,6 +9,7 @@ import inspect
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -136,3 +137,137 @@ def test_the_journal_encoder_writes_what_dumps_writes() -> None:
         body = event_to_dict(event)
         assert dumps_plain(body) == dumps(body)
     assert dumps_plain({"n": [math.nan, 1e309, -math.inf]}) == '{"n": [null, null, null]}'
+
+
+# ---- the guards' readers and the run's objects ------------------------------------------
+
+
+def _plain_number(value: object) -> float:
+    """The guards' number check as it was before its float fast path."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError
+    if not math.isfinite(value):
+        raise ValueError
+    return float(value)
+
+
+class _Celsius(float):
+    pass
+
+
+ODD_NUMBERS: list[object] = [
+    21.0,
+    -0.0,
+    5e-324,
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+    math.inf,
+    -math.inf,
+    math.nan,
+    float("1e309"),
+    True,
+    False,
+    3,
+    10**400,
+    "21",
+    None,
+    _Celsius(20.5),
+    _Celsius(math.nan),
+]
+
+
+@pytest.mark.parametrize("value", ODD_NUMBERS)
+def test_the_guards_number_reader_agrees_with_the_plain_check(value: object) -> None:
+    from roost.commands.guards import Unknown, _number
+
+    try:
+        expected: float | None = _plain_number(value)
+    except (ValueError, OverflowError):
+        expected = None
+    try:
+        got: float | None = _number(value, "the setpoint")
+    except (Unknown, OverflowError):
+        got = None
+    assert got == expected or (got is None and expected is None)
+
+
+@pytest.mark.parametrize("low", ODD_NUMBERS)
+def test_the_guards_pair_reader_agrees_with_the_plain_check(low: object) -> None:
+    from roost.commands.guards import Unknown, _pair
+
+    for value in [(low, 30.0), (9.0, low), [low, 30.0], (low,), (low, 30.0, 1.0), low]:
+        try:
+            expected: tuple[float, float] | None = (
+                (_plain_number(value[0]), _plain_number(value[1]))  # type: ignore[index]
+                if isinstance(value, tuple | list) and len(value) == 2
+                else None
+            )
+        except (ValueError, OverflowError):
+            expected = None
+        try:
+            got: tuple[float, float] | None = _pair(value, "the range of {!r}", "Den")
+        except (Unknown, OverflowError):
+            got = None
+        assert got == expected, value
+
+
+def test_a_subject_reads_the_setpoints_of_every_action() -> None:
+    from roost.commands.guards import Limits, Subject, _cool, _heat
+    from roost.core.commands import (
+        Command,
+        SetCool,
+        SetEco,
+        SetFanTimer,
+        SetMode,
+        SetPresence,
+    )
+    from roost.core.model import Presence, Thermostat, ThermostatMode
+
+    den = Thermostat(id="t1", structure_id="s1", name="Den")
+    actions = [
+        SetHeat(21.0),
+        SetCool(24.0),
+        SetRange(19.0, 24.0),
+        SetMode(ThermostatMode.HEAT),
+        SetEco(True),
+        SetFanTimer(15),
+        SetPresence(Presence.AWAY),
+    ]
+    for action in actions:
+        command = Command("c1", "a", "t1", action, AT, AT)
+        subject = Subject(command, den, [], Limits(), 0)
+        heat, cool = _heat(action), _cool(action)
+        assert (subject.heat, subject.cool) == (heat, cool)
+        assert subject.setpoints == tuple(v for v in (heat, cool) if v is not None)
+        assert subject.thermostat is den
+    assert (
+        Subject(Command("c1", "a", "s1", SetEco(True), AT, AT), None, [], Limits(), 0).thermostat
+        is None
+    )
+
+
+def test_causation_chains_are_kept_for_the_latest_events() -> None:
+    """The chains are trimmed by halves: never fewer than the latest 512, never more than
+    twice that; a chain still being written stays."""
+    from roost.core.bus import Bus
+    from roost.engine.engine import Engine
+    from roost.engine.rule_home import Services
+    from roost.state.echo import EchoTracker
+    from roost.state.home_state import HomeState
+
+    async def never(_: object) -> Any:
+        raise AssertionError("no commands here")
+
+    engine = Engine(Services(HomeState(Bus(), EchoTracker()), never, never, lambda: AT))
+    for n in range(5_000):
+        event = TemperatureChanged(id=f"e{n}", at=AT, account="a", device="t1", old=1, new=2)
+        engine._remember_chain(event, "first")
+        engine._remember_chain(event, "second")
+        assert 512 <= len(engine._chains) <= 1024 or n < 512
+    assert list(engine._chains)[-512:] == [f"e{n}" for n in range(4_488, 5_000)]
+    assert engine._chains["e4999"] == ["first", "second"]
+    echo = TemperatureChanged(
+        id="x", at=AT, account="a", device="t1", old=1, new=2, context=Context("c", "e4999")
+    )
+    engine._remember_chain(echo, "third")
+    assert engine._chains["e4999"] == ["first", "second", "third"]

@@ -12,6 +12,7 @@ command that waited (queue, rate limit, back-off) is judged by the house as it i
 from __future__ import annotations
 
 import math
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,9 +53,21 @@ class Limits:
 
 class Subject:
     """What a guard looks at: the command, its target, and the rest of the structure; and
-    the setpoints the command asks for, read once for all the guards."""
+    what every guard would otherwise work out again (the setpoints the command asks for,
+    the target as a thermostat), read once for all the guards."""
 
-    __slots__ = ("command", "cool", "heat", "limits", "neighbours", "recent_writes", "target")
+    __slots__ = (
+        "action",
+        "command",
+        "cool",
+        "heat",
+        "limits",
+        "neighbours",
+        "recent_writes",
+        "setpoints",
+        "target",
+        "thermostat",
+    )
 
     def __init__(
         self,
@@ -65,16 +78,23 @@ class Subject:
         recent_writes: int,
     ) -> None:
         self.command = command
+        self.action = action = command.action
         self.target = target
+        self.thermostat = target if isinstance(target, Thermostat) else None
         self.neighbours = neighbours
         self.limits = limits
         self.recent_writes = recent_writes
-        self.heat = _heat(command.action)
-        self.cool = _cool(command.action)
-
-    @property
-    def setpoints(self) -> list[float]:
-        return [v for v in (self.heat, self.cool) if v is not None]
+        heat: float | None
+        cool: float | None
+        if type(action) is SetHeat:  # the common command: no reader calls
+            heat, cool = action.celsius, None
+        else:
+            heat, cool = _heat(action), _cool(action)
+        self.heat, self.cool = heat, cool
+        if cool is None:
+            self.setpoints: tuple[float, ...] = () if heat is None else (heat,)
+        else:
+            self.setpoints = (cool,) if heat is None else (heat, cool)
 
 
 @dataclass(frozen=True)
@@ -107,8 +127,13 @@ def _said(what: str, of: object) -> str:
     return what if of is _NAMELESS else what.format(of)
 
 
+_FLOAT_MAX = sys.float_info.max
+
+
 def _number(value: object, what: str, of: object = _NAMELESS) -> float:
     """`value` as a finite float, or Unknown (None, NaN, ±inf, 1e309, not a number)."""
+    if type(value) is float and -_FLOAT_MAX <= value <= _FLOAT_MAX:  # NaN fails both
+        return value
     if value is None:
         raise Unknown(f"{_said(what, of)} is unknown")
     if isinstance(value, bool) or not isinstance(value, _NUMBER):
@@ -130,9 +155,9 @@ def _celsius(value: object, what: str, of: object = _NAMELESS) -> float:
 
 
 def _flag(value: object, what: str, of: object = _NAMELESS) -> bool:
-    if not isinstance(value, bool):
-        raise Unknown(f"{_said(what, of)} is unknown")
-    return value
+    if value is True or value is False:  # isinstance(value, bool), without the call
+        return value
+    raise Unknown(f"{_said(what, of)} is unknown")
 
 
 def _heat(action: Action) -> float | None:
@@ -151,10 +176,6 @@ def _cool(action: Action) -> float | None:
     return None
 
 
-def _thermostat(s: Subject) -> Thermostat | None:
-    return s.target if isinstance(s.target, Thermostat) else None
-
-
 # ---- the checks ------------------------------------------------------------------------
 
 MAX_FAN_MINUTES = 24 * 60
@@ -168,7 +189,7 @@ def _not_one_of(
 
 def _valid_arguments(s: Subject) -> str | None:
     """The command's own values: finite setpoints, known modes, a sane fan duration."""
-    action = s.command.action
+    action = s.action
     match action:
         case SetHeat(celsius=value) | SetCool(celsius=value):
             _number(value, "the setpoint")
@@ -190,7 +211,7 @@ def _valid_arguments(s: Subject) -> str | None:
 
 
 def _fits_target(s: Subject) -> str | None:
-    action, target = s.command.action, s.target
+    action, target = s.action, s.target
     if target is None:
         return f"no device or structure {s.command.target!r}"
     if isinstance(action, SetPresence):
@@ -209,18 +230,26 @@ def _online(s: Subject) -> str | None:
 
 
 def _device_range(s: Subject) -> str | None:
-    t = _thermostat(s)
-    if t is None:
-        return None
-    setpoints = s.setpoints
-    if not setpoints:
+    t = s.thermostat
+    if t is None or not s.setpoints:
         return None
     low, high = _pair(t.allowed_range_c, "the range of {!r}", t.name)
-    bad = [v for v in setpoints if not low <= v <= high]
-    return f"{bad[0]:g} °C is outside the device's range {low:g}–{high:g} °C" if bad else None
+    for v in s.setpoints:
+        if not low <= v <= high:
+            return f"{v:g} °C is outside the device's range {low:g}–{high:g} °C"
+    return None
 
 
 def _pair(value: object, what: str, of: object = _NAMELESS) -> tuple[float, float]:
+    if type(value) is tuple and len(value) == 2:  # the common case, as `_number` reads it
+        low, high = value
+        if (
+            type(low) is float
+            and type(high) is float
+            and -_FLOAT_MAX <= low <= _FLOAT_MAX
+            and -_FLOAT_MAX <= high <= _FLOAT_MAX
+        ):
+            return low, high
     if not isinstance(value, _PAIR) or len(value) != 2:
         raise Unknown(f"{_said(what, of)} is unknown")
     return _number(value[0], what, of), _number(value[1], what, of)
@@ -245,8 +274,8 @@ def _cools(action: Action, t: Thermostat) -> bool:
 
 
 def _no_cooling_with_emergency_heat(s: Subject) -> str | None:
-    t = _thermostat(s)
-    if t is None or not _cools(s.command.action, t):
+    t = s.thermostat
+    if t is None or not _cools(s.action, t):
         return None
     if _flag(t.emergency_heat, "whether emergency heat is on at {!r}", t.name):
         return "emergency heat is on"
@@ -254,7 +283,7 @@ def _no_cooling_with_emergency_heat(s: Subject) -> str | None:
 
 
 def _lock(s: Subject) -> str | None:
-    t = _thermostat(s)
+    t = s.thermostat
     setpoints = s.setpoints
     if t is None or not setpoints or not _flag(t.locked, "whether {!r} is locked", t.name):
         return None
@@ -308,14 +337,14 @@ def _alarm_in(neighbours: list[Device]) -> str | None:
 
 def _no_air_during_alarm(s: Subject) -> str | None:
     alarm = _alarm_in(s.neighbours)
-    if alarm is None or not _starts_air(s.command.action, s.target):
+    if alarm is None or not _starts_air(s.action, s.target):
         return None
     return alarm
 
 
 def _range_after(s: Subject) -> tuple[float, float] | None:
     """The heat and cool setpoints a heat-cool thermostat would hold after the command."""
-    action, t = s.command.action, _thermostat(s)
+    action, t = s.action, s.thermostat
     if isinstance(action, SetRange):
         return action.heat_celsius, action.cool_celsius
     if t is None or t.mode is not ThermostatMode.HEAT_COOL:

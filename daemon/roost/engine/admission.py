@@ -9,7 +9,7 @@ events (see `runner`), else in a task of its own.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -71,26 +71,27 @@ class RuleState:
     pending: dict[str, Trace] = field(default_factory=dict)  # timer id → its trace
 
 
-Ready = tuple[Rule, Event, Run, "RuleState", int]  # an admitted run, not yet started
+# An admitted run, not yet started: with the home its condition was checked with, if any.
+Ready = tuple[Rule, Event, Run, "RuleState", int, RuleHome | None]
 
 
 class Admission:
     """The engine's admission side (a part of `Engine`; the fields are the engine's)."""
 
     services: Services
+    clock: Clock
     loop: LoopLimits
+    block_budget_s: float
+    max_commands: int
     timers: Timers
     stats: dict[str, RuleStats]
     _states: dict[str, RuleState]
-    _chains: OrderedDict[str, list[str]]
+    _chains: dict[str, list[str]]
     _tg: TaskGroup | None
     _ready: deque[Ready]
     _inline: bool
 
     if TYPE_CHECKING:
-
-        @property
-        def clock(self) -> Clock: ...
 
         def _trace(
             self, r: Rule, label: str, event: Event, now: datetime | None = None
@@ -105,8 +106,16 @@ class Admission:
         def forget_delay(self, delay_id: str) -> None: ...
 
         async def _execute(
-            self, r: Rule, event: Event, run: Run, state: RuleState, start: int
+            self,
+            r: Rule,
+            event: Event,
+            run: Run,
+            state: RuleState,
+            start: int,
+            home: RuleHome | None,
         ) -> None: ...
+
+        def _report_blocked(self, r: Rule, trace: Trace, seconds: float) -> None: ...
 
     def _triggered(
         self, r: Rule, event: Event, label: str, trace: Trace | None = None, debounced: bool = False
@@ -119,14 +128,16 @@ class Admission:
             trace = self._trace(r, label, event, now)
         else:
             trace.end(Result.RUNNING)
-        if event.context.rule == r.name and not r.react_to_own_echo:
+        ctx = event.context
+        if ctx.rule == r.name and not r.react_to_own_echo:
             stats.skipped_echo += 1
             return self._skip(trace, "the event is the echo of this rule's own command")
-        cut = self._loop_cut(r, event, state, now)
-        if cut:
-            stats.loop_cuts += 1
-            log.warning("rule loop cut", rule=r.name, reason=cut, rules=list(trace.chain))
-            return self._skip(trace, f"loop cut: {cut}")
+        if ctx.causation is not None or ctx.depth >= self.loop.max_depth:  # else no cut
+            cut = self._loop_cut(r, event, state, now)
+            if cut:
+                stats.loop_cuts += 1
+                log.warning("rule loop cut", rule=r.name, reason=cut, rules=list(trace.chain))
+                return self._skip(trace, f"loop cut: {cut}")
         if is_alarm(event):
             return self._start_alarm(r, event, trace, state)
         if r.debounce_s and not debounced:
@@ -141,22 +152,28 @@ class Admission:
             stats.skipped_rate += 1
             count, window = r.rate
             return self._skip(trace, f"rate limit: {count} runs per {window:g}s reached")
-        if r.condition is not None and not self._condition(r, event, trace):
-            stats.skipped_condition += 1
-            return self._skip(trace, "condition not met")
-        return self._start(r, event, trace, state, now)
+        home = None
+        if r.condition is not None:
+            home = self._condition(r, event, trace)
+            if home is None:
+                stats.skipped_condition += 1
+                return self._skip(trace, "condition not met")
+        return self._start(r, event, trace, state, now, home)
 
     def _start_alarm(self, r: Rule, event: Event, trace: Trace, state: RuleState) -> bool:
         """A smoke/CO level change: debounce, cooldown, rate limit and run-mode waiting
         are for comfort, so none of them holds this run back (conditions still apply)."""
-        if r.condition is not None and not self._condition(r, event, trace):
-            self.stats[r.name].skipped_condition += 1
-            return self._skip(trace, "condition not met")
+        home = None
+        if r.condition is not None:
+            home = self._condition(r, event, trace)
+            if home is None:
+                self.stats[r.name].skipped_condition += 1
+                return self._skip(trace, "condition not met")
         if r.mode is RunMode.RESTART:
             for run in state.running:
                 run.restart()
         trace.step("alarm", "admitted", "limits and run mode do not hold back an alarm")
-        self._launch(r, event, trace, state)
+        self._launch(r, event, trace, state, home=home)
         return True
 
     def _skip(self, trace: Trace, reason: str) -> bool:
@@ -184,16 +201,18 @@ class Admission:
             state.rate = Window(r.rate[0], r.rate[1], state.rate.times if state.rate else ())
         return state.rate
 
-    def _condition(self, r: Rule, event: Event, trace: Trace) -> bool:
+    def _condition(self, r: Rule, event: Event, trace: Trace) -> RuleHome | None:
+        """The home the condition was checked with when it holds (the run's body goes on
+        with it), else None."""
         assert r.condition is not None
         home = RuleHome(self.services, r.name, event, r.dry_run, trace, self)
         try:
-            return as_condition(r.condition).check(event, home, trace.conditions)
+            return home if as_condition(r.condition).check(event, home, trace.conditions) else None
         except Exception as exc:
             self.stats[r.name].errors += 1
             log.exception("rule condition raised", rule=r.name, source=r.source)
             trace.conditions.append((redact_text(f"raised {type(exc).__name__}: {exc}"), False))
-            return False
+            return None
 
     def _debounce(
         self, r: Rule, event: Event, label: str, trace: Trace, state: RuleState, now: datetime
@@ -210,7 +229,15 @@ class Admission:
 
     # ---- run modes -----------------------------------------------------------------
 
-    def _start(self, r: Rule, event: Event, trace: Trace, state: RuleState, now: datetime) -> bool:
+    def _start(
+        self,
+        r: Rule,
+        event: Event,
+        trace: Trace,
+        state: RuleState,
+        now: datetime,
+        home: RuleHome | None = None,
+    ) -> bool:
         if state.running:
             if r.mode is RunMode.SINGLE:
                 self.stats[r.name].skipped_mode += 1
@@ -228,7 +255,7 @@ class Admission:
             elif len(state.running) >= r.max_runs:
                 self.stats[r.name].skipped_mode += 1
                 return self._skip(trace, f"mode parallel: {r.max_runs} runs already going")
-        self._launch(r, event, trace, state, now=now)
+        self._launch(r, event, trace, state, now=now, home=home)
         return True
 
     def _launch(
@@ -239,8 +266,10 @@ class Admission:
         state: RuleState,
         start: int = 0,
         now: datetime | None = None,
+        home: RuleHome | None = None,
     ) -> None:
-        """Start an admitted run (`now`: when it was admitted, if that was just now)."""
+        """Start an admitted run (`now`: when it was admitted, if that was just now;
+        `home`: the one its condition was checked with)."""
         if self._tg is None:
             raise RuntimeError("the engine is not running")
         if now is None:
@@ -252,10 +281,13 @@ class Admission:
         if event.context.causation is not None and state.echoes is not None:
             state.echoes.add(now)
         self._remember_chain(event, r.name)
-        trace.end(Result.RUNNING)
-        run = Run(trace)
+        if trace.result is not Result.RUNNING:  # queued or pending until now
+            trace.end(Result.RUNNING)
+        run = Run(trace, r, self, self.clock, self.block_budget_s, self.max_commands)
         state.running.append(run)
         if self._inline:
-            self._ready.append((r, event, run, state, start))
+            self._ready.append((r, event, run, state, start, home))
         else:
-            self._tg.start_soon(self._execute, r, event, run, state, start, name=f"rule {r.name}")
+            self._tg.start_soon(
+                self._execute, r, event, run, state, start, home, name=f"rule {r.name}"
+            )

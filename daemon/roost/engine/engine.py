@@ -14,7 +14,7 @@ a body does wait, that task stays with the run and a new one takes over the bus.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,7 +53,10 @@ __all__ = ["NOTIFY_STATE_KEY", "Engine", "LoopLimits", "RuleState", "RuleStats"]
 
 log = structlog.get_logger(__name__)
 
-_CHAINS_KEPT = 512
+_CHAINS_KEPT = 512  # at least this many (at most twice)
+# Runs + their commands between two takes from the inbox (1,024 batches): a run publishes
+# a batch or two per command, and at most `max_commands` (50) commands.
+_DRAIN_AFTER = 32
 _CHAIN_MAX = 32
 NOTIFY_STATE_KEY = "@notifications"
 
@@ -78,7 +81,7 @@ class Engine(Matching, Admission, Runner):
     stats: dict[str, RuleStats] = field(default_factory=dict)
     _index: Index = field(default_factory=dict)
     _states: dict[str, RuleState] = field(default_factory=dict)
-    _chains: OrderedDict[str, list[str]] = field(default_factory=OrderedDict)
+    _chains: dict[str, list[str]] = field(default_factory=dict)  # oldest first
     _tg: TaskGroup | None = None
     # Events taken off the bus and runs admitted, not yet handled/started; `_inline` is
     # True while the bus task works through them (runs admitted then start inline).
@@ -88,16 +91,14 @@ class Engine(Matching, Admission, Runner):
     _interrupter: Interrupter | None = None
     # Runs stopped by the block budget, the command cap or a real-time timeout: (rule, why).
     runaways: list[tuple[str, str]] = field(default_factory=list)
+    clock: Clock = field(init=False, repr=False)  # the services' clock, read on every run
 
     def __post_init__(self) -> None:
+        self.clock = self.services.clock
         self.traces = TraceStore(self.traces_per_rule)
         self.timers = Timers(
             self.services.clock, self._on_due, self._on_missed, self.persistence, self.grace_s
         )
-
-    @property
-    def clock(self) -> Clock:
-        return self.services.clock
 
     # ---- the rule set --------------------------------------------------------------
 
@@ -155,7 +156,7 @@ class Engine(Matching, Admission, Runner):
             self._inline = False
             self._pending.clear()
             while self._ready:  # admitted, never started: the engine stopped first
-                _, _, run, state, _ = self._ready.popleft()
+                _, _, run, state, _, _ = self._ready.popleft()
                 state.running.remove(run)
                 run.trace.end(Result.CANCELLED, "the engine stopped", self.clock.now())
 
@@ -164,22 +165,30 @@ class Engine(Matching, Admission, Runner):
         this task stays with it (so its cancel scopes stay in one task) and a new task
         takes over the bus."""
         pending, ready = self._pending, self._ready
+        undrained = 0  # runs since the inbox was last emptied into `pending`
         while True:
             self._inline = True
             while ready or pending:
                 if not ready:
-                    self.handle(pending.popleft())
+                    event = pending.popleft()
+                    if event.name in self._index:  # else no rule can match it
+                        self.handle(event)
                     continue
-                rest = self._begin(*ready.popleft())
+                admitted = ready.popleft()
+                rest = self._begin(*admitted)
                 if rest is not None:
                     try:
                         waits_for = rest.send(None)  # enters its cancel scope in this task
                     except StopIteration:
                         rest = None
                 if rest is None:
-                    # A run publishes (its command's outcome) to this very inbox: keep
-                    # room in it, or the next run would wait on the engine itself.
-                    _take_waiting(inbox, pending)
+                    # A run publishes (its commands' outcomes) to this very inbox: keep
+                    # room in it, or a later run would wait on the engine itself. Taking
+                    # them now or a few runs later handles them in the same order.
+                    undrained += 1 + admitted[2].commands
+                    if not pending or undrained >= _DRAIN_AFTER:
+                        _take_waiting(inbox, pending)
+                        undrained = 0
                     continue
                 self._inline = False
                 assert self._tg is not None
@@ -218,21 +227,20 @@ class Engine(Matching, Admission, Runner):
 
     def _remember_chain(self, event: Event, rule: str) -> None:
         key = event.context.correlation or event.id
-        chain = self._chains.get(key)
+        chains = self._chains
+        chain = chains.get(key)
         if chain is None:
-            chain = self._chains[key] = []
-            if len(self._chains) > _CHAINS_KEPT:
-                self._chains.popitem(last=False)
-        if len(chain) < _CHAIN_MAX:
+            chains[key] = [rule]
+            if len(chains) > 2 * _CHAINS_KEPT:  # the older half goes, in one step
+                self._chains = dict(list(chains.items())[-_CHAINS_KEPT:])
+        elif len(chain) < _CHAIN_MAX:
             chain.append(rule)
-
-    def _chain(self, event: Event) -> tuple[str, ...]:
-        key = event.context.correlation
-        return tuple(self._chains.get(key, ())) if key else ()
 
     def _trace(self, r: Rule, label: str, event: Event, now: datetime | None = None) -> Trace:
         at = now if now is not None else self.clock.now()
-        trace = Trace(r.name, label, at, event, self._chain(event))
+        key = event.context.correlation  # the rules that ran before in its causation chain
+        chain = self._chains.get(key) if key else None
+        trace = Trace(r.name, label, at, event, tuple(chain) if chain else ())
         self.traces.add(trace)
         return trace
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from roost.engine.admission import RuleState
 
 ANY_DEVICE = ""
+_NONE: list[Entry] = []  # no entries (never changed: only ever returned for reading)
 
 
 @dataclass
@@ -56,14 +57,12 @@ class Matching:
     """The engine's matching side (a part of `Engine`; the fields are the engine's)."""
 
     services: Services
+    clock: Clock
     timers: Timers
     _index: Index
     _states: dict[str, RuleState]
 
     if TYPE_CHECKING:
-
-        @property
-        def clock(self) -> Clock: ...
 
         def _triggered(
             self,
@@ -82,6 +81,7 @@ class Matching:
         by_device = self._index.get(event.name)
         if by_device is None:
             return
+        first: str | None = None  # a rule fires once per event, whichever triggers match
         fired: set[str] | None = None
         for entry in self._candidates(event, by_device):
             if entry.stateful:
@@ -90,26 +90,31 @@ class Matching:
             elif not entry.trigger.matches(event):
                 continue
             name = entry.rule.name
-            if fired is None:
-                fired = {name}
-            elif name in fired:
+            if first is None:
+                first = name
+            elif name == first or (fired is not None and name in fired):
                 continue
+            elif fired is None:
+                fired = {name}
             else:
                 fired.add(name)
             self._triggered(entry.rule, event, entry.label)
 
     def _candidates(self, event: Event, by_device: dict[str, list[Entry]]) -> list[Entry]:
-        found = by_device.get(ANY_DEVICE, [])
-        if event.device is None:
+        found = by_device.get(ANY_DEVICE, _NONE)
+        device_id = event.device
+        if device_id is None:
             return found
-        exact = by_device.get(event.device)
+        exact = by_device.get(device_id)
         # Other keys may name this device by its name rather than its id.
-        others = len(by_device) - (ANY_DEVICE in by_device) - (exact is not None)
-        device = self.services.state.device(event.device) if others else None
+        others = len(by_device) - (found is not _NONE) - (exact is not None)
+        device = self.services.state.device(device_id) if others else None
         named = by_device.get(device.name) if device is not None else None
-        if exact is None and named is None:
-            return found
-        return [*found, *(exact or ()), *(named or ())]
+        if named is None:
+            if exact is None or found is _NONE:
+                return exact or found
+            return [*found, *exact]
+        return [*found, *(exact or ()), *named]
 
     def _stateful(self, entry: Entry, event: Event) -> bool:
         """Threshold crossings and holds. True when the rule should be triggered now."""

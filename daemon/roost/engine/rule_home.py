@@ -94,10 +94,20 @@ class UnknownDevice(LookupError):
 
 
 class RunScope(Protocol):
-    """A rule run as its home sees it: its cancel scope (a timeout or a restart cancels it)."""
+    """A rule run as its home sees it: its isolation guard (the run is one: it counts the
+    commands and marks roost's own code), its deadline (made when first needed: a run
+    that never waits has none) and its cancel scope (a timeout or a restart cancels it)."""
 
     @property
     def scope(self) -> anyio.CancelScope | None: ...
+
+    def deadline(self) -> RunDeadline: ...
+
+    def __enter__(self) -> RunGuard: ...
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None: ...
+
+    def command(self) -> None: ...
 
 
 class RuleRunner(Protocol):
@@ -139,8 +149,6 @@ class RuleHome:
         dry_run: bool,
         trace: Trace | None = None,
         runner: RuleRunner | None = None,
-        deadline: RunDeadline | None = None,
-        guard: RunGuard | None = None,
         run: RunScope | None = None,
     ) -> None:
         self._services = services
@@ -149,11 +157,21 @@ class RuleHome:
         self._dry_run = dry_run
         self._trace = trace
         self._runner = runner
-        self._deadline = deadline
-        # Counts this run's commands, and marks roost's own code so a block-budget stop
-        # waits until the rule's code runs again (no roost state left half-done).
-        self._guard = guard or RunGuard()
-        self._run = run  # its scope is cancelled by a timeout or a restart
+        # The run counts its commands, and marks roost's own code so a block-budget stop
+        # waits until the rule's code runs again (no roost state left half-done); its
+        # scope is cancelled by a timeout or a restart. None: a condition's home (until
+        # its run starts, see `bind`), or a home made outside a run.
+        self._run = run
+
+    def bind(self, run: RunScope) -> None:
+        """The run this home now belongs to: a condition's home goes on into the body."""
+        self._run = run
+
+    def _guard(self) -> RunScope:
+        run = self._run
+        if run is None:  # outside a run: a guard of its own, for the commands it counts
+            run = self._run = _Unscoped()
+        return run
 
     @property
     def now(self) -> datetime:
@@ -245,32 +263,33 @@ class RuleHome:
             await self.command(target, SetPresence(Presence(presence)))
 
     async def command(self, target: str, action: Action) -> CommandOutcome:
-        with self._guard:
-            self._guard.command()
-            return await self._command(target, action)
-
-    async def _command(self, target: str, action: Action) -> CommandOutcome:
-        now = self._services.clock.now()
-        found = self._services.state.find(target)
-        ctx = self.event.context
-        command = Command(
-            id=new_id("c"),
-            account=found[0] if found else self.event.account,
-            target=target,
-            action=action,
-            issued_at=now,
-            deadline=now + COMMAND_DEADLINE,
-            rule=self.rule,
-            cause=self.event.id,
-            correlation=ctx.correlation or self.event.id,
-            depth=ctx.depth,
-            dry_run=self._dry_run,
-        )
-        outcome = await self._services.submit(command)
-        detail = f"{outcome.guard}: {outcome.reason}" if outcome.guard else outcome.reason
-        shown = found[1].name if found else target
-        self._step(f"{action.describe()} → {shown}", str(outcome.outcome), detail)
-        return outcome
+        guard = self._run or self._guard()
+        with guard:
+            guard.command()
+            services, event = self._services, self.event
+            now = services.clock.now()
+            found = services.state.find(target)
+            ctx = event.context
+            command = Command(
+                id=new_id("c"),
+                account=found[0] if found else event.account,
+                target=target,
+                action=action,
+                issued_at=now,
+                deadline=now + COMMAND_DEADLINE,
+                rule=self.rule,
+                cause=event.id,
+                correlation=ctx.correlation or event.id,
+                depth=ctx.depth,
+                dry_run=self._dry_run,
+            )
+            outcome = await services.submit(command)
+            if self._trace is not None:
+                detail = f"{outcome.guard}: {outcome.reason}" if outcome.guard else outcome.reason
+                shown = found[1].name if found else target
+                # the outcome's `action` is the action's description, already made
+                self._trace.step(f"{outcome.action} → {shown}", str(outcome.outcome), detail)
+            return outcome
 
     async def notify(
         self,
@@ -283,7 +302,7 @@ class RuleHome:
         """Send a push. False if the per-tag rate limit held it back (see the trace).
 
         An alarm (urgent, or sent by a run of a smoke/CO level change) is never limited."""
-        with self._guard:
+        with self._guard():
             return await self._notify(title, body, tuple(tags), Priority(priority))
 
     async def _notify(
@@ -319,20 +338,20 @@ class RuleHome:
     async def delay(self, duration: str | float) -> None:
         """Wait (on the engine's clock); the rule's timeout is extended by as much.
         A restart-mode rule is cancelled here by a newer trigger."""
-        with self._guard:
+        with self._guard():
             await self._delay(duration)
 
     async def delay_resumable(self, duration: str | float, resume_at: int) -> None:
         """A TOML rule's delay: kept in the store, so after a restart the run resumes at
         step `resume_at` when the delay is over."""
-        with self._guard:
+        with self._guard():
             await self._delay(duration, resume_at)
 
     async def _delay(self, duration: str | float, resume_at: int | None = None) -> None:
         seconds = parse_duration(duration)
         self._step(f"delay {seconds:g}s", "waiting")
-        if self._deadline is not None:
-            self._deadline.extend(seconds)  # a delay is not a hang
+        if self._run is not None:
+            self._run.deadline().extend(seconds)  # a delay is not a hang
         runner, kept = None, ""
         if resume_at is not None and self._runner is not None:
             runner, kept = self._runner, self._runner.keep_delay(self, seconds, resume_at)
@@ -383,15 +402,27 @@ class RuleHome:
         if self._runner is None:
             self._step(f"run rule {name!r}", "failed", "no engine")
             return False
-        with self._guard:
+        with self._guard():
             started = await self._runner.run_rule(name, self.event, self.rule)
         self._step(f"run rule {name!r}", "started" if started else "skipped")
         return started
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking code (file or network I/O, heavy maths) in a worker thread."""
-        with self._guard:
+        with self._guard():
             return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
+
+
+class _Unscoped(RunGuard):
+    """The run of a home made outside the engine's runs: counted and guarded like one,
+    with no deadline to extend and no scope to cancel."""
+
+    __slots__ = ()
+
+    scope: anyio.CancelScope | None = None
+
+    def deadline(self) -> RunDeadline:
+        return RunDeadline(SystemClock(), 0.0)
 
 
 def as_home(home: RuleHome) -> Home:

@@ -10,10 +10,10 @@ restart cancels) in the task that drives it, and watches each later stretch the 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import structlog
@@ -23,6 +23,8 @@ from roost.core.clock import Clock, SystemClock
 from roost.core.events import Event
 from roost.core.redact import redact_text
 from roost.engine.isolation import (
+    DEFAULT_BLOCK_BUDGET_S,
+    DEFAULT_MAX_COMMANDS,
     Interrupter,
     LoopMonitor,
     RuleBlocked,
@@ -44,17 +46,60 @@ log = structlog.get_logger(__name__)
 RunBody = Coroutine[Any, Any, None]
 
 
-class Run:
-    """One admitted run of a rule: its trace, and once it waits, its cancel scope."""
+class BlockReporter(Protocol):
+    def _report_blocked(self, r: Rule, trace: Trace, seconds: float) -> None: ...
 
-    __slots__ = ("restarted", "scope", "timed_out", "trace", "watchdog")
 
-    def __init__(self, trace: Trace) -> None:
+class Run(RunGuard):
+    """One admitted run of a rule: its trace, and its isolation (a run is its own
+    `RunGuard`: block budget, command count). Its deadline is made when first needed and
+    its cancel scope when it first waits: a run that never waits has neither."""
+
+    __slots__ = (
+        "_deadline",
+        "clock",
+        "restarted",
+        "rule",
+        "runner",
+        "scope",
+        "started",
+        "timed_out",
+        "timeout_s",
+        "trace",
+        "watchdog",
+    )
+
+    def __init__(
+        self,
+        trace: Trace,
+        rule: Rule,
+        runner: BlockReporter,
+        clock: Clock,
+        budget_s: float = DEFAULT_BLOCK_BUDGET_S,
+        max_commands: int = DEFAULT_MAX_COMMANDS,
+    ) -> None:
+        RunGuard.__init__(self, budget_s, max_commands)
         self.trace = trace
-        self.scope: anyio.CancelScope | None = None  # its deadline; made when it first waits
+        self.rule = rule
+        self.runner = runner
+        self.clock = clock
+        self.timeout_s = 0.0
+        self.started = 0.0  # on the clock's monotonic time, set when the run starts
+        self._deadline: RunDeadline | None = None
+        self.scope: anyio.CancelScope | None = None  # made when it first waits
         self.watchdog: anyio.CancelScope | None = None  # the deadline on a virtual clock
         self.timed_out = False
         self.restarted = False  # a newer trigger of a restart-mode rule cancelled it
+
+    def start(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.started = self.clock.monotonic()
+
+    def deadline(self) -> RunDeadline:
+        """When the run times out: `timeout_s` after it started, plus its delays."""
+        if self._deadline is None:
+            self._deadline = RunDeadline(self.clock, self.timeout_s, self.started)
+        return self._deadline
 
     def restart(self) -> None:
         """A newer trigger replaces this run (restart mode)."""
@@ -62,11 +107,16 @@ class Run:
         if self.scope is not None:
             self.scope.cancel()
 
+    def slow(self, seconds: float) -> None:
+        """A stretch of the run held the event loop `seconds`: reported and traced."""
+        self.runner._report_blocked(self.rule, self.trace, seconds)
+
 
 class Runner:
     """The engine's running side (a part of `Engine`; the fields are the engine's)."""
 
     services: Services
+    clock: Clock
     timeout_s: float
     blocking_s: float
     block_budget_s: float
@@ -80,9 +130,6 @@ class Runner:
 
     if TYPE_CHECKING:
 
-        @property
-        def clock(self) -> Clock: ...
-
         def _launch(
             self,
             r: Rule,
@@ -91,6 +138,7 @@ class Runner:
             state: RuleState,
             start: int = 0,
             now: datetime | None = None,
+            home: RuleHome | None = None,
         ) -> None: ...
 
         async def run_rule(self, name: str, event: Event, caller: str) -> bool: ...
@@ -99,40 +147,46 @@ class Runner:
 
         def forget_delay(self, delay_id: str) -> None: ...
 
-    async def _execute(self, r: Rule, event: Event, run: Run, state: RuleState, start: int) -> None:
+    async def _execute(
+        self, r: Rule, event: Event, run: Run, state: RuleState, start: int, home: RuleHome | None
+    ) -> None:
         """A run in a task of its own (started while no events were being handled inline)."""
-        rest = self._begin(r, event, run, state, start)
+        rest = self._begin(r, event, run, state, start, home)
         if rest is not None:
             await rest
 
     def _begin(
-        self, r: Rule, event: Event, run: Run, state: RuleState, start: int
+        self,
+        r: Rule,
+        event: Event,
+        run: Run,
+        state: RuleState,
+        start: int,
+        home: RuleHome | None,
     ) -> RunBody | None:
         """Run the first stretch inline. None when the run is over; else what carries it
-        on, to be driven by the calling task (its cancel scope is entered there)."""
-        timeout = r.timeout_s if r.timeout_s is not None else self.timeout_s
-        deadline = RunDeadline(self.clock, timeout)
-        guard = RunGuard(self.block_budget_s, self.max_commands)
-        home = RuleHome(
-            self.services, r.name, event, r.dry_run, run.trace, self, deadline, guard, run
-        )
+        on, to be driven by the calling task (its cancel scope is entered there).
+        `home`: the one its condition was checked with, which the body goes on with."""
+        run.start(r.timeout_s if r.timeout_s is not None else self.timeout_s)
+        if home is None:
+            home = RuleHome(self.services, r.name, event, r.dry_run, run.trace, self, run)
+        else:
+            home.bind(run)
         try:
             body = r.body(event, home) if start == 0 else _resumed(r, event, home, start)
-            if not inspect.iscoroutine(body):
-                return self._carry_on(r, event, run, state, home, deadline, timeout, body, None)
-            slow = self._blocked(r, run.trace)
-            done, waits_for = first_stretch(body, guard, self._interrupter, self.blocking_s, slow)
+            if not isinstance(body, CoroutineType):
+                return self._carry_on(r, event, run, state, body, None)
+            done, waits_for = first_stretch(body, run, self._interrupter, self.blocking_s, run.slow)
         except (Exception, RuleStopped) as exc:
-            self._ended(r, event, run, exc, timeout)
+            self._ended(r, event, run, exc)
             self._release(r, run, state)
             return None
         except BaseException:
             self._release(r, run, state)
             raise
         if not done:
-            waiting = (guard, waits_for)
-            return self._carry_on(r, event, run, state, home, deadline, timeout, body, waiting)
-        self._ended(r, event, run, None, timeout)
+            return self._carry_on(r, event, run, state, body, waits_for)
+        self._ended(r, event, run, None)
         self._release(r, run, state)
         return None
 
@@ -142,13 +196,11 @@ class Runner:
         event: Event,
         run: Run,
         state: RuleState,
-        home: RuleHome,
-        deadline: RunDeadline,
-        timeout_s: float,
         body: Awaitable[None],
-        waiting: tuple[RunGuard, Any] | None,
+        waits_for: Any,
     ) -> None:
-        """The rest of a run that waits: in its cancel scope, each stretch watched. A
+        """The rest of a run that waits (`waits_for`: what its first stretch waits on; None
+        for a body that is not a coroutine): in its cancel scope, each stretch watched. A
         cancellation from outside (the engine stops) goes on up untraced, as it came."""
         run.scope = scope = anyio.CancelScope()
         if run.restarted:
@@ -156,20 +208,18 @@ class Runner:
         try:
             error: BaseException | None = None
             try:
+                deadline = run.deadline()
                 if isinstance(self.clock, SystemClock) or self.wall_timeout:
                     scope.deadline = anyio.current_time() + deadline.left()
                     deadline.scope = scope
                 if not isinstance(self.clock, SystemClock):
                     self._watch(deadline, run)
                 with scope:
-                    if waiting is None:
+                    if not isinstance(body, CoroutineType):
                         await body
                     else:
-                        assert inspect.iscoroutine(body)
-                        guard, waits_for = waiting
-                        slow = self._blocked(r, run.trace)
                         await guarded_steps(
-                            body, guard, self._interrupter, self.blocking_s, slow, waits_for
+                            body, run, self._interrupter, self.blocking_s, run.slow, waits_for
                         )
                 if run.watchdog is not None:
                     run.watchdog.cancel()
@@ -177,17 +227,15 @@ class Runner:
                     error = TimeoutError()
             except (Exception, RuleStopped) as exc:
                 error = exc
-            self._ended(r, event, run, error, timeout_s)
+            self._ended(r, event, run, error)
         finally:
             if run.watchdog is not None:
                 run.watchdog.cancel()
             self._release(r, run, state)
 
-    def _ended(
-        self, r: Rule, event: Event, run: Run, error: BaseException | None, timeout: float
-    ) -> None:
+    def _ended(self, r: Rule, event: Event, run: Run, error: BaseException | None) -> None:
         """Trace how the run ended (and count and log what went wrong)."""
-        trace = run.trace
+        trace, timeout = run.trace, run.timeout_s
         if error is None:
             if run.restarted:
                 trace.end(Result.CANCELLED, "restarted by a newer trigger", self.clock.now())
@@ -254,20 +302,17 @@ class Runner:
 
         self._tg.start_soon(watch, name="rule watchdog")
 
-    def _blocked(self, r: Rule, trace: Trace) -> Any:
-        def report(seconds: float) -> None:
-            self.stats[r.name].blocked_loop += 1
-            if self.monitor is not None:
-                self.monitor.blocked_by(r.name)
-            log.warning(
-                "rule blocked the event loop (use await, or home.run_sync for blocking code)",
-                rule=r.name,
-                source=r.source,
-                blocked_s=round(seconds, 3),
-            )
-            trace.step("blocked the event loop", "warning", f"{seconds:.2f}s without an await")
-
-        return report
+    def _report_blocked(self, r: Rule, trace: Trace, seconds: float) -> None:
+        self.stats[r.name].blocked_loop += 1
+        if self.monitor is not None:
+            self.monitor.blocked_by(r.name)
+        log.warning(
+            "rule blocked the event loop (use await, or home.run_sync for blocking code)",
+            rule=r.name,
+            source=r.source,
+            blocked_s=round(seconds, 3),
+        )
+        trace.step("blocked the event loop", "warning", f"{seconds:.2f}s without an await")
 
 
 async def _resumed(r: Rule, event: Event, home: RuleHome, start: int) -> None:

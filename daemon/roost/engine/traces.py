@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from roost.core.events import Event
@@ -53,7 +54,7 @@ class Trace:
     result: Result = Result.RUNNING
     reason: str = ""
     finished_at: datetime | None = None
-    id: str = field(default_factory=lambda: new_id("t"))
+    id: str = field(default_factory=partial(new_id, "t"))
 
     def step(self, what: str, outcome: str, detail: str = "") -> None:
         self.steps.append(Step(what, outcome, detail))

@@ -10,7 +10,7 @@ Attribute names are checked when the rule is loaded, not when it first runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from roost.core.durations import parse_time_of_day
@@ -180,12 +180,19 @@ class Code:
     """A plain Python predicate `(event, home) -> bool`."""
 
     fn: Callable[[Any, Any], Any]
+    name: str = field(init=False, repr=False, compare=False)  # what a trace shows
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", str(getattr(self.fn, "__name__", "condition")))
 
     def check(self, event: Any, home: Any, results: Results | None = None) -> bool:
-        return _record(results, self.describe(), bool(self.fn(event, home)))
+        ok = bool(self.fn(event, home))
+        if results is not None:
+            results.append((self.name, ok))
+        return ok
 
     def describe(self) -> str:
-        return str(getattr(self.fn, "__name__", "condition"))
+        return self.name
 
 
 def _hhmm(minutes: int) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from roost.core import model
@@ -119,6 +120,18 @@ class Camera(Device):
 
 class Doorbell(Camera):
     state: model.Doorbell
+
+
+def _read_through(cls: type[Device]) -> None:
+    """Each state attribute the handle class declares reads the state with one C call (the
+    `__getattr__` fallback first fails the normal lookup, which costs an exception)."""
+    for name in vars(cls).get("__annotations__", {}):
+        if name != "state":
+            setattr(cls, name, property(attrgetter(f"state.{name}")))
+
+
+for _cls in (Device, Thermostat, Alarm, Camera, Doorbell):
+    _read_through(_cls)
 
 
 def handle(home: Commander, device: model.Device) -> Device:

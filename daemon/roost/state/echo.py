@@ -22,9 +22,11 @@ import anyio
 from roost.core.clock import Clock, SystemClock
 from roost.core.commands import Command, FailureReason, satisfies
 from roost.core.events import CommandOutcome, Context, Outcome
+from roost.core.fastinit import fast_init
 from roost.core.ids import new_id
 
 
+@fast_init  # one per command outcome
 @dataclass(frozen=True, slots=True)
 class Place:
     """Where a command lands: its structure, and its device (None for a structure)."""
@@ -52,7 +54,7 @@ def outcome_event(
         account=command.account,
         structure=place.structure,
         device=place.device,
-        context=Context(command.id, command.correlation, command.rule, depth=command.depth),
+        context=Context(command.id, command.correlation, command.rule, False, command.depth),
         command=command.id,
         action=command.action.describe(),
         outcome=outcome,
