@@ -105,8 +105,8 @@ class Matching:
         exact = by_device.get(event.device)
         # Other keys may name this device by its name rather than its id.
         others = len(by_device) - (ANY_DEVICE in by_device) - (exact is not None)
-        device = self.services.state.device(event.device) if others else None
-        named = by_device.get(device.name) if device is not None else None
+        name = self.services.state.device_name(event.device) if others else None
+        named = by_device.get(name) if name is not None else None
         if exact is None and named is None:
             return found
         return [*found, *(exact or ()), *(named or ())]
