@@ -315,16 +315,23 @@ class HomeState:
 
     async def patch(self, account: str, changes: Sequence[Change], at: datetime) -> None:
         acc = self.accounts.get(account) or self.account(account)
-        by_target: dict[str, dict[str, Any]] = {}
-        for change in changes:
-            values = by_target.get(change.target)
-            if values is None:
-                values = by_target[change.target] = {}
-            values[change.attribute] = change.value
         events: list[Event] = []
-        for target, values in by_target.items():
-            self._patch_one(acc, target, values, at, events)
-        await self._publish(acc, events, at)
+        if len(changes) == 1:  # most vendor pushes: one reading
+            change = changes[0]
+            self._patch_one(acc, change.target, {change.attribute: change.value}, at, events)
+        else:
+            by_target: dict[str, dict[str, Any]] = {}
+            for change in changes:
+                values = by_target.get(change.target)
+                if values is None:
+                    values = by_target[change.target] = {}
+                values[change.attribute] = change.value
+            for target, values in by_target.items():
+                self._patch_one(acc, target, values, at, events)
+        if self._note(acc, events, at):
+            full = self._bus.offer(events)  # `publish` without its coroutine
+            if full is not None:
+                await self._bus.overflow(full, events)
 
     def _patch_one(
         self, acc: AccountState, target: str, values: dict[str, Any], at: datetime, out: list[Event]
@@ -334,7 +341,7 @@ class HomeState:
         if entity is None:
             log.warning("patch for unknown target skipped", account=acc.account, target=target)
             return
-        shape = _shape(type(entity))
+        shape = _SHAPES.get(type(entity)) or _shape(type(entity))
         if values.keys() <= shape.deferrable:
             # A reading: kept beside the held device until someone reads the device.
             pending = acc.unfolded.get(target)
@@ -363,7 +370,7 @@ class HomeState:
                 if name not in _SKIP and getattr(old, name) != value
             ]
         if changed:
-            self._events(acc, entity, changed, at, False, out)
+            self._events(acc, entity, shape, changed, at, False, out)
 
     async def device_event(self, account: str, event: DeviceEvent) -> None:
         age_s = (self._now() - event.started_at).total_seconds()
@@ -456,12 +463,13 @@ class HomeState:
             if name not in _SKIP and getattr(old, name) != getattr(new, name)
         ]
         if changed:
-            self._events(acc, new, changed, at, catch_up, out)
+            self._events(acc, new, _shape(type(new)), changed, at, catch_up, out)
 
     def _events(
         self,
         acc: AccountState,
         entity: Entity,
+        shape: _Shape,
         changed: list[tuple[str, Any, Any]],
         at: datetime,
         catch_up: bool,
@@ -470,7 +478,10 @@ class HomeState:
         """The events for `changed` ((attribute, old value, new value), …) of one entity:
         an `AttributeChanged` each, and the semantic event where there is one."""
         target = entity.id
-        context = self._context(target, changed, catch_up, at, out)
+        if catch_up or self._echoes.is_watching(target):
+            context = self._context(target, changed, catch_up, at, out)
+        else:
+            context = NO_CONTEXT  # the common case, without a call
         if isinstance(entity, Structure):
             structure, device = target, None
         else:
@@ -478,7 +489,7 @@ class HomeState:
         account = acc.account
         versions = acc.versions
         reserved = acc.reserved if self._keeper is not None else None
-        semantics = _shape(type(entity)).semantics
+        semantics = shape.semantics
         for name, before, value in changed:
             # The change's identity: how many times target.attribute has changed.
             key = f"{target}.{name}"
@@ -527,14 +538,21 @@ class HomeState:
         return Context(cause.id, cause.correlation, cause.rule, catch_up, cause.depth + 1)
 
     async def _publish(self, acc: AccountState, events: list[Event], at: datetime) -> None:
+        if self._note(acc, events, at):
+            await self._bus.publish(events)
+
+    def _note(self, acc: AccountState, events: list[Event], at: datetime) -> bool:
+        """Before `events` go out: their change identities made durable and the account
+        marked changed. True if there is anything to publish."""
         if acc.reserved:
             reserved, acc.reserved = acc.reserved, []
             if self._keeper is not None:
                 self._keeper.reserve_versions(acc.account, reserved)
-        if events:
-            acc.last_event_at = at
-            self.dirty.add(acc.account)
-            await self._bus.publish(events)
+        if not events:
+            return False
+        acc.last_event_at = at
+        self.dirty.add(acc.account)
+        return True
 
 
 def _with_values(entity: Entity, values: dict[str, Any]) -> Entity | None:
