@@ -267,9 +267,13 @@ class HomeState:
         account = self._owner.get(device_id)
         if account is not None:
             acc = self.accounts[account]
-            pending = acc.unfolded.get(device_id)
-            if pending is not None and "name" not in pending:
-                return acc.held_devices[device_id].name
+            held = acc.held_devices.get(device_id)
+            if held is not None:
+                pending = acc.unfolded.get(device_id)
+                if pending is not None and "name" in pending:
+                    name: str = pending["name"]
+                    return name
+                return held.name
         device = self.device(device_id)
         return device.name if device is not None else None
 
