@@ -149,7 +149,9 @@ class AccountState:
         return self.held_devices.get(device_id)
 
     def _fold(self, device_id: str) -> Device:
-        values = self.unfolded.pop(device_id)
+        values = self.unfolded.pop(device_id, None)
+        if values is None:  # folded meanwhile (a rule's worker thread reading the home)
+            return self.held_devices[device_id]
         device = _with_values(self.held_devices[device_id], values)
         assert isinstance(device, Device)  # the names were checked when the patch came in
         self.held_devices[device_id] = device
