@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -19,9 +19,10 @@ from roost.cli.entry import main
 from roost.core.bus import Bus
 from roost.core.events import Delivery, NotificationOutcome
 from roost.notify.notifier import Notification, Notifier, Target
-from roost.providers.base import TokenSet
 from roost.simulator.sink import serve_sink
+from roost.store.interface import StateStore
 from roost.store.sqlite import FILE_NAME, MIGRATIONS, JournalEntry, Store, StoreError
+from tests.test_store_contract import store_fixture  # noqa: F401  (SQLite and PostgreSQL)
 
 pytestmark = pytest.mark.anyio
 
@@ -46,17 +47,6 @@ def test_a_store_from_a_newer_roost_is_refused(tmp_path: Path) -> None:
         conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
     with pytest.raises(StoreError, match="newer than this roost"):
         Store.open(tmp_path)
-
-
-async def test_tokens_round_trip(tmp_path: Path) -> None:
-    store = Store.open(tmp_path)
-    assert await store.load_token("a") is None
-    tokens = TokenSet("access-1", "refresh-1", NOW + timedelta(hours=1), "read write")
-    await store.save_token("a", tokens)
-    assert await store.load_token("a") == tokens
-    await store.save_token("a", TokenSet("access-2", "refresh-2"))
-    assert await store.load_token("a") == TokenSet("access-2", "refresh-2")
-    store.close()
 
 
 ROTATE = """
@@ -102,26 +92,12 @@ def test_a_token_rotation_killed_midway_leaves_old_or_new_never_torn(tmp_path: P
     assert seen[-1] > seen[0] > 0
 
 
-async def test_the_journal_keeps_order_and_is_pruned_by_age_and_size(tmp_path: Path) -> None:
-    store = Store.open(tmp_path)
-    old = [JournalEntry(NOW - timedelta(days=40), "co", "a", {"n": i}) for i in range(3)]
-    new = [JournalEntry(NOW - timedelta(minutes=i), "temperature", "a", {"n": i}) for i in range(5)]
-    await store.journal_append(old + new)
-    assert [e.body["n"] for e in await store.journal()] == [0, 1, 2, 0, 1, 2, 3, 4]
-    gone = await store.journal_prune(NOW - timedelta(days=30), keep_rows=4)
-    assert gone == 4
-    assert [e.body["n"] for e in await store.journal()] == [1, 2, 3, 4]
-    assert [e.event for e in await store.journal(event="co")] == []
-    store.close()
-
-
 async def collect(bus: Bus, outcomes: list[NotificationOutcome]) -> None:
     async for batch in bus.subscribe("test"):
         outcomes.extend(e for e in batch if isinstance(e, NotificationOutcome))
 
 
-async def test_the_outbox_delivers_once_and_routes_by_tag(tmp_path: Path) -> None:
-    store = Store.open(tmp_path)
+async def test_the_outbox_delivers_once_and_routes_by_tag(store: StateStore) -> None:
     bus = Bus()
     outcomes: list[NotificationOutcome] = []
     async with serve_sink() as everything, serve_sink() as urgent_only:
@@ -143,7 +119,6 @@ async def test_the_outbox_delivers_once_and_routes_by_tag(tmp_path: Path) -> Non
     assert urgent_only.received[0]["_headers"]["x-roost-dedupe-key"] == "k1"
     assert await store.outbox_list() == []  # nothing pending, nothing dead
     assert sorted(o.key for o in outcomes if o.delivery is Delivery.DELIVERED) == ["k1", "k2"]
-    store.close()
 
 
 async def test_an_undeliverable_notification_retries_dies_and_can_be_retried(
@@ -214,14 +189,3 @@ async def test_calls_let_through_together_still_take_turns_on_the_connection(
             tg.start_soon(store.journal_append, entries)
     assert len(await store.journal(limit=100_000)) == 4 * len(entries)
     store.close()
-
-
-async def test_many_homes_are_saved_in_one_call_and_read_back(tmp_path: Path) -> None:
-    store = Store.open(tmp_path)
-    try:
-        at = datetime(2026, 12, 1, tzinfo=UTC)
-        await store.home_put("a", {"v": 0}, at)
-        await store.homes_put([("a", {"v": 1}), ("b", {"v": 2}), ("c", {"v": 3})], at)
-        assert await store.homes() == {"a": {"v": 1}, "b": {"v": 2}, "c": {"v": 3}}
-    finally:
-        store.close()

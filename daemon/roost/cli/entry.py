@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from roost import __version__
+from roost.cli import cluster as clustercli
 from roost.cli import rules as rulecli
 from roost.cli import sim as simcli
 from roost.cli import status as statuscli
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     rulecli.add_commands(sub)  # check, trace, reload, replay
     statuscli.add_commands(sub)  # status, events, notify-test, auth
     simcli.add_command(sub)  # sim
+    clustercli.add_commands(sub)  # fleet, cluster
 
     outbox = sub.add_parser("outbox", help="pending and given-up notifications; retry one")
     outbox.add_argument("--config", type=Path, help="the TOML settings file")

@@ -157,8 +157,32 @@ def status_command(args: argparse.Namespace) -> int:
     answer = ask(args, {"command": "status"})
     if answer is None:
         return 1
+    cluster = _cluster_view(args)  # a fleet worker: the workers, ownership and backlog too
+    if cluster is not None:
+        answer["cluster"] = cluster
     print(dumps(answer, indent=2) if args.json else format_status(terminal.clean(answer)))
+    if cluster is not None and not args.json:
+        from roost.cli.cluster import format_cluster
+
+        print(format_cluster(cluster))
     return 0
+
+
+def _cluster_view(args: argparse.Namespace) -> dict[str, Any] | None:
+    from roost.config.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError:
+        return None
+    if not settings.cluster.enabled:
+        return None
+    import anyio
+
+    from roost.cli.cluster import cluster_view
+
+    view: dict[str, Any] = anyio.run(cluster_view, settings)
+    return view
 
 
 # ---- events -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -284,6 +285,54 @@ class DispatchSettings(_Section):
     echo_timeout_s: float = Field(default=120.0, gt=0)
 
 
+class StoreSettings(_Section):
+    """Where the durable state lives: SQLite in state_dir (the default), or a PostgreSQL
+    database shared by a fleet of workers (`url = "postgresql://roost@db/roost"`, the
+    password as the systemd credential `password_credential`; needs roost[postgres])."""
+
+    url: str | None = None
+    password_credential: str | None = None
+    password: SecretStr | None = None
+    pool_size: int = Field(default=4, ge=1, le=100)
+
+    @field_validator("password_credential")
+    @classmethod
+    def _credential_name(cls, value: str | None) -> str | None:
+        return check_credential_name(value)
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, _, rest = value.partition("://")
+        if scheme not in ("postgresql", "postgres") or not rest:
+            raise ValueError("store.url: a postgresql://user@host/database URL (or unset)")
+        if ":" in rest.partition("@")[0] and "@" in rest:
+            raise ValueError("store.url: no password in the URL; use password_credential")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Self:
+        if self.password_credential is not None:
+            self.password = SecretStr(
+                read_credential(self.password_credential, "store.password_credential")
+            )
+        return self
+
+
+class ClusterSettings(_Section):
+    """A fleet of workers on one PostgreSQL store (README "Running a fleet"). Each worker
+    serves a fair share of the account groups; `groups` lists the accounts that share
+    rules (one home's accounts at two vendors), every other account is a group of its own."""
+
+    enabled: bool = False
+    worker: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    groups: list[list[str]] = []
+    check_s: float = Field(default=0.5, gt=0, le=10)
+    lock_timeout_s: float = Field(default=2.0, gt=0, le=30)
+
+
 class ListenerSettings(_Section):
     """A listener that is off unless `listen` is set, on loopback unless allow_remote."""
 
@@ -367,6 +416,8 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     location: LocationSettings = Field(default_factory=LocationSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @field_validator("accounts")
     @classmethod
@@ -377,6 +428,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"account name {account.name!r} is used twice")
             seen.add(account.name)
         return accounts
+
+    @model_validator(mode="after")
+    def _cluster_needs_postgres(self) -> Self:
+        if self.cluster.enabled and self.store.url is None:
+            raise ValueError("cluster.enabled needs [store] url (a PostgreSQL database)")
+        names = {a.name for a in self.accounts}
+        for group in self.cluster.groups:
+            unknown = [n for n in group if n not in names]
+            if unknown:
+                raise ValueError(f"cluster.groups names unknown accounts: {unknown}")
+        return self
 
     @classmethod
     def settings_customise_sources(

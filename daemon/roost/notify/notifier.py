@@ -31,7 +31,8 @@ from roost.core.ids import new_id
 from roost.core.redact import redact_text
 from roost.host.faults import fault_point
 from roost.notify.priorities import with_priority
-from roost.store.sqlite import OutboxEntry, Store
+from roost.store.interface import StateStore
+from roost.store.sqlite import OutboxEntry
 
 log = structlog.get_logger(__name__)
 
@@ -179,7 +180,7 @@ class Notifier:
         self,
         targets: Sequence[Target],
         bus: Bus,
-        store: Store,
+        store: StateStore,
         *,
         clock: Clock | None = None,
         retry_for_s: float = 6 * 3600,
@@ -219,8 +220,11 @@ class Notifier:
             while True:
                 now = self._clock.now()
                 horizon = now + timedelta(seconds=2 * self._retry_max_s)
+                # A delivery that ends while the query runs may be read as still pending
+                # (a pooled store reads concurrently): such a key waits for the next round.
+                busy = set(self._in_flight)
                 for entry in await self._store.outbox_due(now, horizon):
-                    if entry.key not in self._in_flight:
+                    if entry.key not in self._in_flight and entry.key not in busy:
                         self._in_flight.add(entry.key)
                         tg.start_soon(self._deliver, entry)
                 await self._idle()

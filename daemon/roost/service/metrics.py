@@ -76,6 +76,14 @@ class RoostCollector(Collector):
         yield from self._rules()
         yield from self._commands_and_notifications()
         yield from self._accounts_families()
+        cluster = self._runtime.cluster
+        if cluster is not None:  # a fleet worker: ownership and failover counters
+            from roost.cluster.metrics import families
+
+            own = cluster.ownership
+            yield from families(
+                cluster.worker, len(own.owned), own.counters, cluster.commands_fenced
+            )
 
     def _daemon(self) -> Iterator[Metric]:
         observer, now = self._observer, datetime.now(UTC)

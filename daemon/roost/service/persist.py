@@ -5,11 +5,8 @@ first snapshot as catch-up events."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,9 +17,9 @@ from roost.core.clock import Clock
 from roost.core.codec import CodecError, dumps, event_to_dict, home_from_dict, home_to_dict
 from roost.core.events import Event
 from roost.core.model import Home
-from roost.core.timers import TimerRecord
 from roost.state.home_state import HomeState
-from roost.store.sqlite import JournalEntry, Store, open_connection
+from roost.store.interface import StateStore
+from roost.store.sqlite import JournalEntry
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +35,7 @@ class HomeKeeper:
     """Keeps the state's change identities and first pictures in the store (the state's
     `StateKeeper`)."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: StateStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
 
@@ -52,7 +49,7 @@ class HomeKeeper:
 class Persister:
     def __init__(
         self,
-        store: Store,
+        store: StateStore,
         state: HomeState,
         bus: Bus,
         clock: Clock,
@@ -164,51 +161,3 @@ class Persister:
 
 def _entries(events: Iterable[Event]) -> list[JournalEntry]:
     return [JournalEntry(e.at, e.name, e.account, event_to_dict(e)) for e in events]
-
-
-class StoreTimers:
-    """Pending timers in the store, as the engine's (synchronous) `TimerPersistence`.
-
-    Its own connection: a timer changes rarely, and a write of one row in WAL mode costs
-    tens of microseconds, so it is done in place rather than through the worker thread.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._conn: sqlite3.Connection = open_connection(path)
-
-    def save(self, record: TimerRecord) -> None:
-        with self._conn:
-            self._conn.execute(
-                "INSERT INTO timers VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
-                " rule=excluded.rule, kind=excluded.kind, due_at=excluded.due_at,"
-                " payload=excluded.payload",
-                (
-                    record.id,
-                    record.rule,
-                    str(record.kind),
-                    record.due_at.isoformat(),
-                    dumps(record.payload),
-                ),
-            )
-
-    def delete(self, timer_id: str) -> None:
-        with self._conn:
-            self._conn.execute("DELETE FROM timers WHERE id = ?", (timer_id,))
-
-    def load_all(self) -> list[TimerRecord]:
-        rows = self._conn.execute("SELECT id, rule, kind, due_at, payload FROM timers").fetchall()
-        return [
-            TimerRecord.from_json(
-                {
-                    "id": r[0],
-                    "rule": r[1],
-                    "kind": r[2],
-                    "due_at": r[3],
-                    "payload": json.loads(r[4]),
-                }
-            )
-            for r in rows
-        ]
-
-    def close(self) -> None:
-        self._conn.close()

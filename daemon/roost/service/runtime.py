@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
@@ -36,11 +37,15 @@ from roost.providers.registry import ProviderContext, build_provider
 from roost.rules.author import Rule
 from roost.rules.sun import Location
 from roost.service.control import Handler, rule_commands, serve
-from roost.service.persist import HomeKeeper, Persister, StoreTimers
+from roost.service.persist import HomeKeeper, Persister
 from roost.service.recorder import EventRecorder
+from roost.service.stores import open_store
 from roost.state.echo import EchoTracker
 from roost.state.home_state import HomeState
-from roost.store.sqlite import Store, StoreMemory, StoreTokens
+from roost.store.sqlite import StoreMemory, StoreTokens
+
+if TYPE_CHECKING:
+    from roost.cluster.worker import ClusterWorker
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +79,7 @@ class Runtime:
         self.settings = settings
         redact.remember_settings(settings)
         self.clock = SystemClock()
-        self.store = Store.open(settings.daemon.state_dir)
+        self.store = open_store(settings)
         self.bus = Bus()
         self.echoes = EchoTracker(settings.dispatch.echo_timeout_s, self.clock)
         self.state = HomeState(self.bus, self.echoes, keeper=HomeKeeper(self.store, self.clock))
@@ -111,7 +116,7 @@ class Runtime:
             memory=StoreMemory(self.store),
             locations=locations(settings),
         )
-        self.timers = StoreTimers(self.store.path)
+        self.timers = self.store.timer_persistence()
         self.engine = engine(settings, services, self.timers)
         d = settings.daemon
         self.persister = Persister(
@@ -137,6 +142,7 @@ class Runtime:
         self.providers = list(providers)
         for provider in self.providers:
             self.dispatcher.add_provider(provider)
+        self.cluster = cluster_worker(self) if settings.cluster.enabled else None
         for loosened in settings.guards.loosened():
             log.warning("guard loosened by configuration", setting=loosened)
 
@@ -160,7 +166,8 @@ class Runtime:
     async def run(self, commands: Mapping[str, Handler] | None = None) -> None:
         """Run until cancelled. `commands`: more control-socket commands than the rules'
         (the service adds status, events, outbox, …)."""
-        restored = await self.persister.restore()
+        # A fleet worker restores each group's accounts when it gains the group.
+        restored = await self.persister.restore() if self.cluster is None else 0
         self.engine.import_state(await self.store.rule_states())
         log.info("state restored", accounts=restored, timers=len(self.timers.load_all()))
         try:
@@ -179,8 +186,11 @@ class Runtime:
                 tg.start_soon(self.notifier.run)
                 if self.settings.notify.targets:
                     tg.start_soon(self.notify_helper.run)
-                for provider in self.providers:
-                    tg.start_soon(self._supervise, provider)
+                if self.cluster is not None:
+                    tg.start_soon(self.cluster.run, self._supervise)  # its groups' accounts
+                else:
+                    for provider in self.providers:
+                        tg.start_soon(self._supervise, provider)
         finally:
             with anyio.CancelScope(shield=True):
                 for provider in self.providers:
@@ -188,7 +198,7 @@ class Runtime:
                 await self._context.aclose()  # the HTTP clients the providers shared
                 await self.persister.flush()
                 self.timers.close()
-                self.store.close()
+                await self.store.aclose()
 
     async def _supervise(self, provider: Provider) -> None:
         """A provider that crashes is restarted with back-off (it reports its status afresh
@@ -205,6 +215,22 @@ class Runtime:
                     provider.account, ConnectionState.RECOVERING, f"crashed: {type(exc).__name__}"
                 )
                 await anyio.sleep(max(backoff.next(), PROVIDER_RESTART_S[0]))
+
+
+def cluster_worker(runtime: Runtime) -> ClusterWorker:
+    from roost.cluster.worker import attach  # psycopg: only a fleet worker needs it
+
+    password = runtime.settings.store.password
+    return attach(
+        runtime.settings.cluster,
+        runtime.store,
+        runtime.state,
+        runtime.providers,
+        runtime.dispatcher.add_provider,
+        password.get_secret_value() if password else None,
+        runtime.dispatcher.submit,
+        runtime.engine.timers,
+    )
 
 
 def engine(

@@ -15,15 +15,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from roost.core.codec import dumps, dumps_plain
 from roost.core.redact import remember
+from roost.core.timers import TimerRecord
 from roost.host.safefs import UnsafePath, private_file, refuse_links
 from roost.providers.base import TokenSet
+
+if TYPE_CHECKING:
+    from roost.store.interface import StateStore, StoredTimers
 
 T = TypeVar("T")
 
@@ -195,6 +199,12 @@ class Store:
         with self._conn_lock:
             self._write_versions(self._conn)
             self._conn.close()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def timer_persistence(self) -> StoredTimers:
+        return StoreTimers(self.path)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def run(conn: sqlite3.Connection) -> T:
@@ -555,7 +565,7 @@ def _entry(row: Sequence[Any]) -> OutboxEntry:
 class StoreTokens:
     """The store as a provider's `TokenStore`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StateStore) -> None:
         self._store = store
 
     async def load(self, account: str) -> TokenSet | None:
@@ -572,7 +582,7 @@ class StoreTokens:
 class StoreMemory:
     """The store as a provider's `ProviderMemory`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StateStore) -> None:
         self._store = store
 
     async def get(self, account: str, key: str) -> str | None:
@@ -580,3 +590,51 @@ class StoreMemory:
 
     async def put(self, account: str, key: str, value: str) -> None:
         await self._store.memory_put(account, key, value)
+
+
+class StoreTimers:
+    """Pending timers in the store, as the engine's (synchronous) `TimerPersistence`.
+
+    Its own connection: a timer changes rarely, and a write of one row in WAL mode costs
+    tens of microseconds, so it is done in place rather than through the worker thread.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn: sqlite3.Connection = open_connection(path)
+
+    def save(self, record: TimerRecord) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO timers VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                " rule=excluded.rule, kind=excluded.kind, due_at=excluded.due_at,"
+                " payload=excluded.payload",
+                (
+                    record.id,
+                    record.rule,
+                    str(record.kind),
+                    record.due_at.isoformat(),
+                    dumps(record.payload),
+                ),
+            )
+
+    def delete(self, timer_id: str) -> None:
+        with self._conn:
+            self._conn.execute("DELETE FROM timers WHERE id = ?", (timer_id,))
+
+    def load_all(self) -> list[TimerRecord]:
+        rows = self._conn.execute("SELECT id, rule, kind, due_at, payload FROM timers").fetchall()
+        return [
+            TimerRecord.from_json(
+                {
+                    "id": r[0],
+                    "rule": r[1],
+                    "kind": r[2],
+                    "due_at": r[3],
+                    "payload": json.loads(r[4]),
+                }
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,643 @@
+"""The durable state in PostgreSQL, for a fleet of workers sharing one database.
+
+The same contract as the SQLite store (roost.store.interface.StateStore): tokens, provider
+memory, the notification outbox, timers, rule state, the last known state of each home,
+change identities and the event journal. psycopg 3 with an async connection pool; versioned
+migrations (table `roost_schema`, applied under an advisory lock so that workers starting
+together migrate once). Timestamps are `timestamptz` in UTC; JSON is kept as text, exactly as
+written (jsonb would reorder keys and refuse NUL characters).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import anyio
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from roost.core.codec import dumps
+from roost.core.timers import TimerRecord
+from roost.providers.base import TokenSet
+from roost.store.sqlite import JournalEntry, OutboxEntry, StoreError
+
+MIGRATION_LOCK = 0x726F6F7374  # "roost": one migrator at a time
+OPTIONS = "-c timezone=UTC"
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE tokens (
+        account text PRIMARY KEY,
+        access_token text NOT NULL,
+        refresh_token text,
+        expires_at timestamptz,
+        scope text NOT NULL DEFAULT '',
+        updated_at timestamptz NOT NULL
+    );
+    CREATE TABLE provider_memory (
+        account text NOT NULL,
+        key text NOT NULL,
+        value text NOT NULL,
+        PRIMARY KEY (account, key)
+    );
+    CREATE TABLE outbox (
+        key text PRIMARY KEY,
+        payload text NOT NULL,
+        state text NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        delivered_to text NOT NULL DEFAULT '[]',
+        created_at timestamptz NOT NULL,
+        next_attempt_at timestamptz NOT NULL,
+        last_error text NOT NULL DEFAULT '',
+        finished_at timestamptz,
+        grp text NOT NULL DEFAULT ''
+    );
+    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+    CREATE TABLE timers (
+        id text PRIMARY KEY,
+        rule text NOT NULL,
+        kind text NOT NULL,
+        due_at timestamptz NOT NULL,
+        payload text NOT NULL,
+        grp text NOT NULL DEFAULT ''
+    );
+    CREATE TABLE rule_state (
+        grp text NOT NULL DEFAULT '',
+        rule text NOT NULL,
+        state text NOT NULL,
+        PRIMARY KEY (grp, rule)
+    );
+    CREATE TABLE home_state (
+        account text PRIMARY KEY,
+        snapshot text NOT NULL,
+        saved_at timestamptz NOT NULL
+    );
+    CREATE TABLE change_versions (
+        account text NOT NULL,
+        key text NOT NULL,
+        version bigint NOT NULL,
+        value text NOT NULL,
+        PRIMARY KEY (account, key)
+    );
+    CREATE TABLE journal (
+        seq bigserial PRIMARY KEY,
+        at timestamptz NOT NULL,
+        event text NOT NULL,
+        account text NOT NULL,
+        body text NOT NULL
+    );
+    CREATE INDEX journal_at ON journal (at);
+    CREATE INDEX journal_event ON journal (event, seq);
+    CREATE TABLE meta (
+        key text PRIMARY KEY,
+        value text NOT NULL
+    );
+    """,
+    # A fleet (roost.cluster): who owns each account group, in which epoch. The epoch is
+    # raised by each new owner; every fenced write checks it in its own transaction.
+    """
+    CREATE TABLE cluster_groups (
+        grp text PRIMARY KEY,
+        epoch bigint NOT NULL DEFAULT 0,
+        owner text NOT NULL DEFAULT '',
+        owned_at timestamptz
+    );
+    CREATE TABLE cluster_commands (
+        id text PRIMARY KEY,
+        grp text NOT NULL,
+        epoch bigint NOT NULL,
+        worker text NOT NULL,
+        account text NOT NULL,
+        body text NOT NULL,
+        at timestamptz NOT NULL DEFAULT now()
+    );
+    ALTER TABLE outbox ADD COLUMN writer text NOT NULL DEFAULT '';
+    CREATE INDEX outbox_group ON outbox (grp, state);
+    ALTER TABLE timers DROP CONSTRAINT timers_pkey;
+    ALTER TABLE timers ADD PRIMARY KEY (grp, id);
+    """,
+    # Fleet commands (roost.cluster.fleet): one command, one row per account.
+    """
+    CREATE TABLE fleet_commands (
+        id text PRIMARY KEY,
+        selection text NOT NULL,
+        setting text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE fleet_targets (
+        fleet text NOT NULL REFERENCES fleet_commands (id),
+        account text NOT NULL,
+        grp text NOT NULL,
+        state text NOT NULL DEFAULT 'pending',
+        detail text NOT NULL DEFAULT '',
+        worker text NOT NULL DEFAULT '',
+        epoch bigint,
+        done_at timestamptz,
+        PRIMARY KEY (fleet, account)
+    );
+    CREATE INDEX fleet_pending ON fleet_targets (state, grp);
+    """,
+)
+
+
+def migrate(conn: psycopg.Connection[Any], migrations: Sequence[str] = MIGRATIONS) -> int:
+    """Bring the schema up to date (once, whoever else starts at the same time)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS roost_schema (version integer NOT NULL)")
+        row = conn.execute("SELECT max(version) FROM roost_schema").fetchone()
+        version = int(row[0]) if row and row[0] is not None else 0
+        if version > len(migrations):
+            raise StoreError(
+                f"the state database is at schema {version}, newer than this roost "
+                f"({len(migrations)}); upgrade roost or restore a backup"
+            )
+        for number, script in enumerate(migrations[version:], start=version + 1):
+            conn.execute(script.encode())
+            conn.execute("INSERT INTO roost_schema VALUES (%s)", (number,))
+    return len(migrations)
+
+
+def connect(url: str, password: str | None = None) -> psycopg.Connection[Any]:
+    """A plain (synchronous, autocommit) connection; a clear StoreError if there is none."""
+    try:
+        return psycopg.connect(url, password=password, options=OPTIONS, autocommit=True)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to the PostgreSQL store: {exc}") from None
+
+
+class StoreFence(Protocol):
+    """A fleet worker (roost.cluster.worker): whose rows it writes and when it may."""
+
+    worker: str
+
+    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Raise (roost.store.fence.Fenced) if this worker may no longer write."""
+
+    def owns(self, account: str) -> bool: ...
+
+
+LIVE_WRITERS = (
+    "SELECT coalesce(array_agg(substr(application_name, 12)), '{}') FROM pg_stat_activity"
+    " WHERE application_name LIKE 'roost-lock:%%'"
+)
+
+
+class PgStore:
+    """The store on a PostgreSQL connection pool."""
+
+    def __init__(self, url: str, *, password: str | None = None, max_size: int = 4) -> None:
+        self.url = url
+        self._password = password
+        with connect(url, password) as conn:
+            migrate(conn)
+        kwargs: dict[str, Any] = {"options": OPTIONS, "autocommit": True}
+        if password is not None:
+            kwargs["password"] = password
+        self._pool = AsyncConnectionPool(
+            url, min_size=1, max_size=max_size, kwargs=kwargs, open=False
+        )
+        self._opened = False
+        self._open_lock = anyio.Lock()
+        self._versions: list[tuple[str, str, int, Any]] = []
+        self._versions_lock = threading.Lock()
+        # Set by a fleet worker: outbox writes are then fenced by its lock session, rows
+        # carry it as their writer, and homes it does not own are not written.
+        self.fence: StoreFence | None = None
+
+    async def pool(self) -> AsyncConnectionPool:
+        return await self._connection()
+
+    async def _connection(self) -> AsyncConnectionPool:
+        if not self._opened:
+            async with self._open_lock:
+                if not self._opened:
+                    await self._pool.open(wait=True, timeout=30)
+                    self._opened = True
+        return self._pool
+
+    async def aclose(self) -> None:
+        if self._opened:
+            await self.flush()
+            await self._pool.close()
+            self._opened = False
+
+    def timer_persistence(self) -> PgTimers:
+        return PgTimers(self.url, self._password, scope=self._scope)
+
+    def _scope(self) -> str:
+        """Whose timers and rule state: a fleet worker's own (by its name), else ''."""
+        return self.fence.worker if self.fence is not None else ""
+
+    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One statement in its own transaction (after the queued versions); rows changed."""
+        pool = await self._connection()
+        async with pool.connection() as conn, conn.transaction():
+            await self._write_versions(conn)
+            cursor = await conn.execute(sql.encode(), params)
+            return cursor.rowcount
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        pool = await self._connection()
+        async with pool.connection() as conn, conn.transaction():
+            await self._write_versions(conn)
+            cursor = await conn.execute(sql.encode(), params)
+            return await cursor.fetchall()
+
+    async def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        pool = await self._connection()
+        async with pool.connection() as conn, conn.transaction():
+            await self._write_versions(conn)
+            async with conn.cursor() as cursor:
+                await cursor.executemany(sql.encode(), rows)
+
+    # ---- tokens --------------------------------------------------------------------------
+
+    async def load_token(self, account: str) -> TokenSet | None:
+        rows = await self._fetch(
+            "SELECT access_token, refresh_token, expires_at, scope FROM tokens WHERE account = %s",
+            (account,),
+        )
+        if not rows:
+            return None
+        access, refresh, expires, scope = rows[0]
+        return TokenSet(access, refresh, expires, scope)
+
+    async def save_token(self, account: str, tokens: TokenSet) -> None:
+        await self._execute(
+            "INSERT INTO tokens VALUES (%s, %s, %s, %s, %s, now()) ON CONFLICT (account)"
+            " DO UPDATE SET access_token=excluded.access_token,"
+            " refresh_token=excluded.refresh_token, expires_at=excluded.expires_at,"
+            " scope=excluded.scope, updated_at=excluded.updated_at",
+            (account, tokens.access_token, tokens.refresh_token, tokens.expires_at, tokens.scope),
+        )
+
+    # ---- provider memory -----------------------------------------------------------------
+
+    async def memory_get(self, account: str, key: str) -> str | None:
+        rows = await self._fetch(
+            "SELECT value FROM provider_memory WHERE account = %s AND key = %s", (account, key)
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def memory_put(self, account: str, key: str, value: str) -> None:
+        await self._execute(
+            "INSERT INTO provider_memory VALUES (%s, %s, %s)"
+            " ON CONFLICT (account, key) DO UPDATE SET value=excluded.value",
+            (account, key, value),
+        )
+
+    # ---- notification outbox -------------------------------------------------------------
+
+    async def outbox_add(self, key: str, payload: dict[str, Any], at: datetime) -> bool:
+        """In a fleet, fenced: a worker that lost its lock session adds nothing (raises
+        Fenced), except an urgent notification (alarms fail open): that row is written
+        anyway and a live worker takes it over, so it goes out, at worst twice with one
+        dedupe key."""
+        sql = (
+            "INSERT INTO outbox (key, payload, state, created_at, next_attempt_at, writer)"
+            " VALUES (%s, %s, 'pending', %s, %s, %s) ON CONFLICT (key) DO NOTHING"
+        )
+        params = (key, dumps(payload), at, at, self.fence.worker if self.fence else "")
+        urgent = payload.get("priority") == "urgent"
+        added = await self._outbox_write(sql, params, fenced=not urgent)
+        return added == 1
+
+    async def _outbox_write(self, sql: str, params: Sequence[Any], fenced: bool = True) -> int:
+        if self.fence is None or not fenced:
+            return await self._execute(sql, params)
+        pool = await self._connection()
+        async with pool.connection() as conn, conn.transaction():
+            await self.fence.check(conn)
+            cursor = await conn.execute(sql.encode(), params)
+            return cursor.rowcount
+
+    async def outbox_due(
+        self, now: datetime, horizon: datetime | None = None, limit: int = 100
+    ) -> list[OutboxEntry]:
+        due = "state = 'pending' AND (next_attempt_at <= %s OR next_attempt_at > %s)"
+        params = (now, horizon or datetime.max.replace(tzinfo=UTC))
+        if self.fence is None:
+            rows = await self._fetch(
+                f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {due} ORDER BY created_at LIMIT %s",
+                (*params, limit),
+            )
+            return [outbox_entry(r) for r in rows]
+        # A fleet: this worker's rows, and those of writers no longer alive (taken over
+        # here, each by one worker: SKIP LOCKED, then the writer is this one).
+        me = self.fence.worker
+        pool = await self._connection()
+        async with pool.connection() as conn, conn.transaction():
+            if not await self._may_write(conn):
+                return []  # nothing to deliver until this worker holds a lock session
+            cursor = await conn.execute(
+                (
+                    f"UPDATE outbox SET writer = %s WHERE key IN (SELECT key FROM outbox"
+                    f" WHERE {due} AND (writer = %s::text"
+                    f" OR writer <> ALL(({LIVE_WRITERS})::text[]))"
+                    f" ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+                    f" RETURNING {OUTBOX_COLUMNS}"
+                ).encode(),
+                (me, *params, me, limit),
+            )
+            entries = [outbox_entry(r) for r in await cursor.fetchall()]
+        return sorted(entries, key=lambda e: e.created_at)
+
+    async def outbox_next_due(self) -> datetime | None:
+        rows = await self._fetch("SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'")
+        value: datetime | None = rows[0][0] if rows else None
+        return value
+
+    async def outbox_list(self, states: Sequence[str] = ("pending", "dead")) -> list[OutboxEntry]:
+        rows = await self._fetch(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = ANY(%s) ORDER BY created_at",
+            (list(states),),
+        )
+        return [outbox_entry(r) for r in rows]
+
+    async def outbox_update(
+        self,
+        key: str,
+        *,
+        state: str,
+        attempts: int,
+        delivered_to: list[str],
+        next_attempt_at: datetime,
+        last_error: str = "",
+        finished_at: datetime | None = None,
+    ) -> None:
+        sql = (
+            "UPDATE outbox SET state=%s, attempts=%s, delivered_to=%s, next_attempt_at=%s,"
+            " last_error=%s, finished_at=%s WHERE key=%s"
+        )
+        params = (
+            state,
+            attempts,
+            dumps(delivered_to),
+            next_attempt_at,
+            last_error,
+            finished_at,
+            key,
+        )
+        if self.fence is None:
+            await self._execute(sql, params)
+            return
+        pool = await self._connection()
+        async with pool.connection() as conn, conn.transaction():
+            # A worker that lost its session records nothing: the row stays pending and a
+            # live worker sends it again, with the same dedupe key (the documented window).
+            if await self._may_write(conn):
+                await conn.execute(sql.encode(), params)
+
+    async def _may_write(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        from roost.store.fence import Fenced  # the fleet's own module
+
+        assert self.fence is not None
+        try:
+            await self.fence.check(conn)
+        except Fenced:
+            return False
+        return True
+
+    async def outbox_retry(self, key: str, now: datetime) -> bool:
+        changed = await self._execute(
+            "UPDATE outbox SET state='pending', next_attempt_at=%s, finished_at=NULL"
+            " WHERE key=%s AND state IN ('pending', 'dead')",
+            (now, key),
+        )
+        return changed == 1
+
+    async def outbox_prune(self, delivered_before: datetime) -> int:
+        return await self._execute(
+            "DELETE FROM outbox WHERE state = 'delivered' AND finished_at < %s",
+            (delivered_before,),
+        )
+
+    # ---- timers and rule state -----------------------------------------------------------
+
+    async def timer_put(
+        self, timer_id: str, rule: str, kind: str, due_at: datetime, payload: dict[str, Any]
+    ) -> None:
+        await self._execute(
+            TIMER_UPSERT, (timer_id, rule, kind, due_at, dumps(payload), self._scope())
+        )
+
+    async def timer_delete(self, timer_id: str) -> None:
+        await self._execute(
+            "DELETE FROM timers WHERE id = %s AND grp = %s", (timer_id, self._scope())
+        )
+
+    async def timers(self) -> list[tuple[str, str, str, datetime, dict[str, Any]]]:
+        rows = await self._fetch(
+            "SELECT id, rule, kind, due_at, payload FROM timers WHERE grp = %s", (self._scope(),)
+        )
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    async def rule_state_put(self, states: dict[str, dict[str, Any]]) -> None:
+        if states:
+            await self._many(
+                "INSERT INTO rule_state (grp, rule, state) VALUES (%s, %s, %s)"
+                " ON CONFLICT (grp, rule) DO UPDATE SET state=excluded.state",
+                [(self._scope(), rule, dumps(state)) for rule, state in states.items()],
+            )
+
+    async def rule_states(self) -> dict[str, dict[str, Any]]:
+        rows = await self._fetch(
+            "SELECT rule, state FROM rule_state WHERE grp = %s", (self._scope(),)
+        )
+        return {str(r[0]): json.loads(r[1]) for r in rows}
+
+    # ---- last known state of each home ---------------------------------------------------
+
+    async def home_put(self, account: str, snapshot: dict[str, Any], at: datetime) -> None:
+        await self.homes_put([(account, snapshot)], at)
+
+    async def homes_put(self, homes: Sequence[tuple[str, dict[str, Any]]], at: datetime) -> None:
+        """Several homes in one transaction; in a fleet only those this worker owns (a home
+        it lost is its new owner's to keep)."""
+        fence = self.fence
+        rows = [
+            (account, dumps(snapshot), at)
+            for account, snapshot in homes
+            if fence is None or fence.owns(account)
+        ]
+        if rows:
+            await self._many(HOME_UPSERT, rows)
+
+    async def homes(self) -> dict[str, dict[str, Any]]:
+        rows = await self._fetch("SELECT account, snapshot FROM home_state")
+        return {str(r[0]): json.loads(r[1]) for r in rows}
+
+    async def homes_of(self, accounts: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = await self._fetch(
+            "SELECT account, snapshot FROM home_state WHERE account = ANY(%s)", (list(accounts),)
+        )
+        return {str(r[0]): json.loads(r[1]) for r in rows}
+
+    def reserve_versions(self, account: str, items: Sequence[tuple[str, int, Any]]) -> None:
+        with self._versions_lock:
+            self._versions.extend((account, k, v, value) for k, v, value in items)
+
+    async def _write_versions(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        with self._versions_lock:
+            pending, self._versions = self._versions, []
+        if self.fence is not None:
+            pending = [p for p in pending if self.fence.owns(p[0])]
+        if not pending:
+            return
+        async with conn.cursor() as cursor:
+            await cursor.executemany(
+                b"INSERT INTO change_versions VALUES (%s, %s, %s, %s) ON CONFLICT (account, key)"
+                b" DO UPDATE SET version=excluded.version, value=excluded.value",
+                [(a, key, version, dumps(value)) for a, key, version, value in pending],
+            )
+
+    async def flush(self) -> None:
+        await self._fetch("SELECT 1")
+
+    async def versions_of(self, accounts: Sequence[str]) -> dict[str, dict[str, tuple[int, Any]]]:
+        rows = await self._fetch(
+            "SELECT account, key, version, value FROM change_versions WHERE account = ANY(%s)",
+            (list(accounts),),
+        )
+        found: dict[str, dict[str, tuple[int, Any]]] = {}
+        for account, key, version, value in rows:
+            found.setdefault(str(account), {})[str(key)] = (int(version), json.loads(value))
+        return found
+
+    async def versions(self, account: str) -> dict[str, tuple[int, Any]]:
+        rows = await self._fetch(
+            "SELECT key, version, value FROM change_versions WHERE account = %s", (account,)
+        )
+        return {str(r[0]): (int(r[1]), json.loads(r[2])) for r in rows}
+
+    # ---- the event journal ---------------------------------------------------------------
+
+    async def journal_append(self, entries: Sequence[JournalEntry]) -> None:
+        if entries:
+            await self._many(
+                "INSERT INTO journal (at, event, account, body) VALUES (%s, %s, %s, %s)",
+                [(e.at, e.event, e.account, dumps(e.body)) for e in entries],
+            )
+
+    async def journal(self, limit: int = 1000, event: str | None = None) -> list[JournalEntry]:
+        where, params = ("WHERE event = %s", (event,)) if event else ("", ())
+        rows = await self._fetch(
+            f"SELECT at, event, account, body FROM journal {where} ORDER BY seq DESC LIMIT %s",
+            (*params, limit),
+        )
+        return [JournalEntry(r[0], r[1], r[2], json.loads(r[3])) for r in reversed(rows)]
+
+    async def journal_since(
+        self, since: datetime, events: Sequence[str], limit: int = 100_000
+    ) -> list[JournalEntry]:
+        rows = await self._fetch(
+            "SELECT at, event, account, body FROM journal WHERE at >= %s"
+            " AND event = ANY(%s) ORDER BY seq DESC LIMIT %s",
+            (since, list(events), limit),
+        )
+        return [JournalEntry(r[0], r[1], r[2], json.loads(r[3])) for r in reversed(rows)]
+
+    async def journal_prune(self, older_than: datetime, keep_rows: int) -> int:
+        gone = await self._execute("DELETE FROM journal WHERE at < %s", (older_than,))
+        gone += await self._execute(
+            "DELETE FROM journal WHERE seq <= (SELECT seq FROM journal"
+            " ORDER BY seq DESC OFFSET %s LIMIT 1)",
+            (keep_rows,),
+        )
+        return gone
+
+    # ---- small values --------------------------------------------------------------------
+
+    async def meta_get(self, key: str) -> str | None:
+        rows = await self._fetch("SELECT value FROM meta WHERE key = %s", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def meta_put(self, key: str, value: str) -> None:
+        await self._execute(
+            "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+
+OUTBOX_COLUMNS = (
+    "key, payload, state, attempts, delivered_to, created_at, next_attempt_at, last_error"
+)
+HOME_UPSERT = (
+    "INSERT INTO home_state VALUES (%s, %s, %s) ON CONFLICT (account) DO UPDATE SET"
+    " snapshot=excluded.snapshot, saved_at=excluded.saved_at"
+)
+TIMER_UPSERT = (
+    "INSERT INTO timers (id, rule, kind, due_at, payload, grp) VALUES (%s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (grp, id) DO UPDATE SET rule=excluded.rule, kind=excluded.kind,"
+    " due_at=excluded.due_at, payload=excluded.payload"
+)
+
+
+def outbox_entry(row: Sequence[Any]) -> OutboxEntry:
+    key, payload, state, attempts, delivered_to, created, next_at, error = row
+    return OutboxEntry(
+        key,
+        json.loads(payload),
+        state,
+        int(attempts),
+        json.loads(delivered_to),
+        created,
+        next_at,
+        error,
+    )
+
+
+class PgTimers:
+    """Pending timers as the engine's synchronous `TimerPersistence`, on a connection of its
+    own (a timer changes rarely; one row's write on a local server is a fraction of a ms).
+    In a fleet each worker keeps its own (`scope`, its name)."""
+
+    def __init__(
+        self, url: str, password: str | None = None, scope: Callable[[], str] = lambda: ""
+    ) -> None:
+        self._conn = connect(url, password)
+        self._scope = scope
+
+    def save(self, record: TimerRecord) -> None:
+        self._conn.execute(
+            TIMER_UPSERT.encode(),
+            (
+                record.id,
+                record.rule,
+                str(record.kind),
+                record.due_at,
+                dumps(record.payload),
+                self._scope(),
+            ),
+        )
+
+    def delete(self, timer_id: str) -> None:
+        self._conn.execute(
+            b"DELETE FROM timers WHERE id = %s AND grp = %s", (timer_id, self._scope())
+        )
+
+    def load_all(self) -> list[TimerRecord]:
+        rows = self._conn.execute(
+            b"SELECT id, rule, kind, due_at, payload FROM timers WHERE grp = %s",
+            (self._scope(),),
+        ).fetchall()
+        return [
+            TimerRecord.from_json(
+                {
+                    "id": r[0],
+                    "rule": r[1],
+                    "kind": r[2],
+                    "due_at": r[3].isoformat(),
+                    "payload": json.loads(r[4]),
+                }
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        self._conn.close()
