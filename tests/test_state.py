@@ -328,3 +328,16 @@ async def test_a_patch_naming_an_unknown_attribute_changes_nothing() -> None:
     )
     assert h.drain() == []
     assert h.state.device("t1") == DEN
+
+
+async def test_a_single_change_of_a_structure_or_an_unknown_name_takes_the_full_path() -> None:
+    h = Harness()
+    await h.state.snapshot("acct", home(HOUSE, DEN), AT)
+    await h.state.patch("acct", [Change("s1", "presence", Presence.AWAY)], AT)
+    [generic, presence] = h.drain()
+    assert isinstance(generic, AttributeChanged) and isinstance(presence, PresenceChanged)
+    assert h.state.home("acct").structures["s1"] == replace(HOUSE, presence=Presence.AWAY)
+    await h.state.patch("acct", [Change("t1", "no_such_field", 1)], AT)
+    await h.state.patch("acct", [Change("nowhere", "ambient_c", 1.0)], AT)
+    assert h.drain() == []
+    assert h.state.device("t1") == DEN

@@ -324,7 +324,8 @@ class HomeState:
         events: list[Event] = []
         if len(changes) == 1:  # most vendor pushes: one reading
             change = changes[0]
-            self._patch_one(acc, change.target, {change.attribute: change.value}, at, events)
+            if not self._reading(acc, change, at, events):
+                self._patch_one(acc, change.target, {change.attribute: change.value}, at, events)
         else:
             by_target: dict[str, dict[str, Any]] = {}
             for change in changes:
@@ -338,6 +339,27 @@ class HomeState:
             full = self._bus.offer(events)  # `publish` without its coroutine
             if full is not None:
                 await self._bus.overflow(full, events)
+
+    def _reading(self, acc: AccountState, change: Change, at: datetime, out: list[Event]) -> bool:
+        """A patch of one reading of a device, as `_patch_one` takes it but without its
+        dictionaries (the common case). False if it is not such a reading."""
+        target, name, value = change.target, change.attribute, change.value
+        held = acc.held_devices.get(target)
+        if held is None:
+            return False
+        shape = _SHAPES.get(type(held)) or _shape(type(held))
+        if name not in shape.deferrable:
+            return False
+        pending = acc.unfolded.get(target)
+        if pending is None:
+            acc.unfolded[target] = {name: value}
+            before = getattr(held, name)
+        else:
+            before = pending[name] if name in pending else getattr(held, name)
+            pending[name] = value
+        if before != value:
+            self._events(acc, held, shape, [(name, before, value)], at, False, out)
+        return True
 
     def _patch_one(
         self, acc: AccountState, target: str, values: dict[str, Any], at: datetime, out: list[Event]
