@@ -1,15 +1,20 @@
 """Idle footprint of `roost run` with one account, against issue 20's and 21's targets.
 
-    .venv/bin/python bench/idle.py [--idle 20] [--settle 5]
+    .venv/bin/python bench/idle.py [--idle 20] [--settle 5] [--python PYTHON]
 
 This process serves the WWN simulator (the demo home) and a push sink. For each row it
 starts `python -m roost run` (the repo's example rules, one `nest_wwn` account, one apprise
 target), waits for READY (the `ready` log line) and `--settle` seconds, then reads the
 daemon's VmRSS and VmHWM from /proc, its CPU (user+system) over `--idle` seconds, and the
 notification helper's RSS (apprise lives in that child process; PSS sums both fairly).
-Rows: the page off; the page on (`[web] listen`) with one SSE client on the live events
-stream. Last, a CO alarm is raised and the time to the push at the sink is printed. The
+Rows: the page off; the page on (`[web] listen`) with one browser's worth of client: the
+live events page and its two files loaded, then the page's SSE stream held open. Last, a
+CO alarm is raised and the time to the push at the sink is printed. The
 machine's load (`uptime`) is printed beside the figures.
+
+`--python` runs the daemon under another interpreter, e.g. a production venv's
+(`python3 -m venv V && V/bin/pip install .`: no dev extras), which is what users run; the
+dev venv has more packages installed, and some libraries import what they find.
 """
 
 from __future__ import annotations
@@ -105,8 +110,12 @@ async def wait_logged(log: Path, event: str, timeout_s: float = 30) -> None:
 
 
 async def open_sse(stack: AsyncExitStack, port: int) -> None:
-    """One browser's worth: a client on the live events stream, reading it."""
+    """One browser's worth: the live events page and its files loaded, then a client on
+    its stream, reading it."""
     client = await stack.enter_async_context(httpx.AsyncClient(timeout=None))
+    for path in ("/live", "/static/live.js", "/static/roost.css"):
+        page = await client.get(f"http://127.0.0.1:{port}{path}")
+        assert page.status_code == 200, (path, page.status_code)
     request = client.build_request("GET", f"http://127.0.0.1:{port}/live/stream")
     response = await client.send(request, stream=True)
     stack.push_async_callback(response.aclose)
@@ -130,7 +139,9 @@ def free_port() -> int:
         return port
 
 
-async def measure(label: str, web: bool, idle_s: float, settle_s: float, push: bool) -> None:
+async def measure(
+    label: str, web: bool, idle_s: float, settle_s: float, push: bool, python: str
+) -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         port = free_port()
@@ -146,7 +157,7 @@ async def measure(label: str, web: bool, idle_s: float, settle_s: float, push: b
             env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
             with log.open("wb") as out:
                 process = await anyio.open_process(
-                    [sys.executable, "-m", "roost", "run", "--config", str(config)],
+                    [python, "-m", "roost", "run", "--config", str(config)],
                     stdout=out,
                     stderr=out,
                     env=env,
@@ -211,12 +222,13 @@ async def stop(process: Process) -> None:
         await process.wait()
 
 
-async def main(idle_s: float, settle_s: float) -> None:
+async def main(idle_s: float, settle_s: float, python: str) -> None:
     quiet_logging()
     header("idle RSS and CPU", "`roost run`, one WWN account, one apprise target")
+    print(f"   daemon's interpreter: {python}")
     print(f"   {uptime()}")
-    await measure("page off", False, idle_s, settle_s, push=True)
-    await measure("page on, one SSE client on /live", True, idle_s, settle_s, push=False)
+    await measure("page off", False, idle_s, settle_s, True, python)
+    await measure("page on, /live loaded + its SSE", True, idle_s, settle_s, False, python)
     print(f"   {uptime()}")
 
 
@@ -224,5 +236,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--idle", type=float, default=20.0)
     parser.add_argument("--settle", type=float, default=5.0)
+    parser.add_argument("--python", default=sys.executable, help="the daemon's interpreter")
     args = parser.parse_args()
-    anyio.run(main, args.idle, args.settle)
+    anyio.run(main, args.idle, args.settle, args.python)

@@ -10,6 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -18,6 +20,18 @@ import pytest
 from anyio.streams.text import TextReceiveStream
 
 from tests.test_service_lifecycle import AWAY_ECO, STRUCTURE, clean_env, daemon, wait_for
+
+
+@contextmanager
+def interruptible_children() -> Iterator[None]:
+    """Children started here take Ctrl-C (SIGINT) as from a terminal, even when this test
+    runs with SIGINT ignored (a background job of a non-interactive shell: its children
+    would inherit the ignoring, and the viewer would never stop)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # reset by exec
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.anyio
@@ -36,11 +50,12 @@ async def test_status_events_outbox_and_notify_test(tmp_path: Path) -> None:
         assert "connected" in human
         assert "outbox: 0 pending, 0 dead" in human
 
-        viewer = await anyio.open_process(
-            [sys.executable, "-m", "roost", "events", "--follow", "--json", "--event",
-             "presence", "--config", str(bed.config)],
-            env=clean_env(),
-        )  # fmt: skip
+        with interruptible_children():
+            viewer = await anyio.open_process(
+                [sys.executable, "-m", "roost", "events", "--follow", "--json", "--event",
+                 "presence", "--config", str(bed.config)],
+                env=clean_env(),
+            )  # fmt: skip
         try:
             assert viewer.stderr is not None
             assert viewer.stdout is not None

@@ -128,3 +128,47 @@ async def test_sent_is_called_once_the_response_is_out() -> None:
     async with httpserver.running(handler, "test", LIMITS) as server:
         assert (await raw(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")).endswith(b"ok")
     assert calls == ["sent"]
+
+
+async def test_a_stream_ends_as_soon_as_its_client_hangs_up() -> None:
+    """Not at its next chunk: a live view that sends only every few seconds must give its
+    slot back when the browser leaves (the web page's viewer limit counts on `done`)."""
+    ended = anyio.Event()
+    done: list[str] = []
+
+    async def silent() -> AsyncIterator[bytes]:
+        try:
+            yield b"first\n"
+            await anyio.sleep_forever()
+            yield b"never\n"
+        finally:
+            ended.set()
+
+    async def handler(request: httpserver.Request) -> httpserver.Answer:
+        return httpserver.StreamingResponse(200, silent(), done=lambda: done.append("done"))
+
+    async with httpserver.running(handler, "test", LIMITS) as server:
+        async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+            await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            with anyio.fail_after(5):
+                head = b""
+                while b"first" not in head:
+                    head += await stream.receive()
+            assert server.open_streams == 1
+        with anyio.fail_after(2):
+            await ended.wait()
+        while server.open_streams:
+            await anyio.sleep(0.01)
+    assert done == ["done"]
+
+
+async def test_a_servers_headers_go_on_every_answer_its_errors_too() -> None:
+    headers = (("x-frame-options", "DENY"),)
+    async with httpserver.running(echo, "test", LIMITS, headers=headers) as server:
+        async with httpx.AsyncClient() as client:
+            ok = await client.get(f"{server.url}/")
+            streamed = await client.get(f"{server.url}/stream")
+            too_big = await client.post(f"{server.url}/", content=b"x" * 1000)
+        assert too_big.status_code == 413
+        for response in (ok, streamed, too_big):
+            assert response.headers["x-frame-options"] == "DENY"

@@ -12,8 +12,10 @@ KEPT_OUT = {
     "apprise": "~27 MiB with its plugins (in the helper process instead)",
     "click": "httpx's command line, with pygments: 1.6 MiB",
     "pygments": "httpx's command line",
+    "greenlet": "structlog's deprecated thread-local context, where greenlet is installed: 1.1 MiB",
     "roost.providers.netatmo.provider": "a vendor's provider, only for its accounts",
-    "starlette": "the web page, only when [web] listen is set",
+    "jinja2": "the web page's templates, only when [web] listen is set",
+    "roost.web.app": "the web page, only when [web] listen is set",
 }
 
 DAEMON_MODULES = (

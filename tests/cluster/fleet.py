@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +54,14 @@ def home(i: int) -> SimHome:
 
 
 class Homes:
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, keepalive_s: float = 30) -> None:
         self.sims = [
-            NestWwnSimulator(home(i), token=token(i), keepalive_s=30, redirect=False)
+            NestWwnSimulator(home(i), token=token(i), keepalive_s=keepalive_s, redirect=False)
             for i in range(count)
         ]
         self.streams: Counter[int] = Counter()  # home -> streams open (as far as seen)
         self.opened: dict[int, list[float]] = {}  # home -> when each stream opened
+        self.closed: dict[int, list[float]] = {}  # home -> when each stream was seen ending
 
     async def handle(self, request: http.Request) -> http.Response | http.StreamingResponse:
         prefix, _, rest = request.path.lstrip("/").partition("/")
@@ -82,6 +83,7 @@ class Homes:
                 yield chunk
         finally:
             self.streams[i] -= 1
+            self.closed.setdefault(i, []).append(anyio.current_time())
 
     def connected(self) -> int:
         return sum(1 for n in self.streams.values() if n > 0)
@@ -91,11 +93,18 @@ class Homes:
 
 
 def worker_config(
-    directory: Path, name: str, url: str, pg_url: str, sink_url: str, homes: int
+    directory: Path,
+    name: str,
+    url: str,
+    pg_url: str,
+    sink_url: str,
+    homes: int,
+    rule: str = RULE,
+    lock_timeout_s: float = 2,
 ) -> Path:
     rules = directory / "rules"
     rules.mkdir(exist_ok=True)
-    (rules / "co.py").write_text(RULE)
+    (rules / "fleet.py").write_text(rule)
     state = directory / name
     state.mkdir()
     accounts = "".join(
@@ -109,7 +118,8 @@ def worker_config(
         f'control_socket = "{state}/control.sock"\n'
         f'[log]\nlevel = "info"\nformat = "json"\n'
         f'[store]\nurl = "{pg_url}"\n'
-        f'[cluster]\nenabled = true\nworker = "{name}"\ncheck_s = 0.5\nlock_timeout_s = 2\n'
+        f'[cluster]\nenabled = true\nworker = "{name}"\ncheck_s = 0.5\n'
+        f"lock_timeout_s = {lock_timeout_s}\n"
         f'[[notify.targets]]\nurl = "{sink_url}"\n{accounts}'
     )
     return path
@@ -134,6 +144,46 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def writers_by_epoch(sims: Sequence[NestWwnSimulator]) -> dict[int, dict[int | None, set[str]]]:
+    """What the vendor saw: for each home, the workers whose writes arrived in each of its
+    ownership epochs (X-Roost-Worker / X-Roost-Epoch; a write without them: epoch None,
+    worker "?")."""
+    seen: dict[int, dict[int | None, set[str]]] = {}
+    for i, sim in enumerate(sims):
+        for request in sim.requests:
+            by_epoch = seen.setdefault(i, {})
+            by_epoch.setdefault(request.epoch, set()).add(request.worker or "?")
+    return seen
+
+
+def double_writers(sims: Sequence[NestWwnSimulator]) -> dict[int, dict[int | None, set[str]]]:
+    """Homes written by two workers within one epoch, or by a writer naming no epoch."""
+    return {
+        i: {
+            epoch: workers
+            for epoch, workers in by_epoch.items()
+            if len(workers) > 1 or epoch is None
+        }
+        for i, by_epoch in writers_by_epoch(sims).items()
+        if any(len(workers) > 1 or epoch is None for epoch, workers in by_epoch.items())
+    }
+
+
+def stale_writes(sims: Sequence[NestWwnSimulator]) -> dict[int, list[int | None]]:
+    """Homes where a write from an older epoch arrived after one from a newer epoch (an
+    owner that lost the account still sending): each such home's epochs, in arrival order."""
+    stale: dict[int, list[int | None]] = {}
+    for i, sim in enumerate(sims):
+        epochs = [r.epoch for r in sim.requests]
+        newest = -1
+        for epoch in epochs:
+            if epoch is not None and epoch < newest:
+                stale[i] = epochs
+                break
+            newest = max(newest, epoch or -1)
+    return stale
 
 
 def dedupe_keys(received: list[dict[str, Any]]) -> Counter[str]:

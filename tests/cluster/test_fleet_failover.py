@@ -19,7 +19,16 @@ import pytest
 from roost.simulator import http
 from roost.simulator.sink import serve_sink
 from roost.store.postgres import PgStore
-from tests.cluster.fleet import Homes, dedupe_keys, start_worker, stop, worker_config
+from tests.cluster.fleet import (
+    Homes,
+    dedupe_keys,
+    double_writers,
+    stale_writes,
+    start_worker,
+    stop,
+    worker_config,
+    writers_by_epoch,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -84,9 +93,6 @@ async def test_a_killed_worker_s_accounts_resume_elsewhere_with_no_alarm_lost(
             config = tmp_path / f"{survivor}.toml"
             report = await fleet_command(config, "heat=18.5")
             refused = await fleet_command(config, "heat=99")  # past the guards' maximum
-            with anyio.fail_after(60):  # (the alarmed homes are off: the vendor refuses)
-                while not all(_wrote(homes, i, 18.5) for i in queued(report) if i >= ALARMED):
-                    await anyio.sleep(0.2)
             view = json.loads((await cli("cluster", "--config", str(config), "--json")).stdout)
         finally:
             for proc in procs.values():
@@ -106,29 +112,40 @@ async def test_a_killed_worker_s_accounts_resume_elsewhere_with_no_alarm_lost(
             "SELECT grp, epoch FROM cluster_commands GROUP BY grp, epoch"
             " HAVING count(DISTINCT worker) > 1"
         ).fetchall()
+        ungrouped = conn.execute("SELECT key FROM outbox WHERE grp = ''").fetchall()
         recorded = dict(
             conn.execute(
                 "SELECT account, count(*) FROM cluster_commands GROUP BY account"
             ).fetchall()
         )
     assert two_writers == []
+    assert ungrouped == []  # every notification was written under its group's epoch
     # every write the vendor saw went through the fence (a recorded command)
     for i, writes in homes.writes().items():
         assert writes <= recorded.get(f"h{i}", 0), (i, writes, recorded)
     assert homes.writes(), "the alarms made no command at all"
-    # the fleet command: one row and one outcome per account, each run by its owner
+    # at the vendor: every write named its worker and ownership epoch; no home was written
+    # by two workers within one epoch, nor by an old owner after its successor
+    assert double_writers(homes.sims) == {}
+    assert stale_writes(homes.sims) == {}
+    seen = writers_by_epoch(homes.sims)
+    writers = {w for epochs in seen.values() for ws in epochs.values() for w in ws}
+    assert set(procs) - {victim} <= writers <= set(procs)  # (the survivors: the fleet command)
+    # the fleet command: one row and one final outcome per account, each run by its owner:
+    # confirmed by the device's echo, or (the alarmed homes' thermostats are off) the
+    # vendor's refusal
     rows = report["accounts"]
     assert sorted(r["account"] for r in rows) == sorted(f"h{i}" for i in range(ACCOUNTS))
     assert {r["worker"] for r in rows} == set(procs) - {victim}
-    assert len(queued(report)) >= ACCOUNTS - ALARMED, report["counts"]  # (CO: refused)
-    assert {r["state"] for r in rows} <= {"queued", "refused"}, report["counts"]
+    assert confirmed(report) == set(range(ALARMED, ACCOUNTS)), report["counts"]
+    assert report["counts"] == {"confirmed": ACCOUNTS - ALARMED, "failed": ALARMED}
+    assert all(r["done_at"] and r["took_s"] is not None for r in rows)
     for i, sim in enumerate(homes.sims):
         fleet_writes = [body for _, body in sim.writes if 18.5 in body.values()]
-        if i >= ALARMED:
-            assert len(fleet_writes) == (1 if i in queued(report) else 0), (i, sim.writes)
-        assert len(fleet_writes) <= 1, (i, sim.writes)
+        assert len(fleet_writes) == (1 if i in confirmed(report) else 0), (i, sim.writes)
         assert not [body for _, body in sim.writes if 99 in body.values()]
     assert refused["counts"] == {"refused": ACCOUNTS}
+    assert all("device_range" in r["detail"] or "range" in r["detail"] for r in refused["accounts"])
     assert sorted(w["worker"] for w in view["workers"]) == sorted(set(procs) - {victim})
     assert view["groups_without_live_owner"] == 0
 
@@ -144,24 +161,20 @@ async def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def fleet_command(config: Path, setting: str) -> dict[str, Any]:
-    """`roost fleet send`, then `roost fleet status` until no row is pending."""
+    """`roost fleet send`, then `roost fleet status` until every row has its final outcome."""
     sent = await cli("fleet", "send", "--config", str(config), "--set", setting)
     fleet_id = sent.stdout.split()[2].rstrip(":")
     with anyio.fail_after(120):
         while True:
             shown = await cli("fleet", "status", fleet_id, "--config", str(config), "--json")
             report: dict[str, Any] = json.loads(shown.stdout)
-            if "pending" not in report["counts"]:
+            if not {"pending", "sending"} & set(report["counts"]):
                 return report
             await anyio.sleep(0.5)
 
 
-def queued(report: dict[str, Any]) -> set[int]:
-    return {int(r["account"][1:]) for r in report["accounts"] if r["state"] == "queued"}
-
-
-def _wrote(homes: Homes, i: int, value: float) -> bool:
-    return any(value in body.values() for _, body in homes.sims[i].writes)
+def confirmed(report: dict[str, Any]) -> set[int]:
+    return {int(r["account"][1:]) for r in report["accounts"] if r["state"] == "confirmed"}
 
 
 def _owner(pg_url: str, group: str) -> str:

@@ -1,5 +1,5 @@
-"""The page's safety rules, against the real application in-process (httpx's ASGI
-transport) over a real daemon runtime and its SQLite store: Host check, token exchange,
+"""The page's safety rules, against the real page served in-process over loopback by
+roost's HTTP server, over a real daemon runtime and its SQLite store: Host check, token exchange,
 the session cookie, CSRF and Origin checks on every action, a strict CSP with no inline
 script, a remote listener that needs the token for every page, and the token file."""
 
@@ -21,6 +21,7 @@ from roost.service.runtime import Runtime
 from roost.web.access import ensure_token, read_token, token_path
 from roost.web.app import create_app
 from roost.web.link import web_commands
+from roost.web.server import listening
 
 pytestmark = pytest.mark.anyio
 
@@ -71,12 +72,12 @@ async def _page(tmp_path: Path, web: WebSettings) -> AsyncIterator[Page]:
     runtime = await _runtime(tmp_path, web)
     token = ensure_token(tmp_path)
     app = create_app(runtime, Observer(runtime.bus), web, token)
-    transport = httpx.ASGITransport(app=app)
-    headers = {"host": "127.0.0.1:8470"}
+    headers = {"host": "127.0.0.1:8470"}  # the address in the settings, not the test's port
     try:
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://127.0.0.1:8470", headers=headers
-        ) as client:
+        async with (
+            listening(app, web, "127.0.0.1", 0) as server,
+            httpx.AsyncClient(base_url=server.url, headers=headers) as client,
+        ):
             yield Page(runtime, client, token)
     finally:
         runtime.store.close()

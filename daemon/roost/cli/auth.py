@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 import anyio
@@ -41,7 +41,10 @@ from roost.host.credentials import write_credential
 from roost.host.safefs import give_to
 from roost.providers.base import OAuthApp, TokenSet
 from roost.providers.registry import VENDORS, OwnLogin, vendor
-from roost.store.sqlite import FILE_NAME, Store
+from roost.store.sqlite import FILE_NAME, StoreError
+
+if TYPE_CHECKING:
+    from roost.config.settings import Settings
 
 CALLBACK = "/callback"
 CALLBACK_LIMITS = listeners.Limits(max_connections=16, max_request=16384)
@@ -205,13 +208,25 @@ def _page(
 # ---- storing ---------------------------------------------------------------------------
 
 
-async def store_tokens(state_dir: Path, account: str, tokens: TokenSet) -> None:
-    store = Store.open(state_dir)
+async def store_tokens(settings: Settings, account: str, tokens: TokenSet) -> None:
+    """Into the store the settings name: the SQLite file (then given to the state
+    directory's owner), or the fleet's PostgreSQL database."""
+    from roost.service.stores import open_store
+
+    try:
+        store = open_store(settings)
+    except StoreError as exc:
+        raise AuthError(str(exc)) from None
     try:
         await store.save_token(account, tokens)
     finally:
-        store.close()
-    give_to_state_owner(state_dir)
+        await store.aclose()
+    if settings.store.url is None:
+        give_to_state_owner(settings.daemon.state_dir)
+
+
+def stored_where(settings: Settings) -> str:
+    return "the PostgreSQL store" if settings.store.url else str(settings.daemon.state_dir)
 
 
 def give_to_state_owner(state_dir: Path) -> None:
@@ -312,7 +327,7 @@ def auth_command(args: argparse.Namespace) -> int:
         flow = make_flow(args, account)
         redact.remember(flow.client_secret)
         tokens = anyio.run(_authorize, flow, args)
-        anyio.run(store_tokens, settings.daemon.state_dir, account.name, tokens)
+        anyio.run(store_tokens, settings, account.name, tokens)
         if args.credential_file is not None:
             write_credential(args.credential_file, tokens.access_token)
     except (ConfigError, AuthError) as exc:
@@ -320,7 +335,7 @@ def auth_command(args: argparse.Namespace) -> int:
         return 1
     expires = f", access token valid until {tokens.expires_at:%Y-%m-%d %H:%M} UTC"
     print(
-        f"tokens stored for account {account.name!r} in {settings.daemon.state_dir}"
+        f"tokens stored for account {account.name!r} in {stored_where(settings)}"
         + (expires if tokens.expires_at else "")
         + ("; with a refresh token" if tokens.refresh_token else "")
     )

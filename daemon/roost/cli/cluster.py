@@ -29,6 +29,21 @@ def add_commands(sub: Any) -> None:
     send.add_argument(
         "--structure", metavar="ATTR=VALUE", help="accounts whose home has a structure with it"
     )
+    send.add_argument(
+        "--tag", action="append", default=[], help="accounts with this tag (repeatable: all)"
+    )
+    send.add_argument(
+        "--from",
+        dest="starts",
+        metavar="WHEN",
+        help="start then (HH:MM today, local time, or ISO with offset); default now",
+    )
+    send.add_argument(
+        "--until",
+        dest="ends",
+        metavar="WHEN",
+        help="end then, restoring each setpoint (unless changed meanwhile); default: one-shot",
+    )
     send.set_defaults(func=_send)
     show = fleet_sub.add_parser("status", help="per-account outcomes of a fleet command")
     show.add_argument("id", help="the fleet command's id (printed by `roost fleet send`)")
@@ -70,12 +85,15 @@ async def _connect(settings: Any) -> Any:
 
 
 def _send(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     from roost.cluster import fleet
     from roost.cluster.worker import account_groups
 
     settings = _settings(args.config)
     try:
         setting = fleet.parse_setting(args.set)
+        window = fleet.parse_window(args.starts, args.ends, datetime.now(UTC))
         structure = None
         if args.structure:
             attribute, sep, value = args.structure.partition("=")
@@ -92,18 +110,21 @@ def _send(args: argparse.Namespace) -> int:
         ).items()
         for a in members
     }
-    selection = fleet.Selection(tuple(args.account), structure)
+    tags = {a.name: a.tags for a in settings.accounts}
+    selection = fleet.Selection(tuple(args.account), structure, tuple(args.tag))
 
     async def send() -> tuple[str, int]:
         async with await _connect(settings) as conn:
-            return await fleet.create(conn, groups, selection, setting)
+            return await fleet.create(conn, groups, selection, setting, window, tags)
 
     try:
         fleet_id, rows = anyio.run(send)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    print(f"fleet command {fleet_id}: {rows} account(s); `roost fleet status {fleet_id}`")
+    when = f" from {window.starts.isoformat()}" if window.starts else ""
+    when += f" until {window.ends.isoformat()}" if window.ends else ""
+    print(f"fleet command {fleet_id}: {rows} account(s){when}; `roost fleet status {fleet_id}`")
     return 0
 
 
@@ -124,11 +145,27 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(dumps(report, indent=2))
         return 0
-    counts = ", ".join(f"{n} {state}" for state, n in sorted(report["counts"].items()))
-    print(f"{report['id']}: {report['setting']} to {report['selection']}: {counts}")
-    for row in report["accounts"]:
-        print(f"  {row['account']:<20} {row['state']:<10} {row['worker']:<16} {row['detail']}")
+    print(format_status(report))
     return 0
+
+
+def format_status(report: dict[str, Any]) -> str:
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(report["counts"].items()))
+    window = f" from {report['starts_at']}" + (
+        f" until {report['ends_at']}" if report["ends_at"] else ""
+    )
+    lines = [f"{report['id']}: {report['setting']} to {report['selection']}{window}: {counts}"]
+    if report["restores"]:
+        restores = ", ".join(f"{n} {state}" for state, n in sorted(report["restores"].items()))
+        lines.append(f"  restores: {restores}")
+    for row in report["accounts"]:
+        took = f"{row['took_s']:.1f} s" if row["took_s"] is not None else "-"
+        line = f"  {row['account']:<20} {row['state']:<12} {took:>8}  {row['worker']:<16}"
+        line += f" {row['detail']}"
+        if row["restore"]:
+            line += f"  | restore {row['restore']}: {row['restore_detail']}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 CLUSTER_QUERIES = {
@@ -141,7 +178,7 @@ CLUSTER_QUERIES = {
         "SELECT writer, count(*), extract(epoch FROM now() - min(created_at))"
         " FROM outbox WHERE state = 'pending' GROUP BY 1"
     ),
-    "fleet": "SELECT count(*) FROM fleet_targets WHERE state = 'pending'",
+    "fleet": "SELECT count(*) FROM fleet_targets WHERE state IN ('pending', 'sending')",
 }
 
 

@@ -5,15 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from roost import __version__
-from roost.cli import cluster as clustercli
-from roost.cli import rules as rulecli
-from roost.cli import sim as simcli
-from roost.cli import status as statuscli
 from roost.cli.configpath import ConfigPathError, resolve_config
 from roost.providers.registry import DEMO_VENDOR as DEFAULT_VENDOR
 from roost.providers.registry import VENDORS
@@ -26,7 +22,8 @@ if TYPE_CHECKING:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _run_parser() if argv[:1] == ["run"] else _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -41,21 +38,36 @@ def main(argv: list[str] | None = None) -> int:
     return result
 
 
-def _parser() -> argparse.ArgumentParser:
-    import shtab
-
+def _top_parser() -> tuple[argparse.ArgumentParser, Any]:
     parser = argparse.ArgumentParser(
         prog="roost",
         description="Rules for cloud smart homes.",
         epilog="Settings: --config FILE, else $ROOST_CONFIG, else /etc/roost/roost.toml.",
     )
     parser.add_argument("--version", action="version", version=f"roost {__version__}")
-    shtab.add_argument_to(parser, ["--print-completion"], help="print a shell completion script")
     sub = parser.add_subparsers(dest="command")
-
     run = sub.add_parser("run", help="run the daemon until stopped")
     run.add_argument("--config", type=Path, help="the TOML settings file")
     run.set_defaults(func=_run)
+    return parser, sub
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    """`roost run` alone: the daemon never imports the other commands' modules (their
+    parsers import the simulators, `roost auth`'s OAuth flows, shell completion)."""
+    return _top_parser()[0]
+
+
+def _parser() -> argparse.ArgumentParser:
+    import shtab
+
+    from roost.cli import cluster as clustercli
+    from roost.cli import rules as rulecli
+    from roost.cli import sim as simcli
+    from roost.cli import status as statuscli
+
+    parser, sub = _top_parser()
+    shtab.add_argument_to(parser, ["--print-completion"], help="print a shell completion script")
 
     demo = sub.add_parser("demo", help="a simulated home, the example rules, narrated")
     demo.add_argument(
@@ -180,6 +192,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _outbox(args: argparse.Namespace) -> int:
+    from roost.cli import status as statuscli
     from roost.cli.outbox import main as outbox_main
     from roost.cli.outbox import through_daemon
 
@@ -189,10 +202,12 @@ def _outbox(args: argparse.Namespace) -> int:
         if code is not None:
             return code
     settings = _settings_or_exit(args.config)
-    return outbox_main(settings.daemon.state_dir, args.retry, args.json)
+    return outbox_main(settings, args.retry, args.json)
 
 
 def _web_url(args: argparse.Namespace) -> int:
+    from roost.cli import status as statuscli
+
     answer = statuscli.ask(args, {"command": "web-url"})
     if answer is None:
         return 1

@@ -10,6 +10,7 @@ vendor write; notifications are fenced by the store (roost.store.postgres.PgStor
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from anyio.abc import TaskGroup
 from roost.cluster.fleet import FleetRunner, Submit
 from roost.cluster.ownership import Ownership
 from roost.config.settings import ClusterSettings
+from roost.core.bus import Bus
 from roost.core.codec import CodecError, home_from_dict
 from roost.core.commands import Command, CommandResult, FailureReason
 from roost.core.timers import TimerKind, TimerRecord, Timers
@@ -60,8 +62,10 @@ class ClusterWorker:
         password: str | None = None,
         submit: Submit | None = None,
         timers: Timers | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self.worker = settings.worker
+        self._bus = bus  # the dispatcher's outcomes, for fleet commands
         self._timers = timers
         self._submit = submit
         self._store = store
@@ -105,9 +109,9 @@ class ClusterWorker:
         self._supervise = supervise
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            if self._submit is not None:
+            if self._submit is not None and self._bus is not None:
                 runner = FleetRunner(
-                    self._store.pool, self.worker, self.epochs, self._state, self._submit
+                    self._store.pool, self.worker, self.epochs, self._state, self._submit, self._bus
                 )
                 tg.start_soon(runner.run)
             await self.ownership.run()
@@ -173,8 +177,9 @@ class ClusterWorker:
                 for account in accounts:
                     tg.start_soon(self._supervise, self._providers[account])
 
-    async def command(self, command: Command) -> str | None:
-        """Record the command under its group's epoch; why it may not be sent, or None."""
+    async def command(self, command: Command) -> Command | str:
+        """Record the command under its group's epoch: the command to send, naming this
+        worker and that epoch as its writer; or why it may not be sent."""
         group = self._group_of.get(command.account)
         epoch = self.epochs.get(group) if group else None
         if group is None or epoch is None:
@@ -190,7 +195,7 @@ class ClusterWorker:
             return str(exc)
         except psycopg.Error as exc:
             return f"the store did not answer: {exc}"
-        return None
+        return dataclasses.replace(command, writer=(self.worker, epoch))
 
 
 class FencedProvider:
@@ -206,12 +211,12 @@ class FencedProvider:
         await self._inner.run(sink)
 
     async def execute(self, command: Command) -> CommandResult:
-        refused = await self._worker.command(command)
-        if refused is not None:
+        recorded = await self._worker.command(command)
+        if isinstance(recorded, str):
             self._worker.commands_fenced += 1
-            log.warning("command fenced", account=command.account, reason=refused)
-            return CommandResult.failure(FailureReason.INVALID, f"fenced: {refused}")
-        return await self._inner.execute(command)
+            log.warning("command fenced", account=command.account, reason=recorded)
+            return CommandResult.failure(FailureReason.INVALID, f"fenced: {recorded}")
+        return await self._inner.execute(recorded)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -226,11 +231,12 @@ def attach(
     password: str | None = None,
     submit: Submit | None = None,
     timers: Timers | None = None,
+    bus: Bus | None = None,
 ) -> ClusterWorker:
     """Make a runtime a fleet worker: its store fenced, its providers' writes fenced."""
     if not isinstance(store, PgStore):
         raise TypeError("a fleet worker needs the PostgreSQL store ([store] url)")
-    worker = ClusterWorker(settings, store, state, providers, password, submit, timers)
+    worker = ClusterWorker(settings, store, state, providers, password, submit, timers, bus)
     for provider in providers:
         add_provider(worker.fenced(provider))
     return worker

@@ -172,6 +172,9 @@ class Command:
     correlation: str | None = None
     depth: int = 0
     dry_run: bool = False
+    # In a fleet, the worker sending it and its ownership epoch of the account's group
+    # (set by the fence as the command passes it; providers send both along).
+    writer: tuple[str, int] | None = None
 
     def describe(self) -> str:
         return f"{self.action.describe()} on {self.target}"

@@ -309,6 +309,7 @@ class RuleHome:
                 cause=self.event.id,
                 created_at=now,
                 alarm=alarm,
+                account=self.event.account,
             )
         )
         detail = ", ".join(tags) + (" (alarm: not rate-limited)" if alarm else "")

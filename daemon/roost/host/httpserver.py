@@ -4,8 +4,9 @@ vendor simulators.
 
 A handler takes a `Request` and returns what to send: a whole `Response`, a
 `StreamingResponse` (chunked, each chunk flushed as it is produced; the connection closes
-when it ends) or a `Hangup` (no answer: the connection closes, as a dropped network path
-would; the simulators use it for fault injection).
+when it ends, or as soon as the client hangs up) or a `Hangup` (no answer: the connection
+closes, as a dropped network path would; the simulators use it for fault injection).
+A server's `headers` go on every response it sends, its own error answers included.
 
 Each server is a bounded listener (`listeners.serve`): its connection limit and the
 process's descriptor budget, one task per connection. On top of that, per request:
@@ -22,7 +23,14 @@ process's descriptor budget, one task per connection. On top of that, per reques
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -76,12 +84,15 @@ class Response:
 class StreamingResponse:
     """A response whose body is sent chunk by chunk, each chunk flushed at once.
 
-    The connection closes when the body ends. `Server.close_streams()` aborts it mid-way.
+    The connection closes when the body ends, when the client hangs up (noticed at once,
+    not at the next chunk) or when `Server.close_streams()` aborts it. `done` is called
+    once the stream is over, however it ended.
     """
 
     status: int
     body: AsyncIterator[bytes]
     headers: Mapping[str, str] = field(default_factory=dict)
+    done: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,7 @@ class Server:
         keep_alive: bool = False,
         host: str = "",
         port: int = 0,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.name = name
         self.host = host
@@ -121,7 +133,9 @@ class Server:
         self._handler = handler
         self._limits = limits
         self._keep_alive = keep_alive
+        self._headers = list(headers)
         self._streams: set[anyio.CancelScope] = set()
+        self._streams_gone: anyio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -130,6 +144,12 @@ class Server:
     @property
     def open_streams(self) -> int:
         return len(self._streams)
+
+    async def streams_ended(self) -> None:
+        """Return once no streaming response is in flight."""
+        while self._streams:
+            self._streams_gone = anyio.Event()
+            await self._streams_gone.wait()
 
     def close_streams(self) -> None:
         """Abort every streaming response in flight: its connection closes mid-body."""
@@ -168,7 +188,11 @@ class Server:
             if isinstance(answer, Hangup):
                 return
             if isinstance(answer, StreamingResponse):
-                await self._send_streaming(connection, stream, answer)
+                try:
+                    await self._send_streaming(connection, stream, answer)
+                finally:
+                    if answer.done is not None:
+                        answer.done()
                 return
             try:
                 await self._send_response(connection, stream, answer)
@@ -200,7 +224,7 @@ class Server:
         self, connection: h11.Connection, stream: _Stream, response: Response
     ) -> None:
         headers, payload = response.encode()
-        await self._send(connection, stream, _head(response.status, self._closing(headers)))
+        await self._send(connection, stream, self._head(response.status, self._closing(headers)))
         if payload:
             await self._send(connection, stream, h11.Data(data=payload))
         await self._send(connection, stream, h11.EndOfMessage())
@@ -213,7 +237,7 @@ class Server:
         response = Response(status, body, {"content-type": "text/plain", "connection": "close"})
         try:
             headers, payload = response.encode()
-            await self._send(connection, stream, _head(status, headers))
+            await self._send(connection, stream, self._head(status, headers))
             await self._send(connection, stream, h11.Data(data=payload))
             await self._send(connection, stream, h11.EndOfMessage())
         except (*_CLOSED, h11.ProtocolError, TimeoutError):
@@ -228,15 +252,28 @@ class Server:
         self._streams.add(scope)
         try:
             with scope:
-                await self._send(connection, stream, _head(response.status, [*headers.items()]))
-                async for chunk in response.body:
-                    await self._send(connection, stream, h11.Data(data=chunk))
-                await self._send(connection, stream, h11.EndOfMessage())
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_cancel_on_hangup, stream, scope)
+                    head = self._head(response.status, [*headers.items()])
+                    await self._send(connection, stream, head)
+                    async for chunk in response.body:
+                        await self._send(connection, stream, h11.Data(data=chunk))
+                    await self._send(connection, stream, h11.EndOfMessage())
+                    tg.cancel_scope.cancel()
+        except _CLOSED:
+            pass  # the client left mid-stream: a stream's ordinary end
         finally:
             self._streams.discard(scope)
+            if not self._streams and self._streams_gone is not None:
+                self._streams_gone.set()
             if isinstance(response.body, AsyncGenerator):
                 with anyio.CancelScope(shield=True):
                     await response.body.aclose()
+
+    def _head(self, status: int, headers: list[tuple[str, str]]) -> h11.Response:
+        return h11.Response(
+            status_code=status, headers=[*headers, *self._headers], reason=_reason(status)
+        )
 
     async def _send(self, connection: h11.Connection, stream: _Stream, event: h11.Event) -> None:
         data = connection.send(event)
@@ -255,11 +292,14 @@ async def running(
     *,
     keep_alive: bool = False,
     budget: listeners.FdBudget | None = None,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> AsyncIterator[Server]:
     """Listen on host:port (port 0 picks a free one) until the context is left."""
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
     bound = listener.extra(anyio.abc.SocketAttribute.local_port)
-    server = Server(handler, name, limits, keep_alive=keep_alive, host=host, port=bound)
+    server = Server(
+        handler, name, limits, keep_alive=keep_alive, host=host, port=bound, headers=headers
+    )
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(server.serve, listener, budget)
         try:
@@ -327,5 +367,11 @@ def _reason(status: int) -> str:
         return ""
 
 
-def _head(status: int, headers: list[tuple[str, str]]) -> h11.Response:
-    return h11.Response(status_code=status, headers=headers, reason=_reason(status))
+async def _cancel_on_hangup(stream: _Stream, scope: anyio.CancelScope) -> None:
+    """A streaming response's request is complete, so anything the client does now (it
+    closes, or it sends more, which a `Connection: close` stream does not read) ends it."""
+    try:
+        await stream.receive(1)
+    except (*_CLOSED, OSError):
+        pass
+    scope.cancel()

@@ -23,6 +23,7 @@ def alert_for(event: Event) -> Notification | None:
             tags=("urgent", "roost"),
             priority=Priority.URGENT,
             created_at=event.at,
+            account=event.account,
         )
     return None
 

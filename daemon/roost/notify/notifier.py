@@ -59,6 +59,7 @@ class Notification:
     cause: str | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     alarm: bool = False  # sent for a smoke/CO alarm: its delivery fails open
+    account: str | None = None  # the account it is about (in a fleet: whose owner writes it)
 
     @property
     def must_go_out(self) -> bool:
@@ -73,6 +74,7 @@ class Notification:
             "rule": self.rule,
             "cause": self.cause,
             "alarm": self.alarm,
+            **({"account": self.account} if self.account is not None else {}),
         }
 
     @classmethod
@@ -88,6 +90,7 @@ class Notification:
             cause=p.get("cause"),
             created_at=entry.created_at,
             alarm=bool(p.get("alarm", False)),
+            account=p.get("account"),
         )
 
 

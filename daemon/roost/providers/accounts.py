@@ -9,6 +9,7 @@ Secrets are given inline or as systemd credentials (`<what>_credential`), exactl
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any, Self
 
 from pydantic import (
@@ -46,10 +47,33 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+
+
+def check_tags(tags: list[str]) -> list[str]:
+    """Short names (letters, digits, `-_.`, up to 32), each once."""
+    for tag in tags:
+        if not TAG.fullmatch(tag):
+            raise ValueError(
+                f"tag {tag!r}: up to 32 letters, digits, '-', '_' or '.', starting with a "
+                "letter or digit"
+            )
+    doubled = sorted({t for t in tags if tags.count(t) > 1})
+    if doubled:
+        raise ValueError(f"tags listed twice: {', '.join(doubled)}")
+    return tags
+
+
 class AccountBase(Section):
     provider: str
     name: str = Field(min_length=1)
     api_url: str
+    tags: list[str] = Field(default_factory=list)  # fleet selection (`roost fleet --tag`)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return check_tags(value)
 
     @field_validator("api_url")
     @classmethod

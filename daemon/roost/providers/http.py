@@ -16,10 +16,22 @@ from typing import Any
 
 import httpx
 
-from roost.core.commands import CommandResult, FailureReason
+from roost.core.commands import Command, CommandResult, FailureReason
 from roost.core.errors import AuthError, ProviderError, RateLimited, TransportError, VendorError
 
 MAX_DETAIL = 200
+# A fleet worker's writes name the worker and its ownership epoch: a vendor ignores them; a
+# log or a simulator can tell two writers of one account apart.
+WORKER_HEADER = "X-Roost-Worker"
+EPOCH_HEADER = "X-Roost-Epoch"
+
+
+def writer_headers(command: Command) -> dict[str, str]:
+    """The headers naming who sends `command` (none outside a fleet)."""
+    if command.writer is None:
+        return {}
+    worker, epoch = command.writer
+    return {WORKER_HEADER: worker, EPOCH_HEADER: str(epoch)}
 
 
 def reason_for_status(status: int) -> FailureReason:

@@ -230,6 +230,7 @@ def cluster_worker(runtime: Runtime) -> ClusterWorker:
         password.get_secret_value() if password else None,
         runtime.dispatcher.submit,
         runtime.engine.timers,
+        runtime.bus,
     )
 
 

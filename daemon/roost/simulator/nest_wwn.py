@@ -506,6 +506,10 @@ def _safety_shutoff(home: SimHome, structure_id: str) -> bool:
 # -- the simulator ---------------------------------------------------------------------------
 
 
+def _epoch(header: str | None) -> int | None:
+    return int(header) if header is not None and header.isdigit() else None
+
+
 @dataclass(frozen=True)
 class WriteRequest:
     """A write the simulator received, as answered (including refusals and redirects)."""
@@ -517,6 +521,8 @@ class WriteRequest:
     command_id: str | None = None  # roost's X-Roost-Command-Id header, when sent
     applied: bool = False  # the write changed the home (also when its answer then failed)
     at: float = 0.0  # when it arrived (time.monotonic)
+    worker: str | None = None  # a fleet worker's X-Roost-Worker header, when sent
+    epoch: int | None = None  # and its X-Roost-Epoch (its ownership of the account)
 
 
 class NestWwnSimulator(Front):
@@ -650,6 +656,8 @@ class NestWwnSimulator(Front):
                     command_id=request.headers.get("x-roost-command-id"),
                     applied=len(self.writes) > applied_before,
                     at=time.monotonic(),
+                    worker=request.headers.get("x-roost-worker"),
+                    epoch=_epoch(request.headers.get("x-roost-epoch")),
                 )
             )
         return response

@@ -74,13 +74,16 @@ async def command(
     body: dict[str, Any],
 ) -> bool:
     """Record a command about to be sent for one of the group's accounts: the durable row
-    the send depends on. False if that command was already recorded (sent by a previous
-    owner: not sent again)."""
+    the send depends on. False if that command was already recorded by another owner or
+    epoch (sent by a previous owner: not sent again); the same owner in the same epoch may
+    send it again (the dispatcher's retry after a 429, a timeout or a 5xx)."""
     async with pool.connection() as conn, conn.transaction():
         await check_epoch(conn, group, epoch)
         cursor = await conn.execute(
             b"INSERT INTO cluster_commands (id, grp, epoch, worker, account, body)"
-            b" VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            b" VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET at = now()"
+            b" WHERE cluster_commands.worker = excluded.worker"
+            b" AND cluster_commands.epoch = excluded.epoch",
             (command_id, group, epoch, worker, account, dumps(body)),
         )
         return cursor.rowcount == 1

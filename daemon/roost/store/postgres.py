@@ -141,6 +141,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX fleet_pending ON fleet_targets (state, grp);
     """,
+    # Fleet commands with a window (start, and an end that restores each setpoint saved at
+    # the start, in the row's plan) and the vendor's final outcome per account.
+    """
+    ALTER TABLE fleet_commands ADD COLUMN starts_at timestamptz NOT NULL DEFAULT now();
+    ALTER TABLE fleet_commands ADD COLUMN ends_at timestamptz;
+    ALTER TABLE fleet_targets ADD COLUMN plan text NOT NULL DEFAULT '[]';
+    ALTER TABLE fleet_targets ADD COLUMN started_at timestamptz;
+    ALTER TABLE fleet_targets ADD COLUMN restore text NOT NULL DEFAULT '';
+    ALTER TABLE fleet_targets ADD COLUMN restore_detail text NOT NULL DEFAULT '';
+    ALTER TABLE fleet_targets ADD COLUMN restored_at timestamptz;
+    CREATE INDEX fleet_open ON fleet_targets (grp)
+        WHERE state IN ('pending', 'sending') OR restore IN ('due', 'sending');
+    """,
 )
 
 
@@ -174,11 +187,14 @@ class StoreFence(Protocol):
     """A fleet worker (roost.cluster.worker): whose rows it writes and when it may."""
 
     worker: str
+    epochs: dict[str, int]  # the groups it owns now, each with its ownership epoch
 
     async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Raise (roost.store.fence.Fenced) if this worker may no longer write."""
+        """Raise (roost.store.fence.Fenced) if this worker's lock session is gone."""
 
     def owns(self, account: str) -> bool: ...
+
+    def group_of(self, account: str) -> str | None: ...
 
 
 LIVE_WRITERS = (
@@ -294,27 +310,38 @@ class PgStore:
     # ---- notification outbox -------------------------------------------------------------
 
     async def outbox_add(self, key: str, payload: dict[str, Any], at: datetime) -> bool:
-        """In a fleet, fenced: a worker that lost its lock session adds nothing (raises
-        Fenced), except an urgent notification (alarms fail open): that row is written
-        anyway and a live worker takes it over, so it goes out, at worst twice with one
-        dedupe key."""
+        """In a fleet, fenced by the ownership epoch of the account's group, checked in the
+        transaction of the write (roost.store.fence): a worker that lost the group adds
+        nothing (raises Fenced), except an urgent notification (alarms fail open): that row
+        is written anyway, and the group's owner delivers it, so it goes out, at worst twice
+        with one dedupe key. A notification about no account is fenced by the lock session."""
         sql = (
-            "INSERT INTO outbox (key, payload, state, created_at, next_attempt_at, writer)"
-            " VALUES (%s, %s, 'pending', %s, %s, %s) ON CONFLICT (key) DO NOTHING"
+            "INSERT INTO outbox (key, payload, state, created_at, next_attempt_at, writer, grp)"
+            " VALUES (%s, %s, 'pending', %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING"
         )
-        params = (key, dumps(payload), at, at, self.fence.worker if self.fence else "")
-        urgent = payload.get("priority") == "urgent"
-        added = await self._outbox_write(sql, params, fenced=not urgent)
-        return added == 1
+        if self.fence is None:
+            return await self._execute(sql, (key, dumps(payload), at, at, "", "")) == 1
+        from roost.store.fence import Fenced, check_epoch  # the fleet's own module
 
-    async def _outbox_write(self, sql: str, params: Sequence[Any], fenced: bool = True) -> int:
-        if self.fence is None or not fenced:
-            return await self._execute(sql, params)
+        account = payload.get("account")
+        group = self.fence.group_of(account) if isinstance(account, str) else None
+        epoch = self.fence.epochs.get(group) if group is not None else None
+        params = (key, dumps(payload), at, at, self.fence.worker, group or "")
+        urgent = payload.get("priority") == "urgent"
         pool = await self._connection()
         async with pool.connection() as conn, conn.transaction():
-            await self.fence.check(conn)
+            try:
+                if group is None:
+                    await self.fence.check(conn)
+                elif epoch is None:
+                    raise Fenced(f"group {group!r} is not this worker's")
+                else:
+                    await check_epoch(conn, group, epoch)
+            except Fenced:
+                if not urgent:
+                    raise
             cursor = await conn.execute(sql.encode(), params)
-            return cursor.rowcount
+            return cursor.rowcount == 1
 
     async def outbox_due(
         self, now: datetime, horizon: datetime | None = None, limit: int = 100
@@ -327,22 +354,32 @@ class PgStore:
                 (*params, limit),
             )
             return [outbox_entry(r) for r in rows]
-        # A fleet: this worker's rows, and those of writers no longer alive (taken over
-        # here, each by one worker: SKIP LOCKED, then the writer is this one).
+        # A fleet: the rows of the groups this worker owns in their current epoch (checked
+        # and held in this transaction, so no new owner's claim passes meanwhile), whoever
+        # wrote them; and rows about no account that this worker or a writer no longer
+        # alive wrote. Each is taken by one worker (SKIP LOCKED); the writer is then this one.
         me = self.fence.worker
+        owned = dict(self.fence.epochs)
         pool = await self._connection()
         async with pool.connection() as conn, conn.transaction():
             if not await self._may_write(conn):
                 return []  # nothing to deliver until this worker holds a lock session
             cursor = await conn.execute(
+                b"SELECT c.grp FROM cluster_groups c"
+                b" JOIN unnest(%s::text[], %s::bigint[]) AS mine(grp, epoch)"
+                b" ON c.grp = mine.grp AND c.epoch = mine.epoch FOR SHARE OF c",
+                (list(owned), list(owned.values())),
+            )
+            groups = [str(r[0]) for r in await cursor.fetchall()]
+            cursor = await conn.execute(
                 (
                     f"UPDATE outbox SET writer = %s WHERE key IN (SELECT key FROM outbox"
-                    f" WHERE {due} AND (writer = %s::text"
-                    f" OR writer <> ALL(({LIVE_WRITERS})::text[]))"
+                    f" WHERE {due} AND (grp = ANY(%s::text[]) OR (grp = '' AND (writer = %s::text"
+                    f" OR writer <> ALL(({LIVE_WRITERS})::text[]))))"
                     f" ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED)"
                     f" RETURNING {OUTBOX_COLUMNS}"
                 ).encode(),
-                (me, *params, me, limit),
+                (me, *params, groups, me, limit),
             )
             entries = [outbox_entry(r) for r in await cursor.fetchall()]
         return sorted(entries, key=lambda e: e.created_at)
@@ -388,17 +425,29 @@ class PgStore:
             return
         pool = await self._connection()
         async with pool.connection() as conn, conn.transaction():
-            # A worker that lost its session records nothing: the row stays pending and a
-            # live worker sends it again, with the same dedupe key (the documented window).
-            if await self._may_write(conn):
+            # A worker that lost the row's group (or, for a row about no account, its lock
+            # session) records nothing: the row stays pending and the owner sends it again,
+            # with the same dedupe key (the documented window).
+            cursor = await conn.execute(b"SELECT grp FROM outbox WHERE key = %s FOR UPDATE", (key,))
+            row = await cursor.fetchone()
+            group = str(row[0]) if row else ""
+            if await self._may_write(conn, group):
                 await conn.execute(sql.encode(), params)
 
-    async def _may_write(self, conn: psycopg.AsyncConnection[Any]) -> bool:
-        from roost.store.fence import Fenced  # the fleet's own module
+    async def _may_write(self, conn: psycopg.AsyncConnection[Any], group: str = "") -> bool:
+        """Whether this worker still owns `group` in its epoch (checked and held in the
+        transaction of `conn`); for no group, whether its lock session is alive."""
+        from roost.store.fence import Fenced, check_epoch  # the fleet's own module
 
         assert self.fence is not None
         try:
-            await self.fence.check(conn)
+            if not group:
+                await self.fence.check(conn)
+                return True
+            epoch = self.fence.epochs.get(group)
+            if epoch is None:
+                return False
+            await check_epoch(conn, group, epoch)
         except Fenced:
             return False
         return True

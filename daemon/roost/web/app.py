@@ -1,10 +1,11 @@
-"""The web page as a Starlette application: pages rendered by Jinja2 (autoescaped), live
-events over SSE, and three token-protected actions.
+"""The web page as a handler of roost's own HTTP server (`roost.host.httpserver`): pages
+rendered by Jinja2 (autoescaped), live events over SSE, and three token-protected actions.
 
-Safety, in the order a request meets it: the Host header must name this listener
-(DNS rebinding); `?token=` is exchanged for an HttpOnly SameSite=Strict cookie and
-redirected away (the token leaves the address bar); a POST needs that cookie, the CSRF
-value of the page's form and a same-origin Origin; every response carries a strict
+Safety, in the order a request meets it: the server bounds the head and the body and
+cuts off a slow or silent client; the Host header must name this listener (DNS
+rebinding); `?token=` is exchanged for an HttpOnly SameSite=Strict cookie and redirected
+away (the token leaves the address bar); a POST needs that cookie, the CSRF value of the
+page's form and a same-origin Origin; every response carries a strict
 Content-Security-Policy (scripts only from /static, no inline script or style).
 """
 
@@ -15,24 +16,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import anyio
 import jinja2
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roost.config.settings import WebSettings
 from roost.core.bus import Batch, Overflow
 from roost.core.codec import event_to_dict
 from roost.core.model import Thermostat
+from roost.host.httpserver import Answer, Request, Response, StreamingResponse
 from roost.service.introspect import EventFilter
 from roost.service.observe import Observer
 from roost.web import charts, views
@@ -47,9 +43,8 @@ log = structlog.get_logger(__name__)
 
 HERE = Path(__file__).parent
 COOKIE = "roost_session"
-MAX_HEAD = 16 * 1024  # request line and headers (h11 bounds an incomplete head the same)
+MAX_HEAD = 16 * 1024  # request line and headers
 MAX_FORM = 4096
-FORM_TIMEOUT_S = 5.0
 VIEWER_BUFFER = 256
 HISTORY = 300  # journal events a new live viewer starts with
 KEEPALIVE_S = 15.0
@@ -58,53 +53,35 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"x-frame-options", b"DENY"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-    (b"cache-control", b"no-store"),
-]
+SECURITY_HEADERS = (
+    ("content-security-policy", CSP),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+    ("x-frame-options", "DENY"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cache-control", "no-store"),
+)
+STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
 
-class Guard:
-    """ASGI middleware: refuse an oversized head and a Host that is not this listener's,
-    add the security headers."""
+def text(status: int, body: str, **headers: str) -> Response:
+    return Response(status, body.encode(), {"content-type": "text/plain; charset=utf-8", **headers})
 
-    def __init__(self, app: ASGIApp, hosts: frozenset[str], web: Web) -> None:
-        self.app, self.hosts, self.web = app, hosts, web
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = scope["headers"]
-        if sum(len(k) + len(v) for k, v in headers) + len(scope.get("raw_path") or b"") > MAX_HEAD:
-            response = Response("request head too large\n", 431, media_type="text/plain")
-            await self._secured(response)(scope, receive, send)
-            return
-        host = dict(headers).get(b"host", b"").decode("latin-1").lower()
-        if host not in self.hosts:
-            response = Response("unknown host\n", 421, media_type="text/plain")
-            await self._secured(response)(scope, receive, send)
-            return
-        await self.app(scope, receive, self._with_headers(send))
+def html(body: str, status: int = 200) -> Response:
+    return Response(status, body.encode(), {"content-type": "text/html; charset=utf-8"})
 
-    def _secured(self, app: ASGIApp) -> ASGIApp:
-        async def run(scope: Scope, receive: Receive, send: Send) -> None:
-            await app(scope, receive, self._with_headers(send))
 
-        return run
+def redirect(target: str, **headers: str) -> Response:
+    return Response(303, b"", {"location": target, **headers})
 
-    @staticmethod
-    def _with_headers(send: Send) -> Send:
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
 
-        return sending
+def cookie(request: Request, name: str) -> str | None:
+    for part in request.headers.get("cookie", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def allowed_hosts(settings: WebSettings, port: int) -> frozenset[str]:
@@ -145,7 +122,7 @@ class Web:
     # ---- sessions ----------------------------------------------------------------
 
     def has_session(self, request: Request) -> bool:
-        return same(request.cookies.get(COOKIE), self.session_value)
+        return same(cookie(request, COOKIE), self.session_value)
 
     def name_of(self, device_id: str) -> str:
         if not device_id:
@@ -155,18 +132,18 @@ class Web:
 
     async def page(self, request: Request, template: str, **context: Any) -> Response:
         session = self.has_session(request)
-        html = self.templates.get_template(template).render(
+        page = self.templates.get_template(template).render(
             session=session,
             csrf=self.csrf_value if session else "",
             dry_run=self.runtime.dispatcher.dry_run,
             alarms=views.active_alarms(self.runtime),
-            path=request.url.path,
+            path=request.path,
             **context,
         )
-        return HTMLResponse(html)
+        return html(page)
 
 
-Handler = Callable[[Web, Request], Awaitable[Response]]
+Handler = Callable[[Web, Request], Awaitable[Answer]]
 
 
 def age(seconds: float | None, suffix: bool = True) -> str:
@@ -194,26 +171,20 @@ def clock(iso: str | None, zone: ZoneInfo) -> str:
     return at.strftime("%H:%M:%S" if at.date() == today else "%a %d %b %H:%M")
 
 
-def _gate(web: Web, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+async def _gate(web: Web, handler: Handler, request: Request) -> Answer:
     """Token exchange, and (for a remote listener) a session for every page."""
-
-    async def endpoint(request: Request) -> Response:
-        given = request.query_params.get("token")
-        if given is not None:
-            if not same(given, web.token):
-                return Response("wrong token: run `roost web-url` for a fresh link\n", 403)
-            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-            target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
-            response = RedirectResponse(target, status_code=303)
-            response.set_cookie(
-                COOKIE, web.session_value, httponly=True, samesite="strict", path="/"
-            )
-            return response
-        if web.settings.is_remote() and not web.has_session(request):
-            return Response("this page needs the link `roost web-url` prints\n", 401)
-        return await handler(web, request)
-
-    return endpoint
+    given = request.query.get("token")
+    if given is not None:
+        if not same(given, web.token):
+            return text(403, "wrong token: run `roost web-url` for a fresh link\n")
+        query = parse_qsl(urlsplit(request.target).query, keep_blank_values=True)
+        rest = [(k, v) for k, v in query if k != "token"]
+        target = request.path + (f"?{urlencode(rest)}" if rest else "")
+        session = f"{COOKIE}={web.session_value}; HttpOnly; Path=/; SameSite=Strict"
+        return redirect(target, **{"set-cookie": session})
+    if web.settings.is_remote() and not web.has_session(request):
+        return text(401, "this page needs the link `roost web-url` prints\n")
+    return await handler(web, request)
 
 
 # ---- pages -----------------------------------------------------------------------------
@@ -232,7 +203,7 @@ async def outbox_page(web: Web, request: Request) -> Response:
 
 
 async def live_page(web: Web, request: Request) -> Response:
-    q = request.query_params
+    q = request.query
     accounts = sorted(web.runtime.state.accounts)
     devices = sorted({d.name for d in web.runtime.state.devices()})
     return await web.page(
@@ -248,7 +219,7 @@ async def live_page(web: Web, request: Request) -> Response:
 
 
 async def charts_page(web: Web, request: Request) -> Response:
-    period = request.query_params.get("period", "24h")
+    period = request.query.get("period", "24h")
     if period not in charts.PERIODS:
         period = "24h"
     until = datetime.now(UTC)
@@ -276,31 +247,22 @@ def _sse(kind: str, data: object) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
-async def live_stream(web: Web, request: Request) -> Response:
+async def live_stream(web: Web, request: Request) -> Answer:
     if web.viewers >= web.settings.max_live_viewers:
-        return Response("too many live viewers\n", 503, headers={"retry-after": "10"})
-    q = request.query_params
+        return text(503, "too many live viewers\n", **{"retry-after": "10"})
+    q = request.query
     kind = q.get("kind", "")
     wanted = EventFilter(
         web.runtime, {"event": [kind] if kind else [], "device": q.get("device"),
                       "account": q.get("account")}
     )  # fmt: skip
-    return _Viewer(web, _events(web, wanted))
+    web.viewers += 1  # now: the next request must already see the slot taken
 
+    def left() -> None:
+        web.viewers -= 1
 
-class _Viewer(StreamingResponse):
-    """A live stream holding one of the viewer slots from its response until it ends."""
-
-    def __init__(self, web: Web, content: AsyncIterator[bytes]) -> None:
-        super().__init__(content, media_type="text/event-stream")
-        self.web = web
-        web.viewers += 1  # now: the next request must already see the slot taken
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.web.viewers -= 1
+    headers = {"content-type": "text/event-stream; charset=utf-8"}
+    return StreamingResponse(200, _events(web, wanted), headers, done=left)
 
 
 async def _events(web: Web, wanted: EventFilter) -> AsyncIterator[bytes]:
@@ -358,20 +320,14 @@ def _messages(web: Web, chains: Chains, data: dict[str, Any], wanted: EventFilte
 # ---- actions ---------------------------------------------------------------------------
 
 
-async def _form(request: Request) -> dict[str, str] | None:
-    """The url-encoded body, at most MAX_FORM bytes, read within FORM_TIMEOUT_S."""
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_FORM:
+def _form(request: Request) -> dict[str, str] | None:
+    """The url-encoded body (the server bounds its size and how long it may take)."""
+    if len(request.body) > MAX_FORM:
         return None
-    body = b""
-    with anyio.move_on_after(FORM_TIMEOUT_S) as scope:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM:
-                return None
-    if scope.cancelled_caught:
+    try:
+        fields = parse_qs(request.body.decode("utf-8", errors="replace"), max_num_fields=8)
+    except ValueError:  # more fields than any of the page's forms has
         return None
-    fields = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=8)
     return {k: v[0] for k, v in fields.items()}
 
 
@@ -385,24 +341,22 @@ def _same_origin(request: Request) -> bool:
 def action(run: Callable[[Web, dict[str, str]], Awaitable[str]]) -> Handler:
     """A POST that changes something: session cookie, CSRF value, same origin."""
 
-    async def handler(web: Web, request: Request) -> Response:
+    async def handler(web: Web, request: Request) -> Answer:
         if not web.has_session(request):
             return await _refused(web, request, "this action needs the link `roost web-url` prints")
-        form = await _form(request)
+        form = _form(request)
         if form is None:
-            return Response("form too large or too slow\n", 413)
+            return text(413, "form too large\n")
         if not same(form.get("csrf"), web.csrf_value) or not _same_origin(request):
             return await _refused(web, request, "the request did not come from this page (CSRF)")
-        back = await run(web, form)
-        return RedirectResponse(back, status_code=303)
+        return redirect(await run(web, form))
 
     return handler
 
 
 async def _refused(web: Web, request: Request, why: str) -> Response:
     response = await web.page(request, "refused.html", why=why)
-    response.status_code = 403
-    return response
+    return Response(403, response.body, response.headers)
 
 
 async def retry_entry(web: Web, form: dict[str, str]) -> str:
@@ -426,29 +380,55 @@ async def set_dry_run(web: Web, form: dict[str, str]) -> str:
     return "/"
 
 
-def create_app(runtime: Runtime, observer: Observer, settings: WebSettings, token: str) -> Guard:
+class Page:
+    """The page's HTTP handler: host check, static files, then the routes."""
+
+    def __init__(self, web: Web, hosts: frozenset[str]) -> None:
+        self.web, self.hosts = web, hosts
+        self.static = {
+            f"/static/{path.name}": (path.read_bytes(), STATIC_TYPES[path.suffix])
+            for path in (HERE / "static").iterdir()
+            if path.suffix in STATIC_TYPES
+        }
+
+    async def __call__(self, request: Request) -> Answer:
+        if request.headers.get("host", "").lower() not in self.hosts:
+            return text(421, "unknown host\n")
+        routes = ROUTES.get(request.method)
+        handler = routes.get(request.path) if routes is not None else None
+        if handler is not None:
+            return await _gate(self.web, handler, request)
+        if request.method == "GET" and request.path in self.static:
+            body, kind = self.static[request.path]
+            return Response(200, body, {"content-type": kind})
+        if any(request.path in other for other in ROUTES.values()):
+            return text(405, "method not allowed\n", allow=_allowed(request.path))
+        return text(404, "not found\n")
+
+
+ROUTES: dict[str, dict[str, Handler]] = {
+    "GET": {
+        "/": home_page,
+        "/live": live_page,
+        "/live/stream": live_stream,
+        "/rules": rules_page,
+        "/outbox": outbox_page,
+        "/charts": charts_page,
+    },
+    "POST": {
+        "/outbox/retry": action(retry_entry),
+        "/reload": action(reload_rules),
+        "/dry-run": action(set_dry_run),
+    },
+}
+
+
+def _allowed(path: str) -> str:
+    return ", ".join(method for method, routes in ROUTES.items() if path in routes)
+
+
+def create_app(runtime: Runtime, observer: Observer, settings: WebSettings, token: str) -> Page:
     web = Web(runtime, observer, settings, token)
     address = settings.address()
     port = address[1] if address else 0
-
-    def get(path: str, handler: Handler) -> Route:
-        return Route(path, _gate(web, handler), methods=["GET"])
-
-    def post(path: str, handler: Handler) -> Route:
-        return Route(path, _gate(web, handler), methods=["POST"])
-
-    app = Starlette(
-        routes=[
-            get("/", home_page),
-            get("/live", live_page),
-            get("/live/stream", live_stream),
-            get("/rules", rules_page),
-            get("/outbox", outbox_page),
-            get("/charts", charts_page),
-            post("/outbox/retry", action(retry_entry)),
-            post("/reload", action(reload_rules)),
-            post("/dry-run", action(set_dry_run)),
-            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-        ]
-    )
-    return Guard(app, allowed_hosts(settings, port), web)
+    return Page(web, allowed_hosts(settings, port))

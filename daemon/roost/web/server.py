@@ -1,32 +1,31 @@
-"""Serving the web page from inside the daemon: uvicorn on the daemon's own event loop,
-bounded like the other listeners.
+"""Serving the web page from inside the daemon, on roost's own HTTP server
+(`roost.host.httpserver`, the one the webhook receiver, the metrics endpoint and the OAuth
+callback use), bounded like the other listeners.
 
-uvicorn's `Server` is used with three changes: it never touches signal handlers (the
-daemon owns SIGTERM/SIGHUP), it ticks once a second instead of ten times (idle CPU), and
-its h11 protocol is bounded: at most `max_connections` open connections, counted in the
-one descriptor budget of all listeners (`roost.host.listeners`; the next is closed at once),
-and a connection that has not sent a complete request head within `HEAD_TIMEOUT_S` is
-closed (uvicorn alone keeps a silent connection forever).
+The limits: at most `max_connections` open connections, counted in the one descriptor
+budget of all listeners (the next is closed at once); a request head and body complete
+within `HEAD_TIMEOUT_S` (a silent or slowly dripping client is answered 408 and cut off);
+a head of at most `MAX_HEAD` bytes (431) and a form of at most `MAX_FORM` (413); every
+send within `WRITE_TIMEOUT_S` (a live viewer that stops reading is cut off). One request
+per connection: the browser opens a new one per page, so none is held idle.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
-from collections.abc import Generator
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
 import structlog
-import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from anyio.abc import SocketAttribute
 
 from roost.config.settings import WebSettings
-from roost.host.listeners import shared_budget
+from roost.host import httpserver
+from roost.host.listeners import Limits
 from roost.service.observe import Observer
 from roost.web.access import ensure_token
-from roost.web.app import MAX_HEAD, create_app
+from roost.web.app import MAX_FORM, MAX_HEAD, SECURITY_HEADERS, Page, create_app
 
 if TYPE_CHECKING:
     from roost.service.runtime import Runtime
@@ -34,69 +33,48 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 HEAD_TIMEOUT_S = 5.0
-KEEP_ALIVE_S = 5
-SHUTDOWN_S = 2.0
+WRITE_TIMEOUT_S = 10.0
+SHUTDOWN_S = 2.0  # how long live streams get to end at a stop
+NAME = "web page"
 
 
-class BoundedH11(H11Protocol):
-    max_connections = 32
-    _counted = False  # holds a descriptor of the listeners' shared budget
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        budget = shared_budget()
-        if len(self.connections) > self.max_connections or budget.used >= budget.limit:
-            transport.close()
-            return
-        budget.used += 1
-        self._counted = True
-        self._arm_head_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._counted:
-            shared_budget().used -= 1
-            self._counted = False
-        super().connection_lost(exc)
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._arm_head_timer()
-
-    def _arm_head_timer(self) -> None:
-        cycle = self.cycle
-        self.loop.call_later(HEAD_TIMEOUT_S, self._head_overdue, cycle)
-
-    def _head_overdue(self, cycle_then: object) -> None:
-        """No new request began since the timer was armed: the client is too slow."""
-        idle = self.cycle is None or self.cycle.response_complete
-        if self.cycle is cycle_then and idle and not self.transport.is_closing():
-            self.transport.close()
+def limits(settings: WebSettings) -> Limits:
+    return Limits(
+        max_connections=settings.max_connections,
+        read_timeout_s=HEAD_TIMEOUT_S,
+        write_timeout_s=WRITE_TIMEOUT_S,
+        max_request=MAX_HEAD,
+        max_body=MAX_FORM,
+    )
 
 
-class EmbeddedServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # the daemon handles the signals
+@asynccontextmanager
+async def listening(
+    page: Page, settings: WebSettings, host: str, port: int
+) -> AsyncIterator[httpserver.Server]:
+    """The page served on host:port (0: a free port) until the context is left. Leaving
+    ends the live streams first (each sends its last chunk), so a browser sees a stream
+    that ended rather than a connection cut mid-body, then closes what is left."""
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    bound = listener.extra(SocketAttribute.local_port)
+    server = httpserver.Server(
+        page, NAME, limits(settings), host=host, port=bound, headers=SECURITY_HEADERS
+    )
+    stop = anyio.CancelScope(shield=True)  # the page stops on its own terms, below
 
-    async def main_loop(self) -> None:
-        counter = 0
-        while not await self.on_tick(counter):
-            counter = (counter + 10) % 864000  # every tick refreshes the Date header
-            await asyncio.sleep(1.0)
+    async def run() -> None:
+        with stop:
+            await server.serve(listener)
 
-
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(64)
-    sock.setblocking(False)
-    return sock
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        try:
+            yield server
+        finally:
+            page.web.stop()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_S):
+                await server.streams_ended()
+            stop.cancel()
 
 
 async def serve_web(runtime: Runtime, observer: Observer, settings: WebSettings) -> None:
@@ -105,36 +83,12 @@ async def serve_web(runtime: Runtime, observer: Observer, settings: WebSettings)
     address = settings.address()
     assert address is not None
     host, port = address
-    token = ensure_token(runtime.settings.daemon.state_dir)
-    try:
-        sock = bind(host, port)
-    except OSError as exc:
-        log.error("web page not started: cannot listen", listen=settings.listen, error=str(exc))
-        return
-    app = create_app(runtime, observer, settings, token)
-    protocol = type("Bounded", (BoundedH11,), {"max_connections": settings.max_connections})
-    config = uvicorn.Config(
-        app,
-        http=protocol,
-        ws="none",
-        lifespan="off",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        limit_concurrency=settings.max_connections,
-        timeout_keep_alive=KEEP_ALIVE_S,
-        timeout_graceful_shutdown=int(SHUTDOWN_S),
-        h11_max_incomplete_event_size=MAX_HEAD,
-    )
-    server = EmbeddedServer(config)
-    log.info("web page ready", url=f"http://{settings.listen}/", actions="roost web-url")
-    try:
-        await server.serve(sockets=[sock])
-    finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_S + 1):
-            app.web.stop()  # live streams end, so their connections can close
-            if server.started and not server.should_exit:
-                server.should_exit = True
-                await server.shutdown(sockets=[sock])
-        sock.close()
+    page = create_app(runtime, observer, settings, ensure_token(runtime.settings.daemon.state_dir))
+    async with AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(listening(page, settings, host, port))
+        except OSError as exc:
+            log.error("web page not started: cannot listen", listen=settings.listen, error=str(exc))
+            return
+        log.info("web page ready", url=f"http://{settings.listen}/", actions="roost web-url")
+        await anyio.sleep_forever()

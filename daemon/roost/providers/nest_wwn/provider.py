@@ -32,7 +32,13 @@ from roost.providers.bounds import parse_json
 from roost.providers.core import CoreOptions, ProviderCore, counters
 from roost.providers.event_stream import EventStream, SilentStream, open_stream
 from roost.providers.health import PayloadHealth
-from roost.providers.http import failure_for_status, message_of, retry_after, transport_error
+from roost.providers.http import (
+    failure_for_status,
+    message_of,
+    retry_after,
+    transport_error,
+    writer_headers,
+)
 from roost.providers.nest_wwn import WRITE_LIMITS, NestWwnAccount
 from roost.providers.nest_wwn.encode import encode
 from roost.providers.nest_wwn.normalize import (
@@ -203,13 +209,13 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
     async def _send(self, write: tuple[str, dict[str, Any]], command: Command) -> CommandResult:
         """PUT the write, following a 307."""
         path, body = write
-        return await self._put(path, body, command.id)
+        return await self._put(path, body, command)
 
     def _describe(self, write: tuple[str, dict[str, Any]]) -> dict[str, Any]:
         return {"path": write[0]}
 
-    async def _put(self, path: str, body: dict[str, Any], command_id: str) -> CommandResult:
-        headers = {**self._auth, COMMAND_ID_HEADER: command_id}
+    async def _put(self, path: str, body: dict[str, Any], command: Command) -> CommandResult:
+        headers = {**self._auth, COMMAND_ID_HEADER: command.id, **writer_headers(command)}
         url = self._url(path)
         for _ in range(_MAX_REDIRECTS):
             try:
