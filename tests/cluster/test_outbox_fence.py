@@ -83,3 +83,26 @@ async def test_a_worker_with_a_stale_epoch_writes_no_notification_for_the_group(
         assert pending(pg_url)["n4"] == ""
         tg.cancel_scope.cancel()
     await store.aclose()
+
+
+async def test_a_worker_with_a_stale_epoch_keeps_no_last_known_state_for_the_group(
+    pg_url: str,
+) -> None:
+    """The baseline a takeover catches up from is the current owner's, never a stale one's."""
+    store = PgStore(pg_url)
+    wwn = make(NestWwnProvider, "nest_wwn", name="h0", api_url="http://127.0.0.1:9", token="t")
+    settings = ClusterSettings(worker="a", check_s=0.2, lock_timeout_s=2.0)
+    worker = ClusterWorker(settings, store, HomeState(Bus(), EchoTracker()), [wwn])
+    serve: Callable[[Provider], Awaitable[None]] = idle
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run, serve)
+        await until(lambda: "h0" in worker.epochs)
+        await store.homes_put([("h0", {"seen": 1}), ("not-mine", {"seen": 1})], NOW)
+        assert await store.homes() == {"h0": {"seen": 1}}
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("UPDATE cluster_groups SET epoch = epoch + 1, owner = 'b'")
+        assert "h0" in worker.epochs  # (its own view is not told: only the epoch check sees it)
+        await store.homes_put([("h0", {"seen": 2})], NOW)
+        assert await store.homes() == {"h0": {"seen": 1}}
+        tg.cancel_scope.cancel()
+    await store.aclose()

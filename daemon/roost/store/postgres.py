@@ -506,16 +506,35 @@ class PgStore:
         await self.homes_put([(account, snapshot)], at)
 
     async def homes_put(self, homes: Sequence[tuple[str, dict[str, Any]]], at: datetime) -> None:
-        """Several homes in one transaction; in a fleet only those this worker owns (a home
-        it lost is its new owner's to keep)."""
+        """Several homes in one transaction. In a fleet only those whose group this worker
+        owns, by the group's epoch read `FOR SHARE` in that transaction: a home whose group
+        another worker claimed since is its new owner's to keep, and the baseline a later
+        takeover catches up from is never one a stale owner wrote."""
         fence = self.fence
-        rows = [
-            (account, dumps(snapshot), at)
-            for account, snapshot in homes
-            if fence is None or fence.owns(account)
-        ]
-        if rows:
-            await self._many(HOME_UPSERT, rows)
+        if fence is None:
+            if homes:
+                await self._many(HOME_UPSERT, [(a, dumps(s), at) for a, s in homes])
+            return
+        mine: dict[str, tuple[int, list[tuple[str, str, datetime]]]] = {}
+        for account, snapshot in homes:
+            group = fence.group_of(account)
+            epoch = fence.epochs.get(group) if group is not None else None
+            if group is not None and epoch is not None:
+                mine.setdefault(group, (epoch, []))[1].append((account, dumps(snapshot), at))
+        if not mine:
+            return
+        pool = await self._connection()
+        async with pool.connection() as conn, conn.transaction():
+            await self._write_versions(conn)
+            cursor = await conn.execute(
+                b"SELECT grp, epoch FROM cluster_groups WHERE grp = ANY(%s) FOR SHARE",
+                (list(mine),),
+            )
+            current = {str(g): int(e) for g, e in await cursor.fetchall()}
+            rows = [r for g, (epoch, rs) in mine.items() if current.get(g) == epoch for r in rs]
+            if rows:
+                async with conn.cursor() as writes:
+                    await writes.executemany(HOME_UPSERT.encode(), rows)
 
     async def homes(self) -> dict[str, dict[str, Any]]:
         rows = await self._fetch("SELECT account, snapshot FROM home_state")
