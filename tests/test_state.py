@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +28,7 @@ from roost.core.events import (
 from roost.core.model import (
     AlarmState,
     Change,
+    Device,
     Home,
     Presence,
     SmokeCoAlarm,
@@ -239,3 +241,104 @@ async def test_the_alarm_guard_sees_alarms_that_patches_snapshots_and_moves_brin
     assert (await _heat_outcome(state, bus, echoes)).outcome is Outcome.DRY_RUN
     assert [d.id for d in state.alarms_in("acct", "s2")] == ["a1"]
     assert state.alarms_in("acct", "s1") == []
+
+
+# ---- readings kept beside the held device until it is read (no copy per reading) ------
+
+READERS: dict[str, Callable[[HomeState], Device | Structure | None]] = {
+    "device": lambda s: s.device("t1"),
+    "find": lambda s: found[1] if (found := s.find("t1")) else None,
+    "devices": lambda s: next(d for d in s.devices() if d.id == "t1"),
+    "home": lambda s: s.home("acct").devices["t1"],
+    "devices_in": lambda s: next(d for d in s.devices_in("acct", "s1") if d.id == "t1"),
+    "account devices": lambda s: s.accounts["acct"].devices["t1"],
+    "account entity": lambda s: s.account("acct").entity("t1"),
+}
+
+
+@pytest.mark.parametrize("reader", READERS)
+async def test_every_way_of_reading_a_device_sees_its_patched_readings(reader: str) -> None:
+    h = Harness()
+    await h.state.snapshot("acct", home(HOUSE, DEN, HALL), AT)
+    await h.state.patch("acct", [Change("t1", "ambient_c", 20.5)], AT)
+    await h.state.patch("acct", [Change("t1", "humidity", 41.0), Change("t1", "name", "Study")], AT)
+    device = READERS[reader](h.state)
+    assert device == replace(DEN, ambient_c=20.5, humidity=41.0, name="Study")
+    assert h.state.device("t1") is h.state.device("t1")  # folded once, then held
+
+
+async def test_successive_readings_each_change_from_the_last() -> None:
+    h = Harness()
+    await h.state.snapshot("acct", home(HOUSE, DEN), AT)
+    for value in (20.0, 21.0, 21.0, 19.0):
+        await h.state.patch("acct", [Change("t1", "ambient_c", value)], AT)
+    changes = [e for e in h.drain() if isinstance(e, TemperatureChanged)]
+    assert [(e.old, e.new) for e in changes] == [(19.0, 20.0), (20.0, 21.0), (21.0, 19.0)]
+    assert [e.id for e in changes] == [f"acct/t1.ambient_c/{n}/temperature" for n in (1, 2, 3)]
+
+
+async def test_a_snapshot_diffs_against_the_patched_readings() -> None:
+    h = Harness()
+    await h.state.snapshot("acct", home(HOUSE, DEN), AT)
+    await h.state.patch("acct", [Change("t1", "ambient_c", 21.5)], AT)
+    h.drain()
+    await h.state.snapshot("acct", home(HOUSE, replace(DEN, ambient_c=21.5)), AT)
+    assert h.drain() == []  # the snapshot says what the patch said: nothing new
+    await h.state.snapshot("acct", home(HOUSE, replace(DEN, ambient_c=22.0)), AT)
+    changes = [e for e in h.drain() if isinstance(e, TemperatureChanged)]
+    assert [(e.old, e.new) for e in changes] == [(21.5, 22.0)]
+
+
+async def test_a_restored_home_replaces_readings_not_yet_folded() -> None:
+    h = Harness()
+    await h.state.snapshot("acct", home(HOUSE, DEN), AT)
+    await h.state.patch("acct", [Change("t1", "ambient_c", 25.0)], AT)
+    h.state.restore(home(HOUSE, DEN), {})
+    assert h.state.device("t1") == DEN
+
+
+async def test_the_engine_reads_a_name_without_folding_the_readings() -> None:
+    h = Harness()
+    await h.state.snapshot("acct", home(HOUSE, DEN), AT)
+    assert h.state.device_name("t1") == "Den"
+    await h.state.patch("acct", [Change("t1", "ambient_c", 25.0)], AT)
+    assert h.state.device_name("t1") == "Den"
+    assert h.state.accounts["acct"].unfolded == {"t1": {"ambient_c": 25.0}}
+    await h.state.patch("acct", [Change("t1", "name", "Study")], AT)
+    assert h.state.device_name("t1") == "Study"
+    assert h.state.device_name("nope") is None
+
+
+async def test_a_move_by_patch_is_copied_at_once_and_the_index_follows() -> None:
+    h = Harness()
+    other = Structure(id="s2", name="Cabin")
+    await h.state.snapshot("acct", home(HOUSE, other, DEN), AT)
+    await h.state.patch("acct", [Change("t1", "ambient_c", 20.0)], AT)
+    assert [d.id for d in h.state.devices_in("acct", "s1")] == ["t1"]
+    await h.state.patch("acct", [Change("t1", "structure_id", "s2")], AT)
+    assert h.state.devices_in("acct", "s1") == []
+    assert h.state.devices_in("acct", "s2") == [replace(DEN, structure_id="s2", ambient_c=20.0)]
+
+
+async def test_a_patch_naming_an_unknown_attribute_changes_nothing() -> None:
+    h = Harness()
+    await h.state.snapshot("acct", home(HOUSE, DEN), AT)
+    await h.state.patch(
+        "acct", [Change("t1", "ambient_c", 25.0), Change("t1", "no_such_field", 1)], AT
+    )
+    assert h.drain() == []
+    assert h.state.device("t1") == DEN
+
+
+async def test_a_single_change_of_a_structure_or_an_unknown_name_takes_the_full_path() -> None:
+    h = Harness()
+    await h.state.snapshot("acct", home(HOUSE, DEN), AT)
+    await h.state.patch("acct", [Change("s1", "presence", Presence.AWAY)], AT)
+    [generic, presence] = h.drain()
+    assert isinstance(generic, AttributeChanged)
+    assert isinstance(presence, PresenceChanged)
+    assert h.state.home("acct").structures["s1"] == replace(HOUSE, presence=Presence.AWAY)
+    await h.state.patch("acct", [Change("t1", "no_such_field", 1)], AT)
+    await h.state.patch("acct", [Change("nowhere", "ambient_c", 1.0)], AT)
+    assert h.drain() == []
+    assert h.state.device("t1") == DEN

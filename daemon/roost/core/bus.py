@@ -44,14 +44,15 @@ class _Subscriber:
 
 class Bus:
     def __init__(self) -> None:
-        self._subscribers: list[_Subscriber] = []
+        # A tuple, replaced when a subscriber comes or goes: a publish walks it without a copy.
+        self._subscribers: tuple[_Subscriber, ...] = ()
         self.published = 0
 
     def subscribe(
         self, name: str, *, buffer: int = 1024, overflow: Overflow = Overflow.BLOCK
     ) -> MemoryObjectReceiveStream[Batch]:
         send, receive = anyio.create_memory_object_stream[Batch](buffer)
-        self._subscribers.append(_Subscriber(name, send, overflow))
+        self._subscribers = (*self._subscribers, _Subscriber(name, send, overflow))
         return receive
 
     def stats(self) -> dict[str, SubscriberStats]:
@@ -66,18 +67,43 @@ class Bus:
         return 0, 0
 
     async def publish(self, events: Batch) -> None:
+        full = self.offer(events)
+        if full is not None:
+            await self.overflow(full, events)
+
+    def offer(self, events: Batch) -> list[_Subscriber] | None:
+        """`publish` without waiting: `events` go to every subscriber with room for them.
+        Returns the subscribers that had none (None if all had room), which the caller
+        must pass to `overflow` before it publishes anything else (the state diff's
+        hot path, which saves the coroutine of a `publish` per change)."""
         if not events:
-            return
-        self.published += len(events)
-        for sub in list(self._subscribers):  # a copy: a gone subscriber is removed below
+            return None
+        count = len(events)
+        self.published += count
+        full: list[_Subscriber] | None = None
+        for sub in self._subscribers:
             try:
                 sub.send.send_nowait(events)
-                sub.stats.batches += 1
-                sub.stats.delivered += len(events)
             except anyio.WouldBlock:
+                if full is None:
+                    full = []
+                full.append(sub)
+                continue
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._subscribers = tuple(s for s in self._subscribers if s is not sub)
+                continue
+            stats = sub.stats
+            stats.batches += 1
+            stats.delivered += count
+        return full
+
+    async def overflow(self, full: list[_Subscriber], events: Batch) -> None:
+        """The subscribers `offer` found full: wait for room (BLOCK) or drop (DROP)."""
+        for sub in full:
+            try:
                 await self._overflow(sub, events)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._subscribers.remove(sub)
+                self._subscribers = tuple(s for s in self._subscribers if s is not sub)
 
     async def _overflow(self, sub: _Subscriber, events: Batch) -> None:
         if sub.overflow is Overflow.DROP:
@@ -92,7 +118,7 @@ class Bus:
     def close(self) -> None:
         for sub in self._subscribers:
             sub.send.close()
-        self._subscribers.clear()
+        self._subscribers = ()
 
 
 def take_waiting(inbox: MemoryObjectReceiveStream[Batch]) -> list[Batch]:

@@ -7,6 +7,8 @@ a `Context` that links it to its cause. `name` is the short name rules use to ma
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -298,3 +300,33 @@ def _fast_inits(cls: type[Any]) -> None:
 
 fast_init(Context)
 _fast_inits(Event)
+
+ChangeMaker = Callable[
+    [str, datetime, str, str | None, str | None, Context, Any, Any, str], Changed
+]
+_CHANGE_FIELDS = ("id", "at", "account", "structure", "device", "context", "old", "new")
+
+
+def change_maker(cls: type[Changed]) -> ChangeMaker:
+    """A positional constructor for the state diff's change events: `make(id, at, account,
+    structure, device, context, old, new, attribute)` builds `cls` as its `__init__`
+    would (`attribute` is dropped by the classes that have no such field).
+
+    Keyword arguments are most of an event's construction cost on the hot path; this
+    takes them in a fixed order and sets each slot through its own descriptor.
+    """
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    if names not in (_CHANGE_FIELDS, (*_CHANGE_FIELDS, "attribute")):
+        raise TypeError(f"{cls.__name__} has fields {names}, not a change event's")
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} has a __post_init__ a positional maker would skip")
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    scope.update({f"_set_{name}": getattr(cls, name).__set__ for name in names})
+    lines = [f"    _set_{name}(event, {name})" for name in names]
+    source = (
+        f"def make({', '.join((*_CHANGE_FIELDS, 'attribute'))}):\n"
+        "    event = _new(_cls)\n" + "\n".join(lines) + "\n    return event\n"
+    )
+    exec(source, scope)  # generated from the class's own field names
+    maker: ChangeMaker = scope["make"]
+    return maker

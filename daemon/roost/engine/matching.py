@@ -108,8 +108,8 @@ class Matching:
         exact = by_device.get(device_id)
         # Other keys may name this device by its name rather than its id.
         others = len(by_device) - (found is not _NONE) - (exact is not None)
-        device = self.services.state.device(device_id) if others else None
-        named = by_device.get(device.name) if device is not None else None
+        name = self.services.state.device_name(device_id) if others else None
+        named = by_device.get(name) if name is not None else None
         if named is None:
             if exact is None or found is _NONE:
                 return exact or found

@@ -9,7 +9,7 @@ a rule author reaches for first (`PresenceChanged`, `CoAlarm`, …). The batch g
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -23,6 +23,7 @@ from roost.core.events import (
     AccountStatus,
     AttributeChanged,
     Changed,
+    ChangeMaker,
     CoAlarm,
     ConnectionState,
     ConnectivityChanged,
@@ -37,6 +38,7 @@ from roost.core.events import (
     SmokeAlarm,
     TemperatureChanged,
     ThermostatModeChanged,
+    change_maker,
 )
 from roost.core.ids import new_id
 from roost.core.model import Change, Device, Home, SmokeCoAlarm, Structure, Thermostat, attributes
@@ -60,29 +62,53 @@ SEMANTIC: dict[tuple[type[Any], str], type[Changed]] = {
     (SmokeCoAlarm, "co"): CoAlarm,
 }
 _ONLINE = "online"
-_SEMANTICS: dict[type[Any], dict[str, type[Changed]]] = {}
+_SKIP = frozenset({"id", "structure_id"})  # identity and membership: no event of their own
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # what to_json returns as it is
+_ATTRIBUTE_CHANGED = change_maker(AttributeChanged)
 
 
-def _semantics(cls: type[Any]) -> dict[str, type[Changed]]:
-    """Attribute → its semantic event, for entities of exactly `cls` (as SEMANTIC says,
-    and `online` → ConnectivityChanged where SEMANTIC has nothing for it)."""
-    found = _SEMANTICS.get(cls)
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What the diff needs to know about one entity class, worked out once."""
+
+    names: frozenset[str]  # its attributes
+    deferrable: frozenset[str]  # those a patch may leave unfolded (see AccountState)
+    semantics: dict[str, tuple[ChangeMaker, str]]  # attribute → (its semantic event, id suffix)
+
+
+_SHAPES: dict[type[Any], _Shape] = {}
+
+
+def _shape(cls: type[Any]) -> _Shape:
+    found = _SHAPES.get(cls)
     if found is None:
-        found = {name: event for (owner, name), event in SEMANTIC.items() if owner is cls}
-        found.setdefault(_ONLINE, ConnectivityChanged)
-        _SEMANTICS[cls] = found
+        names = frozenset(f.name for f in fields(cls))
+        # Structures and smoke/CO alarms are copied at once; so is a change of identity
+        # or membership.
+        eager = issubclass(cls, Structure | SmokeCoAlarm)
+        events = {name: event for (owner, name), event in SEMANTIC.items() if owner is cls}
+        events.setdefault(_ONLINE, ConnectivityChanged)  # where SEMANTIC has nothing for it
+        found = _SHAPES[cls] = _Shape(
+            names,
+            frozenset() if eager else names - _SKIP,
+            {name: (change_maker(e), f"/{e.name}") for name, e in events.items()},
+        )
     return found
 
 
 STALE_DEVICE_EVENT_S = 600.0  # motion, person, sound, chime: older than this means nothing now
-_SKIP = frozenset({"id", "structure_id"})
 
 
 @dataclass
 class AccountState:
     account: str
     structures: dict[str, Structure] = field(default_factory=dict)
-    devices: dict[str, Device] = field(default_factory=dict)
+    # device id → the device as last folded. A patched reading of a device waits in
+    # `unfolded` (id → attribute → value) until someone reads the device: copying a frozen
+    # 25-field device per reading was most of a change's cost, and a stream of readings
+    # nobody reads in between is folded once. Read devices through `devices` or `device`.
+    held_devices: dict[str, Device] = field(default_factory=dict)
+    unfolded: dict[str, dict[str, Any]] = field(default_factory=dict)
     connection: ConnectionState = ConnectionState.CONNECTING
     baseline: bool = False  # a first snapshot has been seen
     resyncing: bool = False  # the next snapshot follows a disconnect: its news is catch-up
@@ -103,9 +129,37 @@ class AccountState:
     members: dict[str, list[str]] | None = None
     alarm_members: dict[str, list[str]] = field(default_factory=dict)
 
+    @property
+    def devices(self) -> dict[str, Device]:
+        """Every device as it is now (pending readings folded in)."""
+        if self.unfolded:
+            for device_id in list(self.unfolded):
+                self._fold(device_id)
+        return self.held_devices
+
+    @devices.setter
+    def devices(self, devices: dict[str, Device]) -> None:
+        self.unfolded.clear()
+        self.held_devices = devices
+
+    def device(self, device_id: str) -> Device | None:
+        """The device as it is now."""
+        if device_id in self.unfolded:
+            return self._fold(device_id)
+        return self.held_devices.get(device_id)
+
+    def _fold(self, device_id: str) -> Device:
+        values = self.unfolded.pop(device_id, None)
+        if values is None:  # folded meanwhile (a rule's worker thread reading the home)
+            return self.held_devices[device_id]
+        device = _with_values(self.held_devices[device_id], values)
+        assert isinstance(device, Device)  # the names were checked when the patch came in
+        self.held_devices[device_id] = device
+        return device
+
     def devices_in(self, structure: str) -> list[Device]:
         members = self.members if self.members is not None else self._index_members()
-        return [self.devices[i] for i in members.get(structure, ())]
+        return [self._member(i) for i in members.get(structure, ())]
 
     def alarms_in(self, structure: str) -> list[Device]:
         """The structure's smoke/CO alarms as they are now (what the alarm guard reads,
@@ -113,12 +167,15 @@ class AccountState:
         if self.members is None:
             self._index_members()
         ids = self.alarm_members.get(structure)
-        return [self.devices[i] for i in ids] if ids else []
+        return [self._member(i) for i in ids] if ids else []
+
+    def _member(self, device_id: str) -> Device:
+        return self._fold(device_id) if device_id in self.unfolded else self.held_devices[device_id]
 
     def _index_members(self) -> dict[str, list[str]]:
         members: dict[str, list[str]] = {}
         alarms: dict[str, list[str]] = {}
-        for device in self.devices.values():
+        for device in self.held_devices.values():  # membership is never left unfolded
             members.setdefault(device.structure_id, []).append(device.id)
             if isinstance(device, SmokeCoAlarm):
                 alarms.setdefault(device.structure_id, []).append(device.id)
@@ -126,7 +183,7 @@ class AccountState:
         return members
 
     def entity(self, target: str) -> Entity | None:
-        return self.devices.get(target) or self.structures.get(target)
+        return self.device(target) or self.structures.get(target)
 
 
 class StateKeeper(Protocol):
@@ -206,6 +263,22 @@ class HomeState:
         found = self.find(device_id)
         return found[1] if found is not None and isinstance(found[1], Device) else None
 
+    def device_name(self, device_id: str) -> str | None:
+        """A device's name, without folding its pending readings (the engine asks this
+        for every event about a device its index does not name by id)."""
+        account = self._owner.get(device_id)
+        if account is not None:
+            acc = self.accounts[account]
+            held = acc.held_devices.get(device_id)
+            if held is not None:
+                pending = acc.unfolded.get(device_id)
+                if pending is not None and "name" in pending:
+                    name: str = pending["name"]
+                    return name
+                return held.name
+        device = self.device(device_id)
+        return device.name if device is not None else None
+
     def devices_in(self, account: str, structure: str) -> list[Device]:
         """The devices of one structure (a structure belongs to one account)."""
         return self.account(account).devices_in(structure)
@@ -247,29 +320,85 @@ class HomeState:
         await self._publish(acc, events, at)
 
     async def patch(self, account: str, changes: Sequence[Change], at: datetime) -> None:
-        acc = self.account(account)
-        by_target: dict[str, dict[str, Any]] = {}
-        for change in changes:
-            by_target.setdefault(change.target, {})[change.attribute] = change.value
+        acc = self.accounts.get(account) or self.account(account)
         events: list[Event] = []
-        for target, values in by_target.items():
+        if len(changes) == 1:  # most vendor pushes: one reading
+            change = changes[0]
+            if not self._reading(acc, change, at, events):
+                self._patch_one(acc, change.target, {change.attribute: change.value}, at, events)
+        else:
+            by_target: dict[str, dict[str, Any]] = {}
+            for change in changes:
+                values = by_target.get(change.target)
+                if values is None:
+                    values = by_target[change.target] = {}
+                values[change.attribute] = change.value
+            for target, values in by_target.items():
+                self._patch_one(acc, target, values, at, events)
+        if self._note(acc, events, at):
+            full = self._bus.offer(events)  # `publish` without its coroutine
+            if full is not None:
+                await self._bus.overflow(full, events)
+
+    def _reading(self, acc: AccountState, change: Change, at: datetime, out: list[Event]) -> bool:
+        """A patch of one reading of a device, as `_patch_one` takes it but without its
+        dictionaries (the common case). False if it is not such a reading."""
+        target, name, value = change.target, change.attribute, change.value
+        held = acc.held_devices.get(target)
+        if held is None:
+            return False
+        shape = _SHAPES.get(type(held)) or _shape(type(held))
+        if name not in shape.deferrable:
+            return False
+        pending = acc.unfolded.get(target)
+        if pending is None:
+            acc.unfolded[target] = {name: value}
+            before = getattr(held, name)
+        else:
+            before = pending[name] if name in pending else getattr(held, name)
+            pending[name] = value
+        if before != value:
+            self._events(acc, held, shape, [(name, before, value)], at, False, out)
+        return True
+
+    def _patch_one(
+        self, acc: AccountState, target: str, values: dict[str, Any], at: datetime, out: list[Event]
+    ) -> None:
+        held = acc.held_devices.get(target)
+        entity: Entity | None = held if held is not None else acc.structures.get(target)
+        if entity is None:
+            log.warning("patch for unknown target skipped", account=acc.account, target=target)
+            return
+        shape = _SHAPES.get(type(entity)) or _shape(type(entity))
+        if values.keys() <= shape.deferrable:
+            # A reading: kept beside the held device until someone reads the device.
+            pending = acc.unfolded.get(target)
+            if pending is None:
+                pending = acc.unfolded[target] = {}
+            changed: list[tuple[str, Any, Any]] = []
+            for name, value in values.items():
+                before = pending[name] if name in pending else getattr(entity, name)
+                pending[name] = value
+                if before != value:
+                    changed.append((name, before, value))
+        else:
+            if not values.keys() <= shape.names:
+                log.warning("patch names an unknown attribute", account=acc.account, target=target)
+                return
+            # Structures, alarms and moves are copied at once (the alarm guard and the
+            # structure index read them as they are).
             old = acc.entity(target)
-            if old is None:
-                log.warning("patch for unknown target skipped", account=account, target=target)
-                continue
+            assert old is not None
             new = _with_values(old, values)
-            if new is None:
-                log.warning("patch names an unknown attribute", account=account, target=target)
-                continue
+            assert new is not None
             self._store(acc, new)
-            changed = {
-                name: value
+            changed = [
+                (name, getattr(old, name), value)
                 for name, value in values.items()
                 if name not in _SKIP and getattr(old, name) != value
-            }
-            if changed:
-                self._events(acc, old, new, changed, at, False, events)
-        await self._publish(acc, events, at)
+            ]
+        if changed:
+            self._events(acc, entity, shape, changed, at, False, out)
 
     async def device_event(self, account: str, event: DeviceEvent) -> None:
         age_s = (self._now() - event.started_at).total_seconds()
@@ -318,10 +447,10 @@ class HomeState:
         if isinstance(entity, Structure):
             acc.structures[entity.id] = entity
             return
-        old = acc.devices.get(entity.id)
+        old = acc.device(entity.id)
         if old is None or old.structure_id != entity.structure_id:
             acc.members = None
-        acc.devices[entity.id] = entity
+        acc.held_devices[entity.id] = entity
 
     def _diff_all(
         self,
@@ -356,46 +485,55 @@ class HomeState:
         catch_up: bool,
         out: list[Event],
     ) -> None:
-        changed = {
-            name: getattr(new, name)
+        changed = [
+            (name, getattr(old, name), getattr(new, name))
             for name in names
             if name not in _SKIP and getattr(old, name) != getattr(new, name)
-        }
+        ]
         if changed:
-            self._events(acc, old, new, changed, at, catch_up, out)
+            self._events(acc, new, _shape(type(new)), changed, at, catch_up, out)
 
     def _events(
         self,
         acc: AccountState,
-        old: Entity,
-        new: Entity,
-        changed: dict[str, Any],
+        entity: Entity,
+        shape: _Shape,
+        changed: list[tuple[str, Any, Any]],
         at: datetime,
         catch_up: bool,
         out: list[Event],
     ) -> None:
-        """The events for `changed` (attribute → new value) of one entity."""
-        context = self._context(new.id, changed, catch_up, at, out)
-        if isinstance(new, Structure):
-            structure, device = new.id, None
+        """The events for `changed` ((attribute, old value, new value), …) of one entity:
+        an `AttributeChanged` each, and the semantic event where there is one."""
+        target = entity.id
+        if catch_up or self._echoes.is_watching(target):
+            context = self._context(target, changed, catch_up, at, out)
         else:
-            structure, device = new.structure_id, new.id
+            context = NO_CONTEXT  # the common case, without a call
+        if isinstance(entity, Structure):
+            structure, device = target, None
+        else:
+            structure, device = entity.structure_id, target
         account = acc.account
-        semantics = _semantics(type(new))
-        for name, value in changed.items():
-            before = getattr(old, name)
-            change_id = _change_id(acc, new.id, name, value, catch_up)
+        versions = acc.versions
+        reserved = acc.reserved if self._keeper is not None else None
+        semantics = shape.semantics
+        for name, before, value in changed:
+            # The change's identity: how many times target.attribute has changed.
+            key = f"{target}.{name}"
+            last = versions.get(key)
+            plain = value if type(value) in _PLAIN else to_json(value)
+            if catch_up and last is not None and last[1] == plain:
+                change_id = f"{account}/{key}/{last[0]}"  # the same change, seen again
+            else:
+                number = last[0] + 1 if last is not None else 1
+                versions[key] = (number, plain)
+                if reserved is not None:
+                    reserved.append((key, number, plain))
+                change_id = f"{account}/{key}/{number}"
             out.append(
-                AttributeChanged(
-                    id=change_id,
-                    at=at,
-                    account=account,
-                    structure=structure,
-                    device=device,
-                    context=context,
-                    attribute=name,
-                    old=before,
-                    new=value,
+                _ATTRIBUTE_CHANGED(
+                    change_id, at, account, structure, device, context, before, value, name
                 )
             )
             semantic = semantics.get(name)
@@ -403,59 +541,46 @@ class HomeState:
                 # None is "unknown" (an unreadable value) or "none in this mode": no "alarm
                 # cleared", no "mode changed", no "setpoint changed" is made up from it.
                 continue
-            if semantic is SetpointChanged:
-                out.append(
-                    SetpointChanged(
-                        id=f"{change_id}/{semantic.name}",
-                        at=at,
-                        account=account,
-                        structure=structure,
-                        device=device,
-                        context=context,
-                        old=before,
-                        new=value,
-                        attribute=name,
-                    )
-                )
-                continue
+            make, suffix = semantic
             out.append(
-                semantic(
-                    id=f"{change_id}/{semantic.name}",
-                    at=at,
-                    account=account,
-                    structure=structure,
-                    device=device,
-                    context=context,
-                    old=before,
-                    new=value,
+                make(
+                    change_id + suffix, at, account, structure, device, context, before, value, name
                 )
             )
 
     def _context(
         self,
         target: str,
-        changed: dict[str, Any],
+        changed: list[tuple[str, Any, Any]],
         catch_up: bool,
         at: datetime,
         out: list[Event],
     ) -> Context:
         if not self._echoes.is_watching(target):
             return Context(catch_up=True) if catch_up else NO_CONTEXT
-        cause, confirmed = self._echoes.match(target, changed)
+        values = {name: value for name, _, value in changed}
+        cause, confirmed = self._echoes.match(target, values)
         out.extend(done.outcome(at) for done in confirmed)
         if cause is None:
             return Context(catch_up=True) if catch_up else NO_CONTEXT
         return Context(cause.id, cause.correlation, cause.rule, catch_up, cause.depth + 1)
 
     async def _publish(self, acc: AccountState, events: list[Event], at: datetime) -> None:
+        if self._note(acc, events, at):
+            await self._bus.publish(events)
+
+    def _note(self, acc: AccountState, events: list[Event], at: datetime) -> bool:
+        """Before `events` go out: their change identities made durable and the account
+        marked changed. True if there is anything to publish."""
         if acc.reserved:
             reserved, acc.reserved = acc.reserved, []
             if self._keeper is not None:
                 self._keeper.reserve_versions(acc.account, reserved)
-        if events:
-            acc.last_event_at = at
-            self.dirty.add(acc.account)
-            await self._bus.publish(events)
+        if not events:
+            return False
+        acc.last_event_at = at
+        self.dirty.add(acc.account)
+        return True
 
 
 def _with_values(entity: Entity, values: dict[str, Any]) -> Entity | None:
@@ -491,18 +616,6 @@ def _copier(
 
 
 _COPIERS: dict[type[Any], tuple[Callable[[Any], Any], dict[str, Callable[[Any, Any], None]]]] = {}
-
-
-def _change_id(acc: AccountState, target: str, attribute: str, value: Any, catch_up: bool) -> str:
-    key = f"{target}.{attribute}"
-    last = acc.versions.get(key)
-    plain = to_json(value)
-    if last is not None and catch_up and last[1] == plain:
-        return f"{acc.account}/{key}/{last[0]}"  # the same change, seen again after a restart
-    number = last[0] + 1 if last is not None else 1
-    acc.versions[key] = (number, plain)
-    acc.reserved.append((key, number, plain))
-    return f"{acc.account}/{key}/{number}"
 
 
 def _presence_event(
