@@ -5,7 +5,8 @@ excepted: alarms fail open, and the group's owner delivers it)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import anyio
@@ -42,6 +43,22 @@ async def idle(provider: Provider) -> None:
     await anyio.sleep_forever()  # (its accounts are not streamed: only the outbox is under test)
 
 
+@asynccontextmanager
+async def owning_h0(pg_url: str) -> AsyncIterator[tuple[PgStore, ClusterWorker]]:
+    """A worker "a" that owns account h0's group (its streams are not run)."""
+    store = PgStore(pg_url)
+    wwn = make(NestWwnProvider, "nest_wwn", name="h0", api_url="http://127.0.0.1:9", token="t")
+    settings = ClusterSettings(worker="a", check_s=0.2, lock_timeout_s=2.0)
+    worker = ClusterWorker(settings, store, HomeState(Bus(), EchoTracker()), [wwn])
+    serve: Callable[[Provider], Awaitable[None]] = idle
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run, serve)
+        await until(lambda: "h0" in worker.epochs)
+        yield store, worker
+        tg.cancel_scope.cancel()
+    await store.aclose()
+
+
 def pending(pg_url: str) -> dict[str, str]:
     """Pending outbox rows: key -> group."""
     with psycopg.connect(pg_url) as conn:
@@ -52,14 +69,7 @@ def pending(pg_url: str) -> dict[str, str]:
 async def test_a_worker_with_a_stale_epoch_writes_no_notification_for_the_group(
     pg_url: str,
 ) -> None:
-    store = PgStore(pg_url)
-    wwn = make(NestWwnProvider, "nest_wwn", name="h0", api_url="http://127.0.0.1:9", token="t")
-    settings = ClusterSettings(worker="a", check_s=0.2, lock_timeout_s=2.0)
-    worker = ClusterWorker(settings, store, HomeState(Bus(), EchoTracker()), [wwn])
-    serve: Callable[[Provider], Awaitable[None]] = idle
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run, serve)
-        await until(lambda: "h0" in worker.epochs)
+    async with owning_h0(pg_url) as (store, worker):
         assert await store.outbox_add("n1", note("n1"), NOW)
         assert pending(pg_url) == {"n1": "h0"}  # the row is the group's
         assert [e.key for e in await store.outbox_due(NOW)] == ["n1"]
@@ -81,22 +91,13 @@ async def test_a_worker_with_a_stale_epoch_writes_no_notification_for_the_group(
         # a notification about no account is fenced by the lock session (alive)
         assert await store.outbox_add("n4", note("n4", account=None), NOW)
         assert pending(pg_url)["n4"] == ""
-        tg.cancel_scope.cancel()
-    await store.aclose()
 
 
 async def test_a_worker_with_a_stale_epoch_keeps_no_last_known_state_for_the_group(
     pg_url: str,
 ) -> None:
     """The baseline a takeover catches up from is the current owner's, never a stale one's."""
-    store = PgStore(pg_url)
-    wwn = make(NestWwnProvider, "nest_wwn", name="h0", api_url="http://127.0.0.1:9", token="t")
-    settings = ClusterSettings(worker="a", check_s=0.2, lock_timeout_s=2.0)
-    worker = ClusterWorker(settings, store, HomeState(Bus(), EchoTracker()), [wwn])
-    serve: Callable[[Provider], Awaitable[None]] = idle
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run, serve)
-        await until(lambda: "h0" in worker.epochs)
+    async with owning_h0(pg_url) as (store, worker):
         await store.homes_put([("h0", {"seen": 1}), ("not-mine", {"seen": 1})], NOW)
         assert await store.homes() == {"h0": {"seen": 1}}
         with psycopg.connect(pg_url, autocommit=True) as admin:
@@ -104,5 +105,3 @@ async def test_a_worker_with_a_stale_epoch_keeps_no_last_known_state_for_the_gro
         assert "h0" in worker.epochs  # (its own view is not told: only the epoch check sees it)
         await store.homes_put([("h0", {"seen": 2})], NOW)
         assert await store.homes() == {"h0": {"seen": 1}}
-        tg.cancel_scope.cancel()
-    await store.aclose()
