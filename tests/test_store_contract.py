@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from roost.core.codec import event_to_dict
+from roost.core.events import AttributeChanged, SetpointChanged
 from roost.core.timers import TimerKind, TimerRecord
 from roost.providers.base import TokenSet
 from roost.store.interface import StateStore
@@ -164,6 +167,28 @@ async def test_the_journal_keeps_order_and_is_pruned_by_age_and_size(store: Stat
     assert gone == 4
     assert [e.body["n"] for e in await store.journal()] == [1, 2, 3, 4]
     assert [e.event for e in await store.journal(event="co")] == []
+
+
+async def test_journaled_events_read_back_as_their_dicts(store: StateStore) -> None:
+    events = [
+        AttributeChanged(
+            id=f"e{i}", at=NOW - timedelta(seconds=3 - i), account="a", device="t1",
+            attribute="humidity", old=None, new=i / 3,
+        )
+        for i in range(3)
+    ] + [
+        SetpointChanged(
+            id="s", at=NOW, account="b", attribute="heat_setpoint_c", old=20.0, new=math.inf,
+        )
+    ]  # fmt: skip
+    await store.journal_events(events)
+    await store.journal_events([])
+    entries = await store.journal()
+    assert [e.body for e in entries[:3]] == [event_to_dict(e) for e in events[:3]]
+    assert [(e.at, e.event, e.account) for e in entries] == [
+        (e.at, e.name, e.account) for e in events
+    ]
+    assert entries[3].body["new"] is None  # strict JSON: not a number there
 
 
 def test_a_postgres_store_from_a_newer_roost_is_refused(pg_url: str) -> None:

@@ -213,6 +213,73 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     return event
 
 
+def event_json(event: Event) -> str:
+    """`dumps_plain(event_to_dict(event))`, the same text, without the dict: the journal
+    writes one per event. Each class gets a writer compiled on first use, which reads the
+    fields in order and writes the common values (str, None, numbers, datetimes, enums, the
+    context) directly; any other value goes through `to_json` and `dumps`."""
+    writer = _WRITERS.get(type(event))
+    if writer is None:
+        writer = _WRITERS[type(event)] = _compile_writer(type(event), event.name)
+    return writer(event)
+
+
+_WRITERS: dict[type[Any], Callable[[Any], str]] = {}
+_STRING: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
+def _compile_writer(cls: type[Any], name: str | None) -> Callable[[Any], str]:
+    """`def write(e)` joining the JSON text of `cls`'s fields; `name` leads as "event"."""
+    parts: list[str] = []
+    lead = "{" if name is None else "{" + f'"event": {_STRING(name)}, '
+    for i, field_name in enumerate(_field_names(cls)):
+        key = ("" if i == 0 else ", ") + f"{_STRING(field_name)}: "
+        parts.append(repr(lead + key if i == 0 else key))
+        # a str or None (most fields) is written inline; anything else by `_text`
+        parts.append(
+            f"(S(v) if (v := e.{field_name}).__class__ is str else 'null' if v is None else T(v))"
+        )
+    if not parts:
+        parts.append(repr(lead))
+    parts.append(repr("}"))
+    scope: dict[str, Any] = {"S": _STRING, "T": _text}
+    exec(f"def write(e):\n    return ''.join(({', '.join(parts)}))", scope)
+    writer: Callable[[Any], str] = scope["write"]
+    return writer
+
+
+def _text(value: Any) -> str:
+    """The JSON text `dumps_plain(to_json(value))` gives."""
+    write = _TEXT_BY_CLASS.get(value.__class__)
+    if write is not None:
+        return write(value)
+    if isinstance(value, enum.Enum):
+        _TEXT_BY_CLASS[type(value)] = _enum_text
+        return _text(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        _TEXT_BY_CLASS[type(value)] = write = _compile_writer(type(value), None)
+        return write(value)
+    return dumps_plain(to_json(value))
+
+
+def _enum_text(value: enum.Enum) -> str:
+    return _text(value.value)
+
+
+def _float_text(value: float) -> str:
+    return float.__repr__(value) if math.isfinite(value) else "null"  # as `dumps` writes it
+
+
+_TEXT_BY_CLASS: dict[type[Any], Callable[[Any], str]] = {
+    str: _STRING,
+    type(None): lambda _: "null",
+    bool: lambda value: "true" if value else "false",
+    int: int.__repr__,
+    float: _float_text,
+    datetime: lambda value: _STRING(value.isoformat()),
+}
+
+
 # The names the engine's replay and timers use.
 event_to_json = event_to_dict
 event_from_json = event_from_dict

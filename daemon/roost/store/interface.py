@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from roost.core.events import Event
 from roost.core.timers import TimerPersistence
 from roost.providers.base import TokenSet
 from roost.store.sqlite import JournalEntry, OutboxEntry
@@ -88,6 +89,9 @@ class StateStore(Protocol):
     async def versions(self, account: str) -> dict[str, tuple[int, Any]]: ...
 
     async def journal_append(self, entries: Sequence[JournalEntry]) -> None: ...
+
+    async def journal_events(self, events: Sequence[Event]) -> None:
+        """Journal `events` as `journal_append` would their `event_to_dict` entries."""
 
     async def journal(self, limit: int = 1000, event: str | None = None) -> list[JournalEntry]: ...
 

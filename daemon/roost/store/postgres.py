@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import anyio
+import anyio.to_thread
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from roost.core.codec import dumps
+from roost.core.codec import dumps, event_json
+from roost.core.events import Event
 from roost.core.timers import TimerRecord
 from roost.providers.base import TokenSet
 from roost.store.sqlite import JournalEntry, OutboxEntry, StoreError
@@ -592,6 +594,14 @@ class PgStore:
                 [(e.at, e.event, e.account, dumps(e.body)) for e in entries],
             )
 
+    async def journal_events(self, events: Sequence[Event]) -> None:
+        """Journal `events`; their rows are made in a worker thread, off the event loop."""
+        if events:
+            rows = await anyio.to_thread.run_sync(_journal_rows, events)
+            await self._many(
+                "INSERT INTO journal (at, event, account, body) VALUES (%s, %s, %s, %s)", rows
+            )
+
     async def journal(self, limit: int = 1000, event: str | None = None) -> list[JournalEntry]:
         where, params = ("WHERE event = %s", (event,)) if event else ("", ())
         rows = await self._fetch(
@@ -709,3 +719,7 @@ class PgTimers:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _journal_rows(events: Sequence[Event]) -> list[tuple[datetime, str, str, str]]:
+    return [(e.at, e.name, e.account, event_json(e)) for e in events]
