@@ -4,12 +4,26 @@ and keeps the very object of every device whose part of the document did not cha
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import random
 from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from roost.providers.json_delta import DeltaParser
-from roost.providers.nest_wwn.normalize import Normalizer, apply_put, camera_events, normalize
+from roost.providers.nest_wwn.normalize import (
+    _THERMOSTAT_READINGS,
+    Normalizer,
+    _Reads,
+    _thermostat_rest,
+    apply_put,
+    camera_events,
+    normalize,
+)
+from roost.providers.readers import Problems
 from roost.simulator import nest_wwn
 from roost.simulator.home import SimCamera, SimHome, SimSmokeCoAlarm, SimStructure, SimThermostat
 
@@ -114,3 +128,106 @@ def test_documents_that_share_unchanged_parts_read_as_fresh_ones() -> None:
         previous_shared, previous_fresh = shared, fresh
     assert parser.patched > 60
     assert reported >= 16  # each camera event of the loop, one kind or two
+
+
+# ---- a changed device: kept, its readings read again, or built again ----------------------
+
+_REMOVE = object()
+_ODD = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 120),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["heat", "cool", "eco", "off", "heating", "cooling", "x", ""]),
+    st.just({"nested": True}),
+    st.just([1]),
+)
+
+
+def _thermostat_doc() -> dict[str, Any]:
+    return _doc(_home())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["t00", "t01", "t10"]),
+            st.sampled_from(
+                [*_THERMOSTAT_READINGS, "hvac_mode", "target_temperature_c", "is_locked",
+                 "fan_timer_active", "where_name", "name", "is_online",
+                 "last_connection", "brand_new_field"]
+            ),
+            _ODD | st.just(_REMOVE),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)  # fmt: skip
+def test_any_field_edits_match_a_full_normalize_with_the_same_problems(
+    edits: list[tuple[str, str, Any]],
+) -> None:
+    """Put after put, whichever fields change to whatever values (a `true` for a `1`, a
+    nested object, a key removed): the incremental result and the problems of each device
+    it read again are those of a full normalize. (An unreadable `structure_id` keeps the
+    held device by design, where a full normalize leaves it out: not drawn here.)"""
+    doc = _thermostat_doc()
+    inc = Normalizer("acc")
+    inc(doc, Problems())
+    for device_id, key, value in edits:
+        doc = copy.deepcopy(doc)
+        raw = doc["devices"]["thermostats"][device_id]
+        if value is _REMOVE:
+            raw.pop(key, None)
+        else:
+            raw[key] = value
+        got_problems, full_problems = Problems(), Problems()
+        got = inc(doc, got_problems)
+        assert got == normalize(doc, "acc", full_problems)
+        assert got_problems.read <= full_problems.read
+        for target in got_problems.read:
+            assert _found(got_problems, target) == _found(full_problems, target)
+
+
+def _found(problems: Problems, target: str) -> list[tuple[str, str, str]]:
+    return sorted((p.field, p.kind, p.value) for p in problems.found if p.target == target)
+
+
+def test_a_true_that_became_a_1_is_a_change() -> None:
+    """`==` calls them equal; the reader does not (`can_heat: 1` is the wrong type)."""
+    doc = _thermostat_doc()
+    inc = Normalizer("acc")
+    assert inc(doc).devices["t00"].can_heat is True  # type: ignore[attr-defined]
+    doc = copy.deepcopy(doc)
+    doc["devices"]["thermostats"]["t00"]["can_heat"] = 1
+    problems = Problems()
+    assert inc(doc, problems).devices["t00"].can_heat is None  # type: ignore[attr-defined]
+    assert [(p.field, p.kind) for p in problems.found] == [("can_heat", "wrong type")]
+
+
+def test_a_field_roost_does_not_read_keeps_the_very_device() -> None:
+    doc = _thermostat_doc()
+    inc = Normalizer("acc")
+    before = inc(doc).devices["t00"]
+    doc = copy.deepcopy(doc)
+    doc["devices"]["thermostats"]["t00"]["last_connection"] = "2030-01-01T00:00:00.000Z"
+    assert inc(doc).devices["t00"] is before
+    doc = copy.deepcopy(doc)
+    doc["devices"]["thermostats"]["t00"]["humidity"] = 61
+    after = inc(doc).devices["t00"]
+    assert after.humidity == 61.0  # type: ignore[attr-defined]
+    assert after == dataclasses.replace(before, humidity=61.0)  # type: ignore[type-var]
+
+
+def test_only_its_reading_reads_a_reading_field() -> None:
+    """A reading's key may be read by nothing else of the thermostat's build: else a change
+    of it alone would leave another attribute stale."""
+    raw = _thermostat_doc()["devices"]["thermostats"]["t00"]
+    for mode in ("heat", "cool", "heat-cool", "eco", "off"):
+        for flags in (False, True):
+            recorded = _Reads({**raw, "hvac_mode": mode, "is_locked": flags,
+                               "fan_timer_active": flags})  # fmt: skip
+            _thermostat_rest("s0", Problems().fields(recorded, "t00"), {})
+            read = recorded.keys_read()
+            assert read is not None
+            assert read.isdisjoint(_THERMOSTAT_READINGS), read & _THERMOSTAT_READINGS.keys()

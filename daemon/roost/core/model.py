@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from roost.core.fastinit import fast_init
+
 
 class Presence(StrEnum):
     HOME = "home"
@@ -119,6 +121,10 @@ class Doorbell(Camera):
 
 
 AnyDevice = Thermostat | SmokeCoAlarm | Camera | Doorbell
+
+# A normalizer builds a device per changed device per payload: the cheaper `__init__`.
+for _entity in (Structure, Device, Thermostat, SmokeCoAlarm, Camera, Doorbell):
+    fast_init(_entity)
 
 _FIELDS: dict[type[Any], tuple[str, ...]] = {}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -58,6 +58,11 @@ class Problems:
         if raw is not None and not isinstance(raw, Mapping):
             self.note(target, prefix.rstrip(".") or "(object)", "wrong type", raw)
         return fields
+
+    def repeat(self, target: str, problems: Iterable[Problem]) -> None:
+        """`target` read again, with these findings (known without reading it all)."""
+        self.read.add(target)
+        self.found.extend(problems)
 
     def extend(self, other: Problems) -> None:
         self.read |= other.read

@@ -9,7 +9,7 @@ All functions are pure: they never change their arguments.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -29,12 +29,22 @@ from roost.core.model import (
     Structure,
     Thermostat,
     ThermostatMode,
+    attributes,
 )
 from roost.providers.bounds import check_devices, check_path
-from roost.providers.readers import Fields, Problems, active_setpoints, pair, parse_time
+from roost.providers.readers import (
+    Fields,
+    Problem,
+    Problems,
+    active_setpoints,
+    pair,
+    parse_time,
+)
 
 Document = dict[str, Any]
 Builder = Callable[[str, Fields, dict[str, str]], Device]
+# An attribute read from one field alone: (attribute, reader)
+Reading = tuple[str, Callable[[Fields], Any]]
 
 ALLOWED_RANGE_C = (9.0, 32.0)  # WWN's documented target-temperature bounds
 
@@ -68,8 +78,14 @@ class Normalizer:
     object, and only the entries whose raw dict changed are normalized again; the others
     keep their object (an unchanged device is the very same object, cheap to diff).
 
-    The result equals `normalize(document, account)` for every document. A device whose
-    raw object or structure cannot be read keeps its last normalized form.
+    A changed device is not always built again: each build notes the keys it read. When
+    none of those changed (a field roost does not read), the device stays the same object;
+    when only fields of its kind's `_READINGS` changed (a reading such as the humidity), the
+    held device is copied with those attributes read again.
+
+    The result equals `normalize(document, account)` for every document, and so do the
+    problems noted for each device read again. A device whose raw object or structure
+    cannot be read keeps its last normalized form.
     """
 
     def __init__(self, account: str) -> None:
@@ -120,17 +136,17 @@ class Normalizer:
         seen = raws
         if raws is not None and not isinstance(raws, Mapping):
             found.note("devices", section, "wrong type", raws)
-            raws, seen = {k: v[0] for k, v in held_entries.items()}, None
+            raws, seen = {k: v.raw for k, v in held_entries.items()}, None
         fresh = _Section(seen)
+        readings = _READINGS.get(section, {})
         for device_id, raw in (raws or {}).items():
             entry = held_entries.get(device_id)
-            if entry is None or not _same(entry[0], raw):
-                built = _device(build, device_id, raw, wheres, found, entry)
-                if built is None:
+            if entry is None or entry.raw is not raw:
+                entry = _rebuilt(build, readings, device_id, raw, wheres, found, entry)
+                if entry is None:
                     continue
-                entry = (raw, built)
             fresh.entries[device_id] = entry
-            fresh.devices[device_id] = entry[1]
+            fresh.devices[device_id] = entry.device
         return fresh
 
     def _read_structures(
@@ -153,14 +169,73 @@ class Normalizer:
         return structures
 
 
+class _Built:
+    """A device as last normalized: its raw object, the device, the keys its build read
+    (None: it depends on the whole object) and the problems noted for it."""
+
+    __slots__ = ("device", "problems", "raw", "reads")
+
+    def __init__(
+        self, raw: Any, device: Device, reads: frozenset[str] | None, problems: tuple[Problem, ...]
+    ) -> None:
+        self.raw = raw
+        self.device = device
+        self.reads = reads
+        self.problems = problems
+
+
 class _Section:
     """One section's devices as last read: its raw mapping (None if unusable), each
-    device's raw dict with its normalized object, and the devices by id."""
+    device as built, and the devices by id."""
 
     def __init__(self, raws: Any) -> None:
         self.raws = raws
-        self.entries: dict[str, tuple[Any, Device]] = {}
+        self.entries: dict[str, _Built] = {}
         self.devices: dict[str, Device] = {}
+
+
+def _rebuilt(
+    build: Builder,
+    readings: Mapping[str, Reading],
+    device_id: str,
+    raw: Any,
+    wheres: dict[str, str],
+    found: Problems,
+    held: _Built | None,
+) -> _Built | None:
+    """The device after its raw object changed: the held one if the build read none of the
+    changed keys, a copy with the changed readings read again, or a new build."""
+    if held is not None and held.reads is not None and isinstance(raw, Mapping):
+        changed = _changed_keys(held.raw, raw)
+        if changed.isdisjoint(held.reads):
+            found.repeat(device_id, held.problems)
+            return _Built(raw, held.device, held.reads, held.problems)
+        if changed <= readings.keys():
+            return _reread(readings, changed, device_id, raw, found, held)
+    return _device(build, device_id, raw, wheres, found, held)
+
+
+def _reread(
+    readings: Mapping[str, Reading],
+    changed: set[str],
+    device_id: str,
+    raw: Mapping[str, Any],
+    found: Problems,
+    held: _Built,
+) -> _Built:
+    """`held` with the readings of the `changed` keys read again from `raw`."""
+    mine = Problems()
+    fields = mine.fields(raw, device_id)
+    values = {}
+    for key in changed:
+        attribute, read = readings[key]
+        values[attribute] = read(fields)
+    device = held.device
+    kept = {name: getattr(device, name) for name in attributes(device) if name not in values}
+    device = type(device)(**kept, **values)
+    problems = (*(p for p in held.problems if p.field not in changed), *mine.found)
+    found.repeat(device_id, problems)
+    return _Built(raw, device, held.reads, problems)
 
 
 def _device(
@@ -168,26 +243,112 @@ def _device(
     device_id: str,
     raw: Any,
     wheres: dict[str, str],
-    problems: Problems,
-    held: tuple[Any, Device] | None,
-) -> Device | None:
+    found: Problems,
+    held: _Built | None,
+) -> _Built | None:
     """The device built from `raw`; one whose object or structure is unreadable keeps its
     `held` form (a bad field must not look like a removed device), or is left out."""
+    mine = Problems()
+    reading = _Reads(raw) if isinstance(raw, Mapping) else raw
+    device = _build(build, device_id, reading, wheres, mine, held)
+    found.extend(mine)
+    if device is None:
+        return None
+    reads = reading.keys_read() if isinstance(reading, _Reads) else None
+    return _Built(raw, device, reads, tuple(mine.found))
+
+
+def _build(
+    build: Builder,
+    device_id: str,
+    raw: Any,
+    wheres: dict[str, str],
+    problems: Problems,
+    held: _Built | None,
+) -> Device | None:
     fields = problems.fields(raw, device_id)
     if not isinstance(raw, Mapping):
-        return held[1] if held is not None else None
+        return held.device if held is not None else None
     structure_id = fields.text("structure_id")
     if structure_id is None:
         if "structure_id" not in raw:
             fields.bad("structure_id", "missing", None)
         if held is None:
             return None
-        structure_id = held[1].structure_id
+        structure_id = held.device.structure_id
     return build(structure_id, fields, wheres)
 
 
+class _Reads(Mapping[str, Any]):
+    """A raw object that notes the keys read from it: what a build depends on. Going
+    through all of it (iteration, its length) makes the build depend on everything."""
+
+    __slots__ = ("_keys", "_raw", "_whole")
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self._raw = raw
+        self._keys: set[str] = set()
+        self._whole = False
+
+    def keys_read(self) -> frozenset[str] | None:
+        return None if self._whole else frozenset(self._keys)
+
+    def __getitem__(self, key: str) -> Any:
+        self._keys.add(key)
+        return self._raw[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._keys.add(key)
+        return self._raw.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self._keys.add(key)
+        return key in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        self._whole = True
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        self._whole = True
+        return len(self._raw)
+
+
+_GONE = object()
+_NESTED = frozenset((dict, list))
+
+
+def _changed_keys(old: Any, new: Mapping[str, Any]) -> set[str]:
+    """The keys whose values differ, strictly: a value of another type (`true` for `1`,
+    which `==` calls equal), a nested object or list that is not the very same object,
+    a key added or removed. Everything, if `old` was not an object."""
+    if not isinstance(old, Mapping):
+        return set(new) | {""}
+    try:
+        changed = {key for key, _ in old.items() ^ new.items()}  # compared in C
+    except TypeError:  # an unhashable value: a nested object or list
+        pass
+    else:
+        # `==` took `true` for `1`: the same keys in the same order must hold the same types
+        if list(old) == list(new) and list(map(type, old.values())) == list(
+            map(type, new.values())
+        ):
+            return changed
+    changed = set(old.keys() ^ new.keys())
+    for key, value in new.items():
+        was = old.get(key, _GONE)
+        if was is not value and (
+            type(was) is not type(value) or type(value) in _NESTED or was != value
+        ):
+            changed.add(key)
+    return changed
+
+
 def _same(held: Any, raw: Any) -> bool:
-    return held is raw or held == raw
+    if isinstance(held, Mapping) and isinstance(raw, Mapping):
+        return held is raw or not _changed_keys(held, raw)
+    return held is raw or (type(held) is type(raw) and held == raw)
 
 
 def previous_mode(document: Mapping[str, Any] | None, device_id: str) -> ThermostatMode | None:
@@ -284,33 +445,49 @@ _EVENT_KINDS: tuple[tuple[str, type[DeviceEvent]], ...] = (
 # --- devices -----------------------------------------------------------------------------
 
 
+# A thermostat's attributes that each come from one field, read by that field's reader
+# alone and always: when only these fields change, the held thermostat is copied with them
+# read again (`Normalizer`). No other part of the build may read these keys.
+_THERMOSTAT_READINGS: dict[str, Reading] = {
+    "ambient_temperature_c": ("ambient_c", lambda f: f.celsius("ambient_temperature_c")),
+    "humidity": ("humidity", lambda f: f.percent("humidity")),
+    "hvac_state": ("hvac", lambda f: f.enum("hvac_state", _HVAC_STATE, default="off")),
+    "can_heat": ("can_heat", lambda f: f.flag("can_heat", default=True)),
+    "can_cool": ("can_cool", lambda f: f.flag("can_cool", default=False)),
+    "has_fan": ("has_fan", lambda f: f.flag("has_fan", default=False)),
+    "is_using_emergency_heat": (
+        "emergency_heat",
+        lambda f: f.flag("is_using_emergency_heat", default=False),
+    ),
+}
+
+
 def _thermostat(structure_id: str, f: Fields, wheres: dict[str, str]) -> Thermostat:
+    readings = {attribute: read(f) for attribute, read in _THERMOSTAT_READINGS.values()}
+    return Thermostat(**_thermostat_rest(structure_id, f, wheres), **readings)
+
+
+def _thermostat_rest(structure_id: str, f: Fields, wheres: dict[str, str]) -> dict[str, Any]:
+    """Every attribute of a thermostat but its `_THERMOSTAT_READINGS`."""
     mode = f.enum("hvac_mode", _MODES, default="off")
     eco_range = pair(f.celsius("eco_temperature_low_c"), f.celsius("eco_temperature_high_c"))
     heat, cool = active_setpoints(f, mode, SETPOINT_KEYS, eco_range)
     locked = f.flag("is_locked", default=False)
     fan_active = f.flag("fan_timer_active", default=False)
-    return Thermostat(
+    return {
         **_common(structure_id, f, wheres),
-        mode=mode,
-        heat_setpoint_c=heat,
-        cool_setpoint_c=cool,
-        ambient_c=f.celsius("ambient_temperature_c"),
-        humidity=f.percent("humidity"),
-        hvac=f.enum("hvac_state", _HVAC_STATE, default="off"),
-        can_heat=f.flag("can_heat", default=True),
-        can_cool=f.flag("can_cool", default=False),
-        has_fan=f.flag("has_fan", default=False),
-        fan_timer_active=fan_active,
-        fan_timer_until=_fan_timer_until(f) if fan_active else None,
-        emergency_heat=f.flag("is_using_emergency_heat", default=False),
-        allowed_range_c=ALLOWED_RANGE_C,
-        locked=locked,
-        locked_range_c=None
+        "mode": mode,
+        "heat_setpoint_c": heat,
+        "cool_setpoint_c": cool,
+        "fan_timer_active": fan_active,
+        "fan_timer_until": _fan_timer_until(f) if fan_active else None,
+        "allowed_range_c": ALLOWED_RANGE_C,
+        "locked": locked,
+        "locked_range_c": None
         if locked is False
         else pair(f.celsius("locked_temp_min_c"), f.celsius("locked_temp_max_c")),
-        eco_range_c=eco_range,
-    )
+        "eco_range_c": eco_range,
+    }
 
 
 def _fan_timer_until(f: Fields) -> datetime | None:
@@ -339,6 +516,7 @@ _BUILDERS: dict[str, Builder] = {
     "smoke_co_alarms": _smoke_co_alarm,
     "cameras": _camera,
 }
+_READINGS: dict[str, Mapping[str, Reading]] = {"thermostats": _THERMOSTAT_READINGS}
 
 
 def _common(structure_id: str, f: Fields, wheres: dict[str, str]) -> dict[str, Any]:
