@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 
 import anyio
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from roost.providers.sse import EventTooLarge, SseEvent, read_sse
+from roost.providers.sse import EventTooLarge, SseDecoder, SseEvent, read_sse
 from roost.simulator.http import Request, StreamingResponse, serve
 
 pytestmark = pytest.mark.anyio
@@ -61,3 +64,70 @@ async def test_an_oversized_event_is_refused_without_holding_it() -> None:
         await read_all(b"event: put\n", b"data: " + b"x" * 600, b"\ndata: " + b"y" * 600 + b"\n\n")
     with pytest.raises(EventTooLarge):
         await read_all(b"data: " + b"z" * 5000)  # one endless line
+
+
+# ---- the decoder against the rules, any bytes split anywhere -------------------------------
+
+
+def reference(stream: bytes, max_event_bytes: int) -> list[SseEvent] | str:
+    """The WHATWG event-stream rules, read from the whole stream at once (and the bound on
+    a data line's bytes): what `SseDecoder` must give however the bytes arrive."""
+    text, events, event, data, size, last_id = stream, [], "", [], 0, ""
+    lines = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    for raw in lines[:-1]:  # the last piece has not ended
+        if not raw:
+            if data:
+                events.append(SseEvent(event or "message", "\n".join(data), last_id))
+            event, data, size = "", [], 0
+            continue
+        if raw.startswith(b":"):
+            continue
+        name, _, value = raw.decode("utf-8", "replace").partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            size += len(raw)
+            if size > max_event_bytes:
+                return "too large"
+            data.append(value)
+        elif name == "event":
+            event = value
+        elif name == "id" and "\0" not in value:
+            last_id = value
+    return events
+
+
+_LINES = st.lists(
+    st.one_of(
+        st.sampled_from([b"", b"event: put", b"event:x", b"event", b"data", b"data:", b": hi"]),
+        st.sampled_from([b"id: 7", b"id:a\x00b", b"retry: 5", b"data:  two spaces"]),
+        st.binary(max_size=12).map(lambda b: b"data: " + b),
+        st.text(max_size=6).map(lambda t: ("data:" + t).encode()),
+        st.binary(max_size=8),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=_LINES,
+    ends=st.lists(st.sampled_from([b"\n", b"\r", b"\r\n"]), min_size=1, max_size=3),
+    cuts=st.lists(st.integers(0, 400), max_size=6),
+)
+def test_the_decoder_reads_any_stream_split_anywhere_as_the_rules_say(
+    lines: list[bytes], ends: list[bytes], cuts: list[int]
+) -> None:
+    stream = b"".join(line + ends[i % len(ends)] for i, line in enumerate(lines))
+    if stream.endswith(b"\r"):
+        stream += b"\n"  # a CR at the very end waits to see if an LF follows: not ended yet
+    decoder, got = SseDecoder(40), []
+    bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
+    expected = reference(stream, 40)
+    try:
+        for lo, hi in itertools.pairwise(bounds):
+            got.extend(decoder.feed(memoryview(stream)[lo:hi] if lo % 2 else stream[lo:hi]))
+    except EventTooLarge:
+        got_or_refused: list[SseEvent] | str = "too large"
+    else:
+        got_or_refused = got
+    assert got_or_refused == expected  # (no line here is long enough to be held over it)

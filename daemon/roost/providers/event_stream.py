@@ -232,7 +232,7 @@ class _StreamProtocol(asyncio.Protocol):
             self._wake(self._head_done)
         return rest
 
-    def body(self, data: bytes) -> None:
+    def body(self, data: bytes | memoryview) -> None:
         """Un-chunked body bytes: events for a 200, a bounded message otherwise."""
         if self.decoder is None:
             self._error_body += data[: MAX_ERROR_BODY - len(self._error_body)]
@@ -364,7 +364,7 @@ class _Body:
                 piece = view[at : at + self._chunk_left]
                 at += len(piece)
                 self._chunk_left -= len(piece)
-                to.body(bytes(piece))
+                to.body(piece)
                 continue
             newline = data.find(b"\n", at)
             if newline == -1:

@@ -32,6 +32,10 @@ class SseEvent:
 
 
 class _Parser:
+    """The fields of one event, line by line. A line is read where it lies in the decoder's
+    buffer: only a field's value is decoded (a put's data line is most of a stream's bytes,
+    so it is copied once, not sliced, decoded, split and trimmed)."""
+
     def __init__(self, max_event_bytes: int) -> None:
         self._max = max_event_bytes
         self._event = ""
@@ -39,23 +43,30 @@ class _Parser:
         self._size = 0
         self._id = ""
 
-    def line(self, raw: bytes) -> SseEvent | None:
-        if not raw:
+    def line(self, buffer: bytearray, view: memoryview, start: int, end: int) -> SseEvent | None:
+        """The line `buffer[start:end]` (`view` is the buffer's memoryview)."""
+        if start == end:
             return self._dispatch()
-        text = raw.decode("utf-8", errors="replace")
-        if text.startswith(":"):
+        if buffer[start] == _COLON:
             return None
-        name, _, value = text.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._size += len(raw)
+        colon = buffer.find(b":", start, end)
+        if colon == -1:
+            name, value_at = bytes(view[start:end]), end
+        else:
+            name, value_at = bytes(view[start:colon]), colon + 1
+            if value_at < end and buffer[value_at] == _SPACE:
+                value_at += 1
+        if name == b"data":
+            self._size += end - start
             if self._size > self._max:
                 raise EventTooLarge(f"an event exceeded {self._max} bytes")
-            self._data.append(value)
-        elif name == "id" and "\0" not in value:
-            self._id = value
+            self._data.append(str(view[value_at:end], "utf-8", "replace"))
+        elif name == b"event":
+            self._event = str(view[value_at:end], "utf-8", "replace")
+        elif name == b"id":
+            value = str(view[value_at:end], "utf-8", "replace")
+            if "\0" not in value:
+                self._id = value
         return None
 
     def _dispatch(self) -> SseEvent | None:
@@ -63,7 +74,10 @@ class _Parser:
         self._event, self._data, self._size = "", [], 0
         if not data:
             return None
-        return SseEvent(event, "\n".join(data), self._id)
+        return SseEvent(event, data[0] if len(data) == 1 else "\n".join(data), self._id)
+
+
+_COLON, _SPACE = ord(":"), ord(" ")
 
 
 class SseDecoder:
@@ -77,20 +91,21 @@ class SseDecoder:
         self._buffer = bytearray()
         self._scanned = 0  # bytes of the buffer known to hold no line end
 
-    def feed(self, chunk: bytes) -> list[SseEvent]:
+    def feed(self, chunk: bytes | memoryview) -> list[SseEvent]:
         buffer = self._buffer
         buffer += chunk
         events: list[SseEvent] = []
         start = 0
-        while True:
-            cut = _line_end(buffer, max(start, self._scanned))
-            if cut is None:
-                break
-            end, after = cut
-            event = self._parser.line(bytes(buffer[start:end]))
-            if event is not None:
-                events.append(event)
-            start = after
+        with memoryview(buffer) as view:  # released before the buffer is resized
+            while True:
+                cut = _line_end(buffer, max(start, self._scanned))
+                if cut is None:
+                    break
+                end, after = cut
+                event = self._parser.line(buffer, view, start, end)
+                if event is not None:
+                    events.append(event)
+                start = after
         if start:
             del buffer[:start]
         self._scanned = max(0, len(buffer) - 1)  # a last CR may be half of a CRLF
@@ -118,11 +133,10 @@ async def read_sse(
 def _line_end(buffer: bytearray, start: int) -> tuple[int, int] | None:
     """Where the first line from `start` ends (start of the terminator, end of it), if it
     has ended."""
-    cr, lf = buffer.find(b"\r", start), buffer.find(b"\n", start)
-    if cr == -1 and lf == -1:
-        return None
-    if cr != -1 and (lf == -1 or cr < lf):
-        if cr + 1 == len(buffer):
-            return None  # a CR at the very end may be the first half of a CRLF
-        return (cr, cr + 2) if buffer[cr + 1] == 0x0A else (cr, cr + 1)
-    return lf, lf + 1
+    lf = buffer.find(b"\n", start)
+    cr = buffer.find(b"\r", start, len(buffer) if lf == -1 else lf)  # only up to the LF
+    if cr == -1:
+        return None if lf == -1 else (lf, lf + 1)
+    if cr + 1 == len(buffer):
+        return None  # a CR at the very end may be the first half of a CRLF
+    return (cr, cr + 2) if buffer[cr + 1] == 0x0A else (cr, cr + 1)
