@@ -57,6 +57,11 @@ def containers(text: str | bytes) -> int:
     return _count(text, "{") + _count(text, "[")
 
 
+def containers_in(text: str, start: int, end: int) -> int:
+    """`containers(text[start:end])`, without the slice."""
+    return text.count("{", start, end) + text.count("[", start, end)
+
+
 def check_containers(opened: int) -> None:
     if opened > MAX_CONTAINERS:
         raise PayloadTooLarge(f"document of {opened} objects and arrays exceeds the cap")

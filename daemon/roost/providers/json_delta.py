@@ -30,6 +30,7 @@ from roost.providers.bounds import (
     check_containers,
     check_depth,
     containers,
+    containers_in,
     parse_json,
 )
 
@@ -163,10 +164,10 @@ class DeltaParser:
                 value, end = _scan_once(text, start)
             except (StopIteration, ValueError, RecursionError):
                 raise _Unindexed from None
-            inside = containers(text[start:end])
+            inside = containers_in(text, start, end)
             if inside > MAX_DEPTH - len(self._paths[leaf]):  # else it cannot nest that deep
                 check_depth(value, MAX_DEPTH - len(self._paths[leaf]))
-            opened += inside - containers(old[starts[leaf] : ends[leaf]])
+            opened += inside - containers_in(old, starts[leaf], ends[leaf])
             replaced.append((leaf, value, start, end))
             old_at, new_at, last = ends[leaf], end, leaf
         check_containers(opened)

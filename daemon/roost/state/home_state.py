@@ -466,7 +466,7 @@ class HomeState:
             old = held.get(key)
             if old is None:
                 out.append(_presence_event(DeviceAdded, acc.account, new, at, context))
-            elif old != new:
+            elif old is not new and old != new:  # a normalizer keeps unchanged devices
                 self._diff_one(acc, old, new, attributes(new), at, catch_up, out)
         for key, old in held.items():
             if key not in fresh:

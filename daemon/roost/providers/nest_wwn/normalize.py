@@ -230,12 +230,26 @@ def _reread(
     for key in changed:
         attribute, read = readings[key]
         values[attribute] = read(fields)
-    device = held.device
-    kept = {name: getattr(device, name) for name in attributes(device) if name not in values}
-    device = type(device)(**kept, **values)
+    device = _copy(held.device, values)
     problems = (*(p for p in held.problems if p.field not in changed), *mine.found)
     found.repeat(device_id, problems)
     return _Built(raw, device, held.reads, problems)
+
+
+def _copy(device: Device, values: dict[str, Any]) -> Device:
+    """`device` with `values` (attributes of its class): copied slot by slot, its class's
+    setter for each (what `dataclasses.replace` does, less its new `__init__` call)."""
+    cls = type(device)
+    setters = _SETTERS.get(cls)
+    if setters is None:
+        setters = _SETTERS[cls] = {name: getattr(cls, name).__set__ for name in attributes(device)}
+    copy = object.__new__(cls)
+    for name, setter in setters.items():
+        setter(copy, values[name] if name in values else getattr(device, name))
+    return copy
+
+
+_SETTERS: dict[type[Device], dict[str, Callable[[Any, Any], None]]] = {}
 
 
 def _device(
