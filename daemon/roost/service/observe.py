@@ -59,12 +59,12 @@ class Observer:
     async def run(self) -> None:
         async with self._inbox:
             async for first in self._inbox:
+                now = datetime.now(UTC)  # when these batches were received: one clock read
                 for batch in (first, *take_waiting(self._inbox)):
                     for event in batch:
-                        self.see(event)
+                        self.see(event, now)
 
-    def see(self, event: Event) -> None:
-        now = datetime.now(UTC)
+    def see(self, event: Event, now: datetime) -> None:
         self.events[event.name] += 1
         if isinstance(event, CommandOutcome):
             self._command(event)
