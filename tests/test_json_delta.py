@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from roost.providers.bounds import MAX_CONTAINERS, MAX_DEPTH, PayloadTooLarge, parse_json
-from roost.providers.json_delta import DeltaParser
+from roost.providers.json_delta import DeltaParser, _members
 
 
 def home(humidity: float = 40.0, name: str = "Hall", extra: dict[str, Any] | None = None) -> str:
@@ -142,3 +143,105 @@ def test_any_stream_of_texts_reads_as_parse_json(docs: list[Any], compact: bool)
         # a near copy: one leaf's text changed in place
         varied = text.replace("1", "12", 1).replace("true", "false", 1)
         assert parser.parse(varied) == parse_json(varied)
+
+
+def test_a_change_in_one_field_parses_that_field_and_shares_the_others() -> None:
+    parser = DeltaParser()
+    devices = {"t1": {"humidity": 40, "name": "Room 1", "on": True, "list": [1, 2]}}
+    text = json.dumps({"path": "/", "data": {"devices": {"thermostats": devices}}})
+    first = parser.parse(text)
+    for value in (41.5, 4, 4000.25, 7):
+        changed = text.replace('"humidity": 40', f'"humidity": {value}')
+        got = parser.parse(changed)
+        assert got == json.loads(changed)
+        before, after = (
+            first["data"]["devices"]["thermostats"]["t1"],
+            got["data"]["devices"]["thermostats"]["t1"],
+        )
+        assert after["list"] is before["list"]  # the other fields were not parsed again
+    assert parser.patched == 4
+
+
+_VALUE = re.compile(  # a number or literal that is a value (after `:`, `,` or `[`)
+    r"(?:(?<=[:,\[])|(?<=[:,\[] ))(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null)"
+)
+
+
+def _edits(text: str, picks: list[int], values: list[str]) -> str:
+    """`text` with the numbers at the picked places (of those it holds) replaced."""
+    spans = [m.span() for m in _VALUE.finditer(text)]
+    chosen = sorted({spans[p % len(spans)] for p in picks}) if spans else []
+    out, at = [], 0
+    for (lo, hi), value in zip(chosen, values, strict=False):
+        out += [text[at:lo], value]
+        at = hi
+    return "".join([*out, text[at:]])
+
+
+scalars = st.none() | st.booleans() | st.integers(-999, 99999) | st.floats(allow_nan=False)
+devices = st.dictionaries(  # object leaves (at depth 2) of several members, as devices are
+    st.sampled_from(["a", "b"]),
+    st.dictionaries(
+        st.sampled_from(["x", "y", "z"]),
+        st.dictionaries(st.sampled_from(["m1", "m2", "m3", "m4", "m5"]), scalars | leaves),
+        max_size=3,
+    ),
+    min_size=1,
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    devices | documents,
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(0, 50), min_size=1, max_size=4),
+            st.lists(st.sampled_from(["0", "12", "-3.5", "1e3", "true", "null", '"x"', "[1]"]),
+                     min_size=4, max_size=4),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.booleans(),
+)  # fmt: skip
+def test_several_values_changed_per_text_read_as_parse_json(
+    doc: Any, edits: list[tuple[list[int], list[str]]], compact: bool
+) -> None:
+    """Text after text, a few values changed each time, in the same object leaf or not,
+    growing or shrinking: the member and leaf spans stay right from one text to the next."""
+    separators = (",", ":") if compact else None
+    text = json.dumps(doc, separators=separators)
+    parser = DeltaParser(leaf_depth=2)
+    assert parser.parse(text) == parse_json(text)
+    for picks, values in edits:
+        text = _edits(text, picks, values)  # (an edit inside a string may spoil the text)
+        assert _outcome(parser.parse, text) == _outcome(parse_json, text)
+        _assert_index_is_fresh(parser)
+
+
+def _assert_index_is_fresh(parser: DeltaParser) -> None:
+    """The spans kept after a patch are those a whole parse of the text would index (the
+    patch falls back to a whole leaf where a stale span points nowhere: only this sees it)."""
+    text = parser._text
+    if text is None:
+        return
+    fresh = DeltaParser(parser._leaf_depth)
+    fresh.parse(text)
+    assert (list(parser._starts), list(parser._ends)) == (list(fresh._starts), list(fresh._ends))
+    for leaf, members in parser._inner.items():
+        rebuilt = _members(text, parser._starts[leaf])
+        if members is None or rebuilt is None:
+            assert members is rebuilt
+            continue
+        assert (list(members.starts), list(members.ends), members.keys) == (
+            list(rebuilt.starts),
+            list(rebuilt.ends),
+            rebuilt.keys,
+        )
+
+
+def _outcome(parse: Any, text: str) -> Any:
+    try:
+        return parse(text)
+    except ValueError as exc:
+        return type(exc)

@@ -57,6 +57,7 @@ class DeltaParser:
         self._starts = array("q")
         self._ends = array("q")
         self._paths: list[Path] = []
+        self._inner: dict[int, _Members | None] = {}  # by leaf, built when first needed
         self.patched = 0  # texts parsed by their changed leaves only
         self.whole = 0  # texts parsed whole
 
@@ -94,6 +95,7 @@ class DeltaParser:
         self._starts = array("q", [s[0] for s in spans])
         self._ends = array("q", [s[1] for s in spans])
         self._paths = [s[2] for s in spans]
+        self._inner = {}
 
     # ---- a whole text, with the span of each leaf ----------------------------------------
 
@@ -146,44 +148,70 @@ class DeltaParser:
         if text == old:
             return self._value
         starts, ends = self._starts, self._ends
-        replaced: list[tuple[int, Any, int, int]] = []  # leaf, value, new start, new end
-        old_at, new_at, last = 0, 0, -1
+        changes: list[_Change] = []
+        old_at, new_at = 0, 0
         opened = self._containers  # counted again only where the texts differ
         while True:
-            same = _common_prefix(old, old_at, text, new_at, known_to_differ=not replaced)
+            same = _common_prefix(old, old_at, text, new_at, known_to_differ=not changes)
             old_at, new_at = old_at + same, new_at + same
             if old_at == len(old) and new_at == len(text):
                 break
-            # The first difference must lie in a leaf after the last one replaced (or at
-            # its very end: a number that grew a digit).
+            # The first difference must lie in a leaf at or after the last one changed (or
+            # at its very end: a number that grew a digit); in a member of an object leaf
+            # after the last member replaced, or in a leaf not changed yet.
             leaf = bisect_right(starts, old_at) - 1
-            if leaf <= last or old_at > ends[leaf]:
+            last = changes[-1] if changes else None
+            if leaf < 0 or old_at > ends[leaf] or (last is not None and leaf < last.leaf):
                 raise _Unindexed
-            start = new_at - (old_at - starts[leaf])
+            inner, member = self._member(leaf, old, old_at)
+            after_last = last is None or last.leaf < leaf
+            next_member = last is not None and 0 <= last.member < member
+            if inner is not None and (after_last or next_member):
+                old_start = starts[leaf] + inner.starts[member]
+                old_end = starts[leaf] + inner.ends[member]
+                path = (*self._paths[leaf], inner.keys[member])
+            elif after_last:
+                member, old_start, old_end, path = -1, starts[leaf], ends[leaf], self._paths[leaf]
+            else:
+                raise _Unindexed
+            start = new_at - (old_at - old_start)
             try:
                 value, end = _scan_once(text, start)
             except (StopIteration, ValueError, RecursionError):
                 raise _Unindexed from None
             inside = containers_in(text, start, end)
-            if inside > MAX_DEPTH - len(self._paths[leaf]):  # else it cannot nest that deep
-                check_depth(value, MAX_DEPTH - len(self._paths[leaf]))
-            opened += inside - containers_in(old, starts[leaf], ends[leaf])
-            replaced.append((leaf, value, start, end))
-            old_at, new_at, last = ends[leaf], end, leaf
+            if inside > MAX_DEPTH - len(path):  # else it cannot nest that deep
+                check_depth(value, MAX_DEPTH - len(path))
+            opened += inside - containers_in(old, old_start, old_end)
+            changes.append(_Change(leaf, member, path, value, start, end))
+            old_at, new_at = old_end, end
         check_containers(opened)
-        value = self._rebuilt(replaced)
-        self._reindex(replaced)
+        value = self._rebuilt(changes)
+        self._reindex(changes)
         self._text, self._value, self._containers = text, value, opened
         return value
 
-    def _rebuilt(self, replaced: list[tuple[int, Any, int, int]]) -> Any:
-        """The last value with the replaced leaves: containers along their paths copied."""
+    def _member(self, leaf: int, old: str, old_at: int) -> tuple[_Members | None, int]:
+        """The members of object leaf `leaf` and the one whose value spans `old_at` (its
+        end included), if any. A leaf's members are indexed when a change first falls in it."""
+        if leaf in self._inner:
+            inner = self._inner[leaf]
+        else:
+            inner = self._inner[leaf] = _members(old, self._starts[leaf])
+        if inner is None:
+            return None, -1
+        rel = old_at - self._starts[leaf]
+        member = bisect_right(inner.starts, rel) - 1
+        return (inner, member) if member >= 0 and rel <= inner.ends[member] else (None, -1)
+
+    def _rebuilt(self, changes: list[_Change]) -> Any:
+        """The last value with the changed values: containers along their paths copied."""
         copies: dict[Path, dict[str, Any]] = {}
         root: Any = self._value
-        for leaf, value, _, _ in replaced:
-            path = self._paths[leaf]
+        for change in changes:
+            path = change.path
             if not path:
-                return value  # the whole document is one leaf
+                return change.value  # the whole document is one leaf
             if () not in copies:
                 copies[()] = root = dict(root)
             node: dict[str, Any] = root
@@ -194,19 +222,102 @@ class DeltaParser:
                     copied = copies[at] = dict(node[path[depth - 1]])
                     node[path[depth - 1]] = copied
                 node = copied
-            node[path[-1]] = value
+            node[path[-1]] = change.value
         return root
 
-    def _reindex(self, replaced: list[tuple[int, Any, int, int]]) -> None:
+    def _reindex(self, changes: list[_Change]) -> None:
         starts, ends = self._starts, self._ends
-        shift, upto = 0, 0
-        for leaf, _, start, end in replaced:
+        shift, upto, at = 0, 0, 0
+        while at < len(changes):
+            leaf = changes[at].leaf
+            group = [changes[at]]
+            at += 1
+            while at < len(changes) and changes[at].leaf == leaf:
+                group.append(changes[at])
+                at += 1
+            if group[0].member < 0:  # the whole leaf: its members are indexed anew if needed
+                new_start, new_end = group[0].start, group[0].end
+                self._inner.pop(leaf, None)
+            else:
+                new_start = starts[leaf] + shift
+                inner = self._inner[leaf]
+                assert inner is not None  # a member was replaced
+                new_end = ends[leaf] + shift + inner.replace(group, new_start)
             if shift:
                 _shift(starts, ends, upto, leaf, shift)
-            shift = end - ends[leaf]
-            starts[leaf], ends[leaf], upto = start, end, leaf + 1
+            shift = new_end - ends[leaf]
+            starts[leaf], ends[leaf], upto = new_start, new_end, leaf + 1
         if shift:
             _shift(starts, ends, upto, len(starts), shift)
+
+
+class _Change:
+    """One value of the new text: a whole leaf (`member` -1) or a member of an object leaf,
+    its path, its value and its span in the new text."""
+
+    __slots__ = ("end", "leaf", "member", "path", "start", "value")
+
+    def __init__(self, leaf: int, member: int, path: Path, value: Any, start: int, end: int):
+        self.leaf, self.member, self.path = leaf, member, path
+        self.value, self.start, self.end = value, start, end
+
+
+class _Members:
+    """The members of an object leaf: each one's key and the span of its value, relative
+    to the leaf's start. A device's dict is a leaf (its 40-odd fields are not): a change of
+    one field parses that field's value, not the whole dict."""
+
+    __slots__ = ("ends", "keys", "starts")
+
+    def __init__(self) -> None:
+        self.starts = array("q")
+        self.ends = array("q")
+        self.keys: list[str] = []
+
+    def replace(self, changes: list[_Change], leaf_start: int) -> int:
+        """Take the new spans of the changed members (in order) of a leaf now starting at
+        `leaf_start`; returns how much longer the leaf became."""
+        shift, upto = 0, 0
+        for change in changes:
+            member = change.member
+            if shift:
+                _shift(self.starts, self.ends, upto, member, shift)
+            shift = (change.end - leaf_start) - self.ends[member]
+            self.starts[member] = change.start - leaf_start
+            self.ends[member] = change.end - leaf_start
+            upto = member + 1
+        if shift:
+            _shift(self.starts, self.ends, upto, len(self.starts), shift)
+        return shift
+
+
+def _members(text: str, start: int) -> _Members | None:
+    """The members of the object at `start` of `text` (a text already parsed whole), or
+    None if that is not an object or its members cannot be told apart (a duplicate key)."""
+    if not text.startswith("{", start):
+        return None
+    members, seen = _Members(), set()
+    idx = _WHITESPACE(text, start + 1).end()
+    if text.startswith("}", idx):
+        return members
+    try:
+        while True:
+            key, idx = _scanstring(text, idx + 1, True)
+            if key in seen:
+                return None
+            seen.add(key)
+            idx = _WHITESPACE(text, idx).end()
+            idx = _WHITESPACE(text, idx + 1).end()  # past the colon
+            _, end = _scan_once(text, idx)
+            members.starts.append(idx - start)
+            members.ends.append(end - start)
+            members.keys.append(key)
+            idx = _WHITESPACE(text, end).end()
+            if text.startswith("}", idx):
+                return members
+            idx = _WHITESPACE(text, idx + 1).end()  # past the comma
+    except (ValueError, StopIteration, RecursionError, IndexError):
+        return None
 
 
 def _shift(starts: array[int], ends: array[int], lo: int, hi: int, by: int) -> None:
