@@ -213,38 +213,41 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     return event
 
 
-def event_json(event: Event) -> str:
+def event_json(event: Event, at: str | None = None) -> str:
     """`dumps_plain(event_to_dict(event))`, the same text, without the dict: the journal
     writes one per event. Each class gets a writer compiled on first use, which reads the
     fields in order and writes the common values (str, None, numbers, datetimes, enums, the
-    context) directly; any other value goes through `to_json` and `dumps`."""
+    context) directly; any other value goes through `to_json` and `dumps`. `at`: the JSON
+    text of `event.at`, if the caller has it already."""
     writer = _WRITERS.get(type(event))
     if writer is None:
         writer = _WRITERS[type(event)] = _compile_writer(type(event), event.name)
-    return writer(event)
+    return writer(event, at)
 
 
-_WRITERS: dict[type[Any], Callable[[Any], str]] = {}
+_WRITERS: dict[type[Any], Callable[[Any, str | None], str]] = {}
 _STRING: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
-def _compile_writer(cls: type[Any], name: str | None) -> Callable[[Any], str]:
-    """`def write(e)` joining the JSON text of `cls`'s fields; `name` leads as "event"."""
+def _compile_writer(cls: type[Any], name: str | None) -> Callable[[Any, str | None], str]:
+    """`def write(e, at)` joining the JSON text of `cls`'s fields; `name` leads as "event",
+    `at` (if not None) is the text of the field `at`."""
     parts: list[str] = []
     lead = "{" if name is None else "{" + f'"event": {_STRING(name)}, '
     for i, field_name in enumerate(_field_names(cls)):
         key = ("" if i == 0 else ", ") + f"{_STRING(field_name)}: "
         parts.append(repr(lead + key if i == 0 else key))
         # a str or None (most fields) is written inline; anything else by `_text`
-        parts.append(
+        value = (
             f"(S(v) if (v := e.{field_name}).__class__ is str else 'null' if v is None else T(v))"
         )
+        parts.append(f"(at if at is not None else {value})" if field_name == "at" else value)
     if not parts:
         parts.append(repr(lead))
     parts.append(repr("}"))
     scope: dict[str, Any] = {"S": _STRING, "T": _text}
-    exec(f"def write(e):\n    return ''.join(({', '.join(parts)}))", scope)
-    writer: Callable[[Any], str] = scope["write"]
+    exec(f"def write(e, at):\n    return ''.join(({', '.join(parts)}))", scope)
+    writer: Callable[[Any, str | None], str] = scope["write"]
     return writer
 
 
@@ -254,16 +257,23 @@ def _text(value: Any) -> str:
     if write is not None:
         return write(value)
     if isinstance(value, enum.Enum):
-        _TEXT_BY_CLASS[type(value)] = _enum_text
+        cls = type(value)
+        plain = all(type(member.value) is str for member in cls)
+        _TEXT_BY_CLASS[cls] = _str_enum_text if plain else _enum_text
         return _text(value.value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        _TEXT_BY_CLASS[type(value)] = write = _compile_writer(type(value), None)
+        writer = _compile_writer(type(value), None)
+        _TEXT_BY_CLASS[type(value)] = write = lambda v: writer(v, None)
         return write(value)
     return dumps_plain(to_json(value))
 
 
 def _enum_text(value: enum.Enum) -> str:
     return _text(value.value)
+
+
+def _str_enum_text(value: enum.Enum) -> str:
+    return _STRING(value.value)
 
 
 def _float_text(value: float) -> str:
@@ -276,7 +286,7 @@ _TEXT_BY_CLASS: dict[type[Any], Callable[[Any], str]] = {
     bool: lambda value: "true" if value else "false",
     int: int.__repr__,
     float: _float_text,
-    datetime: lambda value: _STRING(value.isoformat()),
+    datetime: lambda value: f'"{value.isoformat()}"',  # ASCII, nothing to escape
 }
 
 

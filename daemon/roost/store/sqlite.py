@@ -132,6 +132,15 @@ def _iso(value: datetime) -> str:
     return value.isoformat() if value.tzinfo is UTC else value.astimezone(UTC).isoformat()
 
 
+def _journal_row(event: Event) -> tuple[str, str, str, str]:
+    """(at, event, account, body): an event time in UTC is written once for both."""
+    at = event.at
+    if at.__class__ is datetime and at.tzinfo is UTC:
+        text = at.isoformat()
+        return text, event.name, event.account, event_json(event, f'"{text}"')
+    return _iso(at), event.name, event.account, event_json(event)
+
+
 def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -501,7 +510,7 @@ class Store:
         def append(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT INTO journal (at, event, account, body) VALUES (?, ?, ?, ?)",
-                [(_iso(e.at), e.name, e.account, event_json(e)) for e in events],
+                [_journal_row(e) for e in events],
             )
 
         await self._run(self._transaction(append))
