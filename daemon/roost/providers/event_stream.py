@@ -232,14 +232,17 @@ class _StreamProtocol(asyncio.Protocol):
             self._wake(self._head_done)
         return rest
 
-    def body(self, data: bytes | memoryview) -> None:
-        """Un-chunked body bytes: events for a 200, a bounded message otherwise."""
+    def body(self, data: bytes, start: int = 0, stop: int | None = None) -> None:
+        """Un-chunked body bytes, `data[start:stop]`: events for a 200, a bounded message
+        otherwise."""
+        stop = len(data) if stop is None else stop
         if self.decoder is None:
-            self._error_body += data[: MAX_ERROR_BODY - len(self._error_body)]
+            room = MAX_ERROR_BODY - len(self._error_body)
+            self._error_body += memoryview(data)[start : min(stop, start + room)]
             if len(self._error_body) >= MAX_ERROR_BODY:
                 self._end()
             return
-        self._queue(self.decoder.feed(data))
+        self._queue(self.decoder.feed(data, start, stop))
 
     def _queue(self, events: list[SseEvent]) -> None:
         if not events:
@@ -361,10 +364,10 @@ class _Body:
         view, at = memoryview(data), 0
         while at < len(data) and not to.ended and to.failure is None:
             if self._chunk_left:
-                piece = view[at : at + self._chunk_left]
-                at += len(piece)
-                self._chunk_left -= len(piece)
-                to.body(piece)
+                end = min(len(data), at + self._chunk_left)
+                self._chunk_left -= end - at
+                to.body(data, at, end)
+                at = end
                 continue
             newline = data.find(b"\n", at)
             if newline == -1:

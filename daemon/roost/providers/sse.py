@@ -43,7 +43,9 @@ class _Parser:
         self._size = 0
         self._id = ""
 
-    def line(self, buffer: bytearray, view: memoryview, start: int, end: int) -> SseEvent | None:
+    def line(
+        self, buffer: bytes | bytearray, view: memoryview, start: int, end: int
+    ) -> SseEvent | None:
         """The line `buffer[start:end]` (`view` is the buffer's memoryview)."""
         if start == end:
             return self._dispatch()
@@ -91,27 +93,43 @@ class SseDecoder:
         self._buffer = bytearray()
         self._scanned = 0  # bytes of the buffer known to hold no line end
 
-    def feed(self, chunk: bytes | memoryview) -> list[SseEvent]:
-        buffer = self._buffer
-        buffer += chunk
+    def feed(self, chunk: bytes, start: int = 0, stop: int | None = None) -> list[SseEvent]:
+        """The events `chunk[start:stop]` completes. Its whole lines are read where they
+        lie in `chunk`; only a line begun in an earlier chunk, or left unfinished, is
+        copied into the buffer."""
+        stop = len(chunk) if stop is None else stop
         events: list[SseEvent] = []
-        start = 0
-        with memoryview(buffer) as view:  # released before the buffer is resized
+        if self._buffer:  # a line begun earlier: read on in the buffer
+            self._buffer += memoryview(chunk)[start:stop]
+            self._read_lines(self._buffer, self._scanned, len(self._buffer), events)
+        else:
+            start = self._read_lines(chunk, start, stop, events)
+            self._buffer += memoryview(chunk)[start:stop]
+        self._scanned = max(0, len(self._buffer) - 1)  # a last CR may be half of a CRLF
+        if len(self._buffer) > self._max:
+            raise EventTooLarge(f"a line exceeded {self._max} bytes")
+        return events
+
+    def _read_lines(
+        self, data: bytes | bytearray, start: int, stop: int, events: list[SseEvent]
+    ) -> int:
+        """Read the lines of `data[start:stop]` that have ended (the search for their ends
+        may begin later, at `start` = the buffer's scanned bytes); returns where the
+        unfinished rest begins. A buffer given as `data` loses what was read."""
+        begin = 0 if data is self._buffer else start
+        with memoryview(data) as view:  # released before the buffer is resized
             while True:
-                cut = _line_end(buffer, max(start, self._scanned))
+                cut = _line_end(data, max(begin, start), stop)
                 if cut is None:
                     break
                 end, after = cut
-                event = self._parser.line(buffer, view, start, end)
+                event = self._parser.line(data, view, begin, end)
                 if event is not None:
                     events.append(event)
-                start = after
-        if start:
-            del buffer[:start]
-        self._scanned = max(0, len(buffer) - 1)  # a last CR may be half of a CRLF
-        if len(buffer) > self._max:
-            raise EventTooLarge(f"a line exceeded {self._max} bytes")
-        return events
+                begin = start = after
+        if data is self._buffer:
+            del self._buffer[:begin]
+        return begin
 
     def finish(self) -> list[SseEvent]:
         """The body has ended: a CR held back as a possible half of a CRLF ends its line."""
@@ -130,13 +148,13 @@ async def read_sse(
         yield event
 
 
-def _line_end(buffer: bytearray, start: int) -> tuple[int, int] | None:
-    """Where the first line from `start` ends (start of the terminator, end of it), if it
-    has ended."""
-    lf = buffer.find(b"\n", start)
-    cr = buffer.find(b"\r", start, len(buffer) if lf == -1 else lf)  # only up to the LF
+def _line_end(buffer: bytes | bytearray, start: int, stop: int) -> tuple[int, int] | None:
+    """Where the first line from `start` ends (start of the terminator, end of it) before
+    `stop`, if it has ended."""
+    lf = buffer.find(b"\n", start, stop)
+    cr = buffer.find(b"\r", start, stop if lf == -1 else lf)  # only up to the LF
     if cr == -1:
         return None if lf == -1 else (lf, lf + 1)
-    if cr + 1 == len(buffer):
+    if cr + 1 == stop:
         return None  # a CR at the very end may be the first half of a CRLF
     return (cr, cr + 2) if buffer[cr + 1] == 0x0A else (cr, cr + 1)
