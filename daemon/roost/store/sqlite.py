@@ -466,11 +466,14 @@ class Store:
             pending, self._versions = self._versions, []
         if not pending:
             return
+        # A key changed several times since the last write keeps its latest version only
+        # (they were reserved in order): the same rows once the transaction commits.
+        latest = {(a, key): (version, value) for a, key, version, value in pending}
         self._transaction(
             lambda c: c.executemany(
                 "INSERT INTO change_versions VALUES (?, ?, ?, ?) ON CONFLICT(account, key)"
                 " DO UPDATE SET version=excluded.version, value=excluded.value",
-                [(a, key, version, dumps(value)) for a, key, version, value in pending],
+                [(a, key, v, dumps_plain(value)) for (a, key), (v, value) in latest.items()],
             )
         )(conn)
 
