@@ -511,9 +511,11 @@ class Store:
             return
 
         def append(conn: sqlite3.Connection) -> None:
+            # Rows made one at a time as SQLite asks for them: it lets go of the GIL for each
+            # insert, so the event loop never waits behind the making of a whole batch.
             conn.executemany(
                 "INSERT INTO journal (at, event, account, body) VALUES (?, ?, ?, ?)",
-                [_journal_row(e) for e in events],
+                map(_journal_row, events),
             )
 
         await self._run(self._transaction(append))
