@@ -178,16 +178,17 @@ async def tls_front(backend: str, key: Path, cert: Path) -> AsyncIterator[str]:
             await sink.aclose()
 
     async def handle(client: ByteStream) -> None:
-        async with client, await anyio.connect_tcp(target.host, target.port or 80) as upstream:
-            async with anyio.create_task_group() as tg:
+        async with client:
+            upstream = await anyio.connect_tcp(target.host, target.port or 80)
+            async with upstream, anyio.create_task_group() as tg:
                 tg.start_soon(pipe, client, upstream)
                 tg.start_soon(pipe, upstream, client)
 
-    async with TLSListener(tcp, server, standard_compatible=False) as listener:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(listener.serve, handle)
-            yield f"https://127.0.0.1:{port}"
-            tg.cancel_scope.cancel()
+    listener = TLSListener(tcp, server, standard_compatible=False)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield f"https://127.0.0.1:{port}"
+        tg.cancel_scope.cancel()
 
 
 async def measure(

@@ -83,8 +83,8 @@ class ProviderContext:
         """One HTTP client per vendor, shared by all its accounts: one connection pool and
         the process's one TLS context (`tls.client_context`: a trust store of its own costs
         ~0.8 MiB), no limit on connections (each account may hold a stream open), and no
-        cookie jar (nothing of one account may reach another). `timeout` is the vendor's default; a provider
-        whose timeouts differ per account sets them per request."""
+        cookie jar (nothing of one account may reach another). `timeout` is the vendor's
+        default; a provider whose timeouts differ per account sets them per request."""
         client = self._clients.get(vendor)
         if client is None:
             import httpx
