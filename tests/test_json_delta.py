@@ -229,7 +229,7 @@ def _assert_index_is_fresh(parser: DeltaParser) -> None:
     fresh.parse(text)
     assert (list(parser._starts), list(parser._ends)) == (list(fresh._starts), list(fresh._ends))
     for leaf, members in parser._inner.items():
-        rebuilt = _members(text, parser._starts[leaf])
+        rebuilt = _members(text, parser._starts[leaf], parser._leaf(leaf))
         if members is None or rebuilt is None:
             assert members is rebuilt
             continue

@@ -197,12 +197,19 @@ class DeltaParser:
         if leaf in self._inner:
             inner = self._inner[leaf]
         else:
-            inner = self._inner[leaf] = _members(old, self._starts[leaf])
+            inner = self._inner[leaf] = _members(old, self._starts[leaf], self._leaf(leaf))
         if inner is None:
             return None, -1
         rel = old_at - self._starts[leaf]
         member = bisect_right(inner.starts, rel) - 1
         return (inner, member) if member >= 0 and rel <= inner.ends[member] else (None, -1)
+
+    def _leaf(self, leaf: int) -> Any:
+        """The last value of leaf `leaf`."""
+        node = self._value
+        for key in self._paths[leaf]:
+            node = node[key]
+        return node
 
     def _rebuilt(self, changes: list[_Change]) -> Any:
         """The last value with the changed values: containers along their paths copied."""
@@ -270,8 +277,9 @@ class _Members:
     __slots__ = ("ends", "keys", "starts")
 
     def __init__(self) -> None:
-        self.starts = array("q")
-        self.ends = array("q")
+        # ints of 4 bytes: offsets within one leaf of a document of at most 4 MiB
+        self.starts = array("i")
+        self.ends = array("i")
         self.keys: list[str] = []
 
     def replace(self, changes: list[_Change], leaf_start: int) -> int:
@@ -291,38 +299,40 @@ class _Members:
         return shift
 
 
-def _members(text: str, start: int) -> _Members | None:
-    """The members of the object at `start` of `text` (a text already parsed whole), or
-    None if that is not an object or its members cannot be told apart (a duplicate key)."""
-    if not text.startswith("{", start):
+def _members(text: str, start: int, value: Any) -> _Members | None:
+    """The members of the object at `start` of `text` (a text already parsed whole, whose
+    value there is `value`), or None if that is not an object or its members cannot be
+    told apart (a duplicate key). The keys kept are `value`'s own (no copies: a daemon
+    with 10,000 accounts holds one index per device that changed)."""
+    if not text.startswith("{", start) or type(value) is not dict:
         return None
-    members, seen = _Members(), set()
+    members, keys = _Members(), list(value)
     idx = _WHITESPACE(text, start + 1).end()
     if text.startswith("}", idx):
-        return members
+        return members if not keys else None
     try:
         while True:
             key, idx = _scanstring(text, idx + 1, True)
-            if key in seen:
-                return None
-            seen.add(key)
+            at = len(members.keys)
+            if at >= len(keys) or key != keys[at]:
+                return None  # a duplicate key: the dict holds fewer, or another order
             idx = _WHITESPACE(text, idx).end()
             idx = _WHITESPACE(text, idx + 1).end()  # past the colon
             _, end = _scan_once(text, idx)
             members.starts.append(idx - start)
             members.ends.append(end - start)
-            members.keys.append(key)
+            members.keys.append(keys[at])
             idx = _WHITESPACE(text, end).end()
             if text.startswith("}", idx):
-                return members
+                return members if len(members.keys) == len(keys) else None
             idx = _WHITESPACE(text, idx + 1).end()  # past the comma
-    except (ValueError, StopIteration, RecursionError, IndexError):
+    except (ValueError, StopIteration, RecursionError, IndexError, OverflowError):
         return None
 
 
 def _shift(starts: array[int], ends: array[int], lo: int, hi: int, by: int) -> None:
-    starts[lo:hi] = array("q", [s + by for s in starts[lo:hi]])
-    ends[lo:hi] = array("q", [e + by for e in ends[lo:hi]])
+    starts[lo:hi] = array(starts.typecode, [s + by for s in starts[lo:hi]])
+    ends[lo:hi] = array(ends.typecode, [e + by for e in ends[lo:hi]])
 
 
 def _common_prefix(a: str, a_at: int, b: str, b_at: int, *, known_to_differ: bool) -> int:

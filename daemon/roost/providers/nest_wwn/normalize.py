@@ -305,7 +305,12 @@ class _Reads(Mapping[str, Any]):
         self._whole = False
 
     def keys_read(self) -> frozenset[str] | None:
-        return None if self._whole else frozenset(self._keys)
+        if self._whole:
+            return None
+        # One set per way of reading (the builders read a fixed few keys, which ones
+        # depending on a few values): not one per device of 10,000 accounts.
+        keys = frozenset(self._keys)
+        return _KEY_SETS.setdefault(keys, keys)
 
     def __getitem__(self, key: str) -> Any:
         self._keys.add(key)
@@ -329,6 +334,7 @@ class _Reads(Mapping[str, Any]):
         return len(self._raw)
 
 
+_KEY_SETS: dict[frozenset[str], frozenset[str]] = {}
 _GONE = object()
 _NESTED = frozenset((dict, list))
 
