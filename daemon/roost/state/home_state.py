@@ -247,8 +247,11 @@ class HomeState:
         """The account and entity with this id (remembered: 10,000 accounts are not
         scanned per command)."""
         account = self._owner.get(target)
-        if account is not None:
-            entity = self.accounts[account].entity(target)
+        if account is not None:  # `AccountState.entity`, inline: several per rule run
+            acc = self.accounts[account]
+            if target in acc.unfolded:
+                return account, acc._fold(target)
+            entity = acc.held_devices.get(target) or acc.structures.get(target)
             if entity is not None:
                 return account, entity
         for acc in self.accounts.values():
@@ -260,6 +263,14 @@ class HomeState:
         return None
 
     def device(self, device_id: str) -> Device | None:
+        account = self._owner.get(device_id)
+        if account is not None:  # a device seen before: `find`'s first step, inline
+            acc = self.accounts[account]
+            if device_id in acc.unfolded:
+                return acc._fold(device_id)
+            held = acc.held_devices.get(device_id)
+            if held is not None:
+                return held
         found = self.find(device_id)
         return found[1] if found is not None and isinstance(found[1], Device) else None
 
