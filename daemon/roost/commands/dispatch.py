@@ -202,17 +202,16 @@ class Dispatcher:
     def _verdict(
         self, command: Command, found: tuple[str, Structure | Device] | None
     ) -> Refusal | None:
-        """The guards' verdict on the house as it is now (`found`: the target's lookup)."""
-        entity = found[1] if found else None
-        recent = self._budget.recent(command.target, self._clock)
-        neighbours = self._neighbours(*found) if found else []
-        return check(command, entity, neighbours, self._limits, recent)
-
-    def _neighbours(self, account: str, entity: Structure | Device) -> list[Device]:
-        """The neighbours the guards read: the smoke/CO alarms of the entity's structure
+        """The guards' verdict on the house as it is now (`found`: the target's lookup).
+        The neighbours the guards read are the smoke/CO alarms of the target's structure
         (kept per structure by the state, so no guard check lists the whole structure)."""
+        recent = self._budget.recent(command.target, self._clock)
+        if found is None:
+            return check(command, None, [], self._limits, recent)
+        account, entity = found
         structure = entity.id if isinstance(entity, Structure) else entity.structure_id
-        return self._state.alarms_in(account, structure)
+        neighbours = self._state.alarms_in(account, structure)
+        return check(command, entity, neighbours, self._limits, recent)
 
     async def _refuse(self, command: Command, refusal: Refusal, stage: str) -> CommandOutcome:
         # One line per rule per minute; the outcome event and the trace still get each one.

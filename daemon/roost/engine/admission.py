@@ -204,10 +204,13 @@ class Admission:
     def _condition(self, r: Rule, event: Event, trace: Trace) -> RuleHome | None:
         """The home the condition was checked with when it holds (the run's body goes on
         with it), else None."""
-        assert r.condition is not None
+        condition = r.condition
+        assert condition is not None
+        # `load` made it a Condition; a plain predicate set on the rule since is wrapped here
+        check = getattr(condition, "check", None) or as_condition(condition).check
         home = RuleHome(self.services, r.name, event, r.dry_run, trace, self)
         try:
-            return home if as_condition(r.condition).check(event, home, trace.conditions) else None
+            return home if check(event, home, trace.conditions) else None
         except Exception as exc:
             self.stats[r.name].errors += 1
             log.exception("rule condition raised", rule=r.name, source=r.source)

@@ -78,7 +78,13 @@ class Run(RunGuard):
         budget_s: float = DEFAULT_BLOCK_BUDGET_S,
         max_commands: int = DEFAULT_MAX_COMMANDS,
     ) -> None:
-        RunGuard.__init__(self, budget_s, max_commands)
+        # `RunGuard.__init__`, inline (one per run)
+        self.budget_s = budget_s
+        self.max_commands = max_commands
+        self.commands = 0
+        self.roost = 0
+        self.deferred = False
+        self.interrupted = False
         self.trace = trace
         self.rule = rule
         self.runner = runner

@@ -296,7 +296,8 @@ class HomeState:
 
     def alarms_in(self, account: str, structure: str) -> list[Device]:
         """The smoke/CO alarms of one structure, as they are now."""
-        return self.account(account).alarms_in(structure)
+        acc = self.accounts.get(account) or self.account(account)
+        return acc.alarms_in(structure)
 
     def home(self, account: str) -> Home:
         acc = self.account(account)
