@@ -158,6 +158,9 @@ class Admission:
             if home is None:
                 stats.skipped_condition += 1
                 return self._skip(trace, "condition not met")
+        if not state.running:  # no run mode holds it back
+            self._launch(r, event, trace, state, 0, now, home)
+            return True
         return self._start(r, event, trace, state, now, home)
 
     def _start_alarm(self, r: Rule, event: Event, trace: Trace, state: RuleState) -> bool:

@@ -192,7 +192,10 @@ class Runner:
             raise
         if not done:
             return self._carry_on(r, event, run, state, body, waits_for)
-        self._ended(r, event, run, None)
+        if run.restarted:
+            self._ended(r, event, run, None)
+        else:  # `_ended`'s common case, inline: it ran
+            run.trace.end(Result.RAN, "", self.clock.now())
         self._release(r, run, state)
         return None
 
