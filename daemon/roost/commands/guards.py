@@ -454,7 +454,7 @@ def _heat_passes(
         and type(r[1]) is float
         and -_FLOAT_MAX <= r[0] <= v <= r[1] <= _FLOAT_MAX
         and recent < lim.writes_per_device_per_hour  # write_budget
-        and _quiet(around)  # alarm
+        and (not around or _quiet(around))  # alarm
     )  # emergency_heat: a heat setpoint never cools
 
 
@@ -478,7 +478,7 @@ def _cool_passes(
         and type(r[1]) is float
         and -_FLOAT_MAX <= r[0] <= v <= r[1] <= _FLOAT_MAX
         and recent < lim.writes_per_device_per_hour  # write_budget
-        and _quiet(around)  # alarm
+        and (not around or _quiet(around))  # alarm
     )
 
 
