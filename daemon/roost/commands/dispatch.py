@@ -134,7 +134,7 @@ class Dispatcher:
             # commands, and `_publish`'s place, keywords and coroutine were a third of it.
             structure, device = _where(found)
             event = outcome_at(
-                command, Outcome.DRY_RUN, self._clock.now(), structure, device, _DRY_RUN
+                command, _DRY_RUN_OUTCOME, self._clock.now(), structure, device, _DRY_RUN
             )
             full = self._bus.offer([event])
             if full is not None:
@@ -490,6 +490,7 @@ def _where(found: tuple[str, Structure | Device] | None) -> tuple[str | None, st
 
 
 _DRY_RUN = "dry run: guards passed"
+_DRY_RUN_OUTCOME = Outcome.DRY_RUN  # read once: a member read through its enum is a lookup
 
 
 def _fields(command: Command) -> dict[str, object]:

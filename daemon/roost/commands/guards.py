@@ -435,6 +435,10 @@ class WriteBudget:
 # refuses or passes it and says why: this path never refuses and never passes more.
 
 
+_HEAT_COOL = ThermostatMode.HEAT_COOL  # read once: a member read through its enum is a lookup
+_OK = AlarmState.OK
+
+
 def _heat_passes(
     action: SetHeat, t: Structure | Device | None, around: list[Device], lim: Limits, recent: int
 ) -> bool:
@@ -447,7 +451,7 @@ def _heat_passes(
         and lim.heat_min_c <= v <= lim.heat_max_c  # safe_band
         and t.online is True  # online
         and t.locked is False  # lock
-        and t.mode is not ThermostatMode.HEAT_COOL  # range_gap (it reads both setpoints)
+        and t.mode is not _HEAT_COOL  # range_gap (it reads both setpoints)
         and type(r) is tuple  # device_range: a plain pair of finite floats that holds v
         and len(r) == 2
         and type(r[0]) is float
@@ -471,7 +475,7 @@ def _cool_passes(
         and t.online is True  # online
         and t.emergency_heat is False  # emergency_heat
         and t.locked is False  # lock
-        and t.mode is not ThermostatMode.HEAT_COOL  # range_gap (it reads both setpoints)
+        and t.mode is not _HEAT_COOL  # range_gap (it reads both setpoints)
         and type(r) is tuple  # device_range: a plain pair of finite floats that holds v
         and len(r) == 2
         and type(r[0]) is float
@@ -485,7 +489,7 @@ def _cool_passes(
 def _quiet(neighbours: list[Device]) -> bool:
     """No alarm in the structure, as `_alarm_in` reads it."""
     for d in neighbours:
-        if isinstance(d, SmokeCoAlarm) and (d.smoke != AlarmState.OK or d.co != AlarmState.OK):
+        if isinstance(d, SmokeCoAlarm) and (d.smoke != _OK or d.co != _OK):
             return False
     return True
 

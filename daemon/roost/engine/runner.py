@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+_RAN = Result.RAN  # read once: an enum member read through its class is a metaclass lookup
+
 RunBody = Coroutine[Any, Any, None]
 
 
@@ -195,7 +197,7 @@ class Runner:
         if run.restarted:
             self._ended(r, event, run, None)
         else:  # `_ended`'s common case, inline: it ran
-            run.trace.end(Result.RAN, "", self.clock.now())
+            run.trace.end(_RAN, "", self.clock.now())
         self._release(r, run, state)
         return None
 
