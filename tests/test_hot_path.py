@@ -286,3 +286,22 @@ def test_causation_chains_are_kept_for_the_latest_events() -> None:
     )
     engine._remember_chain(echo, "third")
     assert engine._chains["e4999"] == ["first", "second", "third"]
+
+
+def test_a_run_starts_as_a_fresh_run_guard() -> None:
+    """`Run.__init__` sets its `RunGuard` fields itself (one call less per run): every one of
+    them, as `RunGuard.__init__` sets them."""
+    from roost.core.clock import SystemClock
+    from roost.engine.isolation import RunGuard
+    from roost.engine.runner import Run
+    from roost.engine.traces import Trace
+    from roost.rules.author import Rule, when
+
+    async def body(event: object, home: object) -> None:
+        return None
+
+    rule = Rule(name="r", triggers=(when("temperature"),), body=body)
+    run = Run(Trace("r", "t", AT), rule, None, SystemClock(), 0.25, 7)  # type: ignore[arg-type]
+    guard = RunGuard(0.25, 7)
+    for name in RunGuard.__slots__:
+        assert getattr(run, name) == getattr(guard, name), name
