@@ -8,8 +8,10 @@ target), waits for READY (the `ready` log line) and `--settle` seconds, then rea
 daemon's VmRSS and VmHWM from /proc, its CPU (user+system) over `--idle` seconds, and the
 notification helper's RSS (apprise lives in that child process; PSS sums both fairly).
 Rows: the page off; the page on (`[web] listen`) with one browser's worth of client: the
-live events page and its two files loaded, then the page's SSE stream held open. Last, a
-CO alarm is raised and the time to the push at the sink is printed. The
+live events page and its two files loaded, then the page's SSE stream held open; the page
+off with the account on https (a TLS front before the simulator, its self-signed
+certificate added to certifi's bundle as `SSL_CERT_FILE`: a real cloud's trust store and
+handshakes). Last, a CO alarm is raised and the time to the push at the sink is printed. The
 machine's load (`uptime`) is printed beside the figures.
 
 `--python` runs the daemon under another interpreter, e.g. a production venv's
@@ -22,16 +24,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import anyio
+import certifi
 import httpx
-from anyio.abc import Process
+from anyio.abc import ByteStream, Process
+from anyio.streams.tls import TLSListener
 
 from common import header, quiet_logging
 from roost.simulator import nest_wwn
@@ -46,7 +52,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def config_text(
-    cloud: nest_wwn.NestWwnSimulator, sink: NotificationSink, tmp: Path, web: str
+    cloud: nest_wwn.NestWwnSimulator, sink: NotificationSink, tmp: Path, web: str, api_url: str
 ) -> str:
     return f"""
 [daemon]
@@ -61,7 +67,7 @@ format = "json"
 [[accounts]]
 name = "home"
 provider = "nest_wwn"
-api_url = "{cloud.url}"
+api_url = "{api_url}"
 token = "{cloud.token}"
 
 [[notify.targets]]
@@ -139,8 +145,54 @@ def free_port() -> int:
         return port
 
 
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, and a trust store: certifi's bundle plus it."""
+    key, cert, store = tmp / "key.pem", tmp / "cert.pem", tmp / "trust.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    store.write_text(Path(certifi.where()).read_text() + cert.read_text())
+    return key, cert
+
+
+@asynccontextmanager
+async def tls_front(backend: str, key: Path, cert: Path) -> AsyncIterator[str]:
+    """https://127.0.0.1:<port>, each connection piped to the plain-http `backend`."""
+    target = httpx.URL(backend)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def pipe(source: ByteStream, sink: ByteStream) -> None:
+        try:
+            async for chunk in source:
+                await sink.send(chunk)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError, OSError):
+            pass
+        finally:
+            await sink.aclose()
+
+    async def handle(client: ByteStream) -> None:
+        async with client:
+            upstream = await anyio.connect_tcp(target.host, target.port or 80)
+            async with upstream, anyio.create_task_group() as tg:
+                tg.start_soon(pipe, client, upstream)
+                tg.start_soon(pipe, upstream, client)
+
+    listener = TLSListener(tcp, server, standard_compatible=False)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield f"https://127.0.0.1:{port}"
+        tg.cancel_scope.cancel()
+
+
 async def measure(
-    label: str, web: bool, idle_s: float, settle_s: float, push: bool, python: str
+    label: str, web: bool, idle_s: float, settle_s: float, push: bool, python: str, tls: bool
 ) -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -151,10 +203,15 @@ async def measure(
             serve_sink() as sink,
             AsyncExitStack() as stack,
         ):
-            config = tmp / "roost.toml"
-            config.write_text(config_text(cloud, sink, tmp, section))
-            log = tmp / "daemon.log"
             env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+            api_url = cloud.url
+            if tls:
+                key, cert = self_signed(tmp)
+                api_url = await stack.enter_async_context(tls_front(cloud.url, key, cert))
+                env["SSL_CERT_FILE"] = str(tmp / "trust.pem")
+            config = tmp / "roost.toml"
+            config.write_text(config_text(cloud, sink, tmp, section, api_url))
+            log = tmp / "daemon.log"
             with log.open("wb") as out:
                 process = await anyio.open_process(
                     [python, "-m", "roost", "run", "--config", str(config)],
@@ -227,8 +284,9 @@ async def main(idle_s: float, settle_s: float, python: str) -> None:
     header("idle RSS and CPU", "`roost run`, one WWN account, one apprise target")
     print(f"   daemon's interpreter: {python}")
     print(f"   {uptime()}")
-    await measure("page off", False, idle_s, settle_s, True, python)
-    await measure("page on, /live loaded + its SSE", True, idle_s, settle_s, False, python)
+    await measure("page off", False, idle_s, settle_s, True, python, False)
+    await measure("page on, /live loaded + its SSE", True, idle_s, settle_s, False, python, False)
+    await measure("page off, account on https", False, idle_s, settle_s, True, python, True)
     print(f"   {uptime()}")
 
 

@@ -14,6 +14,7 @@ KEPT_OUT = {
     "pygments": "httpx's command line",
     "greenlet": "structlog's deprecated thread-local context, where greenlet is installed: 1.1 MiB",
     "roost.providers.netatmo.provider": "a vendor's provider, only for its accounts",
+    "astral": "the solar equations, only once a sun trigger or condition is computed: 0.2 MiB",
     "jinja2": "the web page's templates, only when [web] listen is set",
     "roost.web.app": "the web page, only when [web] listen is set",
 }

@@ -4,8 +4,10 @@ the readers the normalizers share, the HTTP date, and building a provider for th
 
 from __future__ import annotations
 
+import ssl
 from datetime import UTC, datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 from roost.core.commands import SetCool, SetFanTimer, SetHeat, SetPresence, SetRange
@@ -20,6 +22,7 @@ from roost.providers.netatmo.provider import NetatmoProvider
 from roost.providers.readers import eco_or, pair, parse_time
 from roost.providers.registry import ProviderContext, build_provider, vendor
 from roost.providers.sdm.provider import SdmProvider
+from roost.providers.tls import client_context
 from tests.provider_kit import make
 
 HOME = Structure(id="home", name="Home")
@@ -167,6 +170,24 @@ async def test_the_daemons_providers_of_a_vendor_share_one_client(name: str) -> 
     assert not second._client.is_closed  # the shared client outlives one account
     await context.aclose()
     assert second._client.is_closed
+
+
+def tls_context_of(client: httpx.AsyncClient) -> ssl.SSLContext:
+    pool = client._transport._pool  # type: ignore[attr-defined]
+    context: ssl.SSLContext = pool._ssl_context
+    return context
+
+
+@pytest.mark.anyio
+async def test_every_vendors_client_and_the_stream_reader_share_one_trust_store() -> None:
+    """A context parses its trust store (~0.8 MiB): the process builds one, not one per
+    vendor client plus one for the event streams."""
+    context = ProviderContext()
+    shared = {id(tls_context_of(context.http_client(name))) for name in sorted(SETTINGS)}
+    assert shared == {id(client_context())}
+    assert client_context().verify_mode == ssl.CERT_REQUIRED
+    assert client_context().check_hostname
+    await context.aclose()
 
 
 @pytest.mark.anyio

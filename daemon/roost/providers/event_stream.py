@@ -26,7 +26,6 @@ import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from functools import cache
 from typing import Final
 
 import anyio
@@ -34,6 +33,7 @@ import httpx
 
 from roost import __version__
 from roost.providers.sse import SseDecoder, SseEvent, read_sse
+from roost.providers.tls import client_context
 
 MAX_HEAD_BYTES: Final = 64 * 1024  # status line and headers
 MAX_ERROR_BODY: Final = 64 * 1024  # of an answer other than 200 (a vendor's message)
@@ -90,13 +90,6 @@ def _proxied(url: httpx.URL) -> bool:
     return url.scheme in proxies and not urllib.request.proxy_bypass(url.host)
 
 
-@cache
-def _default_ssl_context() -> ssl.SSLContext:
-    context = httpx.create_ssl_context()
-    context.set_alpn_protocols(["http/1.1"])
-    return context
-
-
 async def _connect(
     protocol: _StreamProtocol,
     url: httpx.URL,
@@ -108,7 +101,7 @@ async def _connect(
         raise httpx.UnsupportedProtocol(f"cannot stream from a {url.scheme!r} URL")
     host = url.host
     port = url.port or (443 if tls else 80)
-    context = (ssl_context or _default_ssl_context()) if tls else None
+    context = (ssl_context or client_context()) if tls else None
     loop = asyncio.get_running_loop()
     try:
         with anyio.fail_after(timeouts.connect):

@@ -81,15 +81,18 @@ class ProviderContext:
 
     def http_client(self, vendor: str, timeout: httpx.Timeout | None = None) -> httpx.AsyncClient:
         """One HTTP client per vendor, shared by all its accounts: one connection pool and
-        one TLS context (a client of its own costs an account ~0.8 MiB), no limit on
-        connections (each account may hold a stream open), and no cookie jar (nothing of
-        one account may reach another). `timeout` is the vendor's default; a provider
-        whose timeouts differ per account sets them per request."""
+        the process's one TLS context (`tls.client_context`: a trust store of its own costs
+        ~0.8 MiB), no limit on connections (each account may hold a stream open), and no
+        cookie jar (nothing of one account may reach another). `timeout` is the vendor's
+        default; a provider whose timeouts differ per account sets them per request."""
         client = self._clients.get(vendor)
         if client is None:
             import httpx
 
+            from roost.providers.tls import client_context
+
             client = self._clients[vendor] = httpx.AsyncClient(
+                verify=client_context(),
                 timeout=timeout if timeout is not None else httpx.Timeout(5.0),
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
                 cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),

@@ -15,9 +15,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from astral import Observer
-from astral import sun as astral_sun
-
 from roost.core.durations import parse_duration
 from roost.rules.triggers import Cron, RuleDefinitionError
 
@@ -45,6 +42,9 @@ def location_for(locations: Locations, structure: str | None) -> Location | None
 
 def sun_time(which: str, day: date, where: Location, zone: tzinfo) -> datetime | None:
     """The time of `which` on the local `day`; None if it does not happen that day."""
+    from astral import Observer  # ~0.3 MiB, for sun rules only
+    from astral import sun as astral_sun
+
     observer = Observer(where.latitude, where.longitude)
     try:
         if which == "noon":
