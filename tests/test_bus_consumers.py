@@ -89,3 +89,20 @@ async def test_the_event_recorder_keeps_up_and_keeps_the_order(tmp_path: Path) -
     await flood(bus, lambda: recorder.run([]), "recorder", held_at_most=20)
     ids = [json.loads(line)["event"]["id"] for line in path.read_text().splitlines()]
     assert ids == [f"e{n}" for n in range(PER_TURN * TURNS)]
+
+
+async def test_the_event_recorder_writes_what_it_took_when_stopped(tmp_path: Path) -> None:
+    """A stop that comes while the recorder hands its lines to the worker thread: the
+    lines it took from its inbox are still written."""
+    bus = Bus()
+    path = tmp_path / "events.jsonl"
+    recorder = EventRecorder(path, HomeState(bus, EchoTracker()), bus)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(recorder.run, [])
+        await anyio.sleep(0.05)
+        await bus.publish([change(0)])
+        while bus.backlog("recorder")[1]:  # taken, and on its way to the thread
+            await anyio.lowlevel.checkpoint()
+        tg.cancel_scope.cancel()
+    ids = [json.loads(line)["event"]["id"] for line in path.read_text().splitlines()]
+    assert ids == ["e0"]

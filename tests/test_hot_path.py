@@ -86,6 +86,21 @@ def test_every_event_class_has_the_fast_init_and_its_dataclass_behaviour() -> No
     assert SetRange(20.0, 24.0) == SetRange(heat_celsius=20.0, cool_celsius=24.0)
 
 
+def test_the_positional_makers_build_what_the_classes_build() -> None:
+    """`make_outcome` and `make_context` (the dispatcher's outcome path) take every field in
+    the declared order and build what the keyword constructors build."""
+    from roost.core.events import make_context, make_outcome
+
+    values = {f.name: f"v{i}" for i, f in enumerate(dataclasses.fields(CommandOutcome))}
+    values.update(at=AT, context=Context("c", "e", "r", False, 2), outcome=Outcome.REFUSED)
+    made = make_outcome(*values.values())
+    assert type(made) is CommandOutcome
+    assert made == CommandOutcome(**values)
+    assert make_context("c", "e", "r", True, 3) == Context("c", "e", "r", True, 3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.reason = "changed"  # type: ignore[misc]
+
+
 def test_a_patched_entity_is_a_full_copy_with_the_new_values() -> None:
     from roost.core.model import Thermostat
     from roost.state.home_state import _with_values
@@ -271,3 +286,22 @@ def test_causation_chains_are_kept_for_the_latest_events() -> None:
     )
     engine._remember_chain(echo, "third")
     assert engine._chains["e4999"] == ["first", "second", "third"]
+
+
+def test_a_run_starts_as_a_fresh_run_guard() -> None:
+    """`Run.__init__` sets its `RunGuard` fields itself (one call less per run): every one of
+    them, as `RunGuard.__init__` sets them."""
+    from roost.core.clock import SystemClock
+    from roost.engine.isolation import RunGuard
+    from roost.engine.runner import Run
+    from roost.engine.traces import Trace
+    from roost.rules.author import Rule, when
+
+    async def body(event: object, home: object) -> None:
+        return None
+
+    rule = Rule(name="r", triggers=(when("temperature"),), body=body)
+    run = Run(Trace("r", "t", AT), rule, None, SystemClock(), 0.25, 7)  # type: ignore[arg-type]
+    guard = RunGuard(0.25, 7)
+    for name in RunGuard.__slots__:
+        assert getattr(run, name) == getattr(guard, name), name

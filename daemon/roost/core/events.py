@@ -330,3 +330,55 @@ def change_maker(cls: type[Changed]) -> ChangeMaker:
     exec(source, scope)  # generated from the class's own field names
     maker: ChangeMaker = scope["make"]
     return maker
+
+
+OutcomeMaker = Callable[
+    [
+        str,
+        datetime,
+        str,
+        str | None,
+        str | None,
+        Context,
+        str,
+        str,
+        "Outcome",
+        str | None,
+        str,
+        str | None,
+        float | None,
+        str | None,
+        str | None,
+        FailureReason | None,
+        int,
+    ],
+    CommandOutcome,
+]
+
+
+def _positional(cls: type[Any]) -> Callable[..., Any]:
+    """A constructor of `cls` taking every field positionally, in the declared order, that
+    sets each slot through its own descriptor (what `fast_init` does, without keywords)."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} has a __post_init__ a positional maker would skip")
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    scope.update({f"_set_{name}": getattr(cls, name).__set__ for name in names})
+    lines = [f"    _set_{name}(made, {name})" for name in names]
+    source = (
+        f"def make({', '.join(names)}):\n"
+        "    made = _new(_cls)\n" + "\n".join(lines) + "\n    return made\n"
+    )
+    exec(source, scope)  # generated from the class's own field names
+    made: Callable[..., Any] = scope["make"]
+    return made
+
+
+# `CommandOutcome(...)` with every field in order (one per command outcome, and keyword
+# arguments were half of its cost): id, at, account, structure, device, context, command,
+# action, outcome, rule, reason, guard, latency_s, target, cause, failure, attempt.
+make_outcome: OutcomeMaker = _positional(CommandOutcome)
+# `Context(causation, correlation, rule, catch_up, depth)`, all five in order.
+make_context: Callable[[str | None, str | None, str | None, bool, int], Context] = _positional(
+    Context
+)

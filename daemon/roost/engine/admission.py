@@ -32,6 +32,10 @@ from roost.rules.conditions import as_condition
 
 log = structlog.get_logger(__name__)
 
+# Read once: an enum member read through its class is a metaclass lookup (~0.1 µs), and
+# these are read on every run.
+_RUNNING = Result.RUNNING
+
 
 @dataclass
 class RuleStats:
@@ -158,6 +162,9 @@ class Admission:
             if home is None:
                 stats.skipped_condition += 1
                 return self._skip(trace, "condition not met")
+        if not state.running:  # no run mode holds it back
+            self._launch(r, event, trace, state, 0, now, home)
+            return True
         return self._start(r, event, trace, state, now, home)
 
     def _start_alarm(self, r: Rule, event: Event, trace: Trace, state: RuleState) -> bool:
@@ -204,10 +211,13 @@ class Admission:
     def _condition(self, r: Rule, event: Event, trace: Trace) -> RuleHome | None:
         """The home the condition was checked with when it holds (the run's body goes on
         with it), else None."""
-        assert r.condition is not None
+        condition = r.condition
+        assert condition is not None
+        # `load` made it a Condition; a plain predicate set on the rule since is wrapped here
+        check = getattr(condition, "check", None) or as_condition(condition).check
         home = RuleHome(self.services, r.name, event, r.dry_run, trace, self)
         try:
-            return home if as_condition(r.condition).check(event, home, trace.conditions) else None
+            return home if check(event, home, trace.conditions) else None
         except Exception as exc:
             self.stats[r.name].errors += 1
             log.exception("rule condition raised", rule=r.name, source=r.source)
@@ -281,8 +291,8 @@ class Admission:
         if event.context.causation is not None and state.echoes is not None:
             state.echoes.add(now)
         self._remember_chain(event, r.name)
-        if trace.result is not Result.RUNNING:  # queued or pending until now
-            trace.end(Result.RUNNING)
+        if trace.result is not _RUNNING:  # queued or pending until now
+            trace.end(_RUNNING)
         run = Run(trace, r, self, self.clock, self.block_budget_s, self.max_commands)
         state.running.append(run)
         if self._inline:

@@ -21,7 +21,7 @@ from roost.core.events import CommandOutcome, Event
 from roost.core.ids import new_id
 from roost.core.model import Presence, Structure
 from roost.engine.isolation import RunDeadline, RunGuard
-from roost.engine.traces import Trace
+from roost.engine.traces import CommandStep, Trace
 from roost.engine.windows import TagLimiter
 from roost.notify.alarms import is_alarm_notification
 from roost.notify.notifier import Notification, Priority
@@ -270,25 +270,22 @@ class RuleHome:
             now = services.clock.now()
             found = services.state.find(target)
             ctx = event.context
-            command = Command(
-                id=new_id("c"),
-                account=found[0] if found else event.account,
-                target=target,
-                action=action,
-                issued_at=now,
-                deadline=now + COMMAND_DEADLINE,
-                rule=self.rule,
-                cause=event.id,
-                correlation=ctx.correlation or event.id,
-                depth=ctx.depth,
-                dry_run=self._dry_run,
+            command = Command(  # positionally: the fields in their declared order
+                new_id("c"),
+                found[0] if found else event.account,
+                target,
+                action,
+                now,
+                now + COMMAND_DEADLINE,
+                self.rule,
+                event.id,
+                ctx.correlation or event.id,
+                ctx.depth,
+                self._dry_run,
             )
             outcome = await services.submit(command)
             if self._trace is not None:
-                detail = f"{outcome.guard}: {outcome.reason}" if outcome.guard else outcome.reason
-                shown = found[1].name if found else target
-                # the outcome's `action` is the action's description, already made
-                self._trace.step(f"{outcome.action} → {shown}", str(outcome.outcome), detail)
+                self._trace.steps.append(CommandStep(outcome, found[1].name if found else target))
             return outcome
 
     async def notify(

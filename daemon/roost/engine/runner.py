@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+_RAN = Result.RAN  # read once: an enum member read through its class is a metaclass lookup
+
 RunBody = Coroutine[Any, Any, None]
 
 
@@ -78,7 +80,13 @@ class Run(RunGuard):
         budget_s: float = DEFAULT_BLOCK_BUDGET_S,
         max_commands: int = DEFAULT_MAX_COMMANDS,
     ) -> None:
-        RunGuard.__init__(self, budget_s, max_commands)
+        # `RunGuard.__init__`, inline (one per run)
+        self.budget_s = budget_s
+        self.max_commands = max_commands
+        self.commands = 0
+        self.roost = 0
+        self.deferred = False
+        self.interrupted = False
         self.trace = trace
         self.rule = rule
         self.runner = runner
@@ -186,7 +194,10 @@ class Runner:
             raise
         if not done:
             return self._carry_on(r, event, run, state, body, waits_for)
-        self._ended(r, event, run, None)
+        if run.restarted:
+            self._ended(r, event, run, None)
+        else:  # `_ended`'s common case, inline: it ran
+            run.trace.end(_RAN, "", self.clock.now())
         self._release(r, run, state)
         return None
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
-from roost.core.events import Event
+from roost.core.events import CommandOutcome, Event
 from roost.core.ids import new_id
 
 DEFAULT_PER_RULE = 100
@@ -40,6 +40,29 @@ class Step:
     what: str  # "eco on → t1", "notify 'CO warning'", "run rule x"
     outcome: str  # sent, dry_run, refused, failed, suppressed, ...
     detail: str = ""
+
+
+class CommandStep(Step):
+    """A command's step, worded when first read: `what` is "<action> → <target's name>",
+    `outcome` the command's outcome and `detail` its guard and reason. Most traces are
+    never read, so their commands' steps are never worded."""
+
+    __slots__ = ("_made", "_shown")
+
+    def __init__(self, made: CommandOutcome, shown: str) -> None:
+        self._made = made
+        self._shown = shown
+
+    def __getattr__(self, name: str) -> str:
+        # Only the unset `Step` fields come here (a slot not set yet raises AttributeError).
+        if name not in ("what", "outcome", "detail"):
+            raise AttributeError(name)
+        made = self._made
+        # the outcome's `action` is the action's description, already made
+        self.what = f"{made.action} → {self._shown}"
+        self.outcome = str(made.outcome)
+        self.detail = f"{made.guard}: {made.reason}" if made.guard else made.reason
+        return str(getattr(self, name))
 
 
 @dataclass(slots=True)

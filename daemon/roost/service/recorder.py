@@ -97,4 +97,7 @@ class EventRecorder:
             out.write(text)
             out.flush()
 
-        await anyio.to_thread.run_sync(write)
+        # Shielded: lines taken from the inbox are written even when a stop comes while the
+        # worker thread is being started (its first checkpoint would drop them).
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(write)

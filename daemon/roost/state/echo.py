@@ -21,7 +21,7 @@ import anyio
 
 from roost.core.clock import Clock, SystemClock
 from roost.core.commands import Command, FailureReason, satisfies
-from roost.core.events import CommandOutcome, Context, Outcome
+from roost.core.events import CommandOutcome, Outcome, make_context, make_outcome
 from roost.core.fastinit import fast_init
 from roost.core.ids import new_id
 
@@ -48,24 +48,53 @@ def outcome_event(
     attempt: int = 0,
 ) -> CommandOutcome:
     """The event saying what became of `command`, with its full causation."""
-    return CommandOutcome(
-        id=new_id(),
-        at=at,
-        account=command.account,
-        structure=place.structure,
-        device=place.device,
-        context=Context(command.id, command.correlation, command.rule, False, command.depth),
-        command=command.id,
-        action=command.action.describe(),
-        outcome=outcome,
-        rule=command.rule,
-        reason=reason,
-        guard=guard,
-        latency_s=latency_s,
-        target=command.target,
-        cause=command.cause,
-        failure=failure,
-        attempt=attempt,
+    return outcome_at(
+        command,
+        outcome,
+        at,
+        place.structure,
+        place.device,
+        reason,
+        guard,
+        failure,
+        latency_s,
+        attempt,
+    )
+
+
+def outcome_at(
+    command: Command,
+    outcome: Outcome,
+    at: datetime,
+    structure: str | None,
+    device: str | None,
+    reason: str = "",
+    guard: str | None = None,
+    failure: FailureReason | None = None,
+    latency_s: float | None = None,
+    attempt: int = 0,
+) -> CommandOutcome:
+    """`outcome_event` with its place given as structure and device (the dispatcher's
+    submit path, which has them at hand): the same event, without the `Place`."""
+    rule = command.rule
+    return make_outcome(
+        new_id(),
+        at,
+        command.account,
+        structure,
+        device,
+        make_context(command.id, command.correlation, rule, False, command.depth),
+        command.id,
+        command.action.describe(),
+        outcome,
+        rule,
+        reason,
+        guard,
+        latency_s,
+        command.target,
+        command.cause,
+        failure,
+        attempt,
     )
 
 

@@ -152,8 +152,13 @@ class AccountState:
         values = self.unfolded.pop(device_id, None)
         if values is None:  # folded meanwhile (a rule's worker thread reading the home)
             return self.held_devices[device_id]
-        device = _with_values(self.held_devices[device_id], values)
-        assert isinstance(device, Device)  # the names were checked when the patch came in
+        held = self.held_devices[device_id]
+        # `_with_values` without its name check: the names were checked when the patch came in
+        copier = _COPIERS.get(type(held)) or _copier_of(held)
+        device: Device = copier[0](held)
+        setters = copier[1]
+        for name, value in values.items():
+            setters[name](device, value)
         self.held_devices[device_id] = device
         return device
 
@@ -247,19 +252,36 @@ class HomeState:
         """The account and entity with this id (remembered: 10,000 accounts are not
         scanned per command)."""
         account = self._owner.get(target)
-        if account is not None:
-            entity = self.accounts[account].entity(target)
+        if account is not None:  # `AccountState.entity`, inline: several per rule run
+            acc = self.accounts[account]
+            if target in acc.unfolded:
+                return account, acc._fold(target)
+            entity = acc.held_devices.get(target) or acc.structures.get(target)
             if entity is not None:
                 return account, entity
-        for acc in self.accounts.values():
-            entity = acc.entity(target)
+        for acc in self.accounts.values():  # `AccountState.entity`, inline
+            if target in acc.unfolded:
+                return self._learn(target, acc.account, acc._fold(target))
+            entity = acc.held_devices.get(target) or acc.structures.get(target)
             if entity is not None:
                 self._owner[target] = acc.account
                 return acc.account, entity
         self._owner.pop(target, None)
         return None
 
+    def _learn(self, target: str, account: str, entity: Entity) -> tuple[str, Entity]:
+        self._owner[target] = account
+        return account, entity
+
     def device(self, device_id: str) -> Device | None:
+        account = self._owner.get(device_id)
+        if account is not None:  # a device seen before: `find`'s first step, inline
+            acc = self.accounts[account]
+            if device_id in acc.unfolded:
+                return acc._fold(device_id)
+            held = acc.held_devices.get(device_id)
+            if held is not None:
+                return held
         found = self.find(device_id)
         return found[1] if found is not None and isinstance(found[1], Device) else None
 
@@ -285,7 +307,8 @@ class HomeState:
 
     def alarms_in(self, account: str, structure: str) -> list[Device]:
         """The smoke/CO alarms of one structure, as they are now."""
-        return self.account(account).alarms_in(structure)
+        acc = self.accounts.get(account) or self.account(account)
+        return acc.alarms_in(structure)
 
     def home(self, account: str) -> Home:
         acc = self.account(account)
@@ -589,11 +612,7 @@ def _with_values(entity: Entity, values: dict[str, Any]) -> Entity | None:
     Far cheaper than dataclasses.replace, which re-runs __init__ with every field: a
     generated copy per class sets each slot through its own descriptor.
     """
-    cls = type(entity)
-    copier = _COPIERS.get(cls)
-    if copier is None:
-        copier = _COPIERS[cls] = _copier(cls, attributes(entity))
-    copy, setters = copier
+    copy, setters = _COPIERS.get(type(entity)) or _copier_of(entity)
     if not values.keys() <= setters.keys():
         return None
     new: Entity = copy(entity)
@@ -616,6 +635,15 @@ def _copier(
 
 
 _COPIERS: dict[type[Any], tuple[Callable[[Any], Any], dict[str, Callable[[Any, Any], None]]]] = {}
+
+
+def _copier_of(
+    entity: Entity,
+) -> tuple[Callable[[Any], Any], dict[str, Callable[[Any, Any], None]]]:
+    """The copier of `entity`'s class, made on its first use."""
+    cls = type(entity)
+    copier = _COPIERS[cls] = _copier(cls, attributes(entity))
+    return copier
 
 
 def _presence_event(
