@@ -442,38 +442,39 @@ _OK = AlarmState.OK
 def _heat_passes(
     action: SetHeat, t: Structure | Device | None, around: list[Device], lim: Limits, recent: int
 ) -> bool:
-    v = action.celsius
-    if type(v) is not float or not isinstance(t, Thermostat):
-        return False
-    r = t.allowed_range_c
-    return (
-        -_FLOAT_MAX <= v <= _FLOAT_MAX  # arguments
-        and lim.heat_min_c <= v <= lim.heat_max_c  # safe_band
-        and t.online is True  # online
-        and t.locked is False  # lock
-        and t.mode is not _HEAT_COOL  # range_gap (it reads both setpoints)
-        and type(r) is tuple  # device_range: a plain pair of finite floats that holds v
-        and len(r) == 2
-        and type(r[0]) is float
-        and type(r[1]) is float
-        and -_FLOAT_MAX <= r[0] <= v <= r[1] <= _FLOAT_MAX
-        and recent < lim.writes_per_device_per_hour  # write_budget
-        and (not around or _quiet(around))  # alarm
-    )  # emergency_heat: a heat setpoint never cools
+    # emergency_heat: a heat setpoint never cools, so it is not read
+    return _setpoint_passes(
+        action.celsius, lim.heat_min_c, lim.heat_max_c, False, t, around, lim, recent
+    )
 
 
 def _cool_passes(
     action: SetCool, t: Structure | Device | None, around: list[Device], lim: Limits, recent: int
 ) -> bool:
-    v = action.celsius
+    return _setpoint_passes(
+        action.celsius, lim.cool_min_c, lim.cool_max_c, True, t, around, lim, recent
+    )
+
+
+def _setpoint_passes(
+    v: object,
+    band_min: float,
+    band_max: float,
+    cools: bool,
+    t: Structure | Device | None,
+    around: list[Device],
+    lim: Limits,
+    recent: int,
+) -> bool:
+    """One setpoint `v` passes every guard (`cools`: the emergency-heat guard reads it)."""
     if type(v) is not float or not isinstance(t, Thermostat):
         return False
     r = t.allowed_range_c
     return (
         -_FLOAT_MAX <= v <= _FLOAT_MAX  # arguments
-        and lim.cool_min_c <= v <= lim.cool_max_c  # safe_band
+        and band_min <= v <= band_max  # safe_band
         and t.online is True  # online
-        and t.emergency_heat is False  # emergency_heat
+        and (not cools or t.emergency_heat is False)  # emergency_heat
         and t.locked is False  # lock
         and t.mode is not _HEAT_COOL  # range_gap (it reads both setpoints)
         and type(r) is tuple  # device_range: a plain pair of finite floats that holds v
@@ -516,15 +517,12 @@ def check(
     guards: tuple[Guard, ...] = GUARDS,
 ) -> Refusal | None:
     """The first guard the command violates, or None when it may go."""
-    if guards is GUARDS and type(neighbours) is list:  # `_clearly_passes`, inline
-        action = command.action
-        passes = _PASSES.get(type(action))
-        if passes is not None:
-            try:
-                if passes(action, target, neighbours, limits, recent_writes):
-                    return None
-            except Exception:  # an odd value: the table decides, and says why
-                pass
+    if (
+        guards is GUARDS
+        and type(neighbours) is list
+        and _clearly_passes(command.action, target, neighbours, limits, recent_writes)
+    ):
+        return None
     around = neighbours if isinstance(neighbours, list) else list(neighbours)
     subject = Subject(command, target, around, limits, recent_writes)
     for guard in guards:

@@ -318,17 +318,7 @@ def change_maker(cls: type[Changed]) -> ChangeMaker:
     names = tuple(f.name for f in dataclasses.fields(cls))
     if names not in (_CHANGE_FIELDS, (*_CHANGE_FIELDS, "attribute")):
         raise TypeError(f"{cls.__name__} has fields {names}, not a change event's")
-    if hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__} has a __post_init__ a positional maker would skip")
-    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    scope.update({f"_set_{name}": getattr(cls, name).__set__ for name in names})
-    lines = [f"    _set_{name}(event, {name})" for name in names]
-    source = (
-        f"def make({', '.join((*_CHANGE_FIELDS, 'attribute'))}):\n"
-        "    event = _new(_cls)\n" + "\n".join(lines) + "\n    return event\n"
-    )
-    exec(source, scope)  # generated from the class's own field names
-    maker: ChangeMaker = scope["make"]
+    maker: ChangeMaker = _positional(cls, (*_CHANGE_FIELDS, "attribute"))
     return maker
 
 
@@ -356,9 +346,10 @@ OutcomeMaker = Callable[
 ]
 
 
-def _positional(cls: type[Any]) -> Callable[..., Any]:
+def _positional(cls: type[Any], params: tuple[str, ...] | None = None) -> Callable[..., Any]:
     """A constructor of `cls` taking every field positionally, in the declared order, that
-    sets each slot through its own descriptor (what `fast_init` does, without keywords)."""
+    sets each slot through its own descriptor (what `fast_init` does, without keywords).
+    `params`: its parameters, when they are more than the fields (the extra ones unused)."""
     names = tuple(f.name for f in dataclasses.fields(cls))
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} has a __post_init__ a positional maker would skip")
@@ -366,7 +357,7 @@ def _positional(cls: type[Any]) -> Callable[..., Any]:
     scope.update({f"_set_{name}": getattr(cls, name).__set__ for name in names})
     lines = [f"    _set_{name}(made, {name})" for name in names]
     source = (
-        f"def make({', '.join(names)}):\n"
+        f"def make({', '.join(params or names)}):\n"
         "    made = _new(_cls)\n" + "\n".join(lines) + "\n    return made\n"
     )
     exec(source, scope)  # generated from the class's own field names
