@@ -185,6 +185,7 @@ class NetatmoSimulator(Front):
         self._seen_away = {s.id: s.away for s in home.structures.values()}
         self._seen_version = home.version
         self._odd: dict[tuple[str, str], Any] = {}
+        self.odd_modules: list[Any] = []  # served after the real ones by homestatus
         self._outbox_send, self._outbox = anyio.create_memory_object_stream[dict[str, Any]](256)
 
     def start(self, server: http.Server) -> None:
@@ -485,7 +486,7 @@ class NetatmoSimulator(Front):
         home: dict[str, Any] = {
             "id": s.id,
             "rooms": [r for r in rooms if r is not None],
-            "modules": modules,
+            "modules": modules + self.odd_modules,
         }
         if _has_camera(self.home, s.id):
             seen = self._ts() - (3600 if s.away else 60)

@@ -213,9 +213,8 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
             await self.api.write("addwebhook", form={"url": url})
 
     def _unknown_ids(self, reading: HomeReading) -> bool:
-        known = {m.get("id") for m in reading.data.get("modules", []) if isinstance(m, Mapping)}
-        modules = reading.status.get("modules", [])
-        return any(isinstance(m, Mapping) and m.get("id") not in known for m in modules)
+        known = _module_ids(reading.data)
+        return bool(_module_ids(reading.status) - known)
 
     async def _timeline(self, home_id: str) -> Timeline:
         timeline = self._timelines.get(home_id)
@@ -340,3 +339,11 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
 def _has_security(home: Mapping[str, Any]) -> bool:
     modules = home.get("modules", [])
     return any(isinstance(m, Mapping) and m.get("type") in SECURITY_MODULES for m in modules)
+
+
+def _module_ids(raw: Any) -> set[str]:
+    """The string ids of a home's modules (anything else the normalizer reports)."""
+    modules = raw.get("modules") if isinstance(raw, Mapping) else None
+    if not isinstance(modules, list):
+        return set()
+    return {m["id"] for m in modules if isinstance(m, Mapping) and isinstance(m.get("id"), str)}
