@@ -3,8 +3,9 @@ milliseconds, beyond datetime or not a number, a `sub_type` or a clip type that 
 Before the fix each one raised inside the poll round, the round was retried from scratch,
 met the same entry (never remembered as reported) and raised again, so the account stayed
 down: the CO emergency and the temperature change that followed never arrived (an audit of
-hostile input found it). So did a `homestatus` module whose id is not a string. Against
-the Netatmo simulator over loopback, through the real provider."""
+hostile input found it). So did a module (in `homesdata` and `homestatus`) whose id or
+type is not a string. Against the Netatmo simulator over loopback, through the real
+provider."""
 
 from __future__ import annotations
 
@@ -50,7 +51,11 @@ async def test_odd_history_entries_do_not_stop_the_alarms_after_them() -> None:
         assert ConnectionState.RECOVERING not in r.sink.states, r.sink.statuses
 
 
-ODD_MODULES = {"id a list": {"id": ["x"], "type": "NATherm1"}, "id a table": {"id": {"a": 1}}}
+ODD_MODULES = {
+    "id a list": {"id": ["x"], "type": "NATherm1"},
+    "id a table": {"id": {"a": 1}},
+    "type a list": {"id": "camera-odd", "type": ["NACamera"]},
+}
 
 
 async def test_odd_status_modules_do_not_stop_the_alarms() -> None:
@@ -61,4 +66,6 @@ async def test_odd_status_modules_do_not_stop_the_alarms() -> None:
         home.set_ambient(LIVING, 16.5)
         await r.sink.wait_for(lambda: r.sink.co_states() == [AlarmState.EMERGENCY])
         await r.sink.wait_for(lambda: r.sink.latest.devices[LIVING].ambient_c == 16.5)  # type: ignore[attr-defined]
+        rounds = r.provider.stats.polls
+        await r.sink.wait_for(lambda: r.provider.stats.polls > rounds + 2)  # and it goes on
         assert ConnectionState.RECOVERING not in r.sink.states, r.sink.statuses

@@ -185,7 +185,7 @@ class NetatmoSimulator(Front):
         self._seen_away = {s.id: s.away for s in home.structures.values()}
         self._seen_version = home.version
         self._odd: dict[tuple[str, str], Any] = {}
-        self.odd_modules: list[Any] = []  # served after the real ones by homestatus
+        self.odd_modules: list[Any] = []  # served before the real ones, homesdata and homestatus
         self._outbox_send, self._outbox = anyio.create_memory_object_stream[dict[str, Any]](256)
 
     def start(self, server: http.Server) -> None:
@@ -387,7 +387,7 @@ class NetatmoSimulator(Front):
             "country": "GB",
             "timezone": s.time_zone,
             "rooms": list(rooms.values()),
-            "modules": modules,
+            "modules": self.odd_modules + modules,
             "temperature_control_mode": "heating",
             "therm_mode": mode.therm_mode,
             "therm_setpoint_default_duration": MANUAL_DEFAULT_MIN,
@@ -486,7 +486,7 @@ class NetatmoSimulator(Front):
         home: dict[str, Any] = {
             "id": s.id,
             "rooms": [r for r in rooms if r is not None],
-            "modules": modules + self.odd_modules,
+            "modules": self.odd_modules + modules,
         }
         if _has_camera(self.home, s.id):
             seen = self._ts() - (3600 if s.away else 60)

@@ -167,7 +167,12 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
     async def _read_topology(self) -> None:
         home_id = self.settings.home_id
         body = await self.api.read("homesdata", {"home_id": home_id} if home_id else {})
-        homes = [h for h in body.get("homes", []) if isinstance(h, Mapping) and "id" in h]
+        listed = body.get("homes")
+        homes = [
+            h
+            for h in (listed if isinstance(listed, list) else [])
+            if isinstance(h, Mapping) and isinstance(h.get("id"), str)
+        ]
         if home_id is not None:
             homes = [h for h in homes if h["id"] == home_id]
             if not homes:
@@ -337,8 +342,11 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
 
 
 def _has_security(home: Mapping[str, Any]) -> bool:
-    modules = home.get("modules", [])
-    return any(isinstance(m, Mapping) and m.get("type") in SECURITY_MODULES for m in modules)
+    modules = home.get("modules")
+    return isinstance(modules, list) and any(
+        isinstance(m, Mapping) and isinstance(m.get("type"), str) and m["type"] in SECURITY_MODULES
+        for m in modules
+    )
 
 
 def _module_ids(raw: Any) -> set[str]:
