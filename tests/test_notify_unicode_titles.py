@@ -3,7 +3,8 @@ surrogate a cloud's JSON can carry in a device name ("\\ud800"), is delivered. B
 fix the dedupe key (which holds the title) went into the `X-Roost-Dedupe-Key` header of
 json/xml/form targets unescaped, HTTP headers carry no such characters, and every attempt
 failed: a CO emergency in a room called Кухня never reached a webhook. A lone surrogate
-failed even earlier, at the outbox write (an audit of hostile input found both).
+failed even earlier, at the outbox write, and a 100 kB room name made a header no
+server takes (an audit of hostile input found all three).
 In-process against a local HTTP sink, and once through `roost run`."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ TITLES = {
     "han": "CO emergency in the 厨房",
     "emoji": "Smoke in the 🔥 room",
     "lone surrogate": "CO emergency in the Hall\ud800way",
+    "huge": "CO emergency in the " + "Hall" * 25_000,  # a name no header limit allows
 }
 
 
@@ -50,7 +52,10 @@ async def test_a_title_in_any_script_is_delivered_with_its_dedupe_key(
     assert received["title"] == shown
     header = received["_headers"]["x-roost-dedupe-key"]
     assert header.isascii()
-    assert header.encode().decode("unicode_escape") == key.replace("\ud800", "\ufffd")
+    assert len(header) <= 256  # any server's header limit
+    shown_key = key.replace("\ud800", "\ufffd")
+    if len(shown_key) < 200:
+        assert header.encode().decode("unicode_escape") == shown_key
 
 
 async def test_a_co_emergency_in_a_room_named_in_cyrillic_reaches_the_sink(

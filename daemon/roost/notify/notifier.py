@@ -135,8 +135,16 @@ def _with_key(target: Target, key: str) -> str:
 
 def _header_value(key: str) -> str:
     """The key as an HTTP header carries it: ASCII (its title may name a room called
-    Кухня, sent as `\\u041a\\u0443…`: as stable, and apprise's unquoting leaves it be)."""
-    return key.encode("ascii", "backslashreplace").decode("ascii")
+    Кухня, sent as `\\u041a\\u0443…`: as stable, and apprise's unquoting leaves it be),
+    and short enough for any server (a longer one ends in a digest of the whole key)."""
+    text = key.encode("ascii", "backslashreplace").decode("ascii")
+    if len(text) <= _HEADER_MAX:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+    return f"{text[: _HEADER_MAX - 40]}...{digest}"
+
+
+_HEADER_MAX = 256
 
 
 # apprise's notify type (its values) for each priority: the icon or colour a service shows.
