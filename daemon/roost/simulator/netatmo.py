@@ -186,6 +186,8 @@ class NetatmoSimulator(Front):
         self._seen_version = home.version
         self._odd: dict[tuple[str, str], Any] = {}
         self.odd_modules: list[Any] = []  # served before the real ones, homesdata and homestatus
+        # endpoint → a change to its encoded answer (bytes a real cloud may send, not JSON's)
+        self.raw_answers: dict[str, Callable[[bytes], bytes]] = {}
         self._outbox_send, self._outbox = anyio.create_memory_object_stream[dict[str, Any]](256)
 
     def start(self, server: http.Server) -> None:
@@ -329,6 +331,10 @@ class NetatmoSimulator(Front):
         if body is not None:
             envelope["body"] = body
             envelope["time_exec"] = 0.01
+        raw = self.raw_answers.get(endpoint)
+        if raw is not None:
+            encoded = raw(json.dumps(envelope).encode())
+            return http.Response(200, encoded, {"content-type": "application/json"})
         return http.Response(200, envelope)
 
     # -- reads ---------------------------------------------------------------------------
