@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from roost.providers.registry import ProviderContext, vendor
 
 P = TypeVar("P")
-CONTEXT = ("clock", "tokens", "memory")
+CONTEXT = ("clock", "tokens", "memory", "deadlines")
 
 
 def make(cls: type[P], vendor_name: str, name: str = "acct", **options: Any) -> P:

@@ -79,6 +79,16 @@ class WriteLimits:
 DEFAULT_WRITE_LIMITS = WriteLimits(per_device=Rate(3, 20.0), per_account=Rate(10, 6.0))
 
 
+@dataclass(frozen=True)
+class RequestDeadlines:
+    """Seconds one whole vendor request (headers and body) may take, by kind of call
+    (providers/deadlines.py)."""
+
+    read_s: float = 60.0  # a poll, a subscription's request, a login
+    refresh_s: float = 30.0  # an OAuth token refresh
+    command_s: float = 30.0  # a write; never past the command's own deadline
+
+
 def write_limits(provider: object) -> WriteLimits:
     """The provider's declared `write_limits`, or the default."""
     declared = getattr(provider, "write_limits", None)

@@ -22,6 +22,7 @@ from roost.core.events import ConnectionState
 from roost.core.model import Home
 from roost.providers.accounts import AccountBase, OAuthAccount
 from roost.providers.base import DEFAULT_WRITE_LIMITS, ChangeSink, WriteLimits
+from roost.providers.deadlines import deadline
 from roost.providers.health import PayloadHealth
 from roost.providers.http import result_of, transport_failure
 from roost.providers.oauth import REFRESH_MARGIN, RefreshTokenKeeper
@@ -109,7 +110,8 @@ class ProviderCore(Generic[TargetT, WriteT]):
 
     async def run(self, sink: ChangeSink) -> None:
         """Hold the subscription until cancelled; returns only when the credentials fail."""
-        await self.supervisor.run(sink, lambda: self._subscription(sink))
+        with deadline(self.context.deadlines.read_s):
+            await self.supervisor.run(sink, lambda: self._subscription(sink))
 
     async def _subscription(self, sink: ChangeSink) -> None:
         """Open one subscription and read it until it ends (by raising a `ProviderError`)."""
@@ -127,7 +129,8 @@ class ProviderCore(Generic[TargetT, WriteT]):
         except EncodeError as exc:
             return CommandResult.failure(FailureReason.INVALID, str(exc))
         try:
-            result = await self._send(write, command)
+            with deadline(self.context.deadlines.command_s, within_s=self._time_left(command)):
+                result = await self._send(write, command)
         except ProviderError as exc:
             result = result_of(exc)
         except httpx.RequestError as exc:
@@ -142,6 +145,10 @@ class ProviderCore(Generic[TargetT, WriteT]):
             detail=result.detail,
         )
         return result
+
+    def _time_left(self, command: Command) -> float:
+        """Seconds until the command's own deadline: no request of it runs past that."""
+        return (command.deadline - self._clock.now()).total_seconds()
 
     def _target(self, target_id: str) -> TargetT | None:
         """The home's device or structure (a vendor whose targets are its own records
@@ -180,6 +187,7 @@ class ProviderCore(Generic[TargetT, WriteT]):
             store=self.context.tokens,
             clock=self._clock,
             margin=margin,
+            deadline_s=self.context.deadlines.refresh_s,
         )
 
     # --- what a subscription read ----------------------------------------------------------

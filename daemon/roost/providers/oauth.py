@@ -29,7 +29,8 @@ import structlog
 
 from roost.core.clock import Clock
 from roost.core.errors import AuthError, PayloadError, RateLimited, VendorError
-from roost.providers.base import TokenSet, TokenStore
+from roost.providers.base import RequestDeadlines, TokenSet, TokenStore
+from roost.providers.deadlines import bounded, deadline
 from roost.providers.http import MAX_DETAIL, retry_after, transport_error
 
 log = structlog.get_logger(__name__)
@@ -57,7 +58,9 @@ class RefreshTokenKeeper:
         store: TokenStore,
         clock: Clock,
         margin: timedelta = REFRESH_MARGIN,
+        deadline_s: float = RequestDeadlines.refresh_s,
     ) -> None:
+        """`deadline_s` is the whole time one refresh request may take."""
         self.account = account
         self.refreshes = 0
         self._client = client
@@ -68,6 +71,7 @@ class RefreshTokenKeeper:
         self._store = store
         self._clock = clock
         self._margin = margin
+        self._deadline_s = deadline_s
         self._tokens: TokenSet | None = None
         self._loaded = False
         self._lock = anyio.Lock()
@@ -94,17 +98,21 @@ class RefreshTokenKeeper:
         *,
         rejected: Callable[[httpx.Response], bool] = lambda response: response.status_code == 401,
         before: Callable[[], Awaitable[None]] | None = None,
+        hold_s: float = 0.0,
         **options: Any,
     ) -> httpx.Response:
         """`method url` with a valid access token; when the API `rejected` the token
         (expired or revoked early), once more with a new one. `before` runs before each
-        attempt (a request budget's slot); a transport failure raises `httpx.RequestError`."""
+        attempt (a request budget's slot); `hold_s` is how long the server may hold a long
+        poll; a transport failure (or no whole answer in time) raises `httpx.RequestError`."""
         for retry in (False, True):
             if before is not None:
                 await before()
             token = await self.access_token()
             headers = {"Authorization": f"Bearer {token}"}
-            response = await client.request(method, url, headers=headers, **options)
+            response = await bounded(
+                client.request(method, url, headers=headers, **options), hold_s=hold_s
+            )
             if retry or not rejected(response):
                 break
             self.invalidate(token)
@@ -147,7 +155,8 @@ class RefreshTokenKeeper:
             "client_secret": self._client_secret,
         }
         try:
-            response = await self._client.post(self._token_url, data=form)
+            with deadline(self._deadline_s):
+                response = await bounded(self._client.post(self._token_url, data=form))
         except httpx.RequestError as exc:
             raise transport_error(exc) from None
         if response.is_success:

@@ -24,6 +24,7 @@ from roost.providers.base import (
     OAuthApp,
     Provider,
     ProviderMemory,
+    RequestDeadlines,
     TokenStore,
     WriteLimits,
 )
@@ -77,6 +78,7 @@ class ProviderContext:
     clock: Clock = field(default_factory=SystemClock)
     tokens: TokenStore = field(default_factory=MemoryTokenStore)
     memory: ProviderMemory = field(default_factory=MemoryProviderMemory)
+    deadlines: RequestDeadlines = field(default_factory=RequestDeadlines)  # per request, in all
     _clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
 
     def http_client(self, vendor: str, timeout: httpx.Timeout | None = None) -> httpx.AsyncClient:

@@ -35,6 +35,7 @@ from roost.core.model import Device, Structure
 from roost.providers.base import ChangeSink, TokenSet
 from roost.providers.bounds import PayloadTooLarge, parse_json
 from roost.providers.core import CoreOptions, ProviderCore, counters
+from roost.providers.deadlines import bounded
 from roost.providers.http import (
     failure_for_status,
     message_of,
@@ -196,8 +197,9 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
     async def _post(self, session: Session, url: str, body: Any, timeout_s: float) -> Any:
         """POST JSON with the session's headers; the JSON reply, or a `ProviderError`."""
         try:
-            response = await self._client.post(
-                url, json=body, headers=session.headers(), timeout=timeout_s
+            response = await bounded(
+                self._client.post(url, json=body, headers=session.headers(), timeout=timeout_s),
+                hold_s=timeout_s,
             )
         except httpx.RequestError as exc:
             raise transport_error(exc) from exc
@@ -354,8 +356,10 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
             except SessionUnavailable as exc:
                 return CommandResult.failure(FailureReason.NETWORK, str(exc), exc.retry_after_s)
             try:
-                response = await self._client.post(
-                    f"{session.transport_url}/v5/put", json=body, headers=session.headers()
+                response = await bounded(
+                    self._client.post(
+                        f"{session.transport_url}/v5/put", json=body, headers=session.headers()
+                    )
                 )
             except httpx.RequestError as exc:
                 return transport_failure(exc)

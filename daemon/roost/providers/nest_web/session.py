@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from roost.core.errors import AuthError, ProviderError
+from roost.providers.deadlines import bounded
 from roost.providers.http import describe, http_date, member, message_of, retry_after
 from roost.providers.readers import parse_time
 
@@ -194,7 +195,7 @@ async def _request(
     client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
 ) -> httpx.Response:
     try:
-        return await client.request(method, url, **kwargs)
+        return await bounded(client.request(method, url, **kwargs))
     except httpx.RequestError as exc:
         raise SessionUnavailable(f"session call failed: {describe(exc)}") from None
 

@@ -29,6 +29,7 @@ from roost.core.errors import (
 from roost.core.model import Device, Home, Structure
 from roost.providers.base import ChangeSink
 from roost.providers.core import CoreOptions, ProviderCore, counters
+from roost.providers.deadlines import bounded
 from roost.providers.event_stream import EventStream, SilentStream, open_stream
 from roost.providers.health import PayloadHealth
 from roost.providers.http import (
@@ -220,8 +221,14 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
         url = self._url(path)
         for _ in range(_MAX_REDIRECTS):
             try:
-                response = await self._client.put(
-                    url, json=body, headers=headers, follow_redirects=False, timeout=self._timeout
+                response = await bounded(
+                    self._client.put(
+                        url,
+                        json=body,
+                        headers=headers,
+                        follow_redirects=False,
+                        timeout=self._timeout,
+                    )
                 )
             except httpx.RequestError:
                 self._redirected_base = None

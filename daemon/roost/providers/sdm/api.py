@@ -83,7 +83,7 @@ class SdmClient:
             timeout = httpx.Timeout(REQUEST_TIMEOUT_S, read=read_timeout_s)
         try:
             response = await self._auth.request(
-                self._client, method, url, json=body, timeout=timeout
+                self._client, method, url, json=body, timeout=timeout, hold_s=read_timeout_s or 0.0
             )
         except httpx.RequestError as exc:
             raise transport_error(exc) from exc
