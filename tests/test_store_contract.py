@@ -144,6 +144,25 @@ async def test_homes_and_change_identities(store: StateStore) -> None:
     assert await store.versions("b") == {}
 
 
+ODD_KEYS = [
+    "th\ud800x.mode",  # a lone surrogate: JSON can carry one in a vendor's id
+    "nul\x00id.mode",  # PostgreSQL's text holds no NUL
+    "\uffffplain.mode",  # starts like PostgreSQL's escaped keys
+    "\uffff" + "th\ud800x.mode".encode("utf-8", "surrogatepass").hex(),  # looks escaped
+    "caf\u00e9.mode",
+]
+
+
+async def test_change_identities_of_odd_device_ids_are_kept_exactly(store: StateStore) -> None:
+    store.reserve_versions("a", [(key, 1, key) for key in ODD_KEYS])
+    await store.flush()
+    assert await store.versions("a") == {key: (1, key) for key in ODD_KEYS}
+    store.reserve_versions("a", [(ODD_KEYS[0], 2, 22.0)])  # the same row again
+    await store.flush()
+    assert (await store.versions("a"))[ODD_KEYS[0]] == (2, 22.0)
+    assert len(await store.versions("a")) == len(ODD_KEYS)
+
+
 async def test_many_homes_are_saved_in_one_call_and_read_back(store: StateStore) -> None:
     await store.home_put("a", {"v": 0}, NOW)
     await store.homes_put([("a", {"v": 1}), ("b", {"v": 2}), ("c", {"v": 3})], NOW)

@@ -563,7 +563,7 @@ class PgStore:
             await cursor.executemany(
                 b"INSERT INTO change_versions VALUES (%s, %s, %s, %s) ON CONFLICT (account, key)"
                 b" DO UPDATE SET version=excluded.version, value=excluded.value",
-                [(a, key, version, dumps(value)) for a, key, version, value in pending],
+                [(a, _key(key), version, dumps(value)) for a, key, version, value in pending],
             )
 
     async def flush(self) -> None:
@@ -576,14 +576,14 @@ class PgStore:
         )
         found: dict[str, dict[str, tuple[int, Any]]] = {}
         for account, key, version, value in rows:
-            found.setdefault(str(account), {})[str(key)] = (int(version), json.loads(value))
+            found.setdefault(str(account), {})[_key_read(key)] = (int(version), json.loads(value))
         return found
 
     async def versions(self, account: str) -> dict[str, tuple[int, Any]]:
         rows = await self._fetch(
             "SELECT key, version, value FROM change_versions WHERE account = %s", (account,)
         )
-        return {str(r[0]): (int(r[1]), json.loads(r[2])) for r in rows}
+        return {_key_read(r[0]): (int(r[1]), json.loads(r[2])) for r in rows}
 
     # ---- the event journal ---------------------------------------------------------------
 
@@ -723,3 +723,32 @@ class PgTimers:
 
 def _journal_rows(events: Sequence[Event]) -> list[tuple[datetime, str, str, str]]:
     return [(e.at, e.name, e.account, event_json(e)) for e in events]
+
+
+# A change identity's key that PostgreSQL's text cannot hold (a vendor id with a lone
+# surrogate, JSON's "\\ud800", or a NUL) is kept as the hex of its exact bytes behind this
+# mark; so is a key that itself starts with the mark, so every key reads back exactly and
+# every other key is stored as it always was.
+_ESCAPED = "\uffff"
+
+
+def _key(key: str) -> str:
+    return key if _plain(key) else _ESCAPED + key.encode("utf-8", "surrogatepass").hex()
+
+
+def _plain(key: str) -> bool:
+    if "\x00" in key or key.startswith(_ESCAPED):
+        return False
+    if key.isascii():
+        return True
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _key_read(stored: str) -> str:
+    if stored.startswith(_ESCAPED):
+        return bytes.fromhex(stored[len(_ESCAPED) :]).decode("utf-8", "surrogatepass")
+    return str(stored)
