@@ -97,8 +97,22 @@ def test_the_positional_makers_build_what_the_classes_build() -> None:
     assert type(made) is CommandOutcome
     assert made == CommandOutcome(**values)
     assert make_context("c", "e", "r", True, 3) == Context("c", "e", "r", True, 3)
+    assert type(make_context("c", "e", "r", True, 3)) is Context
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.reason = "changed"  # type: ignore[misc]
+    assert hash(make_context("c", "e", "r", True, 3)) == hash(Context("c", "e", "r", True, 3))
+
+
+def test_a_command_made_positionally_is_the_command_the_class_builds() -> None:
+    from roost.core.commands import Command, make_command
+
+    args = ("c1", "acct", "t1", SetHeat(21.0), AT, AT, "rule", "e1", "e0", 2, True, None)
+    made = make_command(*args)
+    assert type(made) is Command
+    assert made == Command(*args)
+    assert dataclasses.astuple(made) == dataclasses.astuple(Command(*args))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.target = "t2"  # type: ignore[misc]
 
 
 def test_a_patched_entity_is_a_full_copy_with_the_new_values() -> None:
@@ -111,7 +125,14 @@ def test_a_patched_entity_is_a_full_copy_with_the_new_values() -> None:
     assert after is not before
     assert after == dataclasses.replace(before, ambient_c=19.0)
     assert before.ambient_c == 18.0  # the held one is untouched
+    assert type(after) is Thermostat and hash(after) == hash(replace_ambient(before, 19.0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        after.ambient_c = 20.0  # type: ignore[misc]
     assert _with_values(before, {"no_such_attribute": 1}) is None
+
+
+def replace_ambient(device: Any, celsius: float) -> Any:
+    return dataclasses.replace(device, ambient_c=celsius)
 
 
 def test_a_cached_redaction_learns_a_new_secret() -> None:

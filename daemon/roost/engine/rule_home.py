@@ -15,7 +15,7 @@ import anyio.to_thread
 
 from roost.core import model
 from roost.core.clock import Clock, SystemClock
-from roost.core.commands import Action, Command, SetPresence
+from roost.core.commands import Action, Command, SetPresence, make_command
 from roost.core.durations import parse_duration
 from roost.core.events import CommandOutcome, Event
 from roost.core.ids import new_id
@@ -270,7 +270,7 @@ class RuleHome:
             now = services.clock.now()
             found = services.state.find(target)
             ctx = event.context
-            command = Command(  # positionally: the fields in their declared order
+            command = make_command(  # the fields in their declared order
                 new_id("c"),
                 found[0] if found else event.account,
                 target,
@@ -282,6 +282,7 @@ class RuleHome:
                 ctx.correlation or event.id,
                 ctx.depth,
                 self._dry_run,
+                None,
             )
             outcome = await services.submit(command)
             if self._trace is not None:

@@ -40,6 +40,7 @@ from roost.core.events import (
     ThermostatModeChanged,
     change_maker,
 )
+from roost.core.fastinit import copier
 from roost.core.ids import new_id
 from roost.core.model import Change, Device, Home, SmokeCoAlarm, Structure, Thermostat, attributes
 from roost.core.redact import redact_text
@@ -154,11 +155,8 @@ class AccountState:
             return self.held_devices[device_id]
         held = self.held_devices[device_id]
         # `_with_values` without its name check: the names were checked when the patch came in
-        copier = _COPIERS.get(type(held)) or _copier_of(held)
-        device: Device = copier[0](held)
-        setters = copier[1]
-        for name, value in values.items():
-            setters[name](device, value)
+        copy = _COPIERS.get(type(held)) or _copier_of(held)
+        device: Device = copy[0](held, values)
         self.held_devices[device_id] = device
         return device
 
@@ -610,40 +608,25 @@ def _with_values(entity: Entity, values: dict[str, Any]) -> Entity | None:
     """A copy of a frozen entity with some attributes changed; None if one is unknown.
 
     Far cheaper than dataclasses.replace, which re-runs __init__ with every field: a
-    generated copy per class sets each slot through its own descriptor.
+    generated copy per class, built in the class's stand-in (see fastinit).
     """
-    copy, setters = _COPIERS.get(type(entity)) or _copier_of(entity)
-    if not values.keys() <= setters.keys():
+    copy, names = _COPIERS.get(type(entity)) or _copier_of(entity)
+    if not values.keys() <= names:
         return None
-    new: Entity = copy(entity)
-    for name, value in values.items():
-        setters[name](new, value)
+    new: Entity = copy(entity, values)
     return new
 
 
-def _copier(
-    cls: type[Any], names: tuple[str, ...]
-) -> tuple[Callable[[Any], Any], dict[str, Callable[[Any, Any], None]]]:
-    """(a function that copies an instance of `cls` slot by slot, each slot's setter)."""
-    setters = {name: getattr(cls, name).__set__ for name in names}
-    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    scope.update({f"_set_{name}": setter for name, setter in setters.items()})
-    lines = [f"    _set_{name}(copy, entity.{name})" for name in names]
-    source = "def copy(entity):\n    copy = _new(_cls)\n" + "\n".join(lines) + "\n    return copy\n"
-    exec(source, scope)  # generated from the class's own field names
-    return scope["copy"], setters
+# class → (its copier, its field names)
+_COPIERS: dict[type[Any], tuple[Callable[[Any, dict[str, Any]], Any], frozenset[str]]] = {}
 
 
-_COPIERS: dict[type[Any], tuple[Callable[[Any], Any], dict[str, Callable[[Any, Any], None]]]] = {}
-
-
-def _copier_of(
-    entity: Entity,
-) -> tuple[Callable[[Any], Any], dict[str, Callable[[Any, Any], None]]]:
+def _copier_of(entity: Entity) -> tuple[Callable[[Any, dict[str, Any]], Any], frozenset[str]]:
     """The copier of `entity`'s class, made on its first use."""
     cls = type(entity)
-    copier = _COPIERS[cls] = _copier(cls, attributes(entity))
-    return copier
+    names = attributes(entity)
+    found = _COPIERS[cls] = (copier(cls, names), frozenset(names))
+    return found
 
 
 def _presence_event(
