@@ -125,7 +125,8 @@ def test_a_patched_entity_is_a_full_copy_with_the_new_values() -> None:
     assert after is not before
     assert after == dataclasses.replace(before, ambient_c=19.0)
     assert before.ambient_c == 18.0  # the held one is untouched
-    assert type(after) is Thermostat and hash(after) == hash(replace_ambient(before, 19.0))
+    assert type(after) is Thermostat
+    assert hash(after) == hash(replace_ambient(before, 19.0))
     with pytest.raises(dataclasses.FrozenInstanceError):
         after.ambient_c = 20.0  # type: ignore[misc]
     assert _with_values(before, {"no_such_attribute": 1}) is None

@@ -97,6 +97,7 @@ def _shape(cls: type[Any]) -> _Shape:
     return found
 
 
+_ABSENT_KEPT = 4096  # ids learnt absent, at most (a rule may ask for any name)
 STALE_DEVICE_EVENT_S = 600.0  # motion, person, sound, chime: older than this means nothing now
 
 
@@ -215,6 +216,10 @@ class HomeState:
         self._now = now or (lambda: datetime.now(UTC))
         self.accounts: dict[str, AccountState] = {}
         self._owner: dict[str, str] = {}  # entity id → account, learnt by find()
+        # Ids no account has, learnt by find() (a rule's `home.thermostats(name=...)` asks
+        # by name, which is first tried as an id); forgotten whenever an account's devices
+        # or structures come or go (`_members_changed`), so a miss scans the accounts once.
+        self._absent: set[str] = set()
         self.dirty: set[str] = set()  # accounts changed since the store last saved them
 
     # ---- reading -------------------------------------------------------------------
@@ -231,6 +236,7 @@ class HomeState:
         acc = self.account(home.account)
         acc.versions = dict(versions)
         acc.structures, acc.devices, acc.members = dict(home.structures), dict(home.devices), None
+        self._members_changed()
         acc.baseline = True
         acc.resyncing = True
 
@@ -257,6 +263,8 @@ class HomeState:
             entity = acc.held_devices.get(target) or acc.structures.get(target)
             if entity is not None:
                 return account, entity
+        elif target in self._absent:
+            return None
         for acc in self.accounts.values():  # `AccountState.entity`, inline
             if target in acc.unfolded:
                 return self._learn(target, acc.account, acc._fold(target))
@@ -265,7 +273,14 @@ class HomeState:
                 self._owner[target] = acc.account
                 return acc.account, entity
         self._owner.pop(target, None)
+        if len(self._absent) >= _ABSENT_KEPT:
+            self._absent = set()
+        self._absent.add(target)
         return None
+
+    def _members_changed(self) -> None:
+        """Devices or structures came or went: an id learnt absent may be there now."""
+        self._absent.clear()
 
     def _learn(self, target: str, account: str, entity: Entity) -> tuple[str, Entity]:
         self._owner[target] = account
@@ -280,6 +295,8 @@ class HomeState:
             held = acc.held_devices.get(device_id)
             if held is not None:
                 return held
+        elif device_id in self._absent:  # a name, say: `find`'s miss, inline
+            return None
         found = self.find(device_id)
         return found[1] if found is not None and isinstance(found[1], Device) else None
 
@@ -316,6 +333,7 @@ class HomeState:
 
     async def snapshot(self, account: str, home: Home, at: datetime) -> None:
         acc = self.account(account)
+        self._members_changed()  # before any await: a diff's new devices are held below
         if not acc.baseline:
             acc.structures, acc.devices, acc.members = (
                 dict(home.structures),
