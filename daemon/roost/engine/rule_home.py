@@ -239,8 +239,11 @@ class RuleHome:
 
     def find_device(self, ref: str | None = None) -> Device | None:
         """Like `device`, but None when there is no such device."""
-        ref = ref if ref is not None else self.event.device
-        d = self._services.find_device(ref) if ref is not None else None
+        if ref is None:  # the event's device: an id, never a name
+            ref = self.event.device
+            d = self._services.state.device(ref) if ref is not None else None
+        else:
+            d = self._services.find_device(ref)
         return handle(self, d) if d is not None else None
 
     def structure(self, ref: str | None = None) -> Structure | None:

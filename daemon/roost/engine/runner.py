@@ -175,7 +175,9 @@ class Runner:
         """Run the first stretch inline. None when the run is over; else what carries it
         on, to be driven by the calling task (its cancel scope is entered there).
         `home`: the one its condition was checked with, which the body goes on with."""
-        run.start(r.timeout_s if r.timeout_s is not None else self.timeout_s)
+        # `run.start`, inline
+        run.timeout_s = r.timeout_s if r.timeout_s is not None else self.timeout_s
+        run.started = self.clock.monotonic()
         if home is None:
             home = RuleHome(self.services, r.name, event, r.dry_run, run.trace, self, run)
         else:
@@ -196,8 +198,9 @@ class Runner:
             return self._carry_on(r, event, run, state, body, waits_for)
         if run.restarted:
             self._ended(r, event, run, None)
-        else:  # `_ended`'s common case, inline: it ran
-            run.trace.end(_RAN, "", self.clock.now())
+        else:  # `_ended`'s common case, and `trace.end`, inline: it ran
+            trace = run.trace
+            trace.result, trace.reason, trace.finished_at = _RAN, "", self.clock.now()
         self._release(r, run, state)
         return None
 
