@@ -212,6 +212,7 @@ class HomeState:
     ) -> None:
         self._bus = bus
         self._echoes = echoes
+        self._watched = echoes.watched
         self._keeper = keeper
         self._now = now or (lambda: datetime.now(UTC))
         self.accounts: dict[str, AccountState] = {}
@@ -376,10 +377,15 @@ class HomeState:
                 values[change.attribute] = change.value
             for target, values in by_target.items():
                 self._patch_one(acc, target, values, at, events)
-        if self._note(acc, events, at):
-            full = self._bus.offer(events)  # `publish` without its coroutine
-            if full is not None:
-                await self._bus.overflow(full, events)
+        if acc.reserved or not events:
+            if not self._note(acc, events, at):
+                return
+        else:  # `_note`'s common case, inline: nothing to make durable
+            acc.last_event_at = at
+            self.dirty.add(account)
+        full = self._bus.offer(events)  # `publish` without its coroutine
+        if full is not None:
+            await self._bus.overflow(full, events)
 
     def _reading(self, acc: AccountState, change: Change, at: datetime, out: list[Event]) -> bool:
         """A patch of one reading of a device, as `_patch_one` takes it but without its
@@ -547,7 +553,7 @@ class HomeState:
         """The events for `changed` ((attribute, old value, new value), …) of one entity:
         an `AttributeChanged` each, and the semantic event where there is one."""
         target = entity.id
-        if catch_up or self._echoes.is_watching(target):
+        if catch_up or target in self._watched:  # `EchoTracker.is_watching`, inline
             context = self._context(target, changed, catch_up, at, out)
         else:
             context = NO_CONTEXT  # the common case, without a call
