@@ -141,6 +141,9 @@ def _matches(
 class RuleHome:
     """The `home` argument of a rule run."""
 
+    # One per rule run (and per condition checked): slots, not a dict per instance.
+    __slots__ = ("_dry_run", "_run", "_runner", "_services", "_trace", "event", "rule")
+
     def __init__(
         self,
         services: Services,
