@@ -1,9 +1,11 @@
 """What the service sees on the bus: commands in flight, counters, per-account news.
 
-One subscriber, in memory and cheap, that everything "about" the daemon reads from: the
+One reader, in memory and cheap, that everything "about" the daemon reads from: the
 SIGTERM drain (which commands are still open), `roost status`, the STATUS= line and the
-Prometheus endpoint. It subscribes with back-pressure (it must see every command's
-outcome to know when the drain is done); each batch costs it a few dict operations.
+Prometheus endpoint. It taps the bus (`Bus.tap`): it sees every batch as it is published,
+in order (it must see every command's outcome to know when the drain is done), for a few
+dict operations per event and no task woken per batch (a woken reader was ~5 % of the
+daemon's CPU at 1,000 changes/s).
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from datetime import UTC, datetime
 import anyio
 import anyio.lowlevel
 import structlog
-from anyio.streams.memory import MemoryObjectReceiveStream
 
-from roost.core.bus import Batch, Bus, take_waiting
+from roost.core.bus import Batch, Bus
 from roost.core.commands import FailureReason
 from roost.core.events import (
     AccountStatus,
@@ -45,7 +46,6 @@ class AccountNews:
 
 class Observer:
     def __init__(self, bus: Bus) -> None:
-        self._inbox: MemoryObjectReceiveStream[Batch] = bus.subscribe("observer", buffer=4096)
         self.open: dict[str, CommandOutcome] = {}  # command id → its latest outcome
         self.events: Counter[str] = Counter()  # by event name
         self.commands: Counter[str] = Counter()  # by final (or SENT/QUEUED) outcome
@@ -55,14 +55,12 @@ class Observer:
         self.last_event_at: datetime | None = None
         self._idle = anyio.Event()
         self._idle.set()
+        bus.tap("observer", self.see_batch)
 
-    async def run(self) -> None:
-        async with self._inbox:
-            async for first in self._inbox:
-                now = datetime.now(UTC)  # when these batches were received: one clock read
-                for batch in (first, *take_waiting(self._inbox)):
-                    for event in batch:
-                        self.see(event, now)
+    def see_batch(self, batch: Batch) -> None:
+        now = datetime.now(UTC)  # when the batch was published: one clock read
+        for event in batch:
+            self.see(event, now)
 
     def see(self, event: Event, now: datetime) -> None:
         self.events[event.name] += 1
