@@ -11,6 +11,7 @@ daemon's CPU at 1,000 changes/s).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -24,7 +25,6 @@ from roost.core.events import (
     AccountStatus,
     CommandOutcome,
     ConnectionState,
-    Event,
     NotificationOutcome,
     Outcome,
 )
@@ -52,32 +52,29 @@ class Observer:
         self.notifications: Counter[str] = Counter()  # by delivery
         self.accounts: dict[str, AccountNews] = {}
         self.started = datetime.now(UTC)
-        self.last_event_at: datetime | None = None
         self._idle = anyio.Event()
         self._idle.set()
         bus.tap("observer", self.see_batch)
 
     def see_batch(self, batch: Batch) -> None:
-        now = datetime.now(UTC)  # when the batch was published: one clock read
+        now = 0.0  # when the batch was published: the clock read once, and only if needed
         for event in batch:
-            self.see(event, now)
-
-    def see(self, event: Event, now: datetime) -> None:
-        self.events[event.name] += 1
-        if isinstance(event, CommandOutcome):
-            self._command(event)
-        elif isinstance(event, NotificationOutcome):
-            self.notifications[str(event.delivery)] += 1
-        elif isinstance(event, AccountStatus):
-            news = self.accounts.setdefault(event.account, AccountNews())
-            if event.state is ConnectionState.CONNECTED and news.state is not event.state:
-                news.connects += 1
-            news.state, news.detail, news.since = event.state, event.detail, event.at
-        elif event.account:
-            self.last_event_at = now
-            if not event.context.catch_up:
+            self.events[event.name] += 1
+            if isinstance(event, CommandOutcome):
+                self._command(event)
+            elif isinstance(event, NotificationOutcome):
+                self.notifications[str(event.delivery)] += 1
+            elif isinstance(event, AccountStatus):
                 news = self.accounts.setdefault(event.account, AccountNews())
-                news.lag_s = max(0.0, (now - event.at).total_seconds())
+                if event.state is ConnectionState.CONNECTED and news.state is not event.state:
+                    news.connects += 1
+                news.state, news.detail, news.since = event.state, event.detail, event.at
+            elif event.account and not event.context.catch_up:
+                now = now or time.time()
+                news = self.accounts.get(event.account) or self.accounts.setdefault(
+                    event.account, AccountNews()
+                )
+                news.lag_s = max(0.0, now - event.at.timestamp())
 
     def _command(self, event: CommandOutcome) -> None:
         self.commands[str(event.outcome)] += 1
