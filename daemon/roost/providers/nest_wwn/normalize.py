@@ -32,6 +32,7 @@ from roost.core.model import (
     attributes,
 )
 from roost.providers.bounds import check_devices, check_path
+from roost.providers.json_delta import Edits
 from roost.providers.readers import (
     Fields,
     Problem,
@@ -42,6 +43,9 @@ from roost.providers.readers import (
 )
 
 Document = dict[str, Any]
+# By (section, device id): (the device's last raw object, the keys whose text changed, or
+# None if unknown), as `put_edits` finds them.
+DeviceEdits = Mapping[tuple[str, str], tuple[Any, set[str] | None]]
 Builder = Callable[[str, Fields, dict[str, str]], Device]
 # An attribute read from one field alone: (attribute, reader)
 Reading = tuple[str, Callable[[Fields], Any]]
@@ -86,6 +90,10 @@ class Normalizer:
     The result equals `normalize(document, account)` for every document, and so do the
     problems noted for each device read again. A device whose raw object or structure
     cannot be read keeps its last normalized form.
+
+    `edits` (the stream parser's, see json_delta) may name a device's changed keys by
+    (section, device id): (its last raw object, the keys whose text changed). They are
+    taken only where that raw object is the very one held, else the keys are compared.
     """
 
     def __init__(self, account: str) -> None:
@@ -96,7 +104,12 @@ class Normalizer:
         self._structures_raw: Any = None  # as last read: the very same object, same result
         self._home_structures: dict[str, Structure] = {}
 
-    def __call__(self, document: Mapping[str, Any], problems: Problems | None = None) -> Home:
+    def __call__(
+        self,
+        document: Mapping[str, Any],
+        problems: Problems | None = None,
+        edits: DeviceEdits | None = None,
+    ) -> Home:
         found = problems if problems is not None else Problems()
         doc = _mapping(document, "document")
         structures_raw = _section(doc, "structures")
@@ -113,7 +126,7 @@ class Normalizer:
             raws = devices_raw.get(section)
             held = self._devices.get(section)
             if held is None or raws is not held.raws or raws is None:
-                held = self._section(section, raws, build, held, wheres, found)
+                held = self._section(section, raws, build, held, wheres, found, edits)
             sections[section] = held
             devices.update(held.devices)
         self._devices = sections
@@ -130,6 +143,7 @@ class Normalizer:
         held: _Section | None,
         wheres: dict[str, str],
         found: Problems,
+        edits: DeviceEdits | None,
     ) -> _Section:
         """One section of devices, each device rebuilt only if its raw dict changed."""
         held_entries = held.entries if held is not None else {}
@@ -142,7 +156,8 @@ class Normalizer:
         for device_id, raw in (raws or {}).items():
             entry = held_entries.get(device_id)
             if entry is None or entry.raw is not raw:
-                entry = _rebuilt(build, readings, device_id, raw, wheres, found, entry)
+                changed = _edited(edits, section, device_id, entry)
+                entry = _rebuilt(build, readings, device_id, raw, wheres, found, entry, changed)
                 if entry is None:
                     continue
             fresh.entries[device_id] = entry
@@ -202,17 +217,36 @@ def _rebuilt(
     wheres: dict[str, str],
     found: Problems,
     held: _Built | None,
+    changed: set[str] | None = None,
 ) -> _Built | None:
     """The device after its raw object changed: the held one if the build read none of the
-    changed keys, a copy with the changed readings read again, or a new build."""
+    changed keys, a copy with the changed readings read again, or a new build. `changed`:
+    the keys that changed since `held`, if known."""
     if held is not None and held.reads is not None and isinstance(raw, Mapping):
-        changed = _changed_keys(held.raw, raw)
+        if changed is None:
+            changed = _changed_keys(held.raw, raw)
         if changed.isdisjoint(held.reads):
             found.repeat(device_id, held.problems)
             return _Built(raw, held.device, held.reads, held.problems)
         if changed <= readings.keys():
             return _reread(readings, changed, device_id, raw, found, held)
     return _device(build, device_id, raw, wheres, found, held)
+
+
+def _edited(
+    edits: DeviceEdits | None,
+    section: str,
+    device_id: str,
+    held: _Built | None,
+) -> set[str] | None:
+    """The keys of the device that changed since `held`, as the parser found them (a
+    superset of `_changed_keys`: text that changed, the value perhaps not), if known."""
+    if edits is None or held is None:
+        return None
+    edit = edits.get((section, device_id))
+    if edit is None or edit[0] is not held.raw:
+        return None
+    return edit[1]
 
 
 def _reread(
@@ -405,6 +439,17 @@ def apply_put(document: Mapping[str, Any] | None, path: str, data: Any) -> Docum
     if not keys:
         return dict(_mapping(data, "put data at /")) if data is not None else {}
     return _replace(document or {}, keys, data)
+
+
+def put_edits(path: str, edits: Edits | None) -> DeviceEdits | None:
+    """The devices' changed keys a `DeltaParser` found in a put (its `edits`), by (section,
+    device id), for `Normalizer`: known for a put of the whole document only."""
+    if edits is None or path != "/":
+        return None
+    return {(p[2], p[3]): e for p, e in edits.items() if len(p) == 4 and p[:2] == _DEVICES}
+
+
+_DEVICES = ("data", "devices")
 
 
 def camera_events(

@@ -48,6 +48,7 @@ from roost.providers.nest_wwn.normalize import (
     camera_events,
     display_scale,
     previous_mode,
+    put_edits,
 )
 from roost.providers.readers import Problems
 from roost.providers.registry import ProviderContext
@@ -175,9 +176,10 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
                 raise PayloadError("put without a path")
             if "data" not in payload:
                 raise PayloadError("put without data")
-            document = apply_put(self._document, payload["path"], payload["data"])
+            path = payload["path"]
+            document = apply_put(self._document, path, payload["data"])
             problems = Problems()
-            home = self._normalize(document, problems)
+            home = self._normalize(document, problems, put_edits(path, self._parse.edits))
         except ValueError as exc:  # JSONDecodeError, PayloadTooLarge, PayloadError
             self._skipped("a put", exc, health)
             return None
