@@ -12,9 +12,11 @@ as the dataclass declared them; the class stays a frozen dataclass (equality, ha
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 C = TypeVar("C", bound=type[Any])
+T = TypeVar("T")
 
 _NO_DEFAULT = dataclasses.MISSING
 
@@ -75,3 +77,23 @@ def fast_init(cls: C) -> C:
     init.__annotations__ = dict(cls.__init__.__annotations__)
     cls.__init__ = init
     return cls
+
+
+def replacer(cls: type[T]) -> Callable[[T, dict[str, Any]], T]:
+    """`dataclasses.replace` for the frozen slots dataclass `cls`, cheaper: a function
+    generated from its fields copies an instance slot by slot through each slot's own
+    descriptor, then sets the changed ones (no `__init__`, no keyword arguments). The
+    changed names must be fields of `cls`."""
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    scope.update({f"_set_{name}": getattr(cls, name).__set__ for name in names})
+    scope["_setters"] = {name: getattr(cls, name).__set__ for name in names}
+    copied = "\n".join(f"    _set_{name}(copy, entity.{name})" for name in names)
+    source = (
+        "def replace(entity, values):\n    copy = _new(_cls)\n" + copied + "\n"
+        "    for name, value in values.items():\n        _setters[name](copy, value)\n"
+        "    return copy\n"
+    )
+    exec(source, scope)  # generated from the class's own field list
+    made: Callable[[T, dict[str, Any]], T] = scope["replace"]
+    return made

@@ -15,6 +15,7 @@ from typing import Any
 
 from roost.core.errors import PayloadError
 from roost.core.events import Context, DeviceEvent, Motion, Person, Sound
+from roost.core.fastinit import replacer
 from roost.core.ids import new_id
 from roost.core.model import (
     AlarmState,
@@ -30,7 +31,6 @@ from roost.core.model import (
     Structure,
     Thermostat,
     ThermostatMode,
-    attributes,
 )
 from roost.providers.bounds import check_devices, check_path
 from roost.providers.json_delta import Edits
@@ -306,19 +306,15 @@ def _reread(
 
 
 def _copy(device: Device, values: dict[str, Any]) -> Device:
-    """`device` with `values` (attributes of its class): copied slot by slot, its class's
-    setter for each (what `dataclasses.replace` does, less its new `__init__` call)."""
+    """`device` with `values` (attributes of its class), by its class's generated replacer."""
     cls = type(device)
-    setters = _SETTERS.get(cls)
-    if setters is None:
-        setters = _SETTERS[cls] = {name: getattr(cls, name).__set__ for name in attributes(device)}
-    copy = object.__new__(cls)
-    for name, setter in setters.items():
-        setter(copy, values[name] if name in values else getattr(device, name))
-    return copy
+    replace = _REPLACERS.get(cls)
+    if replace is None:
+        replace = _REPLACERS[cls] = replacer(cls)
+    return replace(device, values)
 
 
-_SETTERS: dict[type[Device], dict[str, Callable[[Any, Any], None]]] = {}
+_REPLACERS: dict[type[Device], Callable[[Device, dict[str, Any]], Device]] = {}
 
 
 def _device(
