@@ -27,6 +27,7 @@ from roost.providers.netatmo.normalize import AlarmStates
 
 MEMORY_KEY = "netatmo.events.{home}"
 REMEMBERED_IDS = 500  # far more than one getevents answer holds
+_LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the last time datetime can hold
 
 SMOKE_STATES = {0: AlarmState.OK, 1: AlarmState.EMERGENCY}
 CO_STATES = {0: AlarmState.OK, 1: AlarmState.WARNING, 2: AlarmState.EMERGENCY}
@@ -55,6 +56,7 @@ def interpret(raw: Mapping[str, Any]) -> AlarmChange | type[DeviceEvent] | None:
     if not isinstance(kind, str) or not isinstance(module, str):
         return None
     sub_type = raw.get("sub_type")
+    sub_type = sub_type if isinstance(sub_type, int) else None  # a list would not hash
     if kind == "smoke" and sub_type in SMOKE_STATES:
         return AlarmChange(module, "smoke", SMOKE_STATES[sub_type])
     if kind == "co_detected" and sub_type in CO_STATES:
@@ -62,7 +64,7 @@ def interpret(raw: Mapping[str, Any]) -> AlarmChange | type[DeviceEvent] | None:
     if kind == "outdoor":  # one Presence event with what its clips saw
         clips = raw.get("subevents")
         clips = clips if isinstance(clips, list) else []
-        seen = {s.get("type") for s in clips if isinstance(s, Mapping)}
+        seen = [s.get("type") for s in clips if isinstance(s, Mapping)]
         return Person if "human" in seen else Motion
     return CAMERA_EVENTS.get(kind)
 
@@ -167,7 +169,10 @@ class Timeline:
 
 
 def _time(entry: Mapping[str, Any]) -> float | None:
+    """Unix seconds that datetime can hold (not NaN, not milliseconds by mistake), else None."""
     value = entry.get("time")
     if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not 0 <= value <= _LATEST_TIMESTAMP:  # False for NaN too
         return None
     return float(value)
