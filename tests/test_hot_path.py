@@ -23,7 +23,7 @@ from roost.core.events import (
     Outcome,
     TemperatureChanged,
 )
-from roost.core.fastinit import fast_init
+from roost.core.fastinit import fast_init, replacer
 from roost.core.redact import REDACTED, Redactor
 
 AT = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -60,6 +60,25 @@ def test_fast_init_builds_what_the_dataclass_init_builds() -> None:
         fast(-1, required="r")  # __post_init__ still runs
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast(1, required="r").plain = 2  # type: ignore[attr-defined]
+
+
+def test_a_replacer_copies_as_dataclasses_replace_does() -> None:
+    kinds = _kinds(True)
+    original = kinds(3, "x", required="r", named=2.5)
+    replace = replacer(kinds)
+    for values in ({}, {"plain": 9}, {"default": "y", "named": 1.0}, {"hidden": 8}):
+        copy = replace(original, values)
+        if "hidden" in values:  # not an init field: replace cannot set it, a replacer can
+            assert copy.hidden == values["hidden"]  # type: ignore[attr-defined]
+        else:
+            assert copy == dataclasses.replace(original, **values)
+        assert copy is not original
+        assert type(copy) is kinds
+        assert dataclasses.astuple(original) == (3, "x", [1], 7, 2.5, "r")  # untouched
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            copy.plain = 2  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        replace(original, {"nowhere": 1})
 
 
 def test_fast_init_refuses_a_class_it_would_break() -> None:

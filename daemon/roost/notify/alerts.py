@@ -1,13 +1,19 @@
 """Alerts about roost itself that a person must hear, sent like any urgent notification:
-an account that lost its authorization stops, and someone has to act."""
+an account that lost its authorization stops, and someone has to act.
+
+`Alerts` taps the bus (`Bus.tap`): every event is looked at as it is published, and only an
+alert wakes the task that sends it. Its queue has no bound: alerts are rare (one per account
+that fails) and an alert fails open, it is never dropped or held back.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import math
+from collections.abc import Awaitable, Callable
 
-from anyio.streams.memory import MemoryObjectReceiveStream
+import anyio
 
-from roost.core.bus import take_waiting
+from roost.core.bus import Batch, Bus
 from roost.core.events import AccountStatus, ConnectionState, Event
 from roost.notify.notifier import Notification, Priority
 
@@ -29,14 +35,21 @@ def alert_for(event: Event) -> Notification | None:
     return None
 
 
-async def watch(
-    inbox: MemoryObjectReceiveStream[Sequence[Event]],
-    notify: Callable[[Notification], Awaitable[None]],
-) -> None:
-    async with inbox:
-        async for first in inbox:
-            for batch in (first, *take_waiting(inbox)):
-                for event in batch:
-                    alert = alert_for(event)
-                    if alert is not None:
-                        await notify(alert)
+class Alerts:
+    """The alerts the bus carries, from the moment this is made, handed to `notify` by `run`
+    in the order they were published."""
+
+    def __init__(self, bus: Bus) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[Notification](math.inf)
+        bus.tap("alerts", self.see)
+
+    def see(self, batch: Batch) -> None:
+        for event in batch:
+            if isinstance(event, AccountStatus):  # the only kind that makes an alert
+                alert = alert_for(event)
+                if alert is not None:
+                    self._send.send_nowait(alert)
+
+    async def run(self, notify: Callable[[Notification], Awaitable[None]]) -> None:
+        async for alert in self._receive:
+            await notify(alert)
