@@ -74,7 +74,9 @@ class NotifyHelper:
     async def send(self, target: Target, notification: Notification) -> bool:
         """Deliver through the helper; an alarm the helper cannot take goes out from here."""
         try:
-            return await self._ask(request_for(target, notification))
+            return await self._ask(
+                {**request_for(target, notification), "alarm": notification.must_go_out}
+            )
         except HelperGone:
             if not notification.must_go_out:
                 return False  # stays pending in the outbox; retried once the helper is back

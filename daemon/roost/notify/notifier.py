@@ -30,6 +30,7 @@ from roost.core.events import Delivery, NotificationOutcome
 from roost.core.ids import new_id
 from roost.core.redact import redact_text
 from roost.host.faults import fault_point
+from roost.notify.helper import send_alarm
 from roost.notify.priorities import with_priority
 from roost.store.interface import StateStore
 from roost.store.sqlite import OutboxEntry
@@ -159,6 +160,8 @@ async def _send(target: Target, notification: Notification) -> bool:
     import apprise
 
     request = request_for(target, notification)
+    if notification.must_go_out:
+        return await send_alarm(apprise, request)
     sender = apprise.Apprise(asset=apprise.AppriseAsset(app_id="roost"))
     if not sender.add(request["url"]):
         return False

@@ -1,0 +1,72 @@
+"""Outside checks of the alarm promise, through a real `roost run` against the simulated
+clouds: whatever else the daemon is busy with, a smoke/CO push reaches the sink at once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import pytest
+
+from roost.simulator.http import Request, Response, serve
+from roost.store.sqlite import Store
+from tests.faults.harness import fault_bed, wait_for
+
+pytestmark = pytest.mark.anyio
+
+ALARM = "alarm-hallway"
+CO_TITLE = "CO emergency in the Hallway"
+BACKLOG = 40
+
+
+@asynccontextmanager
+async def hanging_target() -> AsyncIterator[str]:
+    """A push endpoint that never answers (a stalled self-hosted push server)."""
+
+    async def hang(request: Request) -> Response:
+        await anyio.sleep(60)
+        return Response(200, {"ok": True})
+
+    async with serve(hang) as server:
+        yield f"json://127.0.0.1:{server.port}/stalled"
+
+
+async def backlog(state_dir: Path, count: int, tag: str) -> None:
+    """`count` ordinary pushes left pending by an earlier run, all due now."""
+    await anyio.Path(state_dir).mkdir(parents=True, exist_ok=True)
+    store = Store.open(state_dir)
+    created = datetime.now(UTC) - timedelta(minutes=5)
+    try:
+        for n in range(count):
+            payload = {"title": f"chatter {n}", "body": "", "tags": [tag], "priority": "normal"}
+            await store.outbox_add(f"chatter-{n}", payload, created + timedelta(milliseconds=n))
+    finally:
+        store.close()
+
+
+async def test_a_backlog_for_a_stalled_target_does_not_hold_back_the_alarm(
+    tmp_path: Path,
+) -> None:
+    """Ordinary pushes pending for a target that hangs: the CO push, routed to a healthy
+    target, must not wait for them. apprise sends through one shared pool of cpu + 4
+    threads, each stalled delivery holds a thread for its 4 s read timeout, and the alarm
+    queued behind them arrived 11.7 s late with 20 of them (2 cores)."""
+    async with hanging_target() as stalled:
+        extra = f'tags = ["urgent"]\n\n[[notify.targets]]\nurl = "{stalled}"\ntags = ["chatter"]\n'
+        async with fault_bed(tmp_path, config=extra, keepalive_timeout_s=30) as bed:
+            await backlog(bed.state_dir, BACKLOG, "chatter")
+            await bed.daemon.start()
+            await bed.daemon.wait_connected(1)
+            await anyio.sleep(1.0)  # the backlog's deliveries are in flight
+            raised = time.monotonic()
+            bed.home.set_co(ALARM, "emergency")
+            await wait_for(lambda: bed.titles()[CO_TITLE] >= 1, timeout_s=12)
+            latency = bed.arrivals[CO_TITLE][0] - raised
+            print(f"alarm push {latency:.3f} s after the event, beside a stalled backlog")
+            assert bed.daemon.process is not None
+            bed.daemon.process.kill()  # no orderly stop: it would wait for the stalled ones
+            assert latency < 3.0, latency
