@@ -1,5 +1,7 @@
 """Alerts about roost itself that a person must hear, sent like any urgent notification:
-an account that lost its authorization stops, and someone has to act."""
+an account that lost its authorization stops, and someone has to act; a smoke/CO alarm
+reports a state roost cannot read (an unknown value, a wrong type), so no rule's alarm
+trigger can fire on it: alarm notifications fail open."""
 
 from __future__ import annotations
 
@@ -8,11 +10,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from roost.core.bus import take_waiting
-from roost.core.events import AccountStatus, ConnectionState, Event
+from roost.core.events import AccountStatus, AttributeChanged, ConnectionState, Event
 from roost.notify.notifier import Notification, Priority
+
+_ALARM_ATTRIBUTES = {"smoke": "smoke", "co": "CO"}
 
 
 def alert_for(event: Event) -> Notification | None:
+    if isinstance(event, AttributeChanged):
+        return _unreadable_alarm(event)
     if isinstance(event, AccountStatus) and event.state is ConnectionState.AUTH_FAILED:
         return Notification(
             key=f"roost:auth:{event.account}:{event.id}",
@@ -27,6 +33,24 @@ def alert_for(event: Event) -> Notification | None:
             account=event.account,
         )
     return None
+
+
+def _unreadable_alarm(event: AttributeChanged) -> Notification | None:
+    what = _ALARM_ATTRIBUTES.get(event.attribute)
+    if what is None or event.device is None or event.new is not None:
+        return None
+    return Notification(
+        key=f"roost:unreadable-alarm:{event.id}",  # the change's identity: once per change
+        title=f"roost cannot read the {what} state of alarm {event.device!r}",
+        body=(
+            f"It was {event.old or 'unknown'}; the vendor now sends a value roost does not "
+            "know. Check the alarm and the house now. Heating and fans stay refused meanwhile."
+        ),
+        tags=("urgent", "roost"),
+        priority=Priority.URGENT,
+        created_at=event.at,
+        account=event.account,
+    )
 
 
 async def watch(
