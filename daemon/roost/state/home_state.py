@@ -17,7 +17,7 @@ import anyio
 import structlog
 
 from roost.core.bus import Bus
-from roost.core.codec import to_json
+from roost.core.codec import CodecError, entity_from_dict, entity_to_dict, to_json
 from roost.core.events import (
     NO_CONTEXT,
     AccountStatus,
@@ -96,6 +96,32 @@ def _shape(cls: type[Any]) -> _Shape:
     return found
 
 
+def _settle(acc: AccountState, home: Home) -> None:
+    """The stored home is saved once a second; a change's identity is stored before its
+    events go out, so after a crash an attribute's last published value can be newer than
+    the stored home. Where the cloud now says something else again (CO cleared, then raised
+    while roost was down), diff from that published value: what the cloud says is news, not
+    the old change. Where the cloud agrees with it, the stored home stays, and that change
+    is re-detected with its identity."""
+    held: dict[str, Any] = {**acc.structures, **acc.devices}
+    fresh: dict[str, Any] = {**home.structures, **home.devices}
+    for key, (_, published) in acc.versions.items():
+        target, _, name = key.rpartition(".")
+        old, new = held.get(target), fresh.get(target)
+        if old is None or new is None or name not in attributes(old):
+            continue
+        if published in (to_json(getattr(old, name)), to_json(getattr(new, name))):
+            continue
+        try:
+            settled = entity_from_dict({**entity_to_dict(old), name: published})
+        except (CodecError, TypeError, ValueError):
+            continue  # not a value of this attribute now: the stored home stays
+        if isinstance(settled, Structure):
+            acc.structures[target] = settled
+        else:
+            acc.devices[target] = settled
+
+
 STALE_DEVICE_EVENT_S = 600.0  # motion, person, sound, chime: older than this means nothing now
 
 
@@ -112,6 +138,7 @@ class AccountState:
     connection: ConnectionState = ConnectionState.CONNECTING
     baseline: bool = False  # a first snapshot has been seen
     resyncing: bool = False  # the next snapshot follows a disconnect: its news is catch-up
+    restored: bool = False  # from the store: the next snapshot settles it (see _settle)
     last_event_at: datetime | None = None
     # "target.attribute" → (how many times it has changed, its value then): a change's
     # identity. It is stored before the change's events go out, so a change re-detected
@@ -235,6 +262,7 @@ class HomeState:
         acc.structures, acc.devices, acc.members = dict(home.structures), dict(home.devices), None
         acc.baseline = True
         acc.resyncing = True
+        acc.restored = True
 
     async def wait_baseline(self, account: str) -> None:
         """Wait until the account's first live full snapshot has arrived."""
@@ -333,6 +361,9 @@ class HomeState:
             return
         catch_up = acc.resyncing
         acc.resyncing = False
+        if acc.restored:
+            acc.restored = False
+            _settle(acc, home)
         events: list[Event] = []
         self._diff_all(acc, acc.structures, dict(home.structures), at, catch_up, events)
         self._diff_all(acc, acc.devices, dict(home.devices), at, catch_up, events)
