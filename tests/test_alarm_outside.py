@@ -3,6 +3,9 @@ clouds: whatever else the daemon is busy with, a smoke/CO push reaches the sink 
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -71,3 +74,28 @@ async def test_a_backlog_for_a_stalled_target_does_not_hold_back_the_alarm(
             assert bed.daemon.process is not None
             bed.daemon.process.kill()  # no orderly stop: it would wait for the stalled ones
             assert latency < 3.0, latency
+
+
+def helper_pid(log: str) -> int:
+    for line in log.splitlines():
+        if "notification helper started" in line:
+            return int(json.loads(line)["pid"])
+    raise AssertionError("no notification helper started")
+
+
+async def test_an_alarm_fails_open_past_a_hung_notification_helper(tmp_path: Path) -> None:
+    """The helper is alive but answers nothing (stopped, swapped out, a plugin deadlocked):
+    the alarm must not wait on it forever, it goes out from the daemon itself."""
+    async with fault_bed(tmp_path, keepalive_timeout_s=30) as bed:
+        await bed.daemon.start()
+        await bed.daemon.wait_connected(1)
+        await wait_for(lambda: '"event": "ready"' in bed.daemon.log())
+        pid = helper_pid(bed.daemon.log())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            raised = time.monotonic()
+            bed.home.set_co(ALARM, "emergency")
+            await wait_for(lambda: bed.titles()[CO_TITLE] >= 1, timeout_s=12)
+            print(f"alarm push {time.monotonic() - raised:.3f} s after the event, helper hung")
+        finally:
+            os.kill(pid, signal.SIGCONT)
