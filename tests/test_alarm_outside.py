@@ -99,3 +99,48 @@ async def test_an_alarm_fails_open_past_a_hung_notification_helper(tmp_path: Pat
             print(f"alarm push {time.monotonic() - raised:.3f} s after the event, helper hung")
         finally:
             os.kill(pid, signal.SIGCONT)
+
+
+@asynccontextmanager
+async def flaky_target(received: list[str], up: anyio.Event) -> AsyncIterator[str]:
+    """A push endpoint that answers 503 until `up` is set (a push service's outage)."""
+
+    async def answer(request: Request) -> Response:
+        if not up.is_set():
+            return Response(503, {"error": "down"})
+        received.append(str(json.loads(request.body or b"{}").get("title")))
+        return Response(200, {"ok": True})
+
+    async with serve(answer) as server:
+        yield f"json://127.0.0.1:{server.port}/flaky"
+
+
+async def test_an_alarm_failing_for_hours_is_retried_promptly_and_never_given_up(
+    tmp_path: Path,
+) -> None:
+    """A CO push whose target has been down for 7 hours (8 attempts so far): when the
+    target is back, the push goes out within seconds (not after a 5-minute back-off), and
+    it was never marked dead (6 hours is the give-up age of ordinary pushes)."""
+    received: list[str] = []
+    up = anyio.Event()
+    async with flaky_target(received, up) as flaky:
+        extra = f'tags = ["none"]\n\n[[notify.targets]]\nurl = "{flaky}"\n'
+        async with fault_bed(tmp_path, config=extra, keepalive_timeout_s=30) as bed:
+            await anyio.Path(bed.state_dir).mkdir(parents=True)
+            store = Store.open(bed.state_dir)
+            created = datetime.now(UTC) - timedelta(hours=7)
+            payload = {"title": CO_TITLE, "body": "", "priority": "urgent", "alarm": True}
+            await store.outbox_add("co-7h", payload, created)
+            await store.outbox_update(
+                "co-7h",
+                state="pending",
+                attempts=8,
+                delivered_to=[],
+                next_attempt_at=datetime.now(UTC),
+            )
+            store.close()
+            await bed.daemon.start()
+            await wait_for(lambda: '"notification not delivered"' in bed.daemon.log())
+            up.set()
+            await wait_for(lambda: CO_TITLE in received, timeout_s=20)
+            assert '"notification given up"' not in bed.daemon.log()

@@ -2,7 +2,8 @@
 
 A notification is committed to the outbox (SQLite) before anything is sent, then delivered
 at least once to every target it is routed to, retried with back-off for hours, and marked
-dead after `retry_for_s` (logged, visible in `roost outbox`). Each notification has a
+dead after `retry_for_s` (logged, visible in `roost outbox`); an alarm is retried every
+`ALARM_RETRY_MAX_S` at most, and never marked dead. Each notification has a
 stable dedupe key; HTTP targets receive it as the `X-Roost-Dedupe-Key` header so a
 receiver can drop the rare duplicate (a crash between delivery and recording it).
 
@@ -39,6 +40,9 @@ log = structlog.get_logger(__name__)
 
 POLL_S = 5.0  # also picks up `roost outbox retry` made from another process
 DELIVERY_LIMIT_S = 15.0  # one attempt at every target, even while stopping
+# An alarm is never given up, and retried at least this often: when its target is back,
+# it goes out within seconds, not after an ordinary push's back-off of minutes.
+ALARM_RETRY_MAX_S = 10.0
 _KEY_HEADER_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
 
 
@@ -273,12 +277,15 @@ class Notifier:
             await self._finish(entry, "delivered", attempts, delivered, now)
             await self._outcome(notification, Delivery.DELIVERED, len(routed))
             return
-        if (now - entry.created_at).total_seconds() >= self._retry_for_s:
+        if (
+            not notification.must_go_out
+            and (now - entry.created_at).total_seconds() >= self._retry_for_s
+        ):
             await self._finish(entry, "dead", attempts, delivered, now, "gave up")
             log.error("notification given up", title=notification.title, targets=len(missing))
             await self._outcome(notification, Delivery.DEAD, len(missing), "gave up")
             return
-        delay = self._backoff(attempts)
+        delay = self._backoff(attempts, ALARM_RETRY_MAX_S if notification.must_go_out else None)
         await self._store.outbox_update(
             entry.key,
             state="pending",
@@ -308,8 +315,9 @@ class Notifier:
             finished_at=now,
         )
 
-    def _backoff(self, attempts: int) -> float:
-        cap = min(self._retry_max_s, self._retry_initial_s * 2 ** (attempts - 1))
+    def _backoff(self, attempts: int, most_s: float | None = None) -> float:
+        most_s = self._retry_max_s if most_s is None else min(most_s, self._retry_max_s)
+        cap = min(most_s, self._retry_initial_s * 2 ** min(attempts - 1, 60))
         return random.uniform(cap / 2, cap)
 
     async def _try(self, target: Target, notification: Notification) -> bool:
