@@ -1,7 +1,8 @@
 """Alerts about roost itself that a person must hear, sent like any urgent notification:
 an account that lost its authorization stops, and someone has to act; a smoke/CO alarm
 reports a state roost cannot read (an unknown value, a wrong type), so no rule's alarm
-trigger can fire on it: alarm notifications fail open."""
+trigger can fire on it; a smoke/CO alarm no loaded rule reacts to (the alarm rules' file
+broken at start, deleted, never written). Alarm notifications fail open."""
 
 from __future__ import annotations
 
@@ -10,13 +11,28 @@ from collections.abc import Awaitable, Callable, Sequence
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from roost.core.bus import take_waiting
-from roost.core.events import AccountStatus, AttributeChanged, ConnectionState, Event
+from roost.core.events import (
+    AccountStatus,
+    AttributeChanged,
+    CoAlarm,
+    ConnectionState,
+    Event,
+    SmokeAlarm,
+)
+from roost.core.model import AlarmState
+from roost.notify.alarms import is_alarm
 from roost.notify.notifier import Notification, Priority
 
 _ALARM_ATTRIBUTES = {"smoke": "smoke", "co": "CO"}
 
 
-def alert_for(event: Event) -> Notification | None:
+def alert_for(
+    event: Event, reacted: Callable[[Event], bool] = lambda event: True
+) -> Notification | None:
+    """roost's own urgent push for `event`, if it needs one; `reacted` says whether a
+    loaded rule reacts to an event."""
+    if isinstance(event, SmokeAlarm | CoAlarm):
+        return None if reacted(event) else _unhandled_alarm(event)
     if isinstance(event, AttributeChanged):
         return _unreadable_alarm(event)
     if isinstance(event, AccountStatus) and event.state is ConnectionState.AUTH_FAILED:
@@ -33,6 +49,26 @@ def alert_for(event: Event) -> Notification | None:
             account=event.account,
         )
     return None
+
+
+def _unhandled_alarm(event: SmokeAlarm | CoAlarm) -> Notification | None:
+    if not is_alarm(event) or event.new is AlarmState.OK:
+        return None
+    what = _ALARM_ATTRIBUTES[event.name]
+    what = what[0].upper() + what[1:]
+    return Notification(
+        key=f"roost:unhandled-alarm:{event.id}",
+        title=f"{what} {event.new} at alarm {event.device!r}",
+        body=(
+            f"{what} {event.new}. No rule of yours reacts to this alarm (is your alarm rule "
+            "file broken or gone? see roost's log), so roost sends this itself."
+        ),
+        tags=("urgent", "roost"),
+        priority=Priority.URGENT,
+        created_at=event.at,
+        alarm=True,
+        account=event.account,
+    )
 
 
 def _unreadable_alarm(event: AttributeChanged) -> Notification | None:
@@ -56,11 +92,12 @@ def _unreadable_alarm(event: AttributeChanged) -> Notification | None:
 async def watch(
     inbox: MemoryObjectReceiveStream[Sequence[Event]],
     notify: Callable[[Notification], Awaitable[None]],
+    reacted: Callable[[Event], bool] = lambda event: True,
 ) -> None:
     async with inbox:
         async for first in inbox:
             for batch in (first, *take_waiting(inbox)):
                 for event in batch:
-                    alert = alert_for(event)
+                    alert = alert_for(event, reacted)
                     if alert is not None:
                         await notify(alert)

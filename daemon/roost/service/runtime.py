@@ -176,7 +176,9 @@ class Runtime:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.persister.run)
-                tg.start_soon(alerts.watch, self._alerts, self.notifier.submit)
+                tg.start_soon(
+                    alerts.watch, self._alerts, self.notifier.submit, self.engine.reacts_to
+                )
                 tg.start_soon(self.engine.run, self._inbox)
                 if self.engine.monitor is not None:
                     tg.start_soon(self.engine.monitor.run)
