@@ -647,11 +647,10 @@ OUTBOX_COLUMNS = (
     "key, payload, state, attempts, delivered_to, created_at, next_attempt_at, last_error"
 )
 # Alarm and urgent notifications sort before the rest: a backlog (deliveries in flight
-# count against the limit) must not keep an alarm out of the batch.
-MUST_GO_OUT_FIRST = (
-    "(payload::jsonb->>'alarm' IS NOT DISTINCT FROM 'true'"
-    " OR payload::jsonb->>'priority' IS NOT DISTINCT FROM 'urgent') DESC"
-)
+# count against the limit) must not keep an alarm out of the batch. Read from the payload's
+# text (json.dumps): PostgreSQL's JSON types refuse a title with \u0000 in it, and a quote
+# inside a string value is escaped, so no title can spell these.
+MUST_GO_OUT_FIRST = """(payload ~ '"alarm": true' OR payload ~ '"priority": "urgent"') DESC"""
 HOME_UPSERT = (
     "INSERT INTO home_state VALUES (%s, %s, %s) ON CONFLICT (account) DO UPDATE SET"
     " snapshot=excluded.snapshot, saved_at=excluded.saved_at"
