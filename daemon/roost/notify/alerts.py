@@ -52,17 +52,26 @@ def alert_for(
 
 
 def _unhandled_alarm(event: SmokeAlarm | CoAlarm) -> Notification | None:
-    if not is_alarm(event) or event.new is AlarmState.OK:
+    why = (
+        "No rule of yours reacts to this alarm (is your alarm rule file broken or gone? "
+        "see roost's log), so roost sends this itself."
+    )
+    return alarm_push(event, why, f"roost:unhandled-alarm:{event.id}")
+
+
+def alarm_push(event: Event, why: str, key: str) -> Notification | None:
+    """roost's own push for a smoke/CO alarm above ok (None for anything else): sent when
+    no rule's push for it will come."""
+    if not isinstance(event, SmokeAlarm | CoAlarm) or not is_alarm(event):
+        return None
+    if event.new is AlarmState.OK:
         return None
     what = _ALARM_ATTRIBUTES[event.name]
     what = what[0].upper() + what[1:]
     return Notification(
-        key=f"roost:unhandled-alarm:{event.id}",
+        key=key,
         title=f"{what} {event.new} at alarm {event.device!r}",
-        body=(
-            f"{what} {event.new}. No rule of yours reacts to this alarm (is your alarm rule "
-            "file broken or gone? see roost's log), so roost sends this itself."
-        ),
+        body=f"{what} {event.new}. {why}",
         tags=("urgent", "roost"),
         priority=Priority.URGENT,
         created_at=event.at,
