@@ -41,7 +41,16 @@ from roost.core.events import (
     change_maker,
 )
 from roost.core.ids import new_id
-from roost.core.model import Change, Device, Home, SmokeCoAlarm, Structure, Thermostat, attributes
+from roost.core.model import (
+    AlarmState,
+    Change,
+    Device,
+    Home,
+    SmokeCoAlarm,
+    Structure,
+    Thermostat,
+    attributes,
+)
 from roost.core.redact import redact_text
 from roost.providers.health import PayloadHealth
 from roost.state.echo import EchoTracker
@@ -358,6 +367,10 @@ class HomeState:
             if self._keeper is not None:
                 await self._keeper.save_home(account, self.home(account))
             acc.baseline_seen.set()
+            sounding: list[Event] = []
+            for device in home.devices.values():
+                self._sounding(acc, device, at, False, sounding)
+            await self._publish(acc, sounding, at)
             return
         catch_up = acc.resyncing
         acc.resyncing = False
@@ -520,6 +533,7 @@ class HomeState:
             old = held.get(key)
             if old is None:
                 out.append(_presence_event(DeviceAdded, acc.account, new, at, context))
+                self._sounding(acc, new, at, catch_up, out)
             elif old is not new and old != new:  # a normalizer keeps unchanged devices
                 self._diff_one(acc, old, new, attributes(new), at, catch_up, out)
         for key, old in held.items():
@@ -528,6 +542,21 @@ class HomeState:
         acc.members = None
         held.clear()
         held.update(fresh)
+
+    def _sounding(
+        self, acc: AccountState, device: Any, at: datetime, catch_up: bool, out: list[Event]
+    ) -> None:
+        """A smoke/CO alarm first seen above ok (in roost's first picture of a home, or a
+        device added) is news, not a baseline: its alarm events, from unknown (fail open)."""
+        if not isinstance(device, SmokeCoAlarm):
+            return
+        changed = [
+            (name, None, value)
+            for name in ("smoke", "co")
+            if (value := getattr(device, name)) is not None and value is not AlarmState.OK
+        ]
+        if changed:
+            self._events(acc, device, _shape(SmokeCoAlarm), changed, at, catch_up, out)
 
     def _diff_one(
         self,
