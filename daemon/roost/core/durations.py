@@ -6,23 +6,31 @@ import re
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MAX_DURATION_S = 3650 * 86400.0  # ten years: any hold, cooldown or delay a home needs
 
 
 def parse_duration(value: str | float | int | None) -> float:
     """Seconds. Raises ValueError with the accepted forms for anything else."""
     if value is None:
         return 0.0
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"not a duration: {value!r}")
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"a duration cannot be negative: {value!r}")
-        return float(value)
+        return _bounded(float(value), value)
     text = value.strip().replace(" ", "")
     parts = _PART.findall(text)
     if not text or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"not a duration: {value!r} (write e.g. '30s', '10m', '1h30m', '2d')")
-    return sum(float(n) * _UNIT[u] for n, u in parts)
+    return _bounded(sum(float(n) * _UNIT[u] for n, u in parts), value)
+
+
+def _bounded(seconds: float, value: object) -> float:
+    # NaN and infinity fail too; a due time this far ahead would be past year 9999
+    if not 0 <= seconds <= MAX_DURATION_S:
+        raise ValueError(f"not a duration roost can wait: {value!r} (at most 3650 days)")
+    return seconds
 
 
 _RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(.+?)\s*$")

@@ -9,12 +9,17 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
+import signal
 import sys
+import threading
 import tomllib
 import traceback
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from roost.engine.toml_rules import RuleProblems, compile_rule
 from roost.rules.author import Rule, collecting, stop_collecting
@@ -22,6 +27,9 @@ from roost.rules.check import python_problems
 
 _RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
 _TOML_LINE = re.compile(r"at line (\d+)")
+# How long a Python rule file's top level may run: a file that never finishes importing
+# would hold the start (never READY) or, on a reload, the event loop and every alarm.
+IMPORT_BUDGET_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -151,16 +159,53 @@ def load_python(path: Path) -> tuple[list[Rule], list[RuleError]]:
     found, token = collecting()
     try:
         sys.modules[module.__name__] = module
-        exec(code, module.__dict__)
-    except Exception as exc:
+        with _import_budget(IMPORT_BUDGET_S):
+            exec(code, module.__dict__)
+    # SystemExit too: a rule file's `sys.exit()` must not end `roost run` or `roost check`
+    except (Exception, SystemExit, _ImportTooLong) as exc:
         sys.modules.pop(module.__name__, None)
         line = _line_in(exc, path)
-        raise RuleFileError(RuleError(path, line, f"{type(exc).__name__}: {exc}")) from exc
+        raise RuleFileError(RuleError(path, line, _import_error(exc))) from exc
     finally:
         stop_collecting(token)
     if not found:
         raise RuleFileError(RuleError(path, 1, "no rules: decorate an async function with @rule"))
     return _checked(path, tree, found)
+
+
+class _ImportTooLong(BaseException):
+    """Raised inside a rule file's top level that overran its budget (a BaseException, so
+    the file's own `except Exception` does not swallow it)."""
+
+
+@contextmanager
+def _import_budget(seconds: float) -> Iterator[None]:
+    """Interrupt the block after `seconds` with `_ImportTooLong` (SIGALRM: it ends Python
+    loops and blocking sleeps alike). Only the main thread receives signals; elsewhere the
+    block runs unbounded."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    armed = True
+
+    def overran(signum: int, frame: Any) -> None:
+        if armed:
+            raise _ImportTooLong
+
+    previous = signal.signal(signal.SIGALRM, overran)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _import_error(exc: BaseException) -> str:
+    if isinstance(exc, _ImportTooLong):
+        return f"import took longer than {IMPORT_BUDGET_S:g} s (a loop or a blocking call?)"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _checked(path: Path, tree: ast.Module, found: list[Rule]) -> tuple[list[Rule], list[RuleError]]:

@@ -58,8 +58,9 @@ def compile_rule(
     """Compile one `[[rule]]` table, or raise `RuleProblems` listing every error in it.
     `line_of` says where a key is written (for the names the rule uses)."""
     problems: list[tuple[Loc, str]] = []
+    deferred: list[tuple[Loc, str]] = []  # the model's word where the precise one is missing
     name = table.get("name") if isinstance(table, dict) else None
-    spec = _validate(table, problems)
+    spec = _validate(table, problems, deferred)
     triggers = _triggers(table.get("on"), problems) if isinstance(table, dict) else []
     condition = None
     if isinstance(table, dict) and table.get("condition") is not None:
@@ -73,7 +74,7 @@ def compile_rule(
         steps = []
         _check_texts(table.get("do") if isinstance(table, dict) else None, triggers, problems)
     if spec is None or problems:
-        raise RuleProblems(name if isinstance(name, str) else None, problems)
+        raise RuleProblems(name if isinstance(name, str) else None, problems or deferred)
     try:
         built = _build(spec, triggers, condition, steps, source)
     except RuleDefinitionError as exc:
@@ -165,7 +166,9 @@ def _seconds(value: str | float | None, key: str) -> float:
         raise RuleDefinitionError(f"{key}: {exc}", key) from None
 
 
-def _validate(table: Any, problems: list[tuple[Loc, str]]) -> m.RuleTable | None:
+def _validate(
+    table: Any, problems: list[tuple[Loc, str]], deferred: list[tuple[Loc, str]]
+) -> m.RuleTable | None:
     if not isinstance(table, dict):
         problems.append(((), "a rule is a [[rule]] table"))
         return None
@@ -176,6 +179,7 @@ def _validate(table: Any, problems: list[tuple[Loc, str]]) -> m.RuleTable | None
             loc = _data_loc(table, error["loc"])
             # `on` and `condition` get their precise messages from triggers/conditions.
             if loc[:1] in (("on",), ("condition",)) and len(loc) > 1:
+                deferred.append((loc, _message(loc, error)))
                 continue
             problems.append((loc, _message(loc, error)))
         return None

@@ -195,7 +195,7 @@ class Server:
                         answer.done()
                 return
             try:
-                await self._send_response(connection, stream, answer)
+                await self._send_response(connection, stream, answer, request.method == "HEAD")
             finally:
                 if answer.sent is not None:
                     answer.sent()
@@ -221,11 +221,12 @@ class Server:
         return headers if self._keep_alive else [*headers, ("connection", "close")]
 
     async def _send_response(
-        self, connection: h11.Connection, stream: _Stream, response: Response
+        self, connection: h11.Connection, stream: _Stream, response: Response, head: bool = False
     ) -> None:
+        """The whole response; to a HEAD request only its head (h11 refuses a body there)."""
         headers, payload = response.encode()
         await self._send(connection, stream, self._head(response.status, self._closing(headers)))
-        if payload:
+        if payload and not head:
             await self._send(connection, stream, h11.Data(data=payload))
         await self._send(connection, stream, h11.EndOfMessage())
 

@@ -3,9 +3,10 @@
 A notification is committed to the outbox (SQLite) before anything is sent, then delivered
 at least once to every target it is routed to, retried with back-off for hours, and marked
 dead after `retry_for_s` (logged, visible in `roost outbox`); an alarm is retried every
-`ALARM_RETRY_MAX_S` at most, and never marked dead. Each notification has a
-stable dedupe key; HTTP targets receive it as the `X-Roost-Dedupe-Key` header so a
-receiver can drop the rare duplicate (a crash between delivery and recording it).
+`ALARM_RETRY_MAX_S` at most, and never marked dead. Each notification has a stable dedupe
+key; HTTP targets receive it as the `X-Roost-Dedupe-Key` header (in ASCII: other
+characters as `\\uXXXX`) so a receiver can drop the rare duplicate (a crash between
+delivery and recording it).
 
 Routing: a target with no tags receives every notification; a tagged target receives the
 notifications that carry one of its tags.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -133,7 +135,21 @@ def _with_key(target: Target, key: str) -> str:
     if target.scheme not in _KEY_HEADER_SCHEMES:
         return target.url
     separator = "&" if "?" in target.url else "?"
-    return f"{target.url}{separator}+X-Roost-Dedupe-Key={quote(key, safe='')}"
+    return f"{target.url}{separator}+X-Roost-Dedupe-Key={quote(_header_value(key), safe='')}"
+
+
+def _header_value(key: str) -> str:
+    """The key as an HTTP header carries it: ASCII (its title may name a room called
+    Кухня, sent as `\\u041a\\u0443…`: as stable, and apprise's unquoting leaves it be),
+    and short enough for any server (a longer one ends in a digest of the whole key)."""
+    text = key.encode("ascii", "backslashreplace").decode("ascii")
+    if len(text) <= _HEADER_MAX:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+    return f"{text[: _HEADER_MAX - 40]}...{digest}"
+
+
+_HEADER_MAX = 256
 
 
 # apprise's notify type (its values) for each priority: the icon or colour a service shows.
@@ -219,9 +235,11 @@ class Notifier:
         """Commit to the outbox (durable when this returns), then wake the sender."""
         payload = notification.to_dict()
         # What leaves for a third-party service carries no credential.
-        payload["title"] = redact_text(notification.title)
-        payload["body"] = redact_text(notification.body)
-        if await self._store.outbox_add(notification.key, payload, notification.created_at):
+        payload["title"] = redact_text(_utf8(notification.title))
+        payload["body"] = redact_text(_utf8(notification.body))
+        payload["tags"] = [_utf8(tag) for tag in notification.tags]
+        key = _utf8(notification.key)  # the key holds the title
+        if await self._store.outbox_add(key, payload, notification.created_at):
             fault_point("outbox_committed")
             self._wake.set()
 
@@ -345,3 +363,12 @@ class Notifier:
             reason=reason,
         )
         await self._bus.publish([event])
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8(text: str) -> str:
+    """`text` as UTF-8 can carry it: a lone surrogate (JSON can hold one, "\\ud800", in a
+    device's name) becomes U+FFFD instead of failing the outbox write, and the alarm."""
+    return _SURROGATE.sub("\ufffd", text)

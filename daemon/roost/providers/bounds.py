@@ -30,8 +30,12 @@ def parse_json(text: str | bytes, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
     """`json.loads`, refusing documents over `max_bytes` or nested deeper than MAX_DEPTH.
 
     Raises `PayloadTooLarge`, or `ValueError` (json.JSONDecodeError) for text that is not JSON.
+    Bytes that are not UTF-8 become U+FFFD (as the SSE reader has it): a stray latin-1 byte
+    in one name must not make the whole answer unreadable.
     """
     check_size(text, max_bytes)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
     try:
         value = json.loads(text)
     except RecursionError:

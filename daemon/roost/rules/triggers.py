@@ -10,6 +10,7 @@ schedule, a fixed interval, or the daemon's start.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -46,9 +47,12 @@ def event_type(event: str | type[Event]) -> type[Event]:
     raise RuleDefinitionError(f"not an event type: {event!r}")
 
 
-def _one_of(value: Any) -> frozenset[Any] | Any:
+def _one_of(value: Any, key: str = "") -> frozenset[Any] | Any:
     if isinstance(value, list | tuple | set | frozenset):
-        return frozenset(value)
+        try:
+            return frozenset(value)
+        except TypeError:  # a list of lists or tables
+            raise RuleDefinitionError(f"{key}: a value or a list of values", key) from None
     return value
 
 
@@ -211,7 +215,7 @@ def when(
                 f"event {cls.name!r} has no field {key!r}; filter on one of: {', '.join(usable)}",
                 key,
             )
-        resolved.append((name, _one_of(_checked_value(cls, name, key, value))))
+        resolved.append((name, _one_of(_checked_value(cls, name, key, value), key)))
     threshold = None
     if above is not None or below is not None:
         if "new" not in names:
@@ -219,9 +223,10 @@ def when(
                 f"event {cls.name!r} has no value to compare (above/below)",
                 "above" if above is not None else "below",
             )
-        if hysteresis < 0:
-            raise RuleDefinitionError("hysteresis cannot be negative", "hysteresis")
-        threshold = Threshold(_number(above, "above"), _number(below, "below"), float(hysteresis))
+        margin = _number(hysteresis, "hysteresis")
+        if margin is None or margin < 0:
+            raise RuleDefinitionError("hysteresis takes a number, 0 or more", "hysteresis")
+        threshold = Threshold(_number(above, "above"), _number(below, "below"), margin)
     elif hysteresis:
         raise RuleDefinitionError("hysteresis needs above= or below=", "hysteresis")
     return Trigger(cls, tuple(resolved), device, threshold, _duration(hold, "hold"))
@@ -331,7 +336,9 @@ def _number(value: float | None, key: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RuleDefinitionError(f"above/below take a number, not {value!r}", key)
+        raise RuleDefinitionError(f"above/below/hysteresis take a number, not {value!r}", key)
+    if not math.isfinite(value):  # a threshold at NaN or infinity is never crossed
+        raise RuleDefinitionError(f"{key} must be finite, not {value!r}", key)
     return float(value)
 
 

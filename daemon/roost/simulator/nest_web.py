@@ -468,6 +468,7 @@ class NestWebSimulator(Front):
         # "login", "read" (a subscribe) and "write" (a put)
         self.faults = Faults(["login", "read", "write"])
         self._odd: dict[tuple[str, str], Any] = {}
+        self._odd_objects: list[dict[str, Any]] = []
         self.sync()
 
     def start(self, server: http.Server) -> None:
@@ -509,6 +510,11 @@ class NestWebSimulator(Front):
         """From the next change on, bucket `key` holds `value` in `field`, whatever the home
         says: a value a real cloud may send and roost has never seen."""
         self._odd[(key, field)] = value
+
+    def send_odd_object(self, obj: dict[str, Any]) -> None:
+        """From now on every app_launch and subscribe reply also carries `obj` as a bucket
+        object, whatever its shape: one roost cannot read beside the ones it can."""
+        self._odd_objects.append(obj)
 
     def login(self) -> str:
         """A new session token, as a successful `POST /session` would issue."""
@@ -685,7 +691,8 @@ class NestWebSimulator(Front):
         return http.Response(
             200,
             {
-                "updated_buckets": [_v5_object(b, with_value=True) for b in buckets],
+                "updated_buckets": [_v5_object(b, with_value=True) for b in buckets]
+                + self._odd_objects,
                 "service_urls": {"urls": self._urls()},
                 "weather_for_structures": {},
             },
@@ -709,7 +716,7 @@ class NestWebSimulator(Front):
             changed = [dataclasses.replace(b, version=held[b.key]) for b in stale]
         else:
             changed = await self._wait_for_changes(held)
-        objects = [_v5_object(b, with_value=True) for b in changed]
+        objects = [_v5_object(b, with_value=True) for b in changed] + self._odd_objects
         yield json.dumps({self.reply_field: objects}).encode()
 
     async def _subscribe_v1(self, request: http.Request) -> http.Response:

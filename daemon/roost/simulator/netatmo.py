@@ -185,6 +185,9 @@ class NetatmoSimulator(Front):
         self._seen_away = {s.id: s.away for s in home.structures.values()}
         self._seen_version = home.version
         self._odd: dict[tuple[str, str], Any] = {}
+        self.odd_modules: list[Any] = []  # served before the real ones, homesdata and homestatus
+        # endpoint → a change to its encoded answer (bytes a real cloud may send, not JSON's)
+        self.raw_answers: dict[str, Callable[[bytes], bytes]] = {}
         self._outbox_send, self._outbox = anyio.create_memory_object_stream[dict[str, Any]](256)
 
     def start(self, server: http.Server) -> None:
@@ -328,6 +331,10 @@ class NetatmoSimulator(Front):
         if body is not None:
             envelope["body"] = body
             envelope["time_exec"] = 0.01
+        raw = self.raw_answers.get(endpoint)
+        if raw is not None:
+            encoded = raw(json.dumps(envelope).encode())
+            return http.Response(200, encoded, {"content-type": "application/json"})
         return http.Response(200, envelope)
 
     # -- reads ---------------------------------------------------------------------------
@@ -386,7 +393,7 @@ class NetatmoSimulator(Front):
             "country": "GB",
             "timezone": s.time_zone,
             "rooms": list(rooms.values()),
-            "modules": modules,
+            "modules": self.odd_modules + modules,
             "temperature_control_mode": "heating",
             "therm_mode": mode.therm_mode,
             "therm_setpoint_default_duration": MANUAL_DEFAULT_MIN,
@@ -485,7 +492,7 @@ class NetatmoSimulator(Front):
         home: dict[str, Any] = {
             "id": s.id,
             "rooms": [r for r in rooms if r is not None],
-            "modules": modules,
+            "modules": self.odd_modules + modules,
         }
         if _has_camera(self.home, s.id):
             seen = self._ts() - (3600 if s.away else 60)

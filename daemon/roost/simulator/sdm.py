@@ -448,6 +448,9 @@ class SdmSimulator(Front):
         self.published: list[dict[str, Any]] = []  # every SDM event payload, in publish order
         self.token_requests = 0
         self.list_calls = 0
+        # structure objects served after the home's own by structures.list, whatever their
+        # shape: ones roost cannot read beside the ones it can
+        self.odd_structures: list[Any] = []
         self._access_tokens: dict[str, float] = {}  # token → expiry (anyio.current_time())
         self._windows = _Windows(quotas.window_s)
         self._events_on = False
@@ -603,7 +606,8 @@ class SdmSimulator(Front):
             case ["structures"]:
                 self._quota(("structures.list",), self.quotas.list_per_min, "structures.list")
                 structures = self.home.structures.values()
-                return {"structures": [structure_resource(self.names, s) for s in structures]}
+                listed = [structure_resource(self.names, s) for s in structures]
+                return {"structures": listed + self.odd_structures}
             case ["structures", structure_id]:
                 return structure_resource(self.names, self._structure(structure_id))
             case ["structures", structure_id, "rooms"]:

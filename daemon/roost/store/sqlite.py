@@ -483,7 +483,7 @@ class Store:
             lambda c: c.executemany(
                 "INSERT INTO change_versions VALUES (?, ?, ?, ?) ON CONFLICT(account, key)"
                 " DO UPDATE SET version=excluded.version, value=excluded.value",
-                [(a, key, v, dumps_plain(value)) for (a, key), (v, value) in latest.items()],
+                [(a, _key(key), v, dumps_plain(value)) for (a, key), (v, value) in latest.items()],
             )
         )(conn)
 
@@ -497,7 +497,7 @@ class Store:
                 "SELECT key, version, value FROM change_versions WHERE account = ?", (account,)
             ).fetchall()
         )
-        return {str(r[0]): (int(r[1]), json.loads(r[2])) for r in rows}
+        return {_key_read(r[0]): (int(r[1]), json.loads(r[2])) for r in rows}
 
     # ---- the event journal ---------------------------------------------------------------
 
@@ -679,3 +679,19 @@ class StoreTimers:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _key(key: str) -> str | bytes:
+    """A change identity's key as SQLite can hold it: a vendor's id can carry a lone
+    surrogate (JSON's "\\ud800"), which no TEXT can; such a key is kept as its exact bytes."""
+    if key.isascii():
+        return key
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return key.encode("utf-8", "surrogatepass")
+    return key
+
+
+def _key_read(stored: str | bytes) -> str:
+    return stored.decode("utf-8", "surrogatepass") if isinstance(stored, bytes) else str(stored)

@@ -10,7 +10,7 @@ never erases the others. A `null` value removes the bucket.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +33,12 @@ class Bucket:
         return self.key.partition(".")[2]
 
 
-def parse_objects(raw: Any, field: str) -> list[Bucket]:
-    """The bucket objects of a reply's `field` (`objects` or `updated_buckets`)."""
+def parse_objects(
+    raw: Any, field: str, skip: Callable[[PayloadError], None] | None = None
+) -> list[Bucket]:
+    """The bucket objects of a reply's `field` (`objects` or `updated_buckets`). With
+    `skip`, a bucket object that cannot be read is handed to it and left out, so that it
+    costs no other bucket of the reply; without, it refuses the whole reply."""
     if not isinstance(raw, Mapping):
         raise PayloadError("the reply is not a JSON object")
     items = raw.get(field)
@@ -42,7 +46,15 @@ def parse_objects(raw: Any, field: str) -> list[Bucket]:
         return []
     if not isinstance(items, list):
         raise PayloadError(f"{field} is not a list")
-    return [_bucket(item) for item in items]
+    buckets = []
+    for item in items:
+        try:
+            buckets.append(_bucket(item))
+        except PayloadError as exc:
+            if skip is None:
+                raise
+            skip(exc)
+    return buckets
 
 
 def _bucket(item: Any) -> Bucket:

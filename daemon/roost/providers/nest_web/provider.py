@@ -220,7 +220,7 @@ class NestWebProvider(ProviderCore[Structure | Device, Writes]):
 
     def _parse(self, reply: Any, key: str) -> list[Bucket]:
         try:
-            return parse_objects(reply, key)
+            return parse_objects(reply, key, lambda exc: self._skipped("a bucket", exc))
         except PayloadError as exc:
             raise self._malformed(exc) from None
 

@@ -167,7 +167,12 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
     async def _read_topology(self) -> None:
         home_id = self.settings.home_id
         body = await self.api.read("homesdata", {"home_id": home_id} if home_id else {})
-        homes = [h for h in body.get("homes", []) if isinstance(h, Mapping) and "id" in h]
+        listed = body.get("homes")
+        homes = [
+            h
+            for h in (listed if isinstance(listed, list) else [])
+            if isinstance(h, Mapping) and isinstance(h.get("id"), str)
+        ]
         if home_id is not None:
             homes = [h for h in homes if h["id"] == home_id]
             if not homes:
@@ -213,9 +218,8 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
             await self.api.write("addwebhook", form={"url": url})
 
     def _unknown_ids(self, reading: HomeReading) -> bool:
-        known = {m.get("id") for m in reading.data.get("modules", []) if isinstance(m, Mapping)}
-        modules = reading.status.get("modules", [])
-        return any(isinstance(m, Mapping) and m.get("id") not in known for m in modules)
+        known = _module_ids(reading.data)
+        return bool(_module_ids(reading.status) - known)
 
     async def _timeline(self, home_id: str) -> Timeline:
         timeline = self._timelines.get(home_id)
@@ -338,5 +342,16 @@ class NetatmoProvider(ProviderCore[Structure | Device, Write]):
 
 
 def _has_security(home: Mapping[str, Any]) -> bool:
-    modules = home.get("modules", [])
-    return any(isinstance(m, Mapping) and m.get("type") in SECURITY_MODULES for m in modules)
+    modules = home.get("modules")
+    return isinstance(modules, list) and any(
+        isinstance(m, Mapping) and isinstance(m.get("type"), str) and m["type"] in SECURITY_MODULES
+        for m in modules
+    )
+
+
+def _module_ids(raw: Any) -> set[str]:
+    """The string ids of a home's modules (anything else the normalizer reports)."""
+    modules = raw.get("modules") if isinstance(raw, Mapping) else None
+    if not isinstance(modules, list):
+        return set()
+    return {m["id"] for m in modules if isinstance(m, Mapping) and isinstance(m.get("id"), str)}

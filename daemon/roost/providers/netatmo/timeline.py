@@ -27,6 +27,7 @@ from roost.providers.netatmo.normalize import AlarmStates
 
 MEMORY_KEY = "netatmo.events.{home}"
 REMEMBERED_IDS = 500  # far more than one getevents answer holds
+_LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the last time datetime can hold
 
 SMOKE_STATES = {0: AlarmState.OK, 1: AlarmState.EMERGENCY}
 CO_STATES = {0: AlarmState.OK, 1: AlarmState.WARNING, 2: AlarmState.EMERGENCY}
@@ -63,7 +64,7 @@ def interpret(raw: Mapping[str, Any]) -> AlarmChange | type[DeviceEvent] | None:
     if kind == "outdoor":  # one Presence event with what its clips saw
         clips = raw.get("subevents")
         clips = clips if isinstance(clips, list) else []
-        seen = {s.get("type") for s in clips if isinstance(s, Mapping)}
+        seen = [s.get("type") for s in clips if isinstance(s, Mapping)]
         return Person if "human" in seen else Motion
     return CAMERA_EVENTS.get(kind)
 
@@ -71,7 +72,7 @@ def interpret(raw: Mapping[str, Any]) -> AlarmChange | type[DeviceEvent] | None:
 def _alarm_state(sub_type: Any, states: Mapping[int, AlarmState]) -> AlarmState:
     """The state a smoke or CO event's sub_type reports (a number, or its digits). One
     roost cannot read is an emergency, the cautious side: the alarm spoke (fail open)."""
-    if isinstance(sub_type, str) and sub_type.strip().isdigit():
+    if isinstance(sub_type, str) and sub_type.strip().isascii() and sub_type.strip().isdecimal():
         sub_type = int(sub_type)
     if isinstance(sub_type, int) and not isinstance(sub_type, bool) and sub_type in states:
         return states[sub_type]
@@ -178,7 +179,10 @@ class Timeline:
 
 
 def _time(entry: Mapping[str, Any]) -> float | None:
+    """Unix seconds that datetime can hold (not NaN, not milliseconds by mistake), else None."""
     value = entry.get("time")
     if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not 0 <= value <= _LATEST_TIMESTAMP:  # False for NaN too
         return None
     return float(value)

@@ -46,7 +46,10 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def verify(secret: str, body: bytes, signature: str | None) -> bool:
-    return signature is not None and hmac.compare_digest(sign(secret, body), signature.lower())
+    if signature is None:
+        return False
+    given = signature.lower().encode()  # as bytes: a str beyond ASCII makes compare_digest raise
+    return hmac.compare_digest(sign(secret, body).encode(), given)
 
 
 @dataclass

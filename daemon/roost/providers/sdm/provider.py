@@ -121,7 +121,7 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
         structures = await self._api.list_structures()
         devices = await self._api.list_devices()
         at = devices.server_time or self._clock.now()
-        self._structures = {s.id: s for s in map(normalize.structure, _items(structures.body))}
+        self._structures = self._readable_structures(structures.body)
         records: dict[str, DeviceRecord] = {}
         for resource in _items(devices.body, "devices"):
             try:
@@ -287,8 +287,20 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
         structure_id = normalize.structure_id_of(relation.subject)
         if structure_id is not None and structure_id not in self._structures:
             listed = await self._api.list_structures()
-            self._structures = {s.id: s for s in map(normalize.structure, _items(listed.body))}
+            self._structures = self._readable_structures(listed.body)
         await self._publish_home(sink)
+
+    def _readable_structures(self, body: Any) -> dict[str, Structure]:
+        """The listed structures; one that cannot be read is skipped and counted."""
+        found: dict[str, Structure] = {}
+        for resource in _items(body):
+            try:
+                structure = normalize.structure(resource)
+            except PayloadError as exc:
+                self._skipped("a structure", exc)
+                continue
+            found[structure.id] = structure
+        return found
 
     async def _fetch(self, name: str) -> DeviceRecord | None:
         """The device as SDM has it now; None if it no longer exists."""
