@@ -50,6 +50,9 @@ COMMAND_DEADLINE = timedelta(minutes=5)
 T = TypeVar("T")
 
 
+ALARMS_KEPT = 1000
+
+
 @dataclass
 class Services:
     """What the engine lends to rule runs.
@@ -69,6 +72,14 @@ class Services:
     memory: KeyValues = field(default_factory=InProcessKeyValues)
     locations: Locations = field(default_factory=dict)
     _names: dict[str, str] = field(default_factory=dict, repr=False)
+    # The alarm events some run queued a push for (the latest ALARMS_KEPT): a run for an
+    # alarm that fails makes roost push it itself only if none did (engine/runner).
+    alarms_pushed: dict[str, None] = field(default_factory=dict, repr=False)
+
+    def alarm_pushed(self, event_id: str) -> None:
+        self.alarms_pushed[event_id] = None
+        if len(self.alarms_pushed) > ALARMS_KEPT:
+            del self.alarms_pushed[next(iter(self.alarms_pushed))]
 
     def find_device(self, ref: str) -> model.Device | None:
         """A device by id, or by name (case-insensitive), remembering names it has seen."""
@@ -335,6 +346,8 @@ class RuleHome:
                 account=self.event.account,
             )
         )
+        if alarm:
+            self._services.alarm_pushed(self.event.id)
         detail = ", ".join(tags) + (" (alarm: not rate-limited)" if alarm else "")
         self._step(f"notify {title!r}", "queued", detail.strip())
         return True

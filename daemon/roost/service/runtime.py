@@ -176,7 +176,7 @@ class Runtime:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.persister.run)
-                tg.start_soon(self._alerts.run, self.notifier.submit)
+                tg.start_soon(self._alerts.run, self.notifier.submit, self.engine.reacts_to)
                 tg.start_soon(self.engine.run, self._inbox)
                 if self.engine.monitor is not None:
                     tg.start_soon(self.engine.monitor.run)

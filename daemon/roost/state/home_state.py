@@ -17,7 +17,7 @@ import anyio
 import structlog
 
 from roost.core.bus import Bus
-from roost.core.codec import to_json
+from roost.core.codec import CodecError, entity_from_dict, entity_to_dict, to_json
 from roost.core.events import (
     NO_CONTEXT,
     AccountStatus,
@@ -42,7 +42,16 @@ from roost.core.events import (
 )
 from roost.core.fastinit import copier
 from roost.core.ids import new_id
-from roost.core.model import Change, Device, Home, SmokeCoAlarm, Structure, Thermostat, attributes
+from roost.core.model import (
+    AlarmState,
+    Change,
+    Device,
+    Home,
+    SmokeCoAlarm,
+    Structure,
+    Thermostat,
+    attributes,
+)
 from roost.core.redact import redact_text
 from roost.providers.health import PayloadHealth
 from roost.state.echo import EchoTracker
@@ -98,6 +107,34 @@ def _shape(cls: type[Any]) -> _Shape:
 
 
 _ABSENT_KEPT = 4096  # ids learnt absent, at most (a rule may ask for any name)
+
+
+def _settle(acc: AccountState, home: Home) -> None:
+    """The stored home is saved once a second; a change's identity is stored before its
+    events go out, so after a crash an attribute's last published value can be newer than
+    the stored home. Where the cloud now says something else again (CO cleared, then raised
+    while roost was down), diff from that published value: what the cloud says is news, not
+    the old change. Where the cloud agrees with it, the stored home stays, and that change
+    is re-detected with its identity."""
+    held: dict[str, Any] = {**acc.structures, **acc.devices}
+    fresh: dict[str, Any] = {**home.structures, **home.devices}
+    for key, (_, published) in acc.versions.items():
+        target, _, name = key.rpartition(".")
+        old, new = held.get(target), fresh.get(target)
+        if old is None or new is None or name not in attributes(old):
+            continue
+        if published in (to_json(getattr(old, name)), to_json(getattr(new, name))):
+            continue
+        try:
+            settled = entity_from_dict({**entity_to_dict(old), name: published})
+        except (CodecError, TypeError, ValueError):
+            continue  # not a value of this attribute now: the stored home stays
+        if isinstance(settled, Structure):
+            acc.structures[target] = settled
+        else:
+            acc.devices[target] = settled
+
+
 STALE_DEVICE_EVENT_S = 600.0  # motion, person, sound, chime: older than this means nothing now
 
 
@@ -114,6 +151,7 @@ class AccountState:
     connection: ConnectionState = ConnectionState.CONNECTING
     baseline: bool = False  # a first snapshot has been seen
     resyncing: bool = False  # the next snapshot follows a disconnect: its news is catch-up
+    restored: bool = False  # from the store: the next snapshot settles it (see _settle)
     last_event_at: datetime | None = None
     # "target.attribute" → (how many times it has changed, its value then): a change's
     # identity. It is stored before the change's events go out, so a change re-detected
@@ -240,6 +278,7 @@ class HomeState:
         self._members_changed()
         acc.baseline = True
         acc.resyncing = True
+        acc.restored = True
 
     async def wait_baseline(self, account: str) -> None:
         """Wait until the account's first live full snapshot has arrived."""
@@ -349,9 +388,16 @@ class HomeState:
             if self._keeper is not None:
                 await self._keeper.save_home(account, self.home(account))
             acc.baseline_seen.set()
+            sounding: list[Event] = []
+            for device in home.devices.values():
+                self._sounding(acc, device, at, False, sounding)
+            await self._publish(acc, sounding, at)
             return
         catch_up = acc.resyncing
         acc.resyncing = False
+        if acc.restored:
+            acc.restored = False
+            _settle(acc, home)
         events: list[Event] = []
         self._diff_all(acc, acc.structures, dict(home.structures), at, catch_up, events)
         self._diff_all(acc, acc.devices, dict(home.devices), at, catch_up, events)
@@ -513,6 +559,7 @@ class HomeState:
             old = held.get(key)
             if old is None:
                 out.append(_presence_event(DeviceAdded, acc.account, new, at, context))
+                self._sounding(acc, new, at, catch_up, out)
             elif old is not new and old != new:  # a normalizer keeps unchanged devices
                 self._diff_one(acc, old, new, attributes(new), at, catch_up, out)
         for key, old in held.items():
@@ -521,6 +568,21 @@ class HomeState:
         acc.members = None
         held.clear()
         held.update(fresh)
+
+    def _sounding(
+        self, acc: AccountState, device: Any, at: datetime, catch_up: bool, out: list[Event]
+    ) -> None:
+        """A smoke/CO alarm first seen above ok (in roost's first picture of a home, or a
+        device added) is news, not a baseline: its alarm events, from unknown (fail open)."""
+        if not isinstance(device, SmokeCoAlarm):
+            return
+        changed = [
+            (name, None, value)
+            for name in ("smoke", "co")
+            if (value := getattr(device, name)) is not None and value is not AlarmState.OK
+        ]
+        if changed:
+            self._events(acc, device, _shape(SmokeCoAlarm), changed, at, catch_up, out)
 
     def _diff_one(
         self,

@@ -596,8 +596,9 @@ def _fan_timer_until(f: Fields) -> datetime | None:
 def _smoke_co_alarm(structure_id: str, f: Fields, wheres: dict[str, str]) -> SmokeCoAlarm:
     return SmokeCoAlarm(
         **_common(structure_id, f, wheres),
-        smoke=f.enum("smoke_alarm_state", _ALARM, default="ok"),
-        co=f.enum("co_alarm_state", _ALARM, default="ok"),
+        # Folded: an alarm spelt in another case is still the alarm (fail open).
+        smoke=f.enum("smoke_alarm_state", _ALARM, default="ok", fold=True),
+        co=f.enum("co_alarm_state", _ALARM, default="ok", fold=True),
         battery=f.enum("battery_health", _BATTERY, default="ok"),
     )
 
