@@ -4,36 +4,17 @@ deliveries still in flight count against it, so a backlog in front kept an alarm
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from roost.notify.notifier import Notification, Priority
 from roost.store.interface import StateStore
-from roost.store.sqlite import Store
+from tests.store_kit import store_fixture  # noqa: F401  (the `store` fixture)
 
 pytestmark = pytest.mark.anyio
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgres"], name="store")
-async def store_fixture(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[StateStore]:
-    opened: StateStore
-    if request.param == "sqlite":
-        opened = Store.open(tmp_path)
-    else:
-        from roost.store.postgres import PgStore
-
-        opened = PgStore(request.getfixturevalue("pg_url"))
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
 
 
 async def add(store: StateStore, notification: Notification) -> None:

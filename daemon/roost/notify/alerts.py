@@ -43,19 +43,28 @@ def alert_for(
     if isinstance(event, AttributeChanged):
         return _unreadable_alarm(event)
     if isinstance(event, AccountStatus) and event.state is ConnectionState.AUTH_FAILED:
-        return Notification(
-            key=f"roost:auth:{event.account}:{event.id}",
-            title=f"roost: account {event.account!r} lost its authorization",
-            body=(
-                f"{event.detail}. roost has stopped this account; the others keep running. "
-                "Renew its token and restart roost."
-            ),
-            tags=("urgent", "roost"),
-            priority=Priority.URGENT,
-            created_at=event.at,
-            account=event.account,
+        return _urgent(
+            event,
+            f"roost:auth:{event.account}:{event.id}",
+            f"roost: account {event.account!r} lost its authorization",
+            f"{event.detail}. roost has stopped this account; the others keep running. "
+            "Renew its token and restart roost.",
         )
     return None
+
+
+def _urgent(event: Event, key: str, title: str, body: str, alarm: bool = False) -> Notification:
+    """roost's own urgent push about `event` (`alarm`: never limited, never given up)."""
+    return Notification(
+        key=key,
+        title=title,
+        body=body,
+        tags=("urgent", "roost"),
+        priority=Priority.URGENT,
+        created_at=event.at,
+        alarm=alarm,
+        account=event.account,
+    )
 
 
 def _unhandled_alarm(event: SmokeAlarm | CoAlarm) -> Notification | None:
@@ -75,33 +84,20 @@ def alarm_push(event: Event, why: str, key: str) -> Notification | None:
         return None
     what = _ALARM_ATTRIBUTES[event.name]
     what = what[0].upper() + what[1:]
-    return Notification(
-        key=key,
-        title=f"{what} {event.new} at alarm {event.device!r}",
-        body=f"{what} {event.new}. {why}",
-        tags=("urgent", "roost"),
-        priority=Priority.URGENT,
-        created_at=event.at,
-        alarm=True,
-        account=event.account,
-    )
+    title = f"{what} {event.new} at alarm {event.device!r}"
+    return _urgent(event, key, title, f"{what} {event.new}. {why}", alarm=True)
 
 
 def _unreadable_alarm(event: AttributeChanged) -> Notification | None:
     what = _ALARM_ATTRIBUTES.get(event.attribute)
     if what is None or event.device is None or event.new is not None:
         return None
-    return Notification(
-        key=f"roost:unreadable-alarm:{event.id}",  # the change's identity: once per change
-        title=f"roost cannot read the {what} state of alarm {event.device!r}",
-        body=(
-            f"It was {event.old or 'unknown'}; the vendor now sends a value roost does not "
-            "know. Check the alarm and the house now. Heating and fans stay refused meanwhile."
-        ),
-        tags=("urgent", "roost"),
-        priority=Priority.URGENT,
-        created_at=event.at,
-        account=event.account,
+    return _urgent(
+        event,
+        f"roost:unreadable-alarm:{event.id}",  # the change's identity: once per change
+        f"roost cannot read the {what} state of alarm {event.device!r}",
+        f"It was {event.old or 'unknown'}; the vendor now sends a value roost does not know. "
+        "Check the alarm and the house now. Heating and fans stay refused meanwhile.",
     )
 
 
