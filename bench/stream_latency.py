@@ -170,9 +170,8 @@ async def run_stack(
             runtime = Runtime(s, providers(ready[1], ready[2], unthrottled))
             rule = decisions.rule()
             runtime.engine.load([rule])
-            observer = Observer(runtime.bus)  # as `roost run` has it (service.systemd.serve)
+            Observer(runtime.bus)  # as `roost run` has it (service.systemd.serve): a bus tap
             async with anyio.create_task_group() as tg:
-                tg.start_soon(observer.run)
                 tg.start_soon(runtime.run)
                 with anyio.fail_after(10):
                     while not runtime.state.account(ACCOUNT).baseline:

@@ -7,7 +7,7 @@ roost class); `wait_for` wakes on every report instead of polling.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,14 +27,17 @@ class RecordingSink:
     device_events: list[DeviceEvent] = field(default_factory=list)
     statuses: list[tuple[ConnectionState, str]] = field(default_factory=list)
     health: dict[str, PayloadHealth] = field(default_factory=dict)
+    _pictures: list[Home | Sequence[Change]] = field(default_factory=list)  # both, in order
     _news: anyio.Event = field(default_factory=anyio.Event)
 
     async def snapshot(self, account: str, home: Home, at: datetime) -> None:
         self.snapshots.append(home)
+        self._pictures.append(home)
         self._wake()
 
     async def patch(self, account: str, changes: Sequence[Change], at: datetime) -> None:
         self.patches.append(changes)
+        self._pictures.append(changes)
         self._wake()
 
     async def device_event(self, account: str, event: DeviceEvent) -> None:
@@ -64,7 +67,19 @@ class RecordingSink:
 
     @property
     def latest(self) -> Home:
-        return self.snapshots[-1]
+        """The last snapshot with the patches since applied: the picture a state holds."""
+        last = max(i for i, p in enumerate(self._pictures) if isinstance(p, Home))
+        home = self._pictures[last]
+        assert isinstance(home, Home)
+        devices, structures = dict(home.devices), dict(home.structures)
+        for patch in self._pictures[last + 1 :]:
+            assert not isinstance(patch, Home)
+            for c in patch:
+                if c.target in devices:
+                    devices[c.target] = replace(devices[c.target], **{c.attribute: c.value})
+                else:
+                    structures[c.target] = replace(structures[c.target], **{c.attribute: c.value})
+        return Home(home.account, structures, devices)
 
     def changes(self, target: str, attribute: str) -> list[Any]:
         """Every value a patch gave this attribute, in order."""

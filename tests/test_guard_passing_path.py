@@ -1,4 +1,4 @@
-"""The guards' passing path (one function per action kind, `guards._PASSES`) answers
+"""The guards' passing path (one per setpoint kind, `guards._clearly_passes`) answers
 exactly as the table of guards does: it passes a command only when every guard passes
 it, whatever odd values the house holds, and otherwise leaves the verdict (and its
 reason) to the table. Checked against the table itself (`check` given a copy of

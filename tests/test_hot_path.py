@@ -23,7 +23,7 @@ from roost.core.events import (
     Outcome,
     TemperatureChanged,
 )
-from roost.core.fastinit import fast_init
+from roost.core.fastinit import fast_init, replacer
 from roost.core.redact import REDACTED, Redactor
 
 AT = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -62,6 +62,25 @@ def test_fast_init_builds_what_the_dataclass_init_builds() -> None:
         fast(1, required="r").plain = 2  # type: ignore[attr-defined]
 
 
+def test_a_replacer_copies_as_dataclasses_replace_does() -> None:
+    kinds = _kinds(True)
+    original = kinds(3, "x", required="r", named=2.5)
+    replace = replacer(kinds)
+    for values in ({}, {"plain": 9}, {"default": "y", "named": 1.0}, {"hidden": 8}):
+        copy = replace(original, values)
+        if "hidden" in values:  # not an init field: replace cannot set it, a replacer can
+            assert copy.hidden == values["hidden"]  # type: ignore[attr-defined]
+        else:
+            assert copy == dataclasses.replace(original, **values)
+        assert copy is not original
+        assert type(copy) is kinds
+        assert dataclasses.astuple(original) == (3, "x", [1], 7, 2.5, "r")  # untouched
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            copy.plain = 2  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        replace(original, {"nowhere": 1})
+
+
 def test_fast_init_refuses_a_class_it_would_break() -> None:
     @dataclass
     class Mutable:
@@ -97,8 +116,22 @@ def test_the_positional_makers_build_what_the_classes_build() -> None:
     assert type(made) is CommandOutcome
     assert made == CommandOutcome(**values)
     assert make_context("c", "e", "r", True, 3) == Context("c", "e", "r", True, 3)
+    assert type(make_context("c", "e", "r", True, 3)) is Context
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.reason = "changed"  # type: ignore[misc]
+    assert hash(make_context("c", "e", "r", True, 3)) == hash(Context("c", "e", "r", True, 3))
+
+
+def test_a_command_made_positionally_is_the_command_the_class_builds() -> None:
+    from roost.core.commands import Command, make_command
+
+    args = ("c1", "acct", "t1", SetHeat(21.0), AT, AT, "rule", "e1", "e0", 2, True, None)
+    made = make_command(*args)
+    assert type(made) is Command
+    assert made == Command(*args)
+    assert dataclasses.astuple(made) == dataclasses.astuple(Command(*args))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.target = "t2"  # type: ignore[misc]
 
 
 def test_a_patched_entity_is_a_full_copy_with_the_new_values() -> None:
@@ -111,7 +144,15 @@ def test_a_patched_entity_is_a_full_copy_with_the_new_values() -> None:
     assert after is not before
     assert after == dataclasses.replace(before, ambient_c=19.0)
     assert before.ambient_c == 18.0  # the held one is untouched
+    assert type(after) is Thermostat
+    assert hash(after) == hash(replace_ambient(before, 19.0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        after.ambient_c = 20.0  # type: ignore[misc]
     assert _with_values(before, {"no_such_attribute": 1}) is None
+
+
+def replace_ambient(device: Any, celsius: float) -> Any:
+    return dataclasses.replace(device, ambient_c=celsius)
 
 
 def test_a_cached_redaction_learns_a_new_secret() -> None:

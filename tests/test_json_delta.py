@@ -245,3 +245,17 @@ def _outcome(parse: Any, text: str) -> Any:
         return parse(text)
     except ValueError as exc:
         return type(exc)
+
+
+def test_edits_name_the_changed_members_of_each_changed_leaf() -> None:
+    parser = DeltaParser(leaf_depth=2)
+    first = parser.parse('{"d": {"t1": {"h": 40, "n": "a"}, "t2": {"h": 50}}}')
+    assert parser.edits is None  # parsed whole
+    parser.parse('{"d": {"t1": {"h": 41, "n": "b"}, "t2": {"h": 50}}}')
+    assert parser.edits == {("d", "t1"): (first["d"]["t1"], {"h", "n"})}
+    assert parser.edits[("d", "t1")][0] is first["d"]["t1"]  # the very last value
+    parser.parse('{"d": {"t1": {"h": 41, "n": "b"}, "t2": {"h": 50}}}')
+    assert parser.edits == {}  # the same text: nothing changed
+    parser.parse('{"d": {"t1": {"h": 41, "n": "b"}, "t2": [1]}}')
+    assert parser.edits is not None
+    assert parser.edits[("d", "t2")][1] is None  # the leaf read whole: its keys unknown

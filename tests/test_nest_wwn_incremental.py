@@ -13,6 +13,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from roost.core.model import Change, Home
 from roost.providers.json_delta import DeltaParser
 from roost.providers.nest_wwn.normalize import (
     _THERMOSTAT_READINGS,
@@ -22,6 +23,7 @@ from roost.providers.nest_wwn.normalize import (
     apply_put,
     camera_events,
     normalize,
+    put_edits,
 )
 from roost.providers.readers import Problems
 from roost.simulator import nest_wwn
@@ -173,7 +175,7 @@ def test_any_field_edits_match_a_full_normalize_with_the_same_problems(
     held device by design, where a full normalize leaves it out: not drawn here.)"""
     doc = _thermostat_doc()
     inc = Normalizer("acc")
-    inc(doc, Problems())
+    previous = inc(doc, Problems())
     for device_id, key, value in edits:
         doc = copy.deepcopy(doc)
         raw = doc["devices"]["thermostats"][device_id]
@@ -184,9 +186,19 @@ def test_any_field_edits_match_a_full_normalize_with_the_same_problems(
         got_problems, full_problems = Problems(), Problems()
         got = inc(doc, got_problems)
         assert got == normalize(doc, "acc", full_problems)
+        if inc.readings is not None:  # what changed, as changes: the last home patched
+            assert _patched(previous, inc.readings) == got
+        previous = got
         assert got_problems.read <= full_problems.read
         for target in got_problems.read:
             assert _found(got_problems, target) == _found(full_problems, target)
+
+
+def _patched(home: Home, changes: list[Change]) -> Home:
+    devices = dict(home.devices)
+    for c in changes:
+        devices[c.target] = dataclasses.replace(devices[c.target], **{c.attribute: c.value})  # type: ignore[type-var]
+    return Home(home.account, dict(home.structures), devices)
 
 
 def _found(problems: Problems, target: str) -> list[tuple[str, str, str]]:
@@ -231,3 +243,92 @@ def test_only_its_reading_reads_a_reading_field() -> None:
             read = recorded.keys_read()
             assert read is not None
             assert read.isdisjoint(_THERMOSTAT_READINGS), read & _THERMOSTAT_READINGS.keys()
+
+
+# ---- the parser's edits: the changed keys without comparing the values again --------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["t00", "t01", "t10"]),
+                st.sampled_from([*_THERMOSTAT_READINGS, "hvac_mode", "name", "last_connection"]),
+                _ODD,
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_puts_read_through_the_parsers_edits_match_a_full_normalize(
+    puts: list[list[tuple[str, str, Any]]],
+) -> None:
+    """Whole-document puts as text, a few fields changed in each: read by the `DeltaParser`
+    whose edits name the changed keys, the normalizer gives what a full normalize gives,
+    with the same problems for each device it read again."""
+    doc = _thermostat_doc()
+    parser, inc = DeltaParser(), Normalizer("acc")
+    previous = inc(parser.parse(json.dumps({"path": "/", "data": doc}))["data"], Problems())
+    for changes in puts:
+        doc = copy.deepcopy(doc)
+        for device_id, key, value in changes:
+            doc["devices"]["thermostats"][device_id][key] = value
+        patched = parser.patched
+        payload = parser.parse(json.dumps({"path": "/", "data": doc}))
+        edits = put_edits(payload["path"], parser.edits)
+        assert (edits is not None) == (parser.patched > patched)  # known when read by leaves
+        got_problems, full_problems = Problems(), Problems()
+        got = inc(apply_put(None, "/", payload["data"]), got_problems, edits)
+        assert got == normalize(doc, "acc", full_problems)
+        if inc.readings is not None:
+            assert _patched(previous, inc.readings) == got
+        previous = got
+        for target in got_problems.read:
+            assert _found(got_problems, target) == _found(full_problems, target)
+
+
+def test_edits_are_taken_only_for_the_very_raw_object_held() -> None:
+    """Edits that name another object than the one held (a put the normalizer never saw
+    came between) are not believed: the keys are compared."""
+    doc = _thermostat_doc()
+    inc = Normalizer("acc")
+    inc(doc)
+    doc = copy.deepcopy(doc)
+    doc["devices"]["thermostats"]["t00"]["humidity"] = 61
+    stale = ({"humidity": 61}, {"last_connection"})  # not the raw object held for t00
+    got = inc(doc, Problems(), {("thermostats", "t00"): stale})
+    assert got.devices["t00"].humidity == 61.0  # type: ignore[attr-defined]
+    # The held raw object with the right keys: believed (it names only what changed).
+    held = doc["devices"]["thermostats"]["t00"]
+    doc = copy.deepcopy(doc)
+    doc["devices"]["thermostats"]["t00"]["humidity"] = 62
+    got = inc(doc, Problems(), {("thermostats", "t00"): (held, {"humidity"})})
+    assert got.devices["t00"].humidity == 62.0  # type: ignore[attr-defined]
+
+
+def test_a_device_that_came_or_went_is_more_than_readings() -> None:
+    """Puts as WWN sends them (what did not change is the very same object)."""
+    doc = _thermostat_doc()
+    inc = Normalizer("acc")
+    inc(doc)
+    assert inc.readings is None  # the first picture
+    doc = apply_put(doc, "/devices/thermostats/t00/humidity", 61)
+    inc(doc)
+    assert inc.readings == [Change("t00", "humidity", 61.0)]
+    gone = doc["devices"]["thermostats"]["t01"]
+    doc = apply_put(doc, "/devices/thermostats/t01", None)
+    inc(doc)
+    assert inc.readings is None
+    doc = apply_put(doc, "/devices/thermostats/t01", gone)
+    inc(doc)
+    assert inc.readings is None
+    doc = apply_put(doc, "/structures/s0/away", "away")
+    inc(doc)
+    assert inc.readings is None
+    doc = apply_put(doc, "/devices/thermostats/t00/last_connection", "2030-01-01T00:00:00Z")
+    inc(doc)
+    assert inc.readings == []  # nothing roost reads

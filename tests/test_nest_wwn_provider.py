@@ -31,6 +31,7 @@ from roost.core.events import ConnectionState, Motion, Person
 from roost.core.model import (
     AlarmState,
     Camera,
+    Change,
     Doorbell,
     Home,
     Presence,
@@ -139,6 +140,27 @@ async def test_a_change_becomes_a_new_snapshot() -> None:
         r.sim.home.set_online(LIVING, False)
         await r.sink.wait_for(lambda: not r.sink.latest.devices[LIVING].online)
         assert r.sink.states == [ConnectionState.CONNECTED]  # still the same stream
+
+
+@pytest.mark.anyio
+async def test_a_put_that_changed_only_a_reading_becomes_a_patch() -> None:
+    """The same events as a snapshot would make, without a diff of the whole home; the
+    provider's own picture (what its writes read) has the new reading too."""
+    async with running() as r:
+        await r.sink.wait_for(lambda: bool(r.sink.snapshots))
+        snapshots = len(r.sink.snapshots)
+        r.sim.home.set_ambient(LIVING, 23.5)
+        await r.sink.wait_for(lambda: bool(r.sink.patches))
+        (patch,) = r.sink.patches  # the simulator's thermostat may start heating with it
+        assert Change(LIVING, "ambient_c", 23.5) in patch
+        assert {c.attribute for c in patch} <= {"ambient_c", "hvac"}
+        assert len(r.sink.snapshots) == snapshots
+        assert r.provider.home is not None
+        assert thermostat(r.provider.home).ambient_c == 23.5
+        r.sim.home.set_mode(LIVING, "cool")  # not a reading: the whole picture
+        await r.sink.wait_for(lambda: len(r.sink.snapshots) > snapshots)
+        assert thermostat(r.sink.latest).mode is ThermostatMode.COOL
+        assert thermostat(r.sink.latest).ambient_c == 23.5
 
 
 @pytest.mark.anyio

@@ -14,12 +14,12 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from roost.simulator import sdm
 from roost.simulator.home import SimHome
 from roost.simulator.sink import serve_sink
 from roost.testing.stack import DEMO_HOMES, VENDORS
+from tests.alarm_bed import account_toml
 from tests.faults.harness import RULES, Daemon, fault_bed, wait_for
 
 LIVING, BEDROOM, ALARM = "thermostat-living-room", "thermostat-bedroom", "alarm-hallway"
@@ -89,14 +89,6 @@ async def _metrics(log: str) -> str:
 
 
 # --- the other three vendors, each through a real `roost run` -------------------------------
-
-
-def account_toml(account: Any) -> str:
-    lines = ["[[accounts]]"]
-    for key, value in account.model_dump(exclude_unset=True).items():
-        plain = value.get_secret_value() if isinstance(value, SecretStr) else value
-        lines.append(f"{key} = {json.dumps(plain)}")
-    return "\n".join(lines) + "\n"
 
 
 def roost_config(tmp_path: Path, account: Any, sink_url: str) -> Path:

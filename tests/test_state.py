@@ -137,6 +137,25 @@ async def test_devices_added_and_removed() -> None:
     assert [(type(e), e.device) for e in events] == [(DeviceAdded, "a1"), (DeviceRemoved, "t1")]
 
 
+async def test_an_id_found_missing_is_found_once_a_snapshot_or_restore_brings_it() -> None:
+    """A miss is remembered (a name asked as an id scans no accounts twice), and forgotten
+    when devices come: a new device, a new account's baseline or a restored home."""
+    h = Harness()
+    await h.state.snapshot("acct", home(HOUSE, DEN), AT)
+    for _ in range(2):
+        assert h.state.find("a1") is None
+        assert h.state.device("a1") is None
+    await h.state.snapshot("acct", home(HOUSE, DEN, HALL), AT)
+    assert h.state.device("a1") == HALL
+    assert h.state.find("t9") is None
+    other = Thermostat(id="t9", name="Attic", structure_id="s9")
+    await h.state.snapshot("acct2", Home("acct2", {}, {"t9": other}), AT)
+    assert h.state.find("t9") == ("acct2", other)
+    assert h.state.device("t8") is None
+    h.state.restore(Home("acct3", {}, {"t8": replace(other, id="t8")}), {})
+    assert h.state.device("t8") == replace(other, id="t8")
+
+
 async def test_the_snapshot_after_a_disconnect_is_catch_up() -> None:
     h = Harness()
     await h.state.snapshot("acct", home(HOUSE, DEN), AT)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,27 +14,11 @@ from roost.core.timers import TimerKind, TimerRecord
 from roost.providers.base import TokenSet
 from roost.store.interface import StateStore
 from roost.store.sqlite import JournalEntry, Store
+from tests.store_kit import store_fixture  # noqa: F401  (the `store` fixture)
 
 pytestmark = pytest.mark.anyio
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgres"], name="store")
-async def store_fixture(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[StateStore]:
-    opened: StateStore
-    if request.param == "sqlite":
-        opened = Store.open(tmp_path)
-    else:
-        from roost.store.postgres import PgStore
-
-        opened = PgStore(request.getfixturevalue("pg_url"))
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
 
 
 async def test_tokens_round_trip(store: StateStore) -> None:

@@ -132,7 +132,12 @@ class Dispatcher:
                 log.info("dry run: command not sent", **_fields(command))
             # The outcome, made and offered here: a dry run is most of a dry-run daemon's
             # commands, and `_publish`'s place, keywords and coroutine were a third of it.
-            structure, device = _where(found)
+            if found is None:  # `_where`, inline
+                structure, device = None, None
+            elif isinstance(entity := found[1], Structure):
+                structure, device = entity.id, None
+            else:
+                structure, device = entity.structure_id, entity.id
             event = outcome_at(
                 command, _DRY_RUN_OUTCOME, self._clock.now(), structure, device, _DRY_RUN
             )

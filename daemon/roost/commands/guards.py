@@ -426,7 +426,7 @@ class WriteBudget:
         self._writes.setdefault(device, deque()).append(now)
 
 
-# ---- the passing path, one function per action kind ----------------------------------
+# ---- the passing path, one per setpoint kind ----------------------------------------
 # A setpoint to a thermostat in a quiet house passes every guard, and reading that through
 # the table (a Subject, ten calls, a `try` per guard) was most of a check's cost. Each
 # function below reads what the table's guards read and says True only when every one of
@@ -437,23 +437,6 @@ class WriteBudget:
 
 _HEAT_COOL = ThermostatMode.HEAT_COOL  # read once: a member read through its enum is a lookup
 _OK = AlarmState.OK
-
-
-def _heat_passes(
-    action: SetHeat, t: Structure | Device | None, around: list[Device], lim: Limits, recent: int
-) -> bool:
-    # emergency_heat: a heat setpoint never cools, so it is not read
-    return _setpoint_passes(
-        action.celsius, lim.heat_min_c, lim.heat_max_c, False, t, around, lim, recent
-    )
-
-
-def _cool_passes(
-    action: SetCool, t: Structure | Device | None, around: list[Device], lim: Limits, recent: int
-) -> bool:
-    return _setpoint_passes(
-        action.celsius, lim.cool_min_c, lim.cool_max_c, True, t, around, lim, recent
-    )
 
 
 def _setpoint_passes(
@@ -495,17 +478,25 @@ def _quiet(neighbours: list[Device]) -> bool:
     return True
 
 
-_PASSES: dict[type[Action], Callable[..., bool]] = {SetHeat: _heat_passes, SetCool: _cool_passes}
-
-
 def _clearly_passes(
     action: Action, t: Structure | Device | None, around: list[Device], lim: Limits, recent: int
 ) -> bool:
-    passes = _PASSES.get(type(action))
+    """The passing path of the action's kind (a heat or a cool setpoint; no other has one)."""
+    kind = type(action)
     try:
-        return passes is not None and passes(action, t, around, lim, recent)
+        if kind is SetHeat:  # emergency_heat: a heat setpoint never cools, so it is not read
+            heat = action.celsius  # type: ignore[attr-defined]  # (no `cast` call)
+            return _setpoint_passes(
+                heat, lim.heat_min_c, lim.heat_max_c, False, t, around, lim, recent
+            )
+        if kind is SetCool:
+            cool = action.celsius  # type: ignore[attr-defined]
+            return _setpoint_passes(
+                cool, lim.cool_min_c, lim.cool_max_c, True, t, around, lim, recent
+            )
     except Exception:  # an odd value: the table decides, and says why
         return False
+    return False
 
 
 def check(

@@ -9,12 +9,13 @@ supersedes an older one still waiting (`supersedes`: the last setpoint wins).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from roost.core.fastinit import fast_init
+from roost.core.fastinit import fast_init, positional
 from roost.core.model import Presence, ThermostatMode
 
 
@@ -178,6 +179,15 @@ class Command:
 
     def describe(self) -> str:
         return f"{self.action.describe()} on {self.target}"
+
+
+# `Command(...)` with every field in order, writer included (one per command a rule sends):
+# id, account, target, action, issued_at, deadline, rule, cause, correlation, depth,
+# dry_run, writer.
+_Text = str | None
+make_command: Callable[
+    [str, str, str, Action, datetime, datetime, _Text, _Text, _Text, int, bool, None], Command
+] = positional(Command)
 
 
 class FailureReason(StrEnum):

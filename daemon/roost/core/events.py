@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from roost.core.commands import FailureReason
-from roost.core.fastinit import fast_init
+from roost.core.fastinit import fast_init, positional
 from roost.core.model import AlarmState, HvacActivity, Presence, ThermostatMode
 
 
@@ -313,12 +313,12 @@ def change_maker(cls: type[Changed]) -> ChangeMaker:
     would (`attribute` is dropped by the classes that have no such field).
 
     Keyword arguments are most of an event's construction cost on the hot path; this
-    takes them in a fixed order and sets each slot through its own descriptor.
+    takes them in a fixed order and builds the event in its stand-in (see fastinit).
     """
     names = tuple(f.name for f in dataclasses.fields(cls))
     if names not in (_CHANGE_FIELDS, (*_CHANGE_FIELDS, "attribute")):
         raise TypeError(f"{cls.__name__} has fields {names}, not a change event's")
-    maker: ChangeMaker = _positional(cls, (*_CHANGE_FIELDS, "attribute"))
+    maker: ChangeMaker = positional(cls, (*_CHANGE_FIELDS, "attribute"))
     return maker
 
 
@@ -346,30 +346,11 @@ OutcomeMaker = Callable[
 ]
 
 
-def _positional(cls: type[Any], params: tuple[str, ...] | None = None) -> Callable[..., Any]:
-    """A constructor of `cls` taking every field positionally, in the declared order, that
-    sets each slot through its own descriptor (what `fast_init` does, without keywords).
-    `params`: its parameters, when they are more than the fields (the extra ones unused)."""
-    names = tuple(f.name for f in dataclasses.fields(cls))
-    if hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__} has a __post_init__ a positional maker would skip")
-    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    scope.update({f"_set_{name}": getattr(cls, name).__set__ for name in names})
-    lines = [f"    _set_{name}(made, {name})" for name in names]
-    source = (
-        f"def make({', '.join(params or names)}):\n"
-        "    made = _new(_cls)\n" + "\n".join(lines) + "\n    return made\n"
-    )
-    exec(source, scope)  # generated from the class's own field names
-    made: Callable[..., Any] = scope["make"]
-    return made
-
-
 # `CommandOutcome(...)` with every field in order (one per command outcome, and keyword
 # arguments were half of its cost): id, at, account, structure, device, context, command,
 # action, outcome, rule, reason, guard, latency_s, target, cause, failure, attempt.
-make_outcome: OutcomeMaker = _positional(CommandOutcome)
+make_outcome: OutcomeMaker = positional(CommandOutcome)
 # `Context(causation, correlation, rule, catch_up, depth)`, all five in order.
-make_context: Callable[[str | None, str | None, str | None, bool, int], Context] = _positional(
+make_context: Callable[[str | None, str | None, str | None, bool, int], Context] = positional(
     Context
 )

@@ -12,9 +12,11 @@ as the dataclass declared them; the class stays a frozen dataclass (equality, ha
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 C = TypeVar("C", bound=type[Any])
+T = TypeVar("T")
 
 _NO_DEFAULT = dataclasses.MISSING
 
@@ -75,3 +77,85 @@ def fast_init(cls: C) -> C:
     init.__annotations__ = dict(cls.__init__.__annotations__)
     cls.__init__ = init
     return cls
+
+
+# ---- building in a stand-in -------------------------------------------------------------
+# Cheaper still than the descriptor setters, for the objects made on every rule run (an
+# outcome event, a command, a device's copy): the instance is built in a stand-in class, a
+# subclass of the frozen class with no slots of its own and the plain `__setattr__`, where
+# each field is a plain attribute store; setting its `__class__` to the frozen class then
+# makes it one (the layout is the same). That is half the cost per field, plus one
+# `__class__` store (~0.15 µs): worth it from about five fields.
+
+_STAND_INS: dict[type[Any], type[Any]] = {}
+
+
+def stand_in(cls: type[Any]) -> type[Any]:
+    """The stand-in class to build an instance of the frozen slots class `cls` in."""
+    found = _STAND_INS.get(cls)
+    if found is None:
+        if "__slots__" not in cls.__dict__:
+            raise TypeError(f"{cls.__name__} is not a slots class")
+        namespace = {
+            "__slots__": (),
+            # Both, or the slot keeps the frozen class's raising function for stores.
+            "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__,
+            "__module__": cls.__module__,
+            "__qualname__": f"{cls.__qualname__}.<being built>",
+        }
+        found = _STAND_INS[cls] = type(f"{cls.__name__}Building", (cls,), namespace)
+    return found
+
+
+def positional(cls: type[Any], params: tuple[str, ...] | None = None) -> Callable[..., Any]:
+    """A constructor of the frozen slots dataclass `cls` taking every field positionally,
+    in the declared order, built in its stand-in (what `__init__` builds, without keywords
+    or a setter call per field). `params`: its parameters, when they are more than the
+    fields (the extra ones unused)."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} has a __post_init__ a positional maker would skip")
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_building": stand_in(cls)}
+    lines = [f"    made.{name} = {name}" for name in names]
+    source = (
+        f"def make({', '.join(params or names)}):\n"
+        "    made = _new(_building)\n" + "\n".join(lines) + "\n"
+        "    made.__class__ = _cls\n"
+        "    return made\n"
+    )
+    exec(source, scope)  # generated from the class's own field names
+    made: Callable[..., Any] = scope["make"]
+    return made
+
+
+def copier(cls: type[Any], names: tuple[str, ...]) -> Callable[[Any, dict[str, Any]], Any]:
+    """`copy(instance, values)`: a copy of an instance of the frozen slots class `cls`
+    (whose fields are `names`) with `values` (field → value) in place of its own; the
+    caller checks the names first (an unknown one raises AttributeError)."""
+    scope: dict[str, Any] = {
+        "_new": object.__new__,
+        "_cls": cls,
+        "_building": stand_in(cls),
+        "_setattr": setattr,
+    }
+    lines = [f"    made.{name} = entity.{name}" for name in names]
+    source = (
+        "def copy(entity, values):\n"
+        "    made = _new(_building)\n" + "\n".join(lines) + "\n"
+        "    for name, value in values.items():\n"
+        "        _setattr(made, name, value)\n"
+        "    made.__class__ = _cls\n"
+        "    return made\n"
+    )
+    exec(source, scope)  # generated from the class's own field names
+    copy: Callable[[Any, dict[str, Any]], Any] = scope["copy"]
+    return copy
+
+
+def replacer(cls: type[T]) -> Callable[[T, dict[str, Any]], T]:
+    """`dataclasses.replace` for the frozen slots dataclass `cls`, cheaper: its `copier`
+    over all its fields (no `__init__`, no keyword arguments). The changed names must be
+    fields of `cls`."""
+    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    return copier(cls, names)

@@ -173,3 +173,6 @@ class Change:
     target: str
     attribute: str
     value: Any
+
+
+fast_init(Change)  # one per reading a stream patches, on the hot path

@@ -19,7 +19,7 @@ from anyio.abc import TaskGroup
 
 from roost.core.clock import Clock
 from roost.core.codec import event_to_json
-from roost.core.events import Event
+from roost.core.events import CoAlarm, Event, SmokeAlarm
 from roost.core.redact import redact_text
 from roost.core.timers import TimerKind, TimerRecord, Timers
 from roost.engine.rule_home import RuleHome, Services
@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 # Read once: an enum member read through its class is a metaclass lookup (~0.1 µs), and
 # these are read on every run.
 _RUNNING = Result.RUNNING
+_ALARM_EVENTS = (SmokeAlarm, CoAlarm)  # what `is_alarm` takes (a level change of either)
 
 
 @dataclass
@@ -142,7 +143,7 @@ class Admission:
                 stats.loop_cuts += 1
                 log.warning("rule loop cut", rule=r.name, reason=cut, rules=list(trace.chain))
                 return self._skip(trace, f"loop cut: {cut}")
-        if is_alarm(event):
+        if isinstance(event, _ALARM_EVENTS) and is_alarm(event):  # no call for the rest
             return self._start_alarm(r, event, trace, state)
         if r.debounce_s and not debounced:
             self._debounce(r, event, label, trace, state, now)

@@ -127,6 +127,15 @@ class Engine(Matching, Admission, Runner):
             for r in self.rules.values():
                 self._arm_schedules(r)
 
+    def reacts_to(self, event: Event) -> bool:
+        """Some loaded rule has a trigger this event fires (roost pushes an alarm no rule
+        reacts to itself: notify/alerts)."""
+        return any(
+            isinstance(event, trigger.event) and trigger.matches(event)
+            for r in self.rules.values()
+            for _, trigger in r.event_triggers()
+        )
+
     def _forget(self, name: str) -> None:
         self.timers.cancel_all(t.id for t in self.timers.of_rule(name))
         state = self._states.pop(name, None)

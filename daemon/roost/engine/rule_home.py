@@ -15,7 +15,7 @@ import anyio.to_thread
 
 from roost.core import model
 from roost.core.clock import Clock, SystemClock
-from roost.core.commands import Action, Command, SetPresence
+from roost.core.commands import Action, Command, SetPresence, make_command
 from roost.core.durations import parse_duration
 from roost.core.events import CommandOutcome, Event
 from roost.core.ids import new_id
@@ -50,6 +50,9 @@ COMMAND_DEADLINE = timedelta(minutes=5)
 T = TypeVar("T")
 
 
+ALARMS_KEPT = 1000
+
+
 @dataclass
 class Services:
     """What the engine lends to rule runs.
@@ -69,6 +72,14 @@ class Services:
     memory: KeyValues = field(default_factory=InProcessKeyValues)
     locations: Locations = field(default_factory=dict)
     _names: dict[str, str] = field(default_factory=dict, repr=False)
+    # The alarm events some run queued a push for (the latest ALARMS_KEPT): a run for an
+    # alarm that fails makes roost push it itself only if none did (engine/runner).
+    alarms_pushed: dict[str, None] = field(default_factory=dict, repr=False)
+
+    def alarm_pushed(self, event_id: str) -> None:
+        self.alarms_pushed[event_id] = None
+        if len(self.alarms_pushed) > ALARMS_KEPT:
+            del self.alarms_pushed[next(iter(self.alarms_pushed))]
 
     def find_device(self, ref: str) -> model.Device | None:
         """A device by id, or by name (case-insensitive), remembering names it has seen."""
@@ -140,6 +151,9 @@ def _matches(
 
 class RuleHome:
     """The `home` argument of a rule run."""
+
+    # One per rule run (and per condition checked): slots, not a dict per instance.
+    __slots__ = ("_dry_run", "_run", "_runner", "_services", "_trace", "event", "rule")
 
     def __init__(
         self,
@@ -239,8 +253,11 @@ class RuleHome:
 
     def find_device(self, ref: str | None = None) -> Device | None:
         """Like `device`, but None when there is no such device."""
-        ref = ref if ref is not None else self.event.device
-        d = self._services.find_device(ref) if ref is not None else None
+        if ref is None:  # the event's device: an id, never a name
+            ref = self.event.device
+            d = self._services.state.device(ref) if ref is not None else None
+        else:
+            d = self._services.find_device(ref)
         return handle(self, d) if d is not None else None
 
     def structure(self, ref: str | None = None) -> Structure | None:
@@ -270,7 +287,7 @@ class RuleHome:
             now = services.clock.now()
             found = services.state.find(target)
             ctx = event.context
-            command = Command(  # positionally: the fields in their declared order
+            command = make_command(  # the fields in their declared order
                 new_id("c"),
                 found[0] if found else event.account,
                 target,
@@ -282,6 +299,7 @@ class RuleHome:
                 ctx.correlation or event.id,
                 ctx.depth,
                 self._dry_run,
+                None,
             )
             outcome = await services.submit(command)
             if self._trace is not None:
@@ -328,6 +346,8 @@ class RuleHome:
                 account=self.event.account,
             )
         )
+        if alarm:
+            self._services.alarm_pushed(self.event.id)
         detail = ", ".join(tags) + (" (alarm: not rate-limited)" if alarm else "")
         self._step(f"notify {title!r}", "queued", detail.strip())
         return True

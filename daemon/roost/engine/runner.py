@@ -36,11 +36,13 @@ from roost.engine.isolation import (
 )
 from roost.engine.rule_home import RuleHome, Services
 from roost.engine.traces import Result, Trace
+from roost.notify.alerts import alarm_push
 from roost.rules.author import Rule
 
 if TYPE_CHECKING:
     from roost.engine.admission import RuleState, RuleStats
 
+ALARM_PUSH_GRACE_S = 1.0  # see Runner._alarm_unsent
 log = structlog.get_logger(__name__)
 
 _RAN = Result.RAN  # read once: an enum member read through its class is a metaclass lookup
@@ -175,7 +177,9 @@ class Runner:
         """Run the first stretch inline. None when the run is over; else what carries it
         on, to be driven by the calling task (its cancel scope is entered there).
         `home`: the one its condition was checked with, which the body goes on with."""
-        run.start(r.timeout_s if r.timeout_s is not None else self.timeout_s)
+        # `run.start`, inline
+        run.timeout_s = r.timeout_s if r.timeout_s is not None else self.timeout_s
+        run.started = self.clock.monotonic()
         if home is None:
             home = RuleHome(self.services, r.name, event, r.dry_run, run.trace, self, run)
         else:
@@ -196,8 +200,9 @@ class Runner:
             return self._carry_on(r, event, run, state, body, waits_for)
         if run.restarted:
             self._ended(r, event, run, None)
-        else:  # `_ended`'s common case, inline: it ran
-            run.trace.end(_RAN, "", self.clock.now())
+        else:  # `_ended`'s common case, and `trace.end`, inline: it ran
+            trace = run.trace
+            trace.result, trace.reason, trace.finished_at = _RAN, "", self.clock.now()
         self._release(r, run, state)
         return None
 
@@ -271,6 +276,30 @@ class Runner:
             )
             message = redact_text(f"{type(error).__name__}: {error}")
             trace.end(Result.FAILED, message, self.clock.now())
+        if error is not None:
+            self._alarm_unsent(r, event, trace)
+
+    def _alarm_unsent(self, r: Rule, event: Event, trace: Trace) -> None:
+        """A run for a smoke/CO alarm failed and no run queued a push for it: roost sends
+        one itself (alarm notifications fail open). One per alarm, however many rules fail."""
+        if self._tg is None or event.id in self.services.alarms_pushed:
+            return
+        why = (
+            f"Your rule {r.name!r} that reacts to it failed before it sent its push "
+            f"({trace.result}: see roost's log), so roost sends this itself."
+        )
+        push = alarm_push(event, why, f"roost:failed-alarm-rule:{event.id}")
+        if push is None:
+            return
+        services = self.services
+
+        async def send() -> None:
+            # The event's other runs get a moment: one of them may push it yet.
+            await services.clock.sleep(ALARM_PUSH_GRACE_S)
+            if event.id not in services.alarms_pushed:
+                await services.notify(push)
+
+        self._tg.start_soon(send, name="alarm push of a failed rule")
 
     def _release(self, r: Rule, run: Run, state: RuleState) -> None:
         """The run is over: the next queued one (queued mode) starts."""

@@ -1,42 +1,133 @@
 """Alerts about roost itself that a person must hear, sent like any urgent notification:
-an account that lost its authorization stops, and someone has to act."""
+an account that lost its authorization stops, and someone has to act; a smoke/CO alarm
+reports a state roost cannot read (an unknown value, a wrong type), so no rule's alarm
+trigger can fire on it; a smoke/CO alarm no loaded rule reacts to (the alarm rules' file
+broken at start, deleted, never written). Alarm notifications fail open.
+
+`Alerts` taps the bus (`Bus.tap`): every event is looked at as it is published, and only an
+event that may need an alert wakes the task that decides and sends it. Its queue has no
+bound: such events are rare (an account that fails, a smoke/CO change) and an alert fails
+open, it is never dropped or held back.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import math
+from collections.abc import Awaitable, Callable
 
-from anyio.streams.memory import MemoryObjectReceiveStream
+import anyio
 
-from roost.core.bus import take_waiting
-from roost.core.events import AccountStatus, ConnectionState, Event
+from roost.core.bus import Batch, Bus
+from roost.core.events import (
+    AccountStatus,
+    AttributeChanged,
+    CoAlarm,
+    ConnectionState,
+    Event,
+    SmokeAlarm,
+)
+from roost.core.model import AlarmState
+from roost.notify.alarms import is_alarm
 from roost.notify.notifier import Notification, Priority
 
+_ALARM_ATTRIBUTES = {"smoke": "smoke", "co": "CO"}
 
-def alert_for(event: Event) -> Notification | None:
+
+def alert_for(
+    event: Event, reacted: Callable[[Event], bool] = lambda event: True
+) -> Notification | None:
+    """roost's own urgent push for `event`, if it needs one; `reacted` says whether a
+    loaded rule reacts to an event."""
+    if isinstance(event, SmokeAlarm | CoAlarm):
+        return None if reacted(event) else _unhandled_alarm(event)
+    if isinstance(event, AttributeChanged):
+        return _unreadable_alarm(event)
     if isinstance(event, AccountStatus) and event.state is ConnectionState.AUTH_FAILED:
-        return Notification(
-            key=f"roost:auth:{event.account}:{event.id}",
-            title=f"roost: account {event.account!r} lost its authorization",
-            body=(
-                f"{event.detail}. roost has stopped this account; the others keep running. "
-                "Renew its token and restart roost."
-            ),
-            tags=("urgent", "roost"),
-            priority=Priority.URGENT,
-            created_at=event.at,
-            account=event.account,
+        return _urgent(
+            event,
+            f"roost:auth:{event.account}:{event.id}",
+            f"roost: account {event.account!r} lost its authorization",
+            f"{event.detail}. roost has stopped this account; the others keep running. "
+            "Renew its token and restart roost.",
         )
     return None
 
 
-async def watch(
-    inbox: MemoryObjectReceiveStream[Sequence[Event]],
-    notify: Callable[[Notification], Awaitable[None]],
-) -> None:
-    async with inbox:
-        async for first in inbox:
-            for batch in (first, *take_waiting(inbox)):
-                for event in batch:
-                    alert = alert_for(event)
-                    if alert is not None:
-                        await notify(alert)
+def _urgent(event: Event, key: str, title: str, body: str, alarm: bool = False) -> Notification:
+    """roost's own urgent push about `event` (`alarm`: never limited, never given up)."""
+    return Notification(
+        key=key,
+        title=title,
+        body=body,
+        tags=("urgent", "roost"),
+        priority=Priority.URGENT,
+        created_at=event.at,
+        alarm=alarm,
+        account=event.account,
+    )
+
+
+def _unhandled_alarm(event: SmokeAlarm | CoAlarm) -> Notification | None:
+    why = (
+        "No rule of yours reacts to this alarm (is your alarm rule file broken or gone? "
+        "see roost's log), so roost sends this itself."
+    )
+    return alarm_push(event, why, f"roost:unhandled-alarm:{event.id}")
+
+
+def alarm_push(event: Event, why: str, key: str) -> Notification | None:
+    """roost's own push for a smoke/CO alarm above ok (None for anything else): sent when
+    no rule's push for it will come."""
+    if not isinstance(event, SmokeAlarm | CoAlarm) or not is_alarm(event):
+        return None
+    if event.new is AlarmState.OK:
+        return None
+    what = _ALARM_ATTRIBUTES[event.name]
+    what = what[0].upper() + what[1:]
+    title = f"{what} {event.new} at alarm {event.device!r}"
+    return _urgent(event, key, title, f"{what} {event.new}. {why}", alarm=True)
+
+
+def _unreadable_alarm(event: AttributeChanged) -> Notification | None:
+    what = _ALARM_ATTRIBUTES.get(event.attribute)
+    if what is None or event.device is None or event.new is not None:
+        return None
+    return _urgent(
+        event,
+        f"roost:unreadable-alarm:{event.id}",  # the change's identity: once per change
+        f"roost cannot read the {what} state of alarm {event.device!r}",
+        f"It was {event.old or 'unknown'}; the vendor now sends a value roost does not know. "
+        "Check the alarm and the house now. Heating and fans stay refused meanwhile.",
+    )
+
+
+def _may_alert(event: Event) -> bool:
+    """Cheap: could `alert_for` make an alert of this event (read as it is published)."""
+    if isinstance(event, AttributeChanged):
+        return event.attribute in _ALARM_ATTRIBUTES
+    return isinstance(event, SmokeAlarm | CoAlarm | AccountStatus)
+
+
+class Alerts:
+    """The alerts the bus carries, from the moment this is made, handed to `notify` by `run`
+    in the order they were published."""
+
+    def __init__(self, bus: Bus) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[Event](math.inf)
+        bus.tap("alerts", self.see)
+
+    def see(self, batch: Batch) -> None:
+        for event in batch:
+            if _may_alert(event):
+                self._send.send_nowait(event)
+
+    async def run(
+        self,
+        notify: Callable[[Notification], Awaitable[None]],
+        reacted: Callable[[Event], bool] = lambda event: True,
+    ) -> None:
+        """Send each alert; `reacted` says whether a loaded rule reacts to an event."""
+        async for event in self._receive:
+            alert = alert_for(event, reacted)
+            if alert is not None:
+                await notify(alert)

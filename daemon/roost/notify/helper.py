@@ -10,7 +10,8 @@ modules that serve the targets' schemes (found by reading the plugins' `protocol
 through apprise's own `load_modules(path, name)`, and everything if that misses a scheme.
 
 stdin, one JSON object a line: `{"id": n, "url": …, "title": …, "body": …, "type": …}`
-sends one notification (`type` is apprise's notify type: info, warning, failure);
+sends one notification (`type` is apprise's notify type: info, warning, failure), and with
+`"alarm": true` on a thread of its own (see `send_alarm`);
 `{"id": n, "check": url}` only asks whether apprise accepts the URL.
 stdout: `{"ready": true}` once apprise and its plugins are loaded, then `{"id": n, "ok": b}`
 for each request, in the order they finish. The helper ends when stdin closes (it ignores
@@ -75,6 +76,32 @@ def prepare(allowed: list[str], needed: list[str]) -> Any:
     return apprise
 
 
+# Threads for alarm pushes only: apprise sends everything through one small shared pool
+# (cpu count + 4 workers), where a backlog for a target that hangs holds an alarm queued
+# behind it for many seconds. An alarm never shares that pool.
+ALARM_THREADS = anyio.CapacityLimiter(32)
+
+
+async def send_alarm(apprise: Any, request: dict[str, Any]) -> bool:
+    """One alarm push, sent by the target's plugin on a thread of the alarms' own."""
+    plugin = apprise.Apprise.instantiate(
+        str(request["url"]), asset=apprise.AppriseAsset(app_id=APP_ID)
+    )
+    if plugin is None:
+        return False
+
+    def send() -> bool:
+        return bool(
+            plugin.notify(
+                body=str(request["body"]),
+                title=str(request["title"]),
+                notify_type=apprise.NotifyType(request["type"]),
+            )
+        )
+
+    return await anyio.to_thread.run_sync(send, limiter=ALARM_THREADS, abandon_on_cancel=True)
+
+
 class Helper:
     def __init__(self, allowed: list[str], needed: list[str]) -> None:
         self._apprise = prepare(allowed, needed)
@@ -99,6 +126,8 @@ class Helper:
         sender = self._apprise.Apprise(asset=self._apprise.AppriseAsset(app_id=APP_ID))
         if "check" in request:
             return bool(sender.add(str(request["check"])))
+        if request.get("alarm"):
+            return await send_alarm(self._apprise, request)
         if not sender.add(str(request["url"])):
             return False
         result = await sender.async_notify(

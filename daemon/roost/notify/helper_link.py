@@ -5,14 +5,16 @@ stays small (apprise loaded in the daemon is ~25 MiB of its idle RSS).
 The outbox stays the one record of what was sent: a delivery counts once the helper
 confirms it, so a helper killed mid-delivery costs a retry with the same dedupe key, never
 a notification. A helper that dies is started again with back-off. Alarms fail open: when
-the helper is down (between restarts, or did not come up within `START_WAIT_S`), or dies
-while an alarm is on its way, the alarm goes out through apprise in the daemon itself.
+the helper is down (between restarts, or did not come up within `START_WAIT_S`), dies
+while an alarm is on its way, or does not answer it within `ALARM_REPLY_S`, the alarm goes
+out through apprise in the daemon itself.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import sys
 from collections.abc import Sequence
 from contextlib import suppress
@@ -38,6 +40,10 @@ HEALTHY_S = 60.0  # a helper up this long starts its back-off afresh when it die
 # loading apprise here would take); only a helper that does not come up is failed over.
 START_WAIT_S = 5.0
 MAX_LINE = 64 * 1024
+# An alarm the helper took but has not answered within this long (it may be hung: stopped,
+# swapped out, a plugin deadlocked) goes out from the daemon as well. A helper that is just
+# slow makes a duplicate with the same dedupe key; a hung one would hold the alarm forever.
+ALARM_REPLY_S = 3.0
 
 
 class HelperGone(Exception):
@@ -73,8 +79,12 @@ class NotifyHelper:
 
     async def send(self, target: Target, notification: Notification) -> bool:
         """Deliver through the helper; an alarm the helper cannot take goes out from here."""
+        alarm = notification.must_go_out
         try:
-            return await self._ask(request_for(target, notification))
+            return await self._ask(
+                {**request_for(target, notification), "alarm": alarm},
+                reply_within_s=ALARM_REPLY_S if alarm else math.inf,
+            )
         except HelperGone:
             if not notification.must_go_out:
                 return False  # stays pending in the outbox; retried once the helper is back
@@ -88,7 +98,7 @@ class NotifyHelper:
             self._in_process_ready = True
         return await _send(target, notification)
 
-    async def _ask(self, request: dict[str, Any]) -> bool:
+    async def _ask(self, request: dict[str, Any], reply_within_s: float = math.inf) -> bool:
         if self._stdin is None and self._starting:
             with anyio.move_on_after(START_WAIT_S):
                 await self._settled.wait()
@@ -104,7 +114,11 @@ class NotifyHelper:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             self._pending.pop(number, None)
             raise HelperGone from None
-        await reply.done.wait()
+        with anyio.move_on_after(reply_within_s):
+            await reply.done.wait()
+        if not reply.done.is_set():  # alive but not answering: hung, as far as we can tell
+            self._pending.pop(number, None)
+            raise HelperGone
         if reply.gone:
             raise HelperGone
         return reply.ok

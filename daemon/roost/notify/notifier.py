@@ -2,9 +2,10 @@
 
 A notification is committed to the outbox (SQLite) before anything is sent, then delivered
 at least once to every target it is routed to, retried with back-off for hours, and marked
-dead after `retry_for_s` (logged, visible in `roost outbox`). Each notification has a
-stable dedupe key; HTTP targets receive it as the `X-Roost-Dedupe-Key` header (in ASCII:
-other characters as `\\uXXXX`) so a receiver can drop the rare duplicate (a crash between
+dead after `retry_for_s` (logged, visible in `roost outbox`); an alarm is retried every
+`ALARM_RETRY_MAX_S` at most, and never marked dead. Each notification has a stable dedupe
+key; HTTP targets receive it as the `X-Roost-Dedupe-Key` header (in ASCII: other
+characters as `\\uXXXX`) so a receiver can drop the rare duplicate (a crash between
 delivery and recording it).
 
 Routing: a target with no tags receives every notification; a tagged target receives the
@@ -32,6 +33,7 @@ from roost.core.events import Delivery, NotificationOutcome
 from roost.core.ids import new_id
 from roost.core.redact import redact_text
 from roost.host.faults import fault_point
+from roost.notify.helper import send_alarm
 from roost.notify.priorities import with_priority
 from roost.store.interface import StateStore
 from roost.store.sqlite import OutboxEntry
@@ -40,6 +42,9 @@ log = structlog.get_logger(__name__)
 
 POLL_S = 5.0  # also picks up `roost outbox retry` made from another process
 DELIVERY_LIMIT_S = 15.0  # one attempt at every target, even while stopping
+# An alarm is never given up, and retried at least this often: when its target is back,
+# it goes out within seconds, not after an ordinary push's back-off of minutes.
+ALARM_RETRY_MAX_S = 10.0
 _KEY_HEADER_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
 
 
@@ -175,6 +180,8 @@ async def _send(target: Target, notification: Notification) -> bool:
     import apprise
 
     request = request_for(target, notification)
+    if notification.must_go_out:
+        return await send_alarm(apprise, request)
     sender = apprise.Apprise(asset=apprise.AppriseAsset(app_id="roost"))
     if not sender.add(request["url"]):
         return False
@@ -288,12 +295,15 @@ class Notifier:
             await self._finish(entry, "delivered", attempts, delivered, now)
             await self._outcome(notification, Delivery.DELIVERED, len(routed))
             return
-        if (now - entry.created_at).total_seconds() >= self._retry_for_s:
+        if (
+            not notification.must_go_out
+            and (now - entry.created_at).total_seconds() >= self._retry_for_s
+        ):
             await self._finish(entry, "dead", attempts, delivered, now, "gave up")
             log.error("notification given up", title=notification.title, targets=len(missing))
             await self._outcome(notification, Delivery.DEAD, len(missing), "gave up")
             return
-        delay = self._backoff(attempts)
+        delay = self._backoff(attempts, ALARM_RETRY_MAX_S if notification.must_go_out else None)
         await self._store.outbox_update(
             entry.key,
             state="pending",
@@ -323,8 +333,9 @@ class Notifier:
             finished_at=now,
         )
 
-    def _backoff(self, attempts: int) -> float:
-        cap = min(self._retry_max_s, self._retry_initial_s * 2 ** (attempts - 1))
+    def _backoff(self, attempts: int, most_s: float | None = None) -> float:
+        most_s = self._retry_max_s if most_s is None else min(most_s, self._retry_max_s)
+        cap = min(most_s, self._retry_initial_s * 2 ** min(attempts - 1, 60))
         return random.uniform(cap / 2, cap)
 
     async def _try(self, target: Target, notification: Notification) -> bool:

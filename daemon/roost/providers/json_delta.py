@@ -11,7 +11,8 @@ else is shared, so an unchanged device's dict is the very same object). Anything
 malformed text) is parsed whole by `parse_json`, with its caps and errors.
 
 The result always equals `parse_json(text)`; it shares parts with earlier results, so it
-must not be changed.
+must not be changed. `edits` says what a parse by changed leaves changed, for a reader that
+would otherwise compare the values again (the WWN normalizer's changed fields).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ _scan_once: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder().sc
 _scanstring: Final[Callable[[str, int, bool], tuple[str, int]]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
 Path = tuple[str, ...]
+# By the path of a changed leaf: (its last value, the keys of its members whose text
+# changed, or None if the leaf was read whole). A member not named kept its very value.
+Edits = dict[Path, tuple[Any, set[str] | None]]
 
 
 class _Unindexed(Exception):
@@ -60,10 +64,12 @@ class DeltaParser:
         self._inner: dict[int, _Members | None] = {}  # by leaf, built when first needed
         self.patched = 0  # texts parsed by their changed leaves only
         self.whole = 0  # texts parsed whole
+        self.edits: Edits | None = None  # of the last parse; None if it was parsed whole
 
     def parse(self, text: str) -> Any:
         """`parse_json(text)`, parsing only the leaves that changed since the last text."""
         check_bytes(text)
+        self.edits = None
         if self._text is not None:
             try:
                 value = self._patch(text)
@@ -146,6 +152,7 @@ class DeltaParser:
         old = self._text
         assert old is not None
         if text == old:
+            self.edits = {}
             return self._value
         starts, ends = self._starts, self._ends
         changes: list[_Change] = []
@@ -186,10 +193,24 @@ class DeltaParser:
             changes.append(_Change(leaf, member, path, value, start, end))
             old_at, new_at = old_end, end
         check_containers(opened)
+        edits = self._edits(changes)
         value = self._rebuilt(changes)
         self._reindex(changes)
+        self.edits = edits
         self._text, self._value, self._containers = text, value, opened
         return value
+
+    def _edits(self, changes: list[_Change]) -> Edits:
+        edits: Edits = {}
+        for change in changes:
+            path = self._paths[change.leaf]
+            edit = edits.get(path)
+            if edit is None:
+                members: set[str] | None = set() if change.member >= 0 else None
+                edit = edits[path] = (self._leaf(change.leaf), members)
+            if edit[1] is not None:
+                edit[1].add(change.path[-1])
+        return edits
 
     def _member(self, leaf: int, old: str, old_at: int) -> tuple[_Members | None, int]:
         """The members of object leaf `leaf` and the one whose value spans `old_at` (its

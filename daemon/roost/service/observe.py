@@ -1,29 +1,30 @@
 """What the service sees on the bus: commands in flight, counters, per-account news.
 
-One subscriber, in memory and cheap, that everything "about" the daemon reads from: the
+One reader, in memory and cheap, that everything "about" the daemon reads from: the
 SIGTERM drain (which commands are still open), `roost status`, the STATUS= line and the
-Prometheus endpoint. It subscribes with back-pressure (it must see every command's
-outcome to know when the drain is done); each batch costs it a few dict operations.
+Prometheus endpoint. It taps the bus (`Bus.tap`): it sees every batch as it is published,
+in order (it must see every command's outcome to know when the drain is done), for a few
+dict operations per event and no task woken per batch (a woken reader was ~5 % of the
+daemon's CPU at 1,000 changes/s).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import Counter
 from datetime import UTC, datetime
 
 import anyio
 import anyio.lowlevel
 import structlog
-from anyio.streams.memory import MemoryObjectReceiveStream
 
-from roost.core.bus import Batch, Bus, take_waiting
+from roost.core.bus import Batch, Bus
 from roost.core.commands import FailureReason
 from roost.core.events import (
     AccountStatus,
     CommandOutcome,
     ConnectionState,
-    Event,
     NotificationOutcome,
     Outcome,
 )
@@ -45,41 +46,35 @@ class AccountNews:
 
 class Observer:
     def __init__(self, bus: Bus) -> None:
-        self._inbox: MemoryObjectReceiveStream[Batch] = bus.subscribe("observer", buffer=4096)
         self.open: dict[str, CommandOutcome] = {}  # command id → its latest outcome
         self.events: Counter[str] = Counter()  # by event name
         self.commands: Counter[str] = Counter()  # by final (or SENT/QUEUED) outcome
         self.notifications: Counter[str] = Counter()  # by delivery
         self.accounts: dict[str, AccountNews] = {}
         self.started = datetime.now(UTC)
-        self.last_event_at: datetime | None = None
         self._idle = anyio.Event()
         self._idle.set()
+        bus.tap("observer", self.see_batch)
 
-    async def run(self) -> None:
-        async with self._inbox:
-            async for first in self._inbox:
-                now = datetime.now(UTC)  # when these batches were received: one clock read
-                for batch in (first, *take_waiting(self._inbox)):
-                    for event in batch:
-                        self.see(event, now)
-
-    def see(self, event: Event, now: datetime) -> None:
-        self.events[event.name] += 1
-        if isinstance(event, CommandOutcome):
-            self._command(event)
-        elif isinstance(event, NotificationOutcome):
-            self.notifications[str(event.delivery)] += 1
-        elif isinstance(event, AccountStatus):
-            news = self.accounts.setdefault(event.account, AccountNews())
-            if event.state is ConnectionState.CONNECTED and news.state is not event.state:
-                news.connects += 1
-            news.state, news.detail, news.since = event.state, event.detail, event.at
-        elif event.account:
-            self.last_event_at = now
-            if not event.context.catch_up:
+    def see_batch(self, batch: Batch) -> None:
+        now = 0.0  # when the batch was published: the clock read once, and only if needed
+        for event in batch:
+            self.events[event.name] += 1
+            if isinstance(event, CommandOutcome):
+                self._command(event)
+            elif isinstance(event, NotificationOutcome):
+                self.notifications[str(event.delivery)] += 1
+            elif isinstance(event, AccountStatus):
                 news = self.accounts.setdefault(event.account, AccountNews())
-                news.lag_s = max(0.0, (now - event.at).total_seconds())
+                if event.state is ConnectionState.CONNECTED and news.state is not event.state:
+                    news.connects += 1
+                news.state, news.detail, news.since = event.state, event.detail, event.at
+            elif event.account and not event.context.catch_up:
+                now = now or time.time()
+                news = self.accounts.get(event.account) or self.accounts.setdefault(
+                    event.account, AccountNews()
+                )
+                news.lag_s = max(0.0, now - event.at.timestamp())
 
     def _command(self, event: CommandOutcome) -> None:
         self.commands[str(event.outcome)] += 1

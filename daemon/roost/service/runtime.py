@@ -104,10 +104,10 @@ class Runtime:
             retry_for_s=settings.notify.retry_for_s,
             send=self.notify_helper.send,
         )
-        # As deep as the other consumers': an engine flood publishes hundreds of outcome
-        # batches between two turns of this (quick) reader, and a full inbox held every
-        # publisher, the stream's included (6,000 times in 10 s at 500 changes/s).
-        self._alerts = self.bus.subscribe("alerts", buffer=4096)
+        # A tap, not a subscriber: an engine flood publishes hundreds of outcome batches
+        # between two turns of a reader, and a full inbox held every publisher, the
+        # stream's included (6,000 times in 10 s at 500 changes/s).
+        self._alerts = alerts.Alerts(self.bus)
         services = Services(
             self.state,
             self.dispatcher.submit,
@@ -176,7 +176,7 @@ class Runtime:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.persister.run)
-                tg.start_soon(alerts.watch, self._alerts, self.notifier.submit)
+                tg.start_soon(self._alerts.run, self.notifier.submit, self.engine.reacts_to)
                 tg.start_soon(self.engine.run, self._inbox)
                 if self.engine.monitor is not None:
                     tg.start_soon(self.engine.monitor.run)

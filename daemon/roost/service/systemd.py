@@ -168,7 +168,6 @@ async def serve(runtime: Runtime) -> None:
     observer = Observer(runtime.bus)
     commands = {**service_commands(runtime, observer), **web_commands(runtime)}
     async with anyio.create_task_group() as tg:
-        tg.start_soon(observer.run)
         tg.start_soon(runtime.run, commands)
         tg.start_soon(supervise, runtime)
         address = runtime.settings.metrics.address()

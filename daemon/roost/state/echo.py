@@ -139,6 +139,9 @@ class EchoTracker:
         self.ttl_s = ttl_s
         self._clock = clock or SystemClock()
         self._pending: dict[str, list[_Expectation]] = {}
+        # The targets with a command awaiting its echo, to read only: `is_watching` without
+        # its call, for the state diff (once per change).
+        self.watched: Mapping[str, object] = self._pending
         self._expired: list[Expired] = []
 
     def expect(self, command: Command, place: Place | None = None) -> None:

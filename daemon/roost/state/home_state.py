@@ -17,7 +17,7 @@ import anyio
 import structlog
 
 from roost.core.bus import Bus
-from roost.core.codec import to_json
+from roost.core.codec import CodecError, entity_from_dict, entity_to_dict, to_json
 from roost.core.events import (
     NO_CONTEXT,
     AccountStatus,
@@ -40,8 +40,18 @@ from roost.core.events import (
     ThermostatModeChanged,
     change_maker,
 )
+from roost.core.fastinit import copier
 from roost.core.ids import new_id
-from roost.core.model import Change, Device, Home, SmokeCoAlarm, Structure, Thermostat, attributes
+from roost.core.model import (
+    AlarmState,
+    Change,
+    Device,
+    Home,
+    SmokeCoAlarm,
+    Structure,
+    Thermostat,
+    attributes,
+)
 from roost.core.redact import redact_text
 from roost.providers.health import PayloadHealth
 from roost.state.echo import EchoTracker
@@ -96,6 +106,35 @@ def _shape(cls: type[Any]) -> _Shape:
     return found
 
 
+_ABSENT_KEPT = 4096  # ids learnt absent, at most (a rule may ask for any name)
+
+
+def _settle(acc: AccountState, home: Home) -> None:
+    """The stored home is saved once a second; a change's identity is stored before its
+    events go out, so after a crash an attribute's last published value can be newer than
+    the stored home. Where the cloud now says something else again (CO cleared, then raised
+    while roost was down), diff from that published value: what the cloud says is news, not
+    the old change. Where the cloud agrees with it, the stored home stays, and that change
+    is re-detected with its identity."""
+    held: dict[str, Any] = {**acc.structures, **acc.devices}
+    fresh: dict[str, Any] = {**home.structures, **home.devices}
+    for key, (_, published) in acc.versions.items():
+        target, _, name = key.rpartition(".")
+        old, new = held.get(target), fresh.get(target)
+        if old is None or new is None or name not in attributes(old):
+            continue
+        if published in (to_json(getattr(old, name)), to_json(getattr(new, name))):
+            continue
+        try:
+            settled = entity_from_dict({**entity_to_dict(old), name: published})
+        except (CodecError, TypeError, ValueError):
+            continue  # not a value of this attribute now: the stored home stays
+        if isinstance(settled, Structure):
+            acc.structures[target] = settled
+        else:
+            acc.devices[target] = settled
+
+
 STALE_DEVICE_EVENT_S = 600.0  # motion, person, sound, chime: older than this means nothing now
 
 
@@ -112,6 +151,7 @@ class AccountState:
     connection: ConnectionState = ConnectionState.CONNECTING
     baseline: bool = False  # a first snapshot has been seen
     resyncing: bool = False  # the next snapshot follows a disconnect: its news is catch-up
+    restored: bool = False  # from the store: the next snapshot settles it (see _settle)
     last_event_at: datetime | None = None
     # "target.attribute" → (how many times it has changed, its value then): a change's
     # identity. It is stored before the change's events go out, so a change re-detected
@@ -154,11 +194,8 @@ class AccountState:
             return self.held_devices[device_id]
         held = self.held_devices[device_id]
         # `_with_values` without its name check: the names were checked when the patch came in
-        copier = _COPIERS.get(type(held)) or _copier_of(held)
-        device: Device = copier[0](held)
-        setters = copier[1]
-        for name, value in values.items():
-            setters[name](device, value)
+        copy = _COPIERS.get(type(held)) or _copier_of(held)
+        device: Device = copy[0](held, values)
         self.held_devices[device_id] = device
         return device
 
@@ -213,10 +250,15 @@ class HomeState:
     ) -> None:
         self._bus = bus
         self._echoes = echoes
+        self._watched = echoes.watched
         self._keeper = keeper
         self._now = now or (lambda: datetime.now(UTC))
         self.accounts: dict[str, AccountState] = {}
         self._owner: dict[str, str] = {}  # entity id → account, learnt by find()
+        # Ids no account has, learnt by find() (a rule's `home.thermostats(name=...)` asks
+        # by name, which is first tried as an id); forgotten whenever an account's devices
+        # or structures come or go (`_members_changed`), so a miss scans the accounts once.
+        self._absent: set[str] = set()
         self.dirty: set[str] = set()  # accounts changed since the store last saved them
 
     # ---- reading -------------------------------------------------------------------
@@ -233,8 +275,10 @@ class HomeState:
         acc = self.account(home.account)
         acc.versions = dict(versions)
         acc.structures, acc.devices, acc.members = dict(home.structures), dict(home.devices), None
+        self._members_changed()
         acc.baseline = True
         acc.resyncing = True
+        acc.restored = True
 
     async def wait_baseline(self, account: str) -> None:
         """Wait until the account's first live full snapshot has arrived."""
@@ -259,6 +303,8 @@ class HomeState:
             entity = acc.held_devices.get(target) or acc.structures.get(target)
             if entity is not None:
                 return account, entity
+        elif target in self._absent:
+            return None
         for acc in self.accounts.values():  # `AccountState.entity`, inline
             if target in acc.unfolded:
                 return self._learn(target, acc.account, acc._fold(target))
@@ -267,7 +313,14 @@ class HomeState:
                 self._owner[target] = acc.account
                 return acc.account, entity
         self._owner.pop(target, None)
+        if len(self._absent) >= _ABSENT_KEPT:
+            self._absent = set()
+        self._absent.add(target)
         return None
+
+    def _members_changed(self) -> None:
+        """Devices or structures came or went: an id learnt absent may be there now."""
+        self._absent.clear()
 
     def _learn(self, target: str, account: str, entity: Entity) -> tuple[str, Entity]:
         self._owner[target] = account
@@ -282,6 +335,8 @@ class HomeState:
             held = acc.held_devices.get(device_id)
             if held is not None:
                 return held
+        elif device_id in self._absent:  # a name, say: `find`'s miss, inline
+            return None
         found = self.find(device_id)
         return found[1] if found is not None and isinstance(found[1], Device) else None
 
@@ -308,6 +363,8 @@ class HomeState:
     def alarms_in(self, account: str, structure: str) -> list[Device]:
         """The smoke/CO alarms of one structure, as they are now."""
         acc = self.accounts.get(account) or self.account(account)
+        if acc.members is not None and structure not in acc.alarm_members:
+            return []  # no alarm there (the common case, without `AccountState.alarms_in`)
         return acc.alarms_in(structure)
 
     def home(self, account: str) -> Home:
@@ -318,6 +375,7 @@ class HomeState:
 
     async def snapshot(self, account: str, home: Home, at: datetime) -> None:
         acc = self.account(account)
+        self._members_changed()  # before any await: a diff's new devices are held below
         if not acc.baseline:
             acc.structures, acc.devices, acc.members = (
                 dict(home.structures),
@@ -330,9 +388,16 @@ class HomeState:
             if self._keeper is not None:
                 await self._keeper.save_home(account, self.home(account))
             acc.baseline_seen.set()
+            sounding: list[Event] = []
+            for device in home.devices.values():
+                self._sounding(acc, device, at, False, sounding)
+            await self._publish(acc, sounding, at)
             return
         catch_up = acc.resyncing
         acc.resyncing = False
+        if acc.restored:
+            acc.restored = False
+            _settle(acc, home)
         events: list[Event] = []
         self._diff_all(acc, acc.structures, dict(home.structures), at, catch_up, events)
         self._diff_all(acc, acc.devices, dict(home.devices), at, catch_up, events)
@@ -358,10 +423,15 @@ class HomeState:
                 values[change.attribute] = change.value
             for target, values in by_target.items():
                 self._patch_one(acc, target, values, at, events)
-        if self._note(acc, events, at):
-            full = self._bus.offer(events)  # `publish` without its coroutine
-            if full is not None:
-                await self._bus.overflow(full, events)
+        if acc.reserved or not events:
+            if not self._note(acc, events, at):
+                return
+        else:  # `_note`'s common case, inline: nothing to make durable
+            acc.last_event_at = at
+            self.dirty.add(account)
+        full = self._bus.offer(events)  # `publish` without its coroutine
+        if full is not None:
+            await self._bus.overflow(full, events)
 
     def _reading(self, acc: AccountState, change: Change, at: datetime, out: list[Event]) -> bool:
         """A patch of one reading of a device, as `_patch_one` takes it but without its
@@ -489,6 +559,7 @@ class HomeState:
             old = held.get(key)
             if old is None:
                 out.append(_presence_event(DeviceAdded, acc.account, new, at, context))
+                self._sounding(acc, new, at, catch_up, out)
             elif old is not new and old != new:  # a normalizer keeps unchanged devices
                 self._diff_one(acc, old, new, attributes(new), at, catch_up, out)
         for key, old in held.items():
@@ -497,6 +568,21 @@ class HomeState:
         acc.members = None
         held.clear()
         held.update(fresh)
+
+    def _sounding(
+        self, acc: AccountState, device: Any, at: datetime, catch_up: bool, out: list[Event]
+    ) -> None:
+        """A smoke/CO alarm first seen above ok (in roost's first picture of a home, or a
+        device added) is news, not a baseline: its alarm events, from unknown (fail open)."""
+        if not isinstance(device, SmokeCoAlarm):
+            return
+        changed = [
+            (name, None, value)
+            for name in ("smoke", "co")
+            if (value := getattr(device, name)) is not None and value is not AlarmState.OK
+        ]
+        if changed:
+            self._events(acc, device, _shape(SmokeCoAlarm), changed, at, catch_up, out)
 
     def _diff_one(
         self,
@@ -529,7 +615,7 @@ class HomeState:
         """The events for `changed` ((attribute, old value, new value), …) of one entity:
         an `AttributeChanged` each, and the semantic event where there is one."""
         target = entity.id
-        if catch_up or self._echoes.is_watching(target):
+        if catch_up or target in self._watched:  # `EchoTracker.is_watching`, inline
             context = self._context(target, changed, catch_up, at, out)
         else:
             context = NO_CONTEXT  # the common case, without a call
@@ -610,40 +696,25 @@ def _with_values(entity: Entity, values: dict[str, Any]) -> Entity | None:
     """A copy of a frozen entity with some attributes changed; None if one is unknown.
 
     Far cheaper than dataclasses.replace, which re-runs __init__ with every field: a
-    generated copy per class sets each slot through its own descriptor.
+    generated copy per class, built in the class's stand-in (see fastinit).
     """
-    copy, setters = _COPIERS.get(type(entity)) or _copier_of(entity)
-    if not values.keys() <= setters.keys():
+    copy, names = _COPIERS.get(type(entity)) or _copier_of(entity)
+    if not values.keys() <= names:
         return None
-    new: Entity = copy(entity)
-    for name, value in values.items():
-        setters[name](new, value)
+    new: Entity = copy(entity, values)
     return new
 
 
-def _copier(
-    cls: type[Any], names: tuple[str, ...]
-) -> tuple[Callable[[Any], Any], dict[str, Callable[[Any, Any], None]]]:
-    """(a function that copies an instance of `cls` slot by slot, each slot's setter)."""
-    setters = {name: getattr(cls, name).__set__ for name in names}
-    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    scope.update({f"_set_{name}": setter for name, setter in setters.items()})
-    lines = [f"    _set_{name}(copy, entity.{name})" for name in names]
-    source = "def copy(entity):\n    copy = _new(_cls)\n" + "\n".join(lines) + "\n    return copy\n"
-    exec(source, scope)  # generated from the class's own field names
-    return scope["copy"], setters
+# class → (its copier, its field names)
+_COPIERS: dict[type[Any], tuple[Callable[[Any, dict[str, Any]], Any], frozenset[str]]] = {}
 
 
-_COPIERS: dict[type[Any], tuple[Callable[[Any], Any], dict[str, Callable[[Any, Any], None]]]] = {}
-
-
-def _copier_of(
-    entity: Entity,
-) -> tuple[Callable[[Any], Any], dict[str, Callable[[Any, Any], None]]]:
+def _copier_of(entity: Entity) -> tuple[Callable[[Any, dict[str, Any]], Any], frozenset[str]]:
     """The copier of `entity`'s class, made on its first use."""
     cls = type(entity)
-    copier = _COPIERS[cls] = _copier(cls, attributes(entity))
-    return copier
+    names = attributes(entity)
+    found = _COPIERS[cls] = (copier(cls, names), frozenset(names))
+    return found
 
 
 def _presence_event(

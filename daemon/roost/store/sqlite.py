@@ -103,6 +103,13 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+# Sorts alarm and urgent notifications before the rest (the payload is Notification.to_dict).
+_MUST_GO_OUT_FIRST = (
+    "(json_extract(payload, '$.alarm') IS 1 OR json_extract(payload, '$.priority') IS 'urgent')"
+    " DESC"
+)
+
+
 class StoreError(RuntimeError):
     pass
 
@@ -311,12 +318,15 @@ class Store:
         self, now: datetime, horizon: datetime | None = None, limit: int = 100
     ) -> list[OutboxEntry]:
         """Pending entries due by `now`, and any planned beyond `horizon`: no retry is ever
-        planned that far ahead, so such an entry means the wall clock jumped back."""
+        planned that far ahead, so such an entry means the wall clock jumped back.
+        Alarms and urgent ones come first: a backlog of ordinary ones (deliveries in flight
+        count against `limit`) must not keep an alarm out of the batch."""
         beyond = _iso(horizon) if horizon else "9999"
         rows = await self._run(
             lambda c: c.execute(
                 "SELECT * FROM outbox WHERE state = 'pending'"
-                " AND (next_attempt_at <= ? OR next_attempt_at > ?) ORDER BY created_at LIMIT ?",
+                " AND (next_attempt_at <= ? OR next_attempt_at > ?)"
+                f" ORDER BY {_MUST_GO_OUT_FIRST}, created_at LIMIT ?",
                 (_iso(now), beyond, limit),
             ).fetchall()
         )

@@ -15,11 +15,13 @@ from typing import Any
 
 from roost.core.errors import PayloadError
 from roost.core.events import Context, DeviceEvent, Motion, Person, Sound
+from roost.core.fastinit import replacer
 from roost.core.ids import new_id
 from roost.core.model import (
     AlarmState,
     BatteryHealth,
     Camera,
+    Change,
     Device,
     Doorbell,
     Home,
@@ -29,9 +31,9 @@ from roost.core.model import (
     Structure,
     Thermostat,
     ThermostatMode,
-    attributes,
 )
 from roost.providers.bounds import check_devices, check_path
+from roost.providers.json_delta import Edits
 from roost.providers.readers import (
     Fields,
     Problem,
@@ -42,6 +44,9 @@ from roost.providers.readers import (
 )
 
 Document = dict[str, Any]
+# By (section, device id): (the device's last raw object, the keys whose text changed, or
+# None if unknown), as `put_edits` finds them.
+DeviceEdits = Mapping[tuple[str, str], tuple[Any, set[str] | None]]
 Builder = Callable[[str, Fields, dict[str, str]], Device]
 # An attribute read from one field alone: (attribute, reader)
 Reading = tuple[str, Callable[[Fields], Any]]
@@ -80,12 +85,21 @@ class Normalizer:
 
     A changed device is not always built again: each build notes the keys it read. When
     none of those changed (a field roost does not read), the device stays the same object;
-    when only fields of its kind's `_READINGS` changed (a reading such as the humidity), the
+    when the only fields it read that changed are its kind's `_READINGS` (a reading such as
+    the humidity; WWN changes `ambient_temperature_f` and `time_to_target` with it), the
     held device is copied with those attributes read again.
 
     The result equals `normalize(document, account)` for every document, and so do the
     problems noted for each device read again. A device whose raw object or structure
     cannot be read keeps its last normalized form.
+
+    `edits` (the stream parser's, see json_delta) may name a device's changed keys by
+    (section, device id): (its last raw object, the keys whose text changed). They are
+    taken only where that raw object is the very one held, else the keys are compared.
+
+    After each call `readings` holds what it changed as attribute changes, when all it did
+    was read readings of held devices again (the common put: one reading changed); None when
+    it did more. A stream can hand those to the state as a patch rather than the picture.
     """
 
     def __init__(self, account: str) -> None:
@@ -95,15 +109,23 @@ class Normalizer:
         self._wheres: dict[str, str] = {}
         self._structures_raw: Any = None  # as last read: the very same object, same result
         self._home_structures: dict[str, Structure] = {}
+        self.readings: list[Change] | None = None
 
-    def __call__(self, document: Mapping[str, Any], problems: Problems | None = None) -> Home:
+    def __call__(
+        self,
+        document: Mapping[str, Any],
+        problems: Problems | None = None,
+        edits: DeviceEdits | None = None,
+    ) -> Home:
         found = problems if problems is not None else Problems()
+        self.readings = None
         doc = _mapping(document, "document")
         structures_raw = _section(doc, "structures")
         devices_raw = _section(doc, "devices")
         check_devices(sum(len(v) for v in devices_raw.values() if isinstance(v, Mapping)))
         same_structures = structures_raw is self._structures_raw
         wheres = self._wheres if same_structures else _wheres(structures_raw)
+        seen = _Seen()
         if wheres != self._wheres:  # room names come from the structures: redo them all
             self._devices = {}
             self._wheres = wheres
@@ -113,13 +135,15 @@ class Normalizer:
             raws = devices_raw.get(section)
             held = self._devices.get(section)
             if held is None or raws is not held.raws or raws is None:
-                held = self._section(section, raws, build, held, wheres, found)
+                held = self._section(section, raws, build, held, wheres, found, edits, seen)
             sections[section] = held
             devices.update(held.devices)
         self._devices = sections
         if not same_structures:
             self._home_structures = self._read_structures(structures_raw, found)
             self._structures_raw = structures_raw
+            seen.more = True
+        self.readings = None if seen.more else seen.readings
         return Home(self.account, dict(self._home_structures), devices)
 
     def _section(
@@ -130,23 +154,31 @@ class Normalizer:
         held: _Section | None,
         wheres: dict[str, str],
         found: Problems,
+        edits: DeviceEdits | None,
+        seen: _Seen,
     ) -> _Section:
         """One section of devices, each device rebuilt only if its raw dict changed."""
         held_entries = held.entries if held is not None else {}
-        seen = raws
+        usable = raws
         if raws is not None and not isinstance(raws, Mapping):
             found.note("devices", section, "wrong type", raws)
-            raws, seen = {k: v.raw for k, v in held_entries.items()}, None
-        fresh = _Section(seen)
+            raws, usable = {k: v.raw for k, v in held_entries.items()}, None
+            seen.more = True
+        fresh = _Section(usable)
         readings = _READINGS.get(section, {})
         for device_id, raw in (raws or {}).items():
             entry = held_entries.get(device_id)
             if entry is None or entry.raw is not raw:
-                entry = _rebuilt(build, readings, device_id, raw, wheres, found, entry)
+                changed = _edited(edits, section, device_id, entry)
+                entry = _rebuilt(
+                    build, readings, device_id, raw, wheres, found, entry, changed, seen
+                )
                 if entry is None:
                     continue
             fresh.entries[device_id] = entry
             fresh.devices[device_id] = entry.device
+        if len(fresh.entries) != len(held_entries):  # a device came or went
+            seen.more = True
         return fresh
 
     def _read_structures(
@@ -184,6 +216,16 @@ class _Built:
         self.problems = problems
 
 
+class _Seen:
+    """What one call changed: the readings read again, and whether it did `more`."""
+
+    __slots__ = ("more", "readings")
+
+    def __init__(self) -> None:
+        self.readings: list[Change] = []
+        self.more = False
+
+
 class _Section:
     """One section's devices as last read: its raw mapping (None if unusable), each
     device as built, and the devices by id."""
@@ -202,26 +244,51 @@ def _rebuilt(
     wheres: dict[str, str],
     found: Problems,
     held: _Built | None,
+    changed: set[str] | None = None,
+    seen: _Seen | None = None,
 ) -> _Built | None:
     """The device after its raw object changed: the held one if the build read none of the
-    changed keys, a copy with the changed readings read again, or a new build."""
+    changed keys, a copy with the changed readings read again if those are all the changed
+    keys it read, or a new build. `changed`:
+    the keys that changed since `held`, if known."""
     if held is not None and held.reads is not None and isinstance(raw, Mapping):
-        changed = _changed_keys(held.raw, raw)
-        if changed.isdisjoint(held.reads):
+        if changed is None:
+            changed = _changed_keys(held.raw, raw)
+        read = held.reads.intersection(changed)  # a key the build never read changes nothing
+        if not read:
             found.repeat(device_id, held.problems)
             return _Built(raw, held.device, held.reads, held.problems)
-        if changed <= readings.keys():
-            return _reread(readings, changed, device_id, raw, found, held)
+        if read <= readings.keys():
+            return _reread(readings, read, device_id, raw, found, held, seen)
+    if seen is not None:
+        seen.more = True
     return _device(build, device_id, raw, wheres, found, held)
+
+
+def _edited(
+    edits: DeviceEdits | None,
+    section: str,
+    device_id: str,
+    held: _Built | None,
+) -> set[str] | None:
+    """The keys of the device that changed since `held`, as the parser found them (a
+    superset of `_changed_keys`: text that changed, the value perhaps not), if known."""
+    if edits is None or held is None:
+        return None
+    edit = edits.get((section, device_id))
+    if edit is None or edit[0] is not held.raw:
+        return None
+    return edit[1]
 
 
 def _reread(
     readings: Mapping[str, Reading],
-    changed: set[str],
+    changed: frozenset[str],
     device_id: str,
     raw: Mapping[str, Any],
     found: Problems,
     held: _Built,
+    seen: _Seen | None = None,
 ) -> _Built:
     """`held` with the readings of the `changed` keys read again from `raw`."""
     mine = Problems()
@@ -231,25 +298,23 @@ def _reread(
         attribute, read = readings[key]
         values[attribute] = read(fields)
     device = _copy(held.device, values)
+    if seen is not None:
+        seen.readings.extend(Change(device_id, name, value) for name, value in values.items())
     problems = (*(p for p in held.problems if p.field not in changed), *mine.found)
     found.repeat(device_id, problems)
     return _Built(raw, device, held.reads, problems)
 
 
 def _copy(device: Device, values: dict[str, Any]) -> Device:
-    """`device` with `values` (attributes of its class): copied slot by slot, its class's
-    setter for each (what `dataclasses.replace` does, less its new `__init__` call)."""
+    """`device` with `values` (attributes of its class), by its class's generated replacer."""
     cls = type(device)
-    setters = _SETTERS.get(cls)
-    if setters is None:
-        setters = _SETTERS[cls] = {name: getattr(cls, name).__set__ for name in attributes(device)}
-    copy = object.__new__(cls)
-    for name, setter in setters.items():
-        setter(copy, values[name] if name in values else getattr(device, name))
-    return copy
+    replace = _REPLACERS.get(cls)
+    if replace is None:
+        replace = _REPLACERS[cls] = replacer(cls)
+    return replace(device, values)
 
 
-_SETTERS: dict[type[Device], dict[str, Callable[[Any, Any], None]]] = {}
+_REPLACERS: dict[type[Device], Callable[[Device, dict[str, Any]], Device]] = {}
 
 
 def _device(
@@ -407,6 +472,17 @@ def apply_put(document: Mapping[str, Any] | None, path: str, data: Any) -> Docum
     return _replace(document or {}, keys, data)
 
 
+def put_edits(path: str, edits: Edits | None) -> DeviceEdits | None:
+    """The devices' changed keys a `DeltaParser` found in a put (its `edits`), by (section,
+    device id), for `Normalizer`: known for a put of the whole document only."""
+    if edits is None or path != "/":
+        return None
+    return {(p[2], p[3]): e for p, e in edits.items() if len(p) == 4 and p[:2] == _DEVICES}
+
+
+_DEVICES = ("data", "devices")
+
+
 def camera_events(
     previous: Mapping[str, Any] | None,
     current: Mapping[str, Any],
@@ -520,8 +596,9 @@ def _fan_timer_until(f: Fields) -> datetime | None:
 def _smoke_co_alarm(structure_id: str, f: Fields, wheres: dict[str, str]) -> SmokeCoAlarm:
     return SmokeCoAlarm(
         **_common(structure_id, f, wheres),
-        smoke=f.enum("smoke_alarm_state", _ALARM, default="ok"),
-        co=f.enum("co_alarm_state", _ALARM, default="ok"),
+        # Folded: an alarm spelt in another case is still the alarm (fail open).
+        smoke=f.enum("smoke_alarm_state", _ALARM, default="ok", fold=True),
+        co=f.enum("co_alarm_state", _ALARM, default="ok", fold=True),
         battery=f.enum("battery_health", _BATTERY, default="ok"),
     )
 

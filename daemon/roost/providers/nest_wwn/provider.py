@@ -26,7 +26,7 @@ from roost.core.errors import (
     StreamEnded,
     VendorError,
 )
-from roost.core.model import Device, Home, Structure
+from roost.core.model import Change, Device, Home, Structure
 from roost.providers.base import ChangeSink
 from roost.providers.core import CoreOptions, ProviderCore, counters
 from roost.providers.deadlines import bounded
@@ -49,6 +49,7 @@ from roost.providers.nest_wwn.normalize import (
     camera_events,
     display_scale,
     previous_mode,
+    put_edits,
 )
 from roost.providers.readers import Problems
 from roost.providers.registry import ProviderContext
@@ -63,6 +64,10 @@ COMMAND_ID_HEADER = "X-Roost-Command-Id"  # lets a log or a simulator see a dupl
 # A whole-home put is a few kB per device; anything near this is not a home document.
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 KEEPALIVE = frozenset({"keep-alive"})  # a sign of life only: it never wakes the reader
+
+
+# After a put: the document, the home, the changes if only readings changed (else None).
+_Update = tuple[Document, Home, list[Change] | None]
 
 
 class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]]]):
@@ -167,34 +172,39 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
                 log.warning("nest_wwn.stream_error", account=self.account, data=sse.data[:200])
                 raise VendorError(f"stream error: {sse.data[:200]}")
 
-    def _apply_put(self, data: str, health: PayloadHealth) -> tuple[Document, Home] | None:
-        """The document and home after one put; a malformed or oversized put is counted and
-        skipped, an unreadable field only makes its attribute unknown (see readers)."""
+    def _apply_put(self, data: str, health: PayloadHealth) -> _Update | None:
+        """The document and home after one put, and its changes if they are only readings
+        of held devices (see `Normalizer.readings`); a malformed or oversized put is counted
+        and skipped, an unreadable field only makes its attribute unknown (see readers)."""
         try:
             payload = self._parse.parse(data)
             if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
                 raise PayloadError("put without a path")
             if "data" not in payload:
                 raise PayloadError("put without data")
-            document = apply_put(self._document, payload["path"], payload["data"])
+            path = payload["path"]
+            document = apply_put(self._document, path, payload["data"])
             problems = Problems()
-            home = self._normalize(document, problems)
+            home = self._normalize(document, problems, put_edits(path, self._parse.edits))
         except ValueError as exc:  # JSONDecodeError, PayloadTooLarge, PayloadError
             self._skipped("a put", exc, health)
             return None
         self._review(health, problems, home)
-        return document, home
+        return document, home, self._normalize.readings
 
-    async def _publish(
-        self, update: tuple[Document, Home], sink: ChangeSink, *, catch_up: bool
-    ) -> None:
-        """Hold the new document and report it: the full picture, then new camera events."""
-        document, home = update
+    async def _publish(self, update: _Update, sink: ChangeSink, *, catch_up: bool) -> None:
+        """Hold the new document and report it: the full picture (or, for a put that only
+        changed readings, those as a patch: the same events, without a diff of the whole
+        home), then new camera events."""
+        document, home, readings = update
         at = datetime.now(UTC)
         found = camera_events(self._document, document, self.account, at=at, catch_up=catch_up)
         self._document, self.home = document, home
         self.stats.puts += 1
-        await sink.snapshot(self.account, home, at)
+        if readings is None or catch_up:
+            await sink.snapshot(self.account, home, at)
+        elif readings:
+            await sink.patch(self.account, readings, at)
         for event in found:
             await sink.device_event(self.account, event)
 

@@ -31,6 +31,8 @@ _LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the last time datetime
 
 SMOKE_STATES = {0: AlarmState.OK, 1: AlarmState.EMERGENCY}
 CO_STATES = {0: AlarmState.OK, 1: AlarmState.WARNING, 2: AlarmState.EMERGENCY}
+# An alarm event's type → the attribute it sets and its sub_types' meaning.
+ALARM_KINDS = {"smoke": ("smoke", SMOKE_STATES), "co_detected": ("co", CO_STATES)}
 CAMERA_EVENTS: Mapping[str, type[DeviceEvent]] = {
     "movement": Motion,
     "person": Person,
@@ -55,18 +57,26 @@ def interpret(raw: Mapping[str, Any]) -> AlarmChange | type[DeviceEvent] | None:
     kind, module = raw.get("type"), raw.get("module_id") or raw.get("device_id")
     if not isinstance(kind, str) or not isinstance(module, str):
         return None
-    sub_type = raw.get("sub_type")
-    sub_type = sub_type if isinstance(sub_type, int) else None  # a list would not hash
-    if kind == "smoke" and sub_type in SMOKE_STATES:
-        return AlarmChange(module, "smoke", SMOKE_STATES[sub_type])
-    if kind == "co_detected" and sub_type in CO_STATES:
-        return AlarmChange(module, "co", CO_STATES[sub_type])
+    kind = kind.lower()
+    if kind in ALARM_KINDS:
+        attribute, states = ALARM_KINDS[kind]
+        return AlarmChange(module, attribute, _alarm_state(raw.get("sub_type"), states))
     if kind == "outdoor":  # one Presence event with what its clips saw
         clips = raw.get("subevents")
         clips = clips if isinstance(clips, list) else []
         seen = [s.get("type") for s in clips if isinstance(s, Mapping)]
         return Person if "human" in seen else Motion
     return CAMERA_EVENTS.get(kind)
+
+
+def _alarm_state(sub_type: Any, states: Mapping[int, AlarmState]) -> AlarmState:
+    """The state a smoke or CO event's sub_type reports (a number, or its digits). One
+    roost cannot read is an emergency, the cautious side: the alarm spoke (fail open)."""
+    if isinstance(sub_type, str) and sub_type.strip().isascii() and sub_type.strip().isdecimal():
+        sub_type = int(sub_type)
+    if isinstance(sub_type, int) and not isinstance(sub_type, bool) and sub_type in states:
+        return states[sub_type]
+    return AlarmState.EMERGENCY
 
 
 def events_of(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
