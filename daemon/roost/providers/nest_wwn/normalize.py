@@ -212,7 +212,8 @@ class Normalizer:
                         continue
                 else:
                     known = (raw, _structure(sid, fields))
-                    alarm = _structure_alarm(known[1], fields)
+                    read = _structure_alarm(known[1], fields)
+                    alarm = alarm if read == alarm else read  # unchanged: the same object
             kept[sid] = known
             structures[sid] = known[1]
             if alarm is not None:
