@@ -547,6 +547,7 @@ class NestWwnSimulator(Front):
         self.write_observers: list[Callable[[SimHome, str, dict[str, Any]], None]] = []
         self.code_grants = CodeGrants(OAUTH_CLIENT_ID)  # no PKCE on WWN
         self._odd: dict[tuple[str, ...], Any] = {}
+        self.protects_visible = True  # False: a token without the Protect (smoke/CO) permission
 
     @property
     def stream_host_url(self) -> str:
@@ -555,12 +556,20 @@ class NestWwnSimulator(Front):
 
     def document(self) -> dict[str, Any]:
         doc = document(self.home, token=self.token, base_url=self.url)
+        if not self.protects_visible:  # the structures still name them, with their states
+            del doc["devices"]["smoke_co_alarms"]
         for parts, value in self._odd.items():
             node = doc
             for key in parts[:-1]:
                 node = node.setdefault(key, {})
             node[parts[-1]] = value
         return doc
+
+    def hide_protects(self, hidden: bool = True) -> None:
+        """Leave the smoke/CO alarms out of `devices` from the next put on (`hidden`), as for
+        a token granted the structures but not the Protect devices."""
+        self.protects_visible = not hidden
+        self._wake_streams()
 
     def send_odd_value(self, path: str, value: Any) -> None:
         """From the next put on, the document holds `value` at `path` (e.g.

@@ -100,6 +100,10 @@ class Normalizer:
     After each call `readings` holds what it changed as attribute changes, when all it did
     was read readings of held devices again (the common put: one reading changed); None when
     it did more. A stream can hand those to the state as a patch rather than the picture.
+
+    A structure's own smoke/CO states stand in as one alarm device of it (`_structure_alarm`)
+    while none of its alarms is visible as a device, so a token without the Protect devices
+    still gets the alarm and its guards.
     """
 
     def __init__(self, account: str) -> None:
@@ -109,6 +113,9 @@ class Normalizer:
         self._wheres: dict[str, str] = {}
         self._structures_raw: Any = None  # as last read: the very same object, same result
         self._home_structures: dict[str, Structure] = {}
+        self._structure_alarms: dict[str, SmokeCoAlarm] = {}  # by structure id, as read
+        self._stand_ins: dict[str, Device] = {}  # those in the home, by device id
+        self._alarms_seen: _Section | None = None  # the alarm devices they were chosen for
         self.readings: list[Change] | None = None
 
     def __call__(
@@ -143,6 +150,14 @@ class Normalizer:
             self._home_structures = self._read_structures(structures_raw, found)
             self._structures_raw = structures_raw
             seen.more = True
+        alarms = sections["smoke_co_alarms"]
+        if not same_structures or alarms is not self._alarms_seen:
+            stand_ins = _stand_ins(self._structure_alarms, alarms.devices)
+            if stand_ins != self._stand_ins:
+                seen.more = True
+            self._stand_ins, self._alarms_seen = stand_ins, alarms
+        for device_id, alarm in self._stand_ins.items():
+            devices.setdefault(device_id, alarm)
         self.readings = None if seen.more else seen.readings
         return Home(self.account, dict(self._home_structures), devices)
 
@@ -185,9 +200,11 @@ class Normalizer:
         self, structures_raw: Mapping[str, Any], found: Problems
     ) -> dict[str, Structure]:
         held_structures, structures = self._structures, {}
+        held_alarms, alarms = self._structure_alarms, {}
         kept: dict[str, tuple[Any, Structure]] = {}
         for sid, raw in structures_raw.items():
             known = held_structures.get(sid)
+            alarm = held_alarms.get(sid)
             if known is None or not _same(known[0], raw):
                 fields = found.fields(raw, sid)
                 if not isinstance(raw, Mapping):
@@ -195,9 +212,14 @@ class Normalizer:
                         continue
                 else:
                     known = (raw, _structure(sid, fields))
+                    read = _structure_alarm(known[1], fields)
+                    alarm = alarm if read == alarm else read  # unchanged: the same object
             kept[sid] = known
             structures[sid] = known[1]
+            if alarm is not None:
+                alarms[sid] = alarm
         self._structures = kept
+        self._structure_alarms = alarms
         return structures
 
 
@@ -639,6 +661,33 @@ def _structure(structure_id: str, f: Fields) -> Structure:
         presence=f.enum("away", _AWAY, default="home"),
         time_zone=f.text("time_zone"),
     )
+
+
+def _structure_alarm(structure: Structure, f: Fields) -> SmokeCoAlarm | None:
+    """The structure's own (aggregate) smoke/CO states as one alarm device of it, read as
+    an alarm device's are; None when it reports neither."""
+    if all(f.raw(key, _GONE) is _GONE for key in ("smoke_alarm_state", "co_alarm_state")):
+        return None  # a null state is reported, and unreadable: it fails open
+    return SmokeCoAlarm(
+        id=f"{structure.id}:alarms",
+        name=f"{structure.name} alarms",
+        structure_id=structure.id,
+        room=structure.name,  # where it sounds, as far as known: a push names a place
+        smoke=f.enum("smoke_alarm_state", _ALARM, default="ok", fold=True),
+        co=f.enum("co_alarm_state", _ALARM, default="ok", fold=True),
+        battery=None,  # a structure has no battery: unknown, not "ok"
+    )
+
+
+def _stand_ins(
+    structure_alarms: Mapping[str, SmokeCoAlarm], alarm_devices: Mapping[str, Device]
+) -> dict[str, Device]:
+    """The structures' own alarms, by device id, of the structures none of whose alarm
+    devices is visible (where one is, it reports the alarm itself: no second push)."""
+    if not structure_alarms:
+        return {}
+    covered = {device.structure_id for device in alarm_devices.values()}
+    return {a.id: a for sid, a in structure_alarms.items() if sid not in covered}
 
 
 def _wheres(structures: Mapping[str, Any]) -> dict[str, str]:
