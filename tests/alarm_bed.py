@@ -19,6 +19,13 @@ from tests.faults.harness import RULES, Daemon, wait_for
 
 ALARM = "alarm-hallway"
 HOME = "structure-home"
+# A rule that raises the heat on a CO emergency: the alarm guard must refuse it.
+WARM_UP = """
+[[rule]]
+name = "warm up"
+on = { event = "co", to = "emergency" }
+do = [{ action = "thermostat.set_heat", target = "all", celsius = 24 }]
+"""
 
 
 def account_toml(account: Any) -> str:

@@ -10,17 +10,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.alarm_bed import ALARM, vendor_bed
+from tests.alarm_bed import ALARM, WARM_UP, vendor_bed
 from tests.faults.harness import RULES, wait_for
 
 pytestmark = pytest.mark.anyio
-
-WARM_UP = """
-[[rule]]
-name = "warm up"
-on = { event = "co", to = "emergency" }
-do = [{ action = "thermostat.set_heat", target = "all", celsius = 24 }]
-"""
 
 
 @pytest.mark.parametrize("vendor", ["nest_wwn", "nest_web", "netatmo"])

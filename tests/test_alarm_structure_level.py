@@ -11,17 +11,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.alarm_bed import ALARM, HOME, vendor_bed
+from tests.alarm_bed import ALARM, HOME, WARM_UP, vendor_bed
 from tests.faults.harness import RULES, wait_for
 
 pytestmark = pytest.mark.anyio
-
-WARM_UP = """
-[[rule]]
-name = "warm up"
-on = { event = "co", to = "emergency" }
-do = [{ action = "thermostat.set_heat", target = "all", celsius = 24 }]
-"""
 
 
 async def test_a_structure_level_co_emergency_is_pushed_and_heat_refused(tmp_path: Path) -> None:
