@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -38,31 +41,64 @@ def touched() -> bool:
     return STATE["touched"]
 
 
-def test_the_result_comes_back_from_another_process() -> None:
+def test_the_result_comes_back_from_another_process(kind: str) -> None:
     pid, doubled = run_in_child("tests.test_child:child_pid_and", 21)
     assert doubled == 42
     assert pid != os.getpid()
 
 
-def test_an_exception_is_raised_here_with_its_type_and_message() -> None:
+def test_an_exception_is_raised_here_with_its_type_and_message(kind: str) -> None:
     with pytest.raises(ValueError, match="line 3: bad value"):
         run_in_child("tests.test_child:raises_value_error", "line 3: bad value")
 
 
-def test_an_exception_that_cannot_travel_arrives_as_its_text() -> None:
+def test_an_exception_that_cannot_travel_arrives_as_its_text(kind: str) -> None:
     with pytest.raises(RuntimeError, match="Unpicklable: the message"):
         run_in_child("tests.test_child:raises_unpicklable")
 
 
-def test_a_child_that_dies_is_a_clear_failure() -> None:
+def test_a_child_that_dies_is_a_clear_failure(kind: str) -> None:
     with pytest.raises(ChildFailed, match="status 3"):
         run_in_child("tests.test_child:dies")
 
 
-def test_the_child_starts_clean() -> None:
-    """What this process changed is not in the child: a fresh interpreter, not a fork."""
+def imports_pydantic() -> bool:
+    import pydantic  # noqa: F401
+
+    return True
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """One thread: the child is a fork. Another thread running: a fresh interpreter."""
+    if request.param == "fork":
+        yield "fork"
+        return
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        yield "spawn"
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_the_childs_imports_stay_in_the_child(kind: str) -> None:
+    saved = {n: m for n, m in sys.modules.items() if n == "pydantic" or n.startswith("pydantic.")}
+    for name in saved:
+        del sys.modules[name]
+    try:
+        assert run_in_child("tests.test_child:imports_pydantic") is True
+        assert "pydantic" not in sys.modules
+    finally:
+        sys.modules.update(saved)
+
+
+def test_a_fresh_interpreter_once_other_threads_run(kind: str) -> None:
+    """What this process changed reaches a fork, never a fresh interpreter."""
     STATE["touched"] = True
     try:
-        assert run_in_child("tests.test_child:touched") is False
+        assert run_in_child("tests.test_child:touched") is (kind == "fork")
     finally:
         STATE["touched"] = False
