@@ -28,6 +28,7 @@ from roost.engine.toml_rules import (
     problems_of,
     references,
 )
+from roost.host.faults import fault_point
 from roost.rules import toml_model as m
 from roost.rules.check import Reference
 from roost.rules.toml_schema import validate_rule
@@ -38,6 +39,7 @@ _TOML_LINE = re.compile(r"at line (\d+)")
 
 def check_files(paths: Sequence[Path]) -> list[CheckedToml]:
     """Every file checked; what is returned is plain data (it is pickled to the daemon)."""
+    fault_point("toml_check")  # the fault suite's checker that dies (a reload keeps the rules)
     return [check_file(path) for path in paths]
 
 
