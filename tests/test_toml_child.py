@@ -18,6 +18,7 @@ from roost.cli.entry import _runtime_or_exit
 from roost.config.settings import Settings
 from roost.engine.loader import check_in_child
 from roost.host import faults
+from roost.service.runtime import Runtime
 from tests.test_service_lifecycle import AWAY_ECO, daemon, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -145,9 +146,8 @@ async def test_a_checker_that_dies_at_start_leaves_the_python_rules_running(
         assert await bed.stop() == 0
 
 
-async def test_a_checker_that_dies_on_a_reload_keeps_the_running_rules(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def daemon_runtime(tmp_path: Path) -> Runtime:
+    """The runtime as `roost run` makes it, on a rule directory with a broken TOML file."""
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "away.toml").write_text(AWAY)
     (tmp_path / "rules" / "broken.toml").write_text(BROKEN)
@@ -159,8 +159,37 @@ async def test_a_checker_that_dies_on_a_reload_keeps_the_running_rules(
     started = runtime.load_rules()
     assert [str(e) for e in started.errors] == [f"{tmp_path / 'rules' / BROKEN_AT} (not 'twenty')"]
     assert sorted(runtime.engine.rules) == ["away note", "co alert"]
-    before = runtime.engine.rules["away note"].fingerprint
+    return runtime
 
+
+async def test_a_reload_is_checked_beside_the_event_loop(tmp_path: Path) -> None:
+    runtime = daemon_runtime(tmp_path)
+    (tmp_path / "rules" / "away.toml").write_text(AWAY.replace("away now", "changed"))
+    before = runtime.engine.rules["away note"].fingerprint
+    turns = 0
+
+    async def turn() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await anyio.sleep(0.01)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(turn)
+        with anyio.fail_after(60):
+            reloaded = await runtime.reload_rules()  # a fresh interpreter: >= ~0.3 s
+        tg.cancel_scope.cancel()
+    assert turns >= 5, "the event loop stood still while the child checked the files"
+    assert [e.path.name for e in reloaded.errors] == ["broken.toml"]
+    assert runtime.engine.rules["away note"].fingerprint != before
+    await runtime.store.aclose()
+
+
+async def test_a_checker_that_dies_on_a_reload_keeps_the_running_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = daemon_runtime(tmp_path)
+    before = runtime.engine.rules["away note"].fingerprint
     # The reload's child is a fresh interpreter: it reads the kill point from its environment.
     monkeypatch.setenv(faults.ENV, "toml_check")
     (tmp_path / "rules" / "away.toml").write_text(AWAY.replace("away now", "changed"))
