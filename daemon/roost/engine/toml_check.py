@@ -170,4 +170,6 @@ def _message(loc: Loc, error: Any) -> str:
     if kind == "list_type":
         return f"{key} is a list of tables, not {given!r}"
     detail = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "dataclass_type":  # in the words the messages had when the tables were models
+        detail = f"Input should be a valid dictionary or instance of {error['ctx']['class_name']}"
     return f"{key}: {detail} (not {given!r})"
