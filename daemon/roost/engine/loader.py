@@ -315,7 +315,7 @@ def load_toml(path: Path, checked: dict[Path, CheckedToml]) -> tuple[list[Rule],
     """The rules the check passed, compiled; the errors it found."""
     found = checked.get(path)
     if found is None:
-        raise RuleFileError(RuleError(path, 0, "not checked (it appeared during the load?)"))
+        raise RuleFileError(RuleError(path, 0, "not checked: the checker gave no answer for it"))
     rules, errors = [], list(found.errors)
     for spec in found.rules:
         try:
