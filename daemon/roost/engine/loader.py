@@ -74,6 +74,9 @@ def check_here(paths: Sequence[Path]) -> list[CheckedToml]:
 
 
 CHECKER = "roost.engine.toml_check:check_files"
+# A spawned checker takes ~0.6 s; one that hangs must not hold a reload (and a SIGTERM
+# waiting behind it) for long.
+CHECK_TIMEOUT_S = 60.0
 
 
 def check_in_child(paths: Sequence[Path]) -> list[CheckedToml]:
@@ -83,7 +86,7 @@ def check_in_child(paths: Sequence[Path]) -> list[CheckedToml]:
     if not paths:
         return []
     try:
-        checked: list[CheckedToml] = run_in_child(CHECKER, list(paths))
+        checked: list[CheckedToml] = run_in_child(CHECKER, list(paths), timeout=CHECK_TIMEOUT_S)
     except Exception as exc:  # whatever ended the child: these files are not loaded
         message = f"not checked: the TOML rule checker failed ({type(exc).__name__}: {exc})"
         return [CheckedToml(path, (), (RuleError(path, 0, message),)) for path in paths]
