@@ -6,13 +6,25 @@
 The daemon's settings are plain dataclasses; pydantic validates them in the process that
 reads the configuration (`roost.config`), and it reads these markers there. A check raises
 ValueError with a message for the person who wrote the file. Checks that span fields go in
-the dataclass's `__post_init__`, which pydantic runs after the fields are valid.
+the dataclass's `__post_init__`, which pydantic runs after the fields are valid; one that is
+about one field raises `FieldError`, so the error names that field (and its line).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+
+class FieldError(ValueError):
+    """A `__post_init__` check that failed on one field: `field` is named in the error."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def __reduce__(self) -> tuple[type[FieldError], tuple[str, str]]:
+        return FieldError, (self.field, str(self))
 
 
 class After:
