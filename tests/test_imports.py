@@ -4,10 +4,16 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import roost
+from roost.providers.registry import VENDORS
+from tests.import_contracts import import_graph, reachable
 
 # Module -> what keeping it out of the daemon saves (VmRSS, one WWN account).
 KEPT_OUT = {
@@ -167,3 +173,54 @@ def test_roost_run_reports_a_bad_setting_from_its_child(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip() == f"{path}:3: daemon.dry_runn: Extra inputs are not permitted"
+
+
+# What `roost run` imports for its settings: the schema, the child that validates them and
+# each vendor's package (unpickling an account imports its class), and all they import.
+SETTINGS_SIDE = [
+    "roost.config.settings",
+    "roost.host.child",
+    *(f"roost.providers.{name}" for name in VENDORS),
+]
+# pydantic reads a schema through this hook; only pydantic calls it, in the loader's process.
+PYDANTIC_HOOK = "__get_pydantic_core_schema__"
+
+
+def pydantic_importers(root: Path) -> list[str]:
+    """Modules on the settings side that import pydantic anywhere (lazily too), but in a
+    `__get_pydantic_core_schema__`."""
+    graph = import_graph(root, skip=("examples",))
+    found = []
+    for module in sorted(reachable(graph, SETTINGS_SIDE) | set(SETTINGS_SIDE)):
+        path = root.joinpath(*module.split(".")[1:])
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        hooks = [n for n in ast.walk(tree) if getattr(n, "name", None) == PYDANTIC_HOOK]
+        in_hooks = {id(n) for hook in hooks for n in ast.walk(hook)}
+        for node in ast.walk(tree):
+            if id(node) in in_hooks:
+                continue
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            if any(name.split(".")[0].startswith("pydantic") for name in names):
+                found.append(module)
+                break
+    return found
+
+
+def test_no_module_on_the_settings_side_imports_pydantic() -> None:
+    assert pydantic_importers(Path(roost.__file__).resolve().parent) == []
+
+
+def test_a_settings_module_importing_pydantic_is_found(tmp_path: Path) -> None:
+    copy = tmp_path / "roost"
+    root = Path(roost.__file__).resolve().parent
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("__pycache__", "examples"))
+    accounts = copy / "providers" / "accounts.py"
+    source = "\ndef later() -> None:\n    from pydantic import TypeAdapter\n"
+    accounts.write_text(accounts.read_text(encoding="utf-8") + source, encoding="utf-8")
+    assert pydantic_importers(copy) == ["roost.providers.accounts"]

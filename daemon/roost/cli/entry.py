@@ -109,10 +109,10 @@ def _settings_or_exit(path: Path | None, in_child: bool = False) -> Settings:
     (`roost run`: the daemon never imports pydantic, the loader's ~12 MiB)."""
     from roost.config.settings import ConfigError
 
+    from roost.host.child import ChildFailed, run_in_child
+
     try:
         if in_child:
-            from roost.host.child import run_in_child
-
             settings: Settings = run_in_child("roost.config.load:load_settings", path)
             return settings
         from roost.config.load import load_settings
@@ -120,7 +120,9 @@ def _settings_or_exit(path: Path | None, in_child: bool = False) -> Settings:
         return load_settings(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        sys.exit(1)
+    except ChildFailed as exc:
+        print(f"roost cannot start: reading the settings failed: {exc}", file=sys.stderr)
+    sys.exit(1)
 
 
 def _runtime_or_exit(settings: Settings) -> Runtime:
