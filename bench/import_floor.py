@@ -87,7 +87,8 @@ for label, names in json.loads(sys.argv[1]):
             importlib.import_module(name)
     rows.append((label, rss()))
 pydantic = "pydantic" in sys.modules
-print(json.dumps({"rows": rows, "split": split(), "modules": len(sys.modules), "pydantic": pydantic}))
+out = {"rows": rows, "split": split(), "modules": len(sys.modules), "pydantic": pydantic}
+print(json.dumps(out))
 """
 
 

@@ -241,6 +241,13 @@ def test_loosened_guard_is_refused(tmp_path: Path) -> None:
     assert "allow_loosening" in message
 
 
+def test_every_loosened_guard_is_named_on_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "[guards]\nheat_min_c = 5\nheat_max_c = 33\n")
+    first, second = config_error(path).splitlines()
+    assert first.startswith(f"{path}:2: guards.heat_min_c: 5 is looser")
+    assert second.startswith(f"{path}:3: guards.heat_max_c: 33 is looser")
+
+
 def test_loosened_guard_is_listed_when_allowed(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -108,7 +108,6 @@ def _settings_or_exit(path: Path | None, in_child: bool = False) -> Settings:
     """The settings, or exit 1 with every problem. `in_child`: validated in a child process
     (`roost run`: the daemon never imports pydantic, the loader's ~12 MiB)."""
     from roost.config.settings import ConfigError
-
     from roost.host.child import ChildFailed, run_in_child
 
     try:

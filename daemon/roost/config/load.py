@@ -118,7 +118,8 @@ def load_settings(path: Path | None) -> Settings:
         errors = [
             e for e in exc.errors(include_input=False) if e["type"] != "default_factory_not_called"
         ]
-        raise ConfigError("\n".join(_describe(e, path, text, os.environ) for e in errors)) from None
+        lines = [line for e in errors for line in _describe(e, path, text, os.environ)]
+        raise ConfigError("\n".join(lines)) from None
     finally:
         _toml_file.reset(token)
     assert root._plain is not None  # built by _as_plain
@@ -151,18 +152,27 @@ def _read_toml(path: Path) -> str:
     return text
 
 
-def _describe(error: ErrorDetails, path: Path | None, text: str, env: Mapping[str, str]) -> str:
+def _describe(
+    error: ErrorDetails, path: Path | None, text: str, env: Mapping[str, str]
+) -> list[str]:
+    """`where: setting: message` for the error (one per field a FieldError names)."""
     loc = _without_tags(error["loc"])
     message = error["msg"].removeprefix("Value error, ")
     cause = error.get("ctx", {}).get("error")
-    if isinstance(cause, FieldError):  # a section's check that is about one of its fields
-        loc = (*loc, cause.field)
+    if isinstance(cause, FieldError):  # a section's check that is about some of its fields
+        return [_line((*loc, field), why, path, text, env) for field, why in cause.problems]
     if error["type"] == "unexpected_keyword_argument":  # a dataclass's word for it
         message = "Extra inputs are not permitted"
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
         loc = (*loc, "provider")
         known = error.get("ctx", {}).get("expected_tags", "")
         message = f"unknown or missing provider; known providers: {known}"
+    return [_line(loc, message, path, text, env)]
+
+
+def _line(
+    loc: tuple[int | str, ...], message: str, path: Path | None, text: str, env: Mapping[str, str]
+) -> str:
     setting = format_loc(loc)
     variable = _env_name(loc, env)
     if variable is not None:

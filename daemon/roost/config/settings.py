@@ -229,14 +229,16 @@ class GuardSettings(_Section):
 
     def __post_init__(self) -> None:
         if not self.allow_loosening:
-            for name, (default, looser) in _GUARD_LIMITS.items():
-                value = getattr(self, name)
-                if (value - default) * looser > 0:
-                    raise FieldError(
-                        name,
-                        f"{value:g} is looser than the safe default {default:g}; "
-                        "set guards.allow_loosening = true if that is really meant",
-                    )
+            problems = [
+                (
+                    name,
+                    f"{getattr(self, name):g} is looser than the safe default {default:g}; "
+                    "set guards.allow_loosening = true if that is really meant",
+                )
+                for name, default in self._looser()
+            ]
+            if problems:
+                raise FieldError(*problems[0], *problems[1:])
         if self.heat_min_c >= self.heat_max_c:
             raise ValueError("heat_min_c must be below heat_max_c")
         if self.cool_min_c >= self.cool_max_c:
@@ -244,12 +246,15 @@ class GuardSettings(_Section):
 
     def loosened(self) -> list[str]:
         """Guards set looser than their defaults, e.g. `heat_min_c = 5 (default 7)`."""
-        found = []
-        for name, (default, looser) in _GUARD_LIMITS.items():
-            value = getattr(self, name)
-            if (value - default) * looser > 0:
-                found.append(f"{name} = {value:g} (default {default:g})")
-        return found
+        return [f"{name} = {getattr(self, name):g} (default {d:g})" for name, d in self._looser()]
+
+    def _looser(self) -> list[tuple[str, float]]:
+        """(name, default) of each guard set looser than its default."""
+        return [
+            (name, default)
+            for name, (default, looser) in _GUARD_LIMITS.items()
+            if (getattr(self, name) - default) * looser > 0
+        ]
 
 
 @dataclass(kw_only=True)

@@ -17,14 +17,17 @@ from typing import Any
 
 
 class FieldError(ValueError):
-    """A `__post_init__` check that failed on one field: `field` is named in the error."""
+    """A `__post_init__` check that failed on some of the fields: each error names its field
+    (and the loader its line). `more` are further (field, message) pairs."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+    def __init__(self, field: str, message: str, *more: tuple[str, str]) -> None:
+        self.problems = [(field, message), *more]
+        text = "; ".join(f"{name}: {text}" for name, text in self.problems)
+        super().__init__(text if more else message)
 
-    def __reduce__(self) -> tuple[type[FieldError], tuple[str, str]]:
-        return FieldError, (self.field, str(self))
+    def __reduce__(self) -> tuple[type[FieldError], tuple[Any, ...]]:
+        (field, message), *more = self.problems
+        return FieldError, (field, message, *more)
 
 
 class After:

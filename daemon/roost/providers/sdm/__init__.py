@@ -33,12 +33,12 @@ AUTH_ADVICE = "run `roost auth sdm`, then restart roost"
 WRITE_LIMITS = WriteLimits(per_device=Rate(burst=5, every_s=12.0), per_account=Rate(10, 6.0))
 
 
-SUBSCRIPTION = re.compile(r"projects/[^/]+/subscriptions/[^/]+")
+SUBSCRIPTION = r"^projects/[^/]+/subscriptions/[^/]+$"
 
 
 def check_subscription(value: str) -> str:
-    if not SUBSCRIPTION.fullmatch(value):
-        raise ValueError("must be projects/<project>/subscriptions/<subscription>")
+    if not re.match(SUBSCRIPTION, value):
+        raise ValueError(f"String should match pattern {SUBSCRIPTION!r}")
     return value
 
 
