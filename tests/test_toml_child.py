@@ -54,13 +54,15 @@ import anyio
 from roost.cli.entry import _runtime_or_exit, _settings_or_exit
 from roost.service.runtime import Runtime
 
-settings = _settings_or_exit(Path(sys.argv[1]))
-runtime = _runtime_or_exit(settings) if sys.argv[2] == "daemon" else Runtime(settings)
+daemon = sys.argv[2] == "daemon"
+settings = _settings_or_exit(Path(sys.argv[1]), in_child=daemon)
+runtime = _runtime_or_exit(settings) if daemon else Runtime(settings)
 before = set(sys.modules)
 started = runtime.load_rules()
 reloaded = anyio.run(runtime.reload_rules)
 print(json.dumps({
     "imported": sorted(set(sys.modules) - before),
+    "pydantic": sorted(n for n in sys.modules if n.split(".")[0].startswith("pydantic")),
     "rules": sorted(runtime.engine.rules),
     "errors": [str(e) for e in (*started.errors, *reloaded.errors)],
 }))
@@ -68,8 +70,9 @@ print(json.dumps({
 
 
 def probe(tmp_path: Path, mode: str) -> dict[str, list[str]]:
-    """A start and a reload of the rules, as `roost run` makes its runtime ("daemon") or
-    with the in-process check ("here"): the modules they imported, the rules, the errors."""
+    """A start and a reload of the rules, as `roost run` has its settings and makes its
+    runtime ("daemon"), or with both checked in-process ("here"): the modules the rule
+    loads imported, every pydantic module in the process, the rules, the errors."""
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
     (rules / "away.toml").write_text(AWAY)
@@ -96,6 +99,7 @@ def test_the_daemons_rule_load_imports_no_pydantic(tmp_path: Path) -> None:
     assert found["errors"] == []
     assert found["rules"] == ["away note", "eco_when_away"]
     assert validation_in(found["imported"]) == []
+    assert found["pydantic"] == []  # nor anything else of `roost run` before it
 
 
 def test_the_probe_sees_a_check_made_in_process(tmp_path: Path) -> None:
@@ -104,6 +108,7 @@ def test_the_probe_sees_a_check_made_in_process(tmp_path: Path) -> None:
     found = probe(tmp_path, "here")
     assert found["rules"] == ["away note", "eco_when_away"]
     assert set(VALIDATION) <= set(validation_in(found["imported"]))
+    assert "pydantic" in found["pydantic"]
 
 
 async def test_roost_run_names_a_broken_toml_file_and_runs_the_other_rules(
