@@ -719,18 +719,20 @@ def _beside(
     elsewhere (a visible one reports it: no second push). Once all is ok again, it is kept
     once more to report the clearing, then left out. None: left out."""
     was = before if isinstance(before, SmokeCoAlarm) else None
-    states: dict[str, AlarmState | None] = {}
-    for kind in _KINDS:
-        state = getattr(alarm, kind)
-        most = max(_SAYS[getattr(device, kind)] for device in visible)
-        held = getattr(was, kind) if was is not None else AlarmState.OK
-        sounding = held is not AlarmState.OK and state is not AlarmState.OK
-        states[kind] = state if _SAYS[state] > most or sounding else AlarmState.OK
-    if all(state is AlarmState.OK for state in states.values()) and (
-        was is None or all(getattr(was, kind) is AlarmState.OK for kind in _KINDS)
-    ):
+    smoke, co = (_counted(alarm, visible, was, kind) for kind in _KINDS)
+    if smoke is co is AlarmState.OK and (was is None or was.smoke is was.co is AlarmState.OK):
         return None
-    return dataclasses.replace(alarm, **states)
+    return dataclasses.replace(alarm, smoke=smoke, co=co)
+
+
+def _counted(
+    alarm: SmokeCoAlarm, visible: list[SmokeCoAlarm], was: SmokeCoAlarm | None, kind: str
+) -> AlarmState | None:
+    state: AlarmState | None = getattr(alarm, kind)
+    most = max(_SAYS[getattr(device, kind)] for device in visible)
+    held = getattr(was, kind) if was is not None else AlarmState.OK
+    sounding = held is not AlarmState.OK and state is not AlarmState.OK
+    return state if _SAYS[state] > most or sounding else AlarmState.OK
 
 
 def _wheres(structures: Mapping[str, Any]) -> dict[str, str]:
