@@ -2,7 +2,7 @@
 an account that lost its authorization stops, and someone has to act; a smoke/CO alarm
 reports a state roost cannot read (an unknown value, a wrong type), so no rule's alarm
 trigger can fire on it; a smoke/CO alarm no loaded rule reacts to (the alarm rules' file
-broken at start, deleted, never written). Alarm notifications fail open.
+broken at start, deleted, never written), and its clearing. Alarm notifications fail open.
 
 `Alerts` taps the bus (`Bus.tap`): every event is looked at as it is published, and only an
 event that may need an alert wakes the task that decides and sends it. Its queue has no
@@ -108,12 +108,39 @@ def _may_alert(event: Event) -> bool:
     return isinstance(event, SmokeAlarm | CoAlarm | AccountStatus)
 
 
+def _sounding_key(event: Event) -> tuple[str, str, str] | None:
+    """Which alarm of which device `event` is about (account, device, smoke or co)."""
+    if isinstance(event, SmokeAlarm | CoAlarm):
+        name = event.name
+    elif isinstance(event, AttributeChanged) and event.attribute in _ALARM_ATTRIBUTES:
+        name = event.attribute
+    else:
+        return None
+    return (event.account, event.device or "", name)
+
+
+def _cleared(event: SmokeAlarm | CoAlarm) -> Notification:
+    """roost's own push that an alarm it pushed itself is back to ok."""
+    what = _ALARM_ATTRIBUTES[event.name]
+    what = what[0].upper() + what[1:]
+    return _urgent(
+        event,
+        f"roost:cleared-alarm:{event.id}",
+        f"{what} cleared at alarm {event.device!r}",
+        f"{what} reads ok again. roost sent the alarm itself, so it says this too.",
+        alarm=True,  # an alarm's level change: never limited, never given up
+    )
+
+
 class Alerts:
     """The alerts the bus carries, from the moment this is made, handed to `notify` by `run`
-    in the order they were published."""
+    in the order they were published. An alarm roost pushed itself (no rule reacts to it,
+    or its state could not be read) gets roost's own push when it is ok again, unless a
+    rule reacts to that."""
 
     def __init__(self, bus: Bus) -> None:
         self._send, self._receive = anyio.create_memory_object_stream[Event](math.inf)
+        self._pushed: set[tuple[str, str, str]] = set()  # the alarms roost pushed, until ok
         bus.tap("alerts", self.see)
 
     def see(self, batch: Batch) -> None:
@@ -129,5 +156,16 @@ class Alerts:
         """Send each alert; `reacted` says whether a loaded rule reacts to an event."""
         async for event in self._receive:
             alert = alert_for(event, reacted)
+            key = _sounding_key(event)
+            if alert is not None and key is not None:
+                self._pushed.add(key)
+            elif key is not None and _back_to_ok(event) and key in self._pushed:
+                self._pushed.discard(key)
+                assert isinstance(event, SmokeAlarm | CoAlarm)
+                alert = None if reacted(event) else _cleared(event)
             if alert is not None:
                 await notify(alert)
+
+
+def _back_to_ok(event: Event) -> bool:
+    return isinstance(event, SmokeAlarm | CoAlarm) and event.new is AlarmState.OK
