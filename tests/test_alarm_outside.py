@@ -8,7 +8,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -99,6 +99,53 @@ async def test_an_alarm_fails_open_past_a_hung_notification_helper(tmp_path: Pat
             print(f"alarm push {time.monotonic() - raised:.3f} s after the event, helper hung")
         finally:
             os.kill(pid, signal.SIGCONT)
+
+
+AWAY_TITLE = "Everyone is out"
+BACK_TITLE = "Someone is back"
+PRESENCE_RULES = f"""
+[[rule]]
+name = "everyone out"
+on = {{ event = "presence", to = "away" }}
+do = [{{ action = "notify", title = "{AWAY_TITLE}" }}]
+
+[[rule]]
+name = "someone back"
+on = {{ event = "presence", to = "home" }}
+do = [{{ action = "notify", title = "{BACK_TITLE}" }}]
+"""
+
+
+async def test_a_hung_notification_helper_is_replaced_and_ordinary_pushes_go_out(
+    tmp_path: Path,
+) -> None:
+    """Ordinary pushes are not sent by the daemon itself: they wait for the helper. A hung
+    one (stopped) that does not answer within a bound is killed and another started, and
+    the pushes queued meanwhile (the outbox keeps them) go out through it."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "presence.toml").write_text(PRESENCE_RULES)
+    async with fault_bed(tmp_path, rules, keepalive_timeout_s=30) as bed:
+        await bed.daemon.start()
+        await bed.daemon.wait_connected(1)
+        await wait_for(lambda: '"event": "ready"' in bed.daemon.log())
+        pid = helper_pid(bed.daemon.log())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            stopped = time.monotonic()
+            bed.home.set_away("structure-home", True)
+            await anyio.sleep(0.5)
+            bed.home.set_away("structure-home", False)
+            await wait_for(
+                lambda: bed.titles()[AWAY_TITLE] >= 1 and bed.titles()[BACK_TITLE] >= 1,
+                timeout_s=40,
+            )
+            print(f"ordinary pushes {time.monotonic() - stopped:.3f} s after the helper hung")
+            assert bed.daemon.log().count("notification helper started") == 2
+            assert '"event": "notification helper does not answer; killed"' in bed.daemon.log()
+        finally:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 @asynccontextmanager
