@@ -24,6 +24,7 @@ from roost.core.events import (
     CoAlarm,
     ConnectionState,
     Event,
+    NotificationOutcome,
     SmokeAlarm,
 )
 from roost.core.model import AlarmState
@@ -31,6 +32,10 @@ from roost.notify.alarms import is_alarm
 from roost.notify.notifier import Notification, Priority
 
 _ALARM_ATTRIBUTES = {"smoke": "smoke", "co": "CO"}
+# The key of roost's own push for an alarm whose reacting runs all failed (engine/runner).
+FAILED_RULE_PUSH = "roost:failed-alarm-rule:"
+RECENT_ALARMS = 1024  # alarm events remembered, to know them in their push's outcome
+Sounding = tuple[str, str, str]  # an alarm of a device: (account, device, "smoke" | "co")
 
 
 def alert_for(
@@ -102,13 +107,16 @@ def _unreadable_alarm(event: AttributeChanged) -> Notification | None:
 
 
 def _may_alert(event: Event) -> bool:
-    """Cheap: could `alert_for` make an alert of this event (read as it is published)."""
+    """Cheap: could `alert_for` make an alert of this event, or is it roost's own alarm push
+    going out (read as it is published)."""
     if isinstance(event, AttributeChanged):
         return event.attribute in _ALARM_ATTRIBUTES
+    if isinstance(event, NotificationOutcome):
+        return event.key.startswith(FAILED_RULE_PUSH)
     return isinstance(event, SmokeAlarm | CoAlarm | AccountStatus)
 
 
-def _sounding_key(event: Event) -> tuple[str, str, str] | None:
+def _sounding_key(event: Event) -> Sounding | None:
     """Which alarm of which device `event` is about (account, device, smoke or co)."""
     if isinstance(event, SmokeAlarm | CoAlarm):
         name = event.name
@@ -135,12 +143,14 @@ def _cleared(event: SmokeAlarm | CoAlarm) -> Notification:
 class Alerts:
     """The alerts the bus carries, from the moment this is made, handed to `notify` by `run`
     in the order they were published. An alarm roost pushed itself (no rule reacts to it,
-    or its state could not be read) gets roost's own push when it is ok again, unless a
-    rule reacts to that."""
+    its state could not be read, or the runs reacting to it failed) gets roost's own push
+    when it is ok again, unless a rule reacts to that."""
 
     def __init__(self, bus: Bus) -> None:
         self._send, self._receive = anyio.create_memory_object_stream[Event](math.inf)
-        self._pushed: set[tuple[str, str, str]] = set()  # the alarms roost pushed, until ok
+        self._pushed: set[Sounding] = set()  # the alarms roost pushed itself, until ok
+        self._states: dict[Sounding, AlarmState] = {}  # each alarm's last level
+        self._recent: dict[str, Sounding] = {}  # the latest alarm events above ok, by id
         bus.tap("alerts", self.see)
 
     def see(self, batch: Batch) -> None:
@@ -155,17 +165,40 @@ class Alerts:
     ) -> None:
         """Send each alert; `reacted` says whether a loaded rule reacts to an event."""
         async for event in self._receive:
-            alert = alert_for(event, reacted)
-            key = _sounding_key(event)
-            if alert is not None and key is not None:
-                self._pushed.add(key)
-            elif key is not None and _back_to_ok(event) and key in self._pushed:
-                self._pushed.discard(key)
-                assert isinstance(event, SmokeAlarm | CoAlarm)
-                alert = None if reacted(event) else _cleared(event)
+            alert = self._decide(event, reacted)
             if alert is not None:
                 await notify(alert)
 
+    def _decide(self, event: Event, reacted: Callable[[Event], bool]) -> Notification | None:
+        if isinstance(event, NotificationOutcome):
+            self._engine_pushed(event.key)
+            return None
+        alert = alert_for(event, reacted)
+        key = _sounding_key(event)
+        if key is None:
+            return alert
+        if isinstance(event, SmokeAlarm | CoAlarm):
+            self._seen(event, key)
+        if alert is not None:
+            self._pushed.add(key)
+            return alert
+        cleared = isinstance(event, SmokeAlarm | CoAlarm) and event.new is AlarmState.OK
+        if not cleared or key not in self._pushed:
+            return None
+        self._pushed.discard(key)
+        assert isinstance(event, SmokeAlarm | CoAlarm)
+        return None if reacted(event) else _cleared(event)
 
-def _back_to_ok(event: Event) -> bool:
-    return isinstance(event, SmokeAlarm | CoAlarm) and event.new is AlarmState.OK
+    def _seen(self, event: SmokeAlarm | CoAlarm, key: Sounding) -> None:
+        self._states[key] = event.new
+        if event.new is not AlarmState.OK:
+            self._recent[event.id] = key
+            if len(self._recent) > RECENT_ALARMS:
+                del self._recent[next(iter(self._recent))]
+
+    def _engine_pushed(self, notification_key: str) -> None:
+        """roost pushed an alarm whose rules failed (engine/runner): its clearing is roost's
+        to push as well, if it still sounds."""
+        key = self._recent.get(notification_key.removeprefix(FAILED_RULE_PUSH))
+        if key is not None and self._states.get(key, AlarmState.OK) is not AlarmState.OK:
+            self._pushed.add(key)
