@@ -197,7 +197,8 @@ class NotifyHelper:
                 continue  # answered meanwhile
             try:
                 if await self._ask({"ping": True}, reply_within_s=PING_S):
-                    continue  # alive: a target is slow
+                    await anyio.sleep(UNANSWERED_S)  # alive: a target is slow; ask again later
+                    continue
             except HelperGone:
                 pass
             if process.returncode is None:
