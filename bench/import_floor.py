@@ -6,7 +6,10 @@ A fresh interpreter imports, stage by stage, what `roost run` (one `nest_wwn` ac
 the example rules) has loaded once idle, and prints the RSS each stage adds. A module
 goes to the first stage that pulls it in (httpx brings `http.cookiejar`, which brings
 `urllib.request` and `email`). The libraries come first, so the roost rows are roost's
-own code and the pydantic models it builds. `--page` adds what the web page loads. Each
+own code. The daemon's settings are plain dataclasses, validated by pydantic in a child
+process (`config/load.py`), so pydantic is no stage of its own: where a roost row still
+imports it (the TOML rule loader, until its model is plain too) that row shows it. `--page`
+adds what the web page loads. Each
 reading follows a collection and `malloc_trim`, as the daemon's once it is ready; a stage's
 figure still moves by a few hundred KiB with where the allocator's arenas fill up.
 Imports only: the running daemon adds ~1 MiB on top (bench/idle.py measures it). The
@@ -27,13 +30,11 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("anyio", ("anyio", "anyio.streams.memory", "anyio.streams.tls", "anyio.streams.stapled")),
     ("httpx, httpcore, h11", ("httpx",)),
     ("one httpx client (trust store)", ("=client",)),
-    ("pydantic (+ its schema builder)", ("pydantic", "pydantic.main", "=model")),
-    ("pydantic-settings", ("pydantic_settings",)),
     ("structlog", ("structlog",)),
     ("croniter + dateutil (a cron rule)", ("croniter",)),
     ("sqlite3, tomllib, queue", ("sqlite3", "tomllib", "queue")),
     ("roost: the rule API (`import roost`)", ("roost",)),
-    ("roost: settings + account models", ("roost.config.settings",)),
+    ("roost: settings + account models (plain)", ("roost.config.settings",)),
     ("roost: rule loader + TOML rule model", ("roost.engine.loader",)),
     (
         "roost: runtime, provider, service, cli",
@@ -82,14 +83,12 @@ for label, names in json.loads(sys.argv[1]):
         elif name == "=client":
             import httpx
             client = httpx.AsyncClient()
-        elif name == "=model":
-            from pydantic import BaseModel
-            class First(BaseModel):
-                x: int = 0
         else:
             importlib.import_module(name)
     rows.append((label, rss()))
-print(json.dumps({"rows": rows, "split": split(), "modules": len(sys.modules)}))
+pydantic = "pydantic" in sys.modules
+out = {"rows": rows, "split": split(), "modules": len(sys.modules), "pydantic": pydantic}
+print(json.dumps(out))
 """
 
 
@@ -119,6 +118,7 @@ def main() -> None:
         f"  {result['modules']} modules; of the {before:.1f} MiB: {file:.1f} shared-library "
         f"pages (file-backed), {anon:.1f} anonymous"
     )
+    print(f"  pydantic imported: {'yes' if result['pydantic'] else 'no'}")
 
 
 if __name__ == "__main__":

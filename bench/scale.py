@@ -42,11 +42,11 @@ from subprocess import PIPE
 import anyio
 import httpx
 from anyio.streams.buffered import BufferedByteReceiveStream
-from pydantic import SecretStr
 
 from common import change_of, header, load, quiet_logging
 from roost.config.settings import Settings
 from roost.core.events import AttributeChanged
+from roost.core.secret import Secret
 from roost.engine.rule_home import RuleHome
 from roost.providers.nest_wwn import NestWwnAccount
 from roost.providers.registry import ProviderContext
@@ -108,7 +108,7 @@ def settings(url: str, count: int, state_dir: Path) -> Settings:
             name=f"home-{i:05d}",
             provider="nest_wwn",
             api_url=f"{url}/h{i}",
-            token=SecretStr(token(i)),
+            token=Secret(token(i)),
         )
         for i in range(count)
     ]

@@ -73,11 +73,11 @@ from typing import Any
 
 import anyio
 from anyio.streams.buffered import BufferedByteReceiveStream
-from pydantic import SecretStr
 
 from common import Summary, change_of, header, load, quiet_logging, verdict
 from roost.config.settings import GuardSettings, Settings
 from roost.core.events import AttributeChanged
+from roost.core.secret import Secret
 from roost.engine.rule_home import RuleHome
 from roost.providers.base import Provider, WriteLimits
 from roost.providers.nest_wwn import NestWwnAccount
@@ -130,7 +130,7 @@ def settings(url: str, token: str, state_dir: Path, unthrottled: bool) -> Settin
     s.daemon.rules_dir = state_dir / "rules"
     s.daemon.state_dir = state_dir
     s.accounts = [
-        NestWwnAccount(name=ACCOUNT, provider="nest_wwn", api_url=url, token=SecretStr(token))
+        NestWwnAccount(name=ACCOUNT, provider="nest_wwn", api_url=url, token=Secret(token))
     ]
     if unthrottled:
         s.guards = GuardSettings(allow_loosening=True, writes_per_device_per_hour=10**9)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
+from roost.core.secret import Secret
+from roost.providers.accounts import given_fields
 from roost.simulator.home import SimHome
 from roost.simulator.sink import NotificationSink, serve_sink
 from roost.testing.stack import DEMO_HOMES, VENDORS
@@ -30,8 +30,8 @@ do = [{ action = "thermostat.set_heat", target = "all", celsius = 24 }]
 
 def account_toml(account: Any) -> str:
     lines = ["[[accounts]]"]
-    for key, value in account.model_dump(exclude_unset=True).items():
-        plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+    for key, value in given_fields(account).items():
+        plain = value.get_secret_value() if isinstance(value, Secret) else value
         lines.append(f"{key} = {json.dumps(plain)}")
     return "\n".join(lines) + "\n"
 

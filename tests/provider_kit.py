@@ -5,9 +5,11 @@ the model's bounds: a test polls faster than a real account may."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from typing import Any, TypeVar
 
+from roost.config.load import validated
 from roost.providers.registry import ProviderContext, vendor
 
 P = TypeVar("P")
@@ -17,9 +19,11 @@ CONTEXT = ("clock", "tokens", "memory", "deadlines")
 def make(cls: type[P], vendor_name: str, name: str = "acct", **options: Any) -> P:
     model = vendor(vendor_name).Account
     context = ProviderContext(**{key: options.pop(key) for key in CONTEXT if key in options})
-    fields = {key: options.pop(key) for key in list(options) if key in model.model_fields}
+    names = {field.name for field in dataclasses.fields(model)}
+    fields = {key: options.pop(key) for key in list(options) if key in names}
     timings = {key: fields.pop(key) for key in list(fields) if key.endswith("_s")}
-    settings = model(name=name, provider=vendor_name, **fields).model_copy(update=timings)
+    account = validated(model, name=name, provider=vendor_name, **fields)
+    settings = dataclasses.replace(account, **timings)
     provider: P = cls(settings, context, **options)  # type: ignore[call-arg]
     return provider
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.config.settings import ConfigError, load_settings, remote_listeners
+from roost.config.load import load_settings
+from roost.config.settings import ConfigError, remote_listeners
 from roost.service.systemd import sd_notify
 from tests.faults.harness import fault_bed, wait_for
 

@@ -1,16 +1,17 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
+from typing import Any, get_type_hints
 
 import pytest
-from pydantic import BaseModel
 
+from roost.config.load import _Root, load_settings
 from roost.config.settings import (
     ConfigError,
     GuardSettings,
     Settings,
-    load_settings,
     unknown_env_overrides,
 )
 
@@ -240,6 +241,13 @@ def test_loosened_guard_is_refused(tmp_path: Path) -> None:
     assert "allow_loosening" in message
 
 
+def test_every_loosened_guard_is_named_on_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "[guards]\nheat_min_c = 5\nheat_max_c = 33\n")
+    first, second = config_error(path).splitlines()
+    assert first.startswith(f"{path}:2: guards.heat_min_c: 5 is looser")
+    assert second.startswith(f"{path}:3: guards.heat_max_c: 33 is looser")
+
+
 def test_loosened_guard_is_listed_when_allowed(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -293,16 +301,21 @@ def test_example_config_loads_and_shows_the_defaults() -> None:
     assert load_settings(EXAMPLE) == Settings()
 
 
-def all_setting_names(model: type[BaseModel]) -> set[str]:
+def all_setting_names(section: type[Any]) -> set[str]:
     names = set()
-    for name, field in model.model_fields.items():
-        names.add(name)
-        inner = field.annotation
+    hints = get_type_hints(section)
+    for field in dataclasses.fields(section):
+        names.add(field.name)
+        inner = hints[field.name]
         args = getattr(inner, "__args__", ())
         for candidate in (inner, *args):
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            if isinstance(candidate, type) and dataclasses.is_dataclass(candidate):
                 names |= all_setting_names(candidate)
     return names
+
+
+def test_the_loader_reads_every_setting_of_the_schema() -> None:
+    assert list(_Root.model_fields) == [f.name for f in dataclasses.fields(Settings)]
 
 
 def test_example_config_documents_every_setting() -> None:

@@ -17,6 +17,7 @@ import anyio
 import httpx
 import pytest
 
+from roost.config.load import validated
 from roost.core.clock import VirtualClock
 from roost.core.commands import (
     Action,
@@ -341,8 +342,13 @@ async def test_a_rate_limited_put_says_so() -> None:
 
 
 def test_the_registry_builds_the_provider_from_its_settings() -> None:
-    account = NestWebAccount(
-        name="acct", provider="nest_web", email=EMAIL, password=PASSWORD, subscribe_timeout_s=30
+    account = validated(
+        NestWebAccount,
+        name="acct",
+        provider="nest_web",
+        email=EMAIL,
+        password=PASSWORD,
+        subscribe_timeout_s=30,
     )
     provider = build_provider(account, ProviderContext())
     assert isinstance(provider, NestWebProvider)

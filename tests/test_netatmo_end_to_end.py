@@ -22,6 +22,7 @@ import pytest
 from roost.core.clock import VirtualClock
 from roost.core.commands import Command, CommandResult, FailureReason, SetHeat
 from roost.core.events import CoAlarm, NotificationOutcome
+from roost.core.secret import Secret
 from roost.providers.netatmo import NetatmoAccount
 from roost.providers.netatmo.provider import NetatmoProvider
 from roost.service.runtime import Runtime
@@ -94,8 +95,8 @@ async def test_a_co_event_pushes_once_even_after_a_restart(tmp_path: Path) -> No
             provider="netatmo",
             api_url=cloud.url,
             client_id=cloud.client_id,
-            client_secret=cloud.client_secret,
-            refresh_token=cloud.refresh_token,
+            client_secret=Secret(cloud.client_secret),
+            refresh_token=Secret(cloud.refresh_token),
             fast_poll_s=0.2,
             slow_poll_s=1.0,
         )

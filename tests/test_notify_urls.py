@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.config.settings import ConfigError, load_settings
+from roost.config.load import load_settings
+from roost.config.settings import ConfigError
 
 SECRET = "tk_s3cr3t"
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import pytest
 
+from roost.config.load import validated
 from roost.core.commands import SetCool, SetFanTimer, SetHeat, SetPresence, SetRange
 from roost.core.errors import EncodeError
 from roost.core.model import Presence, SmokeCoAlarm, Structure, Thermostat, ThermostatMode
@@ -159,7 +160,7 @@ async def test_the_daemons_providers_of_a_vendor_share_one_client(name: str) -> 
     context = ProviderContext()
     model = vendor(name).Account
     first, second = (
-        build_provider(model(name=account, provider=name, **SETTINGS[name]), context)
+        build_provider(validated(model, name=account, provider=name, **SETTINGS[name]), context)
         for account in ("one", "two")
     )
     assert isinstance(first, CLASSES[name])

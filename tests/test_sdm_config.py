@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.config.settings import ConfigError, load_settings
+from roost.config.load import load_settings
+from roost.config.settings import ConfigError
 from roost.providers.registry import ProviderContext, build_provider
 from roost.providers.sdm import SdmAccount
 from roost.providers.sdm.provider import SdmProvider

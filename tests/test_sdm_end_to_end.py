@@ -12,10 +12,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-from pydantic import SecretStr
 
 from roost.config.settings import NotifyTarget, Settings
 from roost.core.events import Chime, CommandOutcome, Event, Outcome, TemperatureChanged
+from roost.core.secret import Secret
 from roost.providers.nest_wwn import NestWwnAccount
 from roost.providers.sdm import SdmAccount
 from roost.service.runtime import Runtime
@@ -151,10 +151,10 @@ async def test_a_rule_combines_co_from_one_account_with_an_sdm_thermostat(
         settings = Settings()
         settings.daemon.rules_dir = rules
         settings.daemon.state_dir = tmp_path / "state"
-        settings.notify.targets = [NotifyTarget(url=SecretStr(sink.url))]
+        settings.notify.targets = [NotifyTarget(url=Secret(sink.url))]
         settings.accounts = [
             NestWwnAccount(
-                name="house", provider="nest_wwn", api_url=wwn.url, token=SecretStr(wwn.token)
+                name="house", provider="nest_wwn", api_url=wwn.url, token=Secret(wwn.token)
             ),
             SdmAccount(
                 name="villa",
@@ -164,8 +164,8 @@ async def test_a_rule_combines_co_from_one_account_with_an_sdm_thermostat(
                 pubsub_url=cloud.pubsub_url,
                 project_id=cloud.names.project_id,
                 client_id=cloud.client_id,
-                client_secret=SecretStr(cloud.client_secret),
-                refresh_token=SecretStr(cloud.refresh_token),
+                client_secret=Secret(cloud.client_secret),
+                refresh_token=Secret(cloud.refresh_token),
                 subscription=cloud.subscription.name,
                 pull_timeout_s=5.0,
             ),

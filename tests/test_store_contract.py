@@ -217,7 +217,8 @@ def test_an_unreachable_postgres_store_is_a_clear_error() -> None:
 def test_the_settings_pick_the_store_and_read_its_password_as_a_credential(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from roost.config.settings import ConfigError, load_settings
+    from roost.config.load import load_settings
+    from roost.config.settings import ConfigError
     from roost.service.stores import open_store
     from roost.store.sqlite import StoreError
 

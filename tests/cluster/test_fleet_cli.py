@@ -14,7 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from roost.config.settings import ConfigError, load_settings
+from roost.config.load import load_settings
+from roost.config.settings import ConfigError
 from roost.store.postgres import PgStore
 
 ACCOUNTS = {"a1": '["enrolled", "east"]', "a2": '["enrolled"]', "a3": "[]"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from roost.cli.auth import store_tokens
-from roost.config.settings import load_settings
+from roost.config.load import load_settings
 from roost.providers.base import TokenSet
 from roost.store.postgres import PgStore
 from roost.store.sqlite import FILE_NAME

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from markupsafe import Markup
 
-from roost.config.settings import ConfigError, WebSettings, load_settings, remote_listeners
+from roost.config.load import load_settings, validated
+from roost.config.settings import ConfigError, WebSettings, remote_listeners
 from roost.core.model import HvacActivity, Thermostat, ThermostatMode
 from roost.store.sqlite import JournalEntry
 from roost.web import charts
@@ -46,7 +47,7 @@ def test_a_network_address_needs_allow_remote(tmp_path) -> None:  # type: ignore
 
 def test_a_bad_listen_value_is_explained() -> None:
     with pytest.raises(ValueError, match="host:port"):
-        WebSettings(listen="8470")
+        validated(WebSettings, listen="8470")
 
 
 def test_each_account_state_says_what_to_do() -> None:

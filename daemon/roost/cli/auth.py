@@ -323,7 +323,8 @@ def _client_from_args(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def auth_command(args: argparse.Namespace) -> int:
-    from roost.config.settings import ConfigError, load_settings
+    from roost.config.load import load_settings
+    from roost.config.settings import ConfigError
 
     if args.vendor in LOGINS:
         return LOGINS[args.vendor].login_command(args)

@@ -58,7 +58,8 @@ def add_commands(sub: Any) -> None:
 
 
 def _settings(path: Path | None) -> Any:
-    from roost.config.settings import ConfigError, load_settings
+    from roost.config.load import load_settings
+    from roost.config.settings import ConfigError
 
     try:
         settings = load_settings(path)

@@ -104,14 +104,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings_or_exit(path: Path | None) -> Settings:
-    from roost.config.settings import ConfigError, load_settings
+def _settings_or_exit(path: Path | None, in_child: bool = False) -> Settings:
+    """The settings, or exit 1 with every problem. `in_child`: validated in a child process
+    (`roost run`: the daemon never imports pydantic, the loader's ~12 MiB)."""
+    from roost.config.settings import ConfigError
+    from roost.host.child import ChildFailed, run_in_child
 
     try:
+        if in_child:
+            settings: Settings = run_in_child("roost.config.load:load_settings", path)
+            return settings
+        from roost.config.load import load_settings
+
         return load_settings(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        sys.exit(1)
+    except ChildFailed as exc:
+        print(f"roost cannot start: reading the settings failed: {exc}", file=sys.stderr)
+    sys.exit(1)
 
 
 def _runtime_or_exit(settings: Settings) -> Runtime:
@@ -142,7 +152,7 @@ def _run(args: argparse.Namespace) -> int:
     from roost.host.lock import AlreadyRunning, acquire
     from roost.host.log import configure_logging
 
-    settings = _settings_or_exit(args.config)
+    settings = _settings_or_exit(args.config, in_child=True)
     configure_logging(settings.log.level, settings.log.format)
     try:
         lock = acquire(settings.daemon.state_dir)  # before anything touches the directory

@@ -56,7 +56,8 @@ def _socket_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(path: Path | None) -> Any:
-    from roost.config.settings import ConfigError, load_settings
+    from roost.config.load import load_settings
+    from roost.config.settings import ConfigError
 
     try:
         return load_settings(path)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
-from pydantic import SecretStr
 
 from roost.config.settings import AccountSettings
+from roost.core.secret import Secret
+from roost.providers.accounts import given_fields
 from roost.providers.registry import DEMO_VENDOR, VENDORS
 
 
@@ -100,14 +101,14 @@ def settings_text(account: AccountSettings, sink_url: str, rules_dir: Path, stat
         "",
         "[[accounts]]",
     ]
-    for key, value in account.model_dump(exclude_unset=True).items():
+    for key, value in given_fields(account).items():
         lines.append(f"{key} = {_toml(value)}")
     lines += ["", "[[notify.targets]]", f"url = {_toml(sink_url)}", ""]
     return "\n".join(lines)
 
 
 def _toml(value: Any) -> str:
-    if isinstance(value, SecretStr):
+    if isinstance(value, Secret):
         value = value.get_secret_value()
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -169,7 +169,8 @@ def status_command(args: argparse.Namespace) -> int:
 
 
 def _cluster_view(args: argparse.Namespace) -> dict[str, Any] | None:
-    from roost.config.settings import ConfigError, load_settings
+    from roost.config.load import load_settings
+    from roost.config.settings import ConfigError
 
     try:
         settings = load_settings(args.config)
@@ -275,7 +276,8 @@ def notify_test_command(args: argparse.Namespace) -> int:
 
 
 def _send_here(args: argparse.Namespace) -> dict[str, Any] | None:
-    from roost.config.settings import ConfigError, load_settings
+    from roost.config.load import load_settings
+    from roost.config.settings import ConfigError
     from roost.notify.notifier import restrict_schemes
     from roost.service.notify_test import send_test, targets
 

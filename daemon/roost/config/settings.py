@@ -1,49 +1,33 @@
-"""Settings: a TOML file, `ROOST_` environment overrides and systemd credentials.
+"""The settings' schema: what a TOML file, `ROOST_` environment overrides and systemd
+credentials configure, as plain dataclasses.
 
-Precedence, highest first: keyword arguments, `ROOST_*` environment variables (nested with `__`,
-e.g. `ROOST_DAEMON__DRY_RUN=true`), the TOML file, then the defaults below. Secrets can live in
-the TOML file, but belong in systemd credentials (`LoadCredential=`): an account's
-`token_credential` and `notify.urls_credential` name files in `$CREDENTIALS_DIRECTORY`, which are
-read while the settings are validated. Relative paths are relative to the working directory.
-
-`load_settings()` is the one entry point for the daemon: it reports every problem as a
-`ConfigError` naming the file, the line (best effort) and the setting.
+`roost.config.load` reads and validates them with pydantic-settings (in a child process for
+`roost run`: the daemon never imports pydantic), reading the `Annotated` checks below and
+running each section's `__post_init__`. Precedence, highest first: keyword arguments, `ROOST_*`
+environment variables (nested with `__`, e.g. `ROOST_DAEMON__DRY_RUN=true`), the TOML file,
+then the defaults below. Secrets can live in the TOML file, but belong in systemd credentials
+(`LoadCredential=`): an account's `token_credential` and `notify.urls_credential` name files
+in `$CREDENTIALS_DIRECTORY`, which are read while the settings are validated. Relative paths
+are relative to the working directory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import re
 import socket
-import tomllib
 from collections.abc import Mapping
-from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Self, Union
+from typing import Annotated, Any, ClassVar, Literal, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import ErrorDetails
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from annotated_types import Ge, Gt, Le
 
-from roost.config.tomllines import find_line
-from roost.host.credentials import check_credential_name, read_credential
-from roost.providers.accounts import AccountBase, is_loopback, require_loopback
-from roost.providers.registry import account_models
+from roost.core.checks import After, Before, FieldError
+from roost.core.secret import Secret
+from roost.host.credentials import read_credential
+from roost.providers.accounts import AccountBase, CredentialName, is_loopback, require_loopback
 
 __all__ = ["AccountBase", "AccountSettings", "ConfigError", "Settings", "read_credential"]
 
@@ -70,17 +54,15 @@ SAFE_NOTIFY_SCHEMES = (
     "signals",
 )
 
-# The TOML file of the Settings() being built. load_settings() sets it, because a constructor
-# argument can't reach settings_customise_sources; no file is read at import time.
-_toml_file: ContextVar[Path | None] = ContextVar("roost_toml_file", default=None)
-
 
 class ConfigError(Exception):
-    """The configuration can't be used; the message is meant for the person who wrote it."""
+    """The configuration can't be used; the message is meant for the person who wrote it.
+    (Here, apart from the loader, because it reaches the daemon from the loader's child.)"""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass(kw_only=True)
+class _Section:
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
 
 def _system_zone() -> ZoneInfo:
@@ -103,37 +85,52 @@ def _default_state_dir() -> Path:
     return Path(state) if state else Path("state")
 
 
+def _check_rate(value: str) -> str:
+    from roost.core.durations import parse_rate
+
+    parse_rate(value)
+    return value
+
+
+def _known_zone(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (e.g. 'Europe/Berlin')") from None
+    return value
+
+
+Positive = Annotated[float, Gt(0)]
+AtLeastOne = Annotated[int, Ge(1)]
+NotNegative = Annotated[float, Ge(0)]
+
+
+@dataclass(kw_only=True)
 class DaemonSettings(_Section):
     rules_dir: Path = Path("rules")
-    state_dir: Path = Field(default_factory=_default_state_dir)
-    time_zone: str | None = None
+    state_dir: Path = field(default_factory=_default_state_dir)
+    time_zone: Annotated[str | None, After(_known_zone)] = None
     dry_run: bool = False
-    rule_timeout_s: float = Field(default=30, gt=0)
+    rule_timeout_s: Positive = 30
     # A stretch of rule code between two awaits longer than this is stopped (RuleBlocked).
-    rule_block_budget_s: float = Field(default=0.5, gt=0, le=10)
-    rule_max_commands: int = Field(default=50, ge=1)  # commands per run before it is stopped
+    rule_block_budget_s: Annotated[float, Gt(0), Le(10)] = 0.5
+    rule_max_commands: AtLeastOne = 50  # commands per run before it is stopped
     control_socket: Path | None = None
-    traces_per_rule: int = Field(default=100, ge=1)
-    loop_max_depth: int = Field(default=8, ge=1)
-    loop_echo_runs: int = Field(default=10, ge=1)
-    loop_echo_window_s: float = Field(default=60, gt=0)
-    notify_per_tag: str = "6/10m"
-    timer_grace_s: float = Field(default=300, ge=0)
+    traces_per_rule: AtLeastOne = 100
+    loop_max_depth: AtLeastOne = 8
+    loop_echo_runs: AtLeastOne = 10
+    loop_echo_window_s: Positive = 60
+    notify_per_tag: Annotated[str, After(_check_rate)] = "6/10m"
+    timer_grace_s: NotNegative = 300
     record_events: Path | None = None
     # On SIGTERM, how long in-flight commands get to finish (keep it below TimeoutStopSec).
-    drain_timeout_s: float = Field(default=10, ge=0)
+    drain_timeout_s: NotNegative = 10
     # Retention: the event journal by age and by size, delivered notifications by age.
-    journal_keep_days: float = Field(default=30, gt=0)
-    journal_keep_rows: int = Field(default=1_000_000, ge=1000)
-    outbox_keep_days: float = Field(default=7, gt=0)
-
-    @field_validator("notify_per_tag")
-    @classmethod
-    def _rate(cls, value: str) -> str:
-        from roost.core.durations import parse_rate
-
-        parse_rate(value)
-        return value
+    journal_keep_days: Positive = 30
+    journal_keep_rows: Annotated[int, Ge(1000)] = 1_000_000
+    outbox_keep_days: Positive = 7
 
     def socket_path(self) -> Path:
         """The control socket: as configured, else `control.sock` in systemd's runtime
@@ -143,66 +140,50 @@ class DaemonSettings(_Section):
         runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
         return Path(runtime or self.state_dir) / "control.sock"
 
-    @field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (e.g. 'Europe/Berlin')") from None
-        return value
-
     def zone(self) -> ZoneInfo:
         """The configured zone, else the system's (a real zone, so DST is followed)."""
         return ZoneInfo(self.time_zone) if self.time_zone else _system_zone()
 
 
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+@dataclass(kw_only=True)
 class LogSettings(_Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["auto", "json", "console"] = "auto"
-
-    @field_validator("level", "format", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
+    level: Annotated[Literal["debug", "info", "warning", "error"], Before(_lower)] = "info"
+    format: Annotated[Literal["auto", "json", "console"], Before(_lower)] = "auto"
 
 
-# One model per vendor, from its package; the `provider` key picks the model.
-if TYPE_CHECKING:
-    AccountSettings = AccountBase
-else:
-    AccountSettings = Annotated[Union[account_models()], Field(discriminator="provider")]  # noqa: UP007
+# One model per vendor, from its package; `roost.config.load` validates an account as the
+# union of them, the `provider` key picking the model.
+AccountSettings = AccountBase
 
 
+@dataclass(kw_only=True)
 class NotifyTarget(_Section):
-    url: SecretStr
-    tags: list[str] = []
+    url: Secret
+    tags: list[str] = field(default_factory=list)
 
     @property
     def scheme(self) -> str:
         return self.url.get_secret_value().partition("://")[0].lower()
 
 
+def _lower_all(value: list[str]) -> list[str]:
+    return [scheme.lower() for scheme in value]
+
+
+@dataclass(kw_only=True)
 class NotifySettings(_Section):
-    targets: list[NotifyTarget] = []
-    urls_credential: str | None = None
-    allowed_schemes: list[str] = list(SAFE_NOTIFY_SCHEMES)
-    retry_for_s: float = Field(default=6 * 3600, gt=0)
+    targets: list[NotifyTarget] = field(default_factory=list)
+    urls_credential: CredentialName = None
+    allowed_schemes: Annotated[list[str], After(_lower_all)] = field(
+        default_factory=lambda: list(SAFE_NOTIFY_SCHEMES)
+    )
+    retry_for_s: Positive = 6 * 3600
 
-    @field_validator("urls_credential")
-    @classmethod
-    def _credential_name(cls, value: str | None) -> str | None:
-        return check_credential_name(value)
-
-    @field_validator("allowed_schemes")
-    @classmethod
-    def _lower_schemes(cls, value: list[str]) -> list[str]:
-        return [scheme.lower() for scheme in value]
-
-    @model_validator(mode="after")
-    def _resolve_and_check(self) -> Self:
+    def __post_init__(self) -> None:
         if self.urls_credential is not None:
             text = read_credential(self.urls_credential, "notify.urls_credential")
             self.targets = [*self.targets, *_targets_from_lines(text)]
@@ -212,7 +193,6 @@ class NotifySettings(_Section):
                 raise ValueError(
                     f"notify target {index}: scheme {target.scheme!r} isn't in allowed_schemes"
                 )
-        return self
 
 
 def _targets_from_lines(text: str) -> list[NotifyTarget]:
@@ -223,7 +203,7 @@ def _targets_from_lines(text: str) -> list[NotifyTarget]:
         entries = parse(text)
     except NotifyUrlsError as exc:
         raise ValueError(f"notify.urls_credential: {exc}") from None
-    return [NotifyTarget(url=SecretStr(url), tags=tags) for url, tags in entries]
+    return [NotifyTarget(url=Secret(url), tags=tags) for url, tags in entries]
 
 
 # Guard name -> (default, direction that loosens it: -1 lower is looser, +1 higher is looser).
@@ -237,122 +217,121 @@ _GUARD_LIMITS: dict[str, tuple[float, int]] = {
 }
 
 
+@dataclass(kw_only=True)
 class GuardSettings(_Section):
-    allow_loosening: bool = False  # first, so the checks below can see it
-    heat_min_c: float = Field(default=7, ge=0, le=40)
-    heat_max_c: float = Field(default=30, ge=0, le=40)
-    cool_min_c: float = Field(default=18, ge=0, le=45)
-    cool_max_c: float = Field(default=35, ge=0, le=45)
-    min_range_gap_c: float = Field(default=1.5, ge=0, le=10)
-    writes_per_device_per_hour: int = Field(default=20, ge=1)
+    allow_loosening: bool = False
+    heat_min_c: Annotated[float, Ge(0), Le(40)] = 7
+    heat_max_c: Annotated[float, Ge(0), Le(40)] = 30
+    cool_min_c: Annotated[float, Ge(0), Le(45)] = 18
+    cool_max_c: Annotated[float, Ge(0), Le(45)] = 35
+    min_range_gap_c: Annotated[float, Ge(0), Le(10)] = 1.5
+    writes_per_device_per_hour: AtLeastOne = 20
 
-    @field_validator(*_GUARD_LIMITS)
-    @classmethod
-    def _not_looser(cls, value: float, info: ValidationInfo) -> float:
-        default, looser = _GUARD_LIMITS[str(info.field_name)]
-        if (value - default) * looser > 0 and not info.data.get("allow_loosening", False):
-            raise ValueError(
-                f"{value:g} is looser than the safe default {default:g}; "
-                "set guards.allow_loosening = true if that is really meant"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
+    def __post_init__(self) -> None:
+        if not self.allow_loosening:
+            problems = [
+                (
+                    name,
+                    f"{getattr(self, name):g} is looser than the safe default {default:g}; "
+                    "set guards.allow_loosening = true if that is really meant",
+                )
+                for name, default in self._looser()
+            ]
+            if problems:
+                raise FieldError(*problems[0], *problems[1:])
         if self.heat_min_c >= self.heat_max_c:
             raise ValueError("heat_min_c must be below heat_max_c")
         if self.cool_min_c >= self.cool_max_c:
             raise ValueError("cool_min_c must be below cool_max_c")
-        return self
 
     def loosened(self) -> list[str]:
         """Guards set looser than their defaults, e.g. `heat_min_c = 5 (default 7)`."""
-        found = []
-        for name, (default, looser) in _GUARD_LIMITS.items():
-            value = getattr(self, name)
-            if (value - default) * looser > 0:
-                found.append(f"{name} = {value:g} (default {default:g})")
-        return found
+        return [f"{name} = {getattr(self, name):g} (default {d:g})" for name, d in self._looser()]
+
+    def _looser(self) -> list[tuple[str, float]]:
+        """(name, default) of each guard set looser than its default."""
+        return [
+            (name, default)
+            for name, (default, looser) in _GUARD_LIMITS.items()
+            if (getattr(self, name) - default) * looser > 0
+        ]
 
 
+@dataclass(kw_only=True)
 class DispatchSettings(_Section):
     """How commands are retried and confirmed (the vendors' rate limits are their own)."""
 
-    retry_initial_s: float = Field(default=1.0, gt=0)
-    retry_max_s: float = Field(default=60.0, gt=0)
-    max_attempts: int = Field(default=6, ge=1, le=20)
-    echo_wait_s: float = Field(default=10.0, ge=0)
-    echo_timeout_s: float = Field(default=120.0, gt=0)
+    retry_initial_s: Positive = 1.0
+    retry_max_s: Positive = 60.0
+    max_attempts: Annotated[int, Ge(1), Le(20)] = 6
+    echo_wait_s: NotNegative = 10.0
+    echo_timeout_s: Positive = 120.0
 
 
+def _postgres_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("postgresql", "postgres") or not rest:
+        raise ValueError("store.url: a postgresql://user@host/database URL (or unset)")
+    if ":" in rest.partition("@")[0] and "@" in rest:
+        raise ValueError("store.url: no password in the URL; use password_credential")
+    return value
+
+
+@dataclass(kw_only=True)
 class StoreSettings(_Section):
     """Where the durable state lives: SQLite in state_dir (the default), or a PostgreSQL
     database shared by a fleet of workers (`url = "postgresql://roost@db/roost"`, the
     password as the systemd credential `password_credential`; needs roost[postgres])."""
 
-    url: str | None = None
-    password_credential: str | None = None
-    password: SecretStr | None = None
-    pool_size: int = Field(default=4, ge=1, le=100)
+    url: Annotated[str | None, After(_postgres_url)] = None
+    password_credential: CredentialName = None
+    password: Secret | None = None
+    pool_size: Annotated[int, Ge(1), Le(100)] = 4
 
-    @field_validator("password_credential")
-    @classmethod
-    def _credential_name(cls, value: str | None) -> str | None:
-        return check_credential_name(value)
-
-    @field_validator("url")
-    @classmethod
-    def _postgres_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        scheme, _, rest = value.partition("://")
-        if scheme not in ("postgresql", "postgres") or not rest:
-            raise ValueError("store.url: a postgresql://user@host/database URL (or unset)")
-        if ":" in rest.partition("@")[0] and "@" in rest:
-            raise ValueError("store.url: no password in the URL; use password_credential")
-        return value
-
-    @model_validator(mode="after")
-    def _resolve(self) -> Self:
+    def __post_init__(self) -> None:
         if self.password_credential is not None:
-            self.password = SecretStr(
+            self.password = Secret(
                 read_credential(self.password_credential, "store.password_credential")
             )
-        return self
 
 
+def _worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(kw_only=True)
 class ClusterSettings(_Section):
     """A fleet of workers on one PostgreSQL store (README "Running a fleet"). Each worker
     serves a fair share of the account groups; `groups` lists the accounts that share
     rules (one home's accounts at two vendors), every other account is a group of its own."""
 
     enabled: bool = False
-    worker: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    groups: list[list[str]] = []
-    check_s: float = Field(default=0.5, gt=0, le=10)
-    lock_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    worker: str = field(default_factory=_worker_name)
+    groups: list[list[str]] = field(default_factory=list)
+    check_s: Annotated[float, Gt(0), Le(10)] = 0.5
+    lock_timeout_s: Annotated[float, Gt(0), Le(30)] = 2.0
 
 
+def _host_port(value: str | None) -> str | None:
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must be host:port, e.g. '127.0.0.1:9466'")
+    return value
+
+
+@dataclass(kw_only=True)
 class ListenerSettings(_Section):
     """A listener that is off unless `listen` is set, on loopback unless allow_remote."""
 
-    listen: str | None = None  # "host:port", e.g. "127.0.0.1:9466"
+    listen: Annotated[str | None, After(_host_port)] = None  # "host:port", e.g. "127.0.0.1:9466"
     allow_remote: bool = False
 
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be host:port, e.g. '127.0.0.1:9466'")
-        return value
-
-    @model_validator(mode="after")
-    def _loopback(self) -> Self:
+    def __post_init__(self) -> None:
         require_loopback(self.listen, self.allow_remote, "listen")
-        return self
 
     def address(self) -> tuple[str, int] | None:
         if self.listen is None:
@@ -361,30 +340,36 @@ class ListenerSettings(_Section):
         return host.strip("[]"), int(port)
 
 
+@dataclass(kw_only=True)
 class MetricsSettings(ListenerSettings):
     """An optional Prometheus text endpoint (off unless `listen` is set)."""
 
 
+Latitude = Annotated[float, Ge(-90), Le(90)]
+Longitude = Annotated[float, Ge(-180), Le(180)]
+
+
+@dataclass(kw_only=True)
 class Place(_Section):
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
+    latitude: Latitude
+    longitude: Longitude
 
 
+@dataclass(kw_only=True)
 class LocationSettings(_Section):
     """Where the home is, for sunrise/sunset triggers and conditions. `structures` places
     a structure elsewhere (by name or id): { "Cabin" = { latitude = …, longitude = … } }."""
 
-    latitude: float | None = Field(default=None, ge=-90, le=90)
-    longitude: float | None = Field(default=None, ge=-180, le=180)
-    structures: dict[str, Place] = {}
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    structures: dict[str, Place] = field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _both_or_neither(self) -> Self:
+    def __post_init__(self) -> None:
         if (self.latitude is None) != (self.longitude is None):
             raise ValueError("set both latitude and longitude, or neither")
-        return self
 
 
+@dataclass(kw_only=True)
 class WebSettings(ListenerSettings):
     """The optional local web page (off unless `listen` is set)."""
 
@@ -393,44 +378,39 @@ class WebSettings(ListenerSettings):
     # actions) needs the token.
     # Host names the page answers to besides its listen address and localhost (a name
     # for a remote listener); any other Host header is refused (DNS rebinding).
-    allowed_hosts: list[str] = []
-    max_connections: int = Field(default=32, ge=1, le=1024)
-    max_live_viewers: int = Field(default=4, ge=1, le=64)
+    allowed_hosts: list[str] = field(default_factory=list)
+    max_connections: Annotated[int, Ge(1), Le(1024)] = 32
+    max_live_viewers: Annotated[int, Ge(1), Le(64)] = 4
 
     def is_remote(self) -> bool:
         address = self.address()
         return address is not None and not is_loopback(address[0])
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid"
-    )
+@dataclass(kw_only=True)
+class Settings:
+    """The whole configuration. `roost.config.load.load_settings` builds it from the file,
+    the environment and the credentials; code (tests, a simulated installation) may build
+    it directly, and then only the `__post_init__` checks run."""
 
-    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
-    log: LogSettings = Field(default_factory=LogSettings)
-    accounts: list[AccountSettings] = []
-    notify: NotifySettings = Field(default_factory=NotifySettings)
-    guards: GuardSettings = Field(default_factory=GuardSettings)
-    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
-    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
-    location: LocationSettings = Field(default_factory=LocationSettings)
-    web: WebSettings = Field(default_factory=WebSettings)
-    store: StoreSettings = Field(default_factory=StoreSettings)
-    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    accounts: list[AccountSettings] = field(default_factory=list)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    guards: GuardSettings = field(default_factory=GuardSettings)
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    location: LocationSettings = field(default_factory=LocationSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
-    @field_validator("accounts")
-    @classmethod
-    def _unique_names(cls, accounts: list[AccountSettings]) -> list[AccountSettings]:
+    def __post_init__(self) -> None:
         seen: set[str] = set()
-        for account in accounts:
+        for account in self.accounts:
             if account.name in seen:
-                raise ValueError(f"account name {account.name!r} is used twice")
+                raise FieldError("accounts", f"account name {account.name!r} is used twice")
             seen.add(account.name)
-        return accounts
-
-    @model_validator(mode="after")
-    def _cluster_needs_postgres(self) -> Self:
         if self.cluster.enabled and self.store.url is None:
             raise ValueError("cluster.enabled needs [store] url (a PostgreSQL database)")
         names = {a.name for a in self.accounts}
@@ -438,40 +418,6 @@ class Settings(BaseSettings):
             unknown = [n for n in group if n not in names]
             if unknown:
                 raise ValueError(f"cluster.groups names unknown accounts: {unknown}")
-        return self
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Credentials are read explicitly (token_credential, urls_credential), not as a
-        # secrets_dir, and there is no .env file: the TOML file is the one place to look.
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_file.get())
-        return (init_settings, env_settings, toml)
-
-
-def load_settings(path: Path | None) -> Settings:
-    """Settings from the TOML file at `path` (None: no file) and the environment.
-
-    Raises ConfigError, one line per problem: `file:line: setting: message`.
-    """
-    text = _read_toml(path) if path is not None else ""
-    token = _toml_file.set(path)
-    try:
-        return Settings()
-    except ValidationError as exc:
-        # A default that depends on a failed field adds nothing to that field's own error.
-        errors = [
-            e for e in exc.errors(include_input=False) if e["type"] != "default_factory_not_called"
-        ]
-        raise ConfigError("\n".join(_describe(e, path, text, os.environ) for e in errors)) from None
-    finally:
-        _toml_file.reset(token)
 
 
 def unknown_env_overrides(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -486,81 +432,18 @@ def unknown_env_overrides(environ: Mapping[str, str] | None = None) -> list[str]
     return sorted(unknown)
 
 
-def _names_setting(model: type[BaseModel], parts: list[str]) -> bool:
-    field = model.model_fields.get(parts[0])
-    if field is None:
+def _names_setting(section: type[Any], parts: list[str]) -> bool:
+    names = {f.name for f in dataclasses.fields(section)}
+    if parts[0] not in names:
         return False
     if len(parts) == 1:
         return True
-    inner = field.annotation
+    inner = get_type_hints(section)[parts[0]]
     return (
         isinstance(inner, type)
-        and issubclass(inner, BaseModel)
+        and dataclasses.is_dataclass(inner)
         and _names_setting(inner, parts[1:])
     )
-
-
-def _read_toml(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: can't read the configuration: {exc}") from None
-    try:
-        tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"at line (\d+)", str(exc))
-        where = f"{path}:{match.group(1)}" if match else str(path)
-        raise ConfigError(f"{where}: TOML syntax error: {exc}") from None
-    return text
-
-
-def _describe(error: ErrorDetails, path: Path | None, text: str, env: Mapping[str, str]) -> str:
-    loc = _without_tags(error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        loc = (*loc, "provider")
-        known = error.get("ctx", {}).get("expected_tags", "")
-        message = f"unknown or missing provider; known providers: {known}"
-    setting = format_loc(loc)
-    variable = _env_name(loc, env)
-    if variable is not None:
-        where = f"${variable}"
-    elif path is None:
-        where = "settings"
-    else:
-        line = find_line(text, loc)
-        where = f"{path}:{line}" if line else str(path)
-    return f"{where}: {setting}: {message}" if setting else f"{where}: {message}"
-
-
-def _without_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    """Drop the union tag pydantic inserts after a list index: accounts[0].<vendor>.token."""
-    parts = list(loc)
-    if len(parts) > 2 and parts[0] == "accounts" and isinstance(parts[1], int):
-        del parts[2]
-    return tuple(parts)
-
-
-def format_loc(loc: tuple[int | str, ...]) -> str:
-    """('accounts', 0, 'token') -> 'accounts[0].token'."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
-def _env_name(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str | None:
-    """The ROOST_* variable that set this setting (or a section holding it), if any."""
-    names = {name.upper(): name for name in env}
-    parts: list[str] = []
-    for part in loc:
-        if isinstance(part, int):
-            break
-        parts.append(part.upper())
-        candidate = ENV_PREFIX + ENV_DELIMITER.join(parts)
-        if candidate in names:
-            return names[candidate]
-    return None
 
 
 def remote_listeners(settings: Settings) -> list[str]:

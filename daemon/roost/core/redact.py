@@ -1,7 +1,7 @@
 """One redactor for everything that leaves the daemon: logs, status, events and the
 journal, the outbox, pushes, traces and control-socket errors.
 
-It knows two kinds of secret. The configured ones, by value: every `SecretStr` of the
+It knows two kinds of secret. The configured ones, by value: every `Secret` of the
 settings (tokens, client secrets, refresh tokens, passwords, apprise URLs and their
 parts), and every token the token store saves or loads. And common shapes, by pattern:
 `Bearer …`, OAuth tokens shaped `ya29.` / `1//` / `c.`, JWTs, `access_token=…` and friends in
@@ -11,13 +11,14 @@ non-web URL (apprise URLs carry tokens in the host and the path).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pydantic import BaseModel, SecretStr
+from roost.core.secret import Secret
 
 REDACTED = "[REDACTED]"
 # Shorter values are too likely to be ordinary words to be replaced everywhere.
@@ -82,11 +83,11 @@ class Redactor:
         # whenever a secret is learnt, so a cached answer never misses a known secret.
         self._seen: dict[str, str] = {}
 
-    def remember(self, *values: str | SecretStr | None) -> None:
+    def remember(self, *values: str | Secret | None) -> None:
         """Redact these values (and their URL-encoded forms) from now on."""
         fresh = set()
         for value in values:
-            raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+            raw = value.get_secret_value() if isinstance(value, Secret) else value
             if raw and len(raw) >= MIN_SECRET_LEN:
                 fresh |= {raw, raw.replace("/", "%2F"), _quoted(raw)}
         with self._lock:
@@ -211,14 +212,15 @@ def redact_text(text: str) -> str:
     return REDACTOR.text(text)
 
 
-def remember(*values: str | SecretStr | None) -> None:
+def remember(*values: str | Secret | None) -> None:
     REDACTOR.remember(*values)
 
 
-def remember_settings(settings: BaseModel) -> None:
-    """Every secret the settings hold: SecretStr fields anywhere, apprise URLs by part."""
+def remember_settings(settings: object) -> None:
+    """Every secret the settings (dataclasses) hold: Secret fields anywhere, apprise URLs by
+    part."""
     for name, value in _walk(settings):
-        if isinstance(value, SecretStr):
+        if isinstance(value, Secret):
             raw = value.get_secret_value()
             if name == "url" or "://" in raw:
                 REDACTOR.remember_url(raw)
@@ -243,9 +245,9 @@ def cookie_values(raw: str) -> list[str]:
 
 
 def _walk(value: Any, name: str = "") -> Iterable[tuple[str, Any]]:
-    if isinstance(value, BaseModel):
-        for field in type(value).model_fields:
-            yield from _walk(getattr(value, field), field)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            yield from _walk(getattr(value, field.name), field.name)
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _walk(item, name)

@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-from pydantic import SecretStr
+from roost.core.secret import Secret
 
 _CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9_@-][A-Za-z0-9_.@-]*$")
 
@@ -42,8 +42,8 @@ def check_credential_name(name: str | None) -> str | None:
 
 
 def optional_secret(
-    value: SecretStr | None, credential: str | None, owner: str, what: str, stored: bool
-) -> SecretStr | None:
+    value: Secret | None, credential: str | None, owner: str, what: str, stored: bool
+) -> Secret | None:
     """Like `secret`; with `stored` (`use_stored_tokens = true`) neither is fine too: the
     provider then uses the tokens that `roost auth` stored in the state directory."""
     if stored and value is None and credential is None:
@@ -54,12 +54,12 @@ def optional_secret(
         raise ValueError(f"{exc} (or run `roost auth` and set use_stored_tokens = true)") from None
 
 
-def secret(value: SecretStr | None, credential: str | None, owner: str, what: str) -> SecretStr:
+def secret(value: Secret | None, credential: str | None, owner: str, what: str) -> Secret:
     """A secret given either inline or as a systemd credential file: exactly one of the two."""
     if (value is None) == (credential is None):
         raise ValueError(f"{owner}: set exactly one of {what} or {what}_credential")
     if credential is not None:
-        return SecretStr(read_credential(credential, owner))
+        return Secret(read_credential(credential, owner))
     assert value is not None
     return value
 

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from pydantic import SecretStr
-
 from roost.core.commands import Command, CommandResult
 from roost.core.events import ConnectionState, DeviceEvent
 from roost.core.model import Change, Home
+from roost.core.secret import Secret
 from roost.providers.health import PayloadHealth
 
 
@@ -109,7 +108,7 @@ class OAuthApp:
     scope_in_exchange: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
     client_id: str | None = None
-    client_secret: SecretStr | None = None
+    client_secret: Secret | None = None
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from pydantic import SecretStr
-
+from roost.core.secret import Secret
 from roost.providers.accounts import AccountBase
 from roost.providers.nest_web import NestWebAccount
 from roost.providers.nest_wwn import NestWwnAccount
@@ -36,7 +35,7 @@ async def _nest_wwn(home: SimHome, physics_interval_s: float | None) -> AsyncIte
             name=ACCOUNT,
             provider="nest_wwn",
             api_url=cloud.url,
-            token=SecretStr(cloud.token),
+            token=Secret(cloud.token),
             keepalive_timeout_s=1.5 * KEEPALIVE_S,
         )
         yield cloud, account
@@ -50,7 +49,7 @@ async def _nest_web(home: SimHome, physics_interval_s: float | None) -> AsyncIte
             provider="nest_web",
             api_url=cloud.url,
             email=cloud.email,
-            password=SecretStr(cloud.password),
+            password=Secret(cloud.password),
             subscribe_timeout_s=5.0,
         )
         yield cloud, account
@@ -65,8 +64,8 @@ async def _netatmo(home: SimHome, physics_interval_s: float | None) -> AsyncIter
             provider="netatmo",
             api_url=cloud.url,
             client_id=cloud.client_id,
-            client_secret=SecretStr(cloud.client_secret),
-            refresh_token=SecretStr(cloud.refresh_token),
+            client_secret=Secret(cloud.client_secret),
+            refresh_token=Secret(cloud.refresh_token),
             fast_poll_s=1.0,
             slow_poll_s=2.0,
             webhook_listen=f"127.0.0.1:{port}",
@@ -86,8 +85,8 @@ async def _sdm(home: SimHome, physics_interval_s: float | None) -> AsyncIterator
             pubsub_url=cloud.pubsub_url,
             project_id=cloud.names.project_id,
             client_id=cloud.client_id,
-            client_secret=SecretStr(cloud.client_secret),
-            refresh_token=SecretStr(cloud.refresh_token),
+            client_secret=Secret(cloud.client_secret),
+            refresh_token=Secret(cloud.refresh_token),
             subscription=cloud.subscription.name,
             pull_timeout_s=10.0,
         )

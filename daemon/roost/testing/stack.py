@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from pydantic import SecretStr
 
 from roost.config.settings import NotifyTarget, Settings
+from roost.core.secret import Secret
 from roost.providers.accounts import AccountBase
 from roost.service.runtime import Runtime
 from roost.simulator.clouds import ACCOUNT, DEMO_HOMES, STACK_VENDOR, VENDORS
@@ -46,7 +46,7 @@ def stack_settings(
     settings.daemon.state_dir = state_dir
     settings.daemon.dry_run = dry_run
     settings.accounts = [account]
-    settings.notify.targets = [NotifyTarget(url=SecretStr(sink_url), tags=[])]
+    settings.notify.targets = [NotifyTarget(url=Secret(sink_url), tags=[])]
     return settings
 
 

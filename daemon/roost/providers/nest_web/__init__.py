@@ -8,12 +8,14 @@ vendor.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any, Literal, Self
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from annotated_types import Gt
 
+from roost.core.secret import Secret
 from roost.host.credentials import secret
-from roost.providers.accounts import AccountBase
+from roost.providers.accounts import AccountBase, CredentialName, HttpUrl
 from roost.providers.base import Rate, WriteLimits
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ AUTH_ADVICE = "run `roost auth nest-web` again (fresh browser cookies), then res
 WRITE_LIMITS = WriteLimits(per_device=Rate(burst=2, every_s=10.0), per_account=Rate(5, 3.0))
 
 
+@dataclass(kw_only=True)
 class NestWebAccount(AccountBase):
     """The Nest web API (home.nest.com): a session, a subscribe long poll, puts.
 
@@ -41,24 +44,23 @@ class NestWebAccount(AccountBase):
     """
 
     provider: Literal["nest_web"]
-    api_url: str = API_URL
-    issue_token: SecretStr | None = None
-    issue_token_credential: str | None = None
-    cookies: SecretStr | None = None
-    cookies_credential: str | None = None
+    api_url: HttpUrl = API_URL
+    issue_token: Secret | None = None
+    issue_token_credential: CredentialName = None
+    cookies: Secret | None = None
+    cookies_credential: CredentialName = None
     # The web app's own (public) API key for the Nest auth proxy; copy it from the
     # x-goog-api-key header of the browser's issue_jwt request.
     google_api_key: str | None = None
     auth_proxy_url: str = "https://nestauthproxyservice-pa.googleapis.com"
     email: str | None = None
-    password: SecretStr | None = None
-    password_credential: str | None = None
-    access_token: SecretStr | None = None
-    access_token_credential: str | None = None
-    subscribe_timeout_s: float = Field(default=120, gt=0)
+    password: Secret | None = None
+    password_credential: CredentialName = None
+    access_token: Secret | None = None
+    access_token_credential: CredentialName = None
+    subscribe_timeout_s: Annotated[float, Gt(0)] = 120
 
-    @model_validator(mode="after")
-    def _resolve_secrets(self) -> Self:
+    def __post_init__(self) -> None:
         google = self.issue_token is not None or self.issue_token_credential is not None
         token_given = self.access_token is not None or self.access_token_credential is not None
         chosen = [google, self.email is not None, token_given]
@@ -82,7 +84,6 @@ class NestWebAccount(AccountBase):
                 f"{self.owner}: set issue_token_credential and cookies_credential (a Google "
                 "account: see `roost auth nest-web`), email and password, or access_token"
             )
-        return self
 
     def _resolve_google(self) -> None:
         if self.google_api_key is None:

@@ -6,12 +6,14 @@ which the registry calls for an account of this vendor.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Self
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from annotated_types import Gt
 
+from roost.core.secret import Secret
 from roost.host.credentials import secret
-from roost.providers.accounts import AccountBase
+from roost.providers.accounts import AccountBase, CredentialName, HttpUrl
 from roost.providers.base import OAuthApp, Rate, WriteLimits
 
 if TYPE_CHECKING:
@@ -31,20 +33,19 @@ AUTH_ADVICE = "renew its token (`roost auth nest`; Works with Nest is retired), 
 WRITE_LIMITS = WriteLimits(per_device=Rate(burst=3, every_s=60.0), per_account=Rate(10, 6.0))
 
 
+@dataclass(kw_only=True)
 class NestWwnAccount(AccountBase):
     """Works with Nest: a long-lived access token, REST streaming."""
 
     provider: Literal["nest_wwn"]
-    api_url: str = API_URL
-    token: SecretStr | None = None
-    token_credential: str | None = None
+    api_url: HttpUrl = API_URL
+    token: Secret | None = None
+    token_credential: CredentialName = None
     # WWN sends a keep-alive every 30 s: a silent stream is detected well within two of them.
-    keepalive_timeout_s: float = Field(default=45, gt=0)
+    keepalive_timeout_s: Annotated[float, Gt(0)] = 45
 
-    @model_validator(mode="after")
-    def _resolve_token(self) -> Self:
+    def __post_init__(self) -> None:
         self.token = secret(self.token, self.token_credential, self.owner, "token")
-        return self
 
 
 Account = NestWwnAccount

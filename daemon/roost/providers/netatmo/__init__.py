@@ -6,11 +6,13 @@ which the registry calls for an account of this vendor.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Self
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from annotated_types import Ge
 
-from roost.providers.accounts import OAuthAccount, require_loopback
+from roost.core.checks import After
+from roost.providers.accounts import HttpUrl, OAuthAccount, require_loopback
 from roost.providers.base import OAuthApp, Rate, WriteLimits
 from roost.providers.netatmo import scopes
 
@@ -27,36 +29,35 @@ AUTH_ADVICE = "run `roost auth netatmo`, then restart roost"
 WRITE_LIMITS = WriteLimits(per_device=Rate(3, 10.0), per_account=Rate(10, 1.0))
 
 
+def check_listen(value: str | None) -> str | None:
+    if value is not None:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. '127.0.0.1:8765'")
+    return value
+
+
+@dataclass(kw_only=True)
 class NetatmoAccount(OAuthAccount):
     """Netatmo Connect: an OAuth2 app (client id and secret) and a refresh token that
     Netatmo rotates on every refresh (roost keeps the live one in its state directory).
     An adaptive poll, optionally woken by signed webhooks received on `webhook_listen`."""
 
     provider: Literal["netatmo"]
-    api_url: str = API_URL
+    api_url: HttpUrl = API_URL
     home_id: str | None = None
-    fast_poll_s: float = Field(default=5, ge=0.1)
-    slow_poll_s: float = Field(default=30, ge=1)
-    fast_window_s: float = Field(default=120, ge=0)
+    fast_poll_s: Annotated[float, Ge(0.1)] = 5
+    slow_poll_s: Annotated[float, Ge(1)] = 30
+    fast_window_s: Annotated[float, Ge(0)] = 120
     eco_mode: Literal["away", "hg"] = "away"
-    webhook_listen: str | None = None
+    webhook_listen: Annotated[str | None, After(check_listen)] = None
     webhook_url: str | None = None
     # A webhook_listen address other than loopback must be meant: roost has no TLS.
     allow_remote: bool = False
 
-    @field_validator("webhook_listen")
-    @classmethod
-    def _host_port(cls, value: str | None) -> str | None:
-        if value is not None:
-            host, _, port = value.rpartition(":")
-            if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError("must be host:port, e.g. '127.0.0.1:8765'")
-        return value
-
-    @model_validator(mode="after")
-    def _webhook_loopback(self) -> Self:
+    def __post_init__(self) -> None:
+        super().__post_init__()
         require_loopback(self.webhook_listen, self.allow_remote, "webhook_listen")
-        return self
 
     def webhook_address(self) -> tuple[str, int] | None:
         if self.webhook_listen is None:

@@ -6,11 +6,14 @@ which the registry calls for an account of this vendor.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, field_validator
+from annotated_types import Ge, Gt, Le
 
-from roost.providers.accounts import OAuthAccount
+from roost.core.checks import After
+from roost.providers.accounts import HttpUrl, Name, OAuthAccount
 from roost.providers.base import OAuthApp, Rate, WriteLimits
 
 if TYPE_CHECKING:
@@ -30,24 +33,29 @@ AUTH_ADVICE = "run `roost auth sdm`, then restart roost"
 WRITE_LIMITS = WriteLimits(per_device=Rate(burst=5, every_s=12.0), per_account=Rate(10, 6.0))
 
 
+SUBSCRIPTION = r"^projects/[^/]+/subscriptions/[^/]+$"
+
+
+def check_subscription(value: str) -> str:
+    if not re.match(SUBSCRIPTION, value):
+        raise ValueError(f"String should match pattern {SUBSCRIPTION!r}")
+    return value
+
+
+@dataclass(kw_only=True)
 class SdmAccount(OAuthAccount):
     """Google Smart Device Management: a Device Access project, an OAuth client and a
     refresh token (scopes sdm.service and pubsub), and the Pub/Sub pull subscription on
     the project's event topic."""
 
     provider: Literal["sdm"]
-    api_url: str = API_URL
-    project_id: str = Field(min_length=1)  # the Device Access project id
-    token_url: str = TOKEN_URL
-    pubsub_url: str = PUBSUB_URL
-    subscription: str = Field(pattern=r"^projects/[^/]+/subscriptions/[^/]+$")
-    max_messages: int = Field(default=100, ge=1, le=1000)
-    pull_timeout_s: float = Field(default=90, gt=0)
-
-    @field_validator("token_url", "pubsub_url")
-    @classmethod
-    def _http_urls(cls, value: str) -> str:
-        return cls._http_url(value)
+    api_url: HttpUrl = API_URL
+    project_id: Name  # the Device Access project id
+    token_url: HttpUrl = TOKEN_URL
+    pubsub_url: HttpUrl = PUBSUB_URL
+    subscription: Annotated[str, After(check_subscription)]
+    max_messages: Annotated[int, Ge(1), Le(1000)] = 100
+    pull_timeout_s: Annotated[float, Gt(0)] = 90
 
 
 Account = SdmAccount
