@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
 import pytest
+from anyio.abc import SocketAttribute, SocketStream
 
 from roost.simulator.http import Request, Response, serve
 from roost.store.sqlite import Store
@@ -99,6 +101,108 @@ async def test_an_alarm_fails_open_past_a_hung_notification_helper(tmp_path: Pat
             print(f"alarm push {time.monotonic() - raised:.3f} s after the event, helper hung")
         finally:
             os.kill(pid, signal.SIGCONT)
+
+
+AWAY_TITLE = "Everyone is out"
+BACK_TITLE = "Someone is back"
+PRESENCE_RULES = f"""
+[[rule]]
+name = "everyone out"
+on = {{ event = "presence", to = "away" }}
+do = [{{ action = "notify", title = "{AWAY_TITLE}" }}]
+
+[[rule]]
+name = "someone back"
+on = {{ event = "presence", to = "home" }}
+do = [{{ action = "notify", title = "{BACK_TITLE}" }}]
+"""
+
+
+async def test_a_hung_notification_helper_is_replaced_and_ordinary_pushes_go_out(
+    tmp_path: Path,
+) -> None:
+    """Ordinary pushes are not sent by the daemon itself: they wait for the helper. A hung
+    one (stopped) that does not answer within a bound is killed and another started, and
+    the pushes queued meanwhile (the outbox keeps them) go out through it."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "presence.toml").write_text(PRESENCE_RULES)
+    async with fault_bed(tmp_path, rules, keepalive_timeout_s=30) as bed:
+        await bed.daemon.start()
+        await bed.daemon.wait_connected(1)
+        await wait_for(lambda: '"event": "ready"' in bed.daemon.log())
+        pid = helper_pid(bed.daemon.log())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            stopped = time.monotonic()
+            bed.home.set_away("structure-home", True)
+            await anyio.sleep(0.5)
+            bed.home.set_away("structure-home", False)
+            await wait_for(
+                lambda: bed.titles()[AWAY_TITLE] >= 1 and bed.titles()[BACK_TITLE] >= 1,
+                timeout_s=40,
+            )
+            print(f"ordinary pushes {time.monotonic() - stopped:.3f} s after the helper hung")
+            assert bed.daemon.log().count("notification helper started") == 2
+            assert '"event": "notification helper does not answer; killed"' in bed.daemon.log()
+        finally:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+async def test_a_helper_waiting_on_a_slow_target_is_not_taken_for_hung(tmp_path: Path) -> None:
+    """A target that takes 8 s to answer (a byte every 0.5 s: apprise's read timeout never
+    fires) holds its push in the helper past the 5 s after which the daemon asks the helper
+    whether it lives: it answers, and is left to finish (killing it would send the push
+    again, and cut the others it has in hand)."""
+    arrivals: list[float] = []
+
+    async def slow(client: SocketStream) -> None:
+        async with client:
+            with suppress(anyio.BrokenResourceError, anyio.EndOfStream, OSError):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += await client.receive()
+                arrivals.append(time.monotonic())
+                body = b'{"ok": true}    '
+                await client.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                await client.send(f"Content-Length: {len(body)}\r\n\r\n".encode())
+                for byte in body:
+                    await anyio.sleep(0.5)
+                    await client.send(bytes([byte]))
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "presence.toml").write_text(PRESENCE_RULES)
+    async with (
+        await anyio.create_tcp_listener(local_host="127.0.0.1") as listener,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(listener.serve, slow)
+        port = listener.extra(SocketAttribute.local_port)
+        extra = f'\n[[notify.targets]]\nurl = "json://127.0.0.1:{port}/slow"\n'
+        async with fault_bed(tmp_path, rules, config=extra, keepalive_timeout_s=30) as bed:
+            await bed.daemon.start()
+            await bed.daemon.wait_connected(1)
+            await wait_for(lambda: '"event": "ready"' in bed.daemon.log())
+            bed.home.set_away("structure-home", True)
+            await wait_for(lambda: bool(arrivals))
+            await anyio.sleep(9.0)  # the target takes 8 s (the store is read only after it)
+            for _ in range(20):
+                if outbox_states(bed.state_dir) == ["delivered"]:
+                    break
+                await anyio.sleep(0.5)
+            assert outbox_states(bed.state_dir) == ["delivered"]
+            print(f"delivered {time.monotonic() - arrivals[0]:.3f} s after it reached the target")
+            assert bed.daemon.log().count("notification helper started") == 1
+            assert "does not answer" not in bed.daemon.log()
+            assert len(arrivals) == 1
+        tg.cancel_scope.cancel()
+
+
+def outbox_states(state_dir: Path) -> list[str]:
+    with sqlite3.connect(state_dir / "roost.db") as db:
+        return [str(state) for (state,) in db.execute("SELECT state FROM outbox")]
 
 
 @asynccontextmanager

@@ -1,5 +1,6 @@
 """An alarm whose only rule fails before it sends its push (it raises, or is stopped) is
-still pushed, by roost itself, through a real `roost run`."""
+still pushed, by roost itself, through a real `roost run`; and its clearing too, when no
+rule reacts to that."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ pytestmark = pytest.mark.anyio
 
 ALARM = "alarm-hallway"
 ROOST_OWN = "CO emergency at alarm 'alarm-hallway'"
+ROOST_CLEARED = "CO cleared at alarm 'alarm-hallway'"
 
 TYPO = """
 from roost import rule, when
@@ -37,3 +39,5 @@ async def test_an_alarm_whose_rule_raises_before_its_push_is_pushed(tmp_path: Pa
         await anyio.sleep(0.5)
         assert sum(ROOST_OWN in t for t in bed.titles()) == 1
         assert '"event": "rule raised"' in bed.daemon.log()
+        bed.home.set_co(ALARM, "ok")
+        await wait_for(lambda: bed.titles()[ROOST_CLEARED] == 1, timeout_s=10)

@@ -1,6 +1,7 @@
 """An alarm that no loaded rule reacts to is still pushed, by roost itself: the alarm rules'
 file broken when the daemon starts (a reload keeps a broken file's previous version, a
-start has none), deleted, or never written. Through a real `roost run`."""
+start has none), deleted, or never written; and when it clears, roost says so too.
+Through a real `roost run`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.anyio
 
 ALARM = "alarm-hallway"
 ROOST_OWN = "CO emergency at alarm 'alarm-hallway'"
+ROOST_CLEARED = "CO cleared at alarm 'alarm-hallway'"
 
 BROKEN = """
 [[rule]]
@@ -43,6 +45,14 @@ async def test_a_co_alarm_with_the_alarm_rules_broken_at_start_is_pushed(tmp_pat
         await wait_for(lambda: any(ROOST_OWN in t for t in bed.titles()), timeout_s=10)
         await anyio.sleep(0.5)
         assert sum(ROOST_OWN in t for t in bed.titles()) == 1
+        bed.home.set_co(ALARM, "ok")  # roost pushed the alarm: it pushes the clearing
+        await wait_for(lambda: bed.titles()[ROOST_CLEARED] == 1, timeout_s=10)
+        bed.home.set_co(ALARM, "emergency")
+        await wait_for(lambda: bed.titles()[ROOST_OWN] == 2, timeout_s=10)
+        bed.home.set_co(ALARM, "ok")
+        await wait_for(lambda: bed.titles()[ROOST_CLEARED] == 2, timeout_s=10)
+        await anyio.sleep(0.5)
+        assert bed.titles()[ROOST_CLEARED] == 2, bed.titles()
 
 
 async def test_an_alarm_a_rule_pushes_gets_no_second_push_from_roost(tmp_path: Path) -> None:
@@ -53,3 +63,7 @@ async def test_an_alarm_a_rule_pushes_gets_no_second_push_from_roost(tmp_path: P
         await wait_for(lambda: bed.titles()["CO emergency in the Hallway"] == 1)
         await anyio.sleep(1.0)
         assert not any(ROOST_OWN in t for t in bed.titles()), bed.titles()
+        bed.home.set_co(ALARM, "ok")  # the README's co_cleared rule says so, not roost
+        await wait_for(lambda: bed.titles()["CO cleared in the Hallway"] == 1)
+        await anyio.sleep(1.0)
+        assert not any(ROOST_CLEARED in t for t in bed.titles()), bed.titles()

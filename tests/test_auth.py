@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
-from anyio.abc import Process
+from anyio.abc import Process, SocketAttribute, SocketStream
 from anyio.streams.text import TextReceiveStream
 
 from roost.providers.base import TokenSet
@@ -205,3 +206,39 @@ async def test_a_redirect_with_the_wrong_state_is_refused(tmp_path: Path) -> Non
         with anyio.fail_after(20):
             assert await process.wait() == 1  # it kept waiting for the real answer, then gave up
         assert os.listdir(tmp_path) == ["roost.toml"]  # nothing stored
+
+
+async def test_a_token_endpoint_that_trickles_its_answer_fails_within_a_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The code exchange has one deadline in all, as every cloud request of the daemon
+    has: a token endpoint that sends its headers, then one byte now and then (far inside
+    httpx's per-read timeout), ends in a clear error, not a wait without end."""
+    from roost.cli import auth
+
+    async def trickle(client: SocketStream) -> None:
+        async with client:
+            with suppress(anyio.BrokenResourceError, anyio.EndOfStream, OSError):
+                await client.receive()
+                await client.send(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 100000\r\n\r\n{"
+                )
+                while True:
+                    await anyio.sleep(0.05)
+                    await client.send(b" ")
+
+    monkeypatch.setattr(auth, "EXCHANGE_DEADLINE_S", 0.5, raising=False)  # 30 s otherwise
+    async with (
+        await anyio.create_tcp_listener(local_host="127.0.0.1") as listener,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(listener.serve, trickle)
+        port = listener.extra(SocketAttribute.local_port)
+        flow = auth.Flow(
+            "sdm", "home", "http://127.0.0.1/auth", f"http://127.0.0.1:{port}/token", "id", "s"
+        )
+        request = auth.Request("http://127.0.0.1/auth", "state", "http://127.0.0.1/cb", "")
+        with anyio.fail_after(10), pytest.raises(auth.AuthError, match="no whole answer"):
+            await auth.exchange(flow, request, "code")
+        tg.cancel_scope.cancel()

@@ -50,12 +50,53 @@ def test_the_structure_states_stand_in_when_no_alarm_device_is_visible() -> None
     assert (alarm.name, alarm.structure_id) == ("Home 1 alarms", HOME)
 
 
-def test_a_visible_alarm_device_speaks_for_its_structure_alone() -> None:
+def test_a_visible_alarm_device_showing_the_alarm_speaks_for_its_structure() -> None:
     doc = _fixture()
     doc["structures"][HOME]["co_alarm_state"] = "emergency"
+    (device,) = doc["devices"]["smoke_co_alarms"].values()
+    device["co_alarm_state"] = "emergency"
     home = normalize(doc, "acct")
-    assert STAND_IN not in home.devices
+    assert STAND_IN not in home.devices  # no second push
     assert sum(isinstance(d, SmokeCoAlarm) for d in home.devices.values()) == 1
+
+
+def _beside_a_hidden_one(co: str = "ok", visible_co: str = "ok", smoke: str = "ok") -> Any:
+    """Two Protects, the token sees one: the structure names both and counts both."""
+    doc = _fixture()
+    structure = doc["structures"][HOME]
+    structure["smoke_co_alarms"] = [*structure["smoke_co_alarms"], "hidden-protect"]
+    structure["co_alarm_state"], structure["smoke_alarm_state"] = co, smoke
+    (device,) = doc["devices"]["smoke_co_alarms"].values()
+    device["co_alarm_state"] = visible_co
+    return doc
+
+
+def test_the_structure_state_counts_beside_a_visible_alarm_when_it_says_more() -> None:
+    alarm = _stand_in(normalize(_beside_a_hidden_one(co="emergency", visible_co="warning"), "a"))
+    assert (alarm.co, alarm.smoke) == (AlarmState.EMERGENCY, AlarmState.OK)
+    alarm = _stand_in(normalize(_beside_a_hidden_one(smoke="warning", co="warning"), "a"))
+    assert (alarm.co, alarm.smoke) == (AlarmState.WARNING, AlarmState.WARNING)
+    both_warn = _beside_a_hidden_one(smoke="warning", co="warning", visible_co="warning")
+    alarm = _stand_in(normalize(both_warn, "a"))
+    assert (alarm.co, alarm.smoke) == (AlarmState.OK, AlarmState.WARNING)  # CO: no 2nd push
+
+
+def test_beside_a_visible_alarm_the_stand_in_holds_until_the_structure_clears() -> None:
+    """Put by put: the visible Protect catching up with the structure's emergency is no
+    "cleared" of the structure's (which a rule would push); the structure clearing is,
+    once, and the stand-in is gone after it."""
+    inc = Normalizer("acct")
+    assert STAND_IN not in inc(_beside_a_hidden_one()).devices
+    held = _stand_in(inc(_beside_a_hidden_one(co="emergency", visible_co="warning")))
+    assert held.co is AlarmState.EMERGENCY
+    assert inc.readings is None
+    caught_up = _stand_in(inc(_beside_a_hidden_one(co="emergency", visible_co="emergency")))
+    assert caught_up is held  # no change at all: no event
+    cleared = _stand_in(inc(_beside_a_hidden_one()))
+    assert (cleared.co, cleared.smoke) == (AlarmState.OK, AlarmState.OK)
+    doc = _beside_a_hidden_one()
+    doc["structures"][HOME]["away"] = "away"
+    assert STAND_IN not in inc(doc).devices
 
 
 def test_the_alarm_named_by_the_structure_but_absent_from_devices() -> None:
@@ -129,15 +170,16 @@ def test_a_structure_alarm_change_is_never_a_readings_patch() -> None:
 
 def test_the_stand_in_comes_and_goes_with_the_alarm_devices() -> None:
     """Put by put (subtree puts too): the Protect devices vanishing brings the stand-in,
-    their return takes it away; each result as a full normalize gives it."""
+    their return (with nothing the structure says more) takes it away; each result as a
+    full normalize gives it."""
     inc = Normalizer("acct")
     doc = _fixture()
-    doc["structures"][HOME]["co_alarm_state"] = "warning"
     alarms = doc["devices"]["smoke_co_alarms"]
     assert STAND_IN not in inc(doc).devices
     steps = [
         ("/devices/smoke_co_alarms", None, True),
-        ("/structures/" + HOME + "/co_alarm_state", "emergency", True),
+        ("/structures/" + HOME + "/co_alarm_state", "warning", True),
+        ("/structures/" + HOME + "/co_alarm_state", "ok", True),
         ("/devices/smoke_co_alarms", alarms, False),
     ]
     for path, data, present in steps:

@@ -78,7 +78,8 @@ def test_sdm_a_message_timed_beyond_datetime_is_skipped_and_its_neighbours_kept(
             "resourceUpdate": {"name": "enterprises/p/devices/d1", "traits": {}}}  # fmt: skip
     bad = {**good, "eventId": "bad", "timestamp": when}
     pull = {"receivedMessages": [_delivery("a1", bad, when), _delivery("a2", good, when)]}
-    deliveries = messages.parse_pull(pull)  # both are acknowledged, neither breaks the pull
+    # both are acknowledged, neither breaks the pull
+    deliveries = messages.parse_pull(pull).deliveries
     assert [d.ack_id for d in deliveries] == ["a1", "a2"]
     assert all(d.publish_time is None for d in deliveries)
     with pytest.raises(PayloadError, match="no usable timestamp"):  # skipped and counted

@@ -149,7 +149,7 @@ def test_the_sound_and_chime_events_parse() -> None:
 
 
 def test_the_pull_response_parses_and_its_placeholder_data_is_refused() -> None:
-    deliveries = parse_pull(load("openhab-pull-subscription-response.json"))
+    deliveries = parse_pull(load("openhab-pull-subscription-response.json")).deliveries
     assert [(d.ack_id, d.data) for d in deliveries] == [
         ("AID1", b"data1"),
         ("AID2", b"data2"),
@@ -158,7 +158,7 @@ def test_the_pull_response_parses_and_its_placeholder_data_is_refused() -> None:
     assert deliveries[0].publish_time == datetime(2021, 1, 1, 1, tzinfo=UTC)
     with pytest.raises(PayloadError):
         parse_event(deliveries[0].data)
-    assert parse_pull({}) == []
+    assert parse_pull({}).deliveries == []
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -39,7 +39,8 @@ from roost.core import redact
 from roost.host import httpserver, listeners
 from roost.host.credentials import write_credential
 from roost.host.safefs import give_to
-from roost.providers.base import OAuthApp, TokenSet
+from roost.providers.base import OAuthApp, RequestDeadlines, TokenSet
+from roost.providers.deadlines import TotalTimeout, bounded, deadline
 from roost.providers.registry import VENDORS, OwnLogin, vendor
 from roost.store.sqlite import FILE_NAME, StoreError
 
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from roost.config.settings import Settings
 
 CALLBACK = "/callback"
+# The whole code exchange, headers and body: as long as the daemon gives a token refresh.
+EXCHANGE_DEADLINE_S = RequestDeadlines().refresh_s
 CALLBACK_LIMITS = listeners.Limits(max_connections=16, max_request=16384)
 # `roost auth NAME` → vendor: the vendors with an OAuth app, by their command name ...
 PROVIDERS = {
@@ -131,7 +134,10 @@ async def exchange(flow: Flow, request: Request, code: str) -> TokenSet:
         form["scope"] = flow.scope
     async with httpx.AsyncClient(timeout=30) as client:
         try:
-            response = await client.post(flow.token_url, data=form)
+            with deadline(EXCHANGE_DEADLINE_S):
+                response = await bounded(client.post(flow.token_url, data=form))
+        except TotalTimeout as exc:
+            raise AuthError(f"the token endpoint gave {exc}") from None
         except httpx.HTTPError as exc:
             raise AuthError(f"the token endpoint cannot be reached: {type(exc).__name__}") from None
     try:

@@ -36,7 +36,7 @@ from roost.engine.isolation import (
 )
 from roost.engine.rule_home import RuleHome, Services
 from roost.engine.traces import Result, Trace
-from roost.notify.alerts import alarm_push
+from roost.notify.alerts import FAILED_RULE_PUSH, alarm_push
 from roost.rules.author import Rule
 
 if TYPE_CHECKING:
@@ -288,7 +288,7 @@ class Runner:
             f"Your rule {r.name!r} that reacts to it failed before it sent its push "
             f"({trace.result}: see roost's log), so roost sends this itself."
         )
-        push = alarm_push(event, why, f"roost:failed-alarm-rule:{event.id}")
+        push = alarm_push(event, why, f"{FAILED_RULE_PUSH}{event.id}")
         if push is None:
             return
         services = self.services

@@ -2,7 +2,7 @@
 an account that lost its authorization stops, and someone has to act; a smoke/CO alarm
 reports a state roost cannot read (an unknown value, a wrong type), so no rule's alarm
 trigger can fire on it; a smoke/CO alarm no loaded rule reacts to (the alarm rules' file
-broken at start, deleted, never written). Alarm notifications fail open.
+broken at start, deleted, never written), and its clearing. Alarm notifications fail open.
 
 `Alerts` taps the bus (`Bus.tap`): every event is looked at as it is published, and only an
 event that may need an alert wakes the task that decides and sends it. Its queue has no
@@ -24,6 +24,7 @@ from roost.core.events import (
     CoAlarm,
     ConnectionState,
     Event,
+    NotificationOutcome,
     SmokeAlarm,
 )
 from roost.core.model import AlarmState
@@ -31,6 +32,10 @@ from roost.notify.alarms import is_alarm
 from roost.notify.notifier import Notification, Priority
 
 _ALARM_ATTRIBUTES = {"smoke": "smoke", "co": "CO"}
+# The key of roost's own push for an alarm whose reacting runs all failed (engine/runner).
+FAILED_RULE_PUSH = "roost:failed-alarm-rule:"
+RECENT_ALARMS = 1024  # alarm events remembered, to know them in their push's outcome
+Sounding = tuple[str, str, str]  # an alarm of a device: (account, device, "smoke" | "co")
 
 
 def alert_for(
@@ -102,18 +107,50 @@ def _unreadable_alarm(event: AttributeChanged) -> Notification | None:
 
 
 def _may_alert(event: Event) -> bool:
-    """Cheap: could `alert_for` make an alert of this event (read as it is published)."""
+    """Cheap: could `alert_for` make an alert of this event, or is it roost's own alarm push
+    going out (read as it is published)."""
     if isinstance(event, AttributeChanged):
         return event.attribute in _ALARM_ATTRIBUTES
+    if isinstance(event, NotificationOutcome):
+        return event.key.startswith(FAILED_RULE_PUSH)
     return isinstance(event, SmokeAlarm | CoAlarm | AccountStatus)
+
+
+def _sounding_key(event: Event) -> Sounding | None:
+    """Which alarm of which device `event` is about (account, device, smoke or co)."""
+    if isinstance(event, SmokeAlarm | CoAlarm):
+        name = event.name
+    elif isinstance(event, AttributeChanged) and event.attribute in _ALARM_ATTRIBUTES:
+        name = event.attribute
+    else:
+        return None
+    return (event.account, event.device or "", name)
+
+
+def _cleared(event: SmokeAlarm | CoAlarm) -> Notification:
+    """roost's own push that an alarm it pushed itself is back to ok."""
+    what = _ALARM_ATTRIBUTES[event.name]
+    what = what[0].upper() + what[1:]
+    return _urgent(
+        event,
+        f"roost:cleared-alarm:{event.id}",
+        f"{what} cleared at alarm {event.device!r}",
+        f"{what} reads ok again. roost sent the alarm itself, so it says this too.",
+        alarm=True,  # an alarm's level change: never limited, never given up
+    )
 
 
 class Alerts:
     """The alerts the bus carries, from the moment this is made, handed to `notify` by `run`
-    in the order they were published."""
+    in the order they were published. An alarm roost pushed itself (no rule reacts to it,
+    its state could not be read, or the runs reacting to it failed) gets roost's own push
+    when it is ok again, unless a rule reacts to that."""
 
     def __init__(self, bus: Bus) -> None:
         self._send, self._receive = anyio.create_memory_object_stream[Event](math.inf)
+        self._pushed: set[Sounding] = set()  # the alarms roost pushed itself, until ok
+        self._states: dict[Sounding, AlarmState] = {}  # each alarm's last level
+        self._recent: dict[str, Sounding] = {}  # the latest alarm events above ok, by id
         bus.tap("alerts", self.see)
 
     def see(self, batch: Batch) -> None:
@@ -128,6 +165,40 @@ class Alerts:
     ) -> None:
         """Send each alert; `reacted` says whether a loaded rule reacts to an event."""
         async for event in self._receive:
-            alert = alert_for(event, reacted)
+            alert = self._decide(event, reacted)
             if alert is not None:
                 await notify(alert)
+
+    def _decide(self, event: Event, reacted: Callable[[Event], bool]) -> Notification | None:
+        if isinstance(event, NotificationOutcome):
+            self._engine_pushed(event.key)
+            return None
+        alert = alert_for(event, reacted)
+        key = _sounding_key(event)
+        if key is None:
+            return alert
+        if isinstance(event, SmokeAlarm | CoAlarm):
+            self._seen(event, key)
+        if alert is not None:
+            self._pushed.add(key)
+            return alert
+        cleared = isinstance(event, SmokeAlarm | CoAlarm) and event.new is AlarmState.OK
+        if not cleared or key not in self._pushed:
+            return None
+        self._pushed.discard(key)
+        assert isinstance(event, SmokeAlarm | CoAlarm)
+        return None if reacted(event) else _cleared(event)
+
+    def _seen(self, event: SmokeAlarm | CoAlarm, key: Sounding) -> None:
+        self._states[key] = event.new
+        if event.new is not AlarmState.OK:
+            self._recent[event.id] = key
+            if len(self._recent) > RECENT_ALARMS:
+                del self._recent[next(iter(self._recent))]
+
+    def _engine_pushed(self, notification_key: str) -> None:
+        """roost pushed an alarm whose rules failed (engine/runner): its clearing is roost's
+        to push as well, if it still sounds."""
+        key = self._recent.get(notification_key.removeprefix(FAILED_RULE_PUSH))
+        if key is not None and self._states.get(key, AlarmState.OK) is not AlarmState.OK:
+            self._pushed.add(key)

@@ -12,7 +12,8 @@ through apprise's own `load_modules(path, name)`, and everything if that misses 
 stdin, one JSON object a line: `{"id": n, "url": …, "title": …, "body": …, "type": …}`
 sends one notification (`type` is apprise's notify type: info, warning, failure), and with
 `"alarm": true` on a thread of its own (see `send_alarm`);
-`{"id": n, "check": url}` only asks whether apprise accepts the URL.
+`{"id": n, "check": url}` only asks whether apprise accepts the URL;
+`{"id": n, "ping": true}` is answered at once (the daemon's check that the helper lives).
 stdout: `{"ready": true}` once apprise and its plugins are loaded, then `{"id": n, "ok": b}`
 for each request, in the order they finish. The helper ends when stdin closes (it ignores
 SIGTERM and SIGINT: the daemon decides when it ends).
@@ -123,6 +124,8 @@ class Helper:
         await self.answer({"id": request.get("id"), "ok": ok})
 
     async def _handle(self, request: dict[str, Any]) -> bool:
+        if request.get("ping"):
+            return True
         sender = self._apprise.Apprise(asset=self._apprise.AppriseAsset(app_id=APP_ID))
         if "check" in request:
             return bool(sender.add(str(request["check"])))

@@ -7,7 +7,8 @@ confirms it, so a helper killed mid-delivery costs a retry with the same dedupe 
 a notification. A helper that dies is started again with back-off. Alarms fail open: when
 the helper is down (between restarts, or did not come up within `START_WAIT_S`), dies
 while an alarm is on its way, or does not answer it within `ALARM_REPLY_S`, the alarm goes
-out through apprise in the daemon itself.
+out through apprise in the daemon itself. A helper that holds a request past `UNANSWERED_S`
+and does not answer a ping is hung: it is killed, and the next one sends what it held.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ MAX_LINE = 64 * 1024
 # swapped out, a plugin deadlocked) goes out from the daemon as well. A helper that is just
 # slow makes a duplicate with the same dedupe key; a hung one would hold the alarm forever.
 ALARM_REPLY_S = 3.0
+# A helper with a request unanswered this long is asked whether it lives (a ping, answered
+# at once by a helper that is not hung, however slow a target is); one that does not answer
+# the ping within PING_S is killed and another started. Ordinary pushes wait for the helper
+# (the outbox keeps them): without this, a hung one would hold them as long as it hangs.
+UNANSWERED_S = 5.0
+PING_S = 5.0
 
 
 class HelperGone(Exception):
@@ -55,6 +62,7 @@ class _Reply:
         self.done = anyio.Event()
         self.ok = False
         self.gone = False
+        self.sent_at = anyio.current_time()
 
 
 class NotifyHelper:
@@ -70,6 +78,7 @@ class NotifyHelper:
         self._starting = True  # from construction: run() starts it with the daemon
         self._settled = anyio.Event()  # this start came up or ended
         self._in_process_ready = False
+        self._asked = anyio.Event()  # set when a request goes to the helper
         self.pid: int | None = None
 
     async def wait_up(self, timeout_s: float) -> bool:
@@ -106,7 +115,8 @@ class NotifyHelper:
         if stdin is None:
             raise HelperGone
         number, reply = next(self._ids), _Reply()
-        self._pending[number] = reply
+        self._pending[number] = reply  # until the helper answers it, or is gone
+        self._asked.set()
         line = json.dumps({"id": number, **request}) + "\n"
         try:
             async with self._write:
@@ -117,8 +127,7 @@ class NotifyHelper:
         with anyio.move_on_after(reply_within_s):
             await reply.done.wait()
         if not reply.done.is_set():  # alive but not answering: hung, as far as we can tell
-            self._pending.pop(number, None)
-            raise HelperGone
+            raise HelperGone  # still pending: `_watch` judges the helper by it
         if reply.gone:
             raise HelperGone
         return reply.ok
@@ -152,7 +161,10 @@ class NotifyHelper:
         assert process.stdout is not None
         replies = BufferedByteReceiveStream(process.stdout)
         try:
-            await self._read(replies, process, tg)
+            async with anyio.create_task_group() as watching:
+                watching.start_soon(self._watch, process)
+                await self._read(replies, process, tg)
+                watching.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self._wind_down(replies, process)
@@ -170,6 +182,33 @@ class NotifyHelper:
                 tg.start_soon(self._check_targets)
             else:
                 self._resolve(message)
+
+    async def _watch(self, process: Process) -> None:
+        """Kill the helper when a request has waited `UNANSWERED_S` for its answer and the
+        helper does not answer a ping within `PING_S` either: it is hung (stopped, a
+        deadlocked plugin). Its end fails what it holds; the outbox retries those."""
+        while True:
+            if not self._pending:
+                self._asked = anyio.Event()
+                await self._asked.wait()
+            oldest = min(reply.sent_at for reply in self._pending.values())
+            await anyio.sleep(max(0.0, oldest + UNANSWERED_S - anyio.current_time()))
+            if not any(r.sent_at <= oldest for r in self._pending.values()):
+                continue  # answered meanwhile
+            try:
+                if await self._ask({"ping": True}, reply_within_s=PING_S):
+                    await anyio.sleep(UNANSWERED_S)  # alive: a target is slow; ask again later
+                    continue
+            except HelperGone:
+                pass
+            if process.returncode is None:
+                log.warning(
+                    "notification helper does not answer; killed",
+                    pid=process.pid,
+                    waited_s=round(anyio.current_time() - oldest, 1),
+                )
+                process.kill()
+            return
 
     def _resolve(self, message: dict[str, Any]) -> None:
         reply = self._pending.pop(int(message.get("id", -1)), None)

@@ -37,6 +37,7 @@ TIMEOUT_S = 10.0
 LIMITS = listeners.Limits(
     max_connections=64, read_timeout_s=TIMEOUT_S, write_timeout_s=TIMEOUT_S, max_request=MAX_REQUEST
 )
+MISTAKES = listeners.RateLimitedLog()  # clients' mistakes, by kind (`total`: all so far)
 
 
 @dataclass
@@ -96,38 +97,69 @@ def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+_HUNG_UP = (
+    anyio.EndOfStream,
+    anyio.IncompleteRead,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    ConnectionError,
+)
+
+
+def _mistake(kind: str, detail: str) -> None:
+    """A client's mistake: one line (no traceback; a flood is one line a minute), counted."""
+    MISTAKES.note(f"control: {kind}", detail=redact_text(detail)[:200])
+
+
 async def _answer(
     stream: SocketStream, handlers: dict[str, Handler], limits: listeners.Limits
 ) -> None:
     """One request; a client error (hang-up, garbage, too long) ends only this connection
-    (the bounded listener catches what escapes)."""
+    and is a line in the log, never a traceback."""
     if not _peer_allowed(stream):
         await listeners.send(stream, _line({"error": "not allowed"}), limits)
         return
     try:
         line = await listeners.read_until(stream, b"\n", limits)
-        request = json.loads(line)
-        if not isinstance(request, dict):
-            raise ValueError("a request is a JSON object")
-        handler = handlers.get(str(request.get("command")))
-        if handler is None:
-            answer: dict[str, Any] | Stream = {
-                "error": f"unknown command; known: {sorted(handlers)}"
-            }
+    except _HUNG_UP:
+        _mistake("client hung up early", "before its request was whole")
+        return
+    except (TimeoutError, listeners.RequestTooLarge) as exc:
+        _mistake("bad request", str(exc) or "not whole within the read deadline")
+        answer: dict[str, Any] | Stream = {"error": redact_text(f"bad request: {exc}")}
+    else:
+        answer = await _handle(line, handlers)
+    try:
+        if isinstance(answer, Stream):
+            await _stream(stream, answer, limits)
         else:
-            with anyio.fail_after(TIMEOUT_S):
-                answer = await handler(request)
-    except (ValueError, TimeoutError, listeners.RequestTooLarge) as exc:
-        answer = {"error": redact_text(f"bad request: {exc}")}
-    except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
-        raise
+            await listeners.send(stream, _line(answer), limits)
+    except _HUNG_UP:
+        _mistake("client hung up early", "before its answer was sent")
+
+
+async def _handle(line: bytes, handlers: dict[str, Handler]) -> dict[str, Any] | Stream:
+    try:
+        request = json.loads(line)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        _mistake("bad request", f"not JSON: {exc}")
+        return {"error": redact_text(f"bad request: not JSON: {exc}")}
+    if not isinstance(request, dict):
+        _mistake("bad request", "not a JSON object")
+        return {"error": "bad request: a request is a JSON object"}
+    command = str(request.get("command"))
+    handler = handlers.get(command)
+    if handler is None:
+        _mistake("unknown command", command)
+        return {"error": redact_text(f"unknown command; known: {sorted(handlers)}")}
+    try:
+        with anyio.fail_after(TIMEOUT_S):
+            return await handler(request)
+    except (ValueError, TimeoutError) as exc:
+        return {"error": redact_text(f"bad request: {exc}")}
     except Exception as exc:
         log.exception("control command failed")
-        answer = {"error": redact_text(f"{type(exc).__name__}: {exc}")}
-    if isinstance(answer, Stream):
-        await _stream(stream, answer, limits)
-    else:
-        await listeners.send(stream, _line(answer), limits)
+        return {"error": redact_text(f"{type(exc).__name__}: {exc}")}
 
 
 async def _stream(stream: SocketStream, answer: Stream, limits: listeners.Limits) -> None:

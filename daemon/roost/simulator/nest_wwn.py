@@ -548,6 +548,7 @@ class NestWwnSimulator(Front):
         self.code_grants = CodeGrants(OAUTH_CLIENT_ID)  # no PKCE on WWN
         self._odd: dict[tuple[str, ...], Any] = {}
         self.protects_visible = True  # False: a token without the Protect (smoke/CO) permission
+        self.hidden_protects: set[str] = set()  # left out of `devices` alone (see hide_protect)
 
     @property
     def stream_host_url(self) -> str:
@@ -558,6 +559,8 @@ class NestWwnSimulator(Front):
         doc = document(self.home, token=self.token, base_url=self.url)
         if not self.protects_visible:  # the structures still name them, with their states
             del doc["devices"]["smoke_co_alarms"]
+        for device_id in self.hidden_protects:
+            doc["devices"].get("smoke_co_alarms", {}).pop(device_id, None)
         for parts, value in self._odd.items():
             node = doc
             for key in parts[:-1]:
@@ -569,6 +572,12 @@ class NestWwnSimulator(Front):
         """Leave the smoke/CO alarms out of `devices` from the next put on (`hidden`), as for
         a token granted the structures but not the Protect devices."""
         self.protects_visible = not hidden
+        self._wake_streams()
+
+    def hide_protect(self, device_id: str) -> None:
+        """Leave this one smoke/CO alarm out of `devices` from the next put on (its
+        structure still names it and counts its states): a token that sees only some."""
+        self.hidden_protects.add(device_id)
         self._wake_streams()
 
     def send_odd_value(self, path: str, value: Any) -> None:

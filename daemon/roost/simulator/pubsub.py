@@ -9,7 +9,8 @@ as Pub/Sub does without exactly-once delivery.
 
 `handle` serves `POST …/subscriptions/<name>:pull | :acknowledge | :modifyAckDeadline` with
 Google's error envelope. Faults for tests: `hold`/`release` (deliver a backlog in a chosen
-order), `duplicate_deliveries`, `faults` (a pull's), `fail_next_acks`.
+order), `duplicate_deliveries`, `faults` (a pull's), `fail_next_acks`, `odd_entries`
+(entries Pub/Sub would not send, e.g. without an ackId, beside every pull's deliveries).
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ class Subscription:
         self._held: list[_Pending] | None = None
         self._outstanding: dict[str, _Outstanding] = {}
         self._ack_failures = 0
+        # Sent as they are in every pull that delivers messages, before its deliveries.
+        self.odd_entries: list[Any] = []
         self.faults = Faults(["read"])  # "read": a `:pull`
         self._ids = itertools.count(1)
         self._wake: anyio.Event | None = None
@@ -163,7 +166,8 @@ class Subscription:
         delivered = [self._deliver(self._available.popleft()) for _ in self._take(max_messages)]
         if not delivered:
             self.stats.empty_pulls += 1
-        return delivered
+            return []
+        return [*self.odd_entries, *delivered]
 
     def acknowledge(self, ack_ids: list[str]) -> bool:
         """Forget these deliveries; False if the call is to fail (an injected fault)."""

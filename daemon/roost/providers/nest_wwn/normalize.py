@@ -9,6 +9,7 @@ All functions are pure: they never change their arguments.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -103,7 +104,9 @@ class Normalizer:
 
     A structure's own smoke/CO states stand in as one alarm device of it (`_structure_alarm`)
     while none of its alarms is visible as a device, so a token without the Protect devices
-    still gets the alarm and its guards.
+    still gets the alarm and its guards; beside visible ones, where they say more than those
+    do (`_beside`). That stand-in remembers what it last said (an alarm it reported holds
+    until the structure clears), the one thing a full `normalize` cannot know.
     """
 
     def __init__(self, account: str) -> None:
@@ -152,7 +155,7 @@ class Normalizer:
             seen.more = True
         alarms = sections["smoke_co_alarms"]
         if not same_structures or alarms is not self._alarms_seen:
-            stand_ins = _stand_ins(self._structure_alarms, alarms.devices)
+            stand_ins = _stand_ins(self._structure_alarms, alarms.devices, self._stand_ins)
             if stand_ins != self._stand_ins:
                 seen.more = True
             self._stand_ins, self._alarms_seen = stand_ins, alarms
@@ -680,14 +683,56 @@ def _structure_alarm(structure: Structure, f: Fields) -> SmokeCoAlarm | None:
 
 
 def _stand_ins(
-    structure_alarms: Mapping[str, SmokeCoAlarm], alarm_devices: Mapping[str, Device]
+    structure_alarms: Mapping[str, SmokeCoAlarm],
+    alarm_devices: Mapping[str, Device],
+    held: Mapping[str, Device],
 ) -> dict[str, Device]:
-    """The structures' own alarms, by device id, of the structures none of whose alarm
-    devices is visible (where one is, it reports the alarm itself: no second push)."""
+    """The structures' own alarms that count, by device id: whole where none of the
+    structure's alarm devices is visible, else as `_beside` them (`held`: the last ones)."""
     if not structure_alarms:
         return {}
-    covered = {device.structure_id for device in alarm_devices.values()}
-    return {a.id: a for sid, a in structure_alarms.items() if sid not in covered}
+    visible: dict[str, list[SmokeCoAlarm]] = {}
+    for device in alarm_devices.values():
+        if isinstance(device, SmokeCoAlarm):
+            visible.setdefault(device.structure_id, []).append(device)
+    found: dict[str, Device] = {}
+    for sid, alarm in structure_alarms.items():
+        before = held.get(alarm.id)
+        stand_in = _beside(alarm, visible[sid], before) if sid in visible else alarm
+        if stand_in is not None:
+            found[alarm.id] = before if before == stand_in else stand_in  # same: same object
+    return found
+
+
+# How much a state says, to compare the structure's with its alarm devices': an unreadable
+# state (None) counts as an alarm (fail open), below an emergency.
+_SAYS = {AlarmState.OK: 0, None: 1, AlarmState.WARNING: 1, AlarmState.EMERGENCY: 2}
+_KINDS = ("smoke", "co")
+
+
+def _beside(
+    alarm: SmokeCoAlarm, visible: list[SmokeCoAlarm], before: Device | None
+) -> SmokeCoAlarm | None:
+    """The structure's alarm beside its visible alarm devices, kind by kind: its state where
+    it says more than all of them (an alarm device the token does not see sounds), and
+    where it did so before and still sounds (a visible one catching up is no "cleared"); ok
+    elsewhere (a visible one reports it: no second push). Once all is ok again, it is kept
+    once more to report the clearing, then left out. None: left out."""
+    was = before if isinstance(before, SmokeCoAlarm) else None
+    smoke, co = (_counted(alarm, visible, was, kind) for kind in _KINDS)
+    if smoke is co is AlarmState.OK and (was is None or was.smoke is was.co is AlarmState.OK):
+        return None
+    return dataclasses.replace(alarm, smoke=smoke, co=co)
+
+
+def _counted(
+    alarm: SmokeCoAlarm, visible: list[SmokeCoAlarm], was: SmokeCoAlarm | None, kind: str
+) -> AlarmState | None:
+    state: AlarmState | None = getattr(alarm, kind)
+    most = max(_SAYS[getattr(device, kind)] for device in visible)
+    held = getattr(was, kind) if was is not None else AlarmState.OK
+    sounding = held is not AlarmState.OK and state is not AlarmState.OK
+    return state if _SAYS[state] > most or sounding else AlarmState.OK
 
 
 def _wheres(structures: Mapping[str, Any]) -> dict[str, str]:

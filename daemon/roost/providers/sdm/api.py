@@ -17,7 +17,7 @@ from roost.providers.http import http_date, transport_error
 from roost.providers.oauth import RefreshTokenKeeper
 from roost.providers.sdm import SdmAccount
 from roost.providers.sdm.errors import ApiError
-from roost.providers.sdm.messages import Delivery, PayloadError, parse_pull
+from roost.providers.sdm.messages import PayloadError, Pulled, parse_pull
 
 REQUEST_TIMEOUT_S = 15.0
 REQUEST_TIMEOUT = httpx.Timeout(REQUEST_TIMEOUT_S)
@@ -59,7 +59,7 @@ class SdmClient:
 
     # -- Pub/Sub ---------------------------------------------------------------------------
 
-    async def pull(self, max_messages: int, timeout_s: float) -> list[Delivery]:
+    async def pull(self, max_messages: int, timeout_s: float) -> Pulled:
         """A long poll: Pub/Sub answers when messages are there, or empty after a while."""
         answer = await self._call(
             "POST", f"{self._subscription}:pull", {"maxMessages": max_messages}, timeout_s

@@ -73,29 +73,48 @@ class SdmEvent:
     thread_state: str | None = None
 
 
-def parse_pull(body: Any) -> list[Delivery]:
-    """The deliveries of a `:pull` answer; `{}` means none."""
+@dataclass(frozen=True, slots=True)
+class Pulled:
+    """A `:pull` answer: its usable deliveries, and why each of the others is not."""
+
+    deliveries: list[Delivery]
+    unusable: list[PayloadError]
+
+
+def parse_pull(body: Any) -> Pulled:
+    """The deliveries of a `:pull` answer; `{}` means none. Each is read apart: one roost
+    cannot use (no ackId) is set aside, and never costs the others."""
     if not isinstance(body, Mapping):
         raise PayloadError("pull answer is not an object")
     received = body.get("receivedMessages", [])
     if not isinstance(received, list):
         raise PayloadError("receivedMessages is not a list")
-    return [_delivery(item) for item in received]
+    pulled = Pulled([], [])
+    for item in received:
+        try:
+            pulled.deliveries.append(_delivery(item))
+        except PayloadError as exc:
+            pulled.unusable.append(exc)
+    return pulled
 
 
 def _delivery(item: Any) -> Delivery:
-    if not isinstance(item, Mapping) or not isinstance(item.get("ackId"), str):
-        raise PayloadError("a received message without an ackId")
+    if not isinstance(item, Mapping):
+        raise PayloadError("a received message is not an object")
+    ack_id = item.get("ackId")
+    if not isinstance(ack_id, str) or not ack_id:
+        # It cannot be acknowledged: Pub/Sub sends it again after its ack deadline.
+        raise PayloadError(f"a received message without a usable ackId ({type(ack_id).__name__})")
     message = item.get("message")
     if not isinstance(message, Mapping):
-        raise PayloadError("a received message without a message")
+        message = {}  # nothing to apply: parse_event reports it, and it is acknowledged
     try:
         data = base64.b64decode(str(message.get("data", "")), validate=True)
     except (binascii.Error, ValueError):
         data = b""  # undecodable: parse_event reports it, and the delivery is still acked
     attempt = item.get("deliveryAttempt")
     return Delivery(
-        ack_id=item["ackId"],
+        ack_id=ack_id,
         message_id=str(message.get("messageId", "")),
         data=data,
         publish_time=parse_time(message.get("publishTime")),

@@ -7,7 +7,8 @@ reported before, relation updates re-read the device — and reported to the sin
 are the handled ids written to the provider memory and the deliveries acknowledged: a
 crash before the ack means a redelivery, and the remembered ids make it harmless
 (at-least-once in, once out). A delivery that could not be applied for now (a read failed)
-is nacked for a prompt redelivery; one that can never be used is counted and acknowledged.
+is nacked for a prompt redelivery; one that can never be used is counted and acknowledged,
+and one without a usable ackId is counted and skipped (the rest of its pull goes on).
 
 Any failure of the session (network, 5xx, quota) drops it: DISCONNECTED, back-off, and a
 new session whose list is a full resync. A refresh token that no longer works ends `run`
@@ -39,7 +40,7 @@ from roost.providers.sdm import WRITE_LIMITS, SdmAccount, normalize
 from roost.providers.sdm.api import SdmClient
 from roost.providers.sdm.encode import encode
 from roost.providers.sdm.errors import ApiError, to_result
-from roost.providers.sdm.messages import Delivery, PayloadError, SdmEvent, parse_event
+from roost.providers.sdm.messages import Delivery, PayloadError, Pulled, SdmEvent, parse_event
 from roost.providers.sdm.quota import SendLog
 from roost.providers.sdm.records import DeviceRecord
 from roost.providers.sdm.seen import Seen
@@ -98,13 +99,17 @@ class SdmProvider(ProviderCore[DeviceRecord, tuple[str, dict[str, Any]]]):
         while True:
             if self._clock.monotonic() - self._listed_mono >= RELIST_S:
                 await self._resync(sink)  # a missed or wrong update cannot stick for long
-            deliveries = await self._pull()
+            pulled = await self._pull()
             self.stats.pulls += 1
+            for exc in pulled.unusable:
+                self.stats.messages += 1
+                self._skipped("a delivery", exc)
+            deliveries = pulled.deliveries
             await self.supervisor.connected("pulling")
             if deliveries:
                 await self._handle(deliveries, sink)
 
-    async def _pull(self) -> list[Delivery]:
+    async def _pull(self) -> Pulled:
         try:
             return await self._api.pull(self._max_messages, self._pull_timeout_s)
         except ApiError as exc:
