@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from roost.core.durations import parse_duration
 from roost.engine.loader import load_directory
+from roost.engine.toml_check import check_rule
 from roost.engine.toml_rules import RuleProblems, compile_rule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +118,7 @@ def test_a_mutated_example_rule_compiles_or_says_why(data: st.DataObject) -> Non
         else:
             parent[path[-1]] = data.draw(ODD)
     try:
-        built = compile_rule(table, "mutated.toml:1")
+        built = compile_rule(check_rule(table), "mutated.toml:1")
     except RuleProblems as exc:
         problems = exc.problems
         assert problems

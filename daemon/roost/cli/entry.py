@@ -128,6 +128,7 @@ def _runtime_or_exit(settings: Settings) -> Runtime:
     """The daemon, or exit 1 with every reason it cannot honour its configuration."""
     from roost.cli.configpath import ENV as CONFIG_ENV
     from roost.config.settings import unknown_env_overrides
+    from roost.engine.loader import check_in_child
     from roost.host import faults
     from roost.notify.notifier import NotifyConfigError
     from roost.service.runtime import Runtime
@@ -139,7 +140,7 @@ def _runtime_or_exit(settings: Settings) -> Runtime:
         problems.append(f"daemon.rules_dir: {settings.daemon.rules_dir} is not a directory")
     if not problems:
         try:
-            return Runtime(settings)
+            return Runtime(settings, check_rules=check_in_child)  # no pydantic here
         except (NotifyConfigError, StoreError, OSError, ValueError) as exc:
             problems.append(str(exc))
     for problem in problems:

@@ -2,31 +2,33 @@
 
 A broken file is reported with its path and line, and never stops the other files from
 loading. Rule names must be unique across the whole rule directory.
+
+TOML files are checked first (`toml_check`, with pydantic), all of them at once, by the
+`check` a caller names: `check_here` in this process (`roost check`, the sandbox, tests)
+or `check_in_child` (`roost run`: the daemon never imports pydantic). The checked tables
+are compiled here; Python files are imported here.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
-import re
 import signal
 import sys
 import threading
-import tomllib
 import traceback
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roost.engine.toml_rules import RuleProblems, compile_rule
+from roost.engine.toml_rules import CheckedRule, RuleProblems, compile_rule
+from roost.host.child import run_in_child
 from roost.rules.author import Rule, collecting, stop_collecting
 from roost.rules.check import python_problems
 
-_RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
-_TOML_LINE = re.compile(r"at line (\d+)")
 # How long a Python rule file's top level may run: a file that never finishes importing
 # would hold the start (never READY) or, on a reload, the event loop and every alarm.
 IMPORT_BUDGET_S = 10.0
@@ -49,6 +51,48 @@ class RuleFileError(Exception):
         self.error = error
 
 
+@dataclass(frozen=True)
+class CheckedToml:
+    """A TOML rule file checked: the rules that passed, an error for each problem. Plain
+    data: it comes back pickled from the child that checked it."""
+
+    path: Path
+    rules: tuple[CheckedRule, ...]
+    errors: tuple[RuleError, ...]
+
+
+TomlCheck = Callable[[Sequence[Path]], Sequence[CheckedToml]]
+
+
+def check_here(paths: Sequence[Path]) -> list[CheckedToml]:
+    """Check TOML rule files in this process (imports pydantic)."""
+    if not paths:
+        return []
+    from roost.engine.toml_check import check_files
+
+    return check_files(paths)
+
+
+CHECKER = "roost.engine.toml_check:check_files"
+# A spawned checker takes ~0.6 s; one that hangs must not hold a reload (and a SIGTERM
+# waiting behind it) for long.
+CHECK_TIMEOUT_S = 60.0
+
+
+def check_in_child(paths: Sequence[Path]) -> list[CheckedToml]:
+    """Check TOML rule files in one child process (`host.child`; blocks: from the event
+    loop, call it in a worker thread). A child that fails is an error for each file, so a
+    reload keeps their previous rules."""
+    if not paths:
+        return []
+    try:
+        checked: list[CheckedToml] = run_in_child(CHECKER, list(paths), timeout=CHECK_TIMEOUT_S)
+    except Exception as exc:  # whatever ended the child: these files are not loaded
+        message = f"not checked: the TOML rule checker failed ({type(exc).__name__}: {exc})"
+        return [CheckedToml(path, (), (RuleError(path, 0, message),)) for path in paths]
+    return checked
+
+
 @dataclass
 class LoadResult:
     rules: list[Rule]
@@ -67,15 +111,30 @@ def rule_files(directory: Path) -> list[Path]:
     )
 
 
-def load_directory(directory: Path) -> LoadResult:
+def toml_files(files: Sequence[Path]) -> list[Path]:
+    return [path for path in files if path.suffix == ".toml"]
+
+
+def listing(directory: Path) -> list[Path]:
+    """The rule files of a directory; none when it does not exist (`load_checked` says so)."""
+    return rule_files(directory) if directory.is_dir() else []
+
+
+def load_directory(directory: Path, check: TomlCheck = check_here) -> LoadResult:
+    files = listing(directory)
+    return load_checked(directory, files, check(toml_files(files)))
+
+
+def load_checked(directory: Path, files: list[Path], checked: Sequence[CheckedToml]) -> LoadResult:
+    """The rules of `files`: the TOML ones as `checked` found them, the Python ones imported."""
     rules: list[Rule] = []
     errors: list[RuleError] = []
-    files = rule_files(directory) if directory.is_dir() else []
     if not directory.is_dir():
         errors.append(RuleError(directory, 0, "rule directory does not exist"))
+    by_path = {c.path: c for c in checked}
     seen: dict[str, Rule] = {}
     for path in files:
-        loaded, problems = read_file(path)
+        loaded, problems = _read(path, by_path)
         errors.extend(problems)
         for r in loaded:
             if r.name in seen:
@@ -88,18 +147,23 @@ def load_directory(directory: Path) -> LoadResult:
     return LoadResult(rules, errors, files)
 
 
-def load_file(path: Path) -> list[Rule]:
+def load_file(path: Path, check: TomlCheck = check_here) -> list[Rule]:
     """Every rule of one file; the file's first error is raised as `RuleFileError`."""
-    rules, errors = read_file(path)
+    rules, errors = read_file(path, check)
     if errors:
         raise RuleFileError(errors[0])
     return rules
 
 
-def read_file(path: Path) -> tuple[list[Rule], list[RuleError]]:
+def read_file(path: Path, check: TomlCheck = check_here) -> tuple[list[Rule], list[RuleError]]:
     """The rules of one file that load, and an error for each one that does not."""
+    checked = check(toml_files([path]))
+    return _read(path, {c.path: c for c in checked})
+
+
+def _read(path: Path, checked: dict[Path, CheckedToml]) -> tuple[list[Rule], list[RuleError]]:
     try:
-        rules, errors = load_toml(path) if path.suffix == ".toml" else load_python(path)
+        rules, errors = load_toml(path, checked) if path.suffix == ".toml" else load_python(path)
     except RuleFileError as exc:
         return [], [exc.error]
     digest = _fingerprint(path)
@@ -250,129 +314,17 @@ def _line_in(exc: BaseException, path: Path) -> int:
 # ---- TOML ------------------------------------------------------------------------------
 
 
-def load_toml(path: Path) -> tuple[list[Rule], list[RuleError]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = _TOML_LINE.search(str(exc))
-        line = int(match.group(1)) if match else 0
-        raise RuleFileError(RuleError(path, line, f"TOML syntax: {exc}")) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleFileError(RuleError(path, 0, f"cannot read: {exc}")) from exc
-    errors = [
-        RuleError(
-            path,
-            _key_line(text, key),
-            f"unknown top-level key {key!r}; rules go in [[rule]] tables",
-        )
-        for key in sorted(set(data) - {"rule"})
-    ]
-    tables = data.get("rule", [])
-    starts = [m.start() for m in _RULE_HEADER.finditer(text)]
-    rules = []
-    for i, table in enumerate(tables):
-        start = starts[i] if i < len(starts) else 0
-        end = starts[i + 1] if i + 1 < len(starts) else len(text)
-        line = _line_at(text, start)
-
-        def line_of(loc: tuple[int | str, ...], start: int = start, end: int = end) -> int:
-            return _line_at(text, locate(text, start, end, loc))
-
+def load_toml(path: Path, checked: dict[Path, CheckedToml]) -> tuple[list[Rule], list[RuleError]]:
+    """The rules the check passed, compiled; the errors it found."""
+    found = checked.get(path)
+    if found is None:
+        raise RuleFileError(RuleError(path, 0, "not checked: the checker gave no answer for it"))
+    rules, errors = [], list(found.errors)
+    for spec in found.rules:
         try:
-            rules.append(compile_rule(table, f"{path}:{line}", line_of))
+            rules.append(compile_rule(spec, f"{path}:{spec.line}"))
         except RuleProblems as exc:
             where = f"rule {exc.rule!r}: " if exc.rule else ""
-            for loc, message in exc.problems:
-                at = line_of(loc)
-                errors.append(RuleError(path, at, f"{where}{message}", exc.rule))
-    if not tables and not errors:
-        errors.append(RuleError(path, 1, "no rules: add a [[rule]] table"))
+            for _, message in exc.problems:
+                errors.append(RuleError(path, spec.line, f"{where}{message}", exc.rule))
     return rules, sorted(errors, key=lambda e: e.line)
-
-
-def _line_at(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
-
-
-def locate(text: str, start: int, end: int, loc: tuple[int | str, ...]) -> int:
-    """Best effort: the offset in text[start:end] (one [[rule]]) where the key at `loc` is
-    written, e.g. ("do", 1, "tags"), for inline tables, lists and [[rule.do]] alike."""
-    position = start
-    for index, part in enumerate(loc):
-        if isinstance(part, int):
-            parent = loc[index - 1] if index else ""
-            position, end = _element(text, position, end, str(parent), part)
-            continue
-        match = _key_pattern(part).search(text, position, end)
-        if match is None:
-            break
-        position = match.start() + (len(match.group(0)) - len(match.group(0).lstrip("\n\t {,")))
-    return position
-
-
-def _key_pattern(key: str) -> re.Pattern[str]:
-    name = re.escape(key)
-    assignment = rf"(?:^|[\s{{,])\"?{name}\"?[ \t]*="
-    header = rf"^[ \t]*\[\[?[ \t]*rule\.{name}[ \t]*\]"
-    return re.compile(rf"(?m){assignment}|{header}")
-
-
-def _element(text: str, position: int, end: int, parent: str, index: int) -> tuple[int, int]:
-    """The span of the index-th element of the list at `position` (`key = [ ... ]`), or of
-    the index-th `[[rule.key]]` table."""
-    headers = list(
-        re.finditer(rf"(?m)^[ \t]*\[\[[ \t]*rule\.{re.escape(parent)}[ \t]*\]\]", text[:end])
-    )
-    headers = [h for h in headers if h.start() >= position]
-    if headers:
-        if index >= len(headers):
-            return position, end
-        stop = headers[index + 1].start() if index + 1 < len(headers) else end
-        return headers[index].start(), stop
-    opening = text.find("[", position, end)
-    equals = text.find("=", position, end)
-    if opening < 0 or (equals >= 0 and text[equals + 1 : opening].strip()):
-        return position, end  # not a list: one table stands for a list of one
-    starts = _list_elements(text, opening + 1, end)
-    if index >= len(starts):
-        return position, end
-    stop = starts[index + 1] if index + 1 < len(starts) else end
-    return starts[index], stop
-
-
-def _list_elements(text: str, i: int, end: int) -> list[int]:
-    """Where each element of a TOML array starts (`i` is just after its `[`)."""
-    starts: list[int] = []
-    depth, quote, expect = 0, "", True
-    while i < end:
-        char = text[i]
-        if quote:
-            if char == quote and text[i - 1] != "\\":
-                quote = ""
-        elif char == "#":
-            i = text.find("\n", i, end) if "\n" in text[i:end] else end
-            continue
-        elif depth == 0 and char == "]":
-            break
-        elif depth == 0 and char == ",":
-            expect = True
-        elif not char.isspace():
-            if depth == 0 and expect:
-                starts.append(i)
-                expect = False
-            if char in "\"'":
-                quote = char
-            elif char in "[{":
-                depth += 1
-            elif char in "]}":
-                depth -= 1
-        i += 1
-    return starts
-
-
-def _key_line(text: str, key: str) -> int:
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip().startswith((key, f"[{key}")):
-            return number
-    return 0

@@ -7,18 +7,19 @@
     cooldown = "5m"                                           # hold, rate, debounce, mode, max
     do = [{ action = "notify", title = "CO {event.new} at {device.name}", priority = "urgent" }]
 
-No code runs from TOML: notification texts are filled by `templates.render`, which reaches
-only public fields of the event, the device and the structure; conditions are the tables
-of `conditions.from_table`.
+A table is first checked (`toml_check`: pydantic gives it its types, every problem is
+reported with its line), then compiled here from the validated `RuleTable` — plain code,
+which is what the daemon runs. No code runs from TOML: notification texts are filled by
+`templates.render`, which reaches only public fields of the event, the device and the
+structure; conditions are the tables of `conditions.from_table`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
-
-from pydantic import BaseModel, ValidationError
 
 from roost.core.durations import parse_duration
 from roost.core.events import Event, Scheduled, Started
@@ -38,8 +39,8 @@ from roost.rules.triggers import AnyTrigger, Trigger, cron, every, startup, when
 
 Step = Callable[[Event, RuleHome], Awaitable[None]]
 Loc = tuple[int | str, ...]
+Problem = tuple[Loc, str]
 
-RULE_KEYS = set(m.RuleTable.model_fields)
 TEMPLATE_NAMES = {"event", "device", "structure", "rule"}
 
 
@@ -52,15 +53,59 @@ class RuleProblems(RuleDefinitionError):
         self.problems = problems
 
 
-def compile_rule(
-    table: dict[str, Any], source: str, line_of: Callable[[Loc], int] | None = None
-) -> Rule:
-    """Compile one `[[rule]]` table, or raise `RuleProblems` listing every error in it.
-    `line_of` says where a key is written (for the names the rule uses)."""
-    problems: list[tuple[Loc, str]] = []
-    deferred: list[tuple[Loc, str]] = []  # the model's word where the precise one is missing
-    name = table.get("name") if isinstance(table, dict) else None
-    spec = _validate(table, problems, deferred)
+@dataclass(frozen=True)
+class CheckedRule:
+    """A `[[rule]]` table that passed the check: what the daemon compiles (it crosses the
+    process boundary pickled, so it is plain data)."""
+
+    spec: m.RuleTable
+    table: dict[str, Any]  # as written: triggers and conditions compile from it
+    line: int  # where its [[rule]] header is
+    references: tuple[Reference, ...] = ()
+
+
+def compile_rule(checked: CheckedRule, source: str) -> Rule:
+    """The `Rule` of a checked table, or `RuleProblems` (the check compiled it the same way,
+    so a checked rule compiles)."""
+    spec = checked.spec
+    problems: list[Problem] = []
+    triggers, condition, steps = _parts(checked.table, spec, problems)
+    if problems:
+        raise RuleProblems(spec.name, problems)
+    try:
+        built = _build(spec, triggers, condition, steps, source)
+    except RuleDefinitionError as exc:
+        raise RuleProblems(spec.name, [((exc.key or "name",), str(exc))]) from None
+    built.references = checked.references
+    return built
+
+
+def problems_of(table: Any, spec: m.RuleTable | None) -> list[Problem]:
+    """What is wrong with a rule table beyond its types: durations, run options, triggers,
+    the condition, the actions; with no valid `spec`, what can still be checked (the
+    texts), so that every error is reported at once."""
+    problems = _option_problems(spec) if spec is not None else []
+    _parts(table, spec, problems)
+    return problems
+
+
+def _option_problems(spec: m.RuleTable) -> list[Problem]:
+    problems: list[Problem] = []
+    for key in ("hold", "cooldown", "debounce", "timeout"):
+        try:
+            parse_duration(getattr(spec, key))
+        except ValueError as exc:
+            problems.append(((key,), f"{key}: {exc}"))
+    try:
+        options(mode=spec.mode, max_runs=spec.max, rate=spec.rate)
+    except RuleDefinitionError as exc:
+        problems.append(((exc.key or "rate",), str(exc)))
+    return problems
+
+
+def _parts(
+    table: Any, spec: m.RuleTable | None, problems: list[Problem]
+) -> tuple[list[AnyTrigger], Any, list[Step]]:
     triggers = _triggers(table.get("on"), problems) if isinstance(table, dict) else []
     condition = None
     if isinstance(table, dict) and table.get("condition") is not None:
@@ -69,22 +114,12 @@ def compile_rule(
         except ConditionError as exc:
             problems.append((("condition",), str(exc)))
     if spec is not None:
-        steps = _steps(spec, triggers, problems)
-    else:  # the texts can still be checked, so that every error is reported at once
-        steps = []
-        _check_texts(table.get("do") if isinstance(table, dict) else None, triggers, problems)
-    if spec is None or problems:
-        raise RuleProblems(name if isinstance(name, str) else None, problems or deferred)
-    try:
-        built = _build(spec, triggers, condition, steps, source)
-    except RuleDefinitionError as exc:
-        raise RuleProblems(spec.name, [((exc.key or "name",), str(exc))]) from None
-    at = line_of or (lambda loc: 0)
-    built.references = tuple(Reference(k, v, at(loc)) for k, v, loc in _references(table, spec))
-    return built
+        return triggers, condition, _steps(spec, triggers, problems)
+    _check_texts(table.get("do") if isinstance(table, dict) else None, triggers, problems)
+    return triggers, condition, []
 
 
-def _references(table: dict[str, Any], spec: m.RuleTable) -> list[tuple[str, str, Loc]]:
+def references(table: dict[str, Any], spec: m.RuleTable) -> list[tuple[str, str, Loc]]:
     """The names a rule uses, with the key each is written at."""
     out: list[tuple[str, str, Loc]] = []
     on = table.get("on")
@@ -96,10 +131,8 @@ def _references(table: dict[str, Any], spec: m.RuleTable) -> list[tuple[str, str
     for index, action in enumerate(spec.do):
         target = getattr(action, "target", None)
         if isinstance(target, m.TargetTable):
-            for key, kind in _TARGET_KINDS.items():
-                value = getattr(target, key)
-                if value is not None:
-                    out.append((kind, value, ("do", index, "target")))
+            for key, value in target.written().items():
+                out.append((_TARGET_KINDS[key], value, ("do", index, "target")))
         if isinstance(action, m.Notify):
             out.extend(("tag", tag, ("do", index, "tags")) for tag in action.tags)
     return out
@@ -164,79 +197,6 @@ def _seconds(value: str | float | None, key: str) -> float:
         return parse_duration(value)
     except ValueError as exc:
         raise RuleDefinitionError(f"{key}: {exc}", key) from None
-
-
-def _validate(
-    table: Any, problems: list[tuple[Loc, str]], deferred: list[tuple[Loc, str]]
-) -> m.RuleTable | None:
-    if not isinstance(table, dict):
-        problems.append(((), "a rule is a [[rule]] table"))
-        return None
-    try:
-        spec = m.RuleTable.from_toml(table)
-    except ValidationError as exc:
-        for error in exc.errors():
-            loc = _data_loc(table, error["loc"])
-            # `on` and `condition` get their precise messages from triggers/conditions.
-            if loc[:1] in (("on",), ("condition",)) and len(loc) > 1:
-                deferred.append((loc, _message(loc, error)))
-                continue
-            problems.append((loc, _message(loc, error)))
-        return None
-    for key in ("hold", "cooldown", "debounce", "timeout"):
-        try:
-            parse_duration(getattr(spec, key))
-        except ValueError as exc:
-            problems.append(((key,), f"{key}: {exc}"))
-    try:
-        options(mode=spec.mode, max_runs=spec.max, rate=spec.rate)
-    except RuleDefinitionError as exc:
-        problems.append(((exc.key or "rate",), str(exc)))
-    return spec
-
-
-def _data_loc(data: Any, loc: Sequence[int | str]) -> Loc:
-    """pydantic's loc without the union tags it inserts: the keys as written in the file."""
-    out: list[int | str] = []
-    for position, part in enumerate(loc):
-        last = position == len(loc) - 1
-        if _has(data, part):
-            data = data[part]
-        elif part == "for_":
-            part = "for"
-        elif not last:
-            continue  # a union tag pydantic inserted
-        out.append(part)
-    return tuple(out)
-
-
-def _has(data: Any, part: int | str) -> bool:
-    if isinstance(data, dict):
-        return part in data
-    return isinstance(data, list) and isinstance(part, int) and part < len(data)
-
-
-def _message(loc: Loc, error: Any) -> str:
-    key = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
-    kind = error["type"]
-    given = error.get("input")
-    if kind == "extra_forbidden":
-        where = "a rule" if len(loc) == 1 else "this table"
-        known = ", ".join(sorted(RULE_KEYS)) if len(loc) == 1 else ""
-        return f"unknown key {loc[-1]!r} in {where}" + (f"; a rule has: {known}" if known else "")
-    if kind == "missing":
-        return f"missing {loc[-1]!r}" if loc else "missing key"
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        known = ", ".join(m.ACTION_NAMES)
-        action = given.get("action") if isinstance(given, dict) else None
-        what = f"unknown action {action!r}" if action else "an action needs action = ..."
-        return f"{what}; known actions: {known}"
-    if kind == "list_type" and loc[-1:] == ("tags",):
-        return f'tags is a list: tags = ["{given}"], not tags = {given!r}'
-    if kind == "list_type":
-        return f"{key} is a list of tables, not {given!r}"
-    detail = str(error["msg"]).removeprefix("Value error, ")
-    return f"{key}: {detail} (not {given!r})"
 
 
 def _triggers(on: Any, problems: list[tuple[Loc, str]]) -> list[AnyTrigger]:
@@ -311,7 +271,7 @@ def _trigger(table: Any) -> AnyTrigger:
 
 # ---- actions ---------------------------------------------------------------------------
 
-_THERMOSTAT_METHODS: dict[type[BaseModel], tuple[str, tuple[str, ...]]] = {
+_THERMOSTAT_METHODS: dict[type[m.ThermostatAction], tuple[str, tuple[str, ...]]] = {
     m.SetMode: ("set_mode", ("mode",)),
     m.SetEco: ("set_eco", ("on",)),
     m.SetHeat: ("set_heat", ("celsius",)),
@@ -321,7 +281,7 @@ _THERMOSTAT_METHODS: dict[type[BaseModel], tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _compile_step(action: BaseModel, fields: dict[str, frozenset[str]], index: int) -> Step:
+def _compile_step(action: m.AnyAction, fields: dict[str, frozenset[str]], index: int) -> Step:
     if isinstance(action, m.Notify):
         return _compile_notify(action, fields)
     if isinstance(action, m.Delay):
@@ -416,10 +376,10 @@ def _compile_notify(action: m.Notify, fields: dict[str, frozenset[str]]) -> Step
     return notify
 
 
-def _compile_thermostat(action: BaseModel) -> Step:
+def _compile_thermostat(action: m.ThermostatAction) -> Step:
     method, params = _THERMOSTAT_METHODS[type(action)]
     args = [getattr(action, p) for p in params]
-    select = _compile_target(action.model_dump(include={"target"}, exclude_none=True)["target"])
+    select = _compile_target(action.target)
 
     async def act(event: Event, home: RuleHome) -> None:
         for thermostat in select(event, home):
@@ -430,7 +390,7 @@ def _compile_thermostat(action: BaseModel) -> Step:
 
 def _compile_target(target: Any) -> Callable[[Event, RuleHome], list[ThermostatHandle]]:
     if isinstance(target, m.TargetTable):
-        target = target.model_dump(exclude_none=True)
+        target = target.written()
     if target == "event":
         return lambda event, home: home.thermostats(name=event.device) if event.device else []
     if target == "structure":

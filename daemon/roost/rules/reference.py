@@ -84,14 +84,13 @@ def attributes_table() -> list[str]:
 
 def actions_table() -> list[str]:
     lines = ["| action | fields |", "|---|---|"]
-    for action in rule_model.ACTIONS:
-        name = typing.get_args(action.model_fields["action"].annotation)[0]
+    for action, name in zip(rule_model.ACTIONS, rule_model.ACTION_NAMES, strict=True):
         fields = []
-        for key, info in action.model_fields.items():
-            if key == "action":
+        for f in dataclasses.fields(action):
+            if f.name == "action":
                 continue
-            shown = info.alias or key
-            required = "" if not info.is_required() else " (required)"
+            shown = rule_model.key_of(f.name)
+            required = " (required)" if rule_model.required(action, f.name) else ""
             fields.append(f"`{shown}`{required}")
         lines.append(f"| `{name}` | {', '.join(fields)} |")
     return lines

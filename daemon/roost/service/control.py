@@ -249,7 +249,7 @@ async def follow(path: Path, payload: dict[str, Any]) -> AsyncIterator[dict[str,
 
 
 def rule_commands(
-    engine: Engine, reload: Callable[[], LoadResult], journal: Journal | None = None
+    engine: Engine, reload: Callable[[], Awaitable[LoadResult]], journal: Journal | None = None
 ) -> dict[str, Handler]:
     """The daemon's answers: `trace` (latest traces; for a rule that never ran, what the
     event journal saw) and `reload` (the rule files)."""
@@ -266,7 +266,7 @@ def rule_commands(
         return answer
 
     async def reload_rules(req: dict[str, Any]) -> dict[str, Any]:
-        result = reload()
+        result = await reload()
         return {"rules": len(engine.rules), "errors": [str(e) for e in result.errors]}
 
     return {"trace": trace, "reload": reload_rules}

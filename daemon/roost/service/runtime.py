@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -25,7 +26,18 @@ from roost.core.events import ConnectionState
 from roost.core.timers import TimerPersistence
 from roost.engine.engine import Engine, LoopLimits
 from roost.engine.isolation import LoopMonitor
-from roost.engine.loader import LoadResult, RuleError, keep_previous, kept_previous, load_directory
+from roost.engine.loader import (
+    CheckedToml,
+    LoadResult,
+    RuleError,
+    TomlCheck,
+    check_here,
+    keep_previous,
+    kept_previous,
+    listing,
+    load_checked,
+    toml_files,
+)
 from roost.engine.rule_home import Services
 from roost.engine.windows import TagLimiter
 from roost.notify import alerts
@@ -75,8 +87,18 @@ def tuning(settings: Settings) -> Tuning:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, providers: Sequence[Provider] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        providers: Sequence[Provider] | None = None,
+        *,
+        check_rules: TomlCheck = check_here,
+    ) -> None:
+        """`check_rules`: where the TOML rule files are checked; `roost run` passes
+        `loader.check_in_child`, so that the daemon never imports pydantic."""
         self.settings = settings
+        self.check_rules = check_rules
+        self._reloading = anyio.Lock()
         redact.remember_settings(settings)
         self.clock = SystemClock()
         self.store = open_store(settings)
@@ -150,8 +172,22 @@ class Runtime:
             log.warning("guard loosened by configuration", setting=loosened)
 
     def load_rules(self) -> LoadResult:
-        """(Re)load the rule directory. Broken files are reported; the rest load."""
-        result = load_directory(self.settings.daemon.rules_dir)
+        """Load the rule directory now (at start, before the event loop runs: the TOML
+        check is then a fork, see `host.child`). Broken files are reported; the rest load."""
+        files = listing(self.settings.daemon.rules_dir)
+        return self._install(files, self.check_rules(toml_files(files)))
+
+    async def reload_rules(self) -> LoadResult:
+        """Reload from the event loop. The TOML check (for `roost run` a fresh interpreter,
+        ~0.6 s) runs in a worker thread, so events and alarms keep flowing meanwhile; the
+        Python files are imported here, as at start. One reload at a time."""
+        async with self._reloading:
+            files = listing(self.settings.daemon.rules_dir)
+            checked = await anyio.to_thread.run_sync(self.check_rules, toml_files(files))
+            return self._install(files, checked)
+
+    def _install(self, files: list[Path], checked: Sequence[CheckedToml]) -> LoadResult:
+        result = load_checked(self.settings.daemon.rules_dir, files, checked)
         previous = list(self.engine.rules.values())
         for error in result.errors:
             kept = [
@@ -180,7 +216,7 @@ class Runtime:
                 tg.start_soon(self.engine.run, self._inbox)
                 if self.engine.monitor is not None:
                     tg.start_soon(self.engine.monitor.run)
-                rules = rule_commands(self.engine, self.load_rules, self.store.journal)
+                rules = rule_commands(self.engine, self.reload_rules, self.store.journal)
                 control = {**rules, **(commands or {})}
                 tg.start_soon(serve, self.settings.daemon.socket_path(), control)
                 if self.recorder is not None:

@@ -182,19 +182,19 @@ async def serve(runtime: Runtime) -> None:
         with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    reload(runtime)
+                    await reload(runtime)
                     continue
                 await drain(runtime, observer, signal.Signals(signum).name)
                 tg.cancel_scope.cancel()
                 return
 
 
-def reload(runtime: Runtime) -> None:
+async def reload(runtime: Runtime) -> None:
     sd_notify("RELOADING=1", "STATUS=reloading the rule files")
     if runtime.recorder is not None:
         runtime.recorder.reopen()  # logrotate's postrotate sends SIGHUP too
     started = time.monotonic()
-    result = runtime.load_rules()
+    result = await runtime.reload_rules()
     log.info(
         "reloaded",
         rules=len(runtime.engine.rules),

@@ -369,7 +369,7 @@ async def retry_entry(web: Web, form: dict[str, str]) -> str:
 async def reload_rules(web: Web, form: dict[str, str]) -> str:
     from roost.service.systemd import reload
 
-    reload(web.runtime)
+    await reload(web.runtime)
     return "/rules"
 
 
