@@ -134,6 +134,13 @@ async def test_a_plain_python_condition_and_code_in_the_body(tmp_path: Path) -> 
             3,
             "unknown weekday 'funday'",
         ),
+        (
+            "days.toml",
+            '[[rule]]\nname = "x"\non = { event = "co" }\ncondition = { weekday = true }\n'
+            'do = [{ action = "notify", title = "t" }]\n',
+            4,
+            'weekday is a day or a list of days: weekday = ["sat", "sun"]',
+        ),
     ],
 )
 def test_a_bad_condition_is_a_load_error(

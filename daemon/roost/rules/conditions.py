@@ -312,7 +312,11 @@ def from_table(table: Any) -> Condition:
     if "weekday" in spec:
         _only(spec, "weekday")
         days = spec["weekday"]
-        return weekday(*([days] if isinstance(days, str) else [str(d) for d in days]))
+        if isinstance(days, str):
+            return weekday(days)
+        if not isinstance(days, list):
+            raise ConditionError('weekday is a day or a list of days: weekday = ["sat", "sun"]')
+        return weekday(*[str(d) for d in days])
     return _state_table(spec)
 
 
