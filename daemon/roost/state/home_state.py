@@ -254,7 +254,9 @@ class HomeState:
         self._keeper = keeper
         self._now = now or (lambda: datetime.now(UTC))
         self.accounts: dict[str, AccountState] = {}
-        self._owner: dict[str, str] = {}  # entity id → account, learnt by find()
+        # entity id → its account's state, learnt by find() (the state itself, not the
+        # account's name: a lookup needs no second dictionary; accounts are never replaced)
+        self._owner: dict[str, AccountState] = {}
         # Ids no account has, learnt by find() (a rule's `home.thermostats(name=...)` asks
         # by name, which is first tried as an id); forgotten whenever an account's devices
         # or structures come or go (`_members_changed`), so a miss scans the accounts once.
@@ -295,22 +297,21 @@ class HomeState:
     def find(self, target: str) -> tuple[str, Entity] | None:
         """The account and entity with this id (remembered: 10,000 accounts are not
         scanned per command)."""
-        account = self._owner.get(target)
-        if account is not None:  # `AccountState.entity`, inline: several per rule run
-            acc = self.accounts[account]
+        acc = self._owner.get(target)
+        if acc is not None:  # `AccountState.entity`, inline: several per rule run
             if target in acc.unfolded:
-                return account, acc._fold(target)
+                return acc.account, acc._fold(target)
             entity = acc.held_devices.get(target) or acc.structures.get(target)
             if entity is not None:
-                return account, entity
+                return acc.account, entity
         elif target in self._absent:
             return None
         for acc in self.accounts.values():  # `AccountState.entity`, inline
             if target in acc.unfolded:
-                return self._learn(target, acc.account, acc._fold(target))
+                return self._learn(target, acc, acc._fold(target))
             entity = acc.held_devices.get(target) or acc.structures.get(target)
             if entity is not None:
-                self._owner[target] = acc.account
+                self._owner[target] = acc
                 return acc.account, entity
         self._owner.pop(target, None)
         if len(self._absent) >= _ABSENT_KEPT:
@@ -322,14 +323,13 @@ class HomeState:
         """Devices or structures came or went: an id learnt absent may be there now."""
         self._absent.clear()
 
-    def _learn(self, target: str, account: str, entity: Entity) -> tuple[str, Entity]:
-        self._owner[target] = account
-        return account, entity
+    def _learn(self, target: str, acc: AccountState, entity: Entity) -> tuple[str, Entity]:
+        self._owner[target] = acc
+        return acc.account, entity
 
     def device(self, device_id: str) -> Device | None:
-        account = self._owner.get(device_id)
-        if account is not None:  # a device seen before: `find`'s first step, inline
-            acc = self.accounts[account]
+        acc = self._owner.get(device_id)
+        if acc is not None:  # a device seen before: `find`'s first step, inline
             if device_id in acc.unfolded:
                 return acc._fold(device_id)
             held = acc.held_devices.get(device_id)
@@ -343,9 +343,8 @@ class HomeState:
     def device_name(self, device_id: str) -> str | None:
         """A device's name, without folding its pending readings (the engine asks this
         for every event about a device its index does not name by id)."""
-        account = self._owner.get(device_id)
-        if account is not None:
-            acc = self.accounts[account]
+        acc = self._owner.get(device_id)
+        if acc is not None:
             held = acc.held_devices.get(device_id)
             if held is not None:
                 pending = acc.unfolded.get(device_id)
