@@ -204,9 +204,10 @@ class Engine(Matching, Admission, Runner):
                 if rest is None:
                     # A run publishes (its commands' outcomes) to this very inbox: keep
                     # room in it, or a later run would wait on the engine itself. Taking
-                    # them now or a few runs later handles them in the same order.
+                    # them now or a few runs later handles them in the same order (with
+                    # nothing left to do, the `receive` below takes them).
                     undrained += 1 + admitted[2].commands
-                    if not pending or undrained >= _DRAIN_AFTER:
+                    if undrained >= _DRAIN_AFTER or (ready and not pending):
                         _take_waiting(inbox, pending)
                         undrained = 0
                     continue
