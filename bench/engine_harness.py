@@ -137,7 +137,7 @@ async def build(thermostats: int, rule_count: int, store_dir: Path | None = None
     services = Services(state, submit, notify, lambda: datetime.now(UTC), clock=clock)
     engine = build_engine(Settings(), services)
     engine.load(rules(rule_count))
-    pipeline = Pipeline(bus, state, engine, bus.subscribe("engine"))
+    pipeline = Pipeline(bus, state, engine, bus.subscribe("engine", interest=engine.interest))
     if store is not None:
         pipeline.store = store
         pipeline.persister = Persister(store, state, bus, clock)

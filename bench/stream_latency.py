@@ -141,7 +141,7 @@ def providers(url: str, token: str, unthrottled: bool) -> list[Provider] | None:
     """None: the daemon builds its providers from the settings, as `roost run` does."""
     if not unthrottled:
         return None
-    settings = NestWwnAccount(name=ACCOUNT, provider="nest_wwn", api_url=url, token=token)
+    settings = NestWwnAccount(name=ACCOUNT, provider="nest_wwn", api_url=url, token=Secret(token))
     return [NestWwnProvider(settings, write_limits=WriteLimits())]
 
 

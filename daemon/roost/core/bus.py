@@ -1,7 +1,8 @@
 """In-process fan-out of events, bounded, with an explicit overflow policy per subscriber.
 
 Events travel in batches (all the events one snapshot or patch produced), which keeps the
-per-event cost of the memory streams off the hot path.
+per-event cost of the memory streams off the hot path. A subscriber may declare an
+`Interest`: event kinds it has no use for, whose batches the bus does not send it.
 """
 
 from __future__ import annotations
@@ -31,11 +32,22 @@ class Overflow(StrEnum):
 
 
 @dataclass
+class Interest:
+    """Event kinds (`Event.name`) a subscriber has no use for: a batch made of nothing
+    else is not sent to it. Its owner replaces `ignored` when its needs change, and every
+    batch published from then on is sent or left out by the new set (a batch already in
+    the subscriber's inbox stays there)."""
+
+    ignored: frozenset[str] = frozenset()  # nothing: every batch is sent
+
+
+@dataclass
 class SubscriberStats:
     batches: int = 0
     delivered: int = 0
     dropped: int = 0
     blocked: int = 0
+    ignored: int = 0  # batches its interest left out
 
 
 @dataclass
@@ -43,6 +55,7 @@ class _Subscriber:
     name: str
     send: MemoryObjectSendStream[Batch]
     overflow: Overflow
+    interest: Interest | None
     stats: SubscriberStats = field(default_factory=SubscriberStats)
 
 
@@ -54,10 +67,16 @@ class Bus:
         self.published = 0
 
     def subscribe(
-        self, name: str, *, buffer: int = 1024, overflow: Overflow = Overflow.BLOCK
+        self,
+        name: str,
+        *,
+        buffer: int = 1024,
+        overflow: Overflow = Overflow.BLOCK,
+        interest: Interest | None = None,
     ) -> MemoryObjectReceiveStream[Batch]:
+        """`interest`: the kinds to leave out, read at every publish (None: all are sent)."""
         send, receive = anyio.create_memory_object_stream[Batch](buffer)
-        self._subscribers = (*self._subscribers, _Subscriber(name, send, overflow))
+        self._subscribers = (*self._subscribers, _Subscriber(name, send, overflow, interest))
         return receive
 
     def tap(self, name: str, see: Tap) -> None:
@@ -91,7 +110,16 @@ class Bus:
         count = len(events)
         self.published += count
         full: list[_Subscriber] | None = None
+        first = events[0].name
         for sub in self._subscribers:
+            interest = sub.interest
+            if (
+                interest is not None
+                and first in interest.ignored
+                and (count == 1 or _all_in(events, interest))
+            ):
+                sub.stats.ignored += 1
+                continue
             try:
                 sub.send.send_nowait(events)
             except anyio.WouldBlock:
@@ -135,6 +163,12 @@ class Bus:
             sub.send.close()
         self._subscribers = ()
         self._taps = ()
+
+
+def _all_in(events: Batch, interest: Interest) -> bool:
+    """Every event of `events` is of a kind `interest` ignores."""
+    ignored = interest.ignored
+    return all(e.name in ignored for e in events)
 
 
 def take_waiting(inbox: MemoryObjectReceiveStream[Batch]) -> list[Batch]:

@@ -25,9 +25,10 @@ import structlog
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from roost.core.bus import Interest
 from roost.core.clock import Clock
 from roost.core.codec import event_from_json, event_to_json
-from roost.core.events import Event, Scheduled, Started
+from roost.core.events import CommandOutcome, Event, Scheduled, Started
 from roost.core.ids import new_id
 from roost.core.timers import TimerKind, TimerPersistence, TimerRecord, Timers
 from roost.engine.admission import Admission, LoopLimits, Ready, RuleState, RuleStats
@@ -59,6 +60,10 @@ _CHAINS_KEPT = 512  # at least this many (at most twice)
 _DRAIN_AFTER = 32
 _CHAIN_MAX = 32
 NOTIFY_STATE_KEY = "@notifications"
+# Kinds of event roost publishes itself (every rule run's commands end as one), that the
+# engine takes off the bus only to match them: its inbox leaves them out while no loaded
+# rule watches them. Devices', structures' and alarms' events always come in.
+_OWN_KINDS = frozenset({CommandOutcome.name})
 
 
 @dataclass
@@ -79,6 +84,9 @@ class Engine(Matching, Admission, Runner):
     monitor: LoopMonitor | None = None
     rules: dict[str, Rule] = field(default_factory=dict)
     stats: dict[str, RuleStats] = field(default_factory=dict)
+    # What the engine's bus subscription leaves out (`Bus.subscribe(interest=...)`):
+    # nothing until rules are loaded, then what `load` says.
+    interest: Interest = field(default_factory=Interest)
     _index: Index = field(default_factory=dict)
     _states: dict[str, RuleState] = field(default_factory=dict)
     _chains: dict[str, list[str]] = field(default_factory=dict)  # oldest first
@@ -123,6 +131,9 @@ class Engine(Matching, Admission, Runner):
             self._states.setdefault(name, RuleState())
         self.stats = {name: self.stats[name] for name in self.rules}
         self._index = build_index(self.rules.values())
+        # In the same step as the index (no await between): no batch published from now
+        # on is left out that these rules could match.
+        self.interest.ignored = _OWN_KINDS - self._index.keys()
         if self._tg is not None:
             for r in self.rules.values():
                 self._arm_schedules(r)
@@ -193,9 +204,10 @@ class Engine(Matching, Admission, Runner):
                 if rest is None:
                     # A run publishes (its commands' outcomes) to this very inbox: keep
                     # room in it, or a later run would wait on the engine itself. Taking
-                    # them now or a few runs later handles them in the same order.
+                    # them now or a few runs later handles them in the same order (with
+                    # nothing left to do, the `receive` below takes them).
                     undrained += 1 + admitted[2].commands
-                    if not pending or undrained >= _DRAIN_AFTER:
+                    if undrained >= _DRAIN_AFTER or (ready and not pending):
                         _take_waiting(inbox, pending)
                         undrained = 0
                     continue

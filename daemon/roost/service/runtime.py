@@ -159,7 +159,7 @@ class Runtime:
             if settings.daemon.record_events
             else None
         )
-        self._inbox = self.bus.subscribe("engine")
+        self._inbox = self.bus.subscribe("engine", interest=self.engine.interest)
         tokens, memory = StoreTokens(self.store), StoreMemory(self.store)
         self._context = ProviderContext(self.clock, tokens, memory)
         if providers is None:

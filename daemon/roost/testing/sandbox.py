@@ -386,7 +386,7 @@ async def simulate(
     engine.load(_rules(rules))
     sim = SimulatedHome(clock, state, engine, bus, echoes, apply_commands)
     await state.snapshot(built.account, built, clock.now())
-    inbox = bus.subscribe("engine")
+    inbox = bus.subscribe("engine", interest=engine.interest)
     failed: Exception | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(engine.run, inbox)
