@@ -426,11 +426,11 @@ class WriteBudget:
         self._writes.setdefault(device, deque()).append(now)
 
 
-# ---- the passing path, one per setpoint kind ----------------------------------------
+# ---- the passing path, for a heat or a cool setpoint ---------------------------------
 # A setpoint to a thermostat in a quiet house passes every guard, and reading that through
-# the table (a Subject, ten calls, a `try` per guard) was most of a check's cost. Each
-# function below reads what the table's guards read and says True only when every one of
-# them passes with nothing unknown. Anything else (a value out of bounds, unknown or not a
+# the table (a Subject, ten calls, a `try` per guard) was most of a check's cost.
+# `_clearly_passes` reads what the table's guards read and says True only when every one
+# of them passes with nothing unknown. Anything else (a value out of bounds, unknown or not a
 # plain float, an alarm, a lock, heat-cool mode, an exception) goes to the table, which
 # refuses or passes it and says why: this path never refuses and never passes more.
 
@@ -439,35 +439,39 @@ _HEAT_COOL = ThermostatMode.HEAT_COOL  # read once: a member read through its en
 _OK = AlarmState.OK
 
 
-def _setpoint_passes(
-    v: object,
-    band_min: float,
-    band_max: float,
-    cools: bool,
-    t: Structure | Device | None,
-    around: list[Device],
-    lim: Limits,
-    recent: int,
+def _clearly_passes(
+    action: Action, t: Structure | Device | None, around: list[Device], lim: Limits, recent: int
 ) -> bool:
-    """One setpoint `v` passes every guard (`cools`: the emergency-heat guard reads it)."""
-    if type(v) is not float or not isinstance(t, Thermostat):
+    """A heat or a cool setpoint (no other kind has a passing path) passes every guard."""
+    kind = type(action)
+    try:
+        if kind is SetHeat:  # emergency_heat: a heat setpoint never cools, so it is not read
+            band_min, band_max, cools = lim.heat_min_c, lim.heat_max_c, False
+        elif kind is SetCool:
+            band_min, band_max, cools = lim.cool_min_c, lim.cool_max_c, True
+        else:
+            return False
+        v = action.celsius  # type: ignore[attr-defined]  # (no `cast` call)
+        if type(v) is not float or not isinstance(t, Thermostat):
+            return False
+        r = t.allowed_range_c
+        return (
+            -_FLOAT_MAX <= v <= _FLOAT_MAX  # arguments
+            and band_min <= v <= band_max  # safe_band
+            and t.online is True  # online
+            and (not cools or t.emergency_heat is False)  # emergency_heat
+            and t.locked is False  # lock
+            and t.mode is not _HEAT_COOL  # range_gap (it reads both setpoints)
+            and type(r) is tuple  # device_range: a plain pair of finite floats that holds v
+            and len(r) == 2
+            and type(r[0]) is float
+            and type(r[1]) is float
+            and -_FLOAT_MAX <= r[0] <= v <= r[1] <= _FLOAT_MAX
+            and recent < lim.writes_per_device_per_hour  # write_budget
+            and (not around or _quiet(around))  # alarm
+        )
+    except Exception:  # an odd value: the table decides, and says why
         return False
-    r = t.allowed_range_c
-    return (
-        -_FLOAT_MAX <= v <= _FLOAT_MAX  # arguments
-        and band_min <= v <= band_max  # safe_band
-        and t.online is True  # online
-        and (not cools or t.emergency_heat is False)  # emergency_heat
-        and t.locked is False  # lock
-        and t.mode is not _HEAT_COOL  # range_gap (it reads both setpoints)
-        and type(r) is tuple  # device_range: a plain pair of finite floats that holds v
-        and len(r) == 2
-        and type(r[0]) is float
-        and type(r[1]) is float
-        and -_FLOAT_MAX <= r[0] <= v <= r[1] <= _FLOAT_MAX
-        and recent < lim.writes_per_device_per_hour  # write_budget
-        and (not around or _quiet(around))  # alarm
-    )
 
 
 def _quiet(neighbours: list[Device]) -> bool:
@@ -476,27 +480,6 @@ def _quiet(neighbours: list[Device]) -> bool:
         if isinstance(d, SmokeCoAlarm) and (d.smoke != _OK or d.co != _OK):
             return False
     return True
-
-
-def _clearly_passes(
-    action: Action, t: Structure | Device | None, around: list[Device], lim: Limits, recent: int
-) -> bool:
-    """The passing path of the action's kind (a heat or a cool setpoint; no other has one)."""
-    kind = type(action)
-    try:
-        if kind is SetHeat:  # emergency_heat: a heat setpoint never cools, so it is not read
-            heat = action.celsius  # type: ignore[attr-defined]  # (no `cast` call)
-            return _setpoint_passes(
-                heat, lim.heat_min_c, lim.heat_max_c, False, t, around, lim, recent
-            )
-        if kind is SetCool:
-            cool = action.celsius  # type: ignore[attr-defined]
-            return _setpoint_passes(
-                cool, lim.cool_min_c, lim.cool_max_c, True, t, around, lim, recent
-            )
-    except Exception:  # an odd value: the table decides, and says why
-        return False
-    return False
 
 
 def check(

@@ -67,6 +67,25 @@ class Action:
         )
 
 
+# A setpoint's text, per value: every outcome of a command says what it asked for, and
+# formatting a float was most of the cost of saying it (rules ask for a handful of values).
+_HEAT_TEXTS: dict[float, str] = {}
+_COOL_TEXTS: dict[float, str] = {}
+_TEXTS_KEPT = 256  # per kind: a rule computing its setpoints must not grow them unbounded
+
+
+def _setpoint_text(texts: dict[float, str], template: str, celsius: float) -> str:
+    """`template.format(celsius)`, remembered in `texts` for a plain float."""
+    if type(celsius) is not float or not celsius:  # 0.0 and -0.0: one key, two texts
+        return template.format(celsius)
+    text = texts.get(celsius)
+    if text is None:
+        text = template.format(celsius)
+        if len(texts) < _TEXTS_KEPT and celsius == celsius:  # NaN never matches a key
+            texts[celsius] = text
+    return text
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class SetMode(Action):
@@ -100,7 +119,7 @@ class SetHeat(Action):
         return {"heat_setpoint_c": self.celsius}
 
     def describe(self) -> str:
-        return f"heat to {self.celsius:g} °C"
+        return _setpoint_text(_HEAT_TEXTS, "heat to {:g} °C", self.celsius)
 
 
 @fast_init
@@ -112,7 +131,7 @@ class SetCool(Action):
         return {"cool_setpoint_c": self.celsius}
 
     def describe(self) -> str:
-        return f"cool to {self.celsius:g} °C"
+        return _setpoint_text(_COOL_TEXTS, "cool to {:g} °C", self.celsius)
 
 
 @fast_init
