@@ -207,7 +207,7 @@ class Alerts:
         except Exception as exc:  # fail open: without them, alarms are still pushed
             self._keep_failed("read", exc)
             return 0
-        self._pushed.update((account, device, alarm) for account, device, alarm in rows)
+        self._pushed.update(rows)
         return len(rows)
 
     def see(self, batch: Batch) -> None:
