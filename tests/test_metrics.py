@@ -24,6 +24,7 @@ FAMILIES = {
     "roost_uptime_seconds": "gauge",
     "roost_events": "counter",
     "roost_bus_dropped": "counter",
+    "roost_alarm_memory_errors": "counter",
     "roost_rule_runs": "counter",
     "roost_rule_errors": "counter",
     "roost_rule_timeouts": "counter",
@@ -67,3 +68,4 @@ async def test_every_family_parses_once_with_its_type(tmp_path: Path) -> None:
     assert samples[("roost_commands_total", (("outcome", "confirmed"),))] >= 2
     assert samples[("roost_rule_runs_total", (("rule", "eco_when_away"),))] >= 1
     assert samples[("process_resident_memory_bytes", ())] > 1_000_000
+    assert samples[("roost_alarm_memory_errors_total", ())] == 0

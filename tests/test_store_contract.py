@@ -146,6 +146,23 @@ async def test_change_identities_of_odd_device_ids_are_kept_exactly(store: State
     assert len(await store.versions("a")) == len(ODD_KEYS)
 
 
+async def test_the_alarms_roost_pushed_itself_are_kept_until_deleted(store: StateStore) -> None:
+    assert await store.alarms_pushed() == []
+    await store.alarm_pushed_put("a", "hallway", "co")
+    await store.alarm_pushed_put("a", "hallway", "co")  # again: still one row
+    await store.alarm_pushed_put("a", "hallway", "smoke")
+    for device in ODD_KEYS:
+        await store.alarm_pushed_put("b", device, "co")
+    expected = {("a", "hallway", "co"), ("a", "hallway", "smoke")}
+    expected |= {("b", device, "co") for device in ODD_KEYS}
+    assert sorted(await store.alarms_pushed()) == sorted(expected)
+    await store.alarm_pushed_delete("a", "hallway", "co")
+    await store.alarm_pushed_delete("a", "nowhere", "co")  # not there: nothing happens
+    for device in ODD_KEYS:
+        await store.alarm_pushed_delete("b", device, "co")
+    assert await store.alarms_pushed() == [("a", "hallway", "smoke")]
+
+
 async def test_many_homes_are_saved_in_one_call_and_read_back(store: StateStore) -> None:
     await store.home_put("a", {"v": 0}, NOW)
     await store.homes_put([("a", {"v": 1}), ("b", {"v": 2}), ("c", {"v": 3})], NOW)

@@ -4,6 +4,11 @@ reports a state roost cannot read (an unknown value, a wrong type), so no rule's
 trigger can fire on it; a smoke/CO alarm no loaded rule reacts to (the alarm rules' file
 broken at start, deleted, never written), and its clearing. Alarm notifications fail open.
 
+The alarms roost pushed itself are kept in the store until they clear, so that a clearing
+the first snapshot after a restart shows (crash, upgrade, restart) is pushed as well. The
+store is written beside the pushes, never before one: a store that fails or hangs costs
+that memory (logged and counted), never a push.
+
 `Alerts` taps the bus (`Bus.tap`): every event is looked at as it is published, and only an
 event that may need an alert wakes the task that decides and sends it. Its queue has no
 bound: such events are rare (an account that fails, a smoke/CO change) and an alert fails
@@ -14,8 +19,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
+import structlog
 
 from roost.core.bus import Batch, Bus
 from roost.core.events import (
@@ -23,6 +30,7 @@ from roost.core.events import (
     AttributeChanged,
     CoAlarm,
     ConnectionState,
+    DeviceRemoved,
     Event,
     NotificationOutcome,
     SmokeAlarm,
@@ -31,11 +39,26 @@ from roost.core.model import AlarmState
 from roost.notify.alarms import is_alarm
 from roost.notify.notifier import Notification, Priority
 
+log = structlog.get_logger(__name__)
+
 _ALARM_ATTRIBUTES = {"smoke": "smoke", "co": "CO"}
 # The key of roost's own push for an alarm whose reacting runs all failed (engine/runner).
 FAILED_RULE_PUSH = "roost:failed-alarm-rule:"
 RECENT_ALARMS = 1024  # alarm events remembered, to know them in their push's outcome
 Sounding = tuple[str, str, str]  # an alarm of a device: (account, device, "smoke" | "co")
+# A write of the kept alarms may take this long (then it is given up, and counted): a stop
+# waits for the queued ones, a hung store must not hold it.
+KEEP_WRITE_S = 5.0
+
+
+class PushedAlarms(Protocol):
+    """Where the alarms roost pushed itself are kept until they clear (the store)."""
+
+    async def alarms_pushed(self) -> list[tuple[str, str, str]]: ...
+
+    async def alarm_pushed_put(self, account: str, device: str, alarm: str) -> None: ...
+
+    async def alarm_pushed_delete(self, account: str, device: str, alarm: str) -> None: ...
 
 
 def alert_for(
@@ -113,7 +136,7 @@ def _may_alert(event: Event) -> bool:
         return event.attribute in _ALARM_ATTRIBUTES
     if isinstance(event, NotificationOutcome):
         return event.key.startswith(FAILED_RULE_PUSH)
-    return isinstance(event, SmokeAlarm | CoAlarm | AccountStatus)
+    return isinstance(event, SmokeAlarm | CoAlarm | AccountStatus | DeviceRemoved)
 
 
 def _sounding_key(event: Event) -> Sounding | None:
@@ -140,18 +163,52 @@ def _cleared(event: SmokeAlarm | CoAlarm) -> Notification:
     )
 
 
+def _gone(event: DeviceRemoved, alarms: list[str]) -> Notification:
+    """roost's own push that an alarm it pushed itself is no longer in the account: nobody
+    will hear that it cleared, so the person hears that it cannot be told."""
+    what = " and ".join(_ALARM_ATTRIBUTES[name] for name in sorted(alarms, reverse=True))
+    return _urgent(
+        event,
+        f"roost:gone-alarm:{event.id}",
+        f"Alarm {event.device!r} is gone from account {event.account!r}",
+        f"roost sent its {what} alarm itself; the vendor no longer lists this alarm, so roost "
+        "cannot tell you whether it cleared. Check the alarm and the house.",
+        alarm=True,
+    )
+
+
 class Alerts:
     """The alerts the bus carries, from the moment this is made, handed to `notify` by `run`
     in the order they were published. An alarm roost pushed itself (no rule reacts to it,
     its state could not be read, or the runs reacting to it failed) gets roost's own push
-    when it is ok again, unless a rule reacts to that."""
+    when it is ok again, unless a rule reacts to that; `kept` keeps those alarms across a
+    restart (`restore` reads them back)."""
 
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, kept: PushedAlarms | None = None) -> None:
         self._send, self._receive = anyio.create_memory_object_stream[Event](math.inf)
         self._pushed: set[Sounding] = set()  # the alarms roost pushed itself, until ok
         self._states: dict[Sounding, AlarmState] = {}  # each alarm's last level
         self._recent: dict[str, Sounding] = {}  # the latest alarm events above ok, by id
+        self._kept = kept
+        self._changed: list[tuple[bool, Sounding]] = []  # `_pushed`'s, not yet handed over
+        self._writes, self._to_write = anyio.create_memory_object_stream[tuple[bool, Sounding]](
+            math.inf
+        )
+        self.keep_errors = 0  # reads and writes of `kept` that failed (each one logged)
         bus.tap("alerts", self.see)
+
+    async def restore(self) -> int:
+        """Read back the alarms roost pushed itself before a restart (before the first
+        snapshot's events are decided: its clearing may be among them). How many."""
+        if self._kept is None:
+            return 0
+        try:
+            rows = await self._kept.alarms_pushed()
+        except Exception as exc:  # fail open: without them, alarms are still pushed
+            self._keep_failed("read", exc)
+            return 0
+        self._pushed.update(rows)
+        return len(rows)
 
     def see(self, batch: Batch) -> None:
         for event in batch:
@@ -164,15 +221,23 @@ class Alerts:
         reacted: Callable[[Event], bool] = lambda event: True,
     ) -> None:
         """Send each alert; `reacted` says whether a loaded rule reacts to an event."""
-        async for event in self._receive:
-            alert = self._decide(event, reacted)
-            if alert is not None:
-                await notify(alert)
+        async with anyio.create_task_group() as tg:
+            if self._kept is not None:
+                tg.start_soon(self._keep, self._kept)
+            async for event in self._receive:
+                alert = self._decide(event, reacted)
+                try:
+                    if alert is not None:
+                        await notify(alert)
+                finally:  # the push is committed first: the store never holds it up
+                    self._hand_over()
 
     def _decide(self, event: Event, reacted: Callable[[Event], bool]) -> Notification | None:
         if isinstance(event, NotificationOutcome):
             self._engine_pushed(event.key)
             return None
+        if isinstance(event, DeviceRemoved):
+            return self._removed(event, reacted)
         alert = alert_for(event, reacted)
         key = _sounding_key(event)
         if key is None:
@@ -180,14 +245,26 @@ class Alerts:
         if isinstance(event, SmokeAlarm | CoAlarm):
             self._seen(event, key)
         if alert is not None:
-            self._pushed.add(key)
+            self._remember(key)
             return alert
         cleared = isinstance(event, SmokeAlarm | CoAlarm) and event.new is AlarmState.OK
         if not cleared or key not in self._pushed:
             return None
-        self._pushed.discard(key)
+        self._forget(key)
         assert isinstance(event, SmokeAlarm | CoAlarm)
         return None if reacted(event) else _cleared(event)
+
+    def _removed(
+        self, event: DeviceRemoved, reacted: Callable[[Event], bool]
+    ) -> Notification | None:
+        """A device gone from the account: an alarm of it roost pushed itself can no longer
+        clear; roost says so, unless a rule reacts to the removal."""
+        gone = [key for key in self._pushed if key[:2] == (event.account, event.device)]
+        for key in gone:
+            self._forget(key)
+        if not gone or reacted(event):
+            return None
+        return _gone(event, [alarm for _, _, alarm in gone])
 
     def _seen(self, event: SmokeAlarm | CoAlarm, key: Sounding) -> None:
         self._states[key] = event.new
@@ -201,4 +278,57 @@ class Alerts:
         to push as well, if it still sounds."""
         key = self._recent.get(notification_key.removeprefix(FAILED_RULE_PUSH))
         if key is not None and self._states.get(key, AlarmState.OK) is not AlarmState.OK:
+            self._remember(key)
+
+    def _remember(self, key: Sounding) -> None:
+        if key not in self._pushed:
             self._pushed.add(key)
+            self._changed.append((True, key))
+
+    def _forget(self, key: Sounding) -> None:
+        if key in self._pushed:
+            self._pushed.discard(key)
+            self._changed.append((False, key))
+
+    def _hand_over(self) -> None:
+        """`_pushed`'s changes to the task that keeps them (none without a store)."""
+        if self._changed and self._kept is not None:
+            for change in self._changed:
+                self._writes.send_nowait(change)
+        self._changed.clear()
+
+    async def _keep(self, kept: PushedAlarms) -> None:
+        """Write `_pushed`'s changes to the store in order, beside the pushes; on a stop,
+        those still queued too."""
+        try:
+            async for change in self._to_write:
+                await self._write(kept, change)
+        finally:
+            while True:
+                try:
+                    change = self._to_write.receive_nowait()
+                except anyio.WouldBlock:
+                    break
+                await self._write(kept, change)
+
+    async def _write(self, kept: PushedAlarms, change: tuple[bool, Sounding]) -> None:
+        pushed, (account, device, alarm) = change
+        with anyio.move_on_after(KEEP_WRITE_S, shield=True) as scope:  # a stop waits for it
+            try:
+                if pushed:
+                    await kept.alarm_pushed_put(account, device, alarm)
+                else:
+                    await kept.alarm_pushed_delete(account, device, alarm)
+            except Exception as exc:
+                self._keep_failed("write", exc, account=account, device=device, alarm=alarm)
+        if scope.cancelled_caught:
+            self._keep_failed("write", TimeoutError(f"over {KEEP_WRITE_S:g} s"), device=device)
+
+    def _keep_failed(self, what: str, exc: Exception, **where: str) -> None:
+        self.keep_errors += 1
+        log.error(
+            f"alarms roost pushed itself: store {what} failed; a clearing after a restart "
+            "may not be pushed by roost",
+            error=f"{type(exc).__name__}: {exc}",
+            **where,
+        )

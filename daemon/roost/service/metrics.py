@@ -110,6 +110,12 @@ class RoostCollector(Collector):
             if not name.startswith("viewer-"):
                 dropped.add_metric([name], sub.dropped)
         yield dropped
+        yield CounterMetricFamily(
+            "roost_alarm_memory_errors",
+            "Store reads and writes of the alarms roost pushed itself that failed (the pushes "
+            "went out; a clearing after a restart may not be pushed by roost).",
+            value=self._runtime.alerts.keep_errors,
+        )
 
     def _rules(self) -> Iterator[Metric]:
         stats = sorted(self._runtime.engine.stats.items())

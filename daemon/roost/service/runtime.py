@@ -129,7 +129,7 @@ class Runtime:
         # A tap, not a subscriber: an engine flood publishes hundreds of outcome batches
         # between two turns of a reader, and a full inbox held every publisher, the
         # stream's included (6,000 times in 10 s at 500 changes/s).
-        self._alerts = alerts.Alerts(self.bus)
+        self.alerts = alerts.Alerts(self.bus, self.store)
         services = Services(
             self.state,
             self.dispatcher.submit,
@@ -208,11 +208,17 @@ class Runtime:
         # A fleet worker restores each group's accounts when it gains the group.
         restored = await self.persister.restore() if self.cluster is None else 0
         self.engine.import_state(await self.store.rule_states())
-        log.info("state restored", accounts=restored, timers=len(self.timers.load_all()))
+        pushed = await self.alerts.restore()  # before any snapshot: it may show a clearing
+        log.info(
+            "state restored",
+            accounts=restored,
+            timers=len(self.timers.load_all()),
+            alarms_pushed_by_roost=pushed,
+        )
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.persister.run)
-                tg.start_soon(self._alerts.run, self.notifier.submit, self.engine.reacts_to)
+                tg.start_soon(self.alerts.run, self.notifier.submit, self.engine.reacts_to)
                 tg.start_soon(self.engine.run, self._inbox)
                 if self.engine.monitor is not None:
                     tg.start_soon(self.engine.monitor.run)

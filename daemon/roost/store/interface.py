@@ -88,6 +88,13 @@ class StateStore(Protocol):
 
     async def versions(self, account: str) -> dict[str, tuple[int, Any]]: ...
 
+    async def alarms_pushed(self) -> list[tuple[str, str, str]]:
+        """(account, device, "smoke" | "co") of each alarm roost pushed itself, not yet ok."""
+
+    async def alarm_pushed_put(self, account: str, device: str, alarm: str) -> None: ...
+
+    async def alarm_pushed_delete(self, account: str, device: str, alarm: str) -> None: ...
+
     async def journal_append(self, entries: Sequence[JournalEntry]) -> None: ...
 
     async def journal_events(self, events: Sequence[Event]) -> None:

@@ -2,10 +2,11 @@
 
 The same contract as the SQLite store (roost.store.interface.StateStore): tokens, provider
 memory, the notification outbox, timers, rule state, the last known state of each home,
-change identities and the event journal. psycopg 3 with an async connection pool; versioned
-migrations (table `roost_schema`, applied under an advisory lock so that workers starting
-together migrate once). Timestamps are `timestamptz` in UTC; JSON is kept as text, exactly as
-written (jsonb would reorder keys and refuse NUL characters).
+change identities, the alarms roost pushed itself and the event journal. psycopg 3 with an
+async connection pool; versioned migrations (table `roost_schema`, applied under an advisory
+lock so that workers starting together migrate once). Timestamps are `timestamptz` in UTC;
+JSON is kept as text, exactly as written (jsonb would reorder keys and refuse NUL
+characters).
 """
 
 from __future__ import annotations
@@ -155,6 +156,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE fleet_targets ADD COLUMN restored_at timestamptz;
     CREATE INDEX fleet_open ON fleet_targets (grp)
         WHERE state IN ('pending', 'sending') OR restore IN ('due', 'sending');
+    """,
+    # The smoke/CO alarms roost pushed itself, until they clear (notify/alerts.py).
+    """
+    CREATE TABLE alarms_pushed (
+        account text NOT NULL,
+        device text NOT NULL,
+        alarm text NOT NULL,
+        PRIMARY KEY (account, device, alarm)
+    );
     """,
 )
 
@@ -629,6 +639,24 @@ class PgStore:
             (keep_rows,),
         )
         return gone
+
+    # ---- the alarms roost pushed itself ---------------------------------------------------
+
+    async def alarms_pushed(self) -> list[tuple[str, str, str]]:
+        rows = await self._fetch("SELECT account, device, alarm FROM alarms_pushed")
+        return [(str(r[0]), _key_read(r[1]), str(r[2])) for r in rows]
+
+    async def alarm_pushed_put(self, account: str, device: str, alarm: str) -> None:
+        await self._execute(
+            "INSERT INTO alarms_pushed VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            (account, _key(device), alarm),
+        )
+
+    async def alarm_pushed_delete(self, account: str, device: str, alarm: str) -> None:
+        await self._execute(
+            "DELETE FROM alarms_pushed WHERE account = %s AND device = %s AND alarm = %s",
+            (account, _key(device), alarm),
+        )
 
     # ---- small values --------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """The durable state of the daemon: one SQLite file in the state directory.
 
 It holds vendor tokens, small provider values (cursors), the notification outbox, rule
-state and pending timers, the last known state of each home, and an append-only event
-journal. WAL mode; versioned migrations (`PRAGMA user_version`); the file is owner-only.
-Every call runs in a worker thread (one at a time) so the event loop never blocks on disk.
+state and pending timers, the last known state of each home, the smoke/CO alarms roost
+pushed itself (until they clear), and an append-only event journal. WAL mode; versioned
+migrations (`PRAGMA user_version`); the file is owner-only. Every call runs in a worker
+thread (one at a time) so the event loop never blocks on disk.
 """
 
 from __future__ import annotations
@@ -98,6 +99,16 @@ MIGRATIONS: tuple[str, ...] = (
         version INTEGER NOT NULL,
         value TEXT NOT NULL,
         PRIMARY KEY (account, key)
+    );
+    """,
+    # The smoke/CO alarms roost pushed itself, until they clear (notify/alerts.py): their
+    # clearing is roost's to push, after a restart too.
+    """
+    CREATE TABLE alarms_pushed (
+        account TEXT NOT NULL,
+        device TEXT NOT NULL,
+        alarm TEXT NOT NULL,
+        PRIMARY KEY (account, device, alarm)
     );
     """,
 )
@@ -498,6 +509,26 @@ class Store:
             ).fetchall()
         )
         return {_key_read(r[0]): (int(r[1]), json.loads(r[2])) for r in rows}
+
+    # ---- the alarms roost pushed itself -----------------------------------------------
+
+    async def alarms_pushed(self) -> list[tuple[str, str, str]]:
+        """(account, device, "smoke" | "co") of each alarm roost pushed itself, not yet ok."""
+        rows = await self._run(
+            lambda c: c.execute("SELECT account, device, alarm FROM alarms_pushed").fetchall()
+        )
+        return [(str(r[0]), _key_read(r[1]), str(r[2])) for r in rows]
+
+    async def alarm_pushed_put(self, account: str, device: str, alarm: str) -> None:
+        await self._write(
+            "INSERT OR IGNORE INTO alarms_pushed VALUES (?, ?, ?)", (account, _key(device), alarm)
+        )
+
+    async def alarm_pushed_delete(self, account: str, device: str, alarm: str) -> None:
+        await self._write(
+            "DELETE FROM alarms_pushed WHERE account = ? AND device = ? AND alarm = ?",
+            (account, _key(device), alarm),
+        )
 
     # ---- the event journal ---------------------------------------------------------------
 

@@ -1,0 +1,108 @@
+"""The store keeps the alarms roost pushed itself (notify/alerts.py), and a store that fails
+costs that memory only: every alarm push and its clearing still go out at once, and each
+failure is counted. A real SQLite store whose table is gone (a broken file, a bad restore)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+
+from roost.core.bus import Bus
+from roost.core.events import CoAlarm, Event
+from roost.core.model import AlarmState
+from roost.notify.alerts import Alerts
+from roost.notify.notifier import Notification
+from roost.store.sqlite import FILE_NAME, Store
+
+pytestmark = pytest.mark.anyio
+
+
+def co(n: int, old: AlarmState | None, new: AlarmState) -> CoAlarm:
+    return CoAlarm(
+        id=f"home/alarm-hallway.co/{n}/co",
+        at=datetime.now(UTC),
+        account="home",
+        structure="s1",
+        device="alarm-hallway",
+        old=old,
+        new=new,
+    )
+
+
+def no_rule(event: Event) -> bool:
+    return False
+
+
+async def pushes(bus: Bus, watcher: Alerts, events: list[CoAlarm]) -> list[Notification]:
+    sent: list[Notification] = []
+
+    async def notify(alert: Notification) -> None:
+        sent.append(alert)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watcher.run, notify, no_rule)
+        for n, event in enumerate(events, start=1):
+            await bus.publish([event])
+            with anyio.fail_after(5):
+                while len(sent) < n:
+                    await anyio.sleep(0.01)
+        with anyio.fail_after(5):
+            while watcher.keep_errors < 1 + len(events):  # the read, then each write
+                await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    return sent
+
+
+async def test_a_failing_store_drops_no_alarm_push_and_counts_each_failure(
+    tmp_path: Path,
+) -> None:
+    store = Store.open(tmp_path)
+    with sqlite3.connect(tmp_path / FILE_NAME) as conn:
+        conn.execute("DROP TABLE alarms_pushed")
+    try:
+        bus = Bus()
+        watcher = Alerts(bus, store)
+        assert await watcher.restore() == 0
+        assert watcher.keep_errors == 1
+        events = [
+            co(1, AlarmState.OK, AlarmState.EMERGENCY),
+            co(2, AlarmState.EMERGENCY, AlarmState.OK),
+        ]
+        sent = await pushes(bus, watcher, events)
+    finally:
+        store.close()
+    assert [n.title for n in sent] == [
+        "CO emergency at alarm 'alarm-hallway'",
+        "CO cleared at alarm 'alarm-hallway'",
+    ]
+    assert watcher.keep_errors == 3
+
+
+async def test_the_kept_alarms_are_read_back_by_the_next_start(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    try:
+        bus = Bus()
+        first = Alerts(bus, store)
+        assert await first.restore() == 0
+        sent: list[Notification] = []
+
+        async def notify(alert: Notification) -> None:
+            sent.append(alert)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first.run, notify, no_rule)
+            await bus.publish([co(1, AlarmState.OK, AlarmState.EMERGENCY)])
+            with anyio.fail_after(5):
+                while not await store.alarms_pushed():
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+        again = Alerts(Bus(), store)
+        assert await again.restore() == 1
+        assert await store.alarms_pushed() == [("home", "alarm-hallway", "co")]
+        assert first.keep_errors == again.keep_errors == 0
+    finally:
+        store.close()
