@@ -104,23 +104,6 @@ class UnknownDevice(LookupError):
     """`home.device(name)` for a device the home does not have."""
 
 
-class RunScope(Protocol):
-    """A rule run as its home sees it: its isolation guard (the run is one: it counts the
-    commands and marks roost's own code), its deadline (made when first needed: a run
-    that never waits has none) and its cancel scope (a timeout or a restart cancels it)."""
-
-    @property
-    def scope(self) -> anyio.CancelScope | None: ...
-
-    def deadline(self) -> RunDeadline: ...
-
-    def __enter__(self) -> RunGuard: ...
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None: ...
-
-    def command(self) -> None: ...
-
-
 class RuleRunner(Protocol):
     """The engine, as a rule run sees it: it can run another rule."""
 
@@ -149,11 +132,17 @@ def _matches(
     )
 
 
-class RuleHome:
-    """The `home` argument of a rule run."""
+class RuleHome(RunGuard):
+    """The `home` argument of a rule run, and the run's isolation guard: it counts the
+    run's commands and marks roost's own code, so a block-budget stop waits until the
+    rule's code runs again (no roost state left half-done). The engine's runs are
+    `runner.Run`, a home with a deadline and a cancel scope (a timeout or a restart cancels
+    it); a home made outside a run has neither."""
 
     # One per rule run (and per condition checked): slots, not a dict per instance.
-    __slots__ = ("_dry_run", "_run", "_runner", "_services", "_trace", "event", "rule")
+    __slots__ = ("_dry_run", "_runner", "_services", "event", "rule", "trace")
+
+    scope: anyio.CancelScope | None = None  # a run's, once it waits (`runner.Run`)
 
     def __init__(
         self,
@@ -163,29 +152,18 @@ class RuleHome:
         dry_run: bool,
         trace: Trace | None = None,
         runner: RuleRunner | None = None,
-        run: RunScope | None = None,
     ) -> None:
+        super().__init__()
         self._services = services
         self.rule = rule
         self.event = event
         self._dry_run = dry_run
-        self._trace = trace
+        self.trace = trace
         self._runner = runner
-        # The run counts its commands, and marks roost's own code so a block-budget stop
-        # waits until the rule's code runs again (no roost state left half-done); its
-        # scope is cancelled by a timeout or a restart. None: a condition's home (until
-        # its run starts, see `bind`), or a home made outside a run.
-        self._run = run
 
-    def bind(self, run: RunScope) -> None:
-        """The run this home now belongs to: a condition's home goes on into the body."""
-        self._run = run
-
-    def _guard(self) -> RunScope:
-        run = self._run
-        if run is None:  # outside a run: a guard of its own, for the commands it counts
-            run = self._run = _Unscoped()
-        return run
+    def deadline(self) -> RunDeadline:
+        """When the run times out (`runner.Run`); outside a run, nothing to extend."""
+        return RunDeadline(SystemClock(), 0.0)
 
     @property
     def now(self) -> datetime:
@@ -206,8 +184,8 @@ class RuleHome:
         return sun_time(which, day or self.local_now().date(), where, self._services.zone)
 
     def _step(self, what: str, outcome: str, detail: str = "") -> None:
-        if self._trace is not None:
-            self._trace.step(what, outcome, detail)
+        if self.trace is not None:
+            self.trace.step(what, outcome, detail)
 
     # ---- reading -------------------------------------------------------------------
 
@@ -280,9 +258,8 @@ class RuleHome:
             await self.command(target, SetPresence(Presence(presence)))
 
     async def command(self, target: str, action: Action) -> CommandOutcome:
-        guard = self._run or self._guard()
-        with guard:
-            guard.command()
+        with self:
+            self.count_command()
             services, event = self._services, self.event
             now = services.clock.now()
             found = services.state.find(target)
@@ -302,8 +279,8 @@ class RuleHome:
                 None,
             )
             outcome = await services.submit(command)
-            if self._trace is not None:
-                self._trace.steps.append(CommandStep(outcome, found[1].name if found else target))
+            if self.trace is not None:
+                self.trace.steps.append(CommandStep(outcome, found[1].name if found else target))
             return outcome
 
     async def notify(
@@ -317,7 +294,7 @@ class RuleHome:
         """Send a push. False if the per-tag rate limit held it back (see the trace).
 
         An alarm (urgent, or sent by a run of a smoke/CO level change) is never limited."""
-        with self._guard():
+        with self:
             return await self._notify(title, body, tuple(tags), Priority(priority))
 
     async def _notify(
@@ -355,20 +332,19 @@ class RuleHome:
     async def delay(self, duration: str | float) -> None:
         """Wait (on the engine's clock); the rule's timeout is extended by as much.
         A restart-mode rule is cancelled here by a newer trigger."""
-        with self._guard():
+        with self:
             await self._delay(duration)
 
     async def delay_resumable(self, duration: str | float, resume_at: int) -> None:
         """A TOML rule's delay: kept in the store, so after a restart the run resumes at
         step `resume_at` when the delay is over."""
-        with self._guard():
+        with self:
             await self._delay(duration, resume_at)
 
     async def _delay(self, duration: str | float, resume_at: int | None = None) -> None:
         seconds = parse_duration(duration)
         self._step(f"delay {seconds:g}s", "waiting")
-        if self._run is not None:
-            self._run.deadline().extend(seconds)  # a delay is not a hang
+        self.deadline().extend(seconds)  # a delay is not a hang
         runner, kept = None, ""
         if resume_at is not None and self._runner is not None:
             runner, kept = self._runner, self._runner.keep_delay(self, seconds, resume_at)
@@ -377,7 +353,7 @@ class RuleHome:
         except BaseException:
             # A stop keeps the stored resume point (the run goes on after the restart);
             # a timeout or a restart-mode cancel means the run is over for good.
-            scope = self._run.scope if self._run is not None else None
+            scope = self.scope
             if runner is not None and (scope is None or scope.cancel_called):
                 runner.forget_delay(kept)
             raise
@@ -419,27 +395,15 @@ class RuleHome:
         if self._runner is None:
             self._step(f"run rule {name!r}", "failed", "no engine")
             return False
-        with self._guard():
+        with self:
             started = await self._runner.run_rule(name, self.event, self.rule)
         self._step(f"run rule {name!r}", "started" if started else "skipped")
         return started
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking code (file or network I/O, heavy maths) in a worker thread."""
-        with self._guard():
+        with self:
             return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
-
-
-class _Unscoped(RunGuard):
-    """The run of a home made outside the engine's runs: counted and guarded like one,
-    with no deadline to extend and no scope to cancel."""
-
-    __slots__ = ()
-
-    scope: anyio.CancelScope | None = None
-
-    def deadline(self) -> RunDeadline:
-        return RunDeadline(SystemClock(), 0.0)
 
 
 def as_home(home: RuleHome) -> Home:
