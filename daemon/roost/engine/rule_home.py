@@ -71,7 +71,8 @@ class Services:
     notify_limit: TagLimiter | None = field(default_factory=TagLimiter)
     memory: KeyValues = field(default_factory=InProcessKeyValues)
     locations: Locations = field(default_factory=dict)
-    _names: dict[str, str] = field(default_factory=dict, repr=False)
+    _names: dict[str, str] = field(default_factory=dict, repr=False)  # casefolded name → id
+    _spelled: dict[str, str] = field(default_factory=dict, repr=False)  # name as asked → id
     # The alarm events some run queued a push for (the latest ALARMS_KEPT): a run for an
     # alarm that fails makes roost push it itself only if none did (engine/runner).
     alarms_pushed: dict[str, None] = field(default_factory=dict, repr=False)
@@ -86,16 +87,23 @@ class Services:
         found = self.state.device(ref)
         if found is not None:
             return found
+        # A ref as rules spell it, found by name before: no case folding (rules ask by the
+        # same name on every run).
+        known = self._spelled.get(ref)
+        found = self.state.device(known) if known is not None else None
+        if found is not None and found.name == ref:
+            return found
         key = ref.casefold()
         known = self._names.get(key)
         found = self.state.device(known) if known is not None else None
         if found is not None and found.name.casefold() == key:
+            self._spelled[ref] = found.id
             return found
         # Unknown or stale: learn every name in one pass (the first match wins).
         names: dict[str, str] = {}
         for d in self.state.devices():
             names.setdefault(d.name.casefold(), d.id)
-        self._names = names
+        self._names, self._spelled = names, {}
         known = names.get(key)
         return self.state.device(known) if known is not None else None
 
