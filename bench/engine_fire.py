@@ -98,7 +98,7 @@ def stepper_cost_us(runs: int = 200_000) -> tuple[float, float]:
     def body(guard: RunGuard) -> Coroutine[Any, Any, None]:
         async def command() -> None:
             with guard:
-                guard.command()
+                guard.count_command()
 
         async def run() -> None:
             await command()

@@ -329,20 +329,36 @@ def test_causation_chains_are_kept_for_the_latest_events() -> None:
     assert engine._chains["e4999"] == ["first", "second", "third"]
 
 
-def test_a_run_starts_as_a_fresh_run_guard() -> None:
-    """`Run.__init__` sets its `RunGuard` fields itself (one call less per run): every one of
-    them, as `RunGuard.__init__` sets them."""
-    from roost.core.clock import SystemClock
+def test_a_run_starts_as_a_fresh_home_and_run_guard() -> None:
+    """`Run.__init__` sets its `RuleHome` and `RunGuard` fields itself (one call per run):
+    every one of them, as `RuleHome.__init__` (which runs `RunGuard.__init__`) sets them."""
+    from roost.core.bus import Bus
+    from roost.engine.engine import Engine
     from roost.engine.isolation import RunGuard
+    from roost.engine.rule_home import RuleHome, Services
     from roost.engine.runner import Run
     from roost.engine.traces import Trace
     from roost.rules.author import Rule, when
+    from roost.state.echo import EchoTracker
+    from roost.state.home_state import HomeState
 
     async def body(event: object, home: object) -> None:
         return None
 
-    rule = Rule(name="r", triggers=(when("temperature"),), body=body)
-    run = Run(Trace("r", "t", AT), rule, None, SystemClock(), 0.25, 7)  # type: ignore[arg-type]
-    guard = RunGuard(0.25, 7)
+    async def never(_: Any) -> Any:
+        raise AssertionError("not called")
+
+    services = Services(HomeState(Bus(), EchoTracker()), never, never, lambda: AT)
+    engine = Engine(services)
+    event = TemperatureChanged(id="e", at=AT, account="a", device="t1", old=1, new=2)
+    rule = Rule(name="r", triggers=(when("temperature"),), body=body, dry_run=True)
+    trace = Trace("r", "t", AT)
+    run = Run(services, rule, event, trace, engine, 0.25, 7)
+    home, guard = RuleHome(services, "r", event, True, trace, engine), RunGuard(0.25, 7)
+    for name in RuleHome.__slots__:
+        assert getattr(run, name) == getattr(home, name), name
     for name in RunGuard.__slots__:
         assert getattr(run, name) == getattr(guard, name), name
+    assert run.definition is rule
+    assert run.scope is None
+    assert run.deadline().clock is services.clock

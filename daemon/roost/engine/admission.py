@@ -76,8 +76,8 @@ class RuleState:
     pending: dict[str, Trace] = field(default_factory=dict)  # timer id → its trace
 
 
-# An admitted run, not yet started: with the home its condition was checked with, if any.
-Ready = tuple[Rule, Event, Run, "RuleState", int, RuleHome | None]
+# An admitted run, not yet started (from step `start`: a TOML rule resumed after a delay).
+Ready = tuple[Rule, Event, Run, "RuleState", int]
 
 
 class Admission:
@@ -117,7 +117,6 @@ class Admission:
             run: Run,
             state: RuleState,
             start: int,
-            home: RuleHome | None,
         ) -> None: ...
 
         def _report_blocked(self, r: Rule, trace: Trace, seconds: float) -> None: ...
@@ -157,31 +156,31 @@ class Admission:
             stats.skipped_rate += 1
             count, window = r.rate
             return self._skip(trace, f"rate limit: {count} runs per {window:g}s reached")
-        home = None
+        run = None
         if r.condition is not None:
-            home = self._condition(r, event, trace)
-            if home is None:
+            run = self._condition(r, event, trace)
+            if run is None:
                 stats.skipped_condition += 1
                 return self._skip(trace, "condition not met")
         if not state.running:  # no run mode holds it back
-            self._launch(r, event, trace, state, 0, now, home)
+            self._launch(r, event, trace, state, 0, now, run)
             return True
-        return self._start(r, event, trace, state, now, home)
+        return self._start(r, event, trace, state, now, run)
 
     def _start_alarm(self, r: Rule, event: Event, trace: Trace, state: RuleState) -> bool:
         """A smoke/CO level change: debounce, cooldown, rate limit and run-mode waiting
         are for comfort, so none of them holds this run back (conditions still apply)."""
-        home = None
+        run = None
         if r.condition is not None:
-            home = self._condition(r, event, trace)
-            if home is None:
+            run = self._condition(r, event, trace)
+            if run is None:
                 self.stats[r.name].skipped_condition += 1
                 return self._skip(trace, "condition not met")
         if r.mode is RunMode.RESTART:
-            for run in state.running:
-                run.restart()
+            for running in state.running:
+                running.restart()
         trace.step("alarm", "admitted", "limits and run mode do not hold back an alarm")
-        self._launch(r, event, trace, state, home=home)
+        self._launch(r, event, trace, state, run=run)
         return True
 
     def _skip(self, trace: Trace, reason: str) -> bool:
@@ -209,16 +208,16 @@ class Admission:
             state.rate = Window(r.rate[0], r.rate[1], state.rate.times if state.rate else ())
         return state.rate
 
-    def _condition(self, r: Rule, event: Event, trace: Trace) -> RuleHome | None:
-        """The home the condition was checked with when it holds (the run's body goes on
-        with it), else None."""
+    def _condition(self, r: Rule, event: Event, trace: Trace) -> Run | None:
+        """The run whose home the condition was checked with when it holds (it goes on to
+        run the body), else None."""
         condition = r.condition
         assert condition is not None
         # `load` made it a Condition; a plain predicate set on the rule since is wrapped here
         check = getattr(condition, "check", None) or as_condition(condition).check
-        home = RuleHome(self.services, r.name, event, r.dry_run, trace, self)
+        run = Run(self.services, r, event, trace, self, self.block_budget_s, self.max_commands)
         try:
-            return home if check(event, home, trace.conditions) else None
+            return run if check(event, run, trace.conditions) else None
         except Exception as exc:
             self.stats[r.name].errors += 1
             log.exception("rule condition raised", rule=r.name, source=r.source)
@@ -247,15 +246,15 @@ class Admission:
         trace: Trace,
         state: RuleState,
         now: datetime,
-        home: RuleHome | None = None,
+        run: Run | None = None,
     ) -> bool:
         if state.running:
             if r.mode is RunMode.SINGLE:
                 self.stats[r.name].skipped_mode += 1
                 return self._skip(trace, "mode single: a run is still going")
             if r.mode is RunMode.RESTART:
-                for run in state.running:
-                    run.restart()
+                for running in state.running:
+                    running.restart()
             elif r.mode is RunMode.QUEUED:
                 if len(state.running) + len(state.queue) >= r.max_runs:
                     self.stats[r.name].skipped_mode += 1
@@ -266,7 +265,7 @@ class Admission:
             elif len(state.running) >= r.max_runs:
                 self.stats[r.name].skipped_mode += 1
                 return self._skip(trace, f"mode parallel: {r.max_runs} runs already going")
-        self._launch(r, event, trace, state, now=now, home=home)
+        self._launch(r, event, trace, state, now=now, run=run)
         return True
 
     def _launch(
@@ -277,10 +276,10 @@ class Admission:
         state: RuleState,
         start: int = 0,
         now: datetime | None = None,
-        home: RuleHome | None = None,
+        run: Run | None = None,
     ) -> None:
         """Start an admitted run (`now`: when it was admitted, if that was just now;
-        `home`: the one its condition was checked with)."""
+        `run`: made when its condition was checked)."""
         if self._tg is None:
             raise RuntimeError("the engine is not running")
         if now is None:
@@ -294,11 +293,10 @@ class Admission:
         self._remember_chain(event, r.name)
         if trace.result is not _RUNNING:  # queued or pending until now
             trace.end(_RUNNING)
-        run = Run(trace, r, self, self.clock, self.block_budget_s, self.max_commands)
+        if run is None:
+            run = Run(self.services, r, event, trace, self, self.block_budget_s, self.max_commands)
         state.running.append(run)
         if self._inline:
-            self._ready.append((r, event, run, state, start, home))
+            self._ready.append((r, event, run, state, start))
         else:
-            self._tg.start_soon(
-                self._execute, r, event, run, state, start, home, name=f"rule {r.name}"
-            )
+            self._tg.start_soon(self._execute, r, event, run, state, start, name=f"rule {r.name}")

@@ -176,7 +176,7 @@ class Engine(Matching, Admission, Runner):
             self._inline = False
             self._pending.clear()
             while self._ready:  # admitted, never started: the engine stopped first
-                _, _, run, state, _, _ = self._ready.popleft()
+                _, _, run, state, _ = self._ready.popleft()
                 state.running.remove(run)
                 run.trace.end(Result.CANCELLED, "the engine stopped", self.clock.now())
 

@@ -73,7 +73,7 @@ class RunGuard:
         self.deferred = False  # a stop arrived while roost code ran
         self.interrupted = False  # RuleBlocked was raised in this run
 
-    def command(self) -> None:
+    def count_command(self) -> None:
         """Count one command; TooManyCommands past the cap (that one is not sent)."""
         self.commands += 1
         if self.commands > self.max_commands:

@@ -71,7 +71,8 @@ class Services:
     notify_limit: TagLimiter | None = field(default_factory=TagLimiter)
     memory: KeyValues = field(default_factory=InProcessKeyValues)
     locations: Locations = field(default_factory=dict)
-    _names: dict[str, str] = field(default_factory=dict, repr=False)
+    _names: dict[str, str] = field(default_factory=dict, repr=False)  # casefolded name → id
+    _spelled: dict[str, str] = field(default_factory=dict, repr=False)  # name as asked → id
     # The alarm events some run queued a push for (the latest ALARMS_KEPT): a run for an
     # alarm that fails makes roost push it itself only if none did (engine/runner).
     alarms_pushed: dict[str, None] = field(default_factory=dict, repr=False)
@@ -86,39 +87,29 @@ class Services:
         found = self.state.device(ref)
         if found is not None:
             return found
+        # A ref as rules spell it, found by name before: no case folding (rules ask by the
+        # same name on every run).
+        known = self._spelled.get(ref)
+        found = self.state.device(known) if known is not None else None
+        if found is not None and found.name == ref:
+            return found
         key = ref.casefold()
         known = self._names.get(key)
         found = self.state.device(known) if known is not None else None
         if found is not None and found.name.casefold() == key:
+            self._spelled[ref] = found.id
             return found
         # Unknown or stale: learn every name in one pass (the first match wins).
         names: dict[str, str] = {}
         for d in self.state.devices():
             names.setdefault(d.name.casefold(), d.id)
-        self._names = names
+        self._names, self._spelled = names, {}
         known = names.get(key)
         return self.state.device(known) if known is not None else None
 
 
 class UnknownDevice(LookupError):
     """`home.device(name)` for a device the home does not have."""
-
-
-class RunScope(Protocol):
-    """A rule run as its home sees it: its isolation guard (the run is one: it counts the
-    commands and marks roost's own code), its deadline (made when first needed: a run
-    that never waits has none) and its cancel scope (a timeout or a restart cancels it)."""
-
-    @property
-    def scope(self) -> anyio.CancelScope | None: ...
-
-    def deadline(self) -> RunDeadline: ...
-
-    def __enter__(self) -> RunGuard: ...
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None: ...
-
-    def command(self) -> None: ...
 
 
 class RuleRunner(Protocol):
@@ -149,11 +140,17 @@ def _matches(
     )
 
 
-class RuleHome:
-    """The `home` argument of a rule run."""
+class RuleHome(RunGuard):
+    """The `home` argument of a rule run, and the run's isolation guard: it counts the
+    run's commands and marks roost's own code, so a block-budget stop waits until the
+    rule's code runs again (no roost state left half-done). The engine's runs are
+    `runner.Run`, a home with a deadline and a cancel scope (a timeout or a restart cancels
+    it); a home made outside a run has neither."""
 
     # One per rule run (and per condition checked): slots, not a dict per instance.
-    __slots__ = ("_dry_run", "_run", "_runner", "_services", "_trace", "event", "rule")
+    __slots__ = ("_dry_run", "_runner", "_services", "event", "rule", "trace")
+
+    scope: anyio.CancelScope | None = None  # a run's, once it waits (`runner.Run`)
 
     def __init__(
         self,
@@ -163,29 +160,18 @@ class RuleHome:
         dry_run: bool,
         trace: Trace | None = None,
         runner: RuleRunner | None = None,
-        run: RunScope | None = None,
     ) -> None:
+        super().__init__()
         self._services = services
         self.rule = rule
         self.event = event
         self._dry_run = dry_run
-        self._trace = trace
+        self.trace = trace
         self._runner = runner
-        # The run counts its commands, and marks roost's own code so a block-budget stop
-        # waits until the rule's code runs again (no roost state left half-done); its
-        # scope is cancelled by a timeout or a restart. None: a condition's home (until
-        # its run starts, see `bind`), or a home made outside a run.
-        self._run = run
 
-    def bind(self, run: RunScope) -> None:
-        """The run this home now belongs to: a condition's home goes on into the body."""
-        self._run = run
-
-    def _guard(self) -> RunScope:
-        run = self._run
-        if run is None:  # outside a run: a guard of its own, for the commands it counts
-            run = self._run = _Unscoped()
-        return run
+    def deadline(self) -> RunDeadline:
+        """When the run times out (`runner.Run`); outside a run, nothing to extend."""
+        return RunDeadline(SystemClock(), 0.0)
 
     @property
     def now(self) -> datetime:
@@ -206,8 +192,8 @@ class RuleHome:
         return sun_time(which, day or self.local_now().date(), where, self._services.zone)
 
     def _step(self, what: str, outcome: str, detail: str = "") -> None:
-        if self._trace is not None:
-            self._trace.step(what, outcome, detail)
+        if self.trace is not None:
+            self.trace.step(what, outcome, detail)
 
     # ---- reading -------------------------------------------------------------------
 
@@ -280,9 +266,8 @@ class RuleHome:
             await self.command(target, SetPresence(Presence(presence)))
 
     async def command(self, target: str, action: Action) -> CommandOutcome:
-        guard = self._run or self._guard()
-        with guard:
-            guard.command()
+        with self:
+            self.count_command()
             services, event = self._services, self.event
             now = services.clock.now()
             found = services.state.find(target)
@@ -302,8 +287,8 @@ class RuleHome:
                 None,
             )
             outcome = await services.submit(command)
-            if self._trace is not None:
-                self._trace.steps.append(CommandStep(outcome, found[1].name if found else target))
+            if self.trace is not None:
+                self.trace.steps.append(CommandStep(outcome, found[1].name if found else target))
             return outcome
 
     async def notify(
@@ -317,7 +302,7 @@ class RuleHome:
         """Send a push. False if the per-tag rate limit held it back (see the trace).
 
         An alarm (urgent, or sent by a run of a smoke/CO level change) is never limited."""
-        with self._guard():
+        with self:
             return await self._notify(title, body, tuple(tags), Priority(priority))
 
     async def _notify(
@@ -355,20 +340,19 @@ class RuleHome:
     async def delay(self, duration: str | float) -> None:
         """Wait (on the engine's clock); the rule's timeout is extended by as much.
         A restart-mode rule is cancelled here by a newer trigger."""
-        with self._guard():
+        with self:
             await self._delay(duration)
 
     async def delay_resumable(self, duration: str | float, resume_at: int) -> None:
         """A TOML rule's delay: kept in the store, so after a restart the run resumes at
         step `resume_at` when the delay is over."""
-        with self._guard():
+        with self:
             await self._delay(duration, resume_at)
 
     async def _delay(self, duration: str | float, resume_at: int | None = None) -> None:
         seconds = parse_duration(duration)
         self._step(f"delay {seconds:g}s", "waiting")
-        if self._run is not None:
-            self._run.deadline().extend(seconds)  # a delay is not a hang
+        self.deadline().extend(seconds)  # a delay is not a hang
         runner, kept = None, ""
         if resume_at is not None and self._runner is not None:
             runner, kept = self._runner, self._runner.keep_delay(self, seconds, resume_at)
@@ -377,7 +361,7 @@ class RuleHome:
         except BaseException:
             # A stop keeps the stored resume point (the run goes on after the restart);
             # a timeout or a restart-mode cancel means the run is over for good.
-            scope = self._run.scope if self._run is not None else None
+            scope = self.scope
             if runner is not None and (scope is None or scope.cancel_called):
                 runner.forget_delay(kept)
             raise
@@ -419,27 +403,15 @@ class RuleHome:
         if self._runner is None:
             self._step(f"run rule {name!r}", "failed", "no engine")
             return False
-        with self._guard():
+        with self:
             started = await self._runner.run_rule(name, self.event, self.rule)
         self._step(f"run rule {name!r}", "started" if started else "skipped")
         return started
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking code (file or network I/O, heavy maths) in a worker thread."""
-        with self._guard():
+        with self:
             return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
-
-
-class _Unscoped(RunGuard):
-    """The run of a home made outside the engine's runs: counted and guarded like one,
-    with no deadline to extend and no scope to cancel."""
-
-    __slots__ = ()
-
-    scope: anyio.CancelScope | None = None
-
-    def deadline(self) -> RunDeadline:
-        return RunDeadline(SystemClock(), 0.0)
 
 
 def as_home(home: RuleHome) -> Home:

@@ -30,11 +30,10 @@ from roost.engine.isolation import (
     RuleBlocked,
     RuleStopped,
     RunDeadline,
-    RunGuard,
     first_stretch,
     guarded_steps,
 )
-from roost.engine.rule_home import RuleHome, Services
+from roost.engine.rule_home import RuleHome, RuleRunner, Services
 from roost.engine.traces import Result, Trace
 from roost.notify.alerts import FAILED_RULE_PUSH, alarm_push
 from roost.rules.author import Rule
@@ -54,61 +53,67 @@ class BlockReporter(Protocol):
     def _report_blocked(self, r: Rule, trace: Trace, seconds: float) -> None: ...
 
 
-class Run(RunGuard):
-    """One admitted run of a rule: its trace, and its isolation (a run is its own
-    `RunGuard`: block budget, command count). Its deadline is made when first needed and
-    its cancel scope when it first waits: a run that never waits has neither."""
+class RunOwner(RuleRunner, BlockReporter, Protocol):
+    """The engine, as its runs see it."""
+
+
+class Run(RuleHome):
+    """One admitted run of a rule: the home its condition and body get (one object per
+    run), its trace, and its isolation (a home is its run's `RunGuard`: block budget,
+    command count). Its deadline is made when first needed and its cancel scope when it
+    first waits: a run that never waits has neither."""
 
     __slots__ = (
         "_deadline",
-        "clock",
+        "definition",
         "restarted",
-        "rule",
-        "runner",
         "scope",
         "started",
         "timed_out",
         "timeout_s",
-        "trace",
         "watchdog",
     )
 
+    _runner: RunOwner
+    trace: Trace
+
     def __init__(
         self,
+        services: Services,
+        definition: Rule,
+        event: Event,
         trace: Trace,
-        rule: Rule,
-        runner: BlockReporter,
-        clock: Clock,
+        runner: RunOwner,
         budget_s: float = DEFAULT_BLOCK_BUDGET_S,
         max_commands: int = DEFAULT_MAX_COMMANDS,
     ) -> None:
-        # `RunGuard.__init__`, inline (one per run)
+        # `RuleHome.__init__` and `RunGuard.__init__`, inline (one per run)
+        self._services = services
+        self.rule = definition.name
+        self.event = event
+        self._dry_run = definition.dry_run
+        self.trace = trace
+        self._runner = runner
         self.budget_s = budget_s
         self.max_commands = max_commands
         self.commands = 0
         self.roost = 0
         self.deferred = False
         self.interrupted = False
-        self.trace = trace
-        self.rule = rule
-        self.runner = runner
-        self.clock = clock
+        self.definition = definition
         self.timeout_s = 0.0
         self.started = 0.0  # on the clock's monotonic time, set when the run starts
         self._deadline: RunDeadline | None = None
-        self.scope: anyio.CancelScope | None = None  # made when it first waits
+        self.scope = None  # made when it first waits
         self.watchdog: anyio.CancelScope | None = None  # the deadline on a virtual clock
         self.timed_out = False
         self.restarted = False  # a newer trigger of a restart-mode rule cancelled it
 
-    def start(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
-        self.started = self.clock.monotonic()
-
     def deadline(self) -> RunDeadline:
         """When the run times out: `timeout_s` after it started, plus its delays."""
         if self._deadline is None:
-            self._deadline = RunDeadline(self.clock, self.timeout_s, self.started)
+            clock = self._services.clock
+            self._deadline = RunDeadline(clock, self.timeout_s, self.started)
         return self._deadline
 
     def restart(self) -> None:
@@ -119,7 +124,7 @@ class Run(RunGuard):
 
     def slow(self, seconds: float) -> None:
         """A stretch of the run held the event loop `seconds`: reported and traced."""
-        self.runner._report_blocked(self.rule, self.trace, seconds)
+        self._runner._report_blocked(self.definition, self.trace, seconds)
 
 
 class Runner:
@@ -148,7 +153,7 @@ class Runner:
             state: RuleState,
             start: int = 0,
             now: datetime | None = None,
-            home: RuleHome | None = None,
+            run: Run | None = None,
         ) -> None: ...
 
         async def run_rule(self, name: str, event: Event, caller: str) -> bool: ...
@@ -157,11 +162,9 @@ class Runner:
 
         def forget_delay(self, delay_id: str) -> None: ...
 
-    async def _execute(
-        self, r: Rule, event: Event, run: Run, state: RuleState, start: int, home: RuleHome | None
-    ) -> None:
+    async def _execute(self, r: Rule, event: Event, run: Run, state: RuleState, start: int) -> None:
         """A run in a task of its own (started while no events were being handled inline)."""
-        rest = self._begin(r, event, run, state, start, home)
+        rest = self._begin(r, event, run, state, start)
         if rest is not None:
             await rest
 
@@ -172,20 +175,13 @@ class Runner:
         run: Run,
         state: RuleState,
         start: int,
-        home: RuleHome | None,
     ) -> RunBody | None:
         """Run the first stretch inline. None when the run is over; else what carries it
-        on, to be driven by the calling task (its cancel scope is entered there).
-        `home`: the one its condition was checked with, which the body goes on with."""
-        # `run.start`, inline
+        on, to be driven by the calling task (its cancel scope is entered there)."""
         run.timeout_s = r.timeout_s if r.timeout_s is not None else self.timeout_s
         run.started = self.clock.monotonic()
-        if home is None:
-            home = RuleHome(self.services, r.name, event, r.dry_run, run.trace, self, run)
-        else:
-            home.bind(run)
         try:
-            body = r.body(event, home) if start == 0 else _resumed(r, event, home, start)
+            body = r.body(event, run) if start == 0 else _resumed(r, event, run, start)
             if not isinstance(body, CoroutineType):
                 return self._carry_on(r, event, run, state, body, None)
             done, waits_for = first_stretch(body, run, self._interrupter, self.blocking_s, run.slow)

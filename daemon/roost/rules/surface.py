@@ -42,6 +42,8 @@ class Commander(Protocol):
 class Device:
     """Any device: its identity, room and whether the cloud sees it online."""
 
+    __slots__ = ("_home", "state")  # two made per rule run, say: no dict each
+
     id: str
     name: str
     structure_id: str
@@ -66,6 +68,8 @@ class Device:
 
 class Thermostat(Device):
     """A thermostat; the setpoints are the active ones for its mode (°C)."""
+
+    __slots__ = ()
 
     state: model.Thermostat
     mode: ThermostatMode
@@ -110,6 +114,8 @@ class Thermostat(Device):
 class Alarm(Device):
     """A smoke and CO alarm."""
 
+    __slots__ = ()
+
     state: model.SmokeCoAlarm
     smoke: AlarmState
     co: AlarmState
@@ -117,11 +123,15 @@ class Alarm(Device):
 
 
 class Camera(Device):
+    __slots__ = ()
+
     state: model.Camera
     streaming: bool
 
 
 class Doorbell(Camera):
+    __slots__ = ()
+
     state: model.Doorbell
 
 
