@@ -129,8 +129,8 @@ async def build(thermostats: int, rule_count: int, store_dir: Path | None = None
     async def notify(notification: Notification) -> None:
         return None
 
-    async def submit(command: Command) -> CommandOutcome:
-        outcome = await dispatcher.submit(command)
+    async def submit(command: Command, now: datetime | None = None) -> CommandOutcome:
+        outcome = await dispatcher.submit(command, now)
         pipeline.count(outcome)
         return outcome
 

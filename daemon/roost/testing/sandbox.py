@@ -357,8 +357,8 @@ async def simulate(
     dispatcher = Dispatcher(state, bus, echoes, limits or Limits(), dry_run=True, clock=clock)
     sim: SimulatedHome
 
-    async def submit(command: Command) -> CommandOutcome:
-        outcome = await dispatcher.submit(command)
+    async def submit(command: Command, now: datetime | None = None) -> CommandOutcome:
+        outcome = await dispatcher.submit(command, now)
         await sim._submitted(command, outcome)
         return outcome
 
