@@ -25,7 +25,7 @@ from roost.core.commands import Command, SetHeat
 from roost.core.events import CommandOutcome, Event, Outcome, TemperatureChanged
 from roost.core.model import Change, Home, Structure, Thermostat, ThermostatMode
 from roost.engine.engine import Engine
-from roost.engine.rule_home import RuleHome, Services
+from roost.engine.rule_home import Found, RuleHome, Services
 from roost.engine.traces import Trace
 from roost.notify.notifier import Notification
 from roost.rules.author import Rule, RuleBody, when
@@ -70,9 +70,11 @@ async def pipeline(body: RuleBody) -> AsyncIterator[Pipeline]:
     state = HomeState(bus, echoes)
     dispatcher = Dispatcher(state, bus, echoes, Limits(), dry_run=True)
 
-    async def submit(command: Command, now: datetime | None = None) -> CommandOutcome:
+    async def submit(
+        command: Command, now: datetime | None = None, found: Found | None = None
+    ) -> CommandOutcome:
         seen.commands.append(command)
-        outcome = await dispatcher.submit(command, now)
+        outcome = await dispatcher.submit(command, now, found)
         seen.outcomes.append(outcome)
         return outcome
 

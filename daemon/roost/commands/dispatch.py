@@ -122,12 +122,20 @@ class Dispatcher:
 
     # ---- submission ----------------------------------------------------------------
 
-    async def submit(self, command: Command, now: datetime | None = None) -> CommandOutcome:
+    async def submit(
+        self,
+        command: Command,
+        now: datetime | None = None,
+        found: tuple[str, Structure | Device] | None = None,
+    ) -> CommandOutcome:
         """Guards, then a dry run or the queue. The outcome says which (never "sent").
         `now`: the wall-clock reading of the caller's synchronous stretch (`core.clock`),
         the time of an outcome decided here before any wait (a dry run, a refusal, no
-        provider, a full queue); a queued or superseded one's time is read afresh."""
-        found = self._state.find(command.target)
+        provider, a full queue); a queued or superseded one's time is read afresh.
+        `found`: the caller's lookup of the target in this same stretch (a rule's command
+        has just made it); None: it is looked up here."""
+        if found is None:
+            found = self._state.find(command.target)
         refusal = self._verdict(command, found)
         if refusal is not None:
             return await self._refuse(command, refusal, "submit", now)

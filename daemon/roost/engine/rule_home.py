@@ -44,7 +44,7 @@ from roost.rules.surface import (
     Thermostat,
     handle,
 )
-from roost.state.home_state import HomeState
+from roost.state.home_state import Entity, HomeState
 
 COMMAND_DEADLINE = timedelta(minutes=5)
 T = TypeVar("T")
@@ -53,13 +53,21 @@ T = TypeVar("T")
 ALARMS_KEPT = 1000
 
 
+Found = tuple[str, Entity]  # `HomeState.find`'s answer: the account and the entity
+
+
 class Submit(Protocol):
     """`Dispatcher.submit`: guards, then a dry run or the queue. `now`: the wall-clock
     reading of the caller's synchronous stretch (see `core.clock`), for an outcome decided
-    at once; None: the clock is read."""
+    at once; None: the clock is read. `found`: the target's `HomeState.find`, made in the
+    same stretch; None: looked up there."""
 
     def __call__(
-        self, command: Command, now: datetime | None = None, /
+        self,
+        command: Command,
+        now: datetime | None = None,
+        found: Found | None = None,
+        /,
     ) -> Awaitable[CommandOutcome]: ...
 
 
@@ -297,7 +305,7 @@ class RuleHome(RunGuard):
                 self._dry_run,
                 None,
             )
-            outcome = await services.submit(command, now)  # no await since `now`
+            outcome = await services.submit(command, now, found)  # both of this stretch
             if self.trace is not None:
                 self.trace.steps.append(CommandStep(outcome, found[1].name if found else target))
             return outcome
