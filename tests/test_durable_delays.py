@@ -41,14 +41,18 @@ def rule_dir(tmp_path: Path, mode: str, delay: str) -> Path:
     return rules
 
 
+async def co_warning_until_a_delay_is_stored(stack: Stack) -> None:
+    await stack.connected()
+    stack.home.set_co("alarm-hallway", "warning")
+    with anyio.fail_after(5):
+        while not stored_delays(stack):
+            await anyio.sleep(0.02)
+
+
 async def test_a_finished_delay_leaves_no_stored_resume_point(tmp_path: Path) -> None:
     rules = rule_dir(tmp_path, "queued", "0.5s")
     async with running_stack(rules, state_dir=tmp_path / "state") as stack:
-        await stack.connected()
-        stack.home.set_co("alarm-hallway", "warning")
-        with anyio.fail_after(5):
-            while not stored_delays(stack):
-                await anyio.sleep(0.02)
+        await co_warning_until_a_delay_is_stored(stack)
         record = stored_delays(stack)[0]
         assert record.payload["step"] == 1  # type: ignore[attr-defined]
         with anyio.fail_after(5):
@@ -98,11 +102,7 @@ async def stopped_inside_the_delay(tmp_path: Path) -> Path:
     rules.mkdir()
     (rules / "twice.toml").write_text(TWO_PUSHES.format(first="CO", second="still CO"))
     async with running_stack(rules, state_dir=tmp_path / "state") as stack:
-        await stack.connected()
-        stack.home.set_co("alarm-hallway", "warning")
-        with anyio.fail_after(5):
-            while not stored_delays(stack):
-                await anyio.sleep(0.02)
+        await co_warning_until_a_delay_is_stored(stack)
     return rules
 
 
