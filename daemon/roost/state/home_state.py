@@ -118,8 +118,7 @@ def _settle(acc: AccountState, home: Home) -> None:
     is re-detected with its identity."""
     held: dict[str, Any] = {**acc.structures, **acc.devices}
     fresh: dict[str, Any] = {**home.structures, **home.devices}
-    for key, (_, published) in acc.versions.items():
-        target, _, name = key.rpartition(".")
+    for target, name, published in acc.published():
         old, new = held.get(target), fresh.get(target)
         if old is None or new is None or name not in attributes(old):
             continue
@@ -133,6 +132,17 @@ def _settle(acc: AccountState, home: Home) -> None:
             acc.structures[target] = settled
         else:
             acc.devices[target] = settled
+
+
+@dataclass(slots=True)
+class _Version:
+    """One attribute's change identity: how many times it has changed (0: never), its
+    value then, and the strings its change ids are made of (made once, not per change)."""
+
+    key: str  # "target.attribute", as the store keeps it
+    prefix: str  # "account/target.attribute/": a change id without its number
+    number: int = 0
+    published: Any = None
 
 
 STALE_DEVICE_EVENT_S = 600.0  # motion, person, sound, chime: older than this means nothing now
@@ -153,11 +163,10 @@ class AccountState:
     resyncing: bool = False  # the next snapshot follows a disconnect: its news is catch-up
     restored: bool = False  # from the store: the next snapshot settles it (see _settle)
     last_event_at: datetime | None = None
-    # "target.attribute" → (how many times it has changed, its value then): a change's
-    # identity. It is stored before the change's events go out, so a change re-detected
-    # after a crash (the stored home lags behind) gets the same event id, and a rule's
-    # notification for it the same dedupe key.
-    versions: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    # target → attribute → its change identity (`_Version`). It is stored before the
+    # change's events go out, so a change re-detected after a crash (the stored home lags
+    # behind) gets the same event id, and a rule's notification for it the same dedupe key.
+    versions: dict[str, dict[str, _Version]] = field(default_factory=dict)
     reserved: list[tuple[str, int, Any]] = field(default_factory=list)
     baseline_seen: anyio.Event = field(default_factory=anyio.Event)
     settled: anyio.Event = field(default_factory=anyio.Event)  # connected or said why not
@@ -181,6 +190,23 @@ class AccountState:
     def devices(self, devices: dict[str, Device]) -> None:
         self.unfolded.clear()
         self.held_devices = devices
+
+    def published(self) -> Iterator[tuple[str, str, Any]]:
+        """(target, attribute, its value when it last changed) of every change identity."""
+        for target, by_name in self.versions.items():
+            for name, version in by_name.items():
+                if version.number:
+                    yield target, name, version.published
+
+    def version(self, target: str) -> dict[str, _Version]:
+        """The change identities of `target`'s attributes (made empty on first use)."""
+        return self.versions.setdefault(target, {})
+
+    def new_version(self, versions: dict[str, _Version], target: str, name: str) -> _Version:
+        """`target.name`, before its first change."""
+        key = f"{target}.{name}"
+        made = versions[name] = _Version(key, f"{self.account}/{key}/")
+        return made
 
     def device(self, device_id: str) -> Device | None:
         """The device as it is now."""
@@ -275,7 +301,11 @@ class HomeState:
         """Start from the last known state (from the store): the first live snapshot is
         then diffed against it, and what changed while roost was away becomes catch-up."""
         acc = self.account(home.account)
-        acc.versions = dict(versions)
+        acc.versions = {}
+        for key, (number, published) in versions.items():
+            target, _, name = key.rpartition(".")
+            version = acc.new_version(acc.version(target), target, name)
+            version.number, version.published = number, published
         acc.structures, acc.devices, acc.members = dict(home.structures), dict(home.devices), None
         self._members_changed()
         acc.baseline = True
@@ -623,22 +653,19 @@ class HomeState:
         else:
             structure, device = entity.structure_id, target
         account = acc.account
-        versions = acc.versions
+        versions = acc.versions.get(target) or acc.version(target)
         reserved = acc.reserved if self._keeper is not None else None
         semantics = shape.semantics
         for name, before, value in changed:
             # The change's identity: how many times target.attribute has changed.
-            key = f"{target}.{name}"
-            last = versions.get(key)
+            version = versions.get(name) or acc.new_version(versions, target, name)
             plain = value if type(value) in _PLAIN else to_json(value)
-            if catch_up and last is not None and last[1] == plain:
-                change_id = f"{account}/{key}/{last[0]}"  # the same change, seen again
-            else:
-                number = last[0] + 1 if last is not None else 1
-                versions[key] = (number, plain)
+            if not (catch_up and version.number and version.published == plain):
+                version.number += 1  # else the same change, seen again
+                version.published = plain
                 if reserved is not None:
-                    reserved.append((key, number, plain))
-                change_id = f"{account}/{key}/{number}"
+                    reserved.append((version.key, version.number, plain))
+            change_id = f"{version.prefix}{version.number}"
             out.append(
                 _ATTRIBUTE_CHANGED(
                     change_id, at, account, structure, device, context, before, value, name
