@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import anyio
@@ -50,9 +51,19 @@ def no_alarm_rules(tmp_path: Path) -> Path:
 
 def kept(bed: Bed) -> list[tuple[str, str, str]]:
     """The alarms roost keeps as pushed by itself, read from its SQLite file."""
-    with sqlite3.connect(bed.state_dir / FILE_NAME) as conn:
+    with closing(sqlite3.connect(bed.state_dir / FILE_NAME)) as conn:
         rows = conn.execute("SELECT account, device, alarm FROM alarms_pushed").fetchall()
     return [(str(a), str(d), str(k)) for a, d, k in rows]
+
+
+def delivered(bed: Bed) -> list[str]:
+    """The titles roost's outbox has recorded as delivered (one sent but not yet recorded
+    is sent again after a SIGKILL, with its dedupe key: at least once)."""
+    with closing(sqlite3.connect(bed.state_dir / FILE_NAME)) as conn:
+        rows = conn.execute(
+            "SELECT json_extract(payload, '$.title') FROM outbox WHERE state = 'delivered'"
+        ).fetchall()
+    return sorted(str(title) for (title,) in rows)
 
 
 async def alarm_pushed_by_roost(bed: Bed) -> None:
@@ -76,6 +87,8 @@ async def test_a_clearing_while_roost_was_killed_is_pushed_once(tmp_path: Path) 
         await wait_for(lambda: bed.titles()[ROOST_OWN] == 1, timeout_s=10)
         both = [("home", BEDROOM, "co"), ("home", ALARM, "co")]
         await wait_for(lambda: sorted(kept(bed)) == both, timeout_s=10)
+        pushed = ["CO emergency at alarm 'alarm-bedroom'", ROOST_OWN]
+        await wait_for(lambda: delivered(bed) == pushed, timeout_s=10)  # the kill comes after
         assert bed.daemon.process is not None
         bed.daemon.process.kill()
         assert await bed.daemon.wait_exit() == -signal.SIGKILL
@@ -128,7 +141,7 @@ async def test_a_rule_added_meanwhile_says_the_clearing_and_roost_stays_quiet(
 
 def stored_co(bed: Bed, device: str) -> str | None:
     """The CO state of `device` in the home roost last saved to its SQLite file."""
-    with sqlite3.connect(bed.state_dir / FILE_NAME) as conn:
+    with closing(sqlite3.connect(bed.state_dir / FILE_NAME)) as conn:
         row = conn.execute("SELECT snapshot FROM home_state").fetchone()
     devices = json.loads(row[0])["devices"] if row else []
     return next((str(d.get("co")) for d in devices if d.get("id") == device), None)
