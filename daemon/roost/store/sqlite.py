@@ -250,13 +250,19 @@ class Store:
     def timer_persistence(self) -> StoredTimers:
         return StoreTimers(self.path)
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, work: Callable[[sqlite3.Connection], T], abandon: bool = False) -> T:
+        """`work` on the connection, in the store's thread. `abandon`: a caller that stops
+        waiting (a read it bounds) leaves the thread to finish alone; `_conn_lock` keeps
+        the connection that thread's until then."""
+
         def run(conn: sqlite3.Connection) -> T:
             with self._conn_lock:
                 self._write_versions(conn)  # whatever was reserved before this call lands first
                 return work(conn)
 
-        return await anyio.to_thread.run_sync(run, self._conn, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(
+            run, self._conn, limiter=self._limiter, abandon_on_cancel=abandon
+        )
 
     def _transaction(
         self, work: Callable[[sqlite3.Connection], T]
@@ -528,9 +534,11 @@ class Store:
     # ---- the alarms roost pushed itself -----------------------------------------------
 
     async def alarms_pushed(self) -> list[tuple[str, str, str]]:
-        """(account, device, "smoke" | "co") of each alarm roost pushed itself, not yet ok."""
+        """(account, device, "smoke" | "co") of each alarm roost pushed itself, not yet ok.
+        A caller may stop waiting (the start bounds it: `Alerts.restore`)."""
         rows = await self._run(
-            lambda c: c.execute("SELECT account, device, alarm FROM alarms_pushed").fetchall()
+            lambda c: c.execute("SELECT account, device, alarm FROM alarms_pushed").fetchall(),
+            abandon=True,
         )
         return [(str(r[0]), _key_read(r[1]), str(r[2])) for r in rows]
 
