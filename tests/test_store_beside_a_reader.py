@@ -1,6 +1,6 @@
-"""roost's SQLite file opened by another process while roost has it open (a `sqlite3` shell,
-a backup script, a test reading the outbox): what roost commits afterwards stays in the file.
-
+"""roost's SQLite file opened by another process while roost has it open (`roost outbox`,
+a `sqlite3` shell, a backup script, a test reading the outbox): what roost commits afterwards
+stays in the file.
 SQLite's WAL mode takes the last connection to close for the only one and deletes the -wal
 and -shm files; it knows others by their POSIX lock on the file, which a process loses when
 it closes any descriptor of that file. roost's store opened the file a second time (its
@@ -50,18 +50,33 @@ def held_locks(path: Path) -> list[str]:
         return [line for line in locks if inode in line and f" {os.getpid()} " in line]
 
 
+def roost_outbox(state_dir: Path) -> None:
+    """`roost outbox` (the README's troubleshooting look) beside the running store."""
+    config = state_dir.parent / "roost.toml"
+    config.write_text(f'[daemon]\nstate_dir = "{state_dir}"\n')
+    subprocess.run(
+        [sys.executable, "-m", "roost", "outbox", "--config", str(config)],
+        capture_output=True,
+        check=True,
+    )
+
+
+@pytest.mark.parametrize("look", ["sqlite3", "roost outbox"])
 async def test_a_reader_closing_beside_the_store_loses_none_of_its_later_commits(
-    tmp_path: Path,
+    tmp_path: Path, look: str
 ) -> None:
-    store = Store.open(tmp_path)
+    state_dir = tmp_path / "state"
+    store = Store.open(state_dir)
     timers = store.timer_persistence()  # the daemon's second connection, as roost run has it
-    path = tmp_path / FILE_NAME
+    path = state_dir / FILE_NAME
     try:
         await store.home_put("home", {"n": 1}, NOW)
+        if look == "roost outbox":
+            roost_outbox(state_dir)
         assert read_elsewhere(path) == {"home": 1}  # ... and that reader closed
         await store.home_put("home", {"n": 2}, NOW)
         assert read_elsewhere(path) == {"home": 2}
-        assert (tmp_path / f"{FILE_NAME}-wal").exists()  # still the log roost writes to
+        assert (state_dir / f"{FILE_NAME}-wal").exists()  # still the log roost writes to
     finally:
         timers.close()
         store.close()
