@@ -1,6 +1,7 @@
 """roost's SQLite file opened by another process while roost has it open (`roost outbox`,
 a `sqlite3` shell, a backup script, a test reading the outbox): what roost commits afterwards
 stays in the file.
+
 SQLite's WAL mode takes the last connection to close for the only one and deletes the -wal
 and -shm files; it knows others by their POSIX lock on the file, which a process loses when
 it closes any descriptor of that file. roost's store opened the file a second time (its
