@@ -41,7 +41,7 @@ from roost.core.commands import Command
 from roost.core.events import CommandOutcome, Event, Outcome, Started, TemperatureChanged
 from roost.core.model import Change, Home, ThermostatMode
 from roost.engine.engine import Engine
-from roost.engine.rule_home import RuleHome, Services
+from roost.engine.rule_home import Found, RuleHome, Services
 from roost.notify.notifier import Notification
 from roost.rules.author import Rule, RuleBody, when
 from roost.service.persist import HomeKeeper, Persister
@@ -129,8 +129,10 @@ async def build(thermostats: int, rule_count: int, store_dir: Path | None = None
     async def notify(notification: Notification) -> None:
         return None
 
-    async def submit(command: Command) -> CommandOutcome:
-        outcome = await dispatcher.submit(command)
+    async def submit(
+        command: Command, now: datetime | None = None, found: Found | None = None
+    ) -> CommandOutcome:
+        outcome = await dispatcher.submit(command, now, found)
         pipeline.count(outcome)
         return outcome
 

@@ -25,6 +25,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 
 import anyio
@@ -121,12 +122,23 @@ class Dispatcher:
 
     # ---- submission ----------------------------------------------------------------
 
-    async def submit(self, command: Command) -> CommandOutcome:
-        """Guards, then a dry run or the queue. The outcome says which (never "sent")."""
-        found = self._state.find(command.target)
+    async def submit(
+        self,
+        command: Command,
+        now: datetime | None = None,
+        found: tuple[str, Structure | Device] | None = None,
+    ) -> CommandOutcome:
+        """Guards, then a dry run or the queue. The outcome says which (never "sent").
+        `now`: the wall-clock reading of the caller's synchronous stretch (`core.clock`),
+        the time of an outcome decided here before any wait (a dry run, a refusal, no
+        provider, a full queue); a queued or superseded one's time is read afresh.
+        `found`: the caller's lookup of the target in this same stretch (a rule's command
+        has just made it); None: it is looked up here."""
+        if found is None:
+            found = self._state.find(command.target)
         refusal = self._verdict(command, found)
         if refusal is not None:
-            return await self._refuse(command, refusal, "submit")
+            return await self._refuse(command, refusal, "submit", now)
         if command.dry_run or self.dry_run:
             if enabled(logging.INFO):
                 log.info("dry run: command not sent", **_fields(command))
@@ -138,9 +150,8 @@ class Dispatcher:
                 structure, device = entity.id, None
             else:
                 structure, device = entity.structure_id, entity.id
-            event = outcome_at(
-                command, _DRY_RUN_OUTCOME, self._clock.now(), structure, device, _DRY_RUN
-            )
+            at = now or self._clock.now()
+            event = outcome_at(command, _DRY_RUN_OUTCOME, at, structure, device, _DRY_RUN)
             full = self._bus.offer([event])
             if full is not None:
                 await self._bus.overflow(full, [event])
@@ -151,13 +162,16 @@ class Dispatcher:
                 Outcome.FAILED,
                 f"no provider for account {command.account!r}",
                 failure=FailureReason.NOT_FOUND,
+                at=now,
             )
         lane = self._lanes.get(command.target)
         if lane is None:  # not setdefault: a lane's default would be built on every call
             lane = self._lanes[command.target] = _Lane(command.target)
         if len(lane.pending) >= LANE_SIZE:
             log.warning("command dropped: queue full", **_fields(command))
-            return await self._publish(command, Outcome.DROPPED, "the device's queue is full")
+            return await self._publish(
+                command, Outcome.DROPPED, "the device's queue is full", at=now
+            )
         for older in self._coalesce(lane, command):
             await self._publish(older, Outcome.SUPERSEDED, f"superseded by {command.id}")
         queued = await self._publish(command, Outcome.QUEUED, "guards passed")
@@ -218,7 +232,9 @@ class Dispatcher:
         neighbours = self._state.alarms_in(account, structure)
         return check(command, entity, neighbours, self._limits, recent)
 
-    async def _refuse(self, command: Command, refusal: Refusal, stage: str) -> CommandOutcome:
+    async def _refuse(
+        self, command: Command, refusal: Refusal, stage: str, at: datetime | None = None
+    ) -> CommandOutcome:
         # One line per rule per minute; the outcome event and the trace still get each one.
         folded = self._refusals.admit(command.rule or command.target, self._clock.monotonic())
         if folded is not None:
@@ -232,7 +248,7 @@ class Dispatcher:
             )
         # A guard's reason may quote a vendor's value or name.
         reason = redact_text(refusal.reason)
-        return await self._publish(command, Outcome.REFUSED, reason, guard=refusal.guard)
+        return await self._publish(command, Outcome.REFUSED, reason, guard=refusal.guard, at=at)
 
     # ---- delivery, one lane at a time ------------------------------------------------
 
@@ -463,11 +479,12 @@ class Dispatcher:
         failure: FailureReason | None = None,
         latency_s: float | None = None,
         attempt: int = 0,
+        at: datetime | None = None,
     ) -> CommandOutcome:
         event = outcome_event(
             command,
             outcome,
-            self._clock.now(),
+            at or self._clock.now(),
             place if place is not None else self._place(command),
             reason=reason,  # our own words; vendor text is redacted where it comes in
             guard=guard,

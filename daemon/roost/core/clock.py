@@ -2,6 +2,12 @@
 
 Everything that waits or measures (cooldowns, holds, delays, schedules, retries, command
 deadlines) asks a `Clock`, so a rule test can advance an hour without sleeping.
+
+A rule run reads the wall clock once for its first synchronous stretch (from admission to
+its first real wait): its trace's start, its end if it never waited, its commands'
+`issued_at` and the outcomes `Dispatcher.submit` decides at once (dry run, guard refusal)
+share that reading, passed along as `now`; once the run has waited, readings are fresh.
+Durations are measured on the monotonic clock.
 """
 
 from __future__ import annotations

@@ -135,13 +135,13 @@ class Admission:
         ctx = event.context
         if ctx.rule == r.name and not r.react_to_own_echo:
             stats.skipped_echo += 1
-            return self._skip(trace, "the event is the echo of this rule's own command")
+            return self._skip(trace, "the event is the echo of this rule's own command", now)
         if ctx.causation is not None or ctx.depth >= self.loop.max_depth:  # else no cut
             cut = self._loop_cut(r, event, state, now)
             if cut:
                 stats.loop_cuts += 1
                 log.warning("rule loop cut", rule=r.name, reason=cut, rules=list(trace.chain))
-                return self._skip(trace, f"loop cut: {cut}")
+                return self._skip(trace, f"loop cut: {cut}", now)
         if isinstance(event, _ALARM_EVENTS) and is_alarm(event):  # no call for the rest
             return self._start_alarm(r, event, trace, state)
         if r.debounce_s and not debounced:
@@ -151,17 +151,17 @@ class Admission:
             left = r.cooldown_s - (now - state.last_run).total_seconds()
             if left > 0:
                 stats.skipped_cooldown += 1
-                return self._skip(trace, f"cooldown: {left:.0f}s left")
+                return self._skip(trace, f"cooldown: {left:.0f}s left", now)
         if r.rate is not None and self._rate(r, state).full(now):
             stats.skipped_rate += 1
             count, window = r.rate
-            return self._skip(trace, f"rate limit: {count} runs per {window:g}s reached")
+            return self._skip(trace, f"rate limit: {count} runs per {window:g}s reached", now)
         run = None
         if r.condition is not None:
             run = self._condition(r, event, trace)
             if run is None:
                 stats.skipped_condition += 1
-                return self._skip(trace, "condition not met")
+                return self._skip(trace, "condition not met", now)
         if not state.running:  # no run mode holds it back
             self._launch(r, event, trace, state, 0, now, run)
             return True
@@ -183,8 +183,9 @@ class Admission:
         self._launch(r, event, trace, state, run=run)
         return True
 
-    def _skip(self, trace: Trace, reason: str) -> bool:
-        trace.end(Result.SKIPPED, reason, self.clock.now())
+    def _skip(self, trace: Trace, reason: str, now: datetime | None = None) -> bool:
+        """Trace a trigger that does not run (`now`: this stretch's reading, if taken)."""
+        trace.end(Result.SKIPPED, reason, now or self.clock.now())
         return False
 
     def _loop_cut(self, r: Rule, event: Event, state: RuleState, now: datetime) -> str:
@@ -251,20 +252,20 @@ class Admission:
         if state.running:
             if r.mode is RunMode.SINGLE:
                 self.stats[r.name].skipped_mode += 1
-                return self._skip(trace, "mode single: a run is still going")
+                return self._skip(trace, "mode single: a run is still going", now)
             if r.mode is RunMode.RESTART:
                 for running in state.running:
                     running.restart()
             elif r.mode is RunMode.QUEUED:
                 if len(state.running) + len(state.queue) >= r.max_runs:
                     self.stats[r.name].skipped_mode += 1
-                    return self._skip(trace, f"mode queued: {r.max_runs} runs already waiting")
+                    return self._skip(trace, f"mode queued: {r.max_runs} runs already waiting", now)
                 trace.end(Result.QUEUED, "waiting for the running one")
                 state.queue.append((event, trace))
                 return True
             elif len(state.running) >= r.max_runs:
                 self.stats[r.name].skipped_mode += 1
-                return self._skip(trace, f"mode parallel: {r.max_runs} runs already going")
+                return self._skip(trace, f"mode parallel: {r.max_runs} runs already going", now)
         self._launch(r, event, trace, state, now=now, run=run)
         return True
 
@@ -296,7 +297,8 @@ class Admission:
         if run is None:
             run = Run(self.services, r, event, trace, self, self.block_budget_s, self.max_commands)
         state.running.append(run)
-        if self._inline:
+        if self._inline:  # it starts in this very stretch: admission's reading holds
+            run.first_stretch_at = now
             self._ready.append((r, event, run, state, start))
         else:
             self._tg.start_soon(self._execute, r, event, run, state, start, name=f"rule {r.name}")

@@ -44,13 +44,31 @@ from roost.rules.surface import (
     Thermostat,
     handle,
 )
-from roost.state.home_state import HomeState
+from roost.state.home_state import Entity, HomeState
 
 COMMAND_DEADLINE = timedelta(minutes=5)
 T = TypeVar("T")
 
 
 ALARMS_KEPT = 1000
+
+
+Found = tuple[str, Entity]  # `HomeState.find`'s answer: the account and the entity
+
+
+class Submit(Protocol):
+    """`Dispatcher.submit`: guards, then a dry run or the queue. `now`: the wall-clock
+    reading of the caller's synchronous stretch (see `core.clock`), for an outcome decided
+    at once; None: the clock is read. `found`: the target's `HomeState.find`, made in the
+    same stretch; None: looked up there."""
+
+    def __call__(
+        self,
+        command: Command,
+        now: datetime | None = None,
+        found: Found | None = None,
+        /,
+    ) -> Awaitable[CommandOutcome]: ...
 
 
 @dataclass
@@ -63,7 +81,7 @@ class Services:
     """
 
     state: HomeState
-    submit: Callable[[Command], Awaitable[CommandOutcome]]
+    submit: Submit
     notify: Callable[[Notification], Awaitable[None]]
     now: Callable[[], datetime]
     clock: Clock = field(default_factory=SystemClock)
@@ -148,7 +166,7 @@ class RuleHome(RunGuard):
     it); a home made outside a run has neither."""
 
     # One per rule run (and per condition checked): slots, not a dict per instance.
-    __slots__ = ("_dry_run", "_runner", "_services", "event", "rule", "trace")
+    __slots__ = ("_dry_run", "_runner", "_services", "event", "first_stretch_at", "rule", "trace")
 
     scope: anyio.CancelScope | None = None  # a run's, once it waits (`runner.Run`)
 
@@ -168,6 +186,7 @@ class RuleHome(RunGuard):
         self._dry_run = dry_run
         self.trace = trace
         self._runner = runner
+        self.first_stretch_at: datetime | None = None  # see `runner.Run`
 
     def deadline(self) -> RunDeadline:
         """When the run times out (`runner.Run`); outside a run, nothing to extend."""
@@ -269,7 +288,7 @@ class RuleHome(RunGuard):
         with self:
             self.count_command()
             services, event = self._services, self.event
-            now = services.clock.now()
+            now = self.first_stretch_at or services.clock.now()
             found = services.state.find(target)
             ctx = event.context
             command = make_command(  # the fields in their declared order
@@ -286,7 +305,7 @@ class RuleHome(RunGuard):
                 self._dry_run,
                 None,
             )
-            outcome = await services.submit(command)
+            outcome = await services.submit(command, now, found)  # both of this stretch
             if self.trace is not None:
                 self.trace.steps.append(CommandStep(outcome, found[1].name if found else target))
             return outcome

@@ -61,7 +61,8 @@ class Run(RuleHome):
     """One admitted run of a rule: the home its condition and body get (one object per
     run), its trace, and its isolation (a home is its run's `RunGuard`: block budget,
     command count). Its deadline is made when first needed and its cancel scope when it
-    first waits: a run that never waits has neither."""
+    first waits: a run that never waits has neither. `first_stretch_at` is the wall-clock
+    reading its first stretch shares (see `core.clock`), None once it has waited."""
 
     __slots__ = (
         "_deadline",
@@ -94,6 +95,7 @@ class Run(RuleHome):
         self._dry_run = definition.dry_run
         self.trace = trace
         self._runner = runner
+        self.first_stretch_at = None  # set when it is about to start
         self.budget_s = budget_s
         self.max_commands = max_commands
         self.commands = 0
@@ -164,6 +166,7 @@ class Runner:
 
     async def _execute(self, r: Rule, event: Event, run: Run, state: RuleState, start: int) -> None:
         """A run in a task of its own (started while no events were being handled inline)."""
+        run.first_stretch_at = self.clock.now()  # admitted in an earlier stretch
         rest = self._begin(r, event, run, state, start)
         if rest is not None:
             await rest
@@ -183,6 +186,7 @@ class Runner:
         try:
             body = r.body(event, run) if start == 0 else _resumed(r, event, run, start)
             if not isinstance(body, CoroutineType):
+                run.first_stretch_at = None
                 return self._carry_on(r, event, run, state, body, None)
             done, waits_for = first_stretch(body, run, self._interrupter, self.blocking_s, run.slow)
         except (Exception, RuleStopped) as exc:
@@ -193,12 +197,14 @@ class Runner:
             self._release(r, run, state)
             raise
         if not done:
+            run.first_stretch_at = None  # it waits: later readings are fresh
             return self._carry_on(r, event, run, state, body, waits_for)
         if run.restarted:
             self._ended(r, event, run, None)
         else:  # `_ended`'s common case, and `trace.end`, inline: it ran
             trace = run.trace
-            trace.result, trace.reason, trace.finished_at = _RAN, "", self.clock.now()
+            finished = run.first_stretch_at or self.clock.now()
+            trace.result, trace.reason, trace.finished_at = _RAN, "", finished
         self._release(r, run, state)
         return None
 
@@ -248,19 +254,20 @@ class Runner:
     def _ended(self, r: Rule, event: Event, run: Run, error: BaseException | None) -> None:
         """Trace how the run ended (and count and log what went wrong)."""
         trace, timeout = run.trace, run.timeout_s
+        at = run.first_stretch_at or self.clock.now()
         if error is None:
             if run.restarted:
-                trace.end(Result.CANCELLED, "restarted by a newer trigger", self.clock.now())
+                trace.end(Result.CANCELLED, "restarted by a newer trigger", at)
             else:
-                trace.end(Result.RAN, "", self.clock.now())
+                trace.end(Result.RAN, "", at)
         elif isinstance(error, TimeoutError):
             self.stats[r.name].timeouts += 1
             log.error("rule timed out", rule=r.name, source=r.source, timeout_s=timeout)
-            trace.end(Result.TIMED_OUT, f"timed out after {timeout:g}s", self.clock.now())
+            trace.end(Result.TIMED_OUT, f"timed out after {timeout:g}s", at)
             if not run.timed_out and not isinstance(self.clock, SystemClock):
                 self.runaways.append((r.name, f"ran {timeout:g}s of real time"))
         elif isinstance(error, RuleStopped):
-            self._stopped(r, trace, error)
+            self._stopped(r, trace, error, at)
         else:
             self.stats[r.name].errors += 1
             log.error(
@@ -271,7 +278,7 @@ class Runner:
                 exc_info=error,
             )
             message = redact_text(f"{type(error).__name__}: {error}")
-            trace.end(Result.FAILED, message, self.clock.now())
+            trace.end(Result.FAILED, message, at)
         if error is not None:
             self._alarm_unsent(r, event, trace)
 
@@ -304,7 +311,7 @@ class Runner:
             queued_event, queued_trace = state.queue.popleft()
             self._launch(r, queued_event, queued_trace, state)
 
-    def _stopped(self, r: Rule, trace: Trace, stop: RuleStopped) -> None:
+    def _stopped(self, r: Rule, trace: Trace, stop: RuleStopped, at: datetime) -> None:
         """The run was stopped from inside: blocked past its budget, or a runaway."""
         self.stats[r.name].stopped += 1
         self.runaways.append((r.name, str(stop)))
@@ -320,7 +327,7 @@ class Runner:
             reason=str(stop),
         )
         result = Result.BLOCKED if blocked else Result.STOPPED
-        trace.end(result, str(stop), self.clock.now())
+        trace.end(result, str(stop), at)
 
     def _watch(self, deadline: RunDeadline, run: Run) -> None:
         """The timeout of a run on a virtual clock (tests, replay): a watchdog task."""

@@ -12,11 +12,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from functools import partial
 from typing import Any
 
 from roost.core.events import CommandOutcome, Event
-from roost.core.ids import new_id
+from roost.core.ids import next_number, spelled
 
 DEFAULT_PER_RULE = 100
 
@@ -77,7 +76,11 @@ class Trace:
     result: Result = Result.RUNNING
     reason: str = ""
     finished_at: datetime | None = None
-    id: str = field(default_factory=partial(new_id, "t"))
+    number: int = field(default_factory=next_number, repr=False)  # its id, spelled if read
+
+    @property
+    def id(self) -> str:
+        return spelled("t", self.number)
 
     def step(self, what: str, outcome: str, detail: str = "") -> None:
         self.steps.append(Step(what, outcome, detail))

@@ -52,7 +52,7 @@ from roost.core.model import (
 from roost.core.timers import TimerPersistence
 from roost.engine.engine import Engine, LoopLimits
 from roost.engine.loader import load_directory, load_file
-from roost.engine.rule_home import Services
+from roost.engine.rule_home import Found, Services
 from roost.engine.traces import Trace
 from roost.engine.windows import TagLimiter
 from roost.notify.notifier import Notification
@@ -357,8 +357,10 @@ async def simulate(
     dispatcher = Dispatcher(state, bus, echoes, limits or Limits(), dry_run=True, clock=clock)
     sim: SimulatedHome
 
-    async def submit(command: Command) -> CommandOutcome:
-        outcome = await dispatcher.submit(command)
+    async def submit(
+        command: Command, now: datetime | None = None, found: Found | None = None
+    ) -> CommandOutcome:
+        outcome = await dispatcher.submit(command, now, found)
         await sim._submitted(command, outcome)
         return outcome
 
