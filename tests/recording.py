@@ -51,6 +51,9 @@ class RecordingSink:
     def payload_health(self, account: str) -> PayloadHealth:
         return self.health.setdefault(account, PayloadHealth(account))
 
+    def home(self, account: str) -> Home:
+        return Home(account, {}, {})  # nothing restored
+
     def _wake(self) -> None:
         self._news.set()
         self._news = anyio.Event()

@@ -1,10 +1,13 @@
 """The store keeps the alarms roost pushed itself (notify/alerts.py), and a store that fails
 costs that memory only: every alarm push and its clearing still go out at once, and each
-failure is counted. A real SQLite store whose table is gone (a broken file, a bad restore)."""
+failure is counted. A real SQLite store whose table is gone (a broken file, a bad restore),
+and one whose reads another process holds up."""
 
 from __future__ import annotations
 
 import sqlite3
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pytest
 from roost.core.bus import Bus
 from roost.core.events import CoAlarm, Event
 from roost.core.model import AlarmState
+from roost.notify import alerts
 from roost.notify.alerts import Alerts
 from roost.notify.notifier import Notification
 from roost.store.sqlite import FILE_NAME, Store
@@ -104,5 +108,42 @@ async def test_the_kept_alarms_are_read_back_by_the_next_start(tmp_path: Path) -
         assert await again.restore() == 1
         assert await store.alarms_pushed() == [("home", "alarm-hallway", "co")]
         assert first.keep_errors == again.keep_errors == 0
+    finally:
+        store.close()
+
+
+# Another process holding SQLite's WAL read locks (bytes 123-127 of the -shm file, POSIX
+# locks as SQLite takes them), as a process checkpointing or recovering the log holds them:
+# no read can begin meanwhile. SQLite retries, then gives up after about 10 s.
+HOLD_READS = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 5, 123)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+async def test_a_store_held_up_at_start_costs_the_memory_not_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(alerts, "KEEP_READ_S", 1.0)
+    store = Store.open(tmp_path)
+    try:
+        await store.alarm_pushed_put("home", "alarm-hallway", "co")  # before the restart
+        shm = tmp_path / f"{FILE_NAME}-shm"
+        holder = await anyio.open_process([sys.executable, "-c", HOLD_READS, str(shm)])
+        async with holder:
+            assert holder.stdout is not None
+            assert (await holder.stdout.receive()).strip() == b"held"
+            watcher = Alerts(Bus(), store)
+            started = time.monotonic()
+            assert await watcher.restore() == 0  # the start goes on without the memory
+            took = time.monotonic() - started
+            holder.kill()
+        assert took < 5, f"restore took {took:.1f} s"  # bound 1 s; SQLite's own ~10 s
+        assert watcher.keep_errors == 1
+        with anyio.fail_after(30):  # the lock gone, the memory is whole for the next start
+            assert await store.alarms_pushed() == [("home", "alarm-hallway", "co")]
     finally:
         store.close()

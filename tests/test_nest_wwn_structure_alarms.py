@@ -99,6 +99,24 @@ def test_beside_a_visible_alarm_the_stand_in_holds_until_the_structure_clears() 
     assert STAND_IN not in inc(doc).devices
 
 
+def test_after_a_restart_the_stand_in_holds_and_clears_from_its_recalled_last_word() -> None:
+    """A new normalizer (roost restarted) told the stand-in's last word by the restored
+    home: the visible Protect having caught up meanwhile is no "cleared" (and no vanished
+    alarm), and the structure clearing is reported. Without it the stand-in was dropped."""
+    before = _stand_in(Normalizer("acct")(_beside_a_hidden_one(co="emergency")))
+    restored = Home("acct", {}, {STAND_IN: before})
+    inc = Normalizer("acct")
+    inc.recall(restored)
+    caught_up = _stand_in(inc(_beside_a_hidden_one(co="emergency", visible_co="emergency")))
+    assert caught_up.co is AlarmState.EMERGENCY
+    cleared = _stand_in(inc(_beside_a_hidden_one()))
+    assert (cleared.co, cleared.smoke) == (AlarmState.OK, AlarmState.OK)
+    late = Normalizer("acct")
+    late(_beside_a_hidden_one())
+    late.recall(restored)  # only before the first document: a live memory is not replaced
+    assert STAND_IN not in late(_beside_a_hidden_one()).devices
+
+
 def test_the_alarm_named_by_the_structure_but_absent_from_devices() -> None:
     doc = _fixture()
     doc["devices"]["smoke_co_alarms"] = {}

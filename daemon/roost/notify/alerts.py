@@ -49,6 +49,9 @@ Sounding = tuple[str, str, str]  # an alarm of a device: (account, device, "smok
 # A write of the kept alarms may take this long (then it is given up, and counted): a stop
 # waits for the queued ones, a hung store must not hold it.
 KEEP_WRITE_S = 5.0
+# Reading them back at start may take this long: then the start goes on without them (logged
+# and counted), as when the read fails; a store that hangs must not hold the alarms back.
+KEEP_READ_S = 5.0
 
 
 class PushedAlarms(Protocol):
@@ -199,13 +202,19 @@ class Alerts:
 
     async def restore(self) -> int:
         """Read back the alarms roost pushed itself before a restart (before the first
-        snapshot's events are decided: its clearing may be among them). How many."""
+        snapshot's events are decided: its clearing may be among them). How many; none if
+        the store failed or took over `KEEP_READ_S` (the start goes on without them)."""
         if self._kept is None:
             return 0
-        try:
-            rows = await self._kept.alarms_pushed()
-        except Exception as exc:  # fail open: without them, alarms are still pushed
-            self._keep_failed("read", exc)
+        rows: list[Sounding] | None = None
+        with anyio.move_on_after(KEEP_READ_S):
+            try:
+                rows = await self._kept.alarms_pushed()
+            except Exception as exc:  # fail open: without them, alarms are still pushed
+                self._keep_failed("read", exc)
+                return 0
+        if rows is None:
+            self._keep_failed("read", TimeoutError(f"over {KEEP_READ_S:g} s"))
             return 0
         self._pushed.update(rows)
         return len(rows)

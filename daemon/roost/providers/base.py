@@ -36,6 +36,10 @@ class ChangeSink(Protocol):
         """Where the account's unreadable fields and skipped payloads are reported (its
         "degraded" status and counts)."""
 
+    def home(self, account: str) -> Home:
+        """The account's home as last known (before its first snapshot: as restored from
+        the store at start, else empty)."""
+
 
 class Provider(Protocol):
     """One instance per account."""

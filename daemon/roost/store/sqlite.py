@@ -164,13 +164,29 @@ def _parse(value: str | None) -> datetime | None:
 
 
 def open_connection(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the database with owner-only permissions, and migrate it."""
+    """Open (creating if needed) the database with owner-only permissions, and migrate it.
+    The process's first connection to the file; any further one is `connect`'s."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        private_file(path)
+    except UnsafePath as exc:
+        raise StoreError(str(exc)) from None
+    conn = connect(path)
+    migrate(conn)
+    return conn
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the database, without opening the file outside SQLite: closing any
+    descriptor of the file drops every lock this process holds on it (POSIX record locks),
+    SQLite's too. Another process closing its connection (a `sqlite3` shell, a backup) then
+    took roost's connections for gone, checkpointed and deleted the -wal and -shm files, and
+    every later commit of roost went to a deleted file: lost to any reader and to the next
+    start."""
     # SQLite opens these by name, following links: a planted link would be written as root.
     siblings = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
     try:
         refuse_links(siblings)
-        private_file(path)
     except UnsafePath as exc:
         raise StoreError(str(exc)) from None
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -179,7 +195,6 @@ def open_connection(path: Path) -> sqlite3.Connection:
     # fsync per commit; a power cut may lose the last moments, never corrupt the file.
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
-    migrate(conn)
     return conn
 
 
@@ -235,13 +250,19 @@ class Store:
     def timer_persistence(self) -> StoredTimers:
         return StoreTimers(self.path)
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, work: Callable[[sqlite3.Connection], T], abandon: bool = False) -> T:
+        """`work` on the connection, in the store's thread. `abandon`: a caller that stops
+        waiting (a read it bounds) leaves the thread to finish alone; `_conn_lock` keeps
+        the connection that thread's until then."""
+
         def run(conn: sqlite3.Connection) -> T:
             with self._conn_lock:
                 self._write_versions(conn)  # whatever was reserved before this call lands first
                 return work(conn)
 
-        return await anyio.to_thread.run_sync(run, self._conn, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(
+            run, self._conn, limiter=self._limiter, abandon_on_cancel=abandon
+        )
 
     def _transaction(
         self, work: Callable[[sqlite3.Connection], T]
@@ -513,9 +534,11 @@ class Store:
     # ---- the alarms roost pushed itself -----------------------------------------------
 
     async def alarms_pushed(self) -> list[tuple[str, str, str]]:
-        """(account, device, "smoke" | "co") of each alarm roost pushed itself, not yet ok."""
+        """(account, device, "smoke" | "co") of each alarm roost pushed itself, not yet ok.
+        A caller may stop waiting (the start bounds it: `Alerts.restore`)."""
         rows = await self._run(
-            lambda c: c.execute("SELECT account, device, alarm FROM alarms_pushed").fetchall()
+            lambda c: c.execute("SELECT account, device, alarm FROM alarms_pushed").fetchall(),
+            abandon=True,
         )
         return [(str(r[0]), _key_read(r[1]), str(r[2])) for r in rows]
 
@@ -672,7 +695,7 @@ class StoreTimers:
     """
 
     def __init__(self, path: Path) -> None:
-        self._conn: sqlite3.Connection = open_connection(path)
+        self._conn: sqlite3.Connection = connect(path)  # the store opened the file
 
     def save(self, record: TimerRecord) -> None:
         with self._conn:

@@ -106,7 +106,8 @@ class Normalizer:
     while none of its alarms is visible as a device, so a token without the Protect devices
     still gets the alarm and its guards; beside visible ones, where they say more than those
     do (`_beside`). That stand-in remembers what it last said (an alarm it reported holds
-    until the structure clears), the one thing a full `normalize` cannot know.
+    until the structure clears), the one thing a full `normalize` cannot know; after a
+    restart, `recall` takes it from the home roost restored.
     """
 
     def __init__(self, account: str) -> None:
@@ -120,6 +121,18 @@ class Normalizer:
         self._stand_ins: dict[str, Device] = {}  # those in the home, by device id
         self._alarms_seen: _Section | None = None  # the alarm devices they were chosen for
         self.readings: list[Change] | None = None
+
+    def recall(self, home: Home) -> None:
+        """Before the first document: the stand-ins' last word from `home` (as restored
+        from the store), so that an alarm a stand-in reported before a restart still holds
+        beside a visible Protect catching up, and its clearing is reported, not dropped."""
+        if self._alarms_seen is None:
+            self._stand_ins = {
+                device.id: device
+                for device in home.devices.values()
+                if isinstance(device, SmokeCoAlarm)
+                and device.id == _stand_in_id(device.structure_id)
+            }
 
     def __call__(
         self,
@@ -672,7 +685,7 @@ def _structure_alarm(structure: Structure, f: Fields) -> SmokeCoAlarm | None:
     if all(f.raw(key, _GONE) is _GONE for key in ("smoke_alarm_state", "co_alarm_state")):
         return None  # a null state is reported, and unreadable: it fails open
     return SmokeCoAlarm(
-        id=f"{structure.id}:alarms",
+        id=_stand_in_id(structure.id),
         name=f"{structure.name} alarms",
         structure_id=structure.id,
         room=structure.name,  # where it sounds, as far as known: a push names a place
@@ -680,6 +693,10 @@ def _structure_alarm(structure: Structure, f: Fields) -> SmokeCoAlarm | None:
         co=f.enum("co_alarm_state", _ALARM, default="ok", fold=True),
         battery=None,  # a structure has no battery: unknown, not "ok"
     )
+
+
+def _stand_in_id(structure_id: str) -> str:
+    return f"{structure_id}:alarms"
 
 
 def _stand_ins(

@@ -95,12 +95,16 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
         self._redirected_base: httpx.URL | None = None
         self._document: Document | None = None
         self._normalize = Normalizer(self.account)
+        self._recalled = False  # the stand-ins' last word taken from the restored home
         self._parse = DeltaParser()  # each put is the whole home again: parse what changed
 
     # --- subscription ----------------------------------------------------------------------
 
     async def _subscription(self, sink: ChangeSink) -> None:
         """One connection: follow redirects by hand, then read the stream until it ends."""
+        if not self._recalled:
+            self._recalled = True
+            self._normalize.recall(sink.home(self.account))
         url = self._url("/")
         try:
             for _ in range(_MAX_REDIRECTS):
