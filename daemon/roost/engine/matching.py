@@ -43,6 +43,7 @@ class Entry:
     position: int  # the trigger's index in rule.triggers
     label: str
     stateful: bool  # a threshold or a hold: needs memory, off the fast path
+    filtered: bool  # filters to check (else every event it is indexed under matches it)
 
 
 @dataclass
@@ -72,7 +73,8 @@ def build_index(rules: Iterable[Rule]) -> Index:
     index: dict[str, dict[str, list[Entry]]] = defaultdict(lambda: defaultdict(list))
     for r in rules:
         for position, trigger in r.event_triggers():
-            entry = Entry(r, trigger, position, trigger.describe(), trigger.stateful)
+            label, stateful = trigger.describe(), trigger.stateful
+            entry = Entry(r, trigger, position, label, stateful, bool(trigger.filters))
             index[trigger.event.name][trigger.device or ANY_DEVICE].append(entry)
     slots = {}
     for name, by_device in index.items():
@@ -116,7 +118,7 @@ class Matching:
             if entry.stateful:
                 if not self._stateful(entry, event):
                     continue
-            elif not entry.trigger.matches(event):
+            elif entry.filtered and not entry.trigger.matches(event):
                 continue
             name = entry.rule.name
             if first is None:
