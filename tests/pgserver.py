@@ -2,6 +2,10 @@
 listening on 127.0.0.1 at a free port, run as an ordinary user (PostgreSQL refuses root).
 No system service is used or needed. Absent binaries skip the tests that need the server,
 unless REQUIRE_POSTGRES_TESTS=1 (set by .ci/run, which installs them): then they fail.
+
+The server is stopped by a watcher process that holds the reading end of a pipe whose writing
+end only the test process holds: however that process ends (finished, ^C, SIGKILL), the pipe
+closes and the watcher stops the server and deletes its directory.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,12 +64,17 @@ class PgServer:
             entry = pwd.getpwnam(self._user)
             os.chown(self.dir, entry.pw_uid, entry.pw_gid)
         self._names = itertools.count(1)
+        self._watcher: subprocess.Popen[bytes] | None = None
+
+    def _as_owner(self) -> dict[str, object]:
+        if self._user is None:
+            return {}
+        return {"user": self._user, "group": pwd.getpwnam(self._user).pw_gid}
 
     def _run(self, *args: str) -> None:
-        kwargs: dict[str, object] = {}
-        if self._user is not None:
-            kwargs = {"user": self._user, "group": pwd.getpwnam(self._user).pw_gid}
-        subprocess.run(args, check=True, capture_output=True, cwd=self.dir, timeout=120, **kwargs)  # type: ignore[call-overload]
+        subprocess.run(
+            args, check=True, capture_output=True, cwd=self.dir, timeout=120, **self._as_owner()
+        )  # type: ignore[call-overload]
 
     def start(self) -> None:
         data = self.dir / "data"
@@ -94,14 +104,26 @@ class PgServer:
             "-w",
             "start",
         )
+        self._watcher = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _WATCHER,
+                str(self.bindir / "pg_ctl"),
+                str(self.dir),
+                self._user or "",
+            ],
+            stdin=subprocess.PIPE,
+            start_new_session=True,  # a ^C to the tests must not stop it before the server
+        )
 
     def stop(self) -> None:
-        try:
-            self._run(
-                str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop"
-            )
-        finally:
+        """Close the watcher's pipe, as the end of this process would, and wait for it."""
+        if self._watcher is None or self._watcher.stdin is None:
             shutil.rmtree(self.dir, ignore_errors=True)
+            return
+        self._watcher.stdin.close()
+        self._watcher.wait(timeout=120)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -114,6 +136,19 @@ class PgServer:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         return self.url(name)
+
+
+# Runs in the watcher process: argv is pg_ctl, the server's directory, the user owning it ("" =
+# this user). It blocks until its stdin reaches end of file, then stops the server.
+_WATCHER = """
+import pwd, shutil, subprocess, sys
+pg_ctl, directory, user = sys.argv[1:4]
+owner = {"user": user, "group": pwd.getpwnam(user).pw_gid} if user else {}
+sys.stdin.buffer.read()
+subprocess.run([pg_ctl, "-D", directory + "/data", "-m", "immediate", "stop"],
+               capture_output=True, timeout=120, **owner)
+shutil.rmtree(directory, ignore_errors=True)
+"""
 
 
 def _user_exists(name: str) -> bool:

@@ -228,7 +228,9 @@ class Engine(Matching, Admission, Runner):
         """Store where a TOML run resumes after its delay, in case roost stops meanwhile."""
         delay_id = f"delay:{home.rule}:{new_id()}"
         due = self.clock.now() + timedelta(seconds=seconds)
-        payload = {"event": event_to_json(home.event), "step": resume_at}
+        r = self.rules.get(home.rule)
+        steps = r.steps_from(resume_at) if r is not None else ""
+        payload = {"event": event_to_json(home.event), "step": resume_at, "steps": steps}
         self.timers.persistence.save(
             TimerRecord(delay_id, home.rule, TimerKind.DELAY, due, payload)
         )
@@ -295,9 +297,7 @@ class Engine(Matching, Admission, Runner):
             return
         suffix = " (late: fell due while roost was down)" if late else ""
         if record.kind is TimerKind.DELAY:
-            event = event_from_json(record.payload["event"])
-            resumed = self._trace(r, "resumed after a delay (roost restarted)" + suffix, event)
-            self._launch(r, event, resumed, self._states[r.name], int(record.payload["step"]))
+            self._resume(r, record, suffix)
             return
         if record.kind in (TimerKind.HOLD, TimerKind.DEBOUNCE):
             trace = self._states[r.name].pending.pop(record.id, None)
@@ -317,6 +317,21 @@ class Engine(Matching, Admission, Runner):
             due_at=record.due_at,
         )
         self._triggered(r, event, trigger.describe() + suffix)
+
+    def _resume(self, r: Rule, record: TimerRecord, suffix: str) -> None:
+        """A TOML run's delay fell due after a restart: go on with its next step, unless the
+        rule's steps from there on were edited meanwhile (roost does not guess which of
+        the new steps the old run was at)."""
+        event = event_from_json(record.payload["event"])
+        step = int(record.payload["step"])
+        resumed = self._trace(r, "resumed after a delay (roost restarted)" + suffix, event)
+        saved = record.payload.get("steps")  # absent in records from before it was kept
+        if saved is not None and saved != r.steps_from(step):
+            reason = "the rule's steps after its delay were edited while it waited: not resumed"
+            log.warning("delayed run not resumed", rule=r.name, source=r.source, reason=reason)
+            resumed.end(Result.SKIPPED, reason, self.clock.now())
+            return
+        self._launch(r, event, resumed, self._states[r.name], step)
 
     def _reschedule(self, r: Rule, record: TimerRecord, trigger: Cron | Every) -> None:
         now = self.clock.now()

@@ -17,6 +17,7 @@ structure; conditions are the tables of `conditions.from_table`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +78,14 @@ def compile_rule(checked: CheckedRule, source: str) -> Rule:
     except RuleDefinitionError as exc:
         raise RuleProblems(spec.name, [((exc.key or "name",), str(exc))]) from None
     built.references = checked.references
+    built.step_texts = _step_texts(checked.table)
     return built
+
+
+def _step_texts(table: dict[str, Any]) -> tuple[str, ...]:
+    """Each `do` step as written, in one canonical text (key order and spacing aside)."""
+    steps = m.as_written(table)["do"]
+    return tuple(json.dumps(step, sort_keys=True, default=str) for step in steps)
 
 
 def problems_of(table: Any, spec: m.RuleTable | None) -> list[Problem]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -85,6 +86,9 @@ class Rule:
     # Runs the body from step N (TOML rules): what lets a run resume after a `delay` when
     # roost restarted meanwhile. A Python coroutine cannot be resumed that way.
     resume: Callable[[Any, Any, int], Awaitable[None]] | None = None
+    # Each step as written (TOML rules): a run resumed after a restart goes on only if the
+    # steps from its resume point on are still the ones it stopped in.
+    step_texts: tuple[str, ...] = ()
     # The device, room, structure and tag names it uses (for `roost check` against the home).
     references: tuple[Reference, ...] = ()
 
@@ -96,6 +100,10 @@ class Rule:
 
     def on_startup(self) -> bool:
         return any(isinstance(t, Startup) for t in self.triggers)
+
+    def steps_from(self, start: int) -> str:
+        """A digest of the steps a run resumed at step `start` would run."""
+        return hashlib.sha256("\x1e".join(self.step_texts[start:]).encode()).hexdigest()[:16]
 
 
 _collector: contextvars.ContextVar[list[Rule] | None] = contextvars.ContextVar(
