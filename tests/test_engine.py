@@ -121,6 +121,42 @@ async def test_from_filter_and_device_by_name(tmp_path: Path) -> None:
         assert sorted(n.title for n in w.notes) == ["first", "now 19.0", "now 19.5"]
 
 
+async def test_device_by_id_or_name_as_devices_come_and_names_change(tmp_path: Path) -> None:
+    """The index narrows the keys it reads as names as devices become known: a key that
+    is a later device's id matches it by id, and a name matches whichever device has it."""
+    py = """
+    from roost import rule, when
+
+    @rule(on=when("temperature", device="Den"))
+    async def den(event, home):
+        await home.notify(f"den {event.device} {event.new}")
+
+    @rule(on=when("temperature", device="t2"))
+    async def second(event, home):
+        await home.notify(f"t2 {event.new}")
+
+    @rule(on=when("temperature", device="Study"))
+    async def study(event, home):
+        await home.notify(f"study {event.device} {event.new}")
+    """
+    async with world(tmp_path, {"r.py": py}) as w:
+        await w.change(Change("t1", "ambient_c", 19.0))
+        study = replace(DEN, id="t2", name="Study")
+        devices = {"t1": DEN, "a1": HALL, "t2": study}
+        await w.state.snapshot("acct", Home("acct", {"s1": HOUSE}, devices), AT)
+        await w.change(Change("t2", "ambient_c", 17.0))
+        await w.change(Change("t1", "name", "Study"), Change("t2", "name", "Den"))
+        await w.change(Change("t1", "ambient_c", 19.5), Change("t2", "ambient_c", 17.5))
+        assert sorted(n.title for n in w.notes) == [
+            "den t1 19.0",
+            "den t2 17.5",
+            "study t1 19.5",
+            "study t2 17.0",
+            "t2 17.0",
+            "t2 17.5",
+        ]
+
+
 async def test_cooldown_suppresses_repeats(tmp_path: Path) -> None:
     py = """
     from roost import rule, when

@@ -191,8 +191,9 @@ class Engine(Matching, Admission, Runner):
             while ready or pending:
                 if not ready:
                     event = pending.popleft()
-                    if event.name in self._index:  # else no rule can match it
-                        self.handle(event)
+                    slot = self._index.get(event.name)
+                    if slot is not None and (slot.matches_any or event.device in slot.by_key):
+                        self.match(event, slot)  # else no rule can match it
                     continue
                 admitted = ready.popleft()
                 rest = self._begin(*admitted)

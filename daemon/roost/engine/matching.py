@@ -3,7 +3,11 @@ threshold crossings).
 
 Matching is synchronous and cheap: rules are indexed by event name and by device, so an
 event only meets the triggers that could match it, and nothing is allocated for the rules
-it does not match (an event no rule is indexed under costs one dictionary lookup).
+it does not match. An event no rule can match costs the lookup of its name and, when the
+rules of that name all name their device by id, of its device (`Slot.matches_any`).
+
+A trigger's `device` is a device's id or its name. A key that is some device's id is taken
+as that id only: the device's name is looked up only while some key may be a name.
 """
 
 from __future__ import annotations
@@ -39,18 +43,45 @@ class Entry:
     position: int  # the trigger's index in rule.triggers
     label: str
     stateful: bool  # a threshold or a hold: needs memory, off the fast path
+    filtered: bool  # filters to check (else every event it is indexed under matches it)
 
 
-Index = dict[str, dict[str, list[Entry]]]  # event name → device (or ANY_DEVICE) → entries
+@dataclass
+class Slot:
+    """The triggers on one event name, by the device they name."""
+
+    by_key: dict[str, list[Entry]]  # a device's id or name → entries
+    anywhere: list[Entry]  # triggers that name no device
+    # Keys not known to be a device's id: an event is also matched against these by its
+    # device's name. Every key until the first event about a device (the rules are loaded
+    # before the first snapshot); then the keys no device has as its id. A key stops being
+    # a name when an event about a device with that id comes.
+    names: set[str]
+    ids_checked: bool = False
+    # Every event of this name may match (a trigger on any device, or by a name); else only
+    # an event whose device is a key of `by_key`.
+    matches_any: bool = True
+
+    def settle(self) -> None:
+        self.matches_any = bool(self.anywhere or self.names)
+
+
+Index = dict[str, Slot]  # event name → its triggers
 
 
 def build_index(rules: Iterable[Rule]) -> Index:
     index: dict[str, dict[str, list[Entry]]] = defaultdict(lambda: defaultdict(list))
     for r in rules:
         for position, trigger in r.event_triggers():
-            entry = Entry(r, trigger, position, trigger.describe(), trigger.stateful)
+            label, stateful = trigger.describe(), trigger.stateful
+            entry = Entry(r, trigger, position, label, stateful, bool(trigger.filters))
             index[trigger.event.name][trigger.device or ANY_DEVICE].append(entry)
-    return {name: dict(by_device) for name, by_device in index.items()}
+    slots = {}
+    for name, by_device in index.items():
+        anywhere = by_device.pop(ANY_DEVICE, _NONE)
+        slots[name] = Slot(dict(by_device), anywhere, set(by_device))
+        slots[name].settle()
+    return slots
 
 
 class Matching:
@@ -77,17 +108,17 @@ class Matching:
             self, r: Rule, label: str, event: Event, now: datetime | None = None
         ) -> Trace: ...
 
-    def handle(self, event: Event) -> None:
-        by_device = self._index.get(event.name)
-        if by_device is None:
-            return
+    def match(self, event: Event, slot: Slot) -> None:
+        """Trigger the rules `event` fires, of those in `slot` (its name's). The caller
+        has already left out an event that cannot match (not `matches_any` and its device
+        no key)."""
         first: str | None = None  # a rule fires once per event, whichever triggers match
         fired: set[str] | None = None
-        for entry in self._candidates(event, by_device):
+        for entry in self._candidates(event, slot):
             if entry.stateful:
                 if not self._stateful(entry, event):
                     continue
-            elif not entry.trigger.matches(event):
+            elif entry.filtered and not entry.trigger.matches(event):
                 continue
             name = entry.rule.name
             if first is None:
@@ -100,21 +131,36 @@ class Matching:
                 fired.add(name)
             self._triggered(entry.rule, event, entry.label)
 
-    def _candidates(self, event: Event, by_device: dict[str, list[Entry]]) -> list[Entry]:
-        found = by_device.get(ANY_DEVICE, _NONE)
+    def _candidates(self, event: Event, slot: Slot) -> list[Entry]:
+        found = slot.anywhere
         device_id = event.device
         if device_id is None:
             return found
-        exact = by_device.get(device_id)
-        # Other keys may name this device by its name rather than its id.
-        others = len(by_device) - (found is not _NONE) - (exact is not None)
-        name = self.services.state.device_name(device_id) if others else None
-        named = by_device.get(name) if name is not None else None
+        exact = slot.by_key.get(device_id)
+        named = self._named(slot, device_id, exact is not None) if slot.names else None
         if named is None:
             if exact is None or found is _NONE:
                 return exact or found
             return [*found, *exact]
         return [*found, *(exact or ()), *named]
+
+    def _named(self, slot: Slot, device_id: str, is_key: bool) -> list[Entry] | None:
+        """The entries that name this device by its name (the keys that may be names are
+        narrowed to the names first, as devices become known)."""
+        names = slot.names
+        if not slot.ids_checked:
+            slot.ids_checked = True
+            state = self.services.state
+            names.difference_update([key for key in names if state.device(key) is not None])
+        elif is_key:
+            names.discard(device_id)  # the id of a device: no longer a name
+        slot.settle()
+        if not names:
+            return None
+        name = self.services.state.device_name(device_id)
+        if name is None or name == device_id or name not in names:
+            return None
+        return slot.by_key[name]
 
     def _stateful(self, entry: Entry, event: Event) -> bool:
         """Threshold crossings and holds. True when the rule should be triggered now."""
