@@ -20,9 +20,11 @@ A "change" is one `model.Change`: one attribute of one device taking a new value
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +33,7 @@ import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from common import ACCOUNT, build_devices, thermostat_id
+from common import ACCOUNT, build_devices, quiet_logging, thermostat_id
 from roost.commands.dispatch import Dispatcher
 from roost.commands.guards import Limits
 from roost.config.settings import Settings
@@ -326,3 +328,19 @@ async def engine_alone(
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         tg.cancel_scope.cancel()
     return runs / wall, runs / cpu
+
+
+def count_once(run: Callable[[int], Awaitable[None]], default: int, most: int) -> None:
+    """The main of a program to count under valgrind (`fire_once.py`, `unwatched_once.py`):
+    `run(N)` with N from the command line, no time limit (under valgrind on a busy machine a
+    run would hit it and count only part of the work), and the process ended at once after
+    (no teardown, no collections at exit over what the runs left behind)."""
+    global TIMEOUT_S
+    quiet_logging("warning")
+    TIMEOUT_S = 24 * 3600.0
+    changes = int(sys.argv[1]) if len(sys.argv) > 1 else default
+    if not 0 < changes <= most:
+        sys.exit(f"changes: 1 to {most}")
+    anyio.run(run, changes)
+    sys.stdout.flush()
+    os._exit(0)  # the run's check passed (it raises otherwise): skip teardown and exit work

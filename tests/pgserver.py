@@ -74,7 +74,7 @@ class PgServer:
     def _run(self, *args: str) -> None:
         subprocess.run(
             args, check=True, capture_output=True, cwd=self.dir, timeout=120, **self._as_owner()
-        )  # type: ignore[call-overload]
+        )
 
     def start(self) -> None:
         data = self.dir / "data"
