@@ -147,3 +147,51 @@ async def test_a_store_held_up_at_start_costs_the_memory_not_the_start(
             assert await store.alarms_pushed() == [("home", "alarm-hallway", "co")]
     finally:
         store.close()
+
+
+async def test_a_fleet_worker_takes_over_the_kept_alarms_of_the_accounts_it_gains(
+    tmp_path: Path,
+) -> None:
+    """Two workers on one store (SQLite here; the PostgreSQL one in tests/cluster): the one
+    that gains an account reads what its last owner kept, and forgets what it kept itself
+    about that account while it was away (cleared by the other since)."""
+    store = Store.open(tmp_path)
+    try:
+        await store.alarm_pushed_put("home", "alarm-hallway", "co")  # by its last owner
+        bus = Bus()
+        heir = Alerts(bus, store)
+        await store.alarm_pushed_put("other", "alarm-attic", "smoke")
+        assert await heir.adopt(["home"]) == 1
+        sent: list[Notification] = []
+
+        async def notify(alert: Notification) -> None:
+            sent.append(alert)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(heir.run, notify, no_rule)
+            await bus.publish([co(2, AlarmState.EMERGENCY, AlarmState.OK)])
+            with anyio.fail_after(5):
+                while ("home", "alarm-hallway", "co") in await store.alarms_pushed():
+                    await anyio.sleep(0.01)
+            # the account goes away and comes back; meanwhile its alarm sounded and cleared
+            # on the other worker, which pushed and forgot it
+            await bus.publish([co(3, AlarmState.OK, AlarmState.EMERGENCY)])
+            with anyio.fail_after(5):
+                while ("home", "alarm-hallway", "co") not in await store.alarms_pushed():
+                    await anyio.sleep(0.01)
+            await store.alarm_pushed_delete("home", "alarm-hallway", "co")
+            assert await heir.adopt(["home"]) == 0
+            await bus.publish([co(4, AlarmState.EMERGENCY, AlarmState.OK)])
+            await bus.publish([co(5, AlarmState.OK, AlarmState.WARNING)])  # a marker
+            with anyio.fail_after(5):
+                while len(sent) < 3:
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+    finally:
+        store.close()
+    assert [n.title for n in sent] == [
+        "CO cleared at alarm 'alarm-hallway'",
+        "CO emergency at alarm 'alarm-hallway'",
+        "CO warning at alarm 'alarm-hallway'",  # no second "cleared": the other worker's
+    ]
+    assert heir.keep_errors == 0

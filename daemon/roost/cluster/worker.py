@@ -11,7 +11,7 @@ vendor write; notifications are fenced by the store (roost.store.postgres.PgStor
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import anyio
@@ -36,6 +36,8 @@ log = structlog.get_logger(__name__)
 
 WHEEL_KINDS = ("hold", "debounce")  # (a delay resumes at the next start of its worker)
 Supervise = Callable[[Provider], Coroutine[Any, Any, None]]
+# Reads the alarms roost pushed itself about these accounts (`Alerts.adopt`).
+AdoptAlarms = Callable[[Sequence[str]], Awaitable[int]]
 
 
 def account_groups(names: Sequence[str], shared: Sequence[Sequence[str]]) -> dict[str, list[str]]:
@@ -63,8 +65,10 @@ class ClusterWorker:
         submit: Submit | None = None,
         timers: Timers | None = None,
         bus: Bus | None = None,
+        adopt_alarms: AdoptAlarms | None = None,
     ) -> None:
         self.worker = settings.worker
+        self._adopt_alarms = adopt_alarms
         self._bus = bus  # the dispatcher's outcomes, for fleet commands
         self._timers = timers
         self._submit = submit
@@ -132,6 +136,7 @@ class ClusterWorker:
         accounts = [a for g in live for a in self.groups[g]]
         await self._catch_up(accounts)
         await self._adopt_timers(accounts)
+        await self._adopt_kept_alarms(accounts)  # before a stream shows their clearing
         assert self._tg is not None
         for group in live:
             scope = self._scopes.get(group)
@@ -169,6 +174,15 @@ class ClusterWorker:
             self._timers.add(TimerRecord(timer_id, rule, TimerKind(kind), due_at, payload))
         if adopted:
             log.info("timers taken over", timers=len(adopted))
+
+    async def _adopt_kept_alarms(self, accounts: list[str]) -> None:
+        """The alarms roost pushed itself about these accounts, kept by their last owner
+        (its clearing is this worker's to push now)."""
+        if self._adopt_alarms is None or not accounts:
+            return
+        adopted = await self._adopt_alarms(accounts)
+        if adopted:
+            log.info("alarms roost pushed taken over", alarms=adopted)
 
     async def _serve(self, scope: anyio.CancelScope, accounts: Sequence[str]) -> None:
         assert self._supervise is not None
@@ -232,11 +246,14 @@ def attach(
     submit: Submit | None = None,
     timers: Timers | None = None,
     bus: Bus | None = None,
+    adopt_alarms: AdoptAlarms | None = None,
 ) -> ClusterWorker:
     """Make a runtime a fleet worker: its store fenced, its providers' writes fenced."""
     if not isinstance(store, PgStore):
         raise TypeError("a fleet worker needs the PostgreSQL store ([store] url)")
-    worker = ClusterWorker(settings, store, state, providers, password, submit, timers, bus)
+    worker = ClusterWorker(
+        settings, store, state, providers, password, submit, timers, bus, adopt_alarms
+    )
     for provider in providers:
         add_provider(worker.fenced(provider))
     return worker

@@ -18,7 +18,7 @@ open, it is never dropped or held back.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol
 
 import anyio
@@ -204,20 +204,36 @@ class Alerts:
         """Read back the alarms roost pushed itself before a restart (before the first
         snapshot's events are decided: its clearing may be among them). How many; none if
         the store failed or took over `KEEP_READ_S` (the start goes on without them)."""
+        rows = await self._read_kept()
+        self._pushed.update(rows)
+        return len(rows)
+
+    async def adopt(self, accounts: Collection[str]) -> int:
+        """Read again those of `accounts`, which this process now serves (a fleet worker
+        that gained them, before it streams them): their last owner may have pushed an
+        alarm roost must also say the clearing of. How many."""
+        owned = set(accounts)
+        rows = [row for row in await self._read_kept() if row[0] in owned]
+        self._pushed.difference_update([key for key in self._pushed if key[0] in owned])
+        self._pushed.update(rows)
+        return len(rows)
+
+    async def _read_kept(self) -> list[Sounding]:
+        """The kept alarms; none without a store, or if it failed or took too long (fail
+        open: without them, alarms are still pushed)."""
         if self._kept is None:
-            return 0
+            return []
         rows: list[Sounding] | None = None
         with anyio.move_on_after(KEEP_READ_S):
             try:
                 rows = await self._kept.alarms_pushed()
-            except Exception as exc:  # fail open: without them, alarms are still pushed
+            except Exception as exc:
                 self._keep_failed("read", exc)
-                return 0
+                return []
         if rows is None:
             self._keep_failed("read", TimeoutError(f"over {KEEP_READ_S:g} s"))
-            return 0
-        self._pushed.update(rows)
-        return len(rows)
+            return []
+        return rows
 
     def see(self, batch: Batch) -> None:
         for event in batch:

@@ -205,10 +205,12 @@ class Runtime:
     async def run(self, commands: Mapping[str, Handler] | None = None) -> None:
         """Run until cancelled. `commands`: more control-socket commands than the rules'
         (the service adds status, events, outbox, …)."""
-        # A fleet worker restores each group's accounts when it gains the group.
+        # A fleet worker restores each group's accounts, and the alarms roost pushed about
+        # them, when it gains the group.
         restored = await self.persister.restore() if self.cluster is None else 0
         self.engine.import_state(await self.store.rule_states())
-        pushed = await self.alerts.restore()  # before any snapshot: it may show a clearing
+        # before any snapshot: it may show a clearing
+        pushed = await self.alerts.restore() if self.cluster is None else 0
         log.info(
             "state restored",
             accounts=restored,
@@ -276,6 +278,7 @@ def cluster_worker(runtime: Runtime) -> ClusterWorker:
         runtime.dispatcher.submit,
         runtime.engine.timers,
         runtime.bus,
+        runtime.alerts.adopt,
     )
 
 
