@@ -195,3 +195,38 @@ async def test_a_fleet_worker_takes_over_the_kept_alarms_of_the_accounts_it_gain
         "CO warning at alarm 'alarm-hallway'",  # no second "cleared": the other worker's
     ]
     assert heir.keep_errors == 0
+
+
+async def test_a_postgres_store_held_up_at_start_costs_the_memory_and_stays_usable(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read given up (another session holds the table locked) is cancelled inside
+    psycopg: the start goes on at the bound, and the store's pooled connections still work
+    once the lock is gone."""
+    import psycopg
+
+    from roost.store.postgres import PgStore
+
+    monkeypatch.setattr(alerts, "KEEP_READ_S", 1.0)
+    store = PgStore(pg_url)
+    try:
+        await store.alarm_pushed_put("home", "alarm-hallway", "co")  # before the restart
+        with psycopg.connect(pg_url) as holder:
+            holder.execute("LOCK TABLE alarms_pushed IN ACCESS EXCLUSIVE MODE")
+            watcher = Alerts(Bus(), store)
+            started = time.monotonic()
+            with anyio.fail_after(10):  # (the lock is held until it returns)
+                assert await watcher.restore() == 0  # the start goes on without the memory
+            took = time.monotonic() - started
+            holder.rollback()
+        assert took < 3, f"restore took {took:.1f} s"
+        assert watcher.keep_errors == 1
+        with anyio.fail_after(10):  # the lock gone: reads and writes work again
+            await store.alarm_pushed_put("home", "alarm-bedroom", "smoke")
+            assert sorted(await store.alarms_pushed()) == [
+                ("home", "alarm-bedroom", "smoke"),
+                ("home", "alarm-hallway", "co"),
+            ]
+            assert await Alerts(Bus(), store).restore() == 2
+    finally:
+        await store.aclose()
