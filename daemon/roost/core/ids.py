@@ -16,20 +16,11 @@ _COUNTER = itertools.count(1)
 # as a trace's is (most traces are never read; spelling one was ~2.4k instructions a run).
 next_number = _COUNTER.__next__
 
-# Each kind's head ("c" + boot + "."), made once: an id is then its head and its number
-# joined (an f-string of the three parts formats the number the slow way, ~twice the cost).
-_HEADS: dict[str, str] = {}
-
-
-def _head(prefix: str) -> str:
-    head = _HEADS[prefix] = f"{prefix}{_BOOT}."
-    return head
-
 
 def new_id(prefix: str = "e") -> str:
-    return (_HEADS.get(prefix) or _head(prefix)) + str(next_number())
+    return f"{prefix}{_BOOT}.{next(_COUNTER)}"
 
 
 def spelled(prefix: str, number: int) -> str:
     """The id `new_id(prefix)` makes when the sequence is at `number`."""
-    return (_HEADS.get(prefix) or _head(prefix)) + str(number)
+    return f"{prefix}{_BOOT}.{number}"
