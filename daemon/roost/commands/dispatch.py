@@ -32,7 +32,7 @@ import anyio
 import structlog
 from anyio.abc import TaskGroup
 
-from roost.commands.guards import Limits, Refusal, WriteBudget, check
+from roost.commands.guards import Limits, Refusal, WriteBudget, check, clearly_passes
 from roost.commands.ratelimits import WriteThrottle
 from roost.core.bus import Bus
 from roost.core.clock import Clock, SystemClock
@@ -223,14 +223,19 @@ class Dispatcher:
     ) -> Refusal | None:
         """The guards' verdict on the house as it is now (`found`: the target's lookup).
         The neighbours the guards read are the smoke/CO alarms of the target's structure
-        (kept per structure by the state, so no guard check lists the whole structure)."""
-        recent = self._budget.recent(command.target, self._clock)
+        (kept per structure by the state, so no guard check lists the whole structure).
+        A setpoint in a quiet house is passed by the guards' passing path straight away;
+        anything else goes to the table (`check`), which says which guard refuses and why."""
+        budget = self._budget
+        recent = budget.count(command.target, self._clock.monotonic()) if budget.writes else 0
         if found is None:
             return check(command, None, [], self._limits, recent)
         account, entity = found
         structure = entity.id if isinstance(entity, Structure) else entity.structure_id
-        neighbours = self._state.alarms_in(account, structure)
-        return check(command, entity, neighbours, self._limits, recent)
+        alarms = self._state.alarms_in(account, structure)
+        if clearly_passes(command.action, entity, alarms, self._limits, recent):
+            return None
+        return check(command, entity, alarms, self._limits, recent)
 
     async def _refuse(
         self, command: Command, refusal: Refusal, stage: str, at: datetime | None = None
