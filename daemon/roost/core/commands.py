@@ -119,7 +119,9 @@ class SetHeat(Action):
         return {"heat_setpoint_c": self.celsius}
 
     def describe(self) -> str:
-        return _setpoint_text(_HEAT_TEXTS, "heat to {:g} °C", self.celsius)
+        celsius = self.celsius  # a text made before: one lookup, no call (see `_setpoint_text`)
+        made = _HEAT_TEXTS.get(celsius) if type(celsius) is float else None
+        return made or _setpoint_text(_HEAT_TEXTS, "heat to {:g} °C", celsius)
 
 
 @fast_init
@@ -131,7 +133,9 @@ class SetCool(Action):
         return {"cool_setpoint_c": self.celsius}
 
     def describe(self) -> str:
-        return _setpoint_text(_COOL_TEXTS, "cool to {:g} °C", self.celsius)
+        celsius = self.celsius
+        made = _COOL_TEXTS.get(celsius) if type(celsius) is float else None
+        return made or _setpoint_text(_COOL_TEXTS, "cool to {:g} °C", celsius)
 
 
 @fast_init
