@@ -37,13 +37,13 @@ from roost.commands.ratelimits import WriteThrottle
 from roost.core.bus import Bus
 from roost.core.clock import Clock, SystemClock
 from roost.core.commands import Command, CommandResult, FailureReason
-from roost.core.events import CommandOutcome, Outcome
+from roost.core.events import CommandOutcome, Outcome, deferred_outcome
 from roost.core.model import Device, Structure
 from roost.core.redact import redact_text
 from roost.host.log import enabled
 from roost.host.logfold import LogFold
 from roost.providers.base import Provider, write_limits
-from roost.state.echo import EchoTracker, Place, outcome_at, outcome_event
+from roost.state.echo import EchoTracker, Place, outcome_event
 from roost.state.home_state import HomeState
 
 log = structlog.get_logger(__name__)
@@ -151,7 +151,8 @@ class Dispatcher:
             else:
                 structure, device = entity.structure_id, entity.id
             at = now or self._clock.now()
-            event = outcome_at(command, _DRY_RUN_OUTCOME, at, structure, device, _DRY_RUN)
+            # its id and causation made only if read (see `DeferredOutcome`)
+            event = deferred_outcome(command, _DRY_RUN_OUTCOME, at, structure, device, _DRY_RUN)
             full = self._bus.offer([event])
             if full is not None:
                 await self._bus.overflow(full, [event])
