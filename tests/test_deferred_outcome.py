@@ -1,0 +1,72 @@
+"""A dry run's outcome makes its id and context only when read (`DeferredOutcome`): read,
+they are what an outcome made at once would hold (the command's causation, an id of the
+one sequence), the same every read, unique; in every other way it is that outcome."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import re
+from datetime import UTC, datetime, timedelta
+
+from roost.core.codec import event_json, event_to_dict
+from roost.core.commands import Command, SetHeat
+from roost.core.events import (
+    CommandOutcome,
+    Context,
+    DeferredOutcome,
+    Outcome,
+    deferred_outcome,
+)
+from roost.core.ids import new_id
+from roost.state.echo import outcome_at
+
+AT = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def command() -> Command:
+    return Command(
+        "c7", "acct", "t1", SetHeat(21.0), AT, AT + timedelta(minutes=5), "warm", "e3", "e1", 2
+    )
+
+
+def deferred() -> CommandOutcome:
+    return deferred_outcome(command(), Outcome.DRY_RUN, AT, "s1", "t1", "dry run: guards passed")
+
+
+def test_its_id_is_one_of_the_sequence_the_same_every_read_and_unique() -> None:
+    before, outcome, other, after = new_id(), deferred(), deferred(), new_id()
+    assert isinstance(outcome, DeferredOutcome)
+    first = outcome.id
+    assert first == outcome.id and first is outcome.id  # made once, kept
+    boot = before[1:].split(".")[0]
+    assert re.fullmatch(rf"e{boot}\.\d+", first)
+    numbers = [int(i.rsplit(".", 1)[1]) for i in (before, first, other.id, after)]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 4  # taken when made
+
+
+def test_its_context_is_the_commands_causation() -> None:
+    outcome = deferred()
+    assert outcome.context == Context("c7", "e1", "warm", False, 2)
+    assert outcome.context is outcome.context
+
+
+def test_it_is_the_outcome_an_eager_one_would_be() -> None:
+    outcome = deferred()
+    eager = outcome_at(command(), Outcome.DRY_RUN, AT, "s1", "t1", "dry run: guards passed")
+    assert type(eager) is CommandOutcome
+    same_id = dataclasses.replace(eager, id=outcome.id)
+    assert outcome == same_id and same_id == outcome and hash(outcome) == hash(same_id)
+    assert outcome != eager  # another id
+    assert event_to_dict(outcome) == event_to_dict(same_id)
+    assert event_json(outcome) == event_json(same_id)
+    assert pickle.loads(pickle.dumps(outcome)) == outcome
+    assert dataclasses.replace(outcome, reason="x").reason == "x"
+
+
+def test_unread_it_is_read_as_any_outcome_when_encoded() -> None:
+    """An outcome nobody read yet is journaled with its id and context (made then)."""
+    body = event_to_dict(deferred())
+    assert body["context"]["causation"] == "c7"
+    assert body["id"].startswith("e")
+    assert "_number" not in body and "_made_for" not in body
