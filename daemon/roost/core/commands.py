@@ -119,9 +119,7 @@ class SetHeat(Action):
         return {"heat_setpoint_c": self.celsius}
 
     def describe(self) -> str:
-        celsius = self.celsius  # a text made before: one lookup, no call (see `_setpoint_text`)
-        made = _HEAT_TEXTS.get(celsius) if type(celsius) is float else None
-        return made or _setpoint_text(_HEAT_TEXTS, "heat to {:g} °C", celsius)
+        return _setpoint_text(_HEAT_TEXTS, "heat to {:g} °C", self.celsius)
 
 
 @fast_init
@@ -133,9 +131,7 @@ class SetCool(Action):
         return {"cool_setpoint_c": self.celsius}
 
     def describe(self) -> str:
-        celsius = self.celsius
-        made = _COOL_TEXTS.get(celsius) if type(celsius) is float else None
-        return made or _setpoint_text(_COOL_TEXTS, "cool to {:g} °C", celsius)
+        return _setpoint_text(_COOL_TEXTS, "cool to {:g} °C", self.celsius)
 
 
 @fast_init
