@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from roost.core.codec import event_json, event_to_dict
-from roost.core.commands import Command, SetHeat
+from roost.core.commands import Command, DeferredCommand, SetHeat, rule_command
 from roost.core.events import (
     CommandOutcome,
     Context,
@@ -38,11 +38,13 @@ def test_its_id_is_one_of_the_sequence_the_same_every_read_and_unique() -> None:
     before, outcome, other, after = new_id(), deferred(), deferred(), new_id()
     assert isinstance(outcome, DeferredOutcome)
     first = outcome.id
-    assert first == outcome.id and first is outcome.id  # made once, kept
+    assert first == outcome.id
+    assert first is outcome.id
     boot = before[1:].split(".")[0]
     assert re.fullmatch(rf"e{boot}\.\d+", first)
     numbers = [int(i.rsplit(".", 1)[1]) for i in (before, first, other.id, after)]
-    assert numbers == sorted(numbers) and len(set(numbers)) == 4  # taken when made
+    assert numbers == sorted(numbers)
+    assert len(set(numbers)) == 4
 
 
 def test_its_context_is_the_commands_causation() -> None:
@@ -56,7 +58,9 @@ def test_it_is_the_outcome_an_eager_one_would_be() -> None:
     eager = outcome_at(command(), Outcome.DRY_RUN, AT, "s1", "t1", "dry run: guards passed")
     assert type(eager) is CommandOutcome
     same_id = dataclasses.replace(eager, id=outcome.id)
-    assert outcome == same_id and same_id == outcome and hash(outcome) == hash(same_id)
+    assert outcome == same_id
+    assert same_id == outcome
+    assert hash(outcome) == hash(same_id)
     assert outcome != eager  # another id
     assert event_to_dict(outcome) == event_to_dict(same_id)
     assert event_json(outcome) == event_json(same_id)
@@ -69,4 +73,25 @@ def test_unread_it_is_read_as_any_outcome_when_encoded() -> None:
     body = event_to_dict(deferred())
     assert body["context"]["causation"] == "c7"
     assert body["id"].startswith("e")
-    assert "_number" not in body and "_made_for" not in body
+    assert "_number" not in body
+    assert "_made_for" not in body
+
+
+def test_a_rule_command_spells_its_id_once_when_read() -> None:
+    before = new_id("c")
+    made = rule_command("acct", "t1", SetHeat(21.0), AT, AT, "warm", "e3", "e1", 2, True)
+    outcome = deferred_outcome(made, Outcome.DRY_RUN, AT, "s1", "t1", "dry")
+    after = new_id("c")
+    assert isinstance(made, DeferredCommand)
+    assert outcome.command == made.id  # the outcome reads the command's id when read
+    assert made.id is made.id
+    assert outcome.context.causation == made.id
+    numbers = [int(i.rsplit(".", 1)[1]) for i in (before, made.id, outcome.id, after)]
+    assert numbers == sorted(numbers)
+    assert made.id.startswith("c")
+    plain = Command(made.id, "acct", "t1", SetHeat(21.0), AT, AT, "warm", "e3", "e1", 2, True)
+    assert made == plain
+    assert plain == made
+    assert hash(made) == hash(plain)
+    assert dataclasses.replace(made, writer=("w", 1)).id == made.id
+    assert dataclasses.replace(made, writer=("w", 1)).writer == ("w", 1)

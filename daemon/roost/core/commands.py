@@ -9,13 +9,15 @@ supersedes an older one still waiting (`supersedes`: the last setpoint wins).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from roost.core.fastinit import fast_init, positional
+from roost.core.fastinit import fast_init, positional, stand_in
+from roost.core.ids import next_number, spelled
 from roost.core.model import Presence, ThermostatMode
 
 
@@ -207,6 +209,67 @@ _Text = str | None
 make_command: Callable[
     [str, str, str, Action, datetime, datetime, _Text, _Text, _Text, int, bool, None], Command
 ] = positional(Command)
+
+
+class DeferredCommand(Command):
+    """A rule's `Command` whose id is spelled when first read, from the number taken when
+    it was made (`rule_command`): a dry run's command is never read by id (spelling it was
+    ~1.8k instructions a rule run). Spelled once and kept, so every read gives the same
+    string, unique as `new_id("c")`'s; in every other way a `Command` (equal to one with
+    the same fields)."""
+
+    __slots__ = ("_number",)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only the unset id comes here (a slot not set yet raises AttributeError).
+        if name != "id":
+            raise AttributeError(name)
+        value = spelled("c", self._number)
+        object.__setattr__(self, "id", value)  # the slot: read directly from now on
+        return value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Command):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in _COMMAND_FIELDS)
+
+    __hash__ = Command.__hash__
+
+
+_COMMAND_FIELDS = tuple(f.name for f in dataclasses.fields(Command))
+_DEFERRED_BUILDING = stand_in(DeferredCommand)
+_new = object.__new__
+
+
+def rule_command(
+    account: str,
+    target: str,
+    action: Action,
+    issued_at: datetime,
+    deadline: datetime,
+    rule: str | None,
+    cause: str | None,
+    correlation: str | None,
+    depth: int,
+    dry_run: bool,
+) -> Command:
+    """`make_command` for a rule's command (no writer yet), its id spelled if read."""
+    made = _new(_DEFERRED_BUILDING)
+    made._number = next_number()
+    made.account = account
+    made.target = target
+    made.action = action
+    made.issued_at = issued_at
+    made.deadline = deadline
+    made.rule = rule
+    made.cause = cause
+    made.correlation = correlation
+    made.depth = depth
+    made.dry_run = dry_run
+    made.writer = None
+    made.__class__ = DeferredCommand
+    command: Command = made
+    return command
 
 
 class FailureReason(StrEnum):

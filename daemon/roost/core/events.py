@@ -358,9 +358,10 @@ make_context: Callable[[str | None, str | None, str | None, bool, int], Context]
 
 
 class DeferredOutcome(CommandOutcome):
-    """A `CommandOutcome` whose `id` and `context` are made when first read, from its
-    command and the id's number taken when it was made: most outcomes of a dry run are
-    read by nobody (making both was ~4k instructions a rule run). Each is made once and
+    """A `CommandOutcome` whose `id`, `context` and `command` (the command's id) are made
+    when first read, from its command and the id's number taken when it was made: most
+    outcomes of a dry run are read by nobody (making them was ~4k instructions a rule run,
+    and reading the command's id would spell it: see `DeferredCommand`). Each is made once and
     kept, so every read gives the same value (and the id is unique, as `new_id`'s). Made
     by `deferred_outcome`; in every other way a `CommandOutcome` (equal to one with the
     same fields)."""
@@ -374,6 +375,8 @@ class DeferredOutcome(CommandOutcome):
         elif name == "context":
             c: Command = self._made_for
             value = make_context(c.id, c.correlation, c.rule, False, c.depth)
+        elif name == "command":
+            value = self._made_for.id
         else:
             raise AttributeError(name)
         object.__setattr__(self, name, value)  # the slot: read directly from now on
@@ -401,7 +404,7 @@ def deferred_outcome(
     reason: str,
 ) -> CommandOutcome:
     """The outcome of `command` decided at once (a dry run), as `make_outcome` would make
-    it with a new id and the command's causation, both made when first read."""
+    it with a new id and the command's causation, made when first read."""
     made = _new(_DEFERRED_BUILDING)
     made._made_for = command
     made._number = next_number()
@@ -409,7 +412,6 @@ def deferred_outcome(
     made.account = command.account
     made.structure = structure
     made.device = device
-    made.command = command.id
     made.action = command.action.describe()
     made.outcome = outcome
     made.rule = command.rule
