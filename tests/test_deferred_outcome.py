@@ -9,8 +9,16 @@ import pickle
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from roost.core.codec import event_json, event_to_dict
-from roost.core.commands import Command, DeferredCommand, SetHeat, rule_command
+from roost.core.commands import (
+    RULE_COMMAND_DEADLINE,
+    Command,
+    DeferredCommand,
+    SetHeat,
+    rule_command,
+)
 from roost.core.events import (
     CommandOutcome,
     Context,
@@ -79,7 +87,7 @@ def test_unread_it_is_read_as_any_outcome_when_encoded() -> None:
 
 def test_a_rule_command_spells_its_id_once_when_read() -> None:
     before = new_id("c")
-    made = rule_command("acct", "t1", SetHeat(21.0), AT, AT, "warm", "e3", "e1", 2, True)
+    made = rule_command("acct", "t1", SetHeat(21.0), AT, "warm", "e3", "e1", 2, True)
     outcome = deferred_outcome(made, Outcome.DRY_RUN, AT, "s1", "t1", "dry")
     after = new_id("c")
     assert isinstance(made, DeferredCommand)
@@ -89,9 +97,26 @@ def test_a_rule_command_spells_its_id_once_when_read() -> None:
     numbers = [int(i.rsplit(".", 1)[1]) for i in (before, made.id, outcome.id, after)]
     assert numbers == sorted(numbers)
     assert made.id.startswith("c")
-    plain = Command(made.id, "acct", "t1", SetHeat(21.0), AT, AT, "warm", "e3", "e1", 2, True)
+    assert made.deadline == AT + RULE_COMMAND_DEADLINE
+    assert made.deadline is made.deadline
+    plain = Command(
+        made.id, "acct", "t1", SetHeat(21.0), AT, made.deadline, "warm", "e3", "e1", 2, True
+    )
     assert made == plain
     assert plain == made
     assert hash(made) == hash(plain)
     assert dataclasses.replace(made, writer=("w", 1)).id == made.id
     assert dataclasses.replace(made, writer=("w", 1)).writer == ("w", 1)
+
+
+def test_unread_fields_are_made_on_copy_and_pickle() -> None:
+    made = rule_command("acct", "t1", SetHeat(21.0), AT, "warm", "e3", "e1", 2, True)
+    outcome = deferred_outcome(made, Outcome.DRY_RUN, AT, "s1", "t1", "dry")
+    copied = pickle.loads(pickle.dumps(outcome))  # reads every field: makes them
+    assert copied == outcome
+    assert copied.action == "heat to 21 °C" == outcome.action
+    assert pickle.loads(pickle.dumps(made)) == made
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        outcome.id = "x"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.id = "x"  # type: ignore[misc]

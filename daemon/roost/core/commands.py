@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from roost.core.deferred import Deferred
 from roost.core.fastinit import fast_init, positional, stand_in
 from roost.core.ids import next_number, spelled
 from roost.core.model import Presence, ThermostatMode
@@ -213,20 +214,13 @@ make_command: Callable[
 
 class DeferredCommand(Command):
     """A rule's `Command` whose id is spelled when first read, from the number taken when
-    it was made (`rule_command`): a dry run's command is never read by id (spelling it was
-    ~1.8k instructions a rule run). Spelled once and kept, so every read gives the same
-    string, unique as `new_id("c")`'s; in every other way a `Command` (equal to one with
-    the same fields)."""
+    it was made (`rule_command`), and whose deadline is worked out when first read: a dry
+    run's command is never read by either (see `core.deferred`). Each is made once and
+    kept, so every read gives the same value (the id unique, as `new_id("c")`'s); in every
+    other way a `Command` (equal to one with the same fields)."""
 
     __slots__ = ("_number",)
-
-    def __getattr__(self, name: str) -> Any:
-        # Only the unset id comes here (a slot not set yet raises AttributeError).
-        if name != "id":
-            raise AttributeError(name)
-        value = spelled("c", self._number)
-        object.__setattr__(self, "id", value)  # the slot: read directly from now on
-        return value
+    _number: int
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Command):
@@ -236,6 +230,20 @@ class DeferredCommand(Command):
     __hash__ = Command.__hash__
 
 
+def _spell(command: DeferredCommand) -> str:
+    return spelled("c", command._number)
+
+
+def _deadline(command: DeferredCommand) -> datetime:
+    return command.issued_at + RULE_COMMAND_DEADLINE
+
+
+# Set on the class after it is made: the dataclass machinery of `Command` is not redone.
+DeferredCommand.id = Deferred(Command.__dict__["id"], _spell)  # type: ignore[assignment]
+DeferredCommand.deadline = Deferred(Command.__dict__["deadline"], _deadline)  # type: ignore[assignment]
+
+
+RULE_COMMAND_DEADLINE = timedelta(minutes=5)  # a rule's command not sent by then is stale
 _COMMAND_FIELDS = tuple(f.name for f in dataclasses.fields(Command))
 _DEFERRED_BUILDING = stand_in(DeferredCommand)
 _new = object.__new__
@@ -246,21 +254,20 @@ def rule_command(
     target: str,
     action: Action,
     issued_at: datetime,
-    deadline: datetime,
     rule: str | None,
     cause: str | None,
     correlation: str | None,
     depth: int,
     dry_run: bool,
 ) -> Command:
-    """`make_command` for a rule's command (no writer yet), its id spelled if read."""
+    """`make_command` for a rule's command (no writer yet), its id spelled if read and its
+    deadline `RULE_COMMAND_DEADLINE` after `issued_at`."""
     made = _new(_DEFERRED_BUILDING)
     made._number = next_number()
     made.account = account
     made.target = target
     made.action = action
     made.issued_at = issued_at
-    made.deadline = deadline
     made.rule = rule
     made.cause = cause
     made.correlation = correlation

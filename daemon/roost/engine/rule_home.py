@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
@@ -45,7 +45,6 @@ from roost.rules.surface import (
 )
 from roost.state.home_state import Entity, HomeState
 
-COMMAND_DEADLINE = timedelta(minutes=5)
 T = TypeVar("T")
 
 
@@ -295,7 +294,6 @@ class RuleHome(RunGuard):
                 target,
                 action,
                 now,
-                now + COMMAND_DEADLINE,
                 self.rule,
                 event.id,
                 ctx.correlation or event.id,
