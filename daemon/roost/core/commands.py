@@ -125,6 +125,21 @@ class SetHeat(Action):
         return _setpoint_text(_HEAT_TEXTS, "heat to {:g} °C", self.celsius)
 
 
+# One `SetHeat` per setpoint a rule asks for (an action is immutable: one object serves
+# every command that asks for the same value; rules ask for a handful of values).
+HEAT_ACTIONS: dict[float, SetHeat] = {}
+
+
+def heat_action(celsius: float) -> SetHeat:
+    """`SetHeat(float(celsius))`, kept in `HEAT_ACTIONS` for a plain float (not ±0.0,
+    whose texts differ under one key, nor NaN, which never matches one)."""
+    value = float(celsius)
+    action = SetHeat(value)
+    if type(celsius) is float and value and value == value and len(HEAT_ACTIONS) < _TEXTS_KEPT:
+        HEAT_ACTIONS[value] = action
+    return action
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class SetCool(Action):
