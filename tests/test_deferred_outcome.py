@@ -17,6 +17,7 @@ from roost.core.commands import (
     Command,
     DeferredCommand,
     SetHeat,
+    plain_command,
     rule_command,
 )
 from roost.core.events import (
@@ -120,3 +121,11 @@ def test_unread_fields_are_made_on_copy_and_pickle() -> None:
         outcome.id = "x"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.id = "x"  # type: ignore[misc]
+
+
+def test_a_queued_command_is_a_plain_one_with_the_same_fields() -> None:
+    made = rule_command("acct", "t1", SetHeat(21.0), AT, "warm", "e3", "e1", 2, False)
+    queued = plain_command(made)
+    assert type(queued) is Command
+    assert dataclasses.astuple(queued) == dataclasses.astuple(made)
+    assert plain_command(queued) is queued

@@ -36,7 +36,7 @@ from roost.commands.guards import Limits, Refusal, WriteBudget, check, clearly_p
 from roost.commands.ratelimits import WriteThrottle
 from roost.core.bus import Bus
 from roost.core.clock import Clock, SystemClock
-from roost.core.commands import Command, CommandResult, FailureReason
+from roost.core.commands import Command, CommandResult, FailureReason, plain_command
 from roost.core.events import CommandOutcome, Outcome, deferred_outcome
 from roost.core.model import Device, Structure
 from roost.core.redact import redact_text
@@ -157,6 +157,7 @@ class Dispatcher:
             if full is not None:
                 await self._bus.overflow(full, [event])
             return event
+        command = plain_command(command)  # to the queue: its fields are read from here on
         if command.account not in self._providers:
             return await self._publish(
                 command,

@@ -294,6 +294,14 @@ def rule_command(
     return command
 
 
+def plain_command(command: Command) -> Command:
+    """`command` as a plain `Command`, every field made: for one read often (a queued
+    one), each read of a deferred field being a call."""
+    if type(command) is Command:
+        return command
+    return Command(*(getattr(command, name) for name in _COMMAND_FIELDS))
+
+
 class FailureReason(StrEnum):
     """A vendor error, mapped to what it means for the command."""
 
