@@ -1,4 +1,4 @@
-"""The guards' passing path (one per setpoint kind, `guards._clearly_passes`) answers
+"""The guards' passing path (one per setpoint kind, `guards.clearly_passes`) answers
 exactly as the table of guards does: it passes a command only when every guard passes
 it, whatever odd values the house holds, and otherwise leaves the verdict (and its
 reason) to the table. Checked against the table itself (`check` given a copy of
@@ -131,12 +131,12 @@ def test_each_guard_still_refuses_through_check(
     assert refusal is not None
     assert refusal.guard == guard
     assert refusal == check(command(action), target or t, around, Limits(), recent, TABLE)
-    assert not guards._clearly_passes(action, target or t, around, Limits(), recent)
+    assert not guards.clearly_passes(action, target or t, around, Limits(), recent)
 
 
 def test_a_quiet_setpoint_takes_the_passing_path() -> None:
     """The common command is decided by the passing path (what the hot path relies on)."""
     t = thermostat(mode=ThermostatMode.HEAT)
-    assert guards._clearly_passes(SetHeat(21.0), t, [alarm()], Limits(), 0)
-    assert guards._clearly_passes(SetCool(24.0), t, [alarm()], Limits(), 0)
+    assert guards.clearly_passes(SetHeat(21.0), t, [alarm()], Limits(), 0)
+    assert guards.clearly_passes(SetCool(24.0), t, [alarm()], Limits(), 0)
     assert check(command(SetHeat(21.0)), t, [alarm()], Limits()) is None

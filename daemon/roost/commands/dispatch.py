@@ -32,18 +32,18 @@ import anyio
 import structlog
 from anyio.abc import TaskGroup
 
-from roost.commands.guards import Limits, Refusal, WriteBudget, check
+from roost.commands.guards import Limits, Refusal, WriteBudget, check, clearly_passes
 from roost.commands.ratelimits import WriteThrottle
 from roost.core.bus import Bus
 from roost.core.clock import Clock, SystemClock
-from roost.core.commands import Command, CommandResult, FailureReason
-from roost.core.events import CommandOutcome, Outcome
+from roost.core.commands import Command, CommandResult, FailureReason, plain_command
+from roost.core.events import CommandOutcome, Outcome, deferred_outcome
 from roost.core.model import Device, Structure
 from roost.core.redact import redact_text
 from roost.host.log import enabled
 from roost.host.logfold import LogFold
 from roost.providers.base import Provider, write_limits
-from roost.state.echo import EchoTracker, Place, outcome_at, outcome_event
+from roost.state.echo import EchoTracker, Place, outcome_event
 from roost.state.home_state import HomeState
 
 log = structlog.get_logger(__name__)
@@ -151,11 +151,13 @@ class Dispatcher:
             else:
                 structure, device = entity.structure_id, entity.id
             at = now or self._clock.now()
-            event = outcome_at(command, _DRY_RUN_OUTCOME, at, structure, device, _DRY_RUN)
+            # its id and causation made only if read (see `DeferredOutcome`)
+            event = deferred_outcome(command, _DRY_RUN_OUTCOME, at, structure, device, _DRY_RUN)
             full = self._bus.offer([event])
             if full is not None:
                 await self._bus.overflow(full, [event])
             return event
+        command = plain_command(command)  # to the queue: its fields are read from here on
         if command.account not in self._providers:
             return await self._publish(
                 command,
@@ -223,14 +225,19 @@ class Dispatcher:
     ) -> Refusal | None:
         """The guards' verdict on the house as it is now (`found`: the target's lookup).
         The neighbours the guards read are the smoke/CO alarms of the target's structure
-        (kept per structure by the state, so no guard check lists the whole structure)."""
-        recent = self._budget.recent(command.target, self._clock)
+        (kept per structure by the state, so no guard check lists the whole structure).
+        A setpoint in a quiet house is passed by the guards' passing path straight away;
+        anything else goes to the table (`check`), which says which guard refuses and why."""
+        budget = self._budget
+        recent = budget.count(command.target, self._clock.monotonic()) if budget.writes else 0
         if found is None:
             return check(command, None, [], self._limits, recent)
         account, entity = found
         structure = entity.id if isinstance(entity, Structure) else entity.structure_id
-        neighbours = self._state.alarms_in(account, structure)
-        return check(command, entity, neighbours, self._limits, recent)
+        alarms = self._state.alarms_in(account, structure)
+        if clearly_passes(command.action, entity, alarms, self._limits, recent):
+            return None
+        return check(command, entity, alarms, self._limits, recent)
 
     async def _refuse(
         self, command: Command, refusal: Refusal, stage: str, at: datetime | None = None

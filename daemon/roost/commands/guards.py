@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from roost.core.clock import Clock
 from roost.core.commands import (
     Action,
     Command,
@@ -407,10 +406,11 @@ class WriteBudget:
     """Writes sent per device in the last hour (a sliding window on a monotonic clock)."""
 
     window_s: float = 3600.0
-    _writes: dict[str, deque[float]] = field(default_factory=dict)
+    # device → its write times; empty until a first write (then every count is 0 unread)
+    writes: dict[str, deque[float]] = field(default_factory=dict)
 
     def count(self, device: str, now: float) -> int:
-        stamps = self._writes.get(device)
+        stamps = self.writes.get(device)
         if not stamps:
             return 0
         horizon = now - self.window_s
@@ -418,18 +418,14 @@ class WriteBudget:
             stamps.popleft()
         return len(stamps)
 
-    def recent(self, device: str, clock: Clock) -> int:
-        """`count` now on `clock` (read only if the device has had writes)."""
-        return self.count(device, clock.monotonic()) if self._writes.get(device) else 0
-
     def record(self, device: str, now: float) -> None:
-        self._writes.setdefault(device, deque()).append(now)
+        self.writes.setdefault(device, deque()).append(now)
 
 
 # ---- the passing path, for a heat or a cool setpoint ---------------------------------
 # A setpoint to a thermostat in a quiet house passes every guard, and reading that through
 # the table (a Subject, ten calls, a `try` per guard) was most of a check's cost.
-# `_clearly_passes` reads what the table's guards read and says True only when every one
+# `clearly_passes` reads what the table's guards read and says True only when every one
 # of them passes with nothing unknown. Anything else (a value out of bounds, unknown or not a
 # plain float, an alarm, a lock, heat-cool mode, an exception) goes to the table, which
 # refuses or passes it and says why: this path never refuses and never passes more.
@@ -439,7 +435,7 @@ _HEAT_COOL = ThermostatMode.HEAT_COOL  # read once: a member read through its en
 _OK = AlarmState.OK
 
 
-def _clearly_passes(
+def clearly_passes(
     action: Action, t: Structure | Device | None, around: list[Device], lim: Limits, recent: int
 ) -> bool:
     """A heat or a cool setpoint (no other kind has a passing path) passes every guard."""
@@ -494,7 +490,7 @@ def check(
     if (
         guards is GUARDS
         and type(neighbours) is list
-        and _clearly_passes(command.action, target, neighbours, limits, recent_writes)
+        and clearly_passes(command.action, target, neighbours, limits, recent_writes)
     ):
         return None
     around = neighbours if isinstance(neighbours, list) else list(neighbours)

@@ -9,13 +9,16 @@ supersedes an older one still waiting (`supersedes`: the last setpoint wins).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from roost.core.fastinit import fast_init, positional
+from roost.core.deferred import Deferred
+from roost.core.fastinit import fast_init, positional, stand_in
+from roost.core.ids import next_number, spelled
 from roost.core.model import Presence, ThermostatMode
 
 
@@ -122,6 +125,21 @@ class SetHeat(Action):
         return _setpoint_text(_HEAT_TEXTS, "heat to {:g} °C", self.celsius)
 
 
+# One `SetHeat` per setpoint a rule asks for (an action is immutable: one object serves
+# every command that asks for the same value; rules ask for a handful of values).
+HEAT_ACTIONS: dict[float, SetHeat] = {}
+
+
+def heat_action(celsius: float) -> SetHeat:
+    """`SetHeat(float(celsius))`, kept in `HEAT_ACTIONS` for a plain float (not ±0.0,
+    whose texts differ under one key, nor NaN, which never matches one)."""
+    value = float(celsius)
+    action = SetHeat(value)
+    if type(celsius) is float and value and value == value and len(HEAT_ACTIONS) < _TEXTS_KEPT:
+        HEAT_ACTIONS[value] = action
+    return action
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class SetCool(Action):
@@ -207,6 +225,81 @@ _Text = str | None
 make_command: Callable[
     [str, str, str, Action, datetime, datetime, _Text, _Text, _Text, int, bool, None], Command
 ] = positional(Command)
+
+
+class DeferredCommand(Command):
+    """A rule's `Command` whose id is spelled when first read, from the number taken when
+    it was made (`rule_command`), and whose deadline is worked out when first read: a dry
+    run's command is never read by either (see `core.deferred`). Each is made once and
+    kept, so every read gives the same value (the id unique, as `new_id("c")`'s); in every
+    other way a `Command` (equal to one with the same fields)."""
+
+    __slots__ = ("_number",)
+    _number: int
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Command):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in _COMMAND_FIELDS)
+
+    __hash__ = Command.__hash__
+
+
+def _spell(command: DeferredCommand) -> str:
+    return spelled("c", command._number)
+
+
+def _deadline(command: DeferredCommand) -> datetime:
+    return command.issued_at + RULE_COMMAND_DEADLINE
+
+
+# Set on the class after it is made: the dataclass machinery of `Command` is not redone.
+DeferredCommand.id = Deferred(Command.__dict__["id"], _spell)  # type: ignore[assignment]
+DeferredCommand.deadline = Deferred(Command.__dict__["deadline"], _deadline)  # type: ignore[assignment]
+
+
+RULE_COMMAND_DEADLINE = timedelta(minutes=5)  # a rule's command not sent by then is stale
+_COMMAND_FIELDS = tuple(f.name for f in dataclasses.fields(Command))
+_DEFERRED_BUILDING = stand_in(DeferredCommand)
+_new = object.__new__
+
+
+def rule_command(
+    account: str,
+    target: str,
+    action: Action,
+    issued_at: datetime,
+    rule: str | None,
+    cause: str | None,
+    correlation: str | None,
+    depth: int,
+    dry_run: bool,
+) -> Command:
+    """`make_command` for a rule's command (no writer yet), its id spelled if read and its
+    deadline `RULE_COMMAND_DEADLINE` after `issued_at`."""
+    made = _new(_DEFERRED_BUILDING)
+    made._number = next_number()
+    made.account = account
+    made.target = target
+    made.action = action
+    made.issued_at = issued_at
+    made.rule = rule
+    made.cause = cause
+    made.correlation = correlation
+    made.depth = depth
+    made.dry_run = dry_run
+    made.writer = None
+    made.__class__ = DeferredCommand
+    command: Command = made
+    return command
+
+
+def plain_command(command: Command) -> Command:
+    """`command` as a plain `Command`, every field made: for one read often (a queued
+    one), each read of a deferred field being a call."""
+    if type(command) is Command:
+        return command
+    return Command(*(getattr(command, name) for name in _COMMAND_FIELDS))
 
 
 class FailureReason(StrEnum):

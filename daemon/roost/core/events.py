@@ -14,8 +14,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from roost.core.commands import FailureReason
-from roost.core.fastinit import fast_init, positional
+from roost.core.commands import Command, FailureReason
+from roost.core.deferred import Deferred
+from roost.core.fastinit import fast_init, positional, stand_in
+from roost.core.ids import next_number, spelled
 from roost.core.model import AlarmState, HvacActivity, Presence, ThermostatMode
 
 
@@ -354,3 +356,81 @@ make_outcome: OutcomeMaker = positional(CommandOutcome)
 make_context: Callable[[str | None, str | None, str | None, bool, int], Context] = positional(
     Context
 )
+
+
+class DeferredOutcome(CommandOutcome):
+    """A `CommandOutcome` whose `id`, `context`, `command` (the command's id) and `action`
+    (its text) are made when first read, from its command and the id's number taken when
+    it was made: most outcomes of a dry run are read by nobody (see `core.deferred`).
+    Each is made once and kept, so every read gives the same value (the id unique, as
+    `new_id`'s). Made by `deferred_outcome`; in every other way a `CommandOutcome` (equal
+    to one with the same fields)."""
+
+    __slots__ = ("_made_for", "_number")
+    _made_for: Command
+    _number: int
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CommandOutcome):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in _OUTCOME_FIELDS)
+
+    __hash__ = CommandOutcome.__hash__
+
+
+def _spell(outcome: DeferredOutcome) -> str:
+    return spelled("e", outcome._number)
+
+
+def _causation(outcome: DeferredOutcome) -> Context:
+    c: Command = outcome._made_for
+    return make_context(c.id, c.correlation, c.rule, False, c.depth)
+
+
+def _command_id(outcome: DeferredOutcome) -> str:
+    return outcome._made_for.id
+
+
+def _action_text(outcome: DeferredOutcome) -> str:
+    return outcome._made_for.action.describe()
+
+
+# Set on the class after it is made: the dataclass machinery of `CommandOutcome` is not redone.
+DeferredOutcome.id = Deferred(Event.__dict__["id"], _spell)  # type: ignore[assignment]
+DeferredOutcome.context = Deferred(Event.__dict__["context"], _causation)  # type: ignore[assignment]
+DeferredOutcome.command = Deferred(CommandOutcome.__dict__["command"], _command_id)  # type: ignore[assignment]
+DeferredOutcome.action = Deferred(CommandOutcome.__dict__["action"], _action_text)  # type: ignore[assignment]
+_OUTCOME_FIELDS = tuple(f.name for f in dataclasses.fields(CommandOutcome))
+_DEFERRED_BUILDING = stand_in(DeferredOutcome)
+_new = object.__new__
+
+
+def deferred_outcome(
+    command: Command,
+    outcome: Outcome,
+    at: datetime,
+    structure: str | None,
+    device: str | None,
+    reason: str,
+) -> CommandOutcome:
+    """The outcome of `command` decided at once (a dry run), as `make_outcome` would make
+    it with a new id, the command's causation, id and text (those made when first read)."""
+    made = _new(_DEFERRED_BUILDING)
+    made._made_for = command
+    made._number = next_number()
+    made.at = at
+    made.account = command.account
+    made.structure = structure
+    made.device = device
+    made.outcome = outcome
+    made.rule = command.rule
+    made.reason = reason
+    made.guard = None
+    made.latency_s = None
+    made.target = command.target
+    made.cause = command.cause
+    made.failure = None
+    made.attempt = 0
+    made.__class__ = DeferredOutcome
+    deferred: CommandOutcome = made
+    return deferred

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 
 from roost.core import model
 from roost.core.clock import Clock, SystemClock
-from roost.core.commands import Action, Command, SetPresence, make_command
+from roost.core.commands import Action, Command, SetPresence, rule_command
 from roost.core.durations import parse_duration
 from roost.core.events import CommandOutcome, Event
-from roost.core.ids import new_id
 from roost.core.model import Presence, Structure
 from roost.engine.isolation import RunDeadline, RunGuard
 from roost.engine.traces import CommandStep, Trace
@@ -46,7 +45,6 @@ from roost.rules.surface import (
 )
 from roost.state.home_state import Entity, HomeState
 
-COMMAND_DEADLINE = timedelta(minutes=5)
 T = TypeVar("T")
 
 
@@ -291,19 +289,16 @@ class RuleHome(RunGuard):
             now = self.first_stretch_at or services.clock.now()
             found = services.state.find(target)
             ctx = event.context
-            command = make_command(  # the fields in their declared order
-                new_id("c"),
+            command = rule_command(  # its id spelled only if read (`DeferredCommand`)
                 found[0] if found else event.account,
                 target,
                 action,
                 now,
-                now + COMMAND_DEADLINE,
                 self.rule,
                 event.id,
                 ctx.correlation or event.id,
                 ctx.depth,
                 self._dry_run,
-                None,
             )
             outcome = await services.submit(command, now, found)  # both of this stretch
             if self.trace is not None:

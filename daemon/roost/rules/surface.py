@@ -20,7 +20,16 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from roost.core import model
-from roost.core.commands import Action, SetCool, SetEco, SetFanTimer, SetHeat, SetMode, SetRange
+from roost.core.commands import (
+    HEAT_ACTIONS,
+    Action,
+    SetCool,
+    SetEco,
+    SetFanTimer,
+    SetMode,
+    SetRange,
+    heat_action,
+)
 from roost.core.events import CommandOutcome, Event
 from roost.core.model import AlarmState, BatteryHealth, HvacActivity, Presence, ThermostatMode
 from roost.notify.notifier import Priority
@@ -99,7 +108,9 @@ class Thermostat(Device):
         return self._home.command(self.state.id, SetEco(on))
 
     def set_heat(self, celsius: float) -> Coroutine[Any, Any, CommandOutcome]:
-        return self._home.command(self.state.id, SetHeat(float(celsius)))
+        # the action made for this value before: one lookup, no new object
+        action = HEAT_ACTIONS.get(celsius) if type(celsius) is float else None
+        return self._home.command(self.state.id, action or heat_action(celsius))
 
     def set_cool(self, celsius: float) -> Coroutine[Any, Any, CommandOutcome]:
         return self._home.command(self.state.id, SetCool(float(celsius)))

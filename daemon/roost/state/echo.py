@@ -74,8 +74,8 @@ def outcome_at(
     latency_s: float | None = None,
     attempt: int = 0,
 ) -> CommandOutcome:
-    """`outcome_event` with its place given as structure and device (the dispatcher's
-    submit path, which has them at hand): the same event, without the `Place`."""
+    """`outcome_event` with its place given as structure and device: the same event,
+    without the `Place`. (A dry run's outcome is `events.deferred_outcome`'s.)"""
     rule = command.rule
     return make_outcome(
         new_id(),
