@@ -23,7 +23,7 @@ from roost.core.events import (
     AccountStatus,
     AttributeChanged,
     Changed,
-    ChangeMaker,
+    ChangePair,
     CoAlarm,
     ConnectionState,
     ConnectivityChanged,
@@ -39,6 +39,7 @@ from roost.core.events import (
     TemperatureChanged,
     ThermostatModeChanged,
     change_maker,
+    change_pair,
 )
 from roost.core.fastinit import copier
 from roost.core.ids import new_id
@@ -83,7 +84,8 @@ class _Shape:
 
     names: frozenset[str]  # its attributes
     deferrable: frozenset[str]  # those a patch may leave unfolded (see AccountState)
-    semantics: dict[str, tuple[ChangeMaker, str]]  # attribute → (its semantic event, id suffix)
+    # attribute → (its events' builder: `AttributeChanged` and the semantic one, id suffix)
+    semantics: dict[str, tuple[ChangePair, str]]
 
 
 _SHAPES: dict[type[Any], _Shape] = {}
@@ -101,7 +103,7 @@ def _shape(cls: type[Any]) -> _Shape:
         found = _SHAPES[cls] = _Shape(
             names,
             frozenset() if eager else names - _SKIP,
-            {name: (change_maker(e), f"/{e.name}") for name, e in events.items()},
+            {name: (change_pair(e), f"/{e.name}") for name, e in events.items()},
         )
     return found
 
@@ -666,21 +668,19 @@ class HomeState:
                 if reserved is not None:
                     reserved.append((version.key, version.number, plain))
             change_id = f"{version.prefix}{version.number}"
-            out.append(
-                _ATTRIBUTE_CHANGED(
-                    change_id, at, account, structure, device, context, before, value, name
-                )
-            )
             semantic = semantics.get(name)
             if semantic is None or value is None:
                 # None is "unknown" (an unreadable value) or "none in this mode": no "alarm
                 # cleared", no "mode changed", no "setpoint changed" is made up from it.
-                continue
-            make, suffix = semantic
-            out.append(
-                make(
-                    change_id + suffix, at, account, structure, device, context, before, value, name
+                out.append(
+                    _ATTRIBUTE_CHANGED(
+                        change_id, at, account, structure, device, context, before, value, name
+                    )
                 )
+                continue
+            pair, suffix = semantic
+            pair(
+                out, change_id, suffix, at, account, structure, device, context, before, value, name
             )
 
     def _context(
