@@ -482,7 +482,10 @@ class HomeState:
             before = pending[name] if name in pending else getattr(held, name)
             pending[name] = value
         if before != value:
-            self._events(acc, held, shape, [(name, before, value)], at, False, out)
+            if target in self._watched:  # a command awaits its echo here: `_events`' way
+                self._events(acc, held, shape, [(name, before, value)], at, False, out)
+            else:
+                self._change(acc, held, shape, name, before, value, at, False, NO_CONTEXT, out)
         return True
 
     def _patch_one(
@@ -643,45 +646,59 @@ class HomeState:
         catch_up: bool,
         out: list[Event],
     ) -> None:
-        """The events for `changed` ((attribute, old value, new value), …) of one entity:
-        an `AttributeChanged` each, and the semantic event where there is one."""
+        """The events for `changed` ((attribute, old value, new value), …) of one entity."""
         target = entity.id
         if catch_up or target in self._watched:  # `EchoTracker.is_watching`, inline
             context = self._context(target, changed, catch_up, at, out)
         else:
             context = NO_CONTEXT  # the common case, without a call
+        for name, before, value in changed:
+            self._change(acc, entity, shape, name, before, value, at, catch_up, context, out)
+
+    def _change(
+        self,
+        acc: AccountState,
+        entity: Entity,
+        shape: _Shape,
+        name: str,
+        before: Any,
+        value: Any,
+        at: datetime,
+        catch_up: bool,
+        context: Context,
+        out: list[Event],
+    ) -> None:
+        """One attribute's change: its identity, then its `AttributeChanged` and the
+        semantic event where there is one."""
+        target = entity.id
+        versions = acc.versions.get(target) or acc.version(target)
+        # The change's identity: how many times target.attribute has changed.
+        version = versions.get(name) or acc.new_version(versions, target, name)
+        plain = value if type(value) in _PLAIN else to_json(value)
+        if not (catch_up and version.number and version.published == plain):
+            version.number += 1  # else the same change, seen again
+            version.published = plain
+            if self._keeper is not None:
+                acc.reserved.append((version.key, version.number, plain))
+        change_id = f"{version.prefix}{version.number}"
         if isinstance(entity, Structure):
             structure, device = target, None
         else:
             structure, device = entity.structure_id, target
-        account = acc.account
-        versions = acc.versions.get(target) or acc.version(target)
-        reserved = acc.reserved if self._keeper is not None else None
-        semantics = shape.semantics
-        for name, before, value in changed:
-            # The change's identity: how many times target.attribute has changed.
-            version = versions.get(name) or acc.new_version(versions, target, name)
-            plain = value if type(value) in _PLAIN else to_json(value)
-            if not (catch_up and version.number and version.published == plain):
-                version.number += 1  # else the same change, seen again
-                version.published = plain
-                if reserved is not None:
-                    reserved.append((version.key, version.number, plain))
-            change_id = f"{version.prefix}{version.number}"
-            semantic = semantics.get(name)
-            if semantic is None or value is None:
-                # None is "unknown" (an unreadable value) or "none in this mode": no "alarm
-                # cleared", no "mode changed", no "setpoint changed" is made up from it.
-                out.append(
-                    _ATTRIBUTE_CHANGED(
-                        change_id, at, account, structure, device, context, before, value, name
-                    )
+        semantic = shape.semantics.get(name)
+        if semantic is None or value is None:
+            # None is "unknown" (an unreadable value) or "none in this mode": no "alarm
+            # cleared", no "mode changed", no "setpoint changed" is made up from it.
+            out.append(
+                _ATTRIBUTE_CHANGED(
+                    change_id, at, acc.account, structure, device, context, before, value, name
                 )
-                continue
-            pair, suffix = semantic
-            pair(
-                out, change_id, suffix, at, account, structure, device, context, before, value, name
             )
+            return
+        pair, suffix = semantic
+        pair(
+            out, change_id, suffix, at, acc.account, structure, device, context, before, value, name
+        )
 
     def _context(
         self,
