@@ -102,12 +102,16 @@ class Services:
 
     def find_device(self, ref: str) -> model.Device | None:
         """A device by id, or by name (case-insensitive), remembering names it has seen."""
+        # A ref as rules spell it, found by name before: no case folding (rules ask by the
+        # same name on every run), and no lookup by id while the state knows it is none.
+        known = self._spelled.get(ref)
+        if known is not None:
+            found = self.state.device_called(ref, known)
+            if found is not None:
+                return found
         found = self.state.device(ref)
         if found is not None:
             return found
-        # A ref as rules spell it, found by name before: no case folding (rules ask by the
-        # same name on every run).
-        known = self._spelled.get(ref)
         found = self.state.device(known) if known is not None else None
         if found is not None and found.name == ref:
             return found

@@ -372,6 +372,21 @@ class HomeState:
         found = self.find(device_id)
         return found[1] if found is not None and isinstance(found[1], Device) else None
 
+    def device_called(self, name: str, device_id: str) -> Device | None:
+        """The device `device_id` if it is called `name` and `name` is no device's id (a
+        rule asks by the name it found a device by before: `Services.find_device`). None
+        also while `name` is not known to be no id: then ask `device(name)` first."""
+        if name not in self._absent:
+            return None
+        acc = self._owner.get(device_id)
+        if acc is None:
+            return None
+        if device_id in acc.unfolded:
+            found: Device | None = acc._fold(device_id)
+        else:
+            found = acc.held_devices.get(device_id)
+        return found if found is not None and found.name == name else None
+
     def device_name(self, device_id: str) -> str | None:
         """A device's name, without folding its pending readings (the engine asks this
         for every event about a device its index does not name by id)."""
