@@ -253,12 +253,17 @@ class RuleHome(RunGuard):
     def device(self, ref: str | None = None) -> Device:
         """A device by id or name; with no argument, the device of the event.
         No such device raises `UnknownDevice`, naming the devices the home has."""
-        found = self.find_device(ref)
+        # `find_device`, inline (many rules' condition asks this once a run)
+        event_device = self.event.device if ref is None else None
+        if event_device is not None:
+            found = self._services.state.device(event_device)
+        else:
+            found = self._services.find_device(ref) if ref is not None else None
         if found is None:
             names = sorted(d.name for d in self._services.state.devices())
             wanted = repr(ref) if ref is not None else "of the event"
             raise UnknownDevice(f"no device {wanted}; the home has: {', '.join(names) or 'none'}")
-        return found
+        return handle(self, found)
 
     def find_device(self, ref: str | None = None) -> Device | None:
         """Like `device`, but None when there is no such device."""
