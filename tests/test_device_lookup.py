@@ -75,3 +75,16 @@ async def test_a_rule_body_gets_the_thermostat_by_name_on_every_run() -> None:
         assert [t.id for t in home.thermostats(name="Hall")] == ["t2"]
         assert home.thermostats(name="Attic") == []
         assert home.device("hall").id == "t2"
+
+
+async def test_an_id_that_comes_later_wins_over_a_remembered_name() -> None:
+    services = await _services(_thermostat("t1", "Den"))
+    assert [_found(services, "Den") for _ in range(2)] == ["t1", "t1"]
+    added = Home(
+        "acct",
+        {"s1": HOUSE},
+        {d.id: d for d in (_thermostat("t1", "Den"), _thermostat("Den", "Attic"))},
+    )
+    await services.state.snapshot("acct", added, AT)
+    assert _found(services, "Den") == "Den"  # an id first, as before
+    assert _found(services, "Attic") == "Den"

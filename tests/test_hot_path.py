@@ -18,10 +18,14 @@ from roost.core.commands import SetHeat, SetRange
 from roost.core.events import (
     EVENT_TYPES,
     AttributeChanged,
+    Changed,
+    CoAlarm,
     CommandOutcome,
     Context,
     Outcome,
+    SetpointChanged,
     TemperatureChanged,
+    change_pair,
 )
 from roost.core.fastinit import fast_init, replacer
 from roost.core.redact import REDACTED, Redactor
@@ -120,6 +124,28 @@ def test_the_positional_makers_build_what_the_classes_build() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.reason = "changed"  # type: ignore[misc]
     assert hash(make_context("c", "e", "r", True, 3)) == hash(Context("c", "e", "r", True, 3))
+
+
+@pytest.mark.parametrize("cls", [TemperatureChanged, SetpointChanged, CoAlarm])
+def test_a_change_pair_appends_the_two_events_the_classes_build(cls: type[Changed]) -> None:
+    """`change_pair` (the state diff's builder of a change's two events) appends exactly
+    what the keyword constructors build, in order, frozen, the second id suffixed."""
+    ctx = Context("c", "e", "r", False, 2)
+    out: list[object] = ["before"]
+    change_pair(cls)(out, "a/t.x/3", "/sfx", AT, "a", "s", "t", ctx, None, 21.5, "x")
+    common = dict(at=AT, account="a", structure="s", device="t", context=ctx, old=None)
+    semantic = (
+        {"attribute": "x"} if "attribute" in {f.name for f in dataclasses.fields(cls)} else {}
+    )
+    expected = [
+        "before",
+        AttributeChanged(id="a/t.x/3", new=21.5, attribute="x", **common),  # type: ignore[arg-type]
+        cls(id="a/t.x/3/sfx", new=21.5, **semantic, **common),  # type: ignore[arg-type]
+    ]
+    assert out == expected
+    assert [type(e) for e in out[1:]] == [AttributeChanged, cls]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        out[2].new = 1.0  # type: ignore[attr-defined]
 
 
 def test_a_command_made_positionally_is_the_command_the_class_builds() -> None:

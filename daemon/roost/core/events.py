@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from roost.core.commands import Command, FailureReason
 from roost.core.deferred import Deferred
-from roost.core.fastinit import fast_init, positional, stand_in
+from roost.core.fastinit import fast_init, positional, positional_pair, stand_in
 from roost.core.ids import next_number, spelled
 from roost.core.model import AlarmState, HvacActivity, Presence, ThermostatMode
 
@@ -322,6 +322,24 @@ def change_maker(cls: type[Changed]) -> ChangeMaker:
         raise TypeError(f"{cls.__name__} has fields {names}, not a change event's")
     maker: ChangeMaker = positional(cls, (*_CHANGE_FIELDS, "attribute"))
     return maker
+
+
+# `pair(out, id, suffix, at, account, structure, device, context, old, new, attribute)`
+ChangePair = Callable[
+    [list[Any], str, str, datetime, str, str | None, str | None, Context, Any, Any, str], None
+]
+
+
+def change_pair(cls: type[Changed]) -> ChangePair:
+    """A change's two events in one call: `pair(out, id, suffix, at, account, structure,
+    device, context, old, new, attribute)` appends to `out` its `AttributeChanged` (id
+    `id`) and its semantic event, a `cls` with id `id + suffix`, each as its `__init__`
+    would build it. Most changes have both: one call and one argument list, not two."""
+    change_maker(cls)  # the same field check
+    pair: ChangePair = positional_pair(
+        AttributeChanged, cls, ("id", "suffix", *_CHANGE_FIELDS[1:], "attribute"), "id + suffix"
+    )
+    return pair
 
 
 OutcomeMaker = Callable[

@@ -129,6 +129,33 @@ def positional(cls: type[Any], params: tuple[str, ...] | None = None) -> Callabl
     return made
 
 
+def positional_pair(
+    first: type[Any], second: type[Any], params: tuple[str, ...], second_id: str
+) -> Callable[..., Any]:
+    """A function `pair(out, *params)` that builds an instance of `first` and one of
+    `second` (frozen slots dataclasses whose fields are all among `params`, in either
+    order) as `positional` would, and appends both to `out`, in one call: the second's `id`
+    is the expression `second_id` (of the parameters), its other fields the parameters of
+    the same names."""
+    scope: dict[str, Any] = {"_new": object.__new__}
+    lines: list[str] = []
+    for n, cls in enumerate((first, second)):
+        scope[f"_cls{n}"], scope[f"_building{n}"] = cls, stand_in(cls)
+        if hasattr(cls, "__post_init__"):
+            raise TypeError(f"{cls.__name__} has a __post_init__ a positional maker would skip")
+        lines.append(f"    made = _new(_building{n})")
+        for f in dataclasses.fields(cls):
+            if f.name not in params:
+                raise TypeError(f"{cls.__name__}.{f.name} is not a parameter of the pair")
+            value = second_id if n and f.name == "id" else f.name
+            lines.append(f"    made.{f.name} = {value}")
+        lines += [f"    made.__class__ = _cls{n}", "    out.append(made)"]
+    source = f"def pair(out, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
+    exec(source, scope)  # generated from the classes' own field names
+    made: Callable[..., Any] = scope["pair"]
+    return made
+
+
 def copier(cls: type[Any], names: tuple[str, ...]) -> Callable[[Any, dict[str, Any]], Any]:
     """`copy(instance, values)`: a copy of an instance of the frozen slots class `cls`
     (whose fields are `names`) with `values` (field → value) in place of its own; the

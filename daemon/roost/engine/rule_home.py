@@ -100,12 +100,16 @@ class Services:
 
     def find_device(self, ref: str) -> model.Device | None:
         """A device by id, or by name (case-insensitive), remembering names it has seen."""
+        # A ref as rules spell it, found by name before: no case folding (rules ask by the
+        # same name on every run), and no lookup by id while the state knows it is none.
+        known = self._spelled.get(ref)
+        if known is not None:
+            found = self.state.device_called(ref, known)
+            if found is not None:
+                return found
         found = self.state.device(ref)
         if found is not None:
             return found
-        # A ref as rules spell it, found by name before: no case folding (rules ask by the
-        # same name on every run).
-        known = self._spelled.get(ref)
         found = self.state.device(known) if known is not None else None
         if found is not None and found.name == ref:
             return found
@@ -247,12 +251,17 @@ class RuleHome(RunGuard):
     def device(self, ref: str | None = None) -> Device:
         """A device by id or name; with no argument, the device of the event.
         No such device raises `UnknownDevice`, naming the devices the home has."""
-        found = self.find_device(ref)
+        # `find_device`, inline (many rules' condition asks this once a run)
+        event_device = self.event.device if ref is None else None
+        if event_device is not None:
+            found = self._services.state.device(event_device)
+        else:
+            found = self._services.find_device(ref) if ref is not None else None
         if found is None:
             names = sorted(d.name for d in self._services.state.devices())
             wanted = repr(ref) if ref is not None else "of the event"
             raise UnknownDevice(f"no device {wanted}; the home has: {', '.join(names) or 'none'}")
-        return found
+        return handle(self, found)
 
     def find_device(self, ref: str | None = None) -> Device | None:
         """Like `device`, but None when there is no such device."""

@@ -15,9 +15,10 @@ attributes (`thermostat.mode`, `alarm.co`), and carries the commands that apply 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from dataclasses import fields
 from datetime import date, datetime
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from roost.core import model
 from roost.core.commands import (
@@ -63,13 +64,6 @@ class Device:
     def __init__(self, home: Commander, device: model.Device) -> None:
         self._home = home
         self.state = device
-
-    if not TYPE_CHECKING:  # at run time every state attribute reads through
-
-        def __getattr__(self, name: str) -> Any:
-            if name.startswith("_"):
-                raise AttributeError(name)
-            return getattr(self.state, name)
 
     def __repr__(self) -> str:
         return f"<{type(self.state).__name__} {self.state.name!r}>"
@@ -146,29 +140,43 @@ class Doorbell(Camera):
     state: model.Doorbell
 
 
-def _read_through(cls: type[Device]) -> None:
-    """Each state attribute the handle class declares reads the state with one C call (the
-    `__getattr__` fallback first fails the normal lookup, which costs an exception)."""
-    for name in vars(cls).get("__annotations__", {}):
-        if name != "state":
-            setattr(cls, name, property(attrgetter(f"state.{name}")))
+def _read_through() -> None:
+    """Every attribute of every kind of device reads through any handle to its state (as
+    `getattr(handle.state, name)`), each with one C call. A `__getattr__` fallback would
+    do the same, but its mere presence sends every attribute read of a handle, `state`
+    too, through a Python-level hook first."""
+    kinds = (model.Thermostat, model.SmokeCoAlarm, model.Camera, model.Doorbell)
+    names = {"kind"} | {f.name for kind in kinds for f in fields(kind)}
+    for name in sorted(names):
+        setattr(Device, name, property(attrgetter(f"state.{name}")))
 
 
-for _cls in (Device, Thermostat, Alarm, Camera, Doorbell):
-    _read_through(_cls)
+_read_through()
+
+
+_KINDS: tuple[tuple[type[model.Device], type[Device]], ...] = (
+    (model.Thermostat, Thermostat),
+    (model.SmokeCoAlarm, Alarm),
+    (model.Doorbell, Doorbell),  # before Camera: a doorbell is a camera
+    (model.Camera, Camera),
+)
+_HANDLES: dict[type[model.Device], type[Device]] = {}  # device class → its handle class
+_new = object.__new__
+
+
+def _handle_class(kind: type[model.Device]) -> type[Device]:
+    found: type[Device] = next((h for m, h in _KINDS if issubclass(kind, m)), Device)
+    _HANDLES[kind] = found
+    return found
 
 
 def handle(home: Commander, device: model.Device) -> Device:
-    """The handle class that fits the device."""
-    if isinstance(device, model.Thermostat):
-        return Thermostat(home, device)
-    if isinstance(device, model.SmokeCoAlarm):
-        return Alarm(home, device)
-    if isinstance(device, model.Doorbell):
-        return Doorbell(home, device)
-    if isinstance(device, model.Camera):
-        return Camera(home, device)
-    return Device(home, device)
+    """The handle class that fits the device, made as its `__init__` makes it but without
+    the call (a type call to a Python `__init__` is most of a handle's cost)."""
+    made: Device = _new(_HANDLES.get(type(device)) or _handle_class(type(device)))
+    made._home = home
+    made.state = device
+    return made
 
 
 class Home(Protocol):

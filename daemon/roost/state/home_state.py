@@ -23,7 +23,7 @@ from roost.core.events import (
     AccountStatus,
     AttributeChanged,
     Changed,
-    ChangeMaker,
+    ChangePair,
     CoAlarm,
     ConnectionState,
     ConnectivityChanged,
@@ -39,6 +39,7 @@ from roost.core.events import (
     TemperatureChanged,
     ThermostatModeChanged,
     change_maker,
+    change_pair,
 )
 from roost.core.fastinit import copier
 from roost.core.ids import new_id
@@ -83,7 +84,8 @@ class _Shape:
 
     names: frozenset[str]  # its attributes
     deferrable: frozenset[str]  # those a patch may leave unfolded (see AccountState)
-    semantics: dict[str, tuple[ChangeMaker, str]]  # attribute → (its semantic event, id suffix)
+    # attribute → (its events' builder: `AttributeChanged` and the semantic one, id suffix)
+    semantics: dict[str, tuple[ChangePair, str]]
 
 
 _SHAPES: dict[type[Any], _Shape] = {}
@@ -101,7 +103,7 @@ def _shape(cls: type[Any]) -> _Shape:
         found = _SHAPES[cls] = _Shape(
             names,
             frozenset() if eager else names - _SKIP,
-            {name: (change_maker(e), f"/{e.name}") for name, e in events.items()},
+            {name: (change_pair(e), f"/{e.name}") for name, e in events.items()},
         )
     return found
 
@@ -370,6 +372,21 @@ class HomeState:
         found = self.find(device_id)
         return found[1] if found is not None and isinstance(found[1], Device) else None
 
+    def device_called(self, name: str, device_id: str) -> Device | None:
+        """The device `device_id` if it is called `name` and `name` is no device's id (a
+        rule asks by the name it found a device by before: `Services.find_device`). None
+        also while `name` is not known to be no id: then ask `device(name)` first."""
+        if name not in self._absent:
+            return None
+        acc = self._owner.get(device_id)
+        if acc is None:
+            return None
+        if device_id in acc.unfolded:
+            found: Device | None = acc._fold(device_id)
+        else:
+            found = acc.held_devices.get(device_id)
+        return found if found is not None and found.name == name else None
+
     def device_name(self, device_id: str) -> str | None:
         """A device's name, without folding its pending readings (the engine asks this
         for every event about a device its index does not name by id)."""
@@ -480,7 +497,10 @@ class HomeState:
             before = pending[name] if name in pending else getattr(held, name)
             pending[name] = value
         if before != value:
-            self._events(acc, held, shape, [(name, before, value)], at, False, out)
+            if target in self._watched:  # a command awaits its echo here: `_events`' way
+                self._events(acc, held, shape, [(name, before, value)], at, False, out)
+            else:
+                self._change(acc, held, shape, name, before, value, at, False, NO_CONTEXT, out)
         return True
 
     def _patch_one(
@@ -641,47 +661,59 @@ class HomeState:
         catch_up: bool,
         out: list[Event],
     ) -> None:
-        """The events for `changed` ((attribute, old value, new value), …) of one entity:
-        an `AttributeChanged` each, and the semantic event where there is one."""
+        """The events for `changed` ((attribute, old value, new value), …) of one entity."""
         target = entity.id
         if catch_up or target in self._watched:  # `EchoTracker.is_watching`, inline
             context = self._context(target, changed, catch_up, at, out)
         else:
             context = NO_CONTEXT  # the common case, without a call
+        for name, before, value in changed:
+            self._change(acc, entity, shape, name, before, value, at, catch_up, context, out)
+
+    def _change(
+        self,
+        acc: AccountState,
+        entity: Entity,
+        shape: _Shape,
+        name: str,
+        before: Any,
+        value: Any,
+        at: datetime,
+        catch_up: bool,
+        context: Context,
+        out: list[Event],
+    ) -> None:
+        """One attribute's change: its identity, then its `AttributeChanged` and the
+        semantic event where there is one."""
+        target = entity.id
+        versions = acc.versions.get(target) or acc.version(target)
+        # The change's identity: how many times target.attribute has changed.
+        version = versions.get(name) or acc.new_version(versions, target, name)
+        plain = value if type(value) in _PLAIN else to_json(value)
+        if not (catch_up and version.number and version.published == plain):
+            version.number += 1  # else the same change, seen again
+            version.published = plain
+            if self._keeper is not None:
+                acc.reserved.append((version.key, version.number, plain))
+        change_id = f"{version.prefix}{version.number}"
         if isinstance(entity, Structure):
             structure, device = target, None
         else:
             structure, device = entity.structure_id, target
-        account = acc.account
-        versions = acc.versions.get(target) or acc.version(target)
-        reserved = acc.reserved if self._keeper is not None else None
-        semantics = shape.semantics
-        for name, before, value in changed:
-            # The change's identity: how many times target.attribute has changed.
-            version = versions.get(name) or acc.new_version(versions, target, name)
-            plain = value if type(value) in _PLAIN else to_json(value)
-            if not (catch_up and version.number and version.published == plain):
-                version.number += 1  # else the same change, seen again
-                version.published = plain
-                if reserved is not None:
-                    reserved.append((version.key, version.number, plain))
-            change_id = f"{version.prefix}{version.number}"
+        semantic = shape.semantics.get(name)
+        if semantic is None or value is None:
+            # None is "unknown" (an unreadable value) or "none in this mode": no "alarm
+            # cleared", no "mode changed", no "setpoint changed" is made up from it.
             out.append(
                 _ATTRIBUTE_CHANGED(
-                    change_id, at, account, structure, device, context, before, value, name
+                    change_id, at, acc.account, structure, device, context, before, value, name
                 )
             )
-            semantic = semantics.get(name)
-            if semantic is None or value is None:
-                # None is "unknown" (an unreadable value) or "none in this mode": no "alarm
-                # cleared", no "mode changed", no "setpoint changed" is made up from it.
-                continue
-            make, suffix = semantic
-            out.append(
-                make(
-                    change_id + suffix, at, account, structure, device, context, before, value, name
-                )
-            )
+            return
+        pair, suffix = semantic
+        pair(
+            out, change_id, suffix, at, acc.account, structure, device, context, before, value, name
+        )
 
     def _context(
         self,
