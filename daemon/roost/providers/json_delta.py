@@ -11,8 +11,10 @@ else is shared, so an unchanged device's dict is the very same object). Anything
 malformed text) is parsed whole by `parse_json`, with its caps and errors.
 
 The result always equals `parse_json(text)`; it shares parts with earlier results, so it
-must not be changed. `edits` says what a parse by changed leaves changed, for a reader that
-would otherwise compare the values again (the WWN normalizer's changed fields).
+must not be changed. `edits` says what a parse by changed leaves changed, and `base` what it
+changed it in (the last value: everything not on an edited path is the very same object in
+both), for a reader that would otherwise compare the values again (the WWN normalizer's
+changed fields and devices).
 """
 
 from __future__ import annotations
@@ -65,11 +67,12 @@ class DeltaParser:
         self.patched = 0  # texts parsed by their changed leaves only
         self.whole = 0  # texts parsed whole
         self.edits: Edits | None = None  # of the last parse; None if it was parsed whole
+        self.base: Any = None  # the value the last parse was patched from (with `edits`)
 
     def parse(self, text: str) -> Any:
         """`parse_json(text)`, parsing only the leaves that changed since the last text."""
         check_bytes(text)
-        self.edits = None
+        self.edits = self.base = None
         if self._text is not None:
             try:
                 value = self._patch(text)
@@ -152,7 +155,7 @@ class DeltaParser:
         old = self._text
         assert old is not None
         if text == old:
-            self.edits = {}
+            self.edits, self.base = {}, self._value
             return self._value
         starts, ends = self._starts, self._ends
         changes: list[_Change] = []
@@ -196,7 +199,7 @@ class DeltaParser:
         edits = self._edits(changes)
         value = self._rebuilt(changes)
         self._reindex(changes)
-        self.edits = edits
+        self.edits, self.base = edits, self._value
         self._text, self._value, self._containers = text, value, opened
         return value
 
