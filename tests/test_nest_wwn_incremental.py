@@ -279,7 +279,7 @@ def test_puts_read_through_the_parsers_edits_match_a_full_normalize(
             doc["devices"]["thermostats"][device_id][key] = value
         patched = parser.patched
         payload = parser.parse(json.dumps({"path": "/", "data": doc}))
-        edits = put_edits(payload["path"], parser.edits, parser.base)
+        edits = put_edits(payload["path"], parser.edits, parser.replaced)
         assert (edits is not None) == (parser.patched > patched)  # known when read by leaves
         got_problems, full_problems = Problems(), Problems()
         got = inc(apply_put(None, "/", payload["data"]), got_problems, edits)

@@ -34,7 +34,7 @@ from roost.core.model import (
     ThermostatMode,
 )
 from roost.providers.bounds import check_devices, check_path
-from roost.providers.json_delta import Edits
+from roost.providers.json_delta import Edits, Path
 from roost.providers.readers import (
     Fields,
     Problem,
@@ -156,7 +156,7 @@ class Normalizer:
         same_structures = structures_raw is self._structures_raw
         wheres = self._wheres if same_structures else _wheres(structures_raw)
         seen = _Seen()
-        if wheres != self._wheres:  # room names come from the structures: redo them all
+        if wheres is not self._wheres and wheres != self._wheres:  # room names: redo them all
             self._devices = {}
             self._wheres = wheres
         devices: dict[str, Device] = {}
@@ -164,7 +164,7 @@ class Normalizer:
         for section, build in _BUILDERS.items():
             raws = devices_raw.get(section)
             held = self._devices.get(section)
-            if held is None or raws is not held.raws or raws is None:
+            if held is None or raws is not held.raws or (raws is None and held.entries):
                 held = self._section(section, raws, build, held, wheres, found, edits, seen)
             sections[section] = held
             devices.update(held.devices)
@@ -552,29 +552,20 @@ def apply_put(document: Mapping[str, Any] | None, path: str, data: Any) -> Docum
     return _replace(document or {}, keys, data)
 
 
-def put_edits(path: str, edits: Edits | None, base: Any = None) -> SectionEdits | None:
+def put_edits(path: str, edits: Edits | None, replaced: Mapping[Path, Any]) -> SectionEdits | None:
     """The devices' changed keys a `DeltaParser` found in a put (its `edits`), by section
-    and device id, for `Normalizer`, each section with its raw mapping in `base` (the
-    parser's last value, the one the put was patched from): known for a put of the whole
-    document only."""
+    and device id, for `Normalizer`, each section with its last raw mapping (from the
+    parser's `replaced`): known for a put of the whole document only."""
     if edits is None or path != "/":
         return None
-    last = _at(base, (*_DEVICES,))
     found: dict[str, tuple[Any, dict[str, tuple[Any, set[str] | None]]]] = {}
     for p, edit in edits.items():
         if len(p) == 4 and p[:2] == _DEVICES:
             section = found.get(p[2])
             if section is None:
-                section = found[p[2]] = (_at(last, (p[2],)), {})
+                section = found[p[2]] = (replaced.get(p[:3]), {})
             section[1][p[3]] = edit
     return found
-
-
-def _at(node: Any, keys: tuple[str, ...]) -> Any:
-    """The value at `keys` under `node`, if every step is an object; else None."""
-    for key in keys:
-        node = node.get(key) if isinstance(node, dict) else None
-    return node
 
 
 _DEVICES = ("data", "devices")

@@ -189,7 +189,7 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
             path = payload["path"]
             document = apply_put(self._document, path, payload["data"])
             problems = Problems()
-            edits = put_edits(path, self._parse.edits, self._parse.base)
+            edits = put_edits(path, self._parse.edits, self._parse.replaced)
             home = self._normalize(document, problems, edits)
         except ValueError as exc:  # JSONDecodeError, PayloadTooLarge, PayloadError
             self._skipped("a put", exc, health)
