@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any, overload
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -47,33 +47,6 @@ class HomeKeeper:
 
     async def save_home(self, account: str, home: Home) -> None:
         await self._store.home_put(account, home_to_dict(home), self._clock.now())
-
-
-class Snapshots(Sequence[tuple[str, dict[str, Any]]]):
-    """(account, snapshot) of homes, each snapshot made when it is read: by the store's
-    thread as it writes it (SQLite), not on the event loop. With thousands of accounts a
-    second's dirty homes were ~30 µs each of Python on the loop, and the loop stood still
-    for all of them at once. A `Home` is immutable: it can be read from any thread."""
-
-    def __init__(self, homes: list[tuple[str, Home]]) -> None:
-        self._homes = homes
-
-    def __len__(self) -> int:
-        return len(self._homes)
-
-    @overload
-    def __getitem__(self, index: int) -> tuple[str, dict[str, Any]]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[tuple[str, dict[str, Any]]]: ...
-
-    def __getitem__(
-        self, index: int | slice
-    ) -> tuple[str, dict[str, Any]] | Sequence[tuple[str, dict[str, Any]]]:
-        if isinstance(index, slice):
-            return Snapshots(self._homes[index])
-        account, home = self._homes[index]
-        return account, home_to_dict(home)
 
 
 class Persister:
@@ -161,7 +134,7 @@ class Persister:
                 self._rule_state_saved = text
         dirty, self._state.dirty = self._state.dirty, set()
         if dirty:
-            homes = Snapshots([(account, self._state.home(account)) for account in dirty])
+            homes = [(account, home_to_dict(self._state.home(account))) for account in dirty]
             await self._store.homes_put(homes, self._clock.now())
 
     async def _save(self, account: str) -> None:

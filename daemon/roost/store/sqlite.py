@@ -478,12 +478,11 @@ class Store:
         saved_at = _iso(at)
 
         def put(conn: sqlite3.Connection) -> None:
-            # Rows made one at a time as SQLite takes them: it lets go of the GIL for each
-            # one, so the event loop never waits behind the making of a thousand snapshots.
+            rows = [(account, dumps(snapshot), saved_at) for account, snapshot in homes]
             conn.executemany(
                 "INSERT INTO home_state VALUES (?, ?, ?) ON CONFLICT(account) DO UPDATE SET"
                 " snapshot=excluded.snapshot, saved_at=excluded.saved_at",
-                ((account, dumps(snapshot), saved_at) for account, snapshot in homes),
+                rows,
             )
 
         await self._run(self._transaction(put))
