@@ -259,3 +259,21 @@ def test_edits_name_the_changed_members_of_each_changed_leaf() -> None:
     parser.parse('{"d": {"t1": {"h": 41, "n": "b"}, "t2": [1]}}')
     assert parser.edits is not None
     assert parser.edits[("d", "t2")][1] is None  # the leaf read whole: its keys unknown
+
+
+def test_replaced_holds_each_container_copied_as_it_was() -> None:
+    parser = DeltaParser()
+    first = parser.parse(home(40))
+    assert parser.replaced == {}  # parsed whole
+    second = parser.parse(home(41.5))
+    thermostats = ("data", "devices", "thermostats")
+    copied = {(), ("data",), ("data", "devices"), thermostats, (*thermostats, "t1")}
+    assert parser.replaced.keys() == copied
+    assert parser.replaced[()] is first
+    assert parser.replaced[thermostats] is first["data"]["devices"]["thermostats"]
+    assert second["data"]["devices"]["thermostats"] is not parser.replaced[thermostats]
+    parser.parse(home(41.5))
+    assert parser.replaced == {}  # the same text: nothing copied
+    parser.parse(home(41.5, name="Cellar"))
+    assert ("data", "devices") not in parser.replaced  # only along the changed path
+    assert parser.replaced[("data", "structures")] is second["data"]["structures"]

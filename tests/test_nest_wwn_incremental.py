@@ -279,7 +279,7 @@ def test_puts_read_through_the_parsers_edits_match_a_full_normalize(
             doc["devices"]["thermostats"][device_id][key] = value
         patched = parser.patched
         payload = parser.parse(json.dumps({"path": "/", "data": doc}))
-        edits = put_edits(payload["path"], parser.edits)
+        edits = put_edits(payload["path"], parser.edits, parser.replaced)
         assert (edits is not None) == (parser.patched > patched)  # known when read by leaves
         got_problems, full_problems = Problems(), Problems()
         got = inc(apply_put(None, "/", payload["data"]), got_problems, edits)
@@ -300,14 +300,43 @@ def test_edits_are_taken_only_for_the_very_raw_object_held() -> None:
     doc = copy.deepcopy(doc)
     doc["devices"]["thermostats"]["t00"]["humidity"] = 61
     stale = ({"humidity": 61}, {"last_connection"})  # not the raw object held for t00
-    got = inc(doc, Problems(), {("thermostats", "t00"): stale})
+    got = inc(doc, Problems(), {"thermostats": ({}, {"t00": stale})})
     assert got.devices["t00"].humidity == 61.0  # type: ignore[attr-defined]
     # The held raw object with the right keys: believed (it names only what changed).
     held = doc["devices"]["thermostats"]["t00"]
     doc = copy.deepcopy(doc)
     doc["devices"]["thermostats"]["t00"]["humidity"] = 62
-    got = inc(doc, Problems(), {("thermostats", "t00"): (held, {"humidity"})})
+    got = inc(doc, Problems(), {"thermostats": ({}, {"t00": (held, {"humidity"})})})
     assert got.devices["t00"].humidity == 62.0  # type: ignore[attr-defined]
+
+
+def test_only_the_named_devices_are_read_where_the_section_is_the_one_held() -> None:
+    """Edits whose section mapping is the very one held name every device that changed:
+    the others are not read again (an unreadable one, skipped, is not rebuilt on every put,
+    so a changed reading stays a patch). Another section mapping: every device is looked at."""
+    doc = _thermostat_doc()
+    doc["devices"]["thermostats"]["t02"] = {"device_id": "t02", "humidity": 5}  # no structure
+    inc = Normalizer("acc")
+    first = inc(doc)
+    assert "t02" not in first.devices
+    held = doc["devices"]["thermostats"]
+    new = _with_thermostats(doc, {**held, "t00": {**held["t00"], "humidity": 61}})
+    named = {"t00": (held["t00"], {"humidity"})}
+    got = inc(new, Problems(), {"thermostats": (held, named)})
+    assert got == normalize(new, "acc")
+    assert inc.readings == [Change("t00", "humidity", 61.0)]
+    # A mapping that is not the one held: the section is read whole (t02 is tried again).
+    held = new["devices"]["thermostats"]
+    newer = _with_thermostats(new, {**held, "t00": {**held["t00"], "humidity": 62}})
+    named = {"t00": (held["t00"], {"humidity"})}
+    got = inc(newer, Problems(), {"thermostats": (dict(held), named)})
+    assert got == normalize(newer, "acc")
+    assert inc.readings is None
+
+
+def _with_thermostats(doc: dict[str, Any], thermostats: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with these thermostats, sharing everything else (as the stream parser does)."""
+    return {**doc, "devices": {**doc["devices"], "thermostats": thermostats}}
 
 
 def test_a_device_that_came_or_went_is_more_than_readings() -> None:

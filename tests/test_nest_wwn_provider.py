@@ -164,6 +164,24 @@ async def test_a_put_that_changed_only_a_reading_becomes_a_patch() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_devices_unreadable_field_stays_noted_across_readings_of_others() -> None:
+    """A put that changed only readings leaves the other devices' problems as they were
+    (its review needs no list of the home's targets); once the device goes, they go too."""
+    async with running() as r:
+        await r.sink.wait_for(lambda: bool(r.sink.snapshots))
+        health = r.sink.payload_health("acct")
+        r.sim.serve_raw(f"devices/smoke_co_alarms/{ALARM}/battery_health", '"soggy"')
+        await r.sink.wait_for(lambda: ALARM in health.present)
+        patches = len(r.sink.patches)
+        r.sim.home.set_ambient(LIVING, 24.5)
+        await r.sink.wait_for(lambda: len(r.sink.patches) > patches)
+        assert health.present[ALARM]["battery_health"].kind == "unknown value"
+        r.sim.hide_protect(ALARM)
+        await r.sink.wait_for(lambda: ALARM not in r.sink.latest.devices)
+        assert ALARM not in health.present
+
+
+@pytest.mark.anyio
 async def test_camera_event_reported_once() -> None:
     async with running() as r:
         await r.sink.wait_for(lambda: bool(r.sink.snapshots))

@@ -165,7 +165,7 @@ def test_a_structure_alarm_change_is_never_a_readings_patch() -> None:
 
     def put(doc: dict[str, Any]) -> Home:
         payload = parser.parse(json.dumps({"path": "/", "data": doc}))
-        home = inc(payload["data"], Problems(), put_edits("/", parser.edits))
+        home = inc(payload["data"], Problems(), put_edits("/", parser.edits, parser.replaced))
         assert home == normalize(doc, "acct")
         return home
 

@@ -192,10 +192,11 @@ class ProviderCore(Generic[TargetT, WriteT]):
 
     # --- what a subscription read ----------------------------------------------------------
 
-    def _review(self, health: PayloadHealth, problems: Problems, home: Home) -> None:
+    def _review(self, health: PayloadHealth, problems: Problems, home: Home | None) -> None:
         """Hand a normalization's problems to the account's health; those of targets no
-        longer in `home` are forgotten."""
-        health.review(problems, keep=home.devices.keys() | home.structures.keys())
+        longer in `home` are forgotten (None: its targets are the last review's)."""
+        keep = None if home is None else home.devices.keys() | home.structures.keys()
+        health.review(problems, keep=keep)
 
     def _skipped(self, what: str, exc: Exception, health: PayloadHealth | None = None) -> None:
         """A payload (or a part of one) that could not be used: counted, logged and, with

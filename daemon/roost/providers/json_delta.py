@@ -11,8 +11,10 @@ else is shared, so an unchanged device's dict is the very same object). Anything
 malformed text) is parsed whole by `parse_json`, with its caps and errors.
 
 The result always equals `parse_json(text)`; it shares parts with earlier results, so it
-must not be changed. `edits` says what a parse by changed leaves changed, for a reader that
-would otherwise compare the values again (the WWN normalizer's changed fields).
+must not be changed. `edits` says what a parse by changed leaves changed, and `replaced` the
+containers it copied along their paths, as they were in the last value (everything else in
+them is the very same object in both), for a reader that would otherwise compare the values
+again (the WWN normalizer's changed fields and devices).
 """
 
 from __future__ import annotations
@@ -65,11 +67,13 @@ class DeltaParser:
         self.patched = 0  # texts parsed by their changed leaves only
         self.whole = 0  # texts parsed whole
         self.edits: Edits | None = None  # of the last parse; None if it was parsed whole
+        # Of the last parse, with `edits`: by path, each container copied, as it was.
+        self.replaced: dict[Path, Any] = {}
 
     def parse(self, text: str) -> Any:
         """`parse_json(text)`, parsing only the leaves that changed since the last text."""
         check_bytes(text)
-        self.edits = None
+        self.edits, self.replaced = None, {}
         if self._text is not None:
             try:
                 value = self._patch(text)
@@ -235,19 +239,22 @@ class DeltaParser:
     def _rebuilt(self, changes: list[_Change]) -> Any:
         """The last value with the changed values: containers along their paths copied."""
         copies: dict[Path, dict[str, Any]] = {}
+        replaced = self.replaced
         root: Any = self._value
         for change in changes:
             path = change.path
             if not path:
                 return change.value  # the whole document is one leaf
             if () not in copies:
+                replaced[()] = root
                 copies[()] = root = dict(root)
             node: dict[str, Any] = root
             for depth in range(1, len(path)):
                 at = path[:depth]
                 copied = copies.get(at)
                 if copied is None:
-                    copied = copies[at] = dict(node[path[depth - 1]])
+                    replaced[at] = node[path[depth - 1]]
+                    copied = copies[at] = dict(replaced[at])
                     node[path[depth - 1]] = copied
                 node = copied
             node[path[-1]] = change.value

@@ -34,7 +34,7 @@ from roost.core.model import (
     ThermostatMode,
 )
 from roost.providers.bounds import check_devices, check_path
-from roost.providers.json_delta import Edits
+from roost.providers.json_delta import Edits, Path
 from roost.providers.readers import (
     Fields,
     Problem,
@@ -45,9 +45,13 @@ from roost.providers.readers import (
 )
 
 Document = dict[str, Any]
-# By (section, device id): (the device's last raw object, the keys whose text changed, or
-# None if unknown), as `put_edits` finds them.
-DeviceEdits = Mapping[tuple[str, str], tuple[Any, set[str] | None]]
+# By device id: (the device's last raw object, the keys whose text changed, or None if
+# unknown).
+DeviceEdits = Mapping[str, tuple[Any, set[str] | None]]
+# By section: (the section's last raw mapping, the one the put's was copied from, so that
+# every device not named is the very same object in both; its devices' edits), as
+# `put_edits` finds them.
+SectionEdits = Mapping[str, tuple[Any, DeviceEdits]]
 Builder = Callable[[str, Fields, dict[str, str]], Device]
 # An attribute read from one field alone: (attribute, reader)
 Reading = tuple[str, Callable[[Fields], Any]]
@@ -94,9 +98,12 @@ class Normalizer:
     problems noted for each device read again. A device whose raw object or structure
     cannot be read keeps its last normalized form.
 
-    `edits` (the stream parser's, see json_delta) may name a device's changed keys by
-    (section, device id): (its last raw object, the keys whose text changed). They are
-    taken only where that raw object is the very one held, else the keys are compared.
+    `edits` (the stream parser's, see json_delta and `put_edits`) may name, by section, the
+    devices whose text changed: (its last raw object, the keys whose text changed). Keys are
+    taken only where that raw object is the very one held, else they are compared. Where
+    the section's last raw mapping is the very one held, only the named devices are looked
+    at: every other device is the very same object as before (a put that changed one
+    reading costs that device, not a pass over the home).
 
     After each call `readings` holds what it changed as attribute changes, when all it did
     was read readings of held devices again (the common put: one reading changed); None when
@@ -138,7 +145,7 @@ class Normalizer:
         self,
         document: Mapping[str, Any],
         problems: Problems | None = None,
-        edits: DeviceEdits | None = None,
+        edits: SectionEdits | None = None,
     ) -> Home:
         found = problems if problems is not None else Problems()
         self.readings = None
@@ -149,7 +156,7 @@ class Normalizer:
         same_structures = structures_raw is self._structures_raw
         wheres = self._wheres if same_structures else _wheres(structures_raw)
         seen = _Seen()
-        if wheres != self._wheres:  # room names come from the structures: redo them all
+        if wheres is not self._wheres and wheres != self._wheres:  # room names: redo them all
             self._devices = {}
             self._wheres = wheres
         devices: dict[str, Device] = {}
@@ -157,7 +164,7 @@ class Normalizer:
         for section, build in _BUILDERS.items():
             raws = devices_raw.get(section)
             held = self._devices.get(section)
-            if held is None or raws is not held.raws or raws is None:
+            if held is None or raws is not held.raws or (raws is None and held.entries):
                 held = self._section(section, raws, build, held, wheres, found, edits, seen)
             sections[section] = held
             devices.update(held.devices)
@@ -185,10 +192,15 @@ class Normalizer:
         held: _Section | None,
         wheres: dict[str, str],
         found: Problems,
-        edits: DeviceEdits | None,
+        edits: SectionEdits | None,
         seen: _Seen,
     ) -> _Section:
         """One section of devices, each device rebuilt only if its raw dict changed."""
+        base, named = edits.get(section, (None, {})) if edits is not None else (None, {})
+        known = held is not None and held.raws is not None and held.raws is base
+        if known and isinstance(raws, Mapping) and named.keys() <= raws.keys():
+            assert held is not None
+            return _edited_section(held, raws, build, section, named, wheres, found, seen)
         held_entries = held.entries if held is not None else {}
         usable = raws
         if raws is not None and not isinstance(raws, Mapping):
@@ -198,16 +210,10 @@ class Normalizer:
         fresh = _Section(usable)
         readings = _READINGS.get(section, {})
         for device_id, raw in (raws or {}).items():
-            entry = held_entries.get(device_id)
-            if entry is None or entry.raw is not raw:
-                changed = _edited(edits, section, device_id, entry)
-                entry = _rebuilt(
-                    build, readings, device_id, raw, wheres, found, entry, changed, seen
-                )
-                if entry is None:
-                    continue
-            fresh.entries[device_id] = entry
-            fresh.devices[device_id] = entry.device
+            entry = _fresh(build, readings, device_id, raw, wheres, found, held, named, seen)
+            if entry is not None:
+                fresh.entries[device_id] = entry
+                fresh.devices[device_id] = entry.device
         if len(fresh.entries) != len(held_entries):  # a device came or went
             seen.more = True
         return fresh
@@ -303,20 +309,56 @@ def _rebuilt(
     return _device(build, device_id, raw, wheres, found, held)
 
 
-def _edited(
-    edits: DeviceEdits | None,
+def _edited_section(
+    held: _Section,
+    raws: Mapping[str, Any],
+    build: Builder,
     section: str,
+    named: DeviceEdits,
+    wheres: dict[str, str],
+    found: Problems,
+    seen: _Seen,
+) -> _Section:
+    """`held` after a put whose parser names every device that changed (`named`): the
+    others are the very objects held, so they are not looked at. A device skipped as
+    unreadable stays skipped, as a pass over the section would find it again."""
+    fresh = _Section(raws)
+    fresh.entries, fresh.devices = dict(held.entries), dict(held.devices)
+    readings = _READINGS.get(section, {})
+    for device_id in named:
+        raw = raws[device_id]
+        entry = _fresh(build, readings, device_id, raw, wheres, found, held, named, seen)
+        if entry is None:
+            if fresh.entries.pop(device_id, None) is not None:
+                seen.more = True  # a device went
+                del fresh.devices[device_id]
+            continue
+        if device_id not in fresh.entries:
+            seen.more = True  # a device came
+        fresh.entries[device_id] = entry
+        fresh.devices[device_id] = entry.device
+    return fresh
+
+
+def _fresh(
+    build: Builder,
+    readings: Mapping[str, Reading],
     device_id: str,
-    held: _Built | None,
-) -> set[str] | None:
-    """The keys of the device that changed since `held`, as the parser found them (a
-    superset of `_changed_keys`: text that changed, the value perhaps not), if known."""
-    if edits is None or held is None:
-        return None
-    edit = edits.get((section, device_id))
-    if edit is None or edit[0] is not held.raw:
-        return None
-    return edit[1]
+    raw: Any,
+    wheres: dict[str, str],
+    found: Problems,
+    held: _Section | None,
+    named: DeviceEdits,
+    seen: _Seen,
+) -> _Built | None:
+    """The device as `raw` now says: the held entry if its raw object is the very same,
+    else rebuilt (see `_rebuilt`), with the parser's changed keys if they are for it."""
+    entry = held.entries.get(device_id) if held is not None else None
+    if entry is not None and entry.raw is raw:
+        return entry
+    edit = named.get(device_id)
+    changed = edit[1] if edit is not None and entry is not None and edit[0] is entry.raw else None
+    return _rebuilt(build, readings, device_id, raw, wheres, found, entry, changed, seen)
 
 
 def _reread(
@@ -510,12 +552,20 @@ def apply_put(document: Mapping[str, Any] | None, path: str, data: Any) -> Docum
     return _replace(document or {}, keys, data)
 
 
-def put_edits(path: str, edits: Edits | None) -> DeviceEdits | None:
-    """The devices' changed keys a `DeltaParser` found in a put (its `edits`), by (section,
-    device id), for `Normalizer`: known for a put of the whole document only."""
+def put_edits(path: str, edits: Edits | None, replaced: Mapping[Path, Any]) -> SectionEdits | None:
+    """The devices' changed keys a `DeltaParser` found in a put (its `edits`), by section
+    and device id, for `Normalizer`, each section with its last raw mapping (from the
+    parser's `replaced`): known for a put of the whole document only."""
     if edits is None or path != "/":
         return None
-    return {(p[2], p[3]): e for p, e in edits.items() if len(p) == 4 and p[:2] == _DEVICES}
+    found: dict[str, tuple[Any, dict[str, tuple[Any, set[str] | None]]]] = {}
+    for p, edit in edits.items():
+        if len(p) == 4 and p[:2] == _DEVICES:
+            section = found.get(p[2])
+            if section is None:
+                section = found[p[2]] = (replaced.get(p[:3]), {})
+            section[1][p[3]] = edit
+    return found
 
 
 _DEVICES = ("data", "devices")

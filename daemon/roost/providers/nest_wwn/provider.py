@@ -189,12 +189,14 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
             path = payload["path"]
             document = apply_put(self._document, path, payload["data"])
             problems = Problems()
-            home = self._normalize(document, problems, put_edits(path, self._parse.edits))
+            edits = put_edits(path, self._parse.edits, self._parse.replaced)
+            home = self._normalize(document, problems, edits)
         except ValueError as exc:  # JSONDecodeError, PayloadTooLarge, PayloadError
             self._skipped("a put", exc, health)
             return None
-        self._review(health, problems, home)
-        return document, home, self._normalize.readings
+        readings = self._normalize.readings  # only readings changed: the same targets
+        self._review(health, problems, home if readings is None else None)
+        return document, home, readings
 
     async def _publish(self, update: _Update, sink: ChangeSink, *, catch_up: bool) -> None:
         """Hold the new document and report it: the full picture (or, for a put that only
