@@ -165,7 +165,7 @@ async def test_the_alarms_roost_pushed_itself_are_kept_until_deleted(store: Stat
 
 async def test_many_homes_are_saved_in_one_call_and_read_back(store: StateStore) -> None:
     await store.home_put("a", {"v": 0}, NOW)
-    await store.homes_put([("a", {"v": 1}), ("b", {"v": 2}), ("c", {"v": 3})], NOW)
+    await store.homes_put([("a", '{"v": 1}'), ("b", '{"v": 2}'), ("c", '{"v": 3}')], NOW)
     assert await store.homes() == {"a": {"v": 1}, "b": {"v": 2}, "c": {"v": 3}}
     await store.homes_put([], NOW)  # nothing to save: no error
     assert len(await store.homes()) == 3

@@ -98,10 +98,10 @@ async def test_a_worker_with_a_stale_epoch_keeps_no_last_known_state_for_the_gro
 ) -> None:
     """The baseline a takeover catches up from is the current owner's, never a stale one's."""
     async with owning_h0(pg_url) as (store, worker):
-        await store.homes_put([("h0", {"seen": 1}), ("not-mine", {"seen": 1})], NOW)
+        await store.homes_put([("h0", '{"seen": 1}'), ("not-mine", '{"seen": 1}')], NOW)
         assert await store.homes() == {"h0": {"seen": 1}}
         with psycopg.connect(pg_url, autocommit=True) as admin:
             admin.execute("UPDATE cluster_groups SET epoch = epoch + 1, owner = 'b'")
         assert "h0" in worker.epochs  # (its own view is not told: only the epoch check sees it)
-        await store.homes_put([("h0", {"seen": 2})], NOW)
+        await store.homes_put([("h0", '{"seen": 2}')], NOW)
         assert await store.homes() == {"h0": {"seen": 1}}

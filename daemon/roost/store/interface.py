@@ -75,9 +75,8 @@ class StateStore(Protocol):
 
     async def home_put(self, account: str, snapshot: dict[str, Any], at: datetime) -> None: ...
 
-    async def homes_put(
-        self, homes: Sequence[tuple[str, dict[str, Any]]], at: datetime
-    ) -> None: ...
+    async def homes_put(self, homes: Sequence[tuple[str, str]], at: datetime) -> None:
+        """Several homes, each (account, its snapshot as JSON text: `codec.dumps`)."""
 
     async def homes(self) -> dict[str, dict[str, Any]]: ...
 

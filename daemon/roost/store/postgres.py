@@ -516,24 +516,25 @@ class PgStore:
     # ---- last known state of each home ---------------------------------------------------
 
     async def home_put(self, account: str, snapshot: dict[str, Any], at: datetime) -> None:
-        await self.homes_put([(account, snapshot)], at)
+        await self.homes_put([(account, dumps(snapshot))], at)
 
-    async def homes_put(self, homes: Sequence[tuple[str, dict[str, Any]]], at: datetime) -> None:
-        """Several homes in one transaction. In a fleet only those whose group this worker
-        owns, by the group's epoch read `FOR SHARE` in that transaction: a home whose group
-        another worker claimed since is its new owner's to keep, and the baseline a later
-        takeover catches up from is never one a stale owner wrote."""
+    async def homes_put(self, homes: Sequence[tuple[str, str]], at: datetime) -> None:
+        """Several homes (account, snapshot as JSON text) in one transaction. In a fleet
+        only those whose group this worker owns, by the group's epoch read `FOR SHARE` in
+        that transaction: a home whose group another worker claimed since is its new owner's
+        to keep, and the baseline a later takeover catches up from is never one a stale
+        owner wrote."""
         fence = self.fence
         if fence is None:
             if homes:
-                await self._many(HOME_UPSERT, [(a, dumps(s), at) for a, s in homes])
+                await self._many(HOME_UPSERT, [(a, s, at) for a, s in homes])
             return
         mine: dict[str, tuple[int, list[tuple[str, str, datetime]]]] = {}
         for account, snapshot in homes:
             group = fence.group_of(account)
             epoch = fence.epochs.get(group) if group is not None else None
             if group is not None and epoch is not None:
-                mine.setdefault(group, (epoch, []))[1].append((account, dumps(snapshot), at))
+                mine.setdefault(group, (epoch, []))[1].append((account, snapshot, at))
         if not mine:
             return
         pool = await self._connection()

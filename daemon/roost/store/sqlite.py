@@ -470,15 +470,16 @@ class Store:
     # ---- last known state of each home --------------------------------------------------
 
     async def home_put(self, account: str, snapshot: dict[str, Any], at: datetime) -> None:
-        await self.homes_put([(account, snapshot)], at)
+        await self.homes_put([(account, dumps(snapshot))], at)
 
-    async def homes_put(self, homes: Sequence[tuple[str, dict[str, Any]]], at: datetime) -> None:
-        """Several homes in one trip and one transaction (with thousands of accounts, a trip
-        per home was most of the daemon's work under load)."""
+    async def homes_put(self, homes: Sequence[tuple[str, str]], at: datetime) -> None:
+        """Several homes (account, snapshot as JSON text) in one trip and one transaction
+        (with thousands of accounts, a trip per home was most of the daemon's work under
+        load)."""
         saved_at = _iso(at)
 
         def put(conn: sqlite3.Connection) -> None:
-            rows = [(account, dumps(snapshot), saved_at) for account, snapshot in homes]
+            rows = [(account, snapshot, saved_at) for account, snapshot in homes]
             conn.executemany(
                 "INSERT INTO home_state VALUES (?, ?, ?) ON CONFLICT(account) DO UPDATE SET"
                 " snapshot=excluded.snapshot, saved_at=excluded.saved_at",
