@@ -23,13 +23,13 @@ from typing import Any
 import anyio
 import structlog
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from roost.core.bus import Interest
 from roost.core.clock import Clock
 from roost.core.codec import event_from_json, event_to_json
 from roost.core.events import CommandOutcome, Event, Scheduled, Started
 from roost.core.ids import new_id
+from roost.core.inbox import Inbox
 from roost.core.timers import TimerKind, TimerPersistence, TimerRecord, Timers
 from roost.engine.admission import Admission, LoopLimits, Ready, RuleState, RuleStats
 from roost.engine.isolation import (
@@ -156,7 +156,7 @@ class Engine(Matching, Admission, Runner):
 
     # ---- running -------------------------------------------------------------------
 
-    async def run(self, inbox: MemoryObjectReceiveStream[Sequence[Event]]) -> None:
+    async def run(self, inbox: Inbox[Sequence[Event]]) -> None:
         armed = self.stop_blocking and INTERRUPTER.acquire(self.block_budget_s)
         self._interrupter = INTERRUPTER if armed else None
         try:
@@ -180,7 +180,7 @@ class Engine(Matching, Admission, Runner):
                 state.running.remove(run)
                 run.trace.end(Result.CANCELLED, "the engine stopped", self.clock.now())
 
-    async def _consume(self, inbox: MemoryObjectReceiveStream[Sequence[Event]]) -> None:
+    async def _consume(self, inbox: Inbox[Sequence[Event]]) -> None:
         """Handle events off the bus, starting admitted runs inline. If a run has to wait,
         this task stays with it (so its cancel scopes stay in one task) and a new task
         takes over the bus."""
@@ -406,13 +406,10 @@ class Engine(Matching, Admission, Runner):
                 self._rate(r, state).restore(saved.get("runs", []))
 
 
-def _take_waiting(inbox: MemoryObjectReceiveStream[Sequence[Event]], into: deque[Event]) -> None:
+def _take_waiting(inbox: Inbox[Sequence[Event]], into: deque[Event]) -> None:
     """Move every batch waiting in `inbox` to `into`, without yielding to the loop."""
-    try:
-        while True:
-            into.extend(inbox.receive_nowait())
-    except (anyio.WouldBlock, anyio.EndOfStream):
-        pass
+    for batch in inbox.take_all():
+        into.extend(batch)
 
 
 def _same(before: Rule, after: Rule) -> bool:
