@@ -333,6 +333,7 @@ def test_a_run_starts_as_a_fresh_home_and_run_guard() -> None:
     """`Run.__init__` sets its `RuleHome` and `RunGuard` fields itself (one call per run):
     every one of them, as `RuleHome.__init__` (which runs `RunGuard.__init__`) sets them."""
     from roost.core.bus import Bus
+    from roost.engine.admission import RuleState
     from roost.engine.engine import Engine
     from roost.engine.isolation import RunGuard
     from roost.engine.rule_home import RuleHome, Services
@@ -353,12 +354,15 @@ def test_a_run_starts_as_a_fresh_home_and_run_guard() -> None:
     event = TemperatureChanged(id="e", at=AT, account="a", device="t1", old=1, new=2)
     rule = Rule(name="r", triggers=(when("temperature"),), body=body, dry_run=True)
     trace = Trace("r", "t", AT)
-    run = Run(services, rule, event, trace, engine, 0.25, 7)
+    state = RuleState()
+    run = Run(services, rule, event, trace, engine, state, 0.25, 7)
     home, guard = RuleHome(services, "r", event, True, trace, engine), RunGuard(0.25, 7)
     for name in RuleHome.__slots__:
         assert getattr(run, name) == getattr(home, name), name
     for name in RunGuard.__slots__:
         assert getattr(run, name) == getattr(guard, name), name
     assert run.definition is rule
+    assert run.state is state
+    assert run.start == 0
     assert run.scope is None
     assert run.deadline().clock is services.clock

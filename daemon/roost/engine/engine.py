@@ -31,7 +31,7 @@ from roost.core.events import CommandOutcome, Event, Scheduled, Started
 from roost.core.ids import new_id
 from roost.core.inbox import Inbox
 from roost.core.timers import TimerKind, TimerPersistence, TimerRecord, Timers
-from roost.engine.admission import Admission, LoopLimits, Ready, RuleState, RuleStats
+from roost.engine.admission import Admission, LoopLimits, RuleState, RuleStats
 from roost.engine.isolation import (
     DEFAULT_BLOCK_BUDGET_S,
     DEFAULT_MAX_COMMANDS,
@@ -42,7 +42,7 @@ from roost.engine.isolation import (
 )
 from roost.engine.matching import Index, Matching, build_index
 from roost.engine.rule_home import RuleHome, Services
-from roost.engine.runner import Runner
+from roost.engine.runner import Run, Runner
 from roost.engine.traces import DEFAULT_PER_RULE, Result, Trace, TraceStore
 from roost.rules.author import Rule
 from roost.rules.conditions import as_condition
@@ -94,7 +94,7 @@ class Engine(Matching, Admission, Runner):
     # Events taken off the bus and runs admitted, not yet handled/started; `_inline` is
     # True while the bus task works through them (runs admitted then start inline).
     _pending: deque[Event] = field(default_factory=deque)
-    _ready: deque[Ready] = field(default_factory=deque)
+    _ready: deque[Run] = field(default_factory=deque)
     _inline: bool = False
     _interrupter: Interrupter | None = None
     # Runs stopped by the block budget, the command cap or a real-time timeout: (rule, why).
@@ -176,8 +176,8 @@ class Engine(Matching, Admission, Runner):
             self._inline = False
             self._pending.clear()
             while self._ready:  # admitted, never started: the engine stopped first
-                _, _, run, state, _ = self._ready.popleft()
-                state.running.remove(run)
+                run = self._ready.popleft()
+                run.state.running.remove(run)
                 run.trace.end(Result.CANCELLED, "the engine stopped", self.clock.now())
 
     async def _consume(self, inbox: Inbox[Sequence[Event]]) -> None:
@@ -195,8 +195,8 @@ class Engine(Matching, Admission, Runner):
                     if slot is not None and (slot.matches_any or event.device in slot.by_key):
                         self.match(event, slot)  # else no rule can match it
                     continue
-                admitted = ready.popleft()
-                rest = self._begin(*admitted)
+                run = ready.popleft()
+                rest = self._begin(run)
                 if rest is not None:
                     try:
                         waits_for = rest.send(None)  # enters its cancel scope in this task
@@ -207,7 +207,7 @@ class Engine(Matching, Admission, Runner):
                     # room in it, or a later run would wait on the engine itself. Taking
                     # them now or a few runs later handles them in the same order (with
                     # nothing left to do, the `receive` below takes them).
-                    undrained += 1 + admitted[2].commands
+                    undrained += 1 + run.commands
                     if undrained >= _DRAIN_AFTER or (ready and not pending):
                         _take_waiting(inbox, pending)
                         undrained = 0

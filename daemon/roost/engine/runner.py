@@ -62,14 +62,17 @@ class Run(RuleHome):
     run), its trace, and its isolation (a home is its run's `RunGuard`: block budget,
     command count). Its deadline is made when first needed and its cancel scope when it
     first waits: a run that never waits has neither. `first_stretch_at` is the wall-clock
-    reading its first stretch shares (see `core.clock`), None once it has waited."""
+    reading its first stretch shares (see `core.clock`), None once it has waited. `state`
+    is its rule's, and `start` the step it starts at (a TOML rule resumed after a delay)."""
 
     __slots__ = (
         "_deadline",
         "definition",
         "restarted",
         "scope",
+        "start",
         "started",
+        "state",
         "timed_out",
         "timeout_s",
         "watchdog",
@@ -85,6 +88,7 @@ class Run(RuleHome):
         event: Event,
         trace: Trace,
         runner: RunOwner,
+        state: RuleState,
         budget_s: float = DEFAULT_BLOCK_BUDGET_S,
         max_commands: int = DEFAULT_MAX_COMMANDS,
     ) -> None:
@@ -103,6 +107,8 @@ class Run(RuleHome):
         self.deferred = False
         self.interrupted = False
         self.definition = definition
+        self.state = state
+        self.start = 0
         self.timeout_s = 0.0
         self.started = 0.0  # on the clock's monotonic time, set when the run starts
         self._deadline: RunDeadline | None = None
@@ -164,26 +170,21 @@ class Runner:
 
         def forget_delay(self, delay_id: str) -> None: ...
 
-    async def _execute(self, r: Rule, event: Event, run: Run, state: RuleState, start: int) -> None:
+    async def _execute(self, run: Run) -> None:
         """A run in a task of its own (started while no events were being handled inline)."""
         run.first_stretch_at = self.clock.now()  # admitted in an earlier stretch
-        rest = self._begin(r, event, run, state, start)
+        rest = self._begin(run)
         if rest is not None:
             await rest
 
-    def _begin(
-        self,
-        r: Rule,
-        event: Event,
-        run: Run,
-        state: RuleState,
-        start: int,
-    ) -> RunBody | None:
+    def _begin(self, run: Run) -> RunBody | None:
         """Run the first stretch inline. None when the run is over; else what carries it
         on, to be driven by the calling task (its cancel scope is entered there)."""
+        r, event, state = run.definition, run.event, run.state
         run.timeout_s = r.timeout_s if r.timeout_s is not None else self.timeout_s
         run.started = self.clock.monotonic()
         try:
+            start = run.start
             body = r.body(event, run) if start == 0 else _resumed(r, event, run, start)
             if not isinstance(body, CoroutineType):
                 run.first_stretch_at = None
