@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Coroutine
 from datetime import datetime
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import anyio
 import structlog
@@ -30,6 +30,7 @@ from roost.engine.isolation import (
     RuleBlocked,
     RuleStopped,
     RunDeadline,
+    Steppable,
     first_stretch,
     guarded_steps,
 )
@@ -45,6 +46,7 @@ ALARM_PUSH_GRACE_S = 1.0  # see Runner._alarm_unsent
 log = structlog.get_logger(__name__)
 
 _RAN = Result.RAN  # read once: an enum member read through its class is a metaclass lookup
+_UNSTEPPED: Any = object()  # `_carry_on`: a body that is not a coroutine, not stepped
 
 RunBody = Coroutine[Any, Any, None]
 
@@ -188,8 +190,8 @@ class Runner:
             body = r.body(event, run) if start == 0 else _resumed(r, event, run, start)
             if not isinstance(body, CoroutineType):
                 run.first_stretch_at = None
-                return self._carry_on(r, event, run, state, body, None)
-            done, waits_for = first_stretch(body, run, self._interrupter, self.blocking_s, run.slow)
+                return self._carry_on(r, event, run, state, body, _UNSTEPPED)
+            rest, waits_for = first_stretch(body, run, self._interrupter, self.blocking_s, run.slow)
         except (Exception, RuleStopped) as exc:
             self._ended(r, event, run, exc)
             self._release(r, run, state)
@@ -197,9 +199,9 @@ class Runner:
         except BaseException:
             self._release(r, run, state)
             raise
-        if not done:
+        if rest is not None:
             run.first_stretch_at = None  # it waits: later readings are fresh
-            return self._carry_on(r, event, run, state, body, waits_for)
+            return self._carry_on(r, event, run, state, rest, waits_for)
         if run.restarted:
             self._ended(r, event, run, None)
         else:  # `_ended`'s common case, and `trace.end`, inline: it ran
@@ -215,12 +217,13 @@ class Runner:
         event: Event,
         run: Run,
         state: RuleState,
-        body: Awaitable[None],
+        body: Awaitable[None] | Steppable,
         waits_for: Any,
     ) -> None:
-        """The rest of a run that waits (`waits_for`: what its first stretch waits on; None
-        for a body that is not a coroutine): in its cancel scope, each stretch watched. A
-        cancellation from outside (the engine stops) goes on up untraced, as it came."""
+        """The rest of a run that waits (`body`: what runs it, and `waits_for` what its
+        first stretch waits on; `_UNSTEPPED` for a body that is not a coroutine, awaited as
+        it is): in its cancel scope, each stretch watched. A cancellation from outside (the
+        engine stops) goes on up untraced, as it came."""
         run.scope = scope = anyio.CancelScope()
         if run.restarted:
             scope.cancel()
@@ -234,11 +237,16 @@ class Runner:
                 if not isinstance(self.clock, SystemClock):
                     self._watch(deadline, run)
                 with scope:
-                    if not isinstance(body, CoroutineType):
-                        await body
+                    if waits_for is _UNSTEPPED:
+                        await cast(Awaitable[None], body)
                     else:
                         await guarded_steps(
-                            body, run, self._interrupter, self.blocking_s, run.slow, waits_for
+                            cast(Steppable, body),
+                            run,
+                            self._interrupter,
+                            self.blocking_s,
+                            run.slow,
+                            waits_for,
                         )
                 if run.watchdog is not None:
                     run.watchdog.cancel()
