@@ -321,12 +321,12 @@ def test_causation_chains_are_kept_for_the_latest_events() -> None:
         engine._remember_chain(event, "second")
         assert 512 <= len(engine._chains) <= 1024 or n < 512
     assert list(engine._chains)[-512:] == [f"e{n}" for n in range(4_488, 5_000)]
-    assert engine._chains["e4999"] == ["first", "second"]
+    assert engine._chains["e4999"] == ("first", "second")
     echo = TemperatureChanged(
         id="x", at=AT, account="a", device="t1", old=1, new=2, context=Context("c", "e4999")
     )
     engine._remember_chain(echo, "third")
-    assert engine._chains["e4999"] == ["first", "second", "third"]
+    assert engine._chains["e4999"] == ("first", "second", "third")
 
 
 def test_a_run_starts_as_a_fresh_home_and_run_guard() -> None:

@@ -82,12 +82,13 @@ class Admission:
     services: Services
     clock: Clock
     loop: LoopLimits
+    timeout_s: float
     block_budget_s: float
     max_commands: int
     timers: Timers
     stats: dict[str, RuleStats]
     _states: dict[str, RuleState]
-    _chains: dict[str, list[str]]
+    _chains: dict[str, tuple[str, ...]]
     _tg: TaskGroup | None
     _ready: deque[Run]  # admitted, not yet started
     _inline: bool
@@ -114,7 +115,6 @@ class Admission:
         self, r: Rule, event: Event, label: str, trace: Trace | None = None, debounced: bool = False
     ) -> bool:
         """A trigger of `r` fired. Decide whether it runs, trace the answer either way."""
-        stats = self.stats[r.name]
         state = self._states[r.name]
         now = self.clock.now()
         if trace is None:
@@ -123,12 +123,12 @@ class Admission:
             trace.end(Result.RUNNING)
         ctx = event.context
         if ctx.rule == r.name and not r.react_to_own_echo:
-            stats.skipped_echo += 1
+            self.stats[r.name].skipped_echo += 1
             return self._skip(trace, "the event is the echo of this rule's own command", now)
         if ctx.causation is not None or ctx.depth >= self.loop.max_depth:  # else no cut
             cut = self._loop_cut(r, event, state, now)
             if cut:
-                stats.loop_cuts += 1
+                self.stats[r.name].loop_cuts += 1
                 log.warning("rule loop cut", rule=r.name, reason=cut, rules=list(trace.chain))
                 return self._skip(trace, f"loop cut: {cut}", now)
         if isinstance(event, _ALARM_EVENTS) and is_alarm(event):  # no call for the rest
@@ -139,17 +139,17 @@ class Admission:
         if r.cooldown_s and state.last_run is not None:
             left = r.cooldown_s - (now - state.last_run).total_seconds()
             if left > 0:
-                stats.skipped_cooldown += 1
+                self.stats[r.name].skipped_cooldown += 1
                 return self._skip(trace, f"cooldown: {left:.0f}s left", now)
         if r.rate is not None and self._rate(r, state).full(now):
-            stats.skipped_rate += 1
+            self.stats[r.name].skipped_rate += 1
             count, window = r.rate
             return self._skip(trace, f"rate limit: {count} runs per {window:g}s reached", now)
         run = None
         if r.condition is not None:
             run = self._condition(r, event, trace, state)
             if run is None:
-                stats.skipped_condition += 1
+                self.stats[r.name].skipped_condition += 1
                 return self._skip(trace, "condition not met", now)
         if not state.running:  # no run mode holds it back
             self._launch(r, event, trace, state, 0, now, run)

@@ -89,7 +89,7 @@ class Engine(Matching, Admission, Runner):
     interest: Interest = field(default_factory=Interest)
     _index: Index = field(default_factory=dict)
     _states: dict[str, RuleState] = field(default_factory=dict)
-    _chains: dict[str, list[str]] = field(default_factory=dict)  # oldest first
+    _chains: dict[str, tuple[str, ...]] = field(default_factory=dict)  # oldest first
     _tg: TaskGroup | None = None
     # Events taken off the bus and runs admitted, not yet handled/started; `_inline` is
     # True while the bus task works through them (runs admitted then start inline).
@@ -254,17 +254,17 @@ class Engine(Matching, Admission, Runner):
         chains = self._chains
         chain = chains.get(key)
         if chain is None:
-            chains[key] = [rule]
+            chains[key] = (rule,)
             if len(chains) > 2 * _CHAINS_KEPT:  # the older half goes, in one step
                 self._chains = dict(list(chains.items())[-_CHAINS_KEPT:])
         elif len(chain) < _CHAIN_MAX:
-            chain.append(rule)
+            chains[key] = (*chain, rule)
 
     def _trace(self, r: Rule, label: str, event: Event, now: datetime | None = None) -> Trace:
         at = now if now is not None else self.clock.now()
         key = event.context.correlation  # the rules that ran before in its causation chain
-        chain = self._chains.get(key) if key else None
-        trace = Trace(r.name, label, at, event, tuple(chain) if chain else ())
+        chain = self._chains.get(key, ()) if key else ()
+        trace = Trace(r.name, label, at, event, chain)
         self.traces.add(trace)
         return trace
 

@@ -58,6 +58,8 @@ class BlockReporter(Protocol):
 class RunOwner(RuleRunner, BlockReporter, Protocol):
     """The engine, as its runs see it."""
 
+    timeout_s: float  # a run's, unless its rule has its own
+
 
 class Run(RuleHome):
     """One admitted run of a rule: the home its condition and body get (one object per
@@ -76,7 +78,6 @@ class Run(RuleHome):
         "started",
         "state",
         "timed_out",
-        "timeout_s",
         "watchdog",
     )
 
@@ -111,7 +112,6 @@ class Run(RuleHome):
         self.definition = definition
         self.state = state
         self.start = 0
-        self.timeout_s = 0.0
         self.started = 0.0  # on the clock's monotonic time, set when the run starts
         self._deadline: RunDeadline | None = None
         self.scope = None  # made when it first waits
@@ -119,11 +119,16 @@ class Run(RuleHome):
         self.timed_out = False
         self.restarted = False  # a newer trigger of a restart-mode rule cancelled it
 
+    def timeout(self) -> float:
+        """Its rule's timeout, else the engine's (read when needed: most runs never wait)."""
+        seconds = self.definition.timeout_s
+        return seconds if seconds is not None else self._runner.timeout_s
+
     def deadline(self) -> RunDeadline:
-        """When the run times out: `timeout_s` after it started, plus its delays."""
+        """When the run times out: `timeout()` after it started, plus its delays."""
         if self._deadline is None:
             clock = self._services.clock
-            self._deadline = RunDeadline(clock, self.timeout_s, self.started)
+            self._deadline = RunDeadline(clock, self.timeout(), self.started)
         return self._deadline
 
     def restart(self) -> None:
@@ -183,7 +188,6 @@ class Runner:
         """Run the first stretch inline. None when the run is over; else what carries it
         on, to be driven by the calling task (its cancel scope is entered there)."""
         r, event, state = run.definition, run.event, run.state
-        run.timeout_s = r.timeout_s if r.timeout_s is not None else self.timeout_s
         run.started = self.clock.monotonic()
         try:
             start = run.start
@@ -262,7 +266,7 @@ class Runner:
 
     def _ended(self, r: Rule, event: Event, run: Run, error: BaseException | None) -> None:
         """Trace how the run ended (and count and log what went wrong)."""
-        trace, timeout = run.trace, run.timeout_s
+        trace = run.trace
         at = run.first_stretch_at or self.clock.now()
         if error is None:
             if run.restarted:
@@ -270,6 +274,7 @@ class Runner:
             else:
                 trace.end(Result.RAN, "", at)
         elif isinstance(error, TimeoutError):
+            timeout = run.timeout()
             self.stats[r.name].timeouts += 1
             log.error("rule timed out", rule=r.name, source=r.source, timeout_s=timeout)
             trace.end(Result.TIMED_OUT, f"timed out after {timeout:g}s", at)
