@@ -31,7 +31,6 @@ from pathlib import Path
 
 import anyio
 import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from common import ACCOUNT, build_devices, quiet_logging, thermostat_id
 from roost.commands.dispatch import Dispatcher
@@ -41,6 +40,7 @@ from roost.core.bus import Batch, Bus
 from roost.core.clock import SystemClock
 from roost.core.commands import Command
 from roost.core.events import CommandOutcome, Event, Outcome, Started, TemperatureChanged
+from roost.core.inbox import Inbox
 from roost.core.model import Change, Home, ThermostatMode
 from roost.engine.engine import Engine
 from roost.engine.rule_home import Found, RuleHome, Services
@@ -103,7 +103,7 @@ class Pipeline:
     bus: Bus
     state: HomeState
     engine: Engine
-    inbox: MemoryObjectReceiveStream[Batch]
+    inbox: Inbox[Batch]
     persister: Persister | None = None
     store: Store | None = None
     outcomes: dict[Outcome, int] = field(default_factory=dict)
@@ -192,7 +192,7 @@ async def feed(pipeline: Pipeline, feed_patches: list[list[Change]], rule_runs: 
             for changes in feed_patches:
                 await pipeline.state.patch(ACCOUNT, changes, datetime.now(UTC))
             await pipeline.all_done.wait()
-            while pipeline.inbox.statistics().current_buffer_used:
+            while len(pipeline.inbox):
                 await anyio.lowlevel.checkpoint()
             timing = Timing(time.perf_counter() - started, time.process_time() - cpu_started)
             tg.cancel_scope.cancel()
@@ -316,13 +316,13 @@ async def engine_alone(
         ]
         for n in range(runs)
     ]
-    send, receive = anyio.create_memory_object_stream[Sequence[Event]](runs)
+    inbox = Inbox[Sequence[Event]](runs)
     for batch in events:
-        send.send_nowait(batch)
+        inbox.put(batch)
     settle_memory()
     async with anyio.create_task_group() as tg:
         started, cpu_started = time.perf_counter(), time.process_time()
-        tg.start_soon(pipeline.engine.run, receive)
+        tg.start_soon(pipeline.engine.run, inbox)
         with anyio.fail_after(TIMEOUT_S):
             await finished.wait()
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started

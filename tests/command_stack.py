@@ -15,13 +15,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from roost.commands.dispatch import Tuning
 from roost.config.settings import Settings
 from roost.core.commands import Action, Command
 from roost.core.events import CommandOutcome, Event, Outcome
 from roost.core.ids import new_id
+from roost.core.inbox import Inbox
 from roost.providers.base import WriteLimits
 from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.service.runtime import Runtime
@@ -45,7 +45,7 @@ class CommandStack:
     home: SimHome
     cloud: NestWwnSimulator
     runtime: Runtime
-    inbox: MemoryObjectReceiveStream[Sequence[Event]]
+    inbox: Inbox[Sequence[Event]]
     events: list[Event] = field(default_factory=list)
 
     def outcomes(self, command: str | None = None) -> list[CommandOutcome]:

@@ -7,7 +7,7 @@ runs publishes hundreds of batches between two turns of the event loop, and an
 inbox was full, then held every publisher, and the held rule runs filled their rule's run
 limit, so later runs were skipped (bench/stream_latency.py at 1,000 changes/s: 5,600 of
 10,000 runs). A subscriber now takes every waiting batch on its turn
-(`core.bus.take_waiting`); these floods would fill their inboxes many times over.
+(`Inbox.take_all`); these floods would fill their inboxes many times over.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from roost.core.bus import Batch, Bus, take_waiting
+from roost.core.bus import Batch, Bus
 from roost.core.events import AccountStatus, AttributeChanged, ConnectionState
 from roost.notify import alerts
 from roost.notify.notifier import Notification
@@ -121,7 +121,7 @@ async def test_a_tap_that_fails_does_not_stop_the_publisher() -> None:
     await bus.publish([change(0)])
     await bus.publish([change(1)])
     assert seen == ["e0", "e1"]  # the taps after it still see every batch, in order
-    assert [e.id for batch in take_waiting(inbox) for e in batch] == ["e0", "e1"]
+    assert [e.id for batch in inbox.take_all() for e in batch] == ["e0", "e1"]
 
 
 async def test_the_event_recorder_keeps_up_and_keeps_the_order(tmp_path: Path) -> None:

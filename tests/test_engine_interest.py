@@ -10,11 +10,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from roost.commands.dispatch import Dispatcher
 from roost.commands.guards import Limits
-from roost.core.bus import Bus, Interest, take_waiting
+from roost.core.bus import Bus, Interest
 from roost.core.events import (
     CoAlarm,
     CommandOutcome,
@@ -26,6 +25,7 @@ from roost.core.events import (
     SmokeAlarm,
     TemperatureChanged,
 )
+from roost.core.inbox import Inbox
 from roost.core.model import AlarmState, Presence
 from roost.engine.engine import Engine
 from roost.engine.rule_home import Services
@@ -86,8 +86,8 @@ def engine() -> Engine:
     return Engine(Services(state, dispatcher.submit, notify, lambda: AT))
 
 
-def received(inbox: MemoryObjectReceiveStream[Sequence[Event]]) -> list[str]:
-    return [e.id for batch in take_waiting(inbox) for e in batch]
+def received(inbox: Inbox[Sequence[Event]]) -> list[str]:
+    return [e.id for batch in inbox.take_all() for e in batch]
 
 
 def watching(*kinds: str) -> list[Rule]:

@@ -347,18 +347,19 @@ def test_causation_chains_are_kept_for_the_latest_events() -> None:
         engine._remember_chain(event, "second")
         assert 512 <= len(engine._chains) <= 1024 or n < 512
     assert list(engine._chains)[-512:] == [f"e{n}" for n in range(4_488, 5_000)]
-    assert engine._chains["e4999"] == ["first", "second"]
+    assert engine._chains["e4999"] == ("first", "second")
     echo = TemperatureChanged(
         id="x", at=AT, account="a", device="t1", old=1, new=2, context=Context("c", "e4999")
     )
     engine._remember_chain(echo, "third")
-    assert engine._chains["e4999"] == ["first", "second", "third"]
+    assert engine._chains["e4999"] == ("first", "second", "third")
 
 
 def test_a_run_starts_as_a_fresh_home_and_run_guard() -> None:
     """`Run.__init__` sets its `RuleHome` and `RunGuard` fields itself (one call per run):
     every one of them, as `RuleHome.__init__` (which runs `RunGuard.__init__`) sets them."""
     from roost.core.bus import Bus
+    from roost.engine.admission import RuleState
     from roost.engine.engine import Engine
     from roost.engine.isolation import RunGuard
     from roost.engine.rule_home import RuleHome, Services
@@ -379,12 +380,15 @@ def test_a_run_starts_as_a_fresh_home_and_run_guard() -> None:
     event = TemperatureChanged(id="e", at=AT, account="a", device="t1", old=1, new=2)
     rule = Rule(name="r", triggers=(when("temperature"),), body=body, dry_run=True)
     trace = Trace("r", "t", AT)
-    run = Run(services, rule, event, trace, engine, 0.25, 7)
+    state = RuleState()
+    run = Run(services, rule, event, trace, engine, state, 0.25, 7)
     home, guard = RuleHome(services, "r", event, True, trace, engine), RunGuard(0.25, 7)
     for name in RuleHome.__slots__:
         assert getattr(run, name) == getattr(home, name), name
     for name in RunGuard.__slots__:
         assert getattr(run, name) == getattr(guard, name), name
     assert run.definition is rule
+    assert run.state is state
+    assert run.start == 0
     assert run.scope is None
     assert run.deadline().clock is services.clock

@@ -47,7 +47,7 @@ async def record(tmp_path: Path) -> Path:
         await home.set("House", presence="away")
         await home.advance("3m")
         await home.set("House", presence="home")
-        while inbox.statistics().current_buffer_used:
+        while len(inbox):
             lines.extend(event_line(e) for e in inbox.receive_nowait())
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")

@@ -30,13 +30,13 @@ from typing import Any
 import anyio
 import psycopg
 import structlog
-from anyio.streams.memory import MemoryObjectReceiveStream
 from psycopg_pool import AsyncConnectionPool
 
 from roost.core.bus import Batch, Bus, Overflow
 from roost.core.codec import dumps
 from roost.core.commands import Action, Command, FailureReason, SetCool, SetHeat, SetMode, satisfies
 from roost.core.events import CommandOutcome, Outcome
+from roost.core.inbox import Inbox
 from roost.core.model import Thermostat, ThermostatMode
 from roost.state.home_state import HomeState
 from roost.store import fence
@@ -352,7 +352,7 @@ class FleetRunner:
         self._submit = submit
         self._poll_s = poll_s
         # Overflow DROP: a slow fleet never holds up the bus (and so no alarm).
-        self._outcomes: MemoryObjectReceiveStream[Batch] = bus.subscribe(
+        self._outcomes: Inbox[Batch] = bus.subscribe(
             "fleet", buffer=OUTCOMES_BUFFER, overflow=Overflow.DROP
         )
         self._runs: dict[tuple[str, str], _Run] = {}  # (fleet, account) -> in flight

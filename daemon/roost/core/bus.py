@@ -1,8 +1,9 @@
 """In-process fan-out of events, bounded, with an explicit overflow policy per subscriber.
 
 Events travel in batches (all the events one snapshot or patch produced), which keeps the
-per-event cost of the memory streams off the hot path. A subscriber may declare an
-`Interest`: event kinds it has no use for, whose batches the bus does not send it.
+per-event cost of the inboxes off the hot path. Each subscriber reads its own `Inbox`. A
+subscriber may declare an `Interest`: event kinds it has no use for, whose batches the bus
+does not send it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from enum import StrEnum
 
 import anyio
 import structlog
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from roost.core.events import Event
+from roost.core.inbox import Inbox
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +54,7 @@ class SubscriberStats:
 @dataclass
 class _Subscriber:
     name: str
-    send: MemoryObjectSendStream[Batch]
+    inbox: Inbox[Batch]
     overflow: Overflow
     interest: Interest | None
     stats: SubscriberStats = field(default_factory=SubscriberStats)
@@ -73,11 +74,11 @@ class Bus:
         buffer: int = 1024,
         overflow: Overflow = Overflow.BLOCK,
         interest: Interest | None = None,
-    ) -> MemoryObjectReceiveStream[Batch]:
+    ) -> Inbox[Batch]:
         """`interest`: the kinds to leave out, read at every publish (None: all are sent)."""
-        send, receive = anyio.create_memory_object_stream[Batch](buffer)
-        self._subscribers = (*self._subscribers, _Subscriber(name, send, overflow, interest))
-        return receive
+        inbox = Inbox[Batch](buffer)
+        self._subscribers = (*self._subscribers, _Subscriber(name, inbox, overflow, interest))
+        return inbox
 
     def tap(self, name: str, see: Tap) -> None:
         """Call `see` with every batch published from now on, in order, as it is published
@@ -91,7 +92,7 @@ class Bus:
         """(batches subscriber `name` has taken, batches waiting for it)."""
         for sub in self._subscribers:
             if sub.name == name:
-                queued = sub.send.statistics().current_buffer_used
+                queued = len(sub.inbox)
                 return sub.stats.batches - queued, queued
         return 0, 0
 
@@ -121,12 +122,11 @@ class Bus:
                 sub.stats.ignored += 1
                 continue
             try:
-                sub.send.send_nowait(events)
-            except anyio.WouldBlock:
-                if full is None:
-                    full = []
-                full.append(sub)
-                continue
+                if not sub.inbox.put(events):
+                    if full is None:
+                        full = []
+                    full.append(sub)
+                    continue
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._subscribers = tuple(s for s in self._subscribers if s is not sub)
                 continue
@@ -154,13 +154,13 @@ class Bus:
             log.warning("bus subscriber lagging, batch dropped", subscriber=sub.name)
             return
         sub.stats.blocked += 1
-        await sub.send.send(events)
+        await sub.inbox.put_waiting(events)
         sub.stats.batches += 1
         sub.stats.delivered += len(events)
 
     def close(self) -> None:
         for sub in self._subscribers:
-            sub.send.close()
+            sub.inbox.end()
         self._subscribers = ()
         self._taps = ()
 
@@ -169,17 +169,3 @@ def _all_in(events: Batch, interest: Interest) -> bool:
     """Every event of `events` is of a kind `interest` ignores."""
     ignored = interest.ignored
     return all(e.name in ignored for e in events)
-
-
-def take_waiting(inbox: MemoryObjectReceiveStream[Batch]) -> list[Batch]:
-    """Every batch waiting in `inbox` now, without yielding. A subscriber's `async for`
-    gets one batch per turn of the event loop (each anyio `receive` is a checkpoint), while
-    a flood of rule runs publishes hundreds between two turns: a reader that takes only one
-    falls behind until its inbox is full and holds every publisher (and the held runs fill
-    their rule's run limit, so later runs are skipped)."""
-    waiting: list[Batch] = []
-    try:
-        while True:
-            waiting.append(inbox.receive_nowait())
-    except (anyio.WouldBlock, anyio.EndOfStream):
-        return waiting

@@ -76,24 +76,21 @@ class RuleState:
     pending: dict[str, Trace] = field(default_factory=dict)  # timer id → its trace
 
 
-# An admitted run, not yet started (from step `start`: a TOML rule resumed after a delay).
-Ready = tuple[Rule, Event, Run, "RuleState", int]
-
-
 class Admission:
     """The engine's admission side (a part of `Engine`; the fields are the engine's)."""
 
     services: Services
     clock: Clock
     loop: LoopLimits
+    timeout_s: float
     block_budget_s: float
     max_commands: int
     timers: Timers
     stats: dict[str, RuleStats]
     _states: dict[str, RuleState]
-    _chains: dict[str, list[str]]
+    _chains: dict[str, tuple[str, ...]]
     _tg: TaskGroup | None
-    _ready: deque[Ready]
+    _ready: deque[Run]  # admitted, not yet started
     _inline: bool
 
     if TYPE_CHECKING:
@@ -110,14 +107,7 @@ class Admission:
 
         def forget_delay(self, delay_id: str) -> None: ...
 
-        async def _execute(
-            self,
-            r: Rule,
-            event: Event,
-            run: Run,
-            state: RuleState,
-            start: int,
-        ) -> None: ...
+        async def _execute(self, run: Run) -> None: ...
 
         def _report_blocked(self, r: Rule, trace: Trace, seconds: float) -> None: ...
 
@@ -125,7 +115,6 @@ class Admission:
         self, r: Rule, event: Event, label: str, trace: Trace | None = None, debounced: bool = False
     ) -> bool:
         """A trigger of `r` fired. Decide whether it runs, trace the answer either way."""
-        stats = self.stats[r.name]
         state = self._states[r.name]
         now = self.clock.now()
         if trace is None:
@@ -134,12 +123,12 @@ class Admission:
             trace.end(Result.RUNNING)
         ctx = event.context
         if ctx.rule == r.name and not r.react_to_own_echo:
-            stats.skipped_echo += 1
+            self.stats[r.name].skipped_echo += 1
             return self._skip(trace, "the event is the echo of this rule's own command", now)
         if ctx.causation is not None or ctx.depth >= self.loop.max_depth:  # else no cut
             cut = self._loop_cut(r, event, state, now)
             if cut:
-                stats.loop_cuts += 1
+                self.stats[r.name].loop_cuts += 1
                 log.warning("rule loop cut", rule=r.name, reason=cut, rules=list(trace.chain))
                 return self._skip(trace, f"loop cut: {cut}", now)
         if isinstance(event, _ALARM_EVENTS) and is_alarm(event):  # no call for the rest
@@ -150,17 +139,17 @@ class Admission:
         if r.cooldown_s and state.last_run is not None:
             left = r.cooldown_s - (now - state.last_run).total_seconds()
             if left > 0:
-                stats.skipped_cooldown += 1
+                self.stats[r.name].skipped_cooldown += 1
                 return self._skip(trace, f"cooldown: {left:.0f}s left", now)
         if r.rate is not None and self._rate(r, state).full(now):
-            stats.skipped_rate += 1
+            self.stats[r.name].skipped_rate += 1
             count, window = r.rate
             return self._skip(trace, f"rate limit: {count} runs per {window:g}s reached", now)
         run = None
         if r.condition is not None:
-            run = self._condition(r, event, trace)
+            run = self._condition(r, event, trace, state)
             if run is None:
-                stats.skipped_condition += 1
+                self.stats[r.name].skipped_condition += 1
                 return self._skip(trace, "condition not met", now)
         if not state.running:  # no run mode holds it back
             self._launch(r, event, trace, state, 0, now, run)
@@ -172,7 +161,7 @@ class Admission:
         are for comfort, so none of them holds this run back (conditions still apply)."""
         run = None
         if r.condition is not None:
-            run = self._condition(r, event, trace)
+            run = self._condition(r, event, trace, state)
             if run is None:
                 self.stats[r.name].skipped_condition += 1
                 return self._skip(trace, "condition not met")
@@ -209,14 +198,16 @@ class Admission:
             state.rate = Window(r.rate[0], r.rate[1], state.rate.times if state.rate else ())
         return state.rate
 
-    def _condition(self, r: Rule, event: Event, trace: Trace) -> Run | None:
+    def _condition(self, r: Rule, event: Event, trace: Trace, state: RuleState) -> Run | None:
         """The run whose home the condition was checked with when it holds (it goes on to
         run the body), else None."""
         condition = r.condition
         assert condition is not None
         # `load` made it a Condition; a plain predicate set on the rule since is wrapped here
         check = getattr(condition, "check", None) or as_condition(condition).check
-        run = Run(self.services, r, event, trace, self, self.block_budget_s, self.max_commands)
+        run = Run(
+            self.services, r, event, trace, self, state, self.block_budget_s, self.max_commands
+        )
         try:
             return run if check(event, run, trace.conditions) else None
         except Exception as exc:
@@ -295,10 +286,13 @@ class Admission:
         if trace.result is not _RUNNING:  # queued or pending until now
             trace.end(_RUNNING)
         if run is None:
-            run = Run(self.services, r, event, trace, self, self.block_budget_s, self.max_commands)
+            run = Run(
+                self.services, r, event, trace, self, state, self.block_budget_s, self.max_commands
+            )
+        run.start = start
         state.running.append(run)
         if self._inline:  # it starts in this very stretch: admission's reading holds
             run.first_stretch_at = now
-            self._ready.append((r, event, run, state, start))
+            self._ready.append(run)
         else:
-            self._tg.start_soon(self._execute, r, event, run, state, start, name=f"rule {r.name}")
+            self._tg.start_soon(self._execute, run, name=f"rule {r.name}")

@@ -23,15 +23,15 @@ from typing import Any
 import anyio
 import structlog
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from roost.core.bus import Interest
 from roost.core.clock import Clock
 from roost.core.codec import event_from_json, event_to_json
 from roost.core.events import CommandOutcome, Event, Scheduled, Started
 from roost.core.ids import new_id
+from roost.core.inbox import Inbox
 from roost.core.timers import TimerKind, TimerPersistence, TimerRecord, Timers
-from roost.engine.admission import Admission, LoopLimits, Ready, RuleState, RuleStats
+from roost.engine.admission import Admission, LoopLimits, RuleState, RuleStats
 from roost.engine.isolation import (
     DEFAULT_BLOCK_BUDGET_S,
     DEFAULT_MAX_COMMANDS,
@@ -42,7 +42,7 @@ from roost.engine.isolation import (
 )
 from roost.engine.matching import Index, Matching, build_index
 from roost.engine.rule_home import RuleHome, Services
-from roost.engine.runner import Runner
+from roost.engine.runner import Run, Runner
 from roost.engine.traces import DEFAULT_PER_RULE, Result, Trace, TraceStore
 from roost.rules.author import Rule
 from roost.rules.conditions import as_condition
@@ -89,12 +89,12 @@ class Engine(Matching, Admission, Runner):
     interest: Interest = field(default_factory=Interest)
     _index: Index = field(default_factory=dict)
     _states: dict[str, RuleState] = field(default_factory=dict)
-    _chains: dict[str, list[str]] = field(default_factory=dict)  # oldest first
+    _chains: dict[str, tuple[str, ...]] = field(default_factory=dict)  # oldest first
     _tg: TaskGroup | None = None
     # Events taken off the bus and runs admitted, not yet handled/started; `_inline` is
     # True while the bus task works through them (runs admitted then start inline).
     _pending: deque[Event] = field(default_factory=deque)
-    _ready: deque[Ready] = field(default_factory=deque)
+    _ready: deque[Run] = field(default_factory=deque)
     _inline: bool = False
     _interrupter: Interrupter | None = None
     # Runs stopped by the block budget, the command cap or a real-time timeout: (rule, why).
@@ -156,7 +156,7 @@ class Engine(Matching, Admission, Runner):
 
     # ---- running -------------------------------------------------------------------
 
-    async def run(self, inbox: MemoryObjectReceiveStream[Sequence[Event]]) -> None:
+    async def run(self, inbox: Inbox[Sequence[Event]]) -> None:
         armed = self.stop_blocking and INTERRUPTER.acquire(self.block_budget_s)
         self._interrupter = INTERRUPTER if armed else None
         try:
@@ -176,11 +176,11 @@ class Engine(Matching, Admission, Runner):
             self._inline = False
             self._pending.clear()
             while self._ready:  # admitted, never started: the engine stopped first
-                _, _, run, state, _ = self._ready.popleft()
-                state.running.remove(run)
+                run = self._ready.popleft()
+                run.state.running.remove(run)
                 run.trace.end(Result.CANCELLED, "the engine stopped", self.clock.now())
 
-    async def _consume(self, inbox: MemoryObjectReceiveStream[Sequence[Event]]) -> None:
+    async def _consume(self, inbox: Inbox[Sequence[Event]]) -> None:
         """Handle events off the bus, starting admitted runs inline. If a run has to wait,
         this task stays with it (so its cancel scopes stay in one task) and a new task
         takes over the bus."""
@@ -195,8 +195,8 @@ class Engine(Matching, Admission, Runner):
                     if slot is not None and (slot.matches_any or event.device in slot.by_key):
                         self.match(event, slot)  # else no rule can match it
                     continue
-                admitted = ready.popleft()
-                rest = self._begin(*admitted)
+                run = ready.popleft()
+                rest = self._begin(run)
                 if rest is not None:
                     try:
                         waits_for = rest.send(None)  # enters its cancel scope in this task
@@ -207,7 +207,7 @@ class Engine(Matching, Admission, Runner):
                     # room in it, or a later run would wait on the engine itself. Taking
                     # them now or a few runs later handles them in the same order (with
                     # nothing left to do, the `receive` below takes them).
-                    undrained += 1 + admitted[2].commands
+                    undrained += 1 + run.commands
                     if undrained >= _DRAIN_AFTER or (ready and not pending):
                         _take_waiting(inbox, pending)
                         undrained = 0
@@ -254,17 +254,17 @@ class Engine(Matching, Admission, Runner):
         chains = self._chains
         chain = chains.get(key)
         if chain is None:
-            chains[key] = [rule]
+            chains[key] = (rule,)
             if len(chains) > 2 * _CHAINS_KEPT:  # the older half goes, in one step
                 self._chains = dict(list(chains.items())[-_CHAINS_KEPT:])
         elif len(chain) < _CHAIN_MAX:
-            chain.append(rule)
+            chains[key] = (*chain, rule)
 
     def _trace(self, r: Rule, label: str, event: Event, now: datetime | None = None) -> Trace:
         at = now if now is not None else self.clock.now()
         key = event.context.correlation  # the rules that ran before in its causation chain
-        chain = self._chains.get(key) if key else None
-        trace = Trace(r.name, label, at, event, tuple(chain) if chain else ())
+        chain = self._chains.get(key, ()) if key else ()
+        trace = Trace(r.name, label, at, event, chain)
         self.traces.add(trace)
         return trace
 
@@ -406,13 +406,10 @@ class Engine(Matching, Admission, Runner):
                 self._rate(r, state).restore(saved.get("runs", []))
 
 
-def _take_waiting(inbox: MemoryObjectReceiveStream[Sequence[Event]], into: deque[Event]) -> None:
+def _take_waiting(inbox: Inbox[Sequence[Event]], into: deque[Event]) -> None:
     """Move every batch waiting in `inbox` to `into`, without yielding to the loop."""
-    try:
-        while True:
-            into.extend(inbox.receive_nowait())
-    except (anyio.WouldBlock, anyio.EndOfStream):
-        pass
+    for batch in inbox.take_all():
+        into.extend(batch)
 
 
 def _same(before: Rule, after: Rule) -> bool:

@@ -169,10 +169,29 @@ INTERRUPTER = Interrupter()
 
 
 _START: Any = object()  # guarded_steps: no stretch has run yet
+_RETURNED: Any = object()  # what a stepper yields when the coroutine it runs has returned
+
+# A coroutine or a stepper running one: both are stepped with send, throw and close.
+Steppable = Coroutine[Any, Any, Any] | Generator[Any, Any, Any]
+
+
+@types.coroutine
+def _stepper() -> Generator[Any, Any, None]:
+    """Runs each coroutine sent to it: yields what it waits on, and `_RETURNED` once it
+    has returned (then takes the next). A coroutine stepped by hand with `send` raises
+    StopIteration when it returns, an exception object and a traceback per rule run;
+    through `yield from` it returns as a call does."""
+    coro = yield
+    while True:
+        yield from coro
+        coro = yield _RETURNED
+
+
+_IDLE: list[Generator[Any, Any, None]] = []  # steppers between two first stretches
 
 
 def _stretch(
-    coro: Coroutine[Any, Any, Any],
+    coro: Steppable,
     guard: RunGuard,
     interrupter: Interrupter | None,
     threshold_s: float,
@@ -183,6 +202,7 @@ def _stretch(
     """One stretch of `coro` (the code between two awaits), watched by `interrupter` (None:
     only timed); one that held the loop longer than `threshold_s` is reported."""
     started = time.perf_counter()
+    result = None
     try:
         try:
             if interrupter is not None:
@@ -192,12 +212,7 @@ def _stretch(
             if interrupter is not None:
                 interrupter.stretch = None
     except StopIteration as stop:
-        elapsed = time.perf_counter() - started  # `_check`, inline: every run ends here
-        if elapsed > threshold_s:
-            on_slow(elapsed)
-        if guard.interrupted:  # it caught the stop and went on: still stopped
-            raise RuleBlocked("caught the stop and went on") from None
-        return True, stop.value
+        yielded, result = _RETURNED, stop.value
     except RuleStopped:
         if interrupter is not None:
             interrupter.stretch = None
@@ -207,7 +222,13 @@ def _stretch(
     except BaseException:
         _check(started, threshold_s, on_slow)
         raise
-    _check(started, threshold_s, on_slow)
+    elapsed = time.perf_counter() - started  # `_check`, inline: every run ends here
+    if elapsed > threshold_s:
+        on_slow(elapsed)
+    if yielded is _RETURNED:
+        if guard.interrupted:  # it caught the stop and went on: still stopped
+            raise RuleBlocked("caught the stop and went on")
+        return True, result
     guard.deferred = False  # it awaited: the loop has it back
     if guard.interrupted:
         coro.close()
@@ -215,15 +236,33 @@ def _stretch(
     return False, yielded
 
 
-# `first_stretch(coro, guard, interrupter, threshold_s, on_slow)`: run `coro` up to its first
-# wait, watched: (True, its result) if it returned, or (False, what it waits on) to hand to
-# `guarded_steps` in the task that goes on. `_stretch` itself: one call less per run.
-first_stretch = _stretch
+def first_stretch(
+    coro: Coroutine[Any, Any, Any],
+    guard: RunGuard,
+    interrupter: Interrupter | None,
+    threshold_s: float,
+    on_slow: Callable[[float], None],
+) -> tuple[Generator[Any, Any, None] | None, Any]:
+    """Run `coro` up to its first wait, watched (see `_stretch`): (None, None) if it
+    returned; else (what runs the rest of it, what it waits on), to hand to
+    `guarded_steps` in the task that goes on."""
+    stepper = _IDLE.pop() if _IDLE else _new_stepper()
+    done, waits_for = _stretch(stepper, guard, interrupter, threshold_s, on_slow, coro)
+    if done:
+        _IDLE.append(stepper)
+        return None, None
+    return stepper, waits_for  # it stays with this run
+
+
+def _new_stepper() -> Generator[Any, Any, None]:
+    stepper = _stepper()
+    stepper.send(None)  # to its first `yield`, ready for a coroutine
+    return stepper
 
 
 @types.coroutine
 def guarded_steps(
-    coro: Coroutine[Any, Any, Any],
+    coro: Steppable,
     guard: RunGuard,
     interrupter: Interrupter | None,
     threshold_s: float,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Coroutine
 from datetime import datetime
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import anyio
 import structlog
@@ -30,6 +30,7 @@ from roost.engine.isolation import (
     RuleBlocked,
     RuleStopped,
     RunDeadline,
+    Steppable,
     first_stretch,
     guarded_steps,
 )
@@ -45,6 +46,7 @@ ALARM_PUSH_GRACE_S = 1.0  # see Runner._alarm_unsent
 log = structlog.get_logger(__name__)
 
 _RAN = Result.RAN  # read once: an enum member read through its class is a metaclass lookup
+_UNSTEPPED: Any = object()  # `_carry_on`: a body that is not a coroutine, not stepped
 
 RunBody = Coroutine[Any, Any, None]
 
@@ -56,22 +58,26 @@ class BlockReporter(Protocol):
 class RunOwner(RuleRunner, BlockReporter, Protocol):
     """The engine, as its runs see it."""
 
+    timeout_s: float  # a run's, unless its rule has its own
+
 
 class Run(RuleHome):
     """One admitted run of a rule: the home its condition and body get (one object per
     run), its trace, and its isolation (a home is its run's `RunGuard`: block budget,
     command count). Its deadline is made when first needed and its cancel scope when it
     first waits: a run that never waits has neither. `first_stretch_at` is the wall-clock
-    reading its first stretch shares (see `core.clock`), None once it has waited."""
+    reading its first stretch shares (see `core.clock`), None once it has waited. `state`
+    is its rule's, and `start` the step it starts at (a TOML rule resumed after a delay)."""
 
     __slots__ = (
         "_deadline",
         "definition",
         "restarted",
         "scope",
+        "start",
         "started",
+        "state",
         "timed_out",
-        "timeout_s",
         "watchdog",
     )
 
@@ -85,6 +91,7 @@ class Run(RuleHome):
         event: Event,
         trace: Trace,
         runner: RunOwner,
+        state: RuleState,
         budget_s: float = DEFAULT_BLOCK_BUDGET_S,
         max_commands: int = DEFAULT_MAX_COMMANDS,
     ) -> None:
@@ -103,7 +110,8 @@ class Run(RuleHome):
         self.deferred = False
         self.interrupted = False
         self.definition = definition
-        self.timeout_s = 0.0
+        self.state = state
+        self.start = 0
         self.started = 0.0  # on the clock's monotonic time, set when the run starts
         self._deadline: RunDeadline | None = None
         self.scope = None  # made when it first waits
@@ -111,11 +119,16 @@ class Run(RuleHome):
         self.timed_out = False
         self.restarted = False  # a newer trigger of a restart-mode rule cancelled it
 
+    def timeout(self) -> float:
+        """Its rule's timeout, else the engine's (read when needed: most runs never wait)."""
+        seconds = self.definition.timeout_s
+        return seconds if seconds is not None else self._runner.timeout_s
+
     def deadline(self) -> RunDeadline:
-        """When the run times out: `timeout_s` after it started, plus its delays."""
+        """When the run times out: `timeout()` after it started, plus its delays."""
         if self._deadline is None:
             clock = self._services.clock
-            self._deadline = RunDeadline(clock, self.timeout_s, self.started)
+            self._deadline = RunDeadline(clock, self.timeout(), self.started)
         return self._deadline
 
     def restart(self) -> None:
@@ -164,31 +177,25 @@ class Runner:
 
         def forget_delay(self, delay_id: str) -> None: ...
 
-    async def _execute(self, r: Rule, event: Event, run: Run, state: RuleState, start: int) -> None:
+    async def _execute(self, run: Run) -> None:
         """A run in a task of its own (started while no events were being handled inline)."""
         run.first_stretch_at = self.clock.now()  # admitted in an earlier stretch
-        rest = self._begin(r, event, run, state, start)
+        rest = self._begin(run)
         if rest is not None:
             await rest
 
-    def _begin(
-        self,
-        r: Rule,
-        event: Event,
-        run: Run,
-        state: RuleState,
-        start: int,
-    ) -> RunBody | None:
+    def _begin(self, run: Run) -> RunBody | None:
         """Run the first stretch inline. None when the run is over; else what carries it
         on, to be driven by the calling task (its cancel scope is entered there)."""
-        run.timeout_s = r.timeout_s if r.timeout_s is not None else self.timeout_s
+        r, event, state = run.definition, run.event, run.state
         run.started = self.clock.monotonic()
         try:
+            start = run.start
             body = r.body(event, run) if start == 0 else _resumed(r, event, run, start)
             if not isinstance(body, CoroutineType):
                 run.first_stretch_at = None
-                return self._carry_on(r, event, run, state, body, None)
-            done, waits_for = first_stretch(body, run, self._interrupter, self.blocking_s, run.slow)
+                return self._carry_on(r, event, run, state, body, _UNSTEPPED)
+            rest, waits_for = first_stretch(body, run, self._interrupter, self.blocking_s, run.slow)
         except (Exception, RuleStopped) as exc:
             self._ended(r, event, run, exc)
             self._release(r, run, state)
@@ -196,9 +203,9 @@ class Runner:
         except BaseException:
             self._release(r, run, state)
             raise
-        if not done:
+        if rest is not None:
             run.first_stretch_at = None  # it waits: later readings are fresh
-            return self._carry_on(r, event, run, state, body, waits_for)
+            return self._carry_on(r, event, run, state, rest, waits_for)
         if run.restarted:
             self._ended(r, event, run, None)
         else:  # `_ended`'s common case, and `trace.end`, inline: it ran
@@ -214,12 +221,13 @@ class Runner:
         event: Event,
         run: Run,
         state: RuleState,
-        body: Awaitable[None],
+        body: Awaitable[None] | Steppable,
         waits_for: Any,
     ) -> None:
-        """The rest of a run that waits (`waits_for`: what its first stretch waits on; None
-        for a body that is not a coroutine): in its cancel scope, each stretch watched. A
-        cancellation from outside (the engine stops) goes on up untraced, as it came."""
+        """The rest of a run that waits (`body`: what runs it, and `waits_for` what its
+        first stretch waits on; `_UNSTEPPED` for a body that is not a coroutine, awaited as
+        it is): in its cancel scope, each stretch watched. A cancellation from outside (the
+        engine stops) goes on up untraced, as it came."""
         run.scope = scope = anyio.CancelScope()
         if run.restarted:
             scope.cancel()
@@ -233,11 +241,16 @@ class Runner:
                 if not isinstance(self.clock, SystemClock):
                     self._watch(deadline, run)
                 with scope:
-                    if not isinstance(body, CoroutineType):
-                        await body
+                    if waits_for is _UNSTEPPED:
+                        await cast(Awaitable[None], body)
                     else:
                         await guarded_steps(
-                            body, run, self._interrupter, self.blocking_s, run.slow, waits_for
+                            cast(Steppable, body),
+                            run,
+                            self._interrupter,
+                            self.blocking_s,
+                            run.slow,
+                            waits_for,
                         )
                 if run.watchdog is not None:
                     run.watchdog.cancel()
@@ -253,7 +266,7 @@ class Runner:
 
     def _ended(self, r: Rule, event: Event, run: Run, error: BaseException | None) -> None:
         """Trace how the run ended (and count and log what went wrong)."""
-        trace, timeout = run.trace, run.timeout_s
+        trace = run.trace
         at = run.first_stretch_at or self.clock.now()
         if error is None:
             if run.restarted:
@@ -261,6 +274,7 @@ class Runner:
             else:
                 trace.end(Result.RAN, "", at)
         elif isinstance(error, TimeoutError):
+            timeout = run.timeout()
             self.stats[r.name].timeouts += 1
             log.error("rule timed out", rule=r.name, source=r.source, timeout_s=timeout)
             trace.end(Result.TIMED_OUT, f"timed out after {timeout:g}s", at)

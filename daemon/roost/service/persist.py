@@ -14,7 +14,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import structlog
 
-from roost.core.bus import Bus, take_waiting
+from roost.core.bus import Bus
 from roost.core.clock import Clock
 from roost.core.codec import CodecError, dumps, home_from_dict, home_to_dict
 from roost.core.events import Event
@@ -115,7 +115,7 @@ class Persister:
         """`events` and whatever else arrives within the window (or up to the cap)."""
         until = anyio.current_time() + JOURNAL_GATHER_S
         while True:
-            for batch in take_waiting(self._inbox):
+            for batch in self._inbox.take_all():
                 events.extend(batch)
             left = until - anyio.current_time()
             if len(events) >= JOURNAL_GATHER_MAX or left <= 0:

@@ -15,7 +15,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from roost.core.bus import Bus, take_waiting
+from roost.core.bus import Bus
 from roost.core.codec import dumps, event_to_json, home_to_dict
 from roost.core.events import AccountStatus, ConnectionState, Event
 from roost.state.home_state import HomeState
@@ -58,7 +58,7 @@ class EventRecorder:
                         await self._switch_file()
                     # Every waiting batch in one write (one worker-thread trip), each
                     # reconnect's home line right after its batch, as before.
-                    await self._write(self._lines((first, *take_waiting(self._inbox))))
+                    await self._write(self._lines((first, *self._inbox.take_all())))
         finally:
             self._out.close()
 

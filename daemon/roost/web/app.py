@@ -22,11 +22,11 @@ from zoneinfo import ZoneInfo
 import anyio
 import jinja2
 import structlog
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from roost.config.settings import WebSettings
 from roost.core.bus import Batch, Overflow
 from roost.core.codec import event_to_dict
+from roost.core.inbox import Inbox
 from roost.core.model import Thermostat
 from roost.host.httpserver import Answer, Request, Response, StreamingResponse
 from roost.service.introspect import EventFilter
@@ -103,7 +103,7 @@ class Web:
         self.csrf_value = derive(token, "csrf")
         self.token = token
         self.viewers = 0
-        self.streams: set[MemoryObjectReceiveStream[Batch]] = set()
+        self.streams: set[Inbox[Batch]] = set()
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
