@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from roost.core.deferred import Deferred
+from roost.core.deferred import Deferred, same_fields
 from roost.core.fastinit import fast_init, positional, stand_in
 from roost.core.ids import next_number, spelled
 from roost.core.model import Presence, ThermostatMode
@@ -240,7 +240,7 @@ class DeferredCommand(Command):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Command):
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in _COMMAND_FIELDS)
+        return same_fields(self, other, _COMMAND_FIELDS)
 
     __hash__ = Command.__hash__
 

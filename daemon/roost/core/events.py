@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from roost.core.commands import Command, FailureReason
-from roost.core.deferred import Deferred
+from roost.core.deferred import Deferred, same_fields
 from roost.core.fastinit import fast_init, positional, positional_pair, stand_in
 from roost.core.ids import next_number, spelled
 from roost.core.model import AlarmState, HvacActivity, Presence, ThermostatMode
@@ -391,7 +391,7 @@ class DeferredOutcome(CommandOutcome):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CommandOutcome):
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in _OUTCOME_FIELDS)
+        return same_fields(self, other, _OUTCOME_FIELDS)
 
     __hash__ = CommandOutcome.__hash__
 
