@@ -125,7 +125,11 @@ class Persister:
     async def _save_homes(self) -> None:
         while True:
             await self._clock.sleep(SAVE_EVERY_S)
-            await self._save_dirty()
+            try:
+                await self._save_dirty()
+            except Exception as exc:  # (psycopg may raise this for a write a stop cancelled)
+                # the homes stay dirty: the next save (or the flush at a stop) writes them
+                log.warning("saving the homes failed; retried", error=str(exc))
 
     async def _save_dirty(self) -> None:
         if self._rule_state is not None:
