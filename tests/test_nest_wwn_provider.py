@@ -7,6 +7,7 @@ Timings are short (keep-alive 0.1 s, watchdog 0.5 s) and every wait is bounded.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +41,7 @@ from roost.core.model import (
     ThermostatMode,
 )
 from roost.providers.nest_wwn.provider import NestWwnProvider
+from roost.providers.sse import SseEvent
 from roost.simulator import http, nest_wwn
 from roost.simulator.home import SimHome
 from tests.provider_kit import make
@@ -161,6 +163,22 @@ async def test_a_put_that_changed_only_a_reading_becomes_a_patch() -> None:
         await r.sink.wait_for(lambda: len(r.sink.snapshots) > snapshots)
         assert thermostat(r.sink.latest).mode is ThermostatMode.COOL
         assert thermostat(r.sink.latest).ambient_c == 23.5
+
+
+@pytest.mark.anyio
+async def test_a_stream_waiting_for_its_next_event_holds_nothing_of_the_last_put() -> None:
+    """With 10,000 streams the next put may be minutes away, and whatever a waiting stream
+    still holds of its last one is walked by every young collection (bench/put_survivors.py):
+    not the event, nor what parsing and normalizing it left over."""
+    async with running() as r:
+        await r.sink.wait_for(lambda: bool(r.sink.snapshots))
+        r.sim.home.set_ambient(LIVING, 23.5)
+        await r.sink.wait_for(lambda: bool(r.sink.patches))
+        await anyio.sleep(0.3)  # keep-alives come and go too
+        assert [o for o in gc.get_objects() if type(o) is SseEvent] == []
+        assert r.provider._parse.edits is None
+        assert r.provider._parse.replaced == {}
+        assert r.provider._normalize.readings is None
 
 
 @pytest.mark.anyio

@@ -98,6 +98,13 @@ class DeltaParser:
         self._remember(text, value, spans, opened)
         return value
 
+    def forget_edits(self) -> None:
+        """Drop the last parse's `edits` and `replaced` once read. A stream waits minutes
+        for its next put: held that long, they would keep the last document's replaced
+        containers alive and, in a daemon with 10,000 streams, be walked by every young
+        collection."""
+        self.edits, self.replaced = None, {}
+
     def _remember(
         self, text: str, value: Any, spans: list[tuple[int, int, Path]], opened: int
     ) -> None:

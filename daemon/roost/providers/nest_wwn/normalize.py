@@ -129,6 +129,12 @@ class Normalizer:
         self._alarms_seen: _Section | None = None  # the alarm devices they were chosen for
         self.readings: list[Change] | None = None
 
+    def take_readings(self) -> list[Change] | None:
+        """`readings` of the last call, not kept after (a stream's next put may be minutes
+        away)."""
+        readings, self.readings = self.readings, None
+        return readings
+
     def recall(self, home: Home) -> None:
         """Before the first document: the stand-ins' last word from `home` (as restored
         from the store), so that an alarm a stand-in reported before a restart still holds
@@ -182,7 +188,8 @@ class Normalizer:
         for device_id, alarm in self._stand_ins.items():
             devices.setdefault(device_id, alarm)
         self.readings = None if seen.more else seen.readings
-        return Home(self.account, dict(self._home_structures), devices)
+        # shared from home to home: `_read_structures` makes a new mapping, never edits one
+        return Home(self.account, self._home_structures, devices)
 
     def _section(
         self,
@@ -544,11 +551,15 @@ def apply_put(document: Mapping[str, Any] | None, path: str, data: Any) -> Docum
     """The document after a stream `put`: `data` replaces the subtree at `path`.
 
     A `null` data removes the subtree. The input is not changed; the dicts along `path`
-    are copied, everything else is shared.
+    are copied, everything else is shared (a put of the whole document is that document:
+    documents are never changed in place).
     """
     keys = check_path(path)
     if not keys:
-        return dict(_mapping(data, "put data at /")) if data is not None else {}
+        if data is None:
+            return {}
+        root = _mapping(data, "put data at /")
+        return root if type(root) is dict else dict(root)
     return _replace(document or {}, keys, data)
 
 

@@ -53,7 +53,7 @@ from roost.providers.nest_wwn.normalize import (
 )
 from roost.providers.readers import Problems
 from roost.providers.registry import ProviderContext
-from roost.providers.sse import EventTooLarge
+from roost.providers.sse import EventTooLarge, SseEvent
 
 log = structlog.get_logger(__name__)
 
@@ -163,18 +163,27 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
                 raise self._silent() from None
             if sse is None:
                 raise StreamEnded("stream closed by the server")
-            if sse.event == "put":
-                update = self._apply_put(sse.data, sink.payload_health(self.account))
-                if update is not None:
-                    await self.supervisor.connected("streaming")
-                    await self._publish(update, sink, catch_up=first_put)
-                    first_put = False
-            elif sse.event == "auth_revoked":
-                raise AuthError("authorization revoked by Nest (auth_revoked)")
-            elif sse.event == "error":
-                self.stats.vendor_errors += 1
-                log.warning("nest_wwn.stream_error", account=self.account, data=sse.data[:200])
-                raise VendorError(f"stream error: {sse.data[:200]}")
+            if await self._handle_event(sse, sink, catch_up=first_put):
+                first_put = False
+            # waits for the next event holding nothing of this one (see forget_edits)
+            del sse
+
+    async def _handle_event(self, sse: SseEvent, sink: ChangeSink, *, catch_up: bool) -> bool:
+        """One event of the stream; True if it was a put that reached the state."""
+        if sse.event == "put":
+            update = self._apply_put(sse.data, sink.payload_health(self.account))
+            if update is None:
+                return False
+            await self.supervisor.connected("streaming")
+            await self._publish(update, sink, catch_up=catch_up)
+            return True
+        if sse.event == "auth_revoked":
+            raise AuthError("authorization revoked by Nest (auth_revoked)")
+        if sse.event == "error":
+            self.stats.vendor_errors += 1
+            log.warning("nest_wwn.stream_error", account=self.account, data=sse.data[:200])
+            raise VendorError(f"stream error: {sse.data[:200]}")
+        return False
 
     def _apply_put(self, data: str, health: PayloadHealth) -> _Update | None:
         """The document and home after one put, and its changes if they are only readings
@@ -190,11 +199,12 @@ class NestWwnProvider(ProviderCore[Structure | Device, tuple[str, dict[str, Any]
             document = apply_put(self._document, path, payload["data"])
             problems = Problems()
             edits = put_edits(path, self._parse.edits, self._parse.replaced)
+            self._parse.forget_edits()
             home = self._normalize(document, problems, edits)
         except ValueError as exc:  # JSONDecodeError, PayloadTooLarge, PayloadError
             self._skipped("a put", exc, health)
             return None
-        readings = self._normalize.readings  # only readings changed: the same targets
+        readings = self._normalize.take_readings()  # only readings changed: the same targets
         self._review(health, problems, home if readings is None else None)
         return document, home, readings
 
