@@ -24,7 +24,10 @@ Phases, each N in a fresh process:
    `--seconds` s: change → the rule ran (one `time.time()` clock for both processes). The
    benchmark then waits until every change has its run, up to `--grace` s, and names any
    change still without one (its number and home): a lost change is a defect to chase, a
-   late one (over 1 s) a stall.
+   late one (over 1 s) a stall. The collections in this phase are printed by generation:
+   their pauses are what holds the p99 up (bench/README.md, round eleven). The phase starts
+   seconds after `settle_memory()` froze the start-up heap, so a short one sees no full
+   collection; `--seconds 60` shows more of the steady state.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class GcTime:
         self.seconds = 0.0
         self.counts = [0, 0, 0]
         self.by_generation = [0.0, 0.0, 0.0]
+        self.longest_ms = 0.0
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
@@ -88,6 +92,7 @@ class GcTime:
         else:
             spent = time.perf_counter() - self._started
             self.seconds += spent
+            self.longest_ms = max(self.longest_ms, spent * 1e3)
             self.counts[info["generation"]] += 1
             self.by_generation[info["generation"]] += spent
 
@@ -176,11 +181,14 @@ async def one(args: argparse.Namespace) -> None:
                     f"of it GC {collector.seconds / args.idle:.2%} ({collector.line()})",
                     flush=True,
                 )
+                loaded = GcTime()
+                gc.callbacks.append(loaded)
                 result = json.loads(await ask(f"go {args.rate} {args.seconds}"))
                 count = len(result["changes"])
                 with anyio.move_on_after(args.grace):
                     while len(ran) < count:
                         await anyio.sleep(0.05)
+                gc.callbacks.remove(loaded)
                 tg.cancel_scope.cancel()
     changes: list[float] = result["changes"]
     delays = sorted(ran[i] - t for i, t in enumerate(changes) if i in ran)
@@ -197,6 +205,7 @@ async def one(args: argparse.Namespace) -> None:
         f"{'MEETS' if p99 <= TARGET_P99_MS else 'MISSES'} target",
         flush=True,
     )
+    print(f"   N = {n:>6}: under load, {loaded.line()} (the longest {loaded.longest_ms:.1f} ms)")
     if lost:
         named = ", ".join(f"change {i} (home {i % n})" for i in lost[:20])
         print(f"   N = {n:>6}: no run for {named}", flush=True)
