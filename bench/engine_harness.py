@@ -46,9 +46,9 @@ from roost.engine.engine import Engine
 from roost.engine.rule_home import Found, RuleHome, Services
 from roost.notify.notifier import Notification
 from roost.rules.author import Rule, RuleBody, when
+from roost.service.collector import settle_memory
 from roost.service.persist import HomeKeeper, Persister
 from roost.service.runtime import engine as build_engine
-from roost.service.systemd import settle_memory
 from roost.state.echo import EchoTracker
 from roost.state.home_state import HomeState
 from roost.store.sqlite import Store

@@ -54,8 +54,8 @@ from roost.engine.rule_home import RuleHome
 from roost.providers.nest_wwn import NestWwnAccount
 from roost.providers.registry import ProviderContext
 from roost.rules.author import Rule, when
+from roost.service.collector import pace_collections, settle_memory
 from roost.service.runtime import Runtime
-from roost.service.systemd import settle_memory
 from scale_sim import raise_fd_limit, token
 from stream_latency import percentile
 
@@ -158,7 +158,8 @@ async def one(args: argparse.Namespace) -> None:
                 connected = time.perf_counter() - started
                 streams = int(await ask("streams"))
                 await anyio.sleep(args.settle)  # the first saves of every new home
-                settle_memory()
+                settle_memory()  # as `roost run` does once ready, and paces the GC
+                tg.start_soon(pace_collections)
                 after = rss_kib()
                 per = (after - before) / n
                 print(

@@ -83,9 +83,9 @@ from roost.providers.base import Provider, WriteLimits
 from roost.providers.nest_wwn import NestWwnAccount
 from roost.providers.nest_wwn.provider import NestWwnProvider
 from roost.rules.author import Rule, when
+from roost.service.collector import pace_collections, settle_memory
 from roost.service.observe import Observer
 from roost.service.runtime import Runtime
-from roost.service.systemd import settle_memory
 from stream_sim import setpoint
 
 ACCOUNT = "bench"
@@ -176,7 +176,8 @@ async def run_stack(
                 with anyio.fail_after(10):
                     while not runtime.state.account(ACCOUNT).baseline:
                         await anyio.sleep(0.01)
-                settle_memory()  # as `roost run` does once it is ready
+                settle_memory()  # as `roost run` does once it is ready, and paces the GC
+                tg.start_soon(pace_collections)
                 cpu0, wall0 = time.process_time(), time.perf_counter()
                 puts0 = sum(p.stats.puts for p in runtime.providers)
                 await sim.stdin.send(b"go\n")

@@ -17,7 +17,6 @@ providers close, the state is flushed and the store closed: exit 0.
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 import socket
@@ -30,6 +29,7 @@ import structlog
 from roost.core.bus import Bus
 from roost.core.events import ConnectionState
 from roost.host import listeners
+from roost.service.collector import pace_collections, settle_memory
 from roost.service.introspect import service_commands
 from roost.service.observe import Observer
 from roost.service.runtime import Runtime
@@ -113,37 +113,6 @@ class EngineWatch:
         return not stuck
 
 
-# A young collection every 10,000 net allocations instead of 700: a rule run or a change
-# makes a few dozen short-lived objects, nearly all freed by reference counting, and the
-# default threshold spent 10-12 % of the engine's CPU in collections that found little
-# (bench/README.md). A young collection of 10,000 objects takes ~1 ms.
-GC_YOUNG_THRESHOLD = 10_000
-
-
-def settle_memory() -> None:
-    """Once ready: what start-up made (modules, settings, rules, the first snapshots) is
-    here to stay, so take it out of the collector's reach. Full collections then walk only
-    what came later instead of pausing the loop for tens of milliseconds."""
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
-    trim_heap()
-
-
-def trim_heap() -> None:
-    """Hand the C heap's free pages back to the system. Start-up frees more than it keeps
-    (parsed settings and rule files, the first snapshot's JSON, import-time temporaries),
-    and glibc returns only the top of its heap by itself. glibc only; elsewhere nothing."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None)
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 async def supervise(runtime: Runtime) -> None:
     """Tell systemd when roost is ready and what it is doing; keep the watchdog fed."""
     started = time.monotonic()
@@ -151,6 +120,13 @@ async def supervise(runtime: Runtime) -> None:
     sd_notify("READY=1", f"STATUS={status_line(runtime)}")
     log.info("ready", seconds=round(time.monotonic() - started, 3), status=status_line(runtime))
     settle_memory()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pace_collections)
+        await keep_systemd_told(runtime)
+
+
+async def keep_systemd_told(runtime: Runtime) -> None:
+    """The status line, and the watchdog ping while the engine keeps up."""
     interval = watchdog_interval_s()
     watch = EngineWatch(runtime)
     while True:
