@@ -1,8 +1,9 @@
-"""The collector paced on the loop's clock (service/collector.py): young collections come
-on time even when a workload's allocations and deallocations balance (CPython's own
-counter then never fires), and cycles that died old are still reclaimed, by the full
-collection, at its period and not before. CPython's automatic collections are off during
-each test, so every collection counted is the pacer's."""
+"""The collector paced on the loop's clock and the CPU spent (service/collector.py): young
+collections come on time even when a workload's allocations and deallocations balance
+(CPython's own counter then never fires), an idle loop is not collected, and cycles that
+died old are still reclaimed, by the full collection, at its period and not before.
+CPython's automatic collections are off during each test, so every collection counted is
+the pacer's."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ async def test_young_collections_come_on_time_while_allocations_balance(
     gc.collect()  # the old state is old
     counted.reset()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(pace_collections, 0.01, 5, 3600.0)
+        tg.start_soon(pace_collections, 0.001, 5, 3600.0, (0.01, 0.01))
         with anyio.move_on_after(0.5):
             while True:  # each new state replaces an old one: a net count of zero
                 for n in homes:
@@ -82,11 +83,21 @@ async def test_young_collections_come_on_time_while_allocations_balance(
 
 
 @pytest.mark.anyio
+async def test_an_idle_loop_is_not_collected(counted: Collections) -> None:
+    counted.reset()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pace_collections, 0.2, 5, 3600.0, (0.01, 0.01))
+        await anyio.sleep(0.5)  # 50 looks, far less than 0.2 s of CPU spent
+        tg.cancel_scope.cancel()
+    assert counted.by_generation == [0, 0, 0]
+
+
+@pytest.mark.anyio
 async def test_a_cycle_that_died_old_waits_for_the_full_collection(counted: Collections) -> None:
     dead = old_cycle()
     counted.reset()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(pace_collections, 0.01, 2, 0.4)
+        tg.start_soon(pace_collections, 0.0, 2, 0.4, (0.01, 0.01))
         await anyio.sleep(0.2)
         assert dead() is not None  # young and middle collections do not walk the old
         assert counted.by_generation[2] == 0
