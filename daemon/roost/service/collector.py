@@ -30,7 +30,7 @@ import anyio
 # counting; the default threshold spent 10-12 % of the engine's CPU in collections).
 GC_YOUNG_THRESHOLD = 10_000
 YOUNG_AFTER_CPU_S = 0.01
-MIDDLE_EVERY = 5  # young collections
+MIDDLE_EVERY = 3  # young collections
 FULL_EVERY_S = 600.0
 LOOK_BUSY_S = 0.1  # after a collection
 LOOK_IDLE_S = 1.0  # after a look that found too little CPU spent to collect
