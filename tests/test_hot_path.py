@@ -389,6 +389,5 @@ def test_a_run_starts_as_a_fresh_home_and_run_guard() -> None:
         assert getattr(run, name) == getattr(guard, name), name
     assert run.definition is rule
     assert run.state is state
-    assert run.start == 0
     assert run.scope is None
     assert run.deadline().clock is services.clock
