@@ -24,7 +24,7 @@ from roost.core.redact import redact_text
 from roost.core.timers import TimerKind, TimerRecord, Timers
 from roost.engine.rule_home import RuleHome, Services
 from roost.engine.runner import Run
-from roost.engine.traces import Result, Trace
+from roost.engine.traces import Result, Trace, begun
 from roost.engine.windows import Window
 from roost.notify.alarms import is_alarm
 from roost.rules.author import Rule, RunMode
@@ -123,7 +123,7 @@ class Admission:
         ctx = event.context
         if trace is None:  # `Engine._trace`, inline: into the rule's own traces
             key = ctx.correlation  # the rules that ran before in its causation chain
-            trace = Trace(r.name, label, now, event, self._chains.get(key, ()) if key else ())
+            trace = begun(r.name, label, now, event, self._chains.get(key, ()) if key else ())
             state.traces.append(trace)
         else:
             trace.end(Result.RUNNING)

@@ -139,6 +139,28 @@ def _event_summary(e: Event) -> dict[str, Any]:
     return summary
 
 
+_RUNNING = Result.RUNNING  # read once: a member read through its enum is a lookup
+
+
+def begun(rule: str, trigger: str, at: datetime, event: Event, chain: tuple[str, ...]) -> Trace:
+    """`Trace(rule, trigger, at, event, chain)`, as admission starts one for every triggered
+    rule: the same fields and defaults, set without the dataclass `__init__` (its call,
+    and a check per defaulted field)."""
+    trace: Trace = _new(Trace)
+    trace.rule = rule
+    trace.trigger = trigger
+    trace.at = at
+    trace.event = event
+    trace.chain = chain
+    trace.conditions = []
+    trace.steps = []
+    trace.result = _RUNNING
+    trace.reason = ""
+    trace.finished_at = None
+    trace.number = next_number()
+    return trace
+
+
 class TraceStore:
     """The latest traces of each rule, newest last."""
 
