@@ -85,7 +85,6 @@ class Run(RuleHome):
     trace: Trace
     start: int
     watchdog: anyio.CancelScope | None
-    timed_out: bool
 
     def __init__(
         self,
@@ -115,10 +114,11 @@ class Run(RuleHome):
         self.definition = definition
         self.state = state
         # `start` is set when it is launched, `watchdog` (the deadline on a virtual clock)
-        # and `timed_out` when it first waits (`_carry_on`): most runs never wait.
+        # when it first waits (`Run.waits`): most runs never wait.
         self.started = 0.0  # on the clock's monotonic time, set when the run starts
         self._deadline: RunDeadline | None = None
         self.scope = None  # made when it first waits
+        self.timed_out = False  # its watchdog cancelled it (read for any TimeoutError)
         self.restarted = False  # a newer trigger of a restart-mode rule cancelled it
 
     def timeout(self) -> float:
@@ -136,7 +136,7 @@ class Run(RuleHome):
     def waits(self) -> anyio.CancelScope:
         """It goes on past its first stretch: its cancel scope, made now."""
         self.scope = scope = anyio.CancelScope()
-        self.watchdog, self.timed_out = None, False
+        self.watchdog = None
         return scope
 
     def restart(self) -> None:
