@@ -217,6 +217,31 @@ async def test_a_failing_or_hanging_rule_does_not_stop_the_others(tmp_path: Path
         assert w.engine.stats["hangs"].timeouts >= 1
 
 
+async def test_a_body_that_raises_timeout_before_it_waits_is_traced_as_timed_out(
+    tmp_path: Path,
+) -> None:
+    """A TimeoutError of the rule's own, raised in its first stretch (before it ever
+    waited, so before it had a cancel scope), is that run's timeout; the engine goes on."""
+    py = """
+    from roost import rule, when
+
+    @rule(on=when("temperature"))
+    async def gives_up(event, home):
+        raise TimeoutError("the rule's own")
+
+    @rule(on=when("temperature"))
+    async def works(event, home):
+        await home.notify("still here")
+    """
+    async with world(tmp_path, {"r.py": py}) as w:
+        await w.change(Change("t1", "ambient_c", 19.0))
+        await w.change(Change("t1", "ambient_c", 18.0))
+        assert [n.title for n in w.notes] == ["still here", "still here"]
+        assert w.engine.stats["gives_up"].timeouts == 2
+        traces = w.engine.traces.latest("gives_up")
+        assert [t.result for t in traces] == ["timed_out", "timed_out"]
+
+
 async def test_a_rule_is_not_retriggered_by_its_own_echo(tmp_path: Path) -> None:
     py = """
     from roost import rule, when

@@ -389,6 +389,24 @@ def test_a_run_starts_as_a_fresh_home_and_run_guard() -> None:
         assert getattr(run, name) == getattr(guard, name), name
     assert run.definition is rule
     assert run.state is state
-    assert run.start == 0
     assert run.scope is None
     assert run.deadline().clock is services.clock
+
+
+def test_an_admitted_trace_is_the_trace_its_init_makes() -> None:
+    """`traces.begun` (admission's trace, one per triggered rule) sets every field as
+    `Trace(...)` does: its own number, and lists of its own."""
+    from roost.engine.traces import Trace, begun
+
+    event = TemperatureChanged(id="e", at=AT, account="a", device="t1", old=1, new=2)
+    made = begun("r", "when t1", AT, event, ("before",))
+    plain = Trace("r", "when t1", AT, event, ("before",))
+    assert type(made) is Trace
+    for f in dataclasses.fields(Trace):
+        if f.name != "number":
+            assert getattr(made, f.name) == getattr(plain, f.name), f.name
+    assert made.number != plain.number
+    assert made.id != plain.id
+    assert made.conditions is not plain.conditions
+    assert made.steps is not plain.steps
+    assert made.conditions is not begun("r", "when t1", AT, event, ()).conditions

@@ -24,7 +24,7 @@ from roost.core.redact import redact_text
 from roost.core.timers import TimerKind, TimerRecord, Timers
 from roost.engine.rule_home import RuleHome, Services
 from roost.engine.runner import Run
-from roost.engine.traces import Result, Trace
+from roost.engine.traces import Result, Trace, begun
 from roost.engine.windows import Window
 from roost.notify.alarms import is_alarm
 from roost.rules.author import Rule, RunMode
@@ -74,6 +74,9 @@ class RuleState:
     running: list[Run] = field(default_factory=list)
     queue: deque[tuple[Event, Trace]] = field(default_factory=deque)
     pending: dict[str, Trace] = field(default_factory=dict)  # timer id → its trace
+    # The rule's latest traces: its own in the engine's `TraceStore` (`TraceStore.of`),
+    # set when the engine takes the rule on.
+    traces: deque[Trace] = field(default_factory=deque)
 
 
 class Admission:
@@ -117,11 +120,13 @@ class Admission:
         """A trigger of `r` fired. Decide whether it runs, trace the answer either way."""
         state = self._states[r.name]
         now = self.clock.now()
-        if trace is None:
-            trace = self._trace(r, label, event, now)
+        ctx = event.context
+        if trace is None:  # `Engine._trace`, inline: into the rule's own traces
+            key = ctx.correlation  # the rules that ran before in its causation chain
+            trace = begun(r.name, label, now, event, self._chains.get(key, ()) if key else ())
+            state.traces.append(trace)
         else:
             trace.end(Result.RUNNING)
-        ctx = event.context
         if ctx.rule == r.name and not r.react_to_own_echo:
             self.stats[r.name].skipped_echo += 1
             return self._skip(trace, "the event is the echo of this rule's own command", now)
@@ -146,9 +151,19 @@ class Admission:
             count, window = r.rate
             return self._skip(trace, f"rate limit: {count} runs per {window:g}s reached", now)
         run = None
-        if r.condition is not None:
-            run = self._condition(r, event, trace, state)
-            if run is None:
+        condition = r.condition
+        if condition is not None:  # `_condition`, inline
+            # `load` made it a Condition; a plain predicate set on the rule since is wrapped
+            check = getattr(condition, "check", None) or as_condition(condition).check
+            run = Run(
+                self.services, r, event, trace, self, state, self.block_budget_s, self.max_commands
+            )
+            try:
+                held = check(event, run, trace.conditions)
+            except Exception as exc:
+                self._condition_raised(r, trace, exc)
+                held = False
+            if not held:
                 self.stats[r.name].skipped_condition += 1
                 return self._skip(trace, "condition not met", now)
         if not state.running:  # no run mode holds it back
@@ -211,10 +226,13 @@ class Admission:
         try:
             return run if check(event, run, trace.conditions) else None
         except Exception as exc:
-            self.stats[r.name].errors += 1
-            log.exception("rule condition raised", rule=r.name, source=r.source)
-            trace.conditions.append((redact_text(f"raised {type(exc).__name__}: {exc}"), False))
+            self._condition_raised(r, trace, exc)
             return None
+
+    def _condition_raised(self, r: Rule, trace: Trace, exc: Exception) -> None:
+        self.stats[r.name].errors += 1
+        log.exception("rule condition raised", rule=r.name, source=r.source)
+        trace.conditions.append((redact_text(f"raised {type(exc).__name__}: {exc}"), False))
 
     def _debounce(
         self, r: Rule, event: Event, label: str, trace: Trace, state: RuleState, now: datetime

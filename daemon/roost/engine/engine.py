@@ -128,7 +128,7 @@ class Engine(Matching, Admission, Runner):
             if r.condition is not None:
                 r.condition = as_condition(r.condition)
             self.stats.setdefault(name, RuleStats())
-            self._states.setdefault(name, RuleState())
+            self._states.setdefault(name, RuleState()).traces = self.traces.of(name)
         self.stats = {name: self.stats[name] for name in self.rules}
         self._index = build_index(self.rules.values())
         # In the same step as the index (no await between): no batch published from now
@@ -192,8 +192,17 @@ class Engine(Matching, Admission, Runner):
                 if not ready:
                     event = pending.popleft()
                     slot = self._index.get(event.name)
-                    if slot is not None and (slot.matches_any or event.device in slot.by_key):
-                        self.match(event, slot)  # else no rule can match it
+                    if slot is None:
+                        continue  # no rule can match it
+                    if not slot.matches_any:
+                        device = event.device
+                        if device not in slot.by_key:
+                            continue  # no rule can match it
+                        entry = slot.single.get(device)
+                        if entry is not None:  # `match`'s one candidate, which matches
+                            self._triggered(entry.rule, event, entry.label)
+                            continue
+                    self.match(event, slot)
                     continue
                 run = ready.popleft()
                 rest = self._begin(run)
@@ -265,7 +274,7 @@ class Engine(Matching, Admission, Runner):
         key = event.context.correlation  # the rules that ran before in its causation chain
         chain = self._chains.get(key, ()) if key else ()
         trace = Trace(r.name, label, at, event, chain)
-        self.traces.add(trace)
+        self._states[r.name].traces.append(trace)
         return trace
 
     # ---- timers: holds, debounces, schedules, startup ------------------------------
@@ -398,7 +407,7 @@ class Engine(Matching, Admission, Runner):
             r = self.rules.get(name)
             if r is None:
                 continue
-            state = self._states.setdefault(name, RuleState())
+            state = self._states[name]  # `load` made it
             last = saved.get("last_run")
             state.last_run = datetime.fromisoformat(last) if last else None
             state.armed.update({str(k): bool(v) for k, v in saved.get("armed", {}).items()})

@@ -79,6 +79,11 @@ class RunGuard:
         if self.commands > self.max_commands:
             raise TooManyCommands(f"more than {self.max_commands} commands in one run")
 
+    def slow(self, seconds: float) -> None:
+        """A stretch held the event loop `seconds` (past the reporting threshold): what
+        `_stretch` reports it to when it is given no `on_slow` (a run reports and traces
+        it; a bare guard has no one to tell)."""
+
     def blocked(self) -> RuleBlocked:
         self.interrupted = True
         return RuleBlocked(f"held the event loop longer than {self.budget_s:g}s")
@@ -195,12 +200,13 @@ def _stretch(
     guard: RunGuard,
     interrupter: Interrupter | None,
     threshold_s: float,
-    on_slow: Callable[[float], None],
+    on_slow: Callable[[float], None] | None,
     value: Any = None,
     error: BaseException | None = None,
 ) -> tuple[bool, Any]:
     """One stretch of `coro` (the code between two awaits), watched by `interrupter` (None:
-    only timed); one that held the loop longer than `threshold_s` is reported."""
+    only timed); one that held the loop longer than `threshold_s` is reported to `on_slow`
+    (None: to `guard.slow`)."""
     started = time.perf_counter()
     result = None
     try:
@@ -216,15 +222,15 @@ def _stretch(
     except RuleStopped:
         if interrupter is not None:
             interrupter.stretch = None
-        _check(started, threshold_s, on_slow)
+        _check(started, threshold_s, on_slow or guard.slow)
         coro.close()
         raise
     except BaseException:
-        _check(started, threshold_s, on_slow)
+        _check(started, threshold_s, on_slow or guard.slow)
         raise
     elapsed = time.perf_counter() - started  # `_check`, inline: every run ends here
     if elapsed > threshold_s:
-        on_slow(elapsed)
+        (on_slow or guard.slow)(elapsed)
     if yielded is _RETURNED:
         if guard.interrupted:  # it caught the stop and went on: still stopped
             raise RuleBlocked("caught the stop and went on")
@@ -241,7 +247,7 @@ def first_stretch(
     guard: RunGuard,
     interrupter: Interrupter | None,
     threshold_s: float,
-    on_slow: Callable[[float], None],
+    on_slow: Callable[[float], None] | None = None,
 ) -> tuple[Generator[Any, Any, None] | None, Any]:
     """Run `coro` up to its first wait, watched (see `_stretch`): (None, None) if it
     returned; else (what runs the rest of it, what it waits on), to hand to

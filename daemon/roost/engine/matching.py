@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -61,6 +61,10 @@ class Slot:
     # Every event of this name may match (a trigger on any device, or by a name); else only
     # an event whose device is a key of `by_key`.
     matches_any: bool = True
+    # The keys with one trigger that matches every event it is indexed under (no filters,
+    # no memory): while `matches_any` is False, such an event fires that rule and nothing
+    # else, without `Matching.match` (most rules watch one device).
+    single: dict[str, Entry] = field(default_factory=dict)
 
     def settle(self) -> None:
         self.matches_any = bool(self.anywhere or self.names)
@@ -79,7 +83,12 @@ def build_index(rules: Iterable[Rule]) -> Index:
     slots = {}
     for name, by_device in index.items():
         anywhere = by_device.pop(ANY_DEVICE, _NONE)
-        slots[name] = Slot(dict(by_device), anywhere, set(by_device))
+        single = {
+            key: entries[0]
+            for key, entries in by_device.items()
+            if len(entries) == 1 and not entries[0].stateful and not entries[0].filtered
+        }
+        slots[name] = Slot(dict(by_device), anywhere, set(by_device), single=single)
         slots[name].settle()
     return slots
 

@@ -20,7 +20,7 @@ from roost.core.durations import parse_duration
 from roost.core.events import CommandOutcome, Event
 from roost.core.model import Presence, Structure
 from roost.engine.isolation import RunDeadline, RunGuard
-from roost.engine.traces import CommandStep, Trace
+from roost.engine.traces import Trace, command_step
 from roost.engine.windows import TagLimiter
 from roost.notify.alarms import is_alarm_notification
 from roost.notify.notifier import Notification, Priority
@@ -292,8 +292,14 @@ class RuleHome(RunGuard):
             await self.command(target, SetPresence(Presence(presence)))
 
     async def command(self, target: str, action: Action) -> CommandOutcome:
-        with self:
-            self.count_command()
+        # `with self:` and `count_command`, inline (a command a run, in most runs): roost's
+        # code runs from here on (`RunGuard.__enter__`)
+        self.roost += 1
+        try:
+            if self.commands < self.max_commands:
+                self.commands += 1
+            else:
+                self.count_command()  # one too many: it raises
             services, event = self._services, self.event
             now = self.first_stretch_at or services.clock.now()
             found = services.state.find(target)
@@ -311,8 +317,16 @@ class RuleHome(RunGuard):
             )
             outcome = await services.submit(command, now, found)  # both of this stretch
             if self.trace is not None:
-                self.trace.steps.append(CommandStep(outcome, found[1].name if found else target))
-            return outcome
+                self.trace.steps.append(command_step(outcome, found[1].name if found else target))
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        # back to the rule's code (`RunGuard.__exit__` with no exception, inline)
+        self.roost -= 1
+        if self.roost == 0 and self.deferred:
+            self.deferred = False
+            raise self.blocked()
+        return outcome
 
     async def notify(
         self,

@@ -83,6 +83,8 @@ class Run(RuleHome):
 
     _runner: RunOwner
     trace: Trace
+    start: int
+    watchdog: anyio.CancelScope | None
 
     def __init__(
         self,
@@ -111,12 +113,12 @@ class Run(RuleHome):
         self.interrupted = False
         self.definition = definition
         self.state = state
-        self.start = 0
+        # `start` is set when it is launched, `watchdog` (the deadline on a virtual clock)
+        # when it first waits (`Run.waits`): most runs never wait.
         self.started = 0.0  # on the clock's monotonic time, set when the run starts
         self._deadline: RunDeadline | None = None
         self.scope = None  # made when it first waits
-        self.watchdog: anyio.CancelScope | None = None  # the deadline on a virtual clock
-        self.timed_out = False
+        self.timed_out = False  # its watchdog cancelled it (read for any TimeoutError)
         self.restarted = False  # a newer trigger of a restart-mode rule cancelled it
 
     def timeout(self) -> float:
@@ -130,6 +132,12 @@ class Run(RuleHome):
             clock = self._services.clock
             self._deadline = RunDeadline(clock, self.timeout(), self.started)
         return self._deadline
+
+    def waits(self) -> anyio.CancelScope:
+        """It goes on past its first stretch: its cancel scope, made now."""
+        self.scope = scope = anyio.CancelScope()
+        self.watchdog = None
+        return scope
 
     def restart(self) -> None:
         """A newer trigger replaces this run (restart mode)."""
@@ -195,7 +203,7 @@ class Runner:
             if not isinstance(body, CoroutineType):
                 run.first_stretch_at = None
                 return self._carry_on(r, event, run, state, body, _UNSTEPPED)
-            rest, waits_for = first_stretch(body, run, self._interrupter, self.blocking_s, run.slow)
+            rest, waits_for = first_stretch(body, run, self._interrupter, self.blocking_s)
         except (Exception, RuleStopped) as exc:
             self._ended(r, event, run, exc)
             self._release(r, run, state)
@@ -212,7 +220,9 @@ class Runner:
             trace = run.trace
             finished = run.first_stretch_at or self.clock.now()
             trace.result, trace.reason, trace.finished_at = _RAN, "", finished
-        self._release(r, run, state)
+        state.running.remove(run)  # `_release`, inline
+        if state.queue:
+            self._release_queued(r, state)
         return None
 
     async def _carry_on(
@@ -228,7 +238,7 @@ class Runner:
         first stretch waits on; `_UNSTEPPED` for a body that is not a coroutine, awaited as
         it is): in its cancel scope, each stretch watched. A cancellation from outside (the
         engine stops) goes on up untraced, as it came."""
-        run.scope = scope = anyio.CancelScope()
+        scope = run.waits()
         if run.restarted:
             scope.cancel()
         try:
@@ -321,7 +331,11 @@ class Runner:
     def _release(self, r: Rule, run: Run, state: RuleState) -> None:
         """The run is over: the next queued one (queued mode) starts."""
         state.running.remove(run)
-        if state.queue and self._tg is not None:
+        if state.queue:
+            self._release_queued(r, state)
+
+    def _release_queued(self, r: Rule, state: RuleState) -> None:
+        if self._tg is not None:
             queued_event, queued_trace = state.queue.popleft()
             self._launch(r, queued_event, queued_trace, state)
 

@@ -64,6 +64,17 @@ class CommandStep(Step):
         return str(getattr(self, name))
 
 
+_new = object.__new__
+
+
+def command_step(made: CommandOutcome, shown: str) -> CommandStep:
+    """`CommandStep(made, shown)`, without the call of its `__init__` (one a command)."""
+    step: CommandStep = _new(CommandStep)
+    step._made = made
+    step._shown = shown
+    return step
+
+
 @dataclass(slots=True)
 class Trace:
     rule: str
@@ -128,6 +139,28 @@ def _event_summary(e: Event) -> dict[str, Any]:
     return summary
 
 
+_RUNNING = Result.RUNNING  # read once: a member read through its enum is a lookup
+
+
+def begun(rule: str, trigger: str, at: datetime, event: Event, chain: tuple[str, ...]) -> Trace:
+    """`Trace(rule, trigger, at, event, chain)`, as admission starts one for every triggered
+    rule: the same fields and defaults, set without the dataclass `__init__` (its call,
+    and a check per defaulted field)."""
+    trace: Trace = _new(Trace)
+    trace.rule = rule
+    trace.trigger = trigger
+    trace.at = at
+    trace.event = event
+    trace.chain = chain
+    trace.conditions = []
+    trace.steps = []
+    trace.result = _RUNNING
+    trace.reason = ""
+    trace.finished_at = None
+    trace.number = next_number()
+    return trace
+
+
 class TraceStore:
     """The latest traces of each rule, newest last."""
 
@@ -136,10 +169,15 @@ class TraceStore:
         self._by_rule: dict[str, deque[Trace]] = {}
 
     def add(self, trace: Trace) -> None:
-        found = self._by_rule.get(trace.rule)
+        self.of(trace.rule).append(trace)
+
+    def of(self, rule: str) -> deque[Trace]:
+        """The rule's traces, newest last (made empty on first use; the same deque from then
+        on, which the engine appends a run's trace to)."""
+        found = self._by_rule.get(rule)
         if found is None:
-            found = self._by_rule[trace.rule] = deque(maxlen=self.per_rule)
-        found.append(trace)
+            found = self._by_rule[rule] = deque(maxlen=self.per_rule)
+        return found
 
     def latest(self, rule: str | None = None, limit: int = 20) -> list[Trace]:
         """The newest `limit` traces of one rule, or of all rules, oldest first."""
@@ -152,7 +190,9 @@ class TraceStore:
         return sorted(self._by_rule)
 
     def forget(self, rule: str) -> None:
-        self._by_rule.pop(rule, None)
+        found = self._by_rule.get(rule)
+        if found is not None:
+            found.clear()  # in place: the engine holds the deque
 
 
 # ---- reading them ----------------------------------------------------------------------
