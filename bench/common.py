@@ -10,6 +10,8 @@ import os
 import platform
 import statistics
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -70,6 +72,53 @@ def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
 def load() -> str:
     """The 1-minute load average: other work on the machine skews every figure."""
     return f"load average {os.getloadavg()[0]:.2f} (1 min)"
+
+
+class CpuMeter(threading.Thread):
+    """What else used the machine while a latency benchmark ran, sampled every 0.1 s from
+    /proc (Linux; elsewhere no samples): the machine's busy time (steal included), the time
+    the hypervisor gave to other guests (steal), and this process's and `other_pid`'s CPU.
+    The 1-minute load average printed at start and end lags by a minute and counts the
+    benchmark's own processes, so it cannot tell which window of a run shared the cores."""
+
+    def __init__(self, other_pid: int) -> None:
+        super().__init__(name="cpu meter", daemon=True)
+        self.other_pid = other_pid
+        self.samples: list[tuple[float, int, int, int, int]] = []  # at, busy, steal, own, other
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(0.1):
+            try:
+                with open("/proc/stat", encoding="ascii") as stat:
+                    ticks = [int(x) for x in stat.readline().split()[1:9]]
+                own, other = _process_ticks(os.getpid()), _process_ticks(self.other_pid)
+            except (OSError, ValueError, IndexError):
+                return
+            busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+            self.samples.append((time.time(), busy, ticks[7], own, other))
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+    def shares(self, start: float, end: float) -> tuple[float, float] | None:
+        """(cores the other processes used, cores stolen by the hypervisor) between two
+        `time.time()` instants; None without two samples in between."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return None
+        first, last = inside[0], inside[-1]
+        span = (last[0] - first[0]) * os.sysconf("SC_CLK_TCK")
+        busy, steal, own, other = (last[i] - first[i] for i in range(1, 5))
+        return (busy - steal - own - other) / span, steal / span
+
+
+def _process_ticks(pid: int) -> int:
+    """User + system clock ticks of process `pid` (all its threads)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def header(title: str, detail: str) -> None:

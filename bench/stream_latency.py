@@ -52,6 +52,11 @@ shared machine that figure holds where the latency does not (a daemon that gets 
 core falls behind at any rate), and the target's "under 50 % of one core at 1,000/s" is
 ≤ 0.5 ms per change.
 
+Each run's line ends with what else used the cores in its window (`common.CpuMeter`): the
+other processes' CPU and the hypervisor's steal, in cores. The simulator and the daemon
+use about one of the 2 cores between them at 1,000/s, so a run that shared the machine
+with anything else reads the machine's run queue, not roost (bench/README, issue 20).
+
 `--scan R1 R2 …` (mode `limits`) runs each rate in turn and reports the saturation point:
 the first rate whose p99 (median over the runs) passes 50 ms.
 """
@@ -74,7 +79,7 @@ from typing import Any
 import anyio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from common import Summary, change_of, header, load, quiet_logging, verdict
+from common import CpuMeter, Summary, change_of, header, load, quiet_logging, verdict
 from roost.config.settings import GuardSettings, Settings
 from roost.core.events import AttributeChanged
 from roost.core.secret import Secret
@@ -108,6 +113,7 @@ class Decisions:
     cpu_s: float = 0.0  # the daemon's CPU time over the load
     puts: int = 0  # whole-document puts the provider read over the load
     blocked: dict[str, int] = field(default_factory=dict)  # bus subscribers that held a publisher
+    meter: CpuMeter | None = None  # what else ran on the machine meanwhile
 
     def rule(self) -> Rule:
         async def follow(event: AttributeChanged, home: RuleHome) -> None:
@@ -178,10 +184,13 @@ async def run_stack(
                         await anyio.sleep(0.01)
                 settle_memory()  # as `roost run` does once it is ready, and paces the GC
                 tg.start_soon(pace_collections)
+                decisions.meter = meter = CpuMeter(sim.pid)
+                meter.start()
                 cpu0, wall0 = time.process_time(), time.perf_counter()
                 puts0 = sum(p.stats.puts for p in runtime.providers)
                 await sim.stdin.send(b"go\n")
                 line = await out.receive_until(b"\n", 100 * 1024 * 1024)
+                meter.stop()
                 decisions.cpu_s = time.process_time() - cpu0
                 decisions.cpu_share = decisions.cpu_s / (time.perf_counter() - wall0)
                 decisions.puts = sum(p.stats.puts for p in runtime.providers) - puts0
@@ -279,7 +288,7 @@ def report(
             chosen = range(first + r * per_run, min(first + (r + 1) * per_run, len(changed_at)))
             delays = [done[n] - changed_at[n] if n in done else None for n in chosen]
             runs.append(Latency.of(delays))
-            print(f"     run {r + 1}: {runs[-1].line()}")
+            print(f"     run {r + 1}: {runs[-1].line()}{noise(d, changed_at, chosen)}")
         for q in ("p50", "p99", "p999"):
             s = Summary.of([getattr(latency, f"{q}_ms") for latency in runs])
             line = f"     {q:<4} median {s.median:7.2f} ms (min {s.min:.2f}, max {s.max:.2f})"
@@ -290,6 +299,16 @@ def report(
     shown = legs(changed_at[first:], first, d, written if mode == "unthrottled" else {})
     print(f"   legs, median / p99 over all runs (ms): {shown}")
     sys.stdout.flush()
+
+
+def noise(d: Decisions, changed_at: Sequence[float], chosen: range) -> str:
+    """What else used the cores during one run's window."""
+    if d.meter is None or not chosen:
+        return ""
+    shares = d.meter.shares(changed_at[chosen[0]], changed_at[chosen[-1]])
+    if shares is None:
+        return ""
+    return f"; others {max(0.0, shares[0]):.2f} cores, steal {shares[1]:.2f}"
 
 
 def p99_median(args: argparse.Namespace, result: dict[str, Any], d: Decisions) -> float:
